@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! isbootctl: the userland companion of isboot.ko.
+fn main() {}
