@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Logic of the FreeBSD kernel glue that needs no kernel: CAM CCB translation and completion
+//! mapping, LUN numbering, `sbintime_t` arithmetic and the boot NIC's address plan.
+//!
+//! The kernel crate (`driver/kmod`) does the `unsafe` reads and writes of kernel structures and
+//! calls into this crate for every decision, so the decisions are tested with `cargo test` on the
+//! build host.
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod cam;
+pub mod lun;
+pub mod netplan;
+pub mod time;

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! What to configure on the boot NIC, decided from the iBFT's values before any ioctl runs.
+//!
+//! The glue turns a [`Plan4`] or [`Plan6`] into `SIOCAIFADDR` / `SIOCAIFADDR_IN6` and route
+//! requests; every check that can be made on plain addresses is made here, so that a bad iBFT is
+//! reported with what was wrong instead of leaving a half-configured interface.
+
+/// IPv4 netmask for a prefix length (`None` beyond 32).
+pub fn mask4(prefix: u8) -> Option<[u8; 4]> {
+    match prefix {
+        0 => Some([0; 4]),
+        1..=32 => Some((u32::MAX << (32 - u32::from(prefix))).to_be_bytes()),
+        _ => None,
+    }
+}
+
+/// IPv6 netmask for a prefix length (`None` beyond 128).
+pub fn mask6(prefix: u8) -> Option<[u8; 16]> {
+    match prefix {
+        0 => Some([0; 16]),
+        1..=128 => Some((u128::MAX << (128 - u32::from(prefix))).to_be_bytes()),
+        _ => None,
+    }
+}
+
+fn same_net<const N: usize>(a: &[u8; N], b: &[u8; N], mask: &[u8; N]) -> bool {
+    a.iter().zip(b).zip(mask).all(|((x, y), m)| x & m == y & m)
+}
+
+/// How the target is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach<A> {
+    /// The target is inside the NIC's prefix: the interface route covers it.
+    OnLink,
+    /// Through this gateway: a host route to the target, and a default route when none exists.
+    Gateway(A),
+}
+
+/// The IPv4 configuration of the boot NIC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan4 {
+    pub addr: [u8; 4],
+    pub mask: [u8; 4],
+    /// Directed broadcast (none for /31 and /32, RFC 3021).
+    pub broadcast: Option<[u8; 4]>,
+    pub reach: Reach<[u8; 4]>,
+}
+
+/// The IPv6 configuration of the boot NIC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan6 {
+    pub addr: [u8; 16],
+    pub mask: [u8; 16],
+    pub reach: Reach<[u8; 16]>,
+}
+
+/// Why the iBFT's network values cannot be applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    /// The NIC has no address (DHCP-origin NICs must still carry the leased address).
+    NoAddress,
+    PrefixTooLong(u8),
+    /// The target lies outside the NIC's prefix and the iBFT names no gateway.
+    TargetOffLinkWithoutGateway,
+    /// The gateway lies outside the NIC's prefix, so it cannot be reached.
+    GatewayOffLink,
+    /// The NIC and the target are of different address families.
+    FamilyMismatch,
+}
+
+impl core::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PlanError::NoAddress => f.write_str("the iBFT NIC has no IP address"),
+            PlanError::PrefixTooLong(p) => write!(f, "prefix length {p} is too long"),
+            PlanError::TargetOffLinkWithoutGateway => {
+                f.write_str("the target is outside the NIC's subnet and the iBFT has no gateway")
+            }
+            PlanError::GatewayOffLink => f.write_str("the gateway is outside the NIC's subnet"),
+            PlanError::FamilyMismatch => f.write_str("NIC and target use different IP versions"),
+        }
+    }
+}
+
+/// Plans the IPv4 setup. `gateway` of all zeros counts as absent.
+pub fn plan4(
+    addr: [u8; 4],
+    prefix: u8,
+    gateway: Option<[u8; 4]>,
+    target: [u8; 4],
+) -> Result<Plan4, PlanError> {
+    if addr == [0; 4] {
+        return Err(PlanError::NoAddress);
+    }
+    let mask = mask4(prefix).ok_or(PlanError::PrefixTooLong(prefix))?;
+    let gateway = gateway.filter(|g| *g != [0; 4]);
+    let broadcast = (prefix <= 30).then(|| {
+        let mut b = addr;
+        for (x, m) in b.iter_mut().zip(mask) {
+            *x |= !m;
+        }
+        b
+    });
+    let reach = reach(&addr, &mask, gateway, &target)?;
+    Ok(Plan4 {
+        addr,
+        mask,
+        broadcast,
+        reach,
+    })
+}
+
+/// Plans the IPv6 setup. `gateway` of all zeros counts as absent; a link-local gateway is always
+/// on-link (it is reached through the NIC's scope).
+pub fn plan6(
+    addr: [u8; 16],
+    prefix: u8,
+    gateway: Option<[u8; 16]>,
+    target: [u8; 16],
+) -> Result<Plan6, PlanError> {
+    if addr == [0; 16] {
+        return Err(PlanError::NoAddress);
+    }
+    let mask = mask6(prefix).ok_or(PlanError::PrefixTooLong(prefix))?;
+    let gateway = gateway.filter(|g| *g != [0; 16]);
+    let reach = if let Some(gw) = gateway.filter(is_link_local6) {
+        if same_net(&addr, &target, &mask) {
+            Reach::OnLink
+        } else {
+            Reach::Gateway(gw)
+        }
+    } else {
+        reach(&addr, &mask, gateway, &target)?
+    };
+    Ok(Plan6 { addr, mask, reach })
+}
+
+/// fe80::/10.
+pub fn is_link_local6(a: &[u8; 16]) -> bool {
+    a[0] == 0xfe && a[1] & 0xc0 == 0x80
+}
+
+fn reach<const N: usize>(
+    addr: &[u8; N],
+    mask: &[u8; N],
+    gateway: Option<[u8; N]>,
+    target: &[u8; N],
+) -> Result<Reach<[u8; N]>, PlanError> {
+    if same_net(addr, target, mask) {
+        return Ok(Reach::OnLink);
+    }
+    let gw = gateway.ok_or(PlanError::TargetOffLinkWithoutGateway)?;
+    if !same_net(addr, &gw, mask) {
+        return Err(PlanError::GatewayOffLink);
+    }
+    Ok(Reach::Gateway(gw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_from_prefix_lengths() {
+        assert_eq!(mask4(24), Some([255, 255, 255, 0]));
+        assert_eq!(mask4(0), Some([0; 4]));
+        assert_eq!(mask4(32), Some([255; 4]));
+        assert_eq!(mask4(33), None);
+        assert_eq!(
+            mask6(64).unwrap()[..9],
+            [255, 255, 255, 255, 255, 255, 255, 255, 0]
+        );
+        assert_eq!(mask6(129), None);
+    }
+
+    #[test]
+    fn target_in_the_subnet_is_on_link() {
+        let p = plan4([10, 0, 2, 15], 24, Some([10, 0, 2, 2]), [10, 0, 2, 2]).unwrap();
+        assert_eq!(p.reach, Reach::OnLink);
+        assert_eq!(p.broadcast, Some([10, 0, 2, 255]));
+        assert_eq!(p.mask, [255, 255, 255, 0]);
+    }
+
+    #[test]
+    fn target_elsewhere_goes_through_the_gateway() {
+        let p = plan4(
+            [192, 168, 1, 10],
+            24,
+            Some([192, 168, 1, 1]),
+            [172, 16, 0, 5],
+        )
+        .unwrap();
+        assert_eq!(p.reach, Reach::Gateway([192, 168, 1, 1]));
+    }
+
+    #[test]
+    fn unusable_values_are_reported() {
+        let t = [172, 16, 0, 5];
+        assert_eq!(plan4([0; 4], 24, None, t), Err(PlanError::NoAddress));
+        assert_eq!(
+            plan4([10, 0, 0, 1], 40, None, t),
+            Err(PlanError::PrefixTooLong(40))
+        );
+        assert_eq!(
+            plan4([10, 0, 0, 1], 24, Some([0; 4]), t),
+            Err(PlanError::TargetOffLinkWithoutGateway)
+        );
+        assert_eq!(
+            plan4([10, 0, 0, 1], 24, Some([10, 0, 1, 1]), t),
+            Err(PlanError::GatewayOffLink)
+        );
+    }
+
+    #[test]
+    fn point_to_point_prefixes_have_no_broadcast() {
+        assert_eq!(
+            plan4([10, 0, 0, 1], 31, None, [10, 0, 0, 0])
+                .unwrap()
+                .broadcast,
+            None
+        );
+        assert_eq!(
+            plan4([10, 0, 0, 1], 32, None, [10, 0, 0, 1])
+                .unwrap()
+                .broadcast,
+            None
+        );
+    }
+
+    #[test]
+    fn ipv6_global_and_link_local_gateways() {
+        let addr = [
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut target = addr;
+        target[15] = 0x20;
+        assert_eq!(plan6(addr, 64, None, target).unwrap().reach, Reach::OnLink);
+        let mut far = addr;
+        far[3] = 0xb9;
+        assert_eq!(
+            plan6(addr, 64, None, far),
+            Err(PlanError::TargetOffLinkWithoutGateway)
+        );
+        let mut ll = [0u8; 16];
+        ll[0] = 0xfe;
+        ll[1] = 0x80;
+        ll[15] = 1;
+        assert_eq!(
+            plan6(addr, 64, Some(ll), far).unwrap().reach,
+            Reach::Gateway(ll)
+        );
+    }
+}
