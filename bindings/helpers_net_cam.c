@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Wrappers for kernel macros and inline functions used by the runtime glue. See
+ * helpers_net_cam.h for the contract of each; nothing here decides anything.
+ */
+#include <sys/param.h>
+#include <sys/systm.h>
+#include <sys/kernel.h>
+#include <sys/lock.h>
+#include <sys/mutex.h>
+#include <sys/proc.h>
+#include <sys/priority.h>
+#include <sys/socket.h>
+#include <sys/socketvar.h>
+#include <sys/sockio.h>
+#include <sys/sockopt.h>
+#include <sys/taskqueue.h>
+#include <sys/callout.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/epoch.h>
+
+#include <net/if.h>
+#include <net/if_var.h>
+#include <net/if_clone.h>
+#include <net/route.h>
+#include <net/route/route_ctl.h>
+#include <net/vnet.h>
+
+#include <netinet/in.h>
+#include <netinet/in_var.h>
+#include <netinet6/in6_var.h>
+#include <netinet6/nd6.h>
+#include <netinet6/scope6_var.h>
+
+#include "helpers_net_cam.h"
+
+/* ---- context ---- */
+
+int
+isboot_with_vnet0(int (*fn)(void *), void *arg)
+{
+	int error;
+
+	CURVNET_SET(vnet0);
+	error = fn(arg);
+	CURVNET_RESTORE();
+	return (error);
+}
+
+int
+isboot_with_net_epoch(int (*fn)(void *), void *arg)
+{
+	struct epoch_tracker et;
+	int error;
+
+	NET_EPOCH_ENTER(et);
+	error = fn(arg);
+	NET_EPOCH_EXIT(et);
+	return (error);
+}
+
+struct thread *
+isboot_curthread(void)
+{
+	return (curthread);
+}
+
+int
+isboot_ifnet_foreach(int (*cb)(struct ifnet *, void *), void *arg)
+{
+#if __FreeBSD_version >= 1400000
+	return (if_foreach(cb, arg));
+#else
+	struct ifnet *ifp;
+	int error = 0;
+
+	NET_EPOCH_ASSERT();
+	CK_STAILQ_FOREACH(ifp, &V_ifnet, if_link) {
+		error = cb(ifp, arg);
+		if (error != 0)
+			break;
+	}
+	return (error);
+#endif
+}
+
+/* ---- interface configuration ---- */
+
+int
+isboot_if_up(struct socket *so, const char *ifname)
+{
+	struct ifreq ifr;
+	int error, flags;
+
+	memset(&ifr, 0, sizeof(ifr));
+	strlcpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name));
+	error = ifioctl(so, SIOCGIFFLAGS, (caddr_t)&ifr, curthread);
+	if (error != 0)
+		return (error);
+	flags = (ifr.ifr_flags & 0xffff) | (ifr.ifr_flagshigh << 16);
+	if ((flags & IFF_UP) != 0)
+		return (0);
+	flags |= IFF_UP;
+	ifr.ifr_flags = flags & 0xffff;
+	ifr.ifr_flagshigh = flags >> 16;
+	return (ifioctl(so, SIOCSIFFLAGS, (caddr_t)&ifr, curthread));
+}
+
+int
+isboot_if_add_addr4(struct socket *so, const char *ifname, const struct sockaddr_in *addr,
+    const struct sockaddr_in *mask, const struct sockaddr_in *broadcast)
+{
+	struct in_aliasreq ifra;
+
+	memset(&ifra, 0, sizeof(ifra));
+	strlcpy(ifra.ifra_name, ifname, sizeof(ifra.ifra_name));
+	ifra.ifra_addr = *addr;
+	ifra.ifra_mask = *mask;
+	if (broadcast != NULL)
+		ifra.ifra_broadaddr = *broadcast;
+	return (ifioctl(so, SIOCAIFADDR, (caddr_t)&ifra, curthread));
+}
+
+int
+isboot_if_add_addr6(struct socket *so, const char *ifname, const struct sockaddr_in6 *addr,
+    const struct sockaddr_in6 *mask, int nodad)
+{
+	struct in6_aliasreq ifra;
+
+	memset(&ifra, 0, sizeof(ifra));
+	strlcpy(ifra.ifra_name, ifname, sizeof(ifra.ifra_name));
+	ifra.ifra_addr = *addr;
+	ifra.ifra_prefixmask = *mask;
+	ifra.ifra_lifetime.ia6t_vltime = ND6_INFINITE_LIFETIME;
+	ifra.ifra_lifetime.ia6t_pltime = ND6_INFINITE_LIFETIME;
+	if (nodad)
+		ifra.ifra_flags |= IN6_IFF_NODAD;
+	return (ifioctl(so, SIOCAIFADDR_IN6, (caddr_t)&ifra, curthread));
+}
+
+int
+isboot_in6_setscope(struct sockaddr_in6 *sa, struct ifnet *ifp)
+{
+	return (in6_setscope(&sa->sin6_addr, ifp, NULL));
+}
+
+struct route_add_args {
+	struct rt_addrinfo info;
+	struct rib_cmd_info rc;
+};
+
+static int
+isboot_route_add_epoch(void *arg)
+{
+	struct route_add_args *a = arg;
+
+	return (rib_action(RT_DEFAULT_FIB, RTM_ADD, &a->info, &a->rc));
+}
+
+int
+isboot_route_add(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
+    struct ifnet *ifp)
+{
+	struct route_add_args a;
+
+	memset(&a, 0, sizeof(a));
+	a.info.rti_flags = RTF_UP | RTF_STATIC;
+	a.info.rti_info[RTAX_DST] = dst;
+	if (mask != NULL)
+		a.info.rti_info[RTAX_NETMASK] = mask;
+	else
+		a.info.rti_flags |= RTF_HOST;
+	if (gw != NULL) {
+		a.info.rti_flags |= RTF_GATEWAY;
+		a.info.rti_info[RTAX_GATEWAY] = gw;
+	}
+	a.info.rti_ifp = ifp;
+	return (isboot_with_net_epoch(isboot_route_add_epoch, &a));
+}
+
+int
+isboot_if_clone_create(char *name, size_t len)
+{
+	return (if_clone_create(name, len, NULL));
+}
+
+int
+isboot_if_clone_destroy(const char *name)
+{
+	return (if_clone_destroy(name));
+}
+
+/* ---- kernel sockets ---- */
+
+int
+isboot_socreate(int domain, struct socket **so, int type, int proto)
+{
+	return (socreate(domain, so, type, proto, curthread->td_ucred, curthread));
+}
+
+int
+isboot_so_setopt_int(struct socket *so, int level, int name, int value)
+{
+	struct sockopt sopt;
+
+	memset(&sopt, 0, sizeof(sopt));
+	sopt.sopt_dir = SOPT_SET;
+	sopt.sopt_level = level;
+	sopt.sopt_name = name;
+	sopt.sopt_val = &value;
+	sopt.sopt_valsize = sizeof(value);
+	sopt.sopt_td = NULL;
+	return (sosetopt(so, &sopt));
+}
+
+void
+isboot_so_upcalls_set(struct socket *so, int (*rcv)(struct socket *, void *, int),
+    int (*snd)(struct socket *, void *, int), void *arg, int rcv_lowat)
+{
+	SOCKBUF_LOCK(&so->so_rcv);
+	so->so_rcv.sb_lowat = rcv_lowat;
+	soupcall_set(so, SO_RCV, rcv, arg);
+	SOCKBUF_UNLOCK(&so->so_rcv);
+	SOCKBUF_LOCK(&so->so_snd);
+	soupcall_set(so, SO_SND, snd, arg);
+	SOCKBUF_UNLOCK(&so->so_snd);
+}
+
+void
+isboot_so_upcalls_clear(struct socket *so)
+{
+	/*
+	 * soupcall_clear() waits (under the sockbuf lock) until an upcall running on another CPU
+	 * has returned, so the argument may be freed afterwards.
+	 */
+	SOCKBUF_LOCK(&so->so_rcv);
+	if (so->so_rcv.sb_upcall != NULL)
+		soupcall_clear(so, SO_RCV);
+	SOCKBUF_UNLOCK(&so->so_rcv);
+	SOCKBUF_LOCK(&so->so_snd);
+	if (so->so_snd.sb_upcall != NULL)
+		soupcall_clear(so, SO_SND);
+	SOCKBUF_UNLOCK(&so->so_snd);
+}
+
+void
+isboot_so_set_rcv_lowat(struct socket *so, int lowat)
+{
+	SOCKBUF_LOCK(&so->so_rcv);
+	so->so_rcv.sb_lowat = lowat;
+	SOCKBUF_UNLOCK(&so->so_rcv);
+}
+
+int
+isboot_so_conn_state(struct socket *so, int *error)
+{
+	int state;
+
+	SOCK_LOCK(so);
+	if (so->so_error != 0) {
+		*error = so->so_error;
+		state = -1;
+	} else if ((so->so_state & SS_ISCONNECTED) != 0) {
+		state = 1;
+	} else if ((so->so_state & SS_ISCONNECTING) != 0) {
+		state = 0;
+	} else {
+		*error = ECONNABORTED;
+		state = -1;
+	}
+	SOCK_UNLOCK(so);
+	return (state);
+}
+
+static void
+isboot_uio_init(struct uio *uio, struct iovec *iov, void *buf, size_t len, enum uio_rw rw)
+{
+	iov->iov_base = buf;
+	iov->iov_len = len;
+	memset(uio, 0, sizeof(*uio));
+	uio->uio_iov = iov;
+	uio->uio_iovcnt = 1;
+	uio->uio_offset = 0;
+	uio->uio_resid = len;
+	uio->uio_segflg = UIO_SYSSPACE;
+	uio->uio_rw = rw;
+	uio->uio_td = curthread;
+}
+
+int
+isboot_so_recv(struct socket *so, void *buf, size_t len, size_t *done)
+{
+	struct uio uio;
+	struct iovec iov;
+	int error, flags;
+
+	isboot_uio_init(&uio, &iov, buf, len, UIO_READ);
+	flags = MSG_DONTWAIT;
+	error = soreceive(so, NULL, &uio, NULL, NULL, &flags);
+	*done = len - uio.uio_resid;
+	return (error);
+}
+
+int
+isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done)
+{
+	struct uio uio;
+	struct iovec iov;
+	int error;
+
+	isboot_uio_init(&uio, &iov, __DECONST(void *, buf), len, UIO_WRITE);
+	error = sosend(so, NULL, &uio, NULL, NULL, MSG_DONTWAIT | MSG_NOSIGNAL, curthread);
+	*done = len - uio.uio_resid;
+	return (error);
+}
+
+/* ---- executor hosting ---- */
+
+void
+isboot_task_init(struct task *task, void (*fn)(void *, int), void *ctx)
+{
+	TASK_INIT(task, 0, fn, ctx);
+}
+
+int
+isboot_taskqueue_create(const char *name, struct taskqueue **tqp)
+{
+	/*
+	 * taskqueue_thread_enqueue() wakes the queue whose address is stored at its context
+	 * argument, so tqp must stay valid until taskqueue_free().
+	 */
+	*tqp = taskqueue_create(name, M_WAITOK, taskqueue_thread_enqueue, tqp);
+	return (*tqp == NULL ? ENOMEM : 0);
+}
+
+int
+isboot_taskqueue_start(struct taskqueue **tq, const char *name)
+{
+	return (taskqueue_start_threads(tq, 1, PI_NET, "%s", name));
+}
+
+void
+isboot_callout_init_mtx(struct callout *c, struct mtx *m)
+{
+	callout_init_mtx(c, m, 0);
+}
+
+int
+isboot_callout_drain(struct callout *c)
+{
+	return (callout_drain(c));
+}
+
+int
+isboot_callout_stop(struct callout *c)
+{
+	return (callout_stop(c));
+}
+
+void
+isboot_mtx_init(struct mtx *m, const char *name, int spin)
+{
+	mtx_init(m, name, NULL, spin ? MTX_SPIN : MTX_DEF);
+}
+
+void
+isboot_mtx_lock(struct mtx *m)
+{
+	mtx_lock(m);
+}
+
+void
+isboot_mtx_unlock(struct mtx *m)
+{
+	mtx_unlock(m);
+}
+
+void
+isboot_mtx_lock_spin(struct mtx *m)
+{
+	mtx_lock_spin(m);
+}
+
+void
+isboot_mtx_unlock_spin(struct mtx *m)
+{
+	mtx_unlock_spin(m);
+}
+
+void
+isboot_mtx_destroy(struct mtx *m)
+{
+	mtx_destroy(m);
+}
+
+int64_t
+isboot_sbinuptime(void)
+{
+	return (sbinuptime());
+}
+
+void
+isboot_pause_ms(const char *wmesg, unsigned int ms)
+{
+	if (ms == 0)
+		ms = 1;
+	(void)pause_sbt(wmesg, SBT_1MS * (sbintime_t)ms, 0, 0);
+}
+
+unsigned long
+isboot_maxphys(void)
+{
+#if __FreeBSD_version >= 1300000
+	return (maxphys);
+#else
+	return (MAXPHYS);
+#endif
+}
