@@ -1,3 +1,51 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! isboot-executor
+//! A small `no_std` executor for isboot's session futures, built on `async-task`.
+//!
+//! **API in one paragraph.** The platform supplies a [`RawLock`] (a spin mutex in the kernel,
+//! [`host::StdLock`] on a host) and a [`Pender`] (`taskqueue_enqueue` in the kernel), and builds an
+//! [`Executor`]. [`Executor::spawn`] starts a `Send + 'static` future and returns a [`JoinHandle`] that
+//! can be awaited for the output, or dropped / [`cancel`](JoinHandle::cancel)led to stop the task; handles
+//! borrow the executor, so it cannot be dropped while a task lives. When the pender fires, the platform's
+//! polling context calls [`Executor::on_tick`]`(now)` with its monotonic clock ([`Instant`], u64
+//! nanoseconds; spans are `core::time::Duration`), then [`Executor::poll`], which runs one bounded batch
+//! and returns whether more is ready (then poll again soon), then arms its one timer (a callout) for
+//! [`Executor::next_deadline`]; the timer callback only pends. Tasks get a [`Timer`] from
+//! [`Executor::timer`] and await [`Timer::sleep`], [`Timer::sleep_until`] and [`Timer::timeout`]. An
+//! upcall signals a task through a [`Doorbell`] (`ring()` from any context, lock- and allocation-free;
+//! the task awaits `wait()`), and any context hands items to one receiving task through a bounded
+//! [`Channel`] (`try_send` gives the item back when full or closed; the task awaits `recv()`). [`Mutex`]
+//! gives closure-scoped access to data shared between tasks and contexts under the platform lock. With
+//! feature `std`, [`host`] adds a driver thread that polls and keeps time, and [`host::block_on`].
+//!
+//! # Allocation
+//! Only [`Executor::new`], [`Executor::spawn`] and [`Executor::timer`] (a reference count) allocate.
+//! Polling, waking, timers, doorbells and channels never do: the run queue holds a slot per live task,
+//! timers are an intrusive list of pinned futures, channels are inline. `tests/no_alloc.rs` checks this
+//! with a counting global allocator across poll/wake/timer/channel/doorbell cycles.
+//!
+//! # Where it may run
+//! `no_std` + `alloc`, no thread-locals, no floating point, only 8-bit/pointer-size atomics (doorbells
+//! and `async-task`'s task state). The only `unsafe` is in the private `raw` module.
 #![no_std]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod channel;
+mod doorbell;
+mod executor;
+mod pender;
+mod raw;
+mod time;
+
+#[cfg(feature = "std")]
+pub mod host;
+
+pub use channel::{Channel, Recv, TryRecvError, TrySendError};
+pub use doorbell::{Doorbell, Wait};
+pub use executor::{Config, Executor, JoinHandle, DEFAULT_BUDGET};
+pub use pender::Pender;
+pub use raw::mutex::{Mutex, RawLock};
+pub use time::{Elapsed, Instant, Sleep, Timeout, Timer};

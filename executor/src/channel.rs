@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! A bounded many-producer, one-consumer queue between any context and one task.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+
+use heapless::Deque;
+
+use crate::raw::mutex::{Mutex, RawLock};
+
+/// Why [`Channel::try_send`] gave the item back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// All `N` slots are taken; the receiver has not caught up.
+    Full(T),
+    /// [`Channel::close`] was called; nothing more is accepted.
+    Closed(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The item that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(t) | TrySendError::Closed(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+/// Why [`Channel::try_recv`] returned nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing queued now.
+    Empty,
+    /// Closed and drained: nothing will ever arrive.
+    Closed,
+}
+
+struct State<T, const N: usize> {
+    items: Deque<T, N>,
+    receiver: Option<Waker>,
+    closed: bool,
+}
+
+/// A bounded queue of at most `N` items, stored inline (no allocation after construction), guarded by
+/// the platform lock `L`.
+///
+/// Any context may [`try_send`](Channel::try_send) (CAM's action routine, an upcall, another thread): it
+/// never blocks, hands the item back when the queue is full or closed, and wakes the receiver. One task
+/// receives with [`recv`](Channel::recv). Wakers are woken and dropped only after the lock is released.
+/// Only one task may wait in `recv` at a time: a second waiter displaces the first one's waker (without
+/// waking it, which would make two waiters wake each other forever).
+pub struct Channel<L, T, const N: usize> {
+    state: Mutex<L, State<T, N>>,
+}
+
+impl<L, T, const N: usize> fmt::Debug for Channel<L, T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("capacity", &N)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L: RawLock, T, const N: usize> Default for Channel<L, T, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<L: RawLock, T, const N: usize> Channel<L, T, N> {
+    /// An empty, open channel.
+    pub fn new() -> Self {
+        Channel {
+            state: Mutex::new(State {
+                items: Deque::new(),
+                receiver: None,
+                closed: false,
+            }),
+        }
+    }
+
+    /// Queues `item` and wakes the receiver, or gives the item back.
+    pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let res = self.state.lock(|s| {
+            if s.closed {
+                return Err(TrySendError::Closed(item));
+            }
+            match s.items.push_back(item) {
+                Ok(()) => Ok(s.receiver.take()),
+                Err(item) => Err(TrySendError::Full(item)),
+            }
+        });
+        match res {
+            Ok(waker) => {
+                if let Some(w) = waker {
+                    w.wake();
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the oldest item without waiting.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.state.lock(|s| match s.items.pop_front() {
+            Some(t) => Ok(t),
+            None if s.closed => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        })
+    }
+
+    /// Waits for the oldest item; `None` once the channel is closed and drained.
+    pub fn recv(&self) -> Recv<'_, L, T, N> {
+        Recv { chan: self }
+    }
+
+    /// Refuses further sends and wakes the receiver. Items already queued can still be received.
+    pub fn close(&self) {
+        let waker = self.state.lock(|s| {
+            s.closed = true;
+            s.receiver.take()
+        });
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Whether [`Channel::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock(|s| s.closed)
+    }
+
+    /// Items queued now.
+    pub fn len(&self) -> usize {
+        self.state.lock(|s| s.items.len())
+    }
+
+    /// Whether nothing is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The fixed capacity `N`.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+}
+
+/// Future returned by [`Channel::recv`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'c, L, T, const N: usize> {
+    chan: &'c Channel<L, T, N>,
+}
+
+impl<L, T, const N: usize> fmt::Debug for Recv<'_, L, T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Recv { .. }")
+    }
+}
+
+impl<L: RawLock, T, const N: usize> Future for Recv<'_, L, T, N> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let (ready, displaced) = self.chan.state.lock(|s| {
+            if let Some(t) = s.items.pop_front() {
+                return (Poll::Ready(Some(t)), None);
+            }
+            if s.closed {
+                return (Poll::Ready(None), None);
+            }
+            let displaced = match &s.receiver {
+                Some(w) if w.will_wake(cx.waker()) => None,
+                _ => s.receiver.replace(cx.waker().clone()),
+            };
+            (Poll::Pending, displaced)
+        });
+        // Dropping a waker may free a task: never under the lock.
+        drop(displaced);
+        ready
+    }
+}

@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The run queue, `spawn`, `poll`, and the timer queue's driver.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::fmt;
+use core::future::Future;
+use core::marker::PhantomData;
+use core::mem;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+
+use async_task::{Runnable, Task};
+
+use crate::pender::Pender;
+use crate::raw::mutex::{Mutex, RawLock};
+use crate::raw::timer::{Clock, TimerList};
+use crate::time::{Instant, Timer};
+
+/// Tasks run by one `poll` call when the caller does not choose.
+pub const DEFAULT_BUDGET: usize = 32;
+
+/// Wakers woken per lock hold in `on_tick`: bounds the stack buffer, not the number of timers.
+const TICK_BATCH: usize = 8;
+
+struct RunQueue {
+    /// One `Runnable` per scheduled task; `async-task` never makes two for one task, so with
+    /// `capacity >= live` a push never allocates.
+    queue: VecDeque<Runnable>,
+    /// Tasks whose future has not been dropped yet.
+    live: usize,
+    /// Set by `Executor::drop`: later schedules drop their `Runnable` at once.
+    closed: bool,
+}
+
+struct Shared<L, P> {
+    run: Mutex<L, RunQueue>,
+    timers: Mutex<L, TimerList>,
+    clock: Option<fn() -> Instant>,
+    pender: P,
+}
+
+/// How an [`Executor`] is set up.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Most tasks one `poll` runs (at least 1 is used).
+    pub budget: usize,
+    /// Reads the platform's monotonic clock, so that [`Timer::now`] and [`Timer::sleep`] are fresh
+    /// outside the polling context too. Without it they use the last `on_tick` value. Timers still
+    /// expire only through `on_tick`.
+    pub clock: Option<fn() -> Instant>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            budget: DEFAULT_BUDGET,
+            clock: None,
+        }
+    }
+}
+
+enum Scheduled {
+    Pend,
+    Queued,
+    Closed(Runnable),
+    Full(Runnable),
+}
+
+impl<L: RawLock, P: Pender> Shared<L, P> {
+    /// The schedule function of every task: called by `async-task` when a waker wakes an idle task, from
+    /// whatever context the waker runs in.
+    fn schedule(&self, mut runnable: Runnable) {
+        loop {
+            let outcome = self.run.lock(|rq| {
+                if rq.closed {
+                    return Scheduled::Closed(runnable);
+                }
+                if rq.queue.len() == rq.queue.capacity() {
+                    return Scheduled::Full(runnable);
+                }
+                let was_empty = rq.queue.is_empty();
+                rq.queue.push_back(runnable);
+                if was_empty {
+                    Scheduled::Pend
+                } else {
+                    Scheduled::Queued
+                }
+            });
+            match outcome {
+                Scheduled::Pend => return self.pender.pend(),
+                Scheduled::Queued => return,
+                // The executor is gone (its owner leaked a `JoinHandle`): drop the future here, since
+                // nothing will poll it again.
+                Scheduled::Closed(r) => return drop(r),
+                // Unreachable while `capacity >= live` holds; if it ever did not, grow outside the lock
+                // rather than allocate under a spin lock.
+                Scheduled::Full(r) => {
+                    runnable = r;
+                    self.grow(1);
+                }
+            }
+        }
+    }
+
+    /// Makes room for `extra` more entries than the queue can hold now, allocating outside the lock.
+    fn grow(&self, extra: usize) {
+        let want = self.run.lock(|rq| rq.queue.capacity().max(rq.live) + extra);
+        let mut fresh: VecDeque<Runnable> = VecDeque::with_capacity(want.saturating_mul(2).max(4));
+        let old = self.run.lock(move |rq| {
+            if rq.queue.capacity() < want {
+                fresh.extend(rq.queue.drain(..));
+                mem::swap(&mut rq.queue, &mut fresh);
+            }
+            fresh
+        });
+        // Freed outside the lock.
+        drop(old);
+    }
+
+    /// Counts a new task, first making sure the queue can hold one more `Runnable` without allocating.
+    fn add_live(&self) {
+        loop {
+            let counted = self.run.lock(|rq| {
+                if rq.queue.capacity() > rq.live {
+                    rq.live += 1;
+                    true
+                } else {
+                    false
+                }
+            });
+            if counted {
+                return;
+            }
+            self.grow(1);
+        }
+    }
+}
+
+impl<L: RawLock + 'static, P: Pender> Clock for Shared<L, P> {
+    fn with_list(&self, f: &mut dyn FnMut(&mut TimerList)) {
+        self.timers.lock(|list| f(list));
+    }
+
+    fn pend(&self) {
+        self.pender.pend();
+    }
+
+    fn now(&self) -> Instant {
+        let ticked = self.timers.lock(|t| t.now);
+        match self.clock {
+            Some(read) => read().max(ticked),
+            None => ticked,
+        }
+    }
+}
+
+/// Decrements the live-task count when a task's future is dropped (completed, cancelled, or dropped
+/// with the executor).
+struct LiveGuard<L: RawLock, P: Pender>(Arc<Shared<L, P>>);
+
+impl<L: RawLock, P: Pender> Drop for LiveGuard<L, P> {
+    fn drop(&mut self) {
+        self.0.run.lock(|rq| rq.live = rq.live.saturating_sub(1));
+    }
+}
+
+/// A `no_std` executor for a handful of long-lived tasks, polled by the platform when its
+/// [`Pender`] fires, with a timer queue driven by the platform's clock.
+///
+/// # Task states
+///
+/// ```text
+///            Executor::spawn
+///                  │
+///                  ▼
+///   ┌────────► SCHEDULED ───────── Executor::poll pops it, Runnable::run ─────────► RUNNING
+///   │         (in run queue;                                                         │  │  │
+///   │          pender called if                              future returns Pending │  │  │ future returns
+///   │          the queue was empty)                          and nobody woke it     │  │  │ Ready
+///   │                                                                               │  │  ▼
+///   │                                 ┌─────────────────────────────────────────────┘  │  COMPLETED ──┐
+///   │                                 ▼                                                │  (output     │
+///   └── Waker::wake ─────────────── IDLE                     Waker::wake while running:│   stored)    │
+///       (schedule: push,            (only wakers and the     Runnable::run reschedules │              │
+///        pend if queue was empty)    JoinHandle refer to it)  ─► SCHEDULED ◄───────────┘              │
+///                                                                                                     │
+///   JoinHandle::cancel / drop(JoinHandle), from any state but COMPLETED:                              │
+///       IDLE ─► SCHEDULED (closing) ─► Executor::poll drops the future ─► CLOSED                      │
+///       SCHEDULED / RUNNING: the future is dropped at (the end of) its next Runnable::run ─► CLOSED   │
+///   JoinHandle polled (awaited) ─► takes the output ─► CLOSED ◄───────────────────────────────────────┘
+///   Executor::drop: every SCHEDULED task's future is dropped ─► CLOSED
+/// ```
+///
+/// # Teardown rule
+///
+/// Every task is owned by its [`JoinHandle`]; there is no detach. A handle borrows the executor, so the
+/// borrow checker refuses to drop the executor while any handle lives. Dropping a handle cancels its task
+/// (the future is dropped by the next `poll`, or by `Executor::drop`), so when the executor is dropped no
+/// task can run again and every future has been dropped. (Leaking a handle with `mem::forget` leaks its
+/// task; a later wake of it drops the future in the waker's context instead of queueing it.) To wait for
+/// a task's future to be gone while the executor keeps running, await [`JoinHandle::cancel`].
+///
+/// Everything here is `Send + Sync`: wakers may fire from any context; `poll` should run on one thread
+/// at a time (concurrent calls are safe but pointless).
+pub struct Executor<L: RawLock + 'static, P: Pender> {
+    shared: Arc<Shared<L, P>>,
+    budget: usize,
+}
+
+impl<L: RawLock + 'static, P: Pender> fmt::Debug for Executor<L, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("budget", &self.budget)
+            .field("tasks", &self.task_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L: RawLock + 'static, P: Pender> Executor<L, P> {
+    /// An executor with the default [`Config`]: at most [`DEFAULT_BUDGET`] tasks per `poll`, no clock.
+    pub fn new(pender: P) -> Self {
+        Self::with_config(pender, Config::default())
+    }
+
+    /// An executor set up by `config`.
+    pub fn with_config(pender: P, config: Config) -> Self {
+        Executor {
+            shared: Arc::new(Shared {
+                run: Mutex::new(RunQueue {
+                    queue: VecDeque::new(),
+                    live: 0,
+                    closed: false,
+                }),
+                timers: Mutex::new(TimerList::new()),
+                clock: config.clock,
+                pender,
+            }),
+            budget: config.budget.max(1),
+        }
+    }
+
+    /// Starts `future` as a task. This is the only place the executor allocates: the task (future,
+    /// output slot and header, by `async-task`) and, when the run queue holds fewer slots than tasks, a
+    /// larger queue. The task is scheduled at once; the pender fires if the queue was empty.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<'_, F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.shared.add_live();
+        let guard = LiveGuard(self.shared.clone());
+        let future = async move {
+            let _guard = guard;
+            future.await
+        };
+        let shared = self.shared.clone();
+        let (runnable, task) = async_task::spawn(future, move |r| shared.schedule(r));
+        runnable.schedule();
+        JoinHandle {
+            task,
+            _executor: PhantomData,
+        }
+    }
+
+    /// Runs one bounded batch: at most the budget, and at most the tasks that were queued when it began
+    /// (tasks woken meanwhile wait for the next call). Returns whether tasks are still queued: if so the
+    /// platform must call `poll` again soon (pending itself is the simple way), because wakes into a
+    /// non-empty queue do not pend.
+    #[must_use = "if true, poll must be called again soon"]
+    pub fn poll(&self) -> bool {
+        self.shared.timers.lock(|t| t.in_poll += 1);
+        let batch = self.shared.run.lock(|rq| rq.queue.len()).min(self.budget);
+        for _ in 0..batch {
+            match self.shared.run.lock(|rq| rq.queue.pop_front()) {
+                Some(runnable) => {
+                    runnable.run();
+                }
+                None => break,
+            }
+        }
+        self.shared
+            .timers
+            .lock(|t| t.in_poll = t.in_poll.saturating_sub(1));
+        self.shared.run.lock(|rq| !rq.queue.is_empty())
+    }
+
+    /// Advances the clock to `now` (it never goes back) and wakes every timer whose deadline is at or
+    /// before it. Callable from any context: it takes the timer lock and wakes wakers, nothing else.
+    pub fn on_tick(&self, now: Instant) {
+        loop {
+            let mut wakers: heapless::Vec<Waker, TICK_BATCH> = heapless::Vec::new();
+            let more = self.shared.timers.lock(|t| {
+                if now > t.now {
+                    t.now = now;
+                }
+                t.take_expired(&mut wakers)
+            });
+            for w in wakers {
+                w.wake();
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// The earliest armed timer's deadline: when the platform's one timer should fire next (it then
+    /// pends, and the polling context calls `on_tick`). `None`: no timer is armed.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.shared.timers.lock(|t| t.earliest())
+    }
+
+    /// The platform clock if [`Config::clock`] is set, else the clock as of the last `on_tick`.
+    pub fn now(&self) -> Instant {
+        self.shared.now()
+    }
+
+    /// A handle to the timer queue, for [`Timer::sleep`], [`Timer::sleep_until`] and
+    /// [`Timer::timeout`]. It keeps the queue alive on its own, so tasks may own one.
+    pub fn timer(&self) -> Timer {
+        Timer {
+            clock: self.shared.clone(),
+        }
+    }
+
+    /// Tasks whose future has not been dropped yet.
+    pub fn task_count(&self) -> usize {
+        self.shared.run.lock(|rq| rq.live)
+    }
+
+    /// The platform's pender.
+    pub fn pender(&self) -> &P {
+        &self.shared.pender
+    }
+}
+
+impl<L: RawLock + 'static, P: Pender> Drop for Executor<L, P> {
+    fn drop(&mut self) {
+        // No JoinHandle is alive (they borrow `self`), so every task is closed or queued for closing:
+        // dropping the queued runnables drops the remaining futures. Runnables are dropped outside the
+        // lock, since a future's drop may wake others (which then find `closed` set).
+        let queue = self.shared.run.lock(|rq| {
+            rq.closed = true;
+            mem::take(&mut rq.queue)
+        });
+        drop(queue);
+    }
+}
+
+/// Owns a spawned task: await it for the output, drop it or [`cancel`](JoinHandle::cancel) it to stop
+/// the task. It borrows the executor, which therefore outlives every task (see [`Executor`]).
+#[must_use = "dropping a JoinHandle cancels its task"]
+pub struct JoinHandle<'ex, T> {
+    task: Task<T>,
+    _executor: PhantomData<&'ex ()>,
+}
+
+impl<T> fmt::Debug for JoinHandle<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.task.is_finished())
+            .finish()
+    }
+}
+
+impl<T> JoinHandle<'_, T> {
+    /// Cancels the task and waits until its future has been dropped (the executor must keep polling for
+    /// that). Returns the output if the task had already completed.
+    pub async fn cancel(self) -> Option<T> {
+        self.task.cancel().await
+    }
+
+    /// Whether the task has completed (or was closed).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl<T> Future for JoinHandle<'_, T> {
+    type Output = T;
+
+    /// Ready with the task's output once it completes. A task can only be closed without completing
+    /// through its own handle or `Executor::drop`, neither of which can happen while this handle is
+    /// being polled.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        Pin::new(&mut self.task).poll(cx)
+    }
+}
