@@ -231,8 +231,8 @@ void
 isboot_so_upcalls_clear(struct socket *so)
 {
 	/*
-	 * soupcall_clear() waits (under the sockbuf lock) until an upcall running on another CPU
-	 * has returned, so the argument may be freed afterwards.
+	 * Upcalls run with their sockbuf lock held; clearing under the same lock means none runs
+	 * after this returns, so the argument may be freed afterwards.
 	 */
 	SOCKBUF_LOCK(&so->so_rcv);
 	if (so->so_rcv.sb_upcall != NULL)
@@ -250,6 +250,14 @@ isboot_so_set_rcv_lowat(struct socket *so, int lowat)
 	SOCKBUF_LOCK(&so->so_rcv);
 	so->so_rcv.sb_lowat = lowat;
 	SOCKBUF_UNLOCK(&so->so_rcv);
+}
+
+int
+isboot_so_rcv_ready(struct socket *so)
+{
+	SOCKBUF_LOCK_ASSERT(&so->so_rcv);
+	return (sbavail(&so->so_rcv) >= (u_int)so->so_rcv.sb_lowat ||
+	    (so->so_rcv.sb_state & SBS_CANTRCVMORE) != 0 || so->so_error != 0);
 }
 
 int

@@ -64,6 +64,8 @@ void isboot_so_upcalls_set(struct socket *so, int (*rcv)(struct socket *, void *
 /* Removes both upcalls under their sockbuf locks; once it returns, no upcall runs any more. */
 void isboot_so_upcalls_clear(struct socket *so);
 void isboot_so_set_rcv_lowat(struct socket *so, int lowat);
+/* In a receive upcall (sockbuf lock held): enough data for the low-water mark, EOF or an error. */
+int isboot_so_rcv_ready(struct socket *so);
 /* Connection state: 1 connected, 0 still connecting, -1 failed or closed (*error set). */
 int isboot_so_conn_state(struct socket *so, int *error);
 /* Non-blocking receive/send of one kernel buffer; *done gets the bytes moved. Return values as

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Executor hosting: one taskqueue thread polls the executor, one callout brings it back at the
+//! executor's next deadline, and the clock is `sbinuptime`.
+//!
+//! The pender (see the executor's contract) is `taskqueue_enqueue` of the poll task: callable from
+//! any context (socket upcalls, the callout, CAM's action routine), it only queues the task; the
+//! taskqueue merges repeated enqueues of a pending task into one run. Only the taskqueue thread
+//! ever polls futures, and the queue has exactly one thread, so everything the poll function
+//! touches is touched by one thread at a time.
+//!
+//! # Invariants
+//! - `HostInner` is boxed and never moves: the taskqueue, the task and the callout keep pointers
+//!   into it until [`Host::shutdown`] has drained all three.
+//! - `poll_fn` is only reached from the poll task (taskqueue thread) and from `shutdown` after the
+//!   task is drained, never concurrently.
+
+use alloc::boxed::Box;
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_void, CStr};
+use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use isboot_kmod_logic::time;
+
+use crate::sys;
+
+/// Monotonic time since boot in nanoseconds (`sbinuptime`).
+pub fn now_ns() -> u64 {
+    // SAFETY: `sbinuptime` reads the timecounter and has no preconditions.
+    time::sbt_to_ns(unsafe { sys::isboot_sbinuptime() })
+}
+
+/// Sleeps the calling thread for at least `ms` milliseconds. Only for boot-time waits outside the
+/// taskqueue (link, root mount): never call it from the poll function.
+pub fn pause_ms(ms: u32) {
+    // SAFETY: the message is a static C string; `pause_sbt` may sleep, which is allowed in the
+    // thread contexts this is called from (module load, shutdown).
+    unsafe { sys::isboot_pause_ms(c"isboot".as_ptr(), ms) };
+}
+
+/// A `struct mtx` that never moves after `mtx_init`.
+///
+/// # Invariants
+/// `raw` was initialised by `mtx_init` with the kind in `spin` and is destroyed only in `Drop`.
+pub struct Mtx {
+    raw: Box<UnsafeCell<sys::mtx>>,
+    spin: bool,
+}
+
+// SAFETY: a kernel mutex is designed to be shared between threads; all access goes through the
+// kernel's lock functions.
+unsafe impl Send for Mtx {}
+// SAFETY: as above.
+unsafe impl Sync for Mtx {}
+
+impl Mtx {
+    /// A default (sleepable-context) mutex, or a spin mutex when `spin` is set.
+    pub fn new(name: &'static CStr, spin: bool) -> Mtx {
+        // SAFETY: `struct mtx` is plain data for which all-zero is the state `mtx_init` expects.
+        let raw = Box::new(UnsafeCell::new(unsafe { core::mem::zeroed::<sys::mtx>() }));
+        // SAFETY: `raw` is zeroed, boxed (stable address) and not yet initialised; the name is
+        // static as `mtx_init` requires.
+        unsafe { sys::isboot_mtx_init(raw.get(), name.as_ptr(), c_int::from(spin)) };
+        // INVARIANT: initialised above with the kind recorded in `spin`.
+        Mtx { raw, spin }
+    }
+
+    /// The `struct mtx *` for KPIs such as `cam_sim_alloc` and `callout_init_mtx`.
+    pub fn as_ptr(&self) -> *mut sys::mtx {
+        self.raw.get()
+    }
+
+    /// Runs `f` with the mutex held. `f` must not sleep (and, for a spin mutex, must not take
+    /// default mutexes either).
+    pub fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: the mutex is initialised (invariant); lock and unlock are paired around `f`.
+        unsafe {
+            if self.spin {
+                sys::isboot_mtx_lock_spin(self.as_ptr());
+            } else {
+                sys::isboot_mtx_lock(self.as_ptr());
+            }
+        }
+        let r = f();
+        // SAFETY: we hold the lock taken above.
+        unsafe {
+            if self.spin {
+                sys::isboot_mtx_unlock_spin(self.as_ptr());
+            } else {
+                sys::isboot_mtx_unlock(self.as_ptr());
+            }
+        }
+        r
+    }
+}
+
+impl Drop for Mtx {
+    fn drop(&mut self) {
+        // SAFETY: initialised (invariant) and, with `&mut self`, nobody holds or waits for it.
+        unsafe { sys::isboot_mtx_destroy(self.as_ptr()) };
+    }
+}
+
+/// The executor's platform lock: a kernel spin mutex, usable from every context the executor is
+/// entered from (upcalls, callouts, CAM's action routine, the taskqueue thread).
+pub struct KSpin {
+    mtx: Mtx,
+}
+
+impl Default for KSpin {
+    fn default() -> Self {
+        KSpin { mtx: Mtx::new(c"isboot executor", true) }
+    }
+}
+
+// SAFETY: `Mtx::with` on a spin mutex gives mutual exclusion across CPUs with acquire/release
+// ordering; a nested lock of the same spin mutex panics in the kernel's recursion check (the
+// mutex is not initialised with MTX_RECURSE) instead of running the closure.
+unsafe impl isboot_executor::RawLock for KSpin {
+    fn lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.mtx.with(f)
+    }
+}
+
+impl isboot_executor::Pender for Pender {
+    fn pend(&self) {
+        Pender::pend(self);
+    }
+}
+
+/// What one run of the poll task reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Polled {
+    /// Work is still queued: run the poll task again right away.
+    pub again: bool,
+    /// The executor's next timer deadline (ns since boot), if any.
+    pub deadline: Option<u64>,
+}
+
+/// What the poll task runs: `Executor::on_tick(now)`, `Executor::poll()`, `next_deadline()`.
+pub type PollFn = Box<dyn FnMut(u64) -> Polled + Send>;
+
+struct HostInner {
+    /// Storage of the taskqueue pointer; `taskqueue_thread_enqueue` reads it (see helpers).
+    tq: UnsafeCell<*mut sys::taskqueue>,
+    poll_task: UnsafeCell<sys::task>,
+    callout: UnsafeCell<sys::callout>,
+    callout_mtx: Mtx,
+    stopping: AtomicBool,
+    poll_fn: UnsafeCell<Option<PollFn>>,
+}
+
+/// The executor's home in the kernel.
+pub struct Host {
+    inner: Box<HostInner>,
+}
+
+// SAFETY: the raw kernel objects inside are designed for cross-thread use (taskqueue, callout
+// with its mutex); `poll_fn` is only touched per the module invariants.
+unsafe impl Send for Host {}
+// SAFETY: as above; the only `&self` methods are `pender` and `now`, which touch no Rust data.
+unsafe impl Sync for Host {}
+
+/// A copyable handle that makes the poll task run soon: the executor's pender.
+#[derive(Clone, Copy)]
+pub struct Pender {
+    tq: *const UnsafeCell<*mut sys::taskqueue>,
+    task: *mut sys::task,
+}
+
+// SAFETY: `taskqueue_enqueue` may be called from any thread or context.
+unsafe impl Send for Pender {}
+// SAFETY: as above; the pointers are only passed to `taskqueue_enqueue`.
+unsafe impl Sync for Pender {}
+
+impl core::fmt::Debug for Pender {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Pender")
+    }
+}
+
+impl Pender {
+    /// Queues the poll task. Callable from any context that may take a default mutex (the
+    /// thread taskqueue's lock is one): socket upcalls, callouts, CAM's action routine. Never
+    /// with a spin mutex held.
+    pub fn pend(&self) {
+        // SAFETY: the `Host` that made this pender outlives every pender use: its teardown clears
+        // upcalls, drains the callout and detaches CAM before freeing the queue (see boot.rs).
+        unsafe { sys::taskqueue_enqueue(*(*self.tq).get(), self.task) };
+    }
+}
+
+impl Host {
+    /// Creates the taskqueue and its thread named `name`; the poll task runs `poll`.
+    pub fn start(name: &'static CStr, poll: PollFn) -> Result<Host, c_int> {
+        let inner = Box::new(HostInner {
+            tq: UnsafeCell::new(ptr::null_mut()),
+            // SAFETY: `struct task` and `struct callout` are plain data; zero is their pre-init
+            // state.
+            poll_task: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+            // SAFETY: as above.
+            callout: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+            callout_mtx: Mtx::new(c"isboot callout", false),
+            stopping: AtomicBool::new(false),
+            poll_fn: UnsafeCell::new(Some(poll)),
+        });
+        let ctx = ptr::from_ref::<HostInner>(&inner).cast_mut().cast::<c_void>();
+        // SAFETY: the task and callout live in the box, which stays put until `shutdown` drains
+        // them (invariant); `ctx` points to that box.
+        unsafe {
+            sys::isboot_task_init(inner.poll_task.get(), Some(poll_task), ctx);
+            sys::isboot_callout_init_mtx(inner.callout.get(), inner.callout_mtx.as_ptr());
+        }
+        // SAFETY: `inner.tq` is the stable storage `taskqueue_thread_enqueue` needs.
+        let err = unsafe { sys::isboot_taskqueue_create(name.as_ptr(), inner.tq.get()) };
+        if err != 0 {
+            return Err(err);
+        }
+        // SAFETY: the queue was just created; one thread is started for it.
+        let err = unsafe { sys::isboot_taskqueue_start(inner.tq.get(), name.as_ptr()) };
+        if err != 0 {
+            // SAFETY: no task was queued yet; the queue has no thread to wait for.
+            unsafe { sys::taskqueue_free(*inner.tq.get()) };
+            return Err(err);
+        }
+        Ok(Host { inner })
+    }
+
+    pub fn pender(&self) -> Pender {
+        Pender { tq: ptr::from_ref(&self.inner.tq), task: self.inner.poll_task.get() }
+    }
+
+    /// Tears the host down: no poll starts after this returns, the callout is drained, the
+    /// running poll (if any) has finished and the thread is gone. Returns the poll function so
+    /// the caller drops the executor after its thread is gone. Must not be called from the
+    /// taskqueue thread.
+    pub fn shutdown(self) -> Option<PollFn> {
+        let inner = self.inner;
+        inner.stopping.store(true, Ordering::Release);
+        // SAFETY: the callout was initialised in `start`; draining may sleep, which the caller's
+        // thread context allows. After it returns the callout is neither pending nor running.
+        unsafe { sys::isboot_callout_drain(inner.callout.get()) };
+        // SAFETY: drains the poll task (waits for a running instance); `taskqueue_free` then
+        // runs or discards nothing else of ours and stops the thread.
+        unsafe {
+            sys::taskqueue_drain(*inner.tq.get(), inner.poll_task.get());
+            sys::taskqueue_free(*inner.tq.get());
+        }
+        // SAFETY: the task is drained and the thread gone: nothing else can reach `poll_fn`.
+        unsafe { (*inner.poll_fn.get()).take() }
+    }
+}
+
+/// The callout handler: runs with `callout_mtx` held, only queues the poll task.
+///
+/// # Safety
+/// `arg` is the `HostInner` registered in `arm`, alive until `shutdown` drained the callout.
+unsafe extern "C" fn callout_fired(arg: *mut c_void) {
+    // SAFETY: per the contract above.
+    let inner = unsafe { &*arg.cast::<HostInner>() };
+    if inner.stopping.load(Ordering::Acquire) {
+        return;
+    }
+    // SAFETY: the queue exists until `shutdown`, which drains this callout first.
+    unsafe { sys::taskqueue_enqueue(*inner.tq.get(), inner.poll_task.get()) };
+}
+
+/// The poll task: polls the executor, then arms (or stops) the callout for its next deadline.
+///
+/// # Safety
+/// `ctx` is the `HostInner` given to `TASK_INIT`, alive until `shutdown` drained the task.
+unsafe extern "C" fn poll_task(ctx: *mut c_void, _pending: c_int) {
+    // SAFETY: per the contract above.
+    let inner = unsafe { &*ctx.cast::<HostInner>() };
+    if inner.stopping.load(Ordering::Acquire) {
+        return;
+    }
+    // SAFETY: only this task (single thread) reaches `poll_fn` while the host runs (invariant).
+    let Some(poll) = (unsafe { &mut *inner.poll_fn.get() }).as_mut() else {
+        return;
+    };
+    let now = now_ns();
+    let polled = poll(now);
+    if polled.again {
+        // SAFETY: the queue exists while the host runs; re-queueing our own task from inside it
+        // makes it run once more after this instance returns.
+        unsafe { sys::taskqueue_enqueue(*inner.tq.get(), inner.poll_task.get()) };
+    }
+    arm(inner, polled.deadline, now);
+}
+
+fn arm(inner: &HostInner, deadline: Option<u64>, now: u64) {
+    inner.callout_mtx.with(|| match deadline {
+        None => {
+            // SAFETY: the callout is initialised and its mutex is held, as callout_stop requires.
+            unsafe { sys::isboot_callout_stop(inner.callout.get()) };
+        }
+        Some(d) => {
+            // A deadline already past still goes through the callout (soonest possible), so the
+            // poll task is never re-run in a tight loop from itself.
+            let at = time::callout_time(d, now).unwrap_or_else(|| time::ns_to_sbt_ceil(now));
+            let arg = ptr::from_ref(inner).cast_mut().cast::<c_void>();
+            // SAFETY: the callout is initialised, its mutex held; `arg` stays valid until
+            // `shutdown` drains the callout. 1 ms of slack lets the kernel batch wakeups.
+            unsafe {
+                sys::callout_reset_sbt_on(
+                    inner.callout.get(),
+                    at,
+                    SBT_1MS,
+                    Some(callout_fired),
+                    arg,
+                    -1,
+                    sys::C_ABSOLUTE as c_int,
+                )
+            };
+        }
+    });
+}
+
+/// `SBT_1MS` (a cast expression bindgen does not evaluate).
+const SBT_1MS: i64 = time::SBT_1S / 1000;

@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The session's byte stream in the kernel: a TCP socket from `socreate`, non-blocking
+//! `soreceive`/`sosend` with `MSG_DONTWAIT`, and upcalls that only ring a doorbell.
+//!
+//! An upcall runs with a sockbuf lock held, in whatever context the network stack delivers in: it
+//! rings the executor's [`Doorbell`] (an atomic flag plus the waiting task's waker, whose wake
+//! queues the task and calls the pender, `taskqueue_enqueue`). Futures read or write until the
+//! socket would block, then wait on the doorbell; a ring between the two is never lost because
+//! the doorbell is level-triggered. The receive upcall rings only once the receive buffer holds
+//! the low-water mark (`so_rcv.sb_lowat`), EOF or an error, so a PDU header arriving in pieces
+//! costs one wakeup, not one per segment.
+//!
+//! # Invariants
+//! - While a [`KSocket`] lives, its upcalls are installed with a pointer to its `Arc<Bells>`,
+//!   which the socket keeps alive; dropping the socket clears the upcalls under the sockbuf locks
+//!   the upcalls run under, so none runs afterwards, before it releases that reference and closes
+//!   the socket.
+
+use alloc::sync::Arc;
+use core::ffi::{c_int, c_void};
+use core::net::{IpAddr, SocketAddr};
+use core::ptr;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use isboot_executor::Doorbell;
+
+use crate::sys;
+
+/// A kernel error number (`errno.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub c_int);
+
+impl Errno {
+    pub const WOULDBLOCK: Errno = Errno(sys::EWOULDBLOCK as c_int);
+}
+
+impl core::fmt::Display for Errno {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "error {}", self.0)
+    }
+}
+
+/// Largest receive low-water mark: one iSCSI Basic Header Segment. A reader never needs fewer
+/// bytes than that at a PDU boundary, and the mark is lowered to what a read asks for.
+pub const BHS_LEN: usize = 48;
+
+/// The two doorbells a connection's upcalls ring: data (or EOF, or an error) to read, and send
+/// space (or connection completion, or failure).
+#[derive(Debug, Default)]
+pub struct Bells {
+    pub rx: Doorbell,
+    pub tx: Doorbell,
+}
+
+/// Polls a doorbell's `wait()` once: registers the waker, or reports a ring that came meanwhile.
+fn rung(bell: &Doorbell, cx: &mut Context<'_>) -> bool {
+    let mut wait = bell.wait();
+    Pin::new(&mut wait).poll(cx).is_ready()
+}
+
+/// Tries `op` until it stops saying "would block" or the doorbell stays quiet; bounded so that a
+/// flapping doorbell cannot spin the taskqueue thread.
+fn retry<T>(
+    bell: &Doorbell,
+    cx: &mut Context<'_>,
+    mut op: impl FnMut() -> Option<T>,
+) -> Poll<T> {
+    for _ in 0..RETRIES {
+        if let Some(v) = op() {
+            return Poll::Ready(v);
+        }
+        if !rung(bell, cx) {
+            return Poll::Pending;
+        }
+    }
+    // Still rung after every retry: yield, and come back through the run queue.
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+const RETRIES: usize = 4;
+
+/// Receive upcall: rings the doorbell once enough bytes for the low-water mark, EOF or an error
+/// are there.
+///
+/// # Safety
+/// `arg` is the `Bells` installed by `KSocket::connect`, kept alive until the upcall is cleared;
+/// called by the socket layer with the receive sockbuf lock held.
+unsafe extern "C" fn rcv_upcall(so: *mut sys::socket, arg: *mut c_void, _waitflag: c_int) -> c_int {
+    // SAFETY: the receive sockbuf lock is held by our caller, as the helper asserts.
+    if unsafe { sys::isboot_so_rcv_ready(so) } != 0 {
+        // SAFETY: per the contract above.
+        let bells = unsafe { &*arg.cast::<Bells>() };
+        bells.rx.ring();
+    }
+    sys::SU_OK as c_int
+}
+
+/// Send upcall: space was freed, the connection completed, or it failed.
+///
+/// # Safety
+/// As [`rcv_upcall`], with the send sockbuf lock held.
+unsafe extern "C" fn snd_upcall(_so: *mut sys::socket, arg: *mut c_void, _waitflag: c_int) -> c_int {
+    // SAFETY: per the contract above.
+    let bells = unsafe { &*arg.cast::<Bells>() };
+    bells.tx.ring();
+    sys::SU_OK as c_int
+}
+
+/// A connected (or connecting) kernel TCP socket.
+pub struct KSocket {
+    so: *mut sys::socket,
+    bells: Arc<Bells>,
+    lowat: usize,
+}
+
+// SAFETY: a kernel socket may be used from any thread; this one is only used from the taskqueue
+// thread and the teardown path after the taskqueue is drained.
+unsafe impl Send for KSocket {}
+
+impl core::fmt::Debug for KSocket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KSocket").field("so", &self.so).finish()
+    }
+}
+
+/// `struct sockaddr_in` / `sockaddr_in6` for an address.
+pub enum SockAddr {
+    V4(sys::sockaddr_in),
+    V6(sys::sockaddr_in6),
+}
+
+impl SockAddr {
+    pub fn new(addr: SocketAddr) -> SockAddr {
+        match addr.ip() {
+            IpAddr::V4(ip) => {
+                // SAFETY: plain C struct; all-zero is a valid (unset) sockaddr.
+                let mut sin: sys::sockaddr_in = unsafe { core::mem::zeroed() };
+                sin.sin_len = core::mem::size_of::<sys::sockaddr_in>() as u8;
+                sin.sin_family = sys::AF_INET as u8;
+                sin.sin_port = addr.port().to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(ip.octets());
+                SockAddr::V4(sin)
+            }
+            IpAddr::V6(ip) => {
+                // SAFETY: plain C struct; all-zero is a valid (unset) sockaddr.
+                let mut sin6: sys::sockaddr_in6 = unsafe { core::mem::zeroed() };
+                sin6.sin6_len = core::mem::size_of::<sys::sockaddr_in6>() as u8;
+                sin6.sin6_family = sys::AF_INET6 as u8;
+                sin6.sin6_port = addr.port().to_be();
+                sin6.sin6_addr.__u6_addr.__u6_addr8 = ip.octets();
+                SockAddr::V6(sin6)
+            }
+        }
+    }
+
+    pub fn family(&self) -> c_int {
+        match self {
+            SockAddr::V4(_) => sys::AF_INET as c_int,
+            SockAddr::V6(_) => sys::AF_INET6 as c_int,
+        }
+    }
+
+    pub fn as_mut_ptr(&mut self) -> *mut sys::sockaddr {
+        match self {
+            SockAddr::V4(s) => ptr::from_mut(s).cast(),
+            SockAddr::V6(s) => ptr::from_mut(s).cast(),
+        }
+    }
+}
+
+fn errno(e: c_int) -> Result<(), Errno> {
+    if e == 0 {
+        Ok(())
+    } else {
+        Err(Errno(e))
+    }
+}
+
+impl KSocket {
+    /// Creates a TCP socket, installs the upcalls and starts connecting to `dst`. Completion is
+    /// observed with [`KSocket::poll_connected`].
+    pub fn connect(dst: SocketAddr, bells: Arc<Bells>) -> Result<KSocket, Errno> {
+        let mut sa = SockAddr::new(dst);
+        let mut so: *mut sys::socket = ptr::null_mut();
+        // SAFETY: `so` receives the new socket; the helper passes the current thread's cred.
+        errno(unsafe {
+            sys::isboot_socreate(sa.family(), &mut so, sys::SOCK_STREAM as c_int, sys::IPPROTO_TCP as c_int)
+        })?;
+        // INVARIANT: the upcalls are installed with `arg` = the doorbell this socket keeps.
+        let sock = KSocket { so, bells, lowat: BHS_LEN };
+        let arg = Arc::as_ptr(&sock.bells).cast_mut().cast::<c_void>();
+        // SAFETY: `so` is a fresh socket; options are plain ints; the upcall argument outlives
+        // the upcalls (module invariant, enforced by Drop).
+        unsafe {
+            // Small PDUs (NOP-Out, R2T answers, SCSI commands) must not wait for Nagle.
+            sys::isboot_so_setopt_int(so, sys::IPPROTO_TCP as c_int, sys::TCP_NODELAY as c_int, 1);
+            sys::isboot_so_setopt_int(so, sys::SOL_SOCKET as c_int, sys::SO_KEEPALIVE as c_int, 1);
+            sys::isboot_so_upcalls_set(so, Some(rcv_upcall), Some(snd_upcall), arg, BHS_LEN as c_int);
+        }
+        // SAFETY: `so` is ours, `sa` a valid sockaddr of the socket's family; `soconnect` only
+        // starts the handshake and does not sleep for it.
+        errno(unsafe { sys::soconnect(so, sa.as_mut_ptr(), sys::isboot_curthread()) })?;
+        Ok(sock)
+    }
+
+    /// Ready when the handshake finished; an error when it failed (refused, unreachable, reset).
+    pub fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<Result<(), Errno>> {
+        let so = self.so;
+        retry(&self.bells.tx, cx, || {
+            let mut err: c_int = 0;
+            // SAFETY: `so` is a live socket owned by `self`.
+            match unsafe { sys::isboot_so_conn_state(so, &mut err) } {
+                1 => Some(Ok(())),
+                0 => None,
+                _ => Some(Err(Errno(err))),
+            }
+        })
+    }
+
+    /// Reads what is there into `buf`; `Ok(0)` means the peer closed. Pending (waker stored) when
+    /// nothing is available. The receive low-water mark follows `buf.len()` up to one BHS, so a
+    /// reader that asks for what it needs next is woken once that much has arrived.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, Errno>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let want = buf.len().min(BHS_LEN);
+        if want != self.lowat {
+            // SAFETY: live socket; the helper takes the sockbuf lock. `want` <= 48 fits c_int.
+            unsafe { sys::isboot_so_set_rcv_lowat(self.so, want as c_int) };
+            self.lowat = want;
+        }
+        let so = self.so;
+        retry(&self.bells.rx, cx, || {
+            let mut done = 0usize;
+            // SAFETY: `buf` is a valid writable kernel buffer of `buf.len()` bytes for the call.
+            let e = unsafe { sys::isboot_so_recv(so, buf.as_mut_ptr().cast(), buf.len(), &mut done) };
+            match e {
+                _ if done > 0 => Some(Ok(done)),
+                0 => Some(Ok(0)),
+                e if e == Errno::WOULDBLOCK.0 => None,
+                e => Some(Err(Errno(e))),
+            }
+        })
+    }
+
+    /// Writes as much of `buf` as the send buffer takes. Pending (waker stored) when it takes
+    /// nothing.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, Errno>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let so = self.so;
+        retry(&self.bells.tx, cx, || {
+            let mut done = 0usize;
+            // SAFETY: `buf` is a valid readable kernel buffer of `buf.len()` bytes for the call;
+            // `sosend` copies from it before returning.
+            let e = unsafe { sys::isboot_so_send(so, buf.as_ptr().cast(), buf.len(), &mut done) };
+            match e {
+                _ if done > 0 => Some(Ok(done)),
+                e if e == 0 || e == Errno::WOULDBLOCK.0 => None,
+                e => Some(Err(Errno(e))),
+            }
+        })
+    }
+
+    /// Starts an orderly close of the sending side (FIN) after a Logout.
+    pub fn shutdown_write(&self) {
+        // SAFETY: live socket; SHUT_WR only queues a FIN.
+        unsafe { sys::soshutdown(self.so, sys::SHUT_WR as c_int) };
+    }
+}
+
+impl Drop for KSocket {
+    fn drop(&mut self) {
+        // SAFETY: the helper clears both upcalls under the sockbuf locks the upcalls run under,
+        // so after it no upcall can use the `Bells` pointer; then the socket is closed, which
+        // frees it (soclose aborts a connection that is still open).
+        unsafe {
+            sys::isboot_so_upcalls_clear(self.so);
+            sys::soclose(self.so);
+        }
+    }
+}
