@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The isbootctl binary against the real iPXE tables in tests/data/ibft and against broken input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/ibft")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_isbootctl"))
+        .args(args)
+        .output()
+        .expect("run isbootctl")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("isbootctl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("mkdir");
+        Scratch(p)
+    }
+    fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p.to_string_lossy().into_owned()
+    }
+}
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn read_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).expect("fixture")
+}
+
+#[test]
+fn json_of_the_nochap_table_is_exactly_what_ipxe_wrote() {
+    let f = fixture("ibft-ipxe-dhcp-nochap.bin");
+    let o = run(&["ibft", "--json", f.to_str().expect("utf8 path")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = format!(
+        r#"{{
+  "source": "{}",
+  "table": {{
+    "signature": "iBFT",
+    "length": 580,
+    "oem_id": "FENSYS",
+    "oem_table_id": "iPXE"
+  }},
+  "initiator": {{
+    "name": "iqn.2025-01.test.rig:initiator-ipxe"
+  }},
+  "nics": [
+    {{
+      "index": 0,
+      "ip": "10.0.2.15",
+      "prefix": 24,
+      "gateway": "10.0.2.2",
+      "dns": [
+        "10.0.2.3"
+      ],
+      "dhcp_server": "10.0.2.2",
+      "vlan": 0,
+      "mac": "52:54:00:12:34:56",
+      "origin": "dhcp",
+      "pci_bdf": "00:02.0",
+      "hostname": null,
+      "valid": true,
+      "boot_selected": true
+    }}
+  ],
+  "targets": [
+    {{
+      "index": 0,
+      "ip": "10.0.2.2",
+      "port": 3260,
+      "lun": 1,
+      "lun_raw": "0001000000000000",
+      "name": "iqn.2025-01.test.rig:tgt-nochap",
+      "chap": "none",
+      "chap_name": null,
+      "chap_secret": null,
+      "reverse_chap_name": null,
+      "reverse_chap_secret": null,
+      "nic_index": 0,
+      "valid": true,
+      "boot_selected": true
+    }}
+  ],
+  "boot": {{
+    "nic": 0,
+    "target": 0
+  }},
+  "warnings": []
+}}
+"#,
+        f.display()
+    );
+    assert_eq!(stdout(&o), want);
+}
+
+#[test]
+fn mutual_chap_secrets_are_redacted_unless_asked_for() {
+    let f = fixture("ibft-ipxe-dhcp-mutualchap.bin");
+    let f = f.to_str().expect("utf8");
+    for args in [vec!["ibft", f], vec!["ibft", "--json", f]] {
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            !out.contains("rigin-secret-12") && !out.contains("rigout-secret-12"),
+            "{out}"
+        );
+        assert!(out.contains("<redacted>"), "{out}");
+    }
+    let o = run(&["ibft", "--json", "--show-secrets", f]);
+    let out = stdout(&o);
+    assert!(out.contains(r#""chap": "mutual""#), "{out}");
+    assert!(out.contains(r#""chap_name": "rigin""#), "{out}");
+    assert!(out.contains(r#""chap_secret": "rigin-secret-12""#), "{out}");
+    assert!(out.contains(r#""reverse_chap_name": "rigout""#), "{out}");
+    assert!(
+        out.contains(r#""reverse_chap_secret": "rigout-secret-12""#),
+        "{out}"
+    );
+}
+
+#[test]
+fn text_output_of_the_chap_table() {
+    let f = fixture("ibft-ipxe-dhcp-chap.bin");
+    let o = run(&["ibft", f.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "iBFT from {}: 600 bytes, signature iBFT, OEM \"FENSYS\" \"iPXE\"",
+            f.display()
+        )
+    );
+    assert_eq!(&lines[1..], [
+        "initiator: iqn.2025-01.test.rig:initiator-ipxe",
+        "nic0: 10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3 dhcp 10.0.2.2 mac 52:54:00:12:34:56 pci 00:02.0 origin dhcp [valid, boot-selected]",
+        "target0: iqn.2025-01.test.rig:tgt-chap at 10.0.2.2:3260 lun 1 via nic index 0 auth chap user rigin secret <redacted> [valid, boot-selected]",
+        "boot: nic0 -> target0",
+    ]);
+}
+
+#[test]
+fn two_targets_decode_with_their_own_ports_and_luns() {
+    let f = fixture("ibft-ipxe-dhcp-two-targets.bin");
+    let o = run(&["ibft", "--json", f.to_str().expect("utf8")]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for want in [
+        r#""name": "iqn.2025-01.test.rig.istgt:disk-mutual""#,
+        r#""port": 3261"#,
+        r#""lun": 0"#,
+        r#""lun": 1"#,
+        r#""target": 0"#,
+    ] {
+        assert!(out.contains(want), "missing {want} in {out}");
+    }
+}
+
+/// 1 MiB of "physical memory" with the real table at iPXE's address and the decoys the fixtures'
+/// notes describe: a bare "iBFT" string and a stale copy with a wrong checksum, both earlier.
+fn memory_image(table: &[u8], at: usize) -> Vec<u8> {
+    let mut m = vec![0u8; 0x10_0000];
+    m[0x8_0000..0x8_0004].copy_from_slice(b"iBFT");
+    let mut stale = table.to_vec();
+    stale[0x190] ^= 0x55;
+    m[0x9_0000..0x9_0000 + stale.len()].copy_from_slice(&stale);
+    m[at..at + table.len()].copy_from_slice(table);
+    m
+}
+
+#[test]
+fn memory_image_scan_skips_decoys_and_finds_ipxes_table() {
+    let s = Scratch::new("scan");
+    let img = s.file(
+        "mem.bin",
+        &memory_image(&read_fixture("ibft-ipxe-dhcp-chap.bin"), 0x9_e620),
+    );
+    let o = run(&["ibft", &img]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(&format!(
+            "iBFT from {img} at physical 0x9e620 (memory image scan): 600 bytes"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("target0: iqn.2025-01.test.rig:tgt-chap at 10.0.2.2:3260 lun 1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn memory_image_with_only_a_stale_copy_is_an_error() {
+    let s = Scratch::new("stale");
+    let mut m = memory_image(&read_fixture("ibft-ipxe-dhcp-nochap.bin"), 0x9_e620);
+    m[0x9_e620..0x9_e624].copy_from_slice(b"xxxx");
+    let img = s.file("mem.bin", &m);
+    let o = run(&["ibft", &img]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no valid iBFT"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn raw_table_with_a_wrong_checksum_is_refused_naming_the_checksum() {
+    let s = Scratch::new("csum");
+    let mut t = read_fixture("ibft-ipxe-dhcp-nochap.bin");
+    t[0x190] ^= 1;
+    let f = s.file("bad.bin", &t);
+    let o = run(&["ibft", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("checksum"), "{}", stderr(&o));
+}
+
+#[test]
+fn truncated_raw_table_is_refused() {
+    let s = Scratch::new("trunc");
+    let t = read_fixture("ibft-ipxe-dhcp-nochap.bin");
+    let f = s.file("short.bin", &t[..300]);
+    let o = run(&["ibft", "--json", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let o = run(&["ibft", "/nonexistent/ibft.bin"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("/nonexistent/ibft.bin"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["ibft", "--jsn"],
+        vec!["frobnicate"],
+        vec![],
+        vec!["ibft", "a", "b"],
+        vec!["ibft", "--rewrite", "127.0.0.1:1"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("usage:"), "{args:?}");
+    }
+}
+
+#[test]
+fn rewrite_points_the_boot_target_at_a_local_portal_and_keeps_the_rest() {
+    let s = Scratch::new("rewrite");
+    let out = s.0.join("local.bin");
+    let out = out.to_str().expect("utf8");
+    let f = fixture("ibft-ipxe-dhcp-mutualchap.bin");
+    let o = run(&[
+        "ibft",
+        "--rewrite",
+        "127.0.0.1:3999",
+        "--output",
+        out,
+        f.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["ibft", "--json", "--show-secrets", out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = stdout(&o);
+    for want in [
+        r#""ip": "127.0.0.1""#,
+        r#""port": 3999"#,
+        r#""name": "iqn.2025-01.test.rig:tgt-mutual""#,
+        r#""chap_secret": "rigin-secret-12""#,
+        r#""reverse_chap_secret": "rigout-secret-12""#,
+        r#""name": "iqn.2025-01.test.rig:initiator-ipxe""#,
+        r#""mac": "52:54:00:12:34:56""#,
+    ] {
+        assert!(j.contains(want), "missing {want} in {j}");
+    }
+    assert!(!j.contains("10.0.2.2\",\n      \"port\": 3260"), "{j}");
+}
+
+#[test]
+fn part_shows_an_mbr_freebsd_slice() {
+    let s = Scratch::new("part");
+    let mut d = vec![0u8; 1024 * 512];
+    let e = 0x1be;
+    d[e] = 0x80;
+    d[e + 4] = 0xa5;
+    d[e + 8..e + 12].copy_from_slice(&63u32.to_le_bytes());
+    d[e + 12..e + 16].copy_from_slice(&900u32.to_le_bytes());
+    d[510] = 0x55;
+    d[511] = 0xaa;
+    let f = s.file("disk.img", &d);
+    let o = run(&["part", &f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("MBR, 1 partition(s)"), "{out}");
+    assert!(
+        out.contains("\n  s1       freebsd                  63          900    450K  [active]\n"),
+        "{out}"
+    );
+    let o = run(&["part", &s.file("blank.img", &[0u8; 4096])]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no partition table"), "{}", stderr(&o));
+}
