@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! The timer queue: an intrusive list of pinned [`Sleep`] futures, so arming a timer never allocates and
-//! the number of timers has no fixed limit.
+//! The timer queue: an intrusive list of pinned [`Sleep`] futures sorted by deadline, so arming a timer
+//! never allocates, the number of timers has no fixed limit, the earliest deadline is the head, and
+//! expiry wakes in deadline order. Arming walks the list (a session arms a handful of timers).
 //!
 //! # Invariants
 //! - A node is in at most one list: the one behind the [`Timer`] its `Sleep` borrows.
@@ -50,64 +51,74 @@ impl TimerList {
         }
     }
 
-    /// The earliest deadline of all armed timers.
+    /// The earliest deadline of all armed timers: the head's, since the list is sorted.
     pub(crate) fn earliest(&self) -> Option<Instant> {
-        let mut best: Option<Instant> = None;
-        let mut cur = self.head;
-        while !cur.is_null() {
-            // SAFETY: `cur` came from the list, whose nodes are live while we hold its lock (invariants).
-            let node = unsafe { &*cur };
-            best = Some(best.map_or(node.deadline, |b| b.min(node.deadline)));
-            // SAFETY: as above; the link is read under the lock.
-            cur = unsafe { (*node.link.get()).next };
+        if self.head.is_null() {
+            return None;
         }
-        best
+        // SAFETY: the head is a live node of this list while we hold its lock (invariants).
+        Some(unsafe { (*self.head).deadline })
     }
 
-    /// Unlinks timers whose deadline is at or before `self.now`, moving their wakers into `out` until it
-    /// is full. Returns whether expired timers are left for another call.
+    /// Unlinks timers whose deadline is at or before `self.now`, earliest first, moving their wakers
+    /// into `out` until it is full. Returns whether expired timers are left for another call.
     pub(crate) fn take_expired<const N: usize>(
         &mut self,
         out: &mut heapless::Vec<Waker, N>,
     ) -> bool {
-        let mut cur = self.head;
-        while !cur.is_null() {
-            // SAFETY: live node of this list, lock held (invariants).
-            let node = unsafe { &*cur };
-            // SAFETY: as above.
-            let next = unsafe { (*node.link.get()).next };
-            if node.deadline <= self.now {
-                if out.is_full() {
-                    return true;
-                }
-                // SAFETY: `node` is linked in this list and we hold its lock.
-                if let Some(waker) = unsafe { self.unlink(node) } {
-                    // Cannot fail: fullness was checked above.
-                    let _ = out.push(waker);
-                }
+        while !self.head.is_null() {
+            // SAFETY: the head is a live node of this list, lock held (invariants).
+            let node = unsafe { &*self.head };
+            if node.deadline > self.now {
+                return false;
             }
-            cur = next;
+            if out.is_full() {
+                return true;
+            }
+            // SAFETY: `node` is linked in this list and we hold its lock.
+            if let Some(waker) = unsafe { self.unlink(node) } {
+                // Cannot fail: fullness was checked above.
+                let _ = out.push(waker);
+            }
         }
         false
     }
 
-    /// Links `node` at the head.
+    /// Links `node` after every node with an earlier or equal deadline, keeping the list sorted (equal
+    /// deadlines fire in the order they were armed).
     ///
     /// # Safety
     /// Caller holds the list's lock; `node` is pinned, not linked anywhere, and will be unlinked before
     /// it is moved or dropped.
     unsafe fn link(&mut self, node: &Node, waker: Waker) {
-        // SAFETY: lock held by the caller.
+        let mut prev: *const Node = ptr::null();
+        let mut next = self.head;
+        while !next.is_null() {
+            // SAFETY: live node of this list, lock held (invariants).
+            let n = unsafe { &*next };
+            if n.deadline > node.deadline {
+                break;
+            }
+            prev = next;
+            // SAFETY: as above.
+            next = unsafe { (*n.link.get()).next };
+        }
+        // SAFETY: lock held by the caller; `node` is not in the list, so no other pointer reads its link.
         let link = unsafe { &mut *node.link.get() };
-        link.next = self.head;
-        link.prev = ptr::null();
+        link.next = next;
+        link.prev = prev;
         link.waker = Some(waker);
         link.linked = true;
-        if !self.head.is_null() {
-            // SAFETY: the old head is a live node of this list; lock held.
-            unsafe { (*(*self.head).link.get()).prev = node };
+        if prev.is_null() {
+            self.head = node;
+        } else {
+            // SAFETY: `prev` is a live node of this list; lock held.
+            unsafe { (*(*prev).link.get()).next = node };
         }
-        self.head = node;
+        if !next.is_null() {
+            // SAFETY: `next` is a live node of this list; lock held.
+            unsafe { (*(*next).link.get()).prev = node };
+        }
     }
 
     /// Unlinks `node` if it is linked and hands back its waker.
