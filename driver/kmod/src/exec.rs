@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use isboot_kmod_logic::time;
 
-use crate::sys;
+use crate::bindings as sys;
 
 /// Monotonic time since boot in nanoseconds (`sbinuptime`).
 pub fn now_ns() -> u64 {
@@ -109,7 +109,9 @@ pub struct KSpin {
 
 impl Default for KSpin {
     fn default() -> Self {
-        KSpin { mtx: Mtx::new(c"isboot executor", true) }
+        KSpin {
+            mtx: Mtx::new(c"isboot executor", true),
+        }
     }
 }
 
@@ -204,7 +206,9 @@ impl Host {
             stopping: AtomicBool::new(false),
             poll_fn: UnsafeCell::new(Some(poll)),
         });
-        let ctx = ptr::from_ref::<HostInner>(&inner).cast_mut().cast::<c_void>();
+        let ctx = ptr::from_ref::<HostInner>(&inner)
+            .cast_mut()
+            .cast::<c_void>();
         // SAFETY: the task and callout live in the box, which stays put until `shutdown` drains
         // them (invariant); `ctx` points to that box.
         unsafe {
@@ -227,7 +231,10 @@ impl Host {
     }
 
     pub fn pender(&self) -> Pender {
-        Pender { tq: ptr::from_ref(&self.inner.tq), task: self.inner.poll_task.get() }
+        Pender {
+            tq: ptr::from_ref(&self.inner.tq),
+            task: self.inner.poll_task.get(),
+        }
     }
 
     /// Tears the host down: no poll starts after this returns, the callout is drained, the

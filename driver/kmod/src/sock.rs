@@ -18,15 +18,15 @@
 
 use alloc::sync::Arc;
 use core::ffi::{c_int, c_void};
-use core::net::{IpAddr, SocketAddr};
-use core::ptr;
 use core::future::Future;
+use core::net::{IpAddr, SocketAddr};
 use core::pin::Pin;
+use core::ptr;
 use core::task::{Context, Poll};
 
 use isboot_executor::Doorbell;
 
-use crate::sys;
+use crate::bindings as sys;
 
 /// A kernel error number (`errno.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,11 +62,7 @@ fn rung(bell: &Doorbell, cx: &mut Context<'_>) -> bool {
 
 /// Tries `op` until it stops saying "would block" or the doorbell stays quiet; bounded so that a
 /// flapping doorbell cannot spin the taskqueue thread.
-fn retry<T>(
-    bell: &Doorbell,
-    cx: &mut Context<'_>,
-    mut op: impl FnMut() -> Option<T>,
-) -> Poll<T> {
+fn retry<T>(bell: &Doorbell, cx: &mut Context<'_>, mut op: impl FnMut() -> Option<T>) -> Poll<T> {
     for _ in 0..RETRIES {
         if let Some(v) = op() {
             return Poll::Ready(v);
@@ -102,7 +98,11 @@ unsafe extern "C" fn rcv_upcall(so: *mut sys::socket, arg: *mut c_void, _waitfla
 ///
 /// # Safety
 /// As [`rcv_upcall`], with the send sockbuf lock held.
-unsafe extern "C" fn snd_upcall(_so: *mut sys::socket, arg: *mut c_void, _waitflag: c_int) -> c_int {
+unsafe extern "C" fn snd_upcall(
+    _so: *mut sys::socket,
+    arg: *mut c_void,
+    _waitflag: c_int,
+) -> c_int {
     // SAFETY: per the contract above.
     let bells = unsafe { &*arg.cast::<Bells>() };
     bells.tx.ring();
@@ -187,10 +187,19 @@ impl KSocket {
         let mut so: *mut sys::socket = ptr::null_mut();
         // SAFETY: `so` receives the new socket; the helper passes the current thread's cred.
         errno(unsafe {
-            sys::isboot_socreate(sa.family(), &mut so, sys::SOCK_STREAM as c_int, sys::IPPROTO_TCP as c_int)
+            sys::isboot_socreate(
+                sa.family(),
+                &mut so,
+                sys::SOCK_STREAM as c_int,
+                sys::IPPROTO_TCP as c_int,
+            )
         })?;
         // INVARIANT: the upcalls are installed with `arg` = the doorbell this socket keeps.
-        let sock = KSocket { so, bells, lowat: BHS_LEN };
+        let sock = KSocket {
+            so,
+            bells,
+            lowat: BHS_LEN,
+        };
         let arg = Arc::as_ptr(&sock.bells).cast_mut().cast::<c_void>();
         // SAFETY: `so` is a fresh socket; options are plain ints; the upcall argument outlives
         // the upcalls (module invariant, enforced by Drop).
@@ -198,7 +207,13 @@ impl KSocket {
             // Small PDUs (NOP-Out, R2T answers, SCSI commands) must not wait for Nagle.
             sys::isboot_so_setopt_int(so, sys::IPPROTO_TCP as c_int, sys::TCP_NODELAY as c_int, 1);
             sys::isboot_so_setopt_int(so, sys::SOL_SOCKET as c_int, sys::SO_KEEPALIVE as c_int, 1);
-            sys::isboot_so_upcalls_set(so, Some(rcv_upcall), Some(snd_upcall), arg, BHS_LEN as c_int);
+            sys::isboot_so_upcalls_set(
+                so,
+                Some(rcv_upcall),
+                Some(snd_upcall),
+                arg,
+                BHS_LEN as c_int,
+            );
         }
         // SAFETY: `so` is ours, `sa` a valid sockaddr of the socket's family; `soconnect` only
         // starts the handshake and does not sleep for it.
@@ -223,7 +238,11 @@ impl KSocket {
     /// Reads what is there into `buf`; `Ok(0)` means the peer closed. Pending (waker stored) when
     /// nothing is available. The receive low-water mark follows `buf.len()` up to one BHS, so a
     /// reader that asks for what it needs next is woken once that much has arrived.
-    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, Errno>> {
+    pub fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<usize, Errno>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -237,7 +256,8 @@ impl KSocket {
         retry(&self.bells.rx, cx, || {
             let mut done = 0usize;
             // SAFETY: `buf` is a valid writable kernel buffer of `buf.len()` bytes for the call.
-            let e = unsafe { sys::isboot_so_recv(so, buf.as_mut_ptr().cast(), buf.len(), &mut done) };
+            let e =
+                unsafe { sys::isboot_so_recv(so, buf.as_mut_ptr().cast(), buf.len(), &mut done) };
             match e {
                 _ if done > 0 => Some(Ok(done)),
                 0 => Some(Ok(0)),

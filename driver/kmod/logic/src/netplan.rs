@@ -156,9 +156,54 @@ fn reach<const N: usize>(
     Ok(Reach::Gateway(gw))
 }
 
+/// Name of the VLAN interface for `vid` on `parent`: `<parent>.<vid>`, the form the vlan cloner
+/// parses, NUL-terminated in an `IFNAMSIZ` (16) buffer. `None` if it does not fit or `vid` is not a
+/// VLAN id (1..=4094).
+pub fn vlan_ifname(parent: &str, vid: u16) -> Option<[u8; 16]> {
+    if !(1..=4094).contains(&vid) || parent.is_empty() || parent.contains('\0') {
+        return None;
+    }
+    let mut digits = [0u8; 4];
+    let mut n = 0;
+    let mut v = vid;
+    while v > 0 {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+    }
+    let p = parent.as_bytes();
+    // Room for the terminating NUL.
+    if p.len() + 1 + n >= 16 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    out[..p.len()].copy_from_slice(p);
+    out[p.len()] = b'.';
+    for (i, d) in digits[..n].iter().rev().enumerate() {
+        out[p.len() + 1 + i] = *d;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vlan_interface_names_follow_the_cloner_syntax() {
+        assert_eq!(&vlan_ifname("em0", 100).unwrap()[..8], b"em0.100\0");
+        assert_eq!(
+            &vlan_ifname("vtnet0", 4094).unwrap()[..12],
+            b"vtnet0.4094\0"
+        );
+        assert_eq!(&vlan_ifname("igb1", 7).unwrap()[..7], b"igb1.7\0");
+        assert_eq!(vlan_ifname("em0", 0), None);
+        assert_eq!(vlan_ifname("em0", 4095), None);
+        assert_eq!(vlan_ifname("", 5), None);
+        // 10 + 1 + 4 = 15 bytes plus NUL fits; one more does not.
+        assert!(vlan_ifname("abcdefghij", 1000).is_some());
+        assert_eq!(vlan_ifname("abcdefghijk", 1000), None);
+    }
 
     #[test]
     fn masks_from_prefix_lengths() {

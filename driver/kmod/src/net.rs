@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The boot NIC: found by the iBFT's MAC, optionally a VLAN on top of it, brought up, addressed
+//! and routed so the target is reachable, all in `vnet0` (the host's network stack; the iBFT
+//! describes the machine, not a jail).
+//!
+//! What to configure is decided by `isboot_kmod_logic::netplan` from plain values; this file only
+//! performs it. Every wait is bounded. isboot looked the interface up without the network epoch
+//! and without a reference, used IPv4 ioctls for IPv6 and leaked its ioctl socket: here the lookup
+//! runs in the epoch and takes a reference (`if_ref`, released by `if_rele` in `Drop`), IPv6 uses
+//! `SIOCAIFADDR_IN6`, and the ioctl socket is closed when configuration ends.
+
+use core::ffi::{c_int, c_void, CStr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::ptr;
+
+use isboot_core::ibft::Nic;
+use isboot_kmod_logic::netplan::{self, PlanError, Reach};
+
+use crate::bindings as sys;
+use crate::exec::pause_ms;
+use crate::sock::Errno;
+
+/// How long to wait for the iBFT's NIC to attach (late USB or PCI hot-plug drivers).
+const NIC_WAIT_MS: u32 = 10_000;
+/// How long to wait for the link once the interface is up (autonegotiation, switch STP).
+const LINK_WAIT_MS: u32 = 30_000;
+const POLL_MS: u32 = 100;
+
+const IFNAMSIZ: usize = sys::IFNAMSIZ as usize;
+
+/// Why the boot NIC could not be configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetError {
+    /// No Ethernet interface has the iBFT's MAC address.
+    NicNotFound([u8; 6]),
+    /// Creating `<parent>.<vid>` failed (is `if_vlan` in the kernel?).
+    Vlan {
+        vid: u16,
+        err: Errno,
+    },
+    Socket(Errno),
+    Up(Errno),
+    Address(Errno),
+    Route(Errno),
+    Plan(PlanError),
+}
+
+impl core::fmt::Display for NetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NetError::NicNotFound(m) => write!(
+                f,
+                "no Ethernet interface has the iBFT MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+            NetError::Vlan { vid, err } => {
+                write!(f, "creating VLAN {vid} failed ({err}; is if_vlan loaded?)")
+            }
+            NetError::Socket(e) => write!(f, "ioctl socket: {e}"),
+            NetError::Up(e) => write!(f, "bringing the interface up: {e}"),
+            NetError::Address(e) => write!(f, "setting the address: {e}"),
+            NetError::Route(e) => write!(f, "adding the route to the target: {e}"),
+            NetError::Plan(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// A referenced interface (`if_ref` taken, released on drop).
+struct IfRef(*mut sys::ifnet);
+
+impl Drop for IfRef {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` carries a reference taken by `if_ref` or `ifunit_ref` (type
+        // invariant of every `IfRef` constructor).
+        unsafe { sys::if_rele(self.0) };
+    }
+}
+
+/// The configured boot interface; keeps its references until dropped.
+pub struct BootNic {
+    ifp: IfRef,
+    /// The physical parent when `ifp` is a VLAN created by us.
+    _parent: Option<IfRef>,
+    name: [u8; IFNAMSIZ],
+}
+
+// SAFETY: an `ifnet` reference may be held and released from any thread.
+unsafe impl Send for BootNic {}
+
+impl core::fmt::Debug for BootNic {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BootNic")
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+impl BootNic {
+    /// The interface name (`em0`, `em0.100`), as `net.isboot.nic` shows it.
+    pub fn name(&self) -> &str {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    /// Link speed in bits/s as the driver reports it (0 if unknown).
+    pub fn baudrate(&self) -> u64 {
+        // SAFETY: we hold a reference, so the ifnet is alive.
+        unsafe { sys::if_getbaudrate(self.ifp.0) }
+    }
+}
+
+/// Runs `f` with curvnet = vnet0.
+fn in_vnet0(f: &mut dyn FnMut()) {
+    /// # Safety
+    /// `arg` points to the `&mut dyn FnMut()` on `in_vnet0`'s stack, alive for the call.
+    unsafe extern "C" fn call(arg: *mut c_void) -> c_int {
+        // SAFETY: per the contract above.
+        let f = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
+        f();
+        0
+    }
+    let mut f = f;
+    let arg = ptr::from_mut(&mut f).cast::<c_void>();
+    // SAFETY: `call` receives `arg`, which lives until this returns; the helper sets and restores
+    // curvnet around it.
+    unsafe { sys::isboot_with_vnet0(Some(call), arg) };
+}
+
+/// Runs `f` inside the network epoch.
+fn in_net_epoch(f: &mut dyn FnMut()) {
+    /// # Safety
+    /// As in `in_vnet0`.
+    unsafe extern "C" fn call(arg: *mut c_void) -> c_int {
+        // SAFETY: per the contract above.
+        let f = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
+        f();
+        0
+    }
+    let mut f = f;
+    let arg = ptr::from_mut(&mut f).cast::<c_void>();
+    // SAFETY: as in `in_vnet0`; the helper enters and exits the epoch around `call`.
+    unsafe { sys::isboot_with_net_epoch(Some(call), arg) };
+}
+
+struct MacSearch {
+    mac: [u8; 6],
+    found: *mut sys::ifnet,
+}
+
+/// `if_foreach` callback: takes a reference on the Ethernet interface with the wanted MAC.
+///
+/// # Safety
+/// Called by `if_foreach` in the network epoch with a live `ifp`; `arg` is a `MacSearch`.
+unsafe extern "C" fn match_mac(ifp: *mut sys::ifnet, arg: *mut c_void) -> c_int {
+    // SAFETY: per the contract above.
+    let search = unsafe { &mut *arg.cast::<MacSearch>() };
+    // SAFETY: `ifp` is live during the epoch section; getters only read it.
+    let (ty, alen) = unsafe { (sys::if_gettype(ifp), sys::if_getaddrlen(ifp)) };
+    if ty != sys::ifType_IFT_ETHER as c_int || alen != 6 {
+        return 0;
+    }
+    // SAFETY: as above; an Ethernet interface's link-level address has `if_getaddrlen` = 6 bytes.
+    let ll = unsafe { core::slice::from_raw_parts(sys::if_getlladdr(ifp).cast::<u8>(), 6) };
+    if ll != search.mac {
+        return 0;
+    }
+    // SAFETY: the interface is live in the epoch; the reference keeps it after the epoch ends.
+    unsafe { sys::if_ref(ifp) };
+    search.found = ifp;
+    1
+}
+
+fn find_by_mac(mac: [u8; 6]) -> Option<IfRef> {
+    let mut search = MacSearch {
+        mac,
+        found: ptr::null_mut(),
+    };
+    in_vnet0(&mut || {
+        in_net_epoch(&mut || {
+            let arg = ptr::from_mut(&mut search).cast::<c_void>();
+            // SAFETY: we are in vnet0 and the network epoch, as `if_foreach` requires; `arg` is
+            // the `MacSearch` `match_mac` expects.
+            unsafe { sys::isboot_ifnet_foreach(Some(match_mac), arg) };
+        });
+    });
+    // INVARIANT: `match_mac` took the reference this `IfRef` owns.
+    (!search.found.is_null()).then_some(IfRef(search.found))
+}
+
+fn if_name_of(ifp: *mut sys::ifnet) -> [u8; IFNAMSIZ] {
+    let mut name = [0u8; IFNAMSIZ];
+    // SAFETY: `ifp` is referenced by the caller; `if_name` returns its NUL-terminated name.
+    let cname = unsafe { CStr::from_ptr(sys::if_name(ifp)) };
+    let bytes = cname.to_bytes();
+    let n = bytes.len().min(IFNAMSIZ - 1);
+    name[..n].copy_from_slice(&bytes[..n]);
+    name
+}
+
+/// A UDP socket used only as the handle `ifioctl` needs; closed on drop.
+struct IoctlSocket(*mut sys::socket);
+
+impl IoctlSocket {
+    fn new(family: c_int) -> Result<IoctlSocket, NetError> {
+        let mut so = ptr::null_mut();
+        // SAFETY: `so` receives the new socket.
+        let e = unsafe {
+            sys::isboot_socreate(
+                family,
+                &mut so,
+                sys::SOCK_DGRAM as c_int,
+                sys::IPPROTO_UDP as c_int,
+            )
+        };
+        if e != 0 {
+            return Err(NetError::Socket(Errno(e)));
+        }
+        Ok(IoctlSocket(so))
+    }
+}
+
+impl Drop for IoctlSocket {
+    fn drop(&mut self) {
+        // SAFETY: the socket was created by `new` and has no upcalls; closing frees it.
+        unsafe { sys::soclose(self.0) };
+    }
+}
+
+fn sin(a: Ipv4Addr) -> sys::sockaddr_in {
+    // SAFETY: plain C struct, all-zero is a valid unset sockaddr.
+    let mut s: sys::sockaddr_in = unsafe { core::mem::zeroed() };
+    s.sin_len = core::mem::size_of::<sys::sockaddr_in>() as u8;
+    s.sin_family = sys::AF_INET as u8;
+    s.sin_addr.s_addr = u32::from_ne_bytes(a.octets());
+    s
+}
+
+fn sin6(a: [u8; 16]) -> sys::sockaddr_in6 {
+    // SAFETY: plain C struct, all-zero is a valid unset sockaddr.
+    let mut s: sys::sockaddr_in6 = unsafe { core::mem::zeroed() };
+    s.sin6_len = core::mem::size_of::<sys::sockaddr_in6>() as u8;
+    s.sin6_family = sys::AF_INET6 as u8;
+    s.sin6_addr.__u6_addr.__u6_addr8 = a;
+    s
+}
+
+fn tolerate_exists(e: c_int) -> c_int {
+    if e == sys::EEXIST as c_int {
+        0
+    } else {
+        e
+    }
+}
+
+/// Finds, creates (VLAN), brings up and configures the boot NIC so that `target` is reachable.
+pub fn bring_up(nic: &Nic, target: IpAddr) -> Result<BootNic, NetError> {
+    let mut waited = 0;
+    let parent = loop {
+        if let Some(ifp) = find_by_mac(nic.mac) {
+            break ifp;
+        }
+        if waited >= NIC_WAIT_MS {
+            return Err(NetError::NicNotFound(nic.mac));
+        }
+        pause_ms(POLL_MS);
+        waited += POLL_MS;
+    };
+    let parent_name = if_name_of(parent.0);
+    crate::klog!(2, "boot NIC {}", name_str(&parent_name));
+
+    let (ifp, parent, name) = match nic.vlan_id() {
+        None => (parent, None, parent_name),
+        Some(vid) => {
+            let err = |e| NetError::Vlan { vid, err: Errno(e) };
+            let mut name = netplan::vlan_ifname(name_str(&parent_name), vid)
+                .ok_or(err(sys::ENAMETOOLONG as c_int))?;
+            let mut e = 0;
+            let mut vifp = ptr::null_mut();
+            in_vnet0(&mut || {
+                // SAFETY: `name` is a writable NUL-terminated buffer of IFNAMSIZ bytes; in vnet0.
+                e = tolerate_exists(unsafe {
+                    sys::isboot_if_clone_create(name.as_mut_ptr().cast(), IFNAMSIZ)
+                });
+                if e == 0 {
+                    // SAFETY: NUL-terminated name; returns a referenced ifnet or NULL.
+                    vifp = unsafe { sys::ifunit_ref(name.as_ptr().cast()) };
+                }
+            });
+            if e != 0 {
+                return Err(err(e));
+            }
+            if vifp.is_null() {
+                return Err(err(sys::ENXIO as c_int));
+            }
+            crate::klog!(2, "created VLAN interface {}", name_str(&name));
+            // INVARIANT: `ifunit_ref` returned a referenced interface.
+            (IfRef(vifp), Some(parent), name)
+        }
+    };
+
+    let (family, v6) = match target {
+        IpAddr::V4(_) => (sys::AF_INET as c_int, false),
+        IpAddr::V6(_) => (sys::AF_INET6 as c_int, true),
+    };
+    let so = IoctlSocket::new(family)?;
+    // SAFETY: live socket; `name` is NUL-terminated.
+    let e = unsafe { sys::isboot_if_up(so.0, name.as_ptr().cast()) };
+    if e != 0 {
+        return Err(NetError::Up(Errno(e)));
+    }
+    if let Some(p) = &parent {
+        // A VLAN only passes traffic once its parent is up as well.
+        let pso = IoctlSocket::new(sys::AF_INET as c_int)?;
+        // SAFETY: live socket; `parent_name` is NUL-terminated.
+        let e = unsafe { sys::isboot_if_up(pso.0, parent_name.as_ptr().cast()) };
+        if e != 0 {
+            return Err(NetError::Up(Errno(e)));
+        }
+        wait_link(p.0);
+    }
+    wait_link(ifp.0);
+
+    if v6 {
+        configure6(&so, &name, ifp.0, nic, target)?;
+    } else {
+        configure4(&so, &name, ifp.0, nic, target)?;
+    }
+    Ok(BootNic {
+        ifp,
+        _parent: parent,
+        name,
+    })
+}
+
+fn name_str(name: &[u8; IFNAMSIZ]) -> &str {
+    let len = name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
+    core::str::from_utf8(&name[..len]).unwrap_or("?")
+}
+
+/// Waits (bounded) until the driver reports link up; drivers that never report a state
+/// (`LINK_STATE_UNKNOWN`) are not waited for.
+fn wait_link(ifp: *mut sys::ifnet) {
+    let mut waited = 0;
+    loop {
+        // SAFETY: the caller holds a reference on `ifp`.
+        let state = unsafe { sys::if_getlinkstate(ifp) };
+        if state == sys::LINK_STATE_UP as c_int || state == sys::LINK_STATE_UNKNOWN as c_int {
+            return;
+        }
+        if waited >= LINK_WAIT_MS {
+            crate::klog!(
+                0,
+                "link still down after {} s; trying anyway",
+                LINK_WAIT_MS / 1000
+            );
+            return;
+        }
+        pause_ms(POLL_MS);
+        waited += POLL_MS;
+    }
+}
+
+fn route(
+    dst: *mut sys::sockaddr,
+    mask: *mut sys::sockaddr,
+    gw: *mut sys::sockaddr,
+    ifp: *mut sys::ifnet,
+) -> c_int {
+    let mut e = 0;
+    in_vnet0(&mut || {
+        // SAFETY: the sockaddrs live on the caller's stack for the call; `ifp` is referenced; the
+        // helper enters the network epoch rib_action needs; we are in vnet0.
+        e = tolerate_exists(unsafe { sys::isboot_route_add(dst, mask, gw, ifp) });
+    });
+    e
+}
+
+fn configure4(
+    so: &IoctlSocket,
+    name: &[u8; IFNAMSIZ],
+    ifp: *mut sys::ifnet,
+    nic: &Nic,
+    target: IpAddr,
+) -> Result<(), NetError> {
+    let (IpAddr::V4(target), Some(IpAddr::V4(addr))) = (target, nic.ip) else {
+        return Err(NetError::Plan(PlanError::FamilyMismatch));
+    };
+    let gw = match nic.gateway {
+        Some(IpAddr::V4(g)) => Some(g.octets()),
+        _ => None,
+    };
+    let plan = netplan::plan4(addr.octets(), nic.prefix_len, gw, target.octets())
+        .map_err(NetError::Plan)?;
+    let a = sin(Ipv4Addr::from(plan.addr));
+    let m = sin(Ipv4Addr::from(plan.mask));
+    let b = plan.broadcast.map(|b| sin(Ipv4Addr::from(b)));
+    let bp = b.as_ref().map_or(ptr::null(), ptr::from_ref);
+    // SAFETY: live socket, NUL-terminated name, sockaddrs on our stack for the call.
+    let e = unsafe { sys::isboot_if_add_addr4(so.0, name.as_ptr().cast(), &a, &m, bp) };
+    let e = tolerate_exists(e);
+    if e != 0 {
+        return Err(NetError::Address(Errno(e)));
+    }
+    if let Reach::Gateway(g) = plan.reach {
+        let mut gws = sin(Ipv4Addr::from(g));
+        let mut dst = sin(target);
+        let e = route(
+            ptr::from_mut(&mut dst).cast(),
+            ptr::null_mut(),
+            ptr::from_mut(&mut gws).cast(),
+            ifp,
+        );
+        if e != 0 {
+            return Err(NetError::Route(Errno(e)));
+        }
+        // The host route above is what the session needs; a default route helps the rest of
+        // the boot, and one that already exists is left alone.
+        let mut any = sin(Ipv4Addr::UNSPECIFIED);
+        let mut any_mask = sin(Ipv4Addr::UNSPECIFIED);
+        let e = route(
+            ptr::from_mut(&mut any).cast(),
+            ptr::from_mut(&mut any_mask).cast(),
+            ptr::from_mut(&mut gws).cast(),
+            ifp,
+        );
+        if e != 0 {
+            crate::klog!(
+                1,
+                "default route via the iBFT gateway not added ({})",
+                Errno(e)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn configure6(
+    so: &IoctlSocket,
+    name: &[u8; IFNAMSIZ],
+    ifp: *mut sys::ifnet,
+    nic: &Nic,
+    target: IpAddr,
+) -> Result<(), NetError> {
+    let (IpAddr::V6(target), Some(IpAddr::V6(addr))) = (target, nic.ip) else {
+        return Err(NetError::Plan(PlanError::FamilyMismatch));
+    };
+    let gw = match nic.gateway {
+        Some(IpAddr::V6(g)) => Some(g.octets()),
+        _ => None,
+    };
+    let plan = netplan::plan6(addr.octets(), nic.prefix_len, gw, target.octets())
+        .map_err(NetError::Plan)?;
+    let a = sin6(plan.addr);
+    let m = sin6(plan.mask);
+    // The firmware has been using this address: skip duplicate address detection, which would
+    // keep it tentative (unusable for connect) for a second or more.
+    // SAFETY: live AF_INET6 socket, NUL-terminated name, sockaddrs on our stack for the call.
+    let e = unsafe { sys::isboot_if_add_addr6(so.0, name.as_ptr().cast(), &a, &m, 1) };
+    let e = tolerate_exists(e);
+    if e != 0 {
+        return Err(NetError::Address(Errno(e)));
+    }
+    if let Reach::Gateway(g) = plan.reach {
+        let mut gws = sin6(g);
+        if netplan::is_link_local6(&g) {
+            // SAFETY: `ifp` is referenced; embeds its zone into the link-local gateway, as the
+            // kernel's routing table stores scoped addresses.
+            unsafe { sys::isboot_in6_setscope(&mut gws, ifp) };
+        }
+        let mut dst = sin6(target.octets());
+        let e = route(
+            ptr::from_mut(&mut dst).cast(),
+            ptr::null_mut(),
+            ptr::from_mut(&mut gws).cast(),
+            ifp,
+        );
+        if e != 0 {
+            return Err(NetError::Route(Errno(e)));
+        }
+        let mut any = sin6(Ipv6Addr::UNSPECIFIED.octets());
+        let mut any_mask = sin6([0; 16]);
+        let e = route(
+            ptr::from_mut(&mut any).cast(),
+            ptr::from_mut(&mut any_mask).cast(),
+            ptr::from_mut(&mut gws).cast(),
+            ifp,
+        );
+        if e != 0 {
+            crate::klog!(
+                1,
+                "default IPv6 route via the iBFT gateway not added ({})",
+                Errno(e)
+            );
+        }
+    }
+    Ok(())
+}
