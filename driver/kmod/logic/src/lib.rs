@@ -7,10 +7,14 @@
 //! build host.
 #![no_std]
 
+extern crate alloc;
+
 #[cfg(test)]
 extern crate std;
 
 pub mod cam;
+pub mod linebuf;
 pub mod lun;
 pub mod netplan;
+pub mod sysfmt;
 pub mod time;

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The text of the `hw.ibft.*` sysctls and of the `hw.ibft.verbose` boot summary.
+//!
+//! These strings are the user-visible contract isboot established (REFERENCE §2): scripts read
+//! `hw.ibft.target_name` and friends. Absent values are empty strings, the LUN is the number a user
+//! would type (LUN 1 is `1`, not isboot's 256), addresses print as `core::net` formats them.
+//! CHAP names and secrets appear nowhere here.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::net::IpAddr;
+
+use isboot_core::ibft::{BootCandidate, BootConfig, ChapType, Nic, Target};
+
+/// One `hw.ibft.*` value, in the order of the C side's `enum isboot_str`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IbftField {
+    InitiatorName,
+    InitiatorAddress,
+    TargetName,
+    TargetAddress,
+    TargetPort,
+    TargetLun,
+    NicPrefix,
+    NicGateway,
+}
+
+impl IbftField {
+    pub const ALL: [IbftField; 8] = [
+        IbftField::InitiatorName,
+        IbftField::InitiatorAddress,
+        IbftField::TargetName,
+        IbftField::TargetAddress,
+        IbftField::TargetPort,
+        IbftField::TargetLun,
+        IbftField::NicPrefix,
+        IbftField::NicGateway,
+    ];
+
+    /// The sysctl's name under `hw.ibft`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IbftField::InitiatorName => "initiator_name",
+            IbftField::InitiatorAddress => "initiator_address",
+            IbftField::TargetName => "target_name",
+            IbftField::TargetAddress => "target_address",
+            IbftField::TargetPort => "target_port",
+            IbftField::TargetLun => "target_lun",
+            IbftField::NicPrefix => "nic_prefix",
+            IbftField::NicGateway => "nic_gateway",
+        }
+    }
+}
+
+fn ip(a: Option<IpAddr>) -> String {
+    a.map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// The value of `field` for the boot pair of `cfg`.
+pub fn ibft_value(cfg: &BootConfig, field: IbftField) -> String {
+    let Some(boot) = cfg.boot() else {
+        return match field {
+            IbftField::InitiatorName => cfg.initiator_name.clone(),
+            _ => String::new(),
+        };
+    };
+    let (nic, target) = (&boot.nic, &boot.target);
+    match field {
+        IbftField::InitiatorName => cfg.initiator_name.clone(),
+        IbftField::InitiatorAddress => ip(nic.ip),
+        IbftField::TargetName => target.name.clone().unwrap_or_default(),
+        IbftField::TargetAddress => ip(target.ip),
+        IbftField::TargetPort => target.port_or_default().to_string(),
+        IbftField::TargetLun => target.lun.to_string(),
+        IbftField::NicPrefix => nic.prefix_len.to_string(),
+        IbftField::NicGateway => ip(nic.gateway),
+    }
+}
+
+/// Every `hw.ibft.*` value of `cfg`, in [`IbftField::ALL`] order.
+pub fn ibft_values(cfg: &BootConfig) -> Vec<(IbftField, String)> {
+    IbftField::ALL
+        .iter()
+        .map(|&f| (f, ibft_value(cfg, f)))
+        .collect()
+}
+
+fn chap(t: ChapType) -> String {
+    match t {
+        ChapType::None => "none".into(),
+        ChapType::Chap => "CHAP".into(),
+        ChapType::Mutual => "mutual CHAP".into(),
+        ChapType::Unknown(raw) => format!("unknown ({raw})"),
+    }
+}
+
+fn nic_line(pair: usize, nic: &Nic) -> String {
+    let m = nic.mac;
+    let mut s = format!(
+        "pair {pair} nic {}: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} pci {} address {}/{}",
+        nic.index,
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4],
+        m[5],
+        nic.pci_bdf,
+        ip(nic.ip),
+        nic.prefix_len
+    );
+    if let Some(gw) = nic.gateway {
+        s.push_str(&format!(" gateway {gw}"));
+    }
+    if let Some(vlan) = nic.vlan_id() {
+        s.push_str(&format!(" vlan {vlan}"));
+    }
+    s
+}
+
+fn target_line(pair: usize, t: &Target) -> String {
+    format!(
+        "pair {pair} target {}: {} at {}:{} lun {} auth {}",
+        t.index,
+        t.name.as_deref().unwrap_or("(no name)"),
+        ip(t.ip),
+        t.port_or_default(),
+        t.lun,
+        chap(t.chap_type)
+    )
+}
+
+fn candidate_lines(c: &BootCandidate, out: &mut Vec<String>) {
+    out.push(nic_line(c.pair, &c.nic));
+    out.push(target_line(c.pair, &c.target));
+}
+
+/// The `hw.ibft.verbose` summary: one console line per item, boot pair first. Names of CHAP
+/// users and their secrets are left out; only the authentication method is shown.
+pub fn summary(cfg: &BootConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    out.push(format!("initiator {}", cfg.initiator_name));
+    for (i, c) in cfg.candidates.iter().enumerate() {
+        if i == 1 {
+            out.push("alternates for failover:".into());
+        }
+        candidate_lines(c, &mut out);
+    }
+    for s in &cfg.skipped {
+        out.push(format!("skipped: {s}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isboot_core::ibft::parse;
+
+    const CHAP: &[u8] = include_bytes!("../../../../tests/data/ibft/ibft-ipxe-dhcp-chap.bin");
+    const MUTUAL: &[u8] =
+        include_bytes!("../../../../tests/data/ibft/ibft-ipxe-dhcp-mutualchap.bin");
+    const TWO: &[u8] = include_bytes!("../../../../tests/data/ibft/ibft-ipxe-dhcp-two-targets.bin");
+
+    fn config(table: &[u8]) -> BootConfig {
+        parse(table).unwrap().ibft.boot_config().unwrap()
+    }
+
+    #[test]
+    fn sysctl_values_of_a_real_ipxe_table() {
+        let values = ibft_values(&config(CHAP));
+        let get = |f| values.iter().find(|(g, _)| *g == f).unwrap().1.as_str();
+        assert_eq!(
+            get(IbftField::InitiatorName),
+            "iqn.2025-01.test.rig:initiator-ipxe"
+        );
+        assert_eq!(get(IbftField::InitiatorAddress), "10.0.2.15");
+        assert_eq!(get(IbftField::TargetName), "iqn.2025-01.test.rig:tgt-chap");
+        assert_eq!(get(IbftField::TargetAddress), "10.0.2.2");
+        assert_eq!(get(IbftField::TargetPort), "3260");
+        // iPXE writes LUN 1 as 00 01 00..; isboot showed 256.
+        assert_eq!(get(IbftField::TargetLun), "1");
+        assert_eq!(get(IbftField::NicPrefix), "24");
+        assert_eq!(get(IbftField::NicGateway), "10.0.2.2");
+        assert_eq!(values.len(), 8);
+    }
+
+    #[test]
+    fn field_order_matches_the_c_enum_and_names_match_the_contract() {
+        let names: std::vec::Vec<_> = IbftField::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "initiator_name",
+                "initiator_address",
+                "target_name",
+                "target_address",
+                "target_port",
+                "target_lun",
+                "nic_prefix",
+                "nic_gateway"
+            ]
+        );
+    }
+
+    #[test]
+    fn absent_gateway_is_an_empty_string() {
+        let mut cfg = config(CHAP);
+        cfg.candidates[0].nic.gateway = None;
+        assert_eq!(ibft_value(&cfg, IbftField::NicGateway), "");
+    }
+
+    #[test]
+    fn ipv6_addresses_print_in_standard_form() {
+        let mut cfg = config(CHAP);
+        cfg.candidates[0].target.ip = Some("fd00::1:2".parse().unwrap());
+        assert_eq!(ibft_value(&cfg, IbftField::TargetAddress), "fd00::1:2");
+    }
+
+    #[test]
+    fn summary_never_shows_chap_names_or_secrets() {
+        for table in [CHAP, MUTUAL] {
+            let cfg = config(table);
+            let text = summary(&cfg).join("\n");
+            let t = &cfg.candidates[0].target;
+            for s in [&t.chap_name, &t.reverse_chap_name].into_iter().flatten() {
+                assert!(!text.contains(s.as_str()), "CHAP name {s} in {text}");
+            }
+            for secret in ["rigin-secret-12", "rigout-secret"] {
+                assert!(!text.contains(secret), "secret in {text}");
+            }
+            assert!(text.contains("auth "), "{text}");
+        }
+    }
+
+    #[test]
+    fn summary_lists_the_boot_pair_first_then_alternates() {
+        let cfg = config(TWO);
+        let lines = summary(&cfg);
+        assert!(lines[0].starts_with("initiator iqn."), "{lines:?}");
+        assert!(lines[1].contains("mac 52:54:00:12:34:56"), "{lines:?}");
+        assert!(lines[2].contains(" at 10.0.2.2:3260 lun "), "{lines:?}");
+        if cfg.candidates.len() > 1 {
+            assert_eq!(lines[3], "alternates for failover:");
+        }
+    }
+}
