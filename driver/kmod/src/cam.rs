@@ -1,0 +1,625 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The CAM SIM: one bus, one target, the LUNs the target reports.
+//!
+//! The action routine runs with the SIM mutex held, in the caller's context. It answers the
+//! informational CCBs (`XPT_PATH_INQ`, `XPT_GET_TRAN_SETTINGS`, `XPT_CALC_GEOMETRY`) at once,
+//! refuses what cannot be sent, and queues everything else (`XPT_SCSI_IO`, `XPT_ABORT`,
+//! `XPT_RESET_DEV`) into the session's bounded [`Channel`], whose `try_send` wakes the session task
+//! (and so calls the pender). It never does I/O. Decisions (what a CCB asks for, which status a
+//! completion gets, when the device queue freezes) are `isboot_kmod_logic::cam`'s, tested on the
+//! host; this file only reads and writes the CCB.
+//!
+//! # Invariants
+//! - A [`CcbRef`] is the only handle to a CCB CAM gave us; it is consumed by exactly one
+//!   completion (`xpt_done`). Dropping an uncompleted one completes it with `CAM_REQUEUE_REQ`, so a
+//!   CCB is never lost or completed twice.
+//! - `SimShared` is reference counted; the SIM's `softc` holds one reference from `cam_sim_alloc`
+//!   until `cam_sim_free` in [`Sim::detach`], so the action routine never sees freed memory.
+
+use alloc::sync::Arc;
+use core::ffi::{c_int, c_void};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use isboot_executor::{Channel, TrySendError};
+use isboot_kmod_logic::cam::{self as logic, flags, func, status, CcbShape, Finish, PathInq};
+
+use crate::bindings as sys;
+use crate::exec::{KSpin, Mtx};
+use crate::sock::Errno;
+
+// The logic crate mirrors CAM's numbers so it can be tested without kernel headers; a mismatch
+// with the headers this module is built against stops the build here.
+const _: () = {
+    assert!(status::REQ_CMP == sys::cam_status_CAM_REQ_CMP);
+    assert!(status::REQ_ABORTED == sys::cam_status_CAM_REQ_ABORTED);
+    assert!(status::UA_ABORT == sys::cam_status_CAM_UA_ABORT);
+    assert!(status::REQ_CMP_ERR == sys::cam_status_CAM_REQ_CMP_ERR);
+    assert!(status::REQ_INVALID == sys::cam_status_CAM_REQ_INVALID);
+    assert!(status::DEV_NOT_THERE == sys::cam_status_CAM_DEV_NOT_THERE);
+    assert!(status::CMD_TIMEOUT == sys::cam_status_CAM_CMD_TIMEOUT);
+    assert!(status::SCSI_STATUS_ERROR == sys::cam_status_CAM_SCSI_STATUS_ERROR);
+    assert!(status::BDR_SENT == sys::cam_status_CAM_BDR_SENT);
+    assert!(status::REQ_TOO_BIG == sys::cam_status_CAM_REQ_TOO_BIG);
+    assert!(status::REQUEUE_REQ == sys::cam_status_CAM_REQUEUE_REQ);
+    assert!(status::RESRC_UNAVAIL == sys::cam_status_CAM_RESRC_UNAVAIL);
+    assert!(status::LUN_INVALID == sys::cam_status_CAM_LUN_INVALID);
+    assert!(status::FUNC_NOTAVAIL == sys::cam_status_CAM_FUNC_NOTAVAIL);
+    assert!(status::DEV_QFRZN == sys::cam_status_CAM_DEV_QFRZN);
+    assert!(status::AUTOSNS_VALID == sys::cam_status_CAM_AUTOSNS_VALID);
+    assert!(status::SIM_QUEUED == sys::cam_status_CAM_SIM_QUEUED);
+    assert!(status::STATUS_MASK == sys::cam_status_CAM_STATUS_MASK);
+    assert!(flags::CDB_POINTER == sys::ccb_flags_CAM_CDB_POINTER);
+    assert!(flags::DIS_AUTOSENSE == sys::ccb_flags_CAM_DIS_AUTOSENSE);
+    assert!(flags::DIR_IN == sys::ccb_flags_CAM_DIR_IN);
+    assert!(flags::DIR_OUT == sys::ccb_flags_CAM_DIR_OUT);
+    assert!(flags::DIR_NONE == sys::ccb_flags_CAM_DIR_NONE);
+    assert!(flags::DIR_MASK == sys::ccb_flags_CAM_DIR_MASK);
+    assert!(flags::DATA_PADDR == sys::ccb_flags_CAM_DATA_PADDR);
+    assert!(flags::DATA_SG == sys::ccb_flags_CAM_DATA_SG);
+    assert!(flags::DATA_SG_PADDR == sys::ccb_flags_CAM_DATA_SG_PADDR);
+    assert!(flags::DATA_BIO == sys::ccb_flags_CAM_DATA_BIO);
+    assert!(flags::DATA_MASK == sys::ccb_flags_CAM_DATA_MASK);
+    assert!(flags::TAG_ACTION_VALID == sys::ccb_flags_CAM_TAG_ACTION_VALID);
+    assert!(func::SCSI_IO == sys::xpt_opcode_XPT_SCSI_IO);
+    assert!(func::PATH_INQ == sys::xpt_opcode_XPT_PATH_INQ);
+    assert!(func::ABORT == sys::xpt_opcode_XPT_ABORT);
+    assert!(func::RESET_DEV == sys::xpt_opcode_XPT_RESET_DEV);
+    assert!(func::GET_TRAN_SETTINGS == sys::xpt_opcode_XPT_GET_TRAN_SETTINGS);
+    assert!(func::SET_TRAN_SETTINGS == sys::xpt_opcode_XPT_SET_TRAN_SETTINGS);
+    assert!(func::CALC_GEOMETRY == sys::xpt_opcode_XPT_CALC_GEOMETRY);
+    assert!(logic::tag::SIMPLE as u32 == sys::MSG_SIMPLE_Q_TAG);
+    assert!(logic::tag::HEAD_OF_QUEUE as u32 == sys::MSG_HEAD_OF_Q_TAG);
+    assert!(logic::tag::ORDERED as u32 == sys::MSG_ORDERED_Q_TAG);
+    assert!(logic::tag::ACA as u32 == sys::MSG_ACA_TASK);
+    assert!(logic::SENSE_BUF_LEN as u32 == sys::SSD_FULL_SIZE);
+    assert!(logic::PI_TAG_ABLE as u32 == sys::pi_inqflag_PI_TAG_ABLE);
+    assert!(logic::PIM_EXTLUNS == sys::pi_miscflag_PIM_EXTLUNS);
+    assert!(logic::PIM_NOBUSRESET == sys::pi_miscflag_PIM_NOBUSRESET);
+    assert!(logic::CDB_INLINE_LEN == core::mem::size_of::<sys::cdb_t>());
+};
+
+/// `CAM_TARGET_WILDCARD` / `CAM_LUN_WILDCARD` (cast expressions bindgen does not evaluate).
+const TARGET_WILDCARD: sys::target_id_t = !0;
+const LUN_WILDCARD: sys::lun_id_t = !0u32 as sys::lun_id_t;
+
+/// Most commands the session tracks at once; the CAM queue depth never exceeds it.
+pub const MAX_TAGS: u32 = 128;
+/// Channel room: every tag plus aborts and resets, which CAM sends outside the tag count.
+pub const QUEUE_LEN: usize = MAX_TAGS as usize + 8;
+
+/// The CCB CAM handed to the SIM; see the module invariants.
+pub struct CcbRef(NonNull<sys::ccb>);
+
+// SAFETY: a CCB queued to a SIM belongs to the SIM until `xpt_done`, whichever thread runs it.
+unsafe impl Send for CcbRef {}
+
+impl core::fmt::Debug for CcbRef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("CcbRef").field(&self.0).finish()
+    }
+}
+
+/// What the action routine queued for the session.
+#[derive(Debug)]
+pub enum CamRequest {
+    /// `XPT_SCSI_IO`, already checked by [`logic::translate_scsi_io`].
+    Io(CcbRef),
+    /// `XPT_ABORT` of the CCB at `target` (compare with [`CcbRef::is`]; never dereferenced).
+    Abort {
+        ccb: CcbRef,
+        target: *const sys::ccb,
+    },
+    /// `XPT_RESET_DEV`: a LOGICAL UNIT RESET of the CCB's LUN.
+    ResetDev(CcbRef),
+}
+
+// SAFETY: `target` is only compared, never dereferenced; `CcbRef` is `Send`.
+unsafe impl Send for CamRequest {}
+
+impl CcbRef {
+    fn hdr(&self) -> &sys::ccb_hdr {
+        // SAFETY: every CCB starts with its header; we own the CCB (module invariant).
+        unsafe { &self.0.as_ref().ccb_h }
+    }
+
+    /// Whether this is the CCB an `XPT_ABORT` names.
+    pub fn is(&self, other: *const sys::ccb) -> bool {
+        ptr::eq(self.0.as_ptr(), other)
+    }
+
+    /// CAM's LUN id (`ccb_h.target_lun`).
+    pub fn lun(&self) -> u64 {
+        self.hdr().target_lun
+    }
+
+    /// Reads the SCSI command out of an `XPT_SCSI_IO` CCB. The returned command borrows the CCB's
+    /// CDB.
+    pub fn command(&self, maxio: u32) -> Result<logic::Command<'_>, logic::Refusal> {
+        let h = self.hdr();
+        // SAFETY: an `XPT_SCSI_IO` CCB (checked by the caller's func code) is a `ccb_scsiio`.
+        let csio = unsafe { &self.0.as_ref().csio };
+        let src = logic::cdb_source(h.flags, csio.cdb_len)?;
+        let cdb: &[u8] = match src {
+            // SAFETY: `cdb_bytes` is the active member without CAM_CDB_POINTER; `len` <= 16.
+            logic::CdbSource::Inline(len) => unsafe { &csio.cdb_io.cdb_bytes[..len] },
+            logic::CdbSource::Pointer(len) => {
+                // SAFETY: with CAM_CDB_POINTER the peripheral stores a pointer to `cdb_len`
+                // bytes that stay valid until the CCB completes.
+                let p = unsafe { csio.cdb_io.cdb_ptr };
+                if p.is_null() {
+                    return Err(logic::Refusal::CdbLength(0));
+                }
+                // SAFETY: as above.
+                unsafe { core::slice::from_raw_parts(p, len) }
+            }
+        };
+        let view = logic::ScsiIoView {
+            func_code: h.func_code,
+            flags: h.flags,
+            target_lun: h.target_lun,
+            timeout_ms: h.timeout,
+            cdb,
+            dxfer_len: csio.dxfer_len,
+            has_data_ptr: !csio.data_ptr.is_null(),
+            tag_action: csio.tag_action,
+            priority: csio.priority,
+        };
+        logic::translate_scsi_io(&view, maxio)
+    }
+
+    /// The Data-In buffer of a read (empty for other directions). Valid until completion.
+    pub fn data_in(&mut self) -> &mut [u8] {
+        let h = self.hdr();
+        if h.flags & flags::DIR_MASK != flags::DIR_IN {
+            return &mut [];
+        }
+        // SAFETY: an `XPT_SCSI_IO` CCB accepted by `command()` has a virtual-address buffer of
+        // `dxfer_len` bytes (CAM_DATA_VADDR, checked there), mapped and owned by the peripheral
+        // until we complete the CCB; `&mut self` makes this the only view of it.
+        unsafe {
+            let csio = &self.0.as_ref().csio;
+            if csio.data_ptr.is_null() {
+                return &mut [];
+            }
+            core::slice::from_raw_parts_mut(csio.data_ptr, csio.dxfer_len as usize)
+        }
+    }
+
+    /// The Data-Out buffer of a write (empty for other directions). Valid until completion.
+    pub fn data_out(&self) -> &[u8] {
+        let h = self.hdr();
+        if h.flags & flags::DIR_MASK != flags::DIR_OUT {
+            return &[];
+        }
+        // SAFETY: as in `data_in`; read-only here.
+        unsafe {
+            let csio = &self.0.as_ref().csio;
+            if csio.data_ptr.is_null() {
+                return &[];
+            }
+            core::slice::from_raw_parts(csio.data_ptr, csio.dxfer_len as usize)
+        }
+    }
+
+    /// Completes an `XPT_SCSI_IO` CCB with the session's outcome (status, sense, residual, devq
+    /// freeze as CAM expects) and hands it back to CAM.
+    pub fn complete_io(self, finish: &Finish<'_>) {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        let p = this.0.as_ptr();
+        // SAFETY: we own the CCB until `xpt_done` (module invariant); it is an `XPT_SCSI_IO`.
+        unsafe {
+            let csio = &mut (*p).csio;
+            let shape = CcbShape::new(
+                csio.ccb_h.flags,
+                csio.dxfer_len,
+                csio.sense_len,
+                csio.ccb_h.status,
+            );
+            let r = logic::complete_scsi_io(&shape, finish);
+            if let Finish::Response { sense, .. } = finish {
+                let n = usize::from(r.sense_copy).min(sense.len());
+                // `n` <= sense_len <= SSD_FULL_SIZE = sizeof(sense_data) (logic guarantees).
+                ptr::copy_nonoverlapping(
+                    sense.as_ptr(),
+                    ptr::from_mut(&mut csio.sense_data).cast::<u8>(),
+                    n,
+                );
+            }
+            csio.scsi_status = r.scsi_status;
+            csio.sense_resid = r.sense_resid;
+            csio.resid = r.resid;
+            finish_ccb(&mut this, r.status, r.freeze_devq);
+        }
+    }
+
+    /// Completes a CCB with a bare status (informational CCBs, aborts, resets, refusals). A
+    /// failed I/O status freezes the device queue like any other I/O error.
+    pub fn complete_status(self, st: u32) {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        let is_io = this.hdr().func_code == func::SCSI_IO;
+        let already = this.hdr().status & status::DEV_QFRZN != 0;
+        let error = st & status::STATUS_MASK != status::REQ_CMP;
+        // A refused or requeued I/O must freeze the devq (CAM releases it in its error path);
+        // a device that is gone must not, since nothing would release it.
+        let freeze = is_io && error && !already && st != status::DEV_NOT_THERE;
+        let st = if is_io && error && st != status::DEV_NOT_THERE {
+            st | status::DEV_QFRZN
+        } else {
+            st
+        };
+        finish_ccb(&mut this, st, freeze);
+    }
+}
+
+/// Sets the status, freezes the devq when asked, and calls `xpt_done`.
+fn finish_ccb(ccb: &mut CcbRef, st: u32, freeze: bool) {
+    let p = ccb.0.as_ptr();
+    // SAFETY: we own the CCB (module invariant); its path is valid while it is queued to us.
+    unsafe {
+        if freeze {
+            sys::xpt_freeze_devq((*p).ccb_h.path, 1);
+        }
+        // SIM_QUEUED is cleared by replacing the whole status.
+        (*p).ccb_h.status = st;
+        sys::xpt_done(p);
+    }
+}
+
+impl Drop for CcbRef {
+    fn drop(&mut self) {
+        // Reached only when a request is dropped without a completion (e.g. a session future
+        // cancelled mid-command): give the CCB back for CAM to retry rather than leak it.
+        let p = self.0.as_ptr();
+        // SAFETY: see `finish_ccb`.
+        let is_io = unsafe { (*p).ccb_h.func_code } == func::SCSI_IO;
+        let st = if is_io {
+            status::REQUEUE_REQ
+        } else {
+            status::REQ_ABORTED
+        };
+        let already = self.hdr().status & status::DEV_QFRZN != 0;
+        finish_ccb(
+            self,
+            st | if is_io { status::DEV_QFRZN } else { 0 },
+            is_io && !already,
+        );
+    }
+}
+
+/// State shared by the action routine (any context, SIM mutex held) and the session task.
+pub struct SimShared {
+    /// The SIM mutex given to `cam_sim_alloc`.
+    mtx: Mtx,
+    requests: Channel<KSpin, CamRequest, QUEUE_LEN>,
+    /// Set once detaching starts: new CCBs are answered `CAM_DEV_NOT_THERE`.
+    closing: AtomicBool,
+    inq: PathInq,
+}
+
+impl core::fmt::Debug for SimShared {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimShared")
+            .field("inq", &self.inq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimShared {
+    /// Shared state for a SIM whose `XPT_PATH_INQ` answers `inq`.
+    pub fn new(inq: PathInq) -> Arc<SimShared> {
+        Arc::new(SimShared {
+            mtx: Mtx::new(c"isboot sim", false),
+            requests: Channel::new(),
+            closing: AtomicBool::new(false),
+            inq,
+        })
+    }
+
+    /// The largest transfer announced to CAM.
+    pub fn maxio(&self) -> u32 {
+        self.inq.maxio
+    }
+
+    /// Waits for the next request from CAM; `None` once the SIM is detaching and drained.
+    pub async fn next(&self) -> Option<CamRequest> {
+        self.requests.recv().await
+    }
+
+    /// Takes a queued request without waiting.
+    pub fn try_next(&self) -> Option<CamRequest> {
+        self.requests.try_recv().ok()
+    }
+}
+
+/// A registered SIM with its bus and wildcard path.
+pub struct Sim {
+    shared: Arc<SimShared>,
+    sim: *mut sys::cam_sim,
+    path: *mut sys::cam_path,
+}
+
+// SAFETY: the CAM objects are used under the SIM mutex or by CAM's own locking.
+unsafe impl Send for Sim {}
+
+impl core::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sim")
+            .field("sim", &self.sim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// Allocates the SIM and its queue (`depth` tagged openings), registers the bus and creates
+    /// the wildcard path, then asks CAM to scan the bus.
+    pub fn attach(shared: Arc<SimShared>, depth: u32, unit: u32) -> Result<Sim, Errno> {
+        let depth = logic::queue_depth(depth, MAX_TAGS);
+        // SAFETY: plain allocation; NULL on failure.
+        let devq = unsafe { sys::cam_simq_alloc(depth) };
+        if devq.is_null() {
+            return Err(Errno(sys::ENOMEM as c_int));
+        }
+        let softc = Arc::into_raw(shared.clone()).cast_mut().cast::<c_void>();
+        // SAFETY: `softc` carries the reference the SIM keeps (module invariant); the mutex is
+        // initialised and outlives the SIM (it lives in `shared`, kept alive by `softc`);
+        // `depth` <= MAX_TAGS fits c_int.
+        let sim = unsafe {
+            sys::cam_sim_alloc(
+                Some(sim_action),
+                Some(sim_poll),
+                c"isboot".as_ptr(),
+                softc,
+                unit,
+                shared.mtx.as_ptr(),
+                1,
+                depth as c_int,
+                devq,
+            )
+        };
+        if sim.is_null() {
+            // SAFETY: the queue is unused; the softc reference taken above is returned.
+            unsafe {
+                sys::cam_simq_free(devq);
+                drop(Arc::from_raw(softc.cast::<SimShared>()));
+            }
+            return Err(Errno(sys::ENOMEM as c_int));
+        }
+        let mut path: *mut sys::cam_path = ptr::null_mut();
+        let err = shared.mtx.with(|| {
+            // SAFETY: the SIM is allocated and its mutex held, as xpt_bus_register requires.
+            if unsafe { sys::xpt_bus_register(sim, ptr::null_mut(), 0) } != 0 {
+                return Some(sys::ENXIO as c_int);
+            }
+            // SAFETY: the bus is registered; `path` receives a new path.
+            let st = unsafe {
+                sys::xpt_create_path(
+                    &mut path,
+                    ptr::null_mut(),
+                    (*sim).path_id,
+                    TARGET_WILDCARD,
+                    LUN_WILDCARD,
+                )
+            };
+            if st != sys::cam_status_CAM_REQ_CMP {
+                // SAFETY: registered above; deregistering undoes it.
+                unsafe { sys::xpt_bus_deregister((*sim).path_id) };
+                return Some(sys::ENOMEM as c_int);
+            }
+            None
+        });
+        if let Some(e) = err {
+            // SAFETY: the SIM is no longer registered; freeing it (and its devq) drops CAM's use
+            // of `softc`, whose reference we then return.
+            unsafe {
+                sys::cam_sim_free(sim, 1);
+                drop(Arc::from_raw(softc.cast::<SimShared>()));
+            }
+            return Err(Errno(e));
+        }
+        let s = Sim { shared, sim, path };
+        s.rescan();
+        Ok(s)
+    }
+
+    /// CAM's path id of our bus.
+    pub fn path_id(&self) -> u32 {
+        // SAFETY: the SIM is alive while `self` is.
+        unsafe { (*self.sim).path_id }
+    }
+
+    /// Asks CAM to (re)scan the bus: after attach, and after a reconnect, when the target's
+    /// LUNs may have changed.
+    pub fn rescan(&self) {
+        // SAFETY: allocation that may fail (NULL); no lock needed.
+        let ccb = unsafe { sys::xpt_alloc_ccb_nowait() };
+        if ccb.is_null() {
+            crate::klog!(
+                1,
+                "no memory for a bus rescan; CAM will find the LUNs on its own scan"
+            );
+            return;
+        }
+        // SAFETY: `ccb` is ours; on success xpt_rescan takes it (and the path) and frees both.
+        unsafe {
+            let st = sys::xpt_create_path(
+                &mut (*ccb).ccb_h.path,
+                ptr::null_mut(),
+                self.path_id(),
+                TARGET_WILDCARD,
+                LUN_WILDCARD,
+            );
+            if st != sys::cam_status_CAM_REQ_CMP {
+                sys::xpt_free_ccb(ccb);
+                return;
+            }
+            sys::xpt_rescan(ccb);
+        }
+    }
+
+    /// Whether a `da` peripheral is attached to `lun` (CAM's LUN id) on our bus.
+    pub fn has_disk(&self, lun: u64) -> bool {
+        let mut path: *mut sys::cam_path = ptr::null_mut();
+        // SAFETY: creates a path to (our bus, target 0, lun), freed below.
+        let st =
+            unsafe { sys::xpt_create_path(&mut path, ptr::null_mut(), self.path_id(), 0, lun) };
+        if st != sys::cam_status_CAM_REQ_CMP {
+            return false;
+        }
+        // SAFETY: valid path; `cam_periph_find` locks the topology itself and only reads the
+        // name; the path is freed after use.
+        unsafe {
+            let found = !sys::cam_periph_find(path, c"da".as_ptr().cast_mut()).is_null();
+            sys::xpt_free_path(path);
+            found
+        }
+    }
+
+    /// Detaches: new CCBs are refused, queued ones complete as gone, the device is announced
+    /// lost, and the bus, path and SIM are freed. Called after the session stopped (teardown step
+    /// "deregister from CAM").
+    pub fn detach(self) {
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.requests.close();
+        while let Some(req) = self.shared.try_next() {
+            fail_request(req, status::DEV_NOT_THERE);
+        }
+        let sim = self.sim;
+        let path = self.path;
+        self.shared.mtx.with(|| {
+            // SAFETY: the SIM and path are alive and its mutex is held, as CAM requires for
+            // deregistration; after `cam_sim_free` CAM no longer calls our action routine.
+            unsafe {
+                sys::xpt_async(sys::ac_code_AC_LOST_DEVICE, path, ptr::null_mut());
+                sys::xpt_free_path(path);
+                sys::xpt_bus_deregister((*sim).path_id);
+                sys::cam_sim_free(sim, 1);
+            }
+        });
+        // SAFETY: the SIM that held the softc reference is freed; return that reference.
+        unsafe { drop(Arc::from_raw(Arc::as_ptr(&self.shared))) };
+    }
+}
+
+/// Completes a request that will never be sent.
+pub fn fail_request(req: CamRequest, st: u32) {
+    match req {
+        CamRequest::Io(c) | CamRequest::ResetDev(c) => c.complete_status(st),
+        CamRequest::Abort { ccb, .. } => ccb.complete_status(status::UA_ABORT),
+    }
+}
+
+/// Copies `s` into a fixed C char array, NUL-terminated and truncated to fit.
+fn set_cstr(dst: &mut [core::ffi::c_char], s: &str) {
+    let n = s.len().min(dst.len().saturating_sub(1));
+    for (d, b) in dst.iter_mut().zip(s.as_bytes()[..n].iter()) {
+        *d = *b as core::ffi::c_char;
+    }
+    if let Some(z) = dst.get_mut(n) {
+        *z = 0;
+    }
+}
+
+/// The SIM action routine.
+///
+/// # Safety
+/// Called by CAM with the SIM mutex held; `sim` is our SIM (softc = `SimShared`, alive per the
+/// module invariants) and `ccb` a CCB CAM hands to us.
+unsafe extern "C" fn sim_action(sim: *mut sys::cam_sim, ccb: *mut sys::ccb) {
+    // SAFETY: per the contract above.
+    let shared = unsafe { &*(*sim).softc.cast::<SimShared>() };
+    let Some(ccb) = NonNull::new(ccb) else {
+        return;
+    };
+    // INVARIANT: CAM handed us this CCB; it is completed exactly once through `CcbRef`.
+    let c = CcbRef(ccb);
+    let code = c.hdr().func_code;
+    if shared.closing.load(Ordering::Acquire) {
+        c.complete_status(status::DEV_NOT_THERE);
+        return;
+    }
+    match code {
+        func::SCSI_IO => {
+            if let Err(refusal) = c.command(shared.inq.maxio) {
+                crate::klog!(2, "refusing CCB: {}", refusal);
+                c.complete_status(refusal.cam_status());
+                return;
+            }
+            // SAFETY: we own the CCB until completion.
+            unsafe { (*ccb.as_ptr()).ccb_h.status = status::REQ_INPROG | status::SIM_QUEUED };
+            queue(shared, CamRequest::Io(c));
+        }
+        func::ABORT => {
+            // SAFETY: an XPT_ABORT CCB is a `ccb_abort`.
+            let target = unsafe { (*ccb.as_ptr()).cab.abort_ccb }.cast_const();
+            queue(shared, CamRequest::Abort { ccb: c, target });
+        }
+        func::RESET_DEV => queue(shared, CamRequest::ResetDev(c)),
+        func::PATH_INQ => {
+            // SAFETY: an XPT_PATH_INQ CCB is a `ccb_pathinq`; `sim` is live.
+            unsafe { fill_path_inq(&mut (*ccb.as_ptr()).cpi, &*sim, &shared.inq) };
+            c.complete_status(status::REQ_CMP);
+        }
+        func::GET_TRAN_SETTINGS => {
+            // SAFETY: an XPT_GET_TRAN_SETTINGS CCB is a `ccb_trans_settings`.
+            let cts = unsafe { &mut (*ccb.as_ptr()).cts };
+            cts.protocol = sys::cam_proto_PROTO_SCSI;
+            cts.protocol_version = sys::SCSI_REV_SPC3;
+            cts.transport = sys::cam_xport_XPORT_ISCSI;
+            cts.transport_version = 0;
+            // SAFETY: for PROTO_SCSI the `scsi` member of the union is the one CAM reads.
+            let scsi = unsafe { &mut cts.proto_specific.scsi };
+            scsi.valid = sys::CTS_SCSI_VALID_TQ;
+            scsi.flags = sys::CTS_SCSI_FLAGS_TAG_ENB;
+            c.complete_status(status::REQ_CMP);
+        }
+        func::CALC_GEOMETRY => {
+            // SAFETY: an XPT_CALC_GEOMETRY CCB is a `ccb_calc_geometry`.
+            unsafe { sys::cam_calc_geometry(&mut (*ccb.as_ptr()).ccg, 1) };
+            c.complete_status(status::REQ_CMP);
+        }
+        _ => c.complete_status(status::FUNC_NOTAVAIL),
+    }
+}
+
+/// Hands a request to the session; a full or closed channel completes it at once.
+fn queue(shared: &SimShared, req: CamRequest) {
+    match shared.requests.try_send(req) {
+        Ok(()) => {}
+        // CAM never has more than the devq depth of I/O outstanding, so a full channel means a
+        // burst of aborts/resets: ask CAM to retry.
+        Err(TrySendError::Full(req)) => fail_request(req, status::REQUEUE_REQ),
+        Err(TrySendError::Closed(req)) => fail_request(req, status::DEV_NOT_THERE),
+    }
+}
+
+fn fill_path_inq(cpi: &mut sys::ccb_pathinq, sim: &sys::cam_sim, inq: &PathInq) {
+    cpi.version_num = 1;
+    cpi.hba_inquiry = inq.hba_inquiry;
+    cpi.target_sprt = 0;
+    cpi.hba_misc = inq.hba_misc;
+    cpi.hba_eng_cnt = 0;
+    cpi.max_target = 0;
+    cpi.max_lun = inq.max_lun;
+    cpi.initiator_id = !0;
+    set_cstr(&mut cpi.sim_vid, "FreeBSD");
+    set_cstr(&mut cpi.hba_vid, "iSCSI");
+    set_cstr(&mut cpi.dev_name, "isboot");
+    cpi.unit_number = sim.unit_number;
+    cpi.bus_id = sim.bus_id;
+    cpi.base_transfer_speed = inq.base_transfer_speed;
+    cpi.transport = sys::cam_xport_XPORT_ISCSI;
+    cpi.transport_version = 0;
+    cpi.protocol = sys::cam_proto_PROTO_SCSI;
+    cpi.protocol_version = sys::SCSI_REV_SPC3;
+    cpi.maxio = inq.maxio;
+}
+
+/// The SIM poll routine, used by CAM for polled I/O (kernel dumps, ddb).
+///
+/// # Safety
+/// Called by CAM with the SIM mutex held.
+unsafe extern "C" fn sim_poll(_sim: *mut sys::cam_sim) {
+    // Polled I/O would need the TCP stack and the NIC's interrupt threads, which do not run
+    // while dumping; like iscsi(4) the SIM offers none (use netdump for crash dumps).
+}
