@@ -11,7 +11,8 @@
 //! # Invariants
 //! - `HostInner` is boxed and never moves: the taskqueue, the task and the callout keep pointers
 //!   into it until [`Host::shutdown`] has drained all three.
-//! - `poll_fn` is only reached from the poll task (taskqueue thread) and from `shutdown` after the
+//! - `poll_fn` is written once in `start` before anything can enqueue the poll task, then only
+//!   reached from the poll task (taskqueue thread) and from `shutdown` after the
 //!   task is drained, never concurrently.
 
 use alloc::boxed::Box;
@@ -150,7 +151,13 @@ struct HostInner {
     callout_mtx: Mtx,
     stopping: AtomicBool,
     poll_fn: UnsafeCell<Option<PollFn>>,
+    /// One-shot blocking work (NIC bring-up) run on the same thread before the session starts.
+    job_task: UnsafeCell<sys::task>,
+    job: isboot_executor::Mutex<KSpin, Option<Job>>,
 }
+
+/// Work for [`Host::run_job`].
+pub type Job = Box<dyn FnOnce() + Send>;
 
 /// The executor's home in the kernel.
 pub struct Host {
@@ -193,8 +200,10 @@ impl Pender {
 }
 
 impl Host {
-    /// Creates the taskqueue and its thread named `name`; the poll task runs `poll`.
-    pub fn start(name: &'static CStr, poll: PollFn) -> Result<Host, c_int> {
+    /// Creates the taskqueue and its thread named `name`; the poll task runs what `make` returns.
+    /// `make` receives the pender (to build the executor with) and runs before anything can be
+    /// pended, so the poll function is in place before the poll task can first run.
+    pub fn start(name: &'static CStr, make: impl FnOnce(Pender) -> PollFn) -> Result<Host, c_int> {
         let inner = Box::new(HostInner {
             tq: UnsafeCell::new(ptr::null_mut()),
             // SAFETY: `struct task` and `struct callout` are plain data; zero is their pre-init
@@ -204,7 +213,10 @@ impl Host {
             callout: UnsafeCell::new(unsafe { core::mem::zeroed() }),
             callout_mtx: Mtx::new(c"isboot callout", false),
             stopping: AtomicBool::new(false),
-            poll_fn: UnsafeCell::new(Some(poll)),
+            poll_fn: UnsafeCell::new(None),
+            // SAFETY: as above.
+            job_task: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+            job: isboot_executor::Mutex::new(None),
         });
         let ctx = ptr::from_ref::<HostInner>(&inner)
             .cast_mut()
@@ -213,6 +225,7 @@ impl Host {
         // them (invariant); `ctx` points to that box.
         unsafe {
             sys::isboot_task_init(inner.poll_task.get(), Some(poll_task), ctx);
+            sys::isboot_task_init(inner.job_task.get(), Some(job_task), ctx);
             sys::isboot_callout_init_mtx(inner.callout.get(), inner.callout_mtx.as_ptr());
         }
         // SAFETY: `inner.tq` is the stable storage `taskqueue_thread_enqueue` needs.
@@ -227,7 +240,34 @@ impl Host {
             unsafe { sys::taskqueue_free(*inner.tq.get()) };
             return Err(err);
         }
+        let pender = Pender {
+            tq: ptr::from_ref(&inner.tq),
+            task: inner.poll_task.get(),
+        };
+        let poll = make(pender);
+        // SAFETY: nothing has been enqueued yet (the pender was only handed to `make`, which
+        // must not pend), so the poll task cannot run concurrently with this store.
+        unsafe { *inner.poll_fn.get() = Some(poll) };
         Ok(Host { inner })
+    }
+
+    /// Runs `job` once on the taskqueue thread. It may sleep (boot-time waits), which delays
+    /// executor polls meanwhile. A job queued while another is pending replaces nothing: it is
+    /// refused and handed back.
+    pub fn run_job(&self, job: Job) -> Result<(), Job> {
+        let job = self.inner.job.lock(|slot| match slot {
+            Some(_) => Some(job),
+            None => {
+                *slot = Some(job);
+                None
+            }
+        });
+        if let Some(job) = job {
+            return Err(job);
+        }
+        // SAFETY: the queue and task live until `shutdown`, which drains this task.
+        unsafe { sys::taskqueue_enqueue(*self.inner.tq.get(), self.inner.job_task.get()) };
+        Ok(())
     }
 
     pub fn pender(&self) -> Pender {
@@ -250,11 +290,29 @@ impl Host {
         // SAFETY: drains the poll task (waits for a running instance); `taskqueue_free` then
         // runs or discards nothing else of ours and stops the thread.
         unsafe {
+            sys::taskqueue_drain(*inner.tq.get(), inner.job_task.get());
             sys::taskqueue_drain(*inner.tq.get(), inner.poll_task.get());
             sys::taskqueue_free(*inner.tq.get());
         }
+        // A job that never ran is dropped here, on the caller's thread.
+        drop(inner.job.lock(Option::take));
         // SAFETY: the task is drained and the thread gone: nothing else can reach `poll_fn`.
         unsafe { (*inner.poll_fn.get()).take() }
+    }
+}
+
+/// The job task: runs the queued one-shot job, if any.
+///
+/// # Safety
+/// `ctx` is the `HostInner` given to `TASK_INIT`, alive until `shutdown` drained the task.
+unsafe extern "C" fn job_task(ctx: *mut c_void, _pending: c_int) {
+    // SAFETY: per the contract above.
+    let inner = unsafe { &*ctx.cast::<HostInner>() };
+    if inner.stopping.load(Ordering::Acquire) {
+        return;
+    }
+    if let Some(job) = inner.job.lock(Option::take) {
+        job();
     }
 }
 

@@ -13,6 +13,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod cam;
+pub mod errno;
 pub mod linebuf;
 pub mod lun;
 pub mod netplan;
