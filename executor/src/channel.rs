@@ -174,6 +174,8 @@ impl<L: RawLock, T, const N: usize> Future for Recv<'_, L, T, N> {
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // Cloned before locking so that no foreign code runs under the (spin) lock.
+        let mut fresh = Some(cx.waker().clone());
         let (ready, displaced) = self.chan.state.lock(|s| {
             if let Some(t) = s.items.pop_front() {
                 return (Poll::Ready(Some(t)), None);
@@ -181,12 +183,13 @@ impl<L: RawLock, T, const N: usize> Future for Recv<'_, L, T, N> {
             if s.closed {
                 return (Poll::Ready(None), None);
             }
-            let displaced = match &s.receiver {
-                Some(w) if w.will_wake(cx.waker()) => None,
-                _ => s.receiver.replace(cx.waker().clone()),
+            let displaced = match (&s.receiver, &fresh) {
+                (Some(w), Some(f)) if w.will_wake(f) => None,
+                _ => core::mem::replace(&mut s.receiver, fresh.take()),
             };
             (Poll::Pending, displaced)
         });
+        drop(fresh);
         // Dropping a waker may free a task: never under the lock.
         drop(displaced);
         ready

@@ -155,6 +155,24 @@ impl<L: RawLock + 'static, P: Pender> Clock for Shared<L, P> {
     }
 }
 
+/// Marks a `poll` in progress for the timer queue, also if a task panics out of it (host tests).
+struct InPoll<'a, L: RawLock, P: Pender>(&'a Shared<L, P>);
+
+impl<'a, L: RawLock, P: Pender> InPoll<'a, L, P> {
+    fn enter(shared: &'a Shared<L, P>) -> Self {
+        shared.timers.lock(|t| t.in_poll += 1);
+        InPoll(shared)
+    }
+}
+
+impl<L: RawLock, P: Pender> Drop for InPoll<'_, L, P> {
+    fn drop(&mut self) {
+        self.0
+            .timers
+            .lock(|t| t.in_poll = t.in_poll.saturating_sub(1));
+    }
+}
+
 /// Decrements the live-task count when a task's future is dropped (completed, cancelled, or dropped
 /// with the executor).
 struct LiveGuard<L: RawLock, P: Pender>(Arc<Shared<L, P>>);
@@ -269,7 +287,7 @@ impl<L: RawLock + 'static, P: Pender> Executor<L, P> {
     /// non-empty queue do not pend.
     #[must_use = "if true, poll must be called again soon"]
     pub fn poll(&self) -> bool {
-        self.shared.timers.lock(|t| t.in_poll += 1);
+        let _in_poll = InPoll::enter(&self.shared);
         let batch = self.shared.run.lock(|rq| rq.queue.len()).min(self.budget);
         for _ in 0..batch {
             match self.shared.run.lock(|rq| rq.queue.pop_front()) {
@@ -279,9 +297,6 @@ impl<L: RawLock + 'static, P: Pender> Executor<L, P> {
                 None => break,
             }
         }
-        self.shared
-            .timers
-            .lock(|t| t.in_poll = t.in_poll.saturating_sub(1));
         self.shared.run.lock(|rq| !rq.queue.is_empty())
     }
 

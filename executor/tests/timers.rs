@@ -241,3 +241,25 @@ fn instant_arithmetic_saturates() {
         Duration::from_millis(2)
     );
 }
+
+#[test]
+fn a_task_panicking_out_of_poll_does_not_leave_the_timer_queue_thinking_poll_runs() {
+    let (ex, rec) = executor();
+    let handle = ex.spawn(async { panic!("task failure under test") });
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ex.poll()));
+    assert!(polled.is_err());
+    drop(handle);
+    rec.take();
+    let timer = ex.timer();
+    let (_, waker) = CountingWaker::new();
+    let mut sleep = Box::pin(timer.sleep_until(at(5)));
+    assert!(sleep
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    assert_eq!(
+        rec.take(),
+        [Event::Pend],
+        "outside poll again: a new earliest timer pends"
+    );
+}

@@ -7,8 +7,9 @@ use core::fmt;
 /// A lock the platform supplies: a spin mutex in the kernel, [`crate::host::StdLock`] on a host.
 ///
 /// The executor takes it for a handful of instructions at a time (push or pop a run-queue entry, link a
-/// timer, push a channel item). It never calls a waker, the pender, `free` or a future while holding it,
-/// so the lock may be a spin lock that forbids sleeping, and wakers may free task memory afterwards.
+/// timer, push a channel item). It never runs foreign code while holding it: no waker clone, wake or
+/// drop, no pender call, no allocation or `free`, no future poll or drop. So the lock may be a spin lock
+/// that forbids sleeping and taking sleep mutexes (FreeBSD `MTX_SPIN`).
 ///
 /// Values are moved after [`Default::default`] builds them: an implementation whose lock word must not
 /// move (FreeBSD's `struct mtx` after `mtx_init`) keeps it behind a pointer.

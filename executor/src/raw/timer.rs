@@ -222,6 +222,9 @@ impl Future for Sleep<'_> {
         let node = &this.node;
         let mut ready = false;
         let mut pend = false;
+        // Cloned before locking, so that only this module's code runs under the (spin) lock; the
+        // clone is dropped after unlocking when it is not needed.
+        let mut fresh = Some(cx.waker().clone());
         let mut old: Option<Waker> = None;
         this.timer.clock.with_list(&mut |list| {
             if node.deadline <= list.now {
@@ -233,17 +236,22 @@ impl Future for Sleep<'_> {
             // SAFETY: lock held.
             let link = unsafe { &mut *node.link.get() };
             if link.linked {
-                if !link.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    old = link.waker.replace(cx.waker().clone());
+                let same = match (&link.waker, &fresh) {
+                    (Some(w), Some(f)) => w.will_wake(f),
+                    _ => false,
+                };
+                if !same {
+                    old = core::mem::replace(&mut link.waker, fresh.take());
                 }
-            } else {
+            } else if let Some(waker) = fresh.take() {
                 let earliest = list.earliest();
                 // SAFETY: lock held; `self` was pinned by our caller, so the node stays put until
                 // `Sleep::drop` unlinks it; it is in no list (not linked).
-                unsafe { list.link(node, cx.waker().clone()) };
+                unsafe { list.link(node, waker) };
                 pend = list.in_poll == 0 && earliest.is_none_or(|e| node.deadline < e);
             }
         });
+        drop(fresh);
         // Dropping a waker may free a task: never under the lock.
         drop(old);
         if ready {
