@@ -156,6 +156,30 @@ impl<L: RawLock, T, const N: usize> Channel<L, T, N> {
     pub const fn capacity(&self) -> usize {
         N
     }
+
+    /// The poll form of [`Channel::recv`]: the oldest item, `None` once closed and drained, or
+    /// `Pending` with `cx`'s waker registered for the next send or close.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // Cloned before locking so that no foreign code runs under the (spin) lock.
+        let mut fresh = Some(cx.waker().clone());
+        let (ready, displaced) = self.state.lock(|s| {
+            if let Some(t) = s.items.pop_front() {
+                return (Poll::Ready(Some(t)), None);
+            }
+            if s.closed {
+                return (Poll::Ready(None), None);
+            }
+            let displaced = match (&s.receiver, &fresh) {
+                (Some(w), Some(f)) if w.will_wake(f) => None,
+                _ => core::mem::replace(&mut s.receiver, fresh.take()),
+            };
+            (Poll::Pending, displaced)
+        });
+        drop(fresh);
+        // Dropping a waker may free a task: never under the lock.
+        drop(displaced);
+        ready
+    }
 }
 
 /// Future returned by [`Channel::recv`].
@@ -174,24 +198,6 @@ impl<L: RawLock, T, const N: usize> Future for Recv<'_, L, T, N> {
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // Cloned before locking so that no foreign code runs under the (spin) lock.
-        let mut fresh = Some(cx.waker().clone());
-        let (ready, displaced) = self.chan.state.lock(|s| {
-            if let Some(t) = s.items.pop_front() {
-                return (Poll::Ready(Some(t)), None);
-            }
-            if s.closed {
-                return (Poll::Ready(None), None);
-            }
-            let displaced = match (&s.receiver, &fresh) {
-                (Some(w), Some(f)) if w.will_wake(f) => None,
-                _ => core::mem::replace(&mut s.receiver, fresh.take()),
-            };
-            (Poll::Pending, displaced)
-        });
-        drop(fresh);
-        // Dropping a waker may free a task: never under the lock.
-        drop(displaced);
-        ready
+        self.chan.poll_recv(cx)
     }
 }

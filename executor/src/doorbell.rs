@@ -54,6 +54,20 @@ impl Doorbell {
     pub fn wait(&self) -> Wait<'_> {
         Wait { bell: self }
     }
+
+    /// The poll form of [`Doorbell::wait`], for hand-written `poll_*` functions (a transport's
+    /// `poll_read`): `Ready` and cleared if rung, else `cx`'s waker is registered for the next ring.
+    pub fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.take() {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A ring between the first check and the registration woke nobody: look again.
+        if self.take() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
 }
 
 /// Future returned by [`Doorbell::wait`].
@@ -67,14 +81,6 @@ impl Future for Wait<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.bell.take() {
-            return Poll::Ready(());
-        }
-        self.bell.waker.register(cx.waker());
-        // A ring between the first check and the registration woke nobody: look again.
-        if self.bell.take() {
-            return Poll::Ready(());
-        }
-        Poll::Pending
+        self.bell.poll_wait(cx)
     }
 }
