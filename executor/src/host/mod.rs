@@ -6,21 +6,13 @@
 //! variable until the next pend or [`Executor::next_deadline`], whichever is first. That is exactly the
 //! loop a kernel taskqueue handler plus one callout performs, so host tests exercise the same contract.
 //!
-//! # Socket readiness on a host (pattern for the TCP transport)
-//! The executor has no reactor. A std TCP transport gets readiness from threads that block for it and
-//! ring [`Doorbell`](crate::Doorbell)s, as the kernel's socket upcalls do:
-//! - a reader thread owns a `try_clone` of the stream, does blocking `read`s into a bounded buffer shared
-//!   with the task (a [`Mutex`](crate::Mutex) around a ring of bytes), rings the receive doorbell after
-//!   each read, and waits on a condition variable while the buffer is full; EOF and errors are stored
-//!   for the task and ring too;
-//! - the task reads from that buffer and awaits the doorbell when it is empty (re-checking after the
-//!   wait, since rings coalesce);
-//! - writes go the same way in reverse (a writer thread draining a bounded buffer, ringing a send
-//!   doorbell when space frees up), so that a task never blocks the driver thread in `write` while the
-//!   target, blocked on its own send, waits for us to read.
-//!
-//! Closing: `shutdown(Both)` on the stream makes both threads' blocking calls return; join them. No
-//! `unsafe`, no extra dependency, and the number of threads is two per connection.
+//! # Socket readiness on a host
+//! The executor has no reactor. [`ThreadedTcp`] gets readiness from threads that block for it and
+//! ring [`Doorbell`](crate::Doorbell)s, as the kernel's socket upcalls do: a reader and a writer thread
+//! per connection, each linked to the task by a bounded buffer. It offers `poll_read`, `poll_write`
+//! and `close`, the shape of the session's transport port, and [`ThreadedTcp::connect`] connects on a
+//! helper thread. No `unsafe`, no extra dependency; two threads per connection is fine for tests and
+//! the userland tool, and keeps the host on the same doorbell contract as the kernel.
 
 use alloc::sync::Arc;
 use core::future::Future;
@@ -31,8 +23,11 @@ use std::sync::{Condvar, Mutex as StdMutex, OnceLock, PoisonError};
 use std::task::Wake;
 use std::thread::{self, Thread};
 
+mod tcp;
+
 pub use crate::raw::std_lock::StdLock;
 use crate::{Config, Executor, Instant, JoinHandle, Pender, Timer};
+pub use tcp::{Connect, ThreadedTcp, DEFAULT_BUFFER};
 
 /// The host's monotonic clock: nanoseconds since the first call in this process.
 pub fn now() -> Instant {
