@@ -16,6 +16,7 @@ pub mod chap;
 pub mod ibft;
 pub mod login;
 pub mod pdu;
+pub mod port;
 pub mod scsi;
 pub mod secret;
 pub mod session;

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! What the session asks of a platform: a byte stream to a portal, a way to open one, random
+//! bytes, a log, and somewhere to deliver completions.
+//!
+//! The kernel implements these over a kernel socket with upcalls ringing doorbells, `arc4random`
+//! and `printf` gated by `net.isboot.debug`; the host crate over non-blocking TCP; the core's tests
+//! over a scripted in-memory target. Time is not a port: it comes from the executor's
+//! [`Timer`](isboot_executor::Timer), which the platform drives.
+
+use core::fmt;
+use core::future::Future;
+use core::net::SocketAddr;
+use core::task::{Context, Poll};
+
+use crate::scsi::Completion;
+
+/// Why a transport operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoError {
+    /// The peer closed the connection (EOF where more bytes were needed).
+    Closed,
+    /// The connection was reset or broke (ECONNRESET, EPIPE, ...).
+    Reset,
+    /// Connecting was refused (ECONNREFUSED).
+    Refused,
+    /// No route, network down, host unreachable.
+    Unreachable,
+    /// Connecting took too long.
+    TimedOut,
+    /// Any other platform error number.
+    Other(i32),
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            IoError::Closed => f.write_str("connection closed by the target"),
+            IoError::Reset => f.write_str("connection reset"),
+            IoError::Refused => f.write_str("connection refused"),
+            IoError::Unreachable => f.write_str("target unreachable"),
+            IoError::TimedOut => f.write_str("connect timed out"),
+            IoError::Other(e) => write!(f, "I/O error {e}"),
+        }
+    }
+}
+
+/// A connected, non-blocking byte stream (one TCP connection).
+///
+/// `poll_*` never block: when no progress is possible they arrange for `cx`'s waker to be woken
+/// once it may be (a socket upcall ringing a doorbell) and return `Pending`.
+pub trait Transport: Send {
+    /// Reads into `buf` (never empty). `Ok(0)` means the peer closed the stream.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>>;
+    /// Writes a prefix of `buf` (never empty), returning how much was taken.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>>;
+    /// Closes the stream at once (no lingering); later polls fail. Idempotent.
+    fn close(&mut self);
+}
+
+/// Where to connect: the target portal and which iBFT NIC to use for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Portal {
+    pub addr: SocketAddr,
+    /// iBFT NIC index the connection must leave from (the kernel binds to that interface).
+    pub nic: u8,
+}
+
+impl fmt::Display for Portal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (nic {})", self.addr, self.nic)
+    }
+}
+
+/// Opens transports. The session calls it for the first connection, after every connection loss
+/// and for login redirects.
+pub trait Connector: Send {
+    type Transport: Transport;
+    type Connect<'a>: Future<Output = Result<Self::Transport, IoError>> + Send
+    where
+        Self: 'a;
+
+    /// Starts connecting to `portal`. The session bounds the wait with its own timeout and drops
+    /// the future when it passes, so dropping must abandon the attempt cleanly.
+    fn connect(&mut self, portal: Portal) -> Self::Connect<'_>;
+}
+
+/// A source of unpredictable bytes (ISID, CHAP challenges, reconnect jitter).
+pub trait Random: Send {
+    fn fill(&mut self, buf: &mut [u8]);
+
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill(&mut b);
+        u32::from_le_bytes(b)
+    }
+}
+
+/// Message levels, matching `net.isboot.debug`: 1 high-level events (login, connection loss,
+/// errors), 2 informational (negotiated values, reconnect attempts), 3 full trace (every PDU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Note = 1,
+    Info = 2,
+    Trace = 3,
+}
+
+/// Where the session's messages go. Must never block for long and may be called from the
+/// polling context only.
+pub trait Log: Send {
+    fn enabled(&self, level: Level) -> bool;
+    fn log(&self, level: Level, args: fmt::Arguments<'_>);
+}
+
+/// A log that drops everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLog;
+
+impl Log for NoLog {
+    fn enabled(&self, _level: Level) -> bool {
+        false
+    }
+    fn log(&self, _level: Level, _args: fmt::Arguments<'_>) {}
+}
+
+/// Where the session reports to the platform. Called from the polling context.
+pub trait Events: Send {
+    /// A request finished (exactly once per submitted request).
+    fn complete(&mut self, completion: Completion);
+    /// A LOGICAL UNIT RESET asked for with `tag` finished; `Ok` when the target performed it.
+    fn reset_done(&mut self, tag: u64, result: Result<(), crate::session::TmfError>);
+    /// The session changed state (the kernel rescans the bus after `Up`, and keeps statistics).
+    fn state(&mut self, state: crate::session::State);
+}
+
+/// Writes a formatted message if `level` is enabled: `log!(log, Level::Note, "x {}", y)`.
+#[macro_export]
+macro_rules! log {
+    ($log:expr, $level:expr, $($arg:tt)+) => {{
+        let l = &$log;
+        let lv = $level;
+        if $crate::port::Log::enabled(l, lv) {
+            $crate::port::Log::log(l, lv, format_args!($($arg)+));
+        }
+    }};
+}

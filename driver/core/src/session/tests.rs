@@ -1,0 +1,912 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Transcript tests of the full feature phase: a scripted target talks to [`Engine`] with no
+//! sockets. `send!` delivers a target PDU; `recv!` collects what the engine transmits and
+//! compares it with the expected PDUs (header fields and data).
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use isboot_executor::Instant;
+
+use super::engine::*;
+use super::TmfError;
+use crate::pdu::testutil::emit_with;
+use crate::pdu::{
+    AsyncEvent, AsyncMessage, Cdb, DataIn, DataOut, Digests, Header, LogoutReason, LogoutRequest,
+    LogoutResponse, Lun, NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual,
+    ScsiCommand, ScsiResponse, TaskAttr, TaskMgmtResponse, TmfFunction, TmfResponse, RESERVED_TAG,
+};
+use crate::scsi::{Completion, ScsiRequest, TransportError};
+use crate::sn::Sn;
+
+const T0: Instant = Instant::from_nanos(1_000_000_000);
+const ITT0: u32 = 0x0001_0000;
+const ITT1: u32 = 0x0001_0001;
+const ITT2: u32 = 0x0001_0002;
+
+fn lun1() -> Lun {
+    Lun::from_number(1).unwrap_or_default()
+}
+
+/// READ(16) and WRITE(16): the BHS always carries 16 CDB bytes, so a shorter CDB would come
+/// back zero-padded from the parser.
+fn read16(blocks: u8) -> Cdb {
+    Cdb::new(&[0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, blocks, 0, 0]).unwrap_or_default()
+}
+
+fn write16(blocks: u8) -> Cdb {
+    Cdb::new(&[0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, blocks, 0, 0]).unwrap_or_default()
+}
+
+fn read(tag: u64, len: usize) -> ScsiRequest {
+    ScsiRequest::read(tag, lun1(), read16(1), len)
+}
+
+fn write(tag: u64, len: usize) -> ScsiRequest {
+    let data = (0..len).map(|i| (i % 251) as u8).collect();
+    ScsiRequest::write(tag, lun1(), write16(1), data)
+}
+
+const PARAMS: Params = Params {
+    max_recv_dsl: 65536,
+    max_send_dsl: 65536,
+    max_burst: 262_144,
+    first_burst: 65_536,
+    initial_r2t: true,
+    immediate_data: false,
+    max_outstanding_r2t: 1,
+    digests: Digests {
+        header: false,
+        data: false,
+    },
+    default_time2wait: 2,
+    default_time2retain: 20,
+};
+
+/// StatSN 100, CmdSN window [10, 41].
+const SNS: LoginSns = LoginSns {
+    stat_sn: Sn(99),
+    exp_cmd_sn: Sn(10),
+    max_cmd_sn: Sn(41),
+};
+
+struct Script {
+    e: Engine,
+    now: Instant,
+}
+
+fn session_in_ffp(params: Params) -> Script {
+    let mut e = Engine::new(8, Timeouts::default());
+    e.connected(params, SNS, T0);
+    Script { e, now: T0 }
+}
+
+impl Script {
+    fn submit(&mut self, r: ScsiRequest) {
+        assert!(self.e.submit(r, self.now).is_ok());
+    }
+
+    fn deliver(&mut self, h: &dyn Header, data: &[u8]) -> Result<(), Disconnect> {
+        let d = self.e.params().digests;
+        let wire = emit_with(h, data, d);
+        let (raw, _) = RawPdu::split(&wire, d, u32::MAX).expect("test PDU splits");
+        self.e.receive(self.now, raw.header, raw.data)
+    }
+
+    /// Everything the engine wants to send now, parsed back.
+    fn transmit(&mut self) -> Vec<(Pdu, Vec<u8>)> {
+        let mut out = Vec::new();
+        while self.e.poll_transmit(self.now, &mut out) {}
+        let d = self.e.params().digests;
+        let mut pdus = Vec::new();
+        let mut at = 0;
+        while at < out.len() {
+            let (raw, used) = RawPdu::split(&out[at..], d, u32::MAX).expect("engine PDU splits");
+            pdus.push((raw.parse().expect("engine PDU parses"), raw.data.to_vec()));
+            at += used;
+        }
+        pdus
+    }
+
+    fn completions(&mut self) -> Vec<Completion> {
+        let mut v = Vec::new();
+        while let Some(ev) = self.e.poll_event() {
+            match ev {
+                Event::Complete(c) => v.push(c),
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+        v
+    }
+
+    fn advance(&mut self, d: Duration) -> Result<(), Disconnect> {
+        self.now = self.now + d;
+        self.e.on_timer(self.now)
+    }
+}
+
+/// Target PDU in: `send!(s, pdu)` or `send!(s, pdu, data)`; expects it to be accepted.
+macro_rules! send {
+    ($s:expr, $pdu:expr) => {
+        send!($s, $pdu, &[])
+    };
+    ($s:expr, $pdu:expr, $data:expr) => {
+        assert_eq!($s.deliver(&$pdu, $data), Ok(()))
+    };
+}
+
+/// Engine PDUs out: `recv!(s, [pdu_or_(pdu, data), ...])`, compared in order.
+macro_rules! recv {
+    ($s:expr, [$($p:expr),* $(,)?]) => {{
+        let got = $s.transmit();
+        let want: Vec<(Pdu, Vec<u8>)> = vec![$(Expect::from($p).0),*];
+        assert_eq!(got.len(), want.len(), "PDU count: got {:#?}", got);
+        for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+            assert_eq!(g.0, w.0, "PDU {i} header");
+            assert!(g.1 == w.1, "PDU {i} data: got {} bytes, want {}", g.1.len(), w.1.len());
+        }
+    }};
+}
+
+struct Expect((Pdu, Vec<u8>));
+
+impl<P: Into<Pdu>> From<P> for Expect {
+    fn from(p: P) -> Self {
+        Expect((p.into(), Vec::new()))
+    }
+}
+
+impl<P: Into<Pdu>> From<(P, Vec<u8>)> for Expect {
+    fn from((p, d): (P, Vec<u8>)) -> Self {
+        Expect((p.into(), d))
+    }
+}
+
+fn cmd(itt: u32, cmd_sn: u32, req: &ScsiRequest) -> ScsiCommand {
+    ScsiCommand {
+        immediate: false,
+        final_bit: true,
+        read: req.direction == crate::scsi::Direction::In,
+        write: req.direction == crate::scsi::Direction::Out,
+        attr: TaskAttr::Simple,
+        lun: req.lun,
+        itt,
+        expected_data_len: req.expected_len(),
+        cmd_sn: Sn(cmd_sn),
+        exp_stat_sn: Sn(100),
+        cdb: req.cdb,
+        bidi_read_len: None,
+    }
+}
+
+fn data_in(itt: u32, data_sn: u32, offset: u32) -> DataIn {
+    DataIn {
+        final_bit: false,
+        ack: false,
+        status: None,
+        residual: Residual::None,
+        lun: lun1(),
+        itt,
+        ttt: RESERVED_TAG,
+        stat_sn: Sn(0),
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(42),
+        data_sn: Sn(data_sn),
+        buffer_offset: offset,
+    }
+}
+
+fn response(itt: u32, stat_sn: u32, status: u8) -> ScsiResponse {
+    ScsiResponse {
+        response: 0,
+        status,
+        itt,
+        snack_tag: 0,
+        stat_sn: Sn(stat_sn),
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(42),
+        exp_data_sn: Sn(0),
+        bidi_residual: Residual::None,
+        residual: Residual::None,
+    }
+}
+
+fn r2t(itt: u32, ttt: u32, r2t_sn: u32, offset: u32, len: u32) -> R2t {
+    R2t {
+        lun: lun1(),
+        itt,
+        ttt,
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(42),
+        r2t_sn: Sn(r2t_sn),
+        buffer_offset: offset,
+        desired_len: len,
+    }
+}
+
+fn data_out(
+    req: &ScsiRequest,
+    itt: u32,
+    ttt: u32,
+    sn: u32,
+    off: u32,
+    len: u32,
+    last: bool,
+) -> (DataOut, Vec<u8>) {
+    (
+        DataOut {
+            final_bit: last,
+            lun: req.lun,
+            itt,
+            ttt,
+            exp_stat_sn: Sn(100),
+            data_sn: Sn(sn),
+            buffer_offset: off,
+        },
+        req.data[off as usize..(off + len) as usize].to_vec(),
+    )
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn read_with_status_in_the_last_data_in() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(7, 8192);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    let a = pattern(4096, 1);
+    let b = pattern(4096, 2);
+    send!(s, data_in(ITT0, 0, 0), &a);
+    let last = DataIn {
+        final_bit: true,
+        status: Some(0),
+        stat_sn: Sn(100),
+        ..data_in(ITT0, 1, 4096)
+    };
+    send!(s, last, &b);
+    let c = s.completions();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].tag, 7);
+    assert_eq!(&c[0].data[..4096], &a[..]);
+    assert_eq!(&c[0].data[4096..], &b[..]);
+    let r = c[0].result.unwrap();
+    assert!(r.is_good());
+    assert_eq!((r.transferred, r.residual), (8192, 0));
+    assert_eq!(s.e.exp_stat_sn(), Sn(101));
+    assert_eq!(s.e.window(), (Sn(11), Sn(42), Sn(11)));
+}
+
+#[test]
+fn check_condition_with_sense_in_the_scsi_response() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(1, 512);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    let mut seg = vec![
+        0, 18, 0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0,
+    ];
+    seg.truncate(20);
+    send!(s, response(ITT0, 100, 2), &seg);
+    let c = s.completions();
+    let r = c[0].result.unwrap();
+    assert_eq!(r.status, 2);
+    assert_eq!(r.sense.as_slice(), &seg[2..]);
+    assert_eq!(r.sense.key_asc_ascq(), Some((5, 0x24, 0)));
+    assert_eq!(r.transferred, 0);
+    assert_eq!(r.residual, 512);
+}
+
+#[test]
+fn underflow_reports_the_residual() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(1, 1024);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    send!(s, data_in(ITT0, 0, 0), &pattern(512, 0));
+    let resp = ScsiResponse {
+        residual: Residual::Underflow(512),
+        ..response(ITT0, 100, 0)
+    };
+    send!(s, resp);
+    let r = s.completions()[0].result.unwrap();
+    assert_eq!((r.transferred, r.residual), (512, 512));
+}
+
+#[test]
+fn data_in_at_the_wrong_offset_drops_the_connection() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(1, 8192);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    send!(s, data_in(ITT0, 0, 0), &pattern(1000, 0));
+    let got = s.deliver(&data_in(ITT0, 1, 2000), &pattern(1000, 0));
+    assert_eq!(
+        got,
+        Err(Disconnect::Violation(Violation::DataInOffset {
+            itt: ITT0,
+            offset: 2000,
+            expected: 1000
+        }))
+    );
+}
+
+#[test]
+fn data_in_past_the_buffer_is_refused_before_any_byte_is_written() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(1, 1001);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    // 1004 bytes: what isboot's 4-byte rounding wrote past a 1001-byte buffer.
+    let wire = emit_with(&data_in(ITT0, 0, 0), &pattern(1004, 0), Digests::default());
+    assert_eq!(
+        s.e.rx_header(s.now, &wire[..48]),
+        Err(Disconnect::Violation(Violation::DataInOverrun {
+            itt: ITT0,
+            end: 1004,
+            len: 1001
+        }))
+    );
+}
+
+#[test]
+fn data_in_with_a_stale_or_unknown_itt_is_a_violation() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(1, 512);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    let wrong = ITT0 + 0x0001_0000;
+    assert!(matches!(
+        s.deliver(&data_in(wrong, 0, 0), &pattern(512, 0)),
+        Err(Disconnect::Violation(Violation::UnknownItt { itt, .. })) if itt == wrong
+    ));
+    assert!(matches!(
+        s.deliver(&data_in(ITT0, 3, 0), &pattern(512, 0)),
+        Err(Disconnect::Violation(Violation::DataSn { .. }))
+    ));
+}
+
+#[test]
+fn oversized_data_segment_is_refused_from_the_header() {
+    let mut s = session_in_ffp(Params {
+        max_recv_dsl: 512,
+        ..PARAMS
+    });
+    let req = read(1, 4096);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    let wire = emit_with(&data_in(ITT0, 0, 0), &pattern(1024, 0), Digests::default());
+    assert!(matches!(
+        s.e.rx_header(s.now, &wire[..48]),
+        Err(Disconnect::Violation(Violation::Pdu(
+            crate::pdu::Error::DataSegmentTooLong {
+                len: 1024,
+                max: 512
+            }
+        )))
+    ));
+}
+
+#[test]
+fn sense_length_past_the_segment_is_a_violation() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(1, 512);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    assert!(matches!(
+        s.deliver(&response(ITT0, 100, 2), &[0, 200, 0x70, 0]),
+        Err(Disconnect::Violation(Violation::Sense(_)))
+    ));
+}
+
+#[test]
+fn commands_wait_while_the_window_is_closed() {
+    let mut s = session_in_ffp(PARAMS);
+    s.e.connected(
+        PARAMS,
+        LoginSns {
+            stat_sn: Sn(99),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(11),
+        },
+        T0,
+    );
+    let reqs: Vec<ScsiRequest> = (0..3).map(|i| read(i, 512)).collect();
+    for r in &reqs {
+        s.submit(r.clone());
+    }
+    recv!(s, [cmd(ITT0, 10, &reqs[0]), cmd(ITT1, 11, &reqs[1])]);
+    recv!(s, []);
+    // A NOP-In opening the window by one lets the third command go.
+    let nop = NopIn {
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(12),
+        ..NopIn::default()
+    };
+    send!(s, nop);
+    recv!(s, [cmd(ITT2, 12, &reqs[2])]);
+    // A MaxCmdSN below ExpCmdSN-1 is ignored; the window does not shrink.
+    let bogus = NopIn {
+        exp_cmd_sn: Sn(20),
+        max_cmd_sn: Sn(5),
+        ..NopIn::default()
+    };
+    send!(s, bogus);
+    assert_eq!(s.e.window(), (Sn(11), Sn(12), Sn(13)));
+}
+
+#[test]
+fn r2t_is_split_by_the_targets_max_recv_data_segment_length() {
+    let mut s = session_in_ffp(Params {
+        max_send_dsl: 8192,
+        ..PARAMS
+    });
+    let req = write(1, 20_000);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    send!(s, r2t(ITT0, 0x77, 0, 0, 20_000));
+    recv!(
+        s,
+        [
+            data_out(&req, ITT0, 0x77, 0, 0, 8192, false),
+            data_out(&req, ITT0, 0x77, 1, 8192, 8192, false),
+            data_out(&req, ITT0, 0x77, 2, 16384, 3616, true),
+        ]
+    );
+    send!(s, response(ITT0, 100, 0));
+    let r = s.completions()[0].result.unwrap();
+    assert_eq!((r.transferred, r.residual), (20_000, 0));
+}
+
+#[test]
+fn immediate_and_unsolicited_data_up_to_first_burst_length() {
+    let mut s = session_in_ffp(Params {
+        max_send_dsl: 4096,
+        first_burst: 10_000,
+        immediate_data: true,
+        initial_r2t: false,
+        max_outstanding_r2t: 2,
+        ..PARAMS
+    });
+    let req = write(1, 30_000);
+    s.submit(req.clone());
+    let c = ScsiCommand {
+        final_bit: false,
+        ..cmd(ITT0, 10, &req)
+    };
+    recv!(
+        s,
+        [
+            (c, req.data[..4096].to_vec()),
+            data_out(&req, ITT0, RESERVED_TAG, 0, 4096, 4096, false),
+            data_out(&req, ITT0, RESERVED_TAG, 1, 8192, 1808, true),
+        ]
+    );
+    // The rest comes by two R2Ts outstanding at once.
+    send!(s, r2t(ITT0, 1, 0, 10_000, 10_000));
+    send!(s, r2t(ITT0, 2, 1, 20_000, 10_000));
+    recv!(
+        s,
+        [
+            data_out(&req, ITT0, 1, 0, 10_000, 4096, false),
+            data_out(&req, ITT0, 1, 1, 14_096, 4096, false),
+            data_out(&req, ITT0, 1, 2, 18_192, 1808, true),
+            data_out(&req, ITT0, 2, 0, 20_000, 4096, false),
+            data_out(&req, ITT0, 2, 1, 24_096, 4096, false),
+            data_out(&req, ITT0, 2, 2, 28_192, 1808, true),
+        ]
+    );
+}
+
+#[test]
+fn immediate_data_only_with_initial_r2t() {
+    let mut s = session_in_ffp(Params {
+        immediate_data: true,
+        initial_r2t: true,
+        first_burst: 1000,
+        ..PARAMS
+    });
+    let req = write(1, 3000);
+    s.submit(req.clone());
+    recv!(s, [(cmd(ITT0, 10, &req), req.data[..1000].to_vec())]);
+    send!(s, r2t(ITT0, 5, 0, 1000, 2000));
+    recv!(s, [data_out(&req, ITT0, 5, 0, 1000, 2000, true)]);
+}
+
+#[test]
+fn r2t_checks() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = write(1, 4096);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    assert!(matches!(
+        s.deliver(&r2t(ITT0, 1, 0, 4000, 200), &[]),
+        Err(Disconnect::Violation(Violation::R2tRange { .. }))
+    ));
+    let mut s = session_in_ffp(PARAMS);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    send!(s, r2t(ITT0, 1, 0, 0, 1000));
+    assert!(matches!(
+        s.deliver(&r2t(ITT0, 2, 1, 1000, 1000), &[]),
+        Err(Disconnect::Violation(Violation::TooManyR2t { max: 1, .. }))
+    ));
+    let mut s = session_in_ffp(PARAMS);
+    let rd = read(1, 4096);
+    s.submit(rd.clone());
+    recv!(s, [cmd(ITT0, 10, &rd)]);
+    assert!(matches!(
+        s.deliver(&r2t(ITT0, 1, 0, 0, 1000), &[]),
+        Err(Disconnect::Violation(Violation::WrongDirection { .. }))
+    ));
+}
+
+#[test]
+fn target_ping_is_answered_with_its_ttt_lun_and_data() {
+    let mut s = session_in_ffp(PARAMS);
+    let ping = NopIn {
+        lun: lun1(),
+        itt: RESERVED_TAG,
+        ttt: 0x1234,
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+    };
+    send!(s, ping, b"ping!");
+    let answer = NopOut {
+        immediate: true,
+        lun: lun1(),
+        itt: RESERVED_TAG,
+        ttt: 0x1234,
+        cmd_sn: Sn(10),
+        exp_stat_sn: Sn(100),
+    };
+    recv!(s, [(answer, b"ping!".to_vec())]);
+}
+
+#[test]
+fn idle_connection_pings_and_drops_without_an_answer() {
+    let mut s = session_in_ffp(PARAMS);
+    assert_eq!(s.e.poll_at(), Some(T0 + Duration::from_secs(5)));
+    assert_eq!(s.advance(Duration::from_secs(5)), Ok(()));
+    let ping = NopOut {
+        immediate: true,
+        lun: Lun::default(),
+        itt: 0x8000_0000,
+        ttt: RESERVED_TAG,
+        cmd_sn: Sn(10),
+        exp_stat_sn: Sn(100),
+    };
+    recv!(s, [ping]);
+    // The answer clears it; the next ping comes after another idle interval.
+    let answer = NopIn {
+        itt: 0x8000_0000,
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        ..NopIn::default()
+    };
+    send!(s, answer);
+    assert_eq!(s.e.poll_at(), Some(s.now + Duration::from_secs(5)));
+    assert_eq!(s.advance(Duration::from_secs(5)), Ok(()));
+    assert_eq!(s.transmit().len(), 1);
+    assert_eq!(s.advance(Duration::from_secs(14)), Ok(()));
+    assert_eq!(
+        s.advance(Duration::from_secs(1)),
+        Err(Disconnect::NopTimeout)
+    );
+}
+
+#[test]
+fn command_timeout_aborts_the_task() {
+    let mut s = session_in_ffp(PARAMS);
+    let mut req = read(9, 512);
+    req.timeout = Some(Duration::from_secs(30));
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    // Keep the connection busy so that only the command timer matters.
+    for _ in 0..5 {
+        assert_eq!(s.advance(Duration::from_secs(5)), Ok(()));
+        let _ = s.transmit();
+        let answer = NopIn {
+            itt: RESERVED_TAG,
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+            ..NopIn::default()
+        };
+        send!(s, answer);
+    }
+    assert!(s.completions().is_empty());
+    assert_eq!(s.e.poll_at(), Some(T0 + Duration::from_secs(30)));
+    assert_eq!(s.advance(Duration::from_secs(5)), Ok(()));
+    let out = s.transmit();
+    let abort = out
+        .iter()
+        .find_map(|(p, _)| match p {
+            Pdu::TaskMgmtRequest(t) => Some(t.clone()),
+            _ => None,
+        })
+        .expect("ABORT TASK sent");
+    assert_eq!(abort.function, TmfFunction::AbortTask);
+    assert_eq!(abort.referenced_task_tag, ITT0);
+    assert_eq!(abort.ref_cmd_sn, Sn(10));
+    assert!(abort.immediate);
+    let resp = TaskMgmtResponse {
+        response: TmfResponse::Complete,
+        itt: abort.itt,
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(42),
+    };
+    send!(s, resp);
+    let c = s.completions();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].result, Err(TransportError::Timeout));
+    assert_eq!(s.e.outstanding(), 0);
+}
+
+#[test]
+fn unanswered_abort_drops_the_connection() {
+    let mut s = session_in_ffp(PARAMS);
+    s.submit(read(1, 512));
+    let _ = s.transmit();
+    assert!(s.e.abort(1));
+    let out = s.transmit();
+    assert!(matches!(out[0].0, Pdu::TaskMgmtRequest(_)));
+    let mut r = Ok(());
+    for _ in 0..4 {
+        r = s.advance(Duration::from_secs(4));
+        let _ = s.transmit();
+        if r.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(
+        r,
+        Err(Disconnect::TmfTimeout | Disconnect::NopTimeout)
+    ));
+}
+
+#[test]
+fn connection_loss_replays_in_flight_commands_in_order() {
+    let mut s = session_in_ffp(PARAMS);
+    let a = read(1, 512);
+    let b = write(2, 512);
+    s.submit(a.clone());
+    s.submit(b.clone());
+    recv!(s, [cmd(ITT0, 10, &a), cmd(ITT1, 11, &b)]);
+    send!(s, data_in(ITT0, 0, 0), &pattern(100, 1));
+    s.e.disconnected();
+    recv!(s, []);
+    // Reinstatement: new StatSN and window; commands go again with new ITTs and CmdSNs.
+    s.e.connected(
+        PARAMS,
+        LoginSns {
+            stat_sn: Sn(499),
+            exp_cmd_sn: Sn(70),
+            max_cmd_sn: Sn(80),
+        },
+        s.now,
+    );
+    let ca = ScsiCommand {
+        exp_stat_sn: Sn(500),
+        ..cmd(0x0002_0000, 70, &a)
+    };
+    let cb = ScsiCommand {
+        exp_stat_sn: Sn(500),
+        ..cmd(0x0002_0001, 71, &b)
+    };
+    recv!(s, [ca, cb]);
+    // A PDU for the old ITT finds nothing.
+    assert!(s.deliver(&data_in(ITT0, 0, 0), &[1]).is_err());
+    let full = pattern(512, 3);
+    let last = DataIn {
+        final_bit: true,
+        status: Some(0),
+        stat_sn: Sn(500),
+        ..data_in(0x0002_0000, 0, 0)
+    };
+    send!(s, last, &full);
+    send!(s, response(0x0002_0001, 501, 0));
+    let c = s.completions();
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[0].data, full, "replayed read got all of its data again");
+    assert!(c.iter().all(|c| c.result.is_ok_and(|r| r.is_good())));
+    assert_eq!(s.e.stats().replays, 2);
+}
+
+#[test]
+fn async_logout_request_logs_out_then_reconnects() {
+    let mut s = session_in_ffp(PARAMS);
+    let msg = AsyncMessage {
+        lun: Lun::default(),
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        event: AsyncEvent::LogoutRequest,
+        vcode: 0,
+        parameter1: 0,
+        parameter2: 0,
+        parameter3: 5,
+    };
+    send!(s, msg);
+    let logout = LogoutRequest {
+        immediate: true,
+        reason: LogoutReason::CloseSession,
+        itt: 0x8000_0000,
+        cid: 0,
+        cmd_sn: Sn(10),
+        exp_stat_sn: Sn(101),
+    };
+    recv!(s, [logout]);
+    // No new commands while logging out.
+    s.submit(read(1, 512));
+    recv!(s, []);
+    let resp = LogoutResponse {
+        itt: 0x8000_0000,
+        stat_sn: Sn(101),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        time2wait: 3,
+        ..LogoutResponse::default()
+    };
+    assert_eq!(
+        s.deliver(&resp, &[]),
+        Err(Disconnect::LoggedOut {
+            wait: Duration::from_secs(3)
+        })
+    );
+    assert_eq!(
+        s.e.outstanding(),
+        1,
+        "the request waits for the next connection"
+    );
+}
+
+#[test]
+fn async_drop_connection_waits_time2wait() {
+    let mut s = session_in_ffp(PARAMS);
+    let msg = AsyncMessage {
+        lun: Lun::default(),
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        event: AsyncEvent::DropConnection,
+        vcode: 0,
+        parameter1: 0,
+        parameter2: 4,
+        parameter3: 0,
+    };
+    assert_eq!(
+        s.deliver(&msg, &[]),
+        Err(Disconnect::TargetRequest {
+            event: AsyncEvent::DropConnection,
+            wait: Duration::from_secs(4)
+        })
+    );
+}
+
+#[test]
+fn rejected_command_fails_it_and_reconnects() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(4, 512);
+    s.submit(req.clone());
+    let out = s.transmit();
+    let wire = emit_with(&out[0].0, &[], Digests::default());
+    let rej = Reject {
+        reason: RejectReason::InvalidPduField,
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        data_sn: Sn(0),
+    };
+    assert_eq!(
+        s.deliver(&rej, &wire[..48]),
+        Err(Disconnect::Rejected(RejectReason::InvalidPduField))
+    );
+    let c = s.completions();
+    assert_eq!(c[0].result, Err(TransportError::Rejected(0x09)));
+}
+
+#[test]
+fn shutdown_waits_for_outstanding_commands_then_logs_out() {
+    let mut s = session_in_ffp(PARAMS);
+    let a = read(1, 512);
+    s.submit(a.clone());
+    recv!(s, [cmd(ITT0, 10, &a)]);
+    s.e.shutdown(s.now);
+    assert!(matches!(
+        s.e.submit(read(2, 1), s.now),
+        Err(SubmitError::Closed(_))
+    ));
+    recv!(s, []);
+    let last = DataIn {
+        final_bit: true,
+        status: Some(0),
+        stat_sn: Sn(100),
+        ..data_in(ITT0, 0, 0)
+    };
+    send!(s, last, &pattern(512, 0));
+    assert_eq!(s.completions().len(), 1);
+    let out = s.transmit();
+    let Pdu::LogoutRequest(l) = &out[0].0 else {
+        panic!("expected Logout, got {out:?}");
+    };
+    assert_eq!(l.reason, LogoutReason::CloseSession);
+    let resp = LogoutResponse {
+        itt: l.itt,
+        stat_sn: Sn(101),
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(42),
+        ..LogoutResponse::default()
+    };
+    send!(s, resp);
+    assert_eq!(s.e.phase(), Phase::Closed);
+}
+
+#[test]
+fn lun_reset_completes_the_tasks_on_that_lun() {
+    let mut s = session_in_ffp(PARAMS);
+    s.submit(read(1, 512));
+    s.submit(read(2, 512));
+    let _ = s.transmit();
+    s.e.reset_lun(lun1(), 77, s.now);
+    let out = s.transmit();
+    let Pdu::TaskMgmtRequest(t) = &out[0].0 else {
+        panic!("expected TMF, got {out:?}");
+    };
+    assert_eq!(t.function, TmfFunction::LogicalUnitReset);
+    assert_eq!(t.lun, lun1());
+    let resp = TaskMgmtResponse {
+        response: TmfResponse::Complete,
+        itt: t.itt,
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(12),
+        max_cmd_sn: Sn(43),
+    };
+    send!(s, resp);
+    let mut aborted = 0;
+    let mut reset = None;
+    while let Some(ev) = s.e.poll_event() {
+        match ev {
+            Event::Complete(c) => {
+                assert_eq!(c.result, Err(TransportError::Aborted));
+                aborted += 1;
+            }
+            Event::ResetDone { tag, result } => reset = Some((tag, result)),
+        }
+    }
+    assert_eq!(aborted, 2);
+    assert_eq!(reset, Some((77, Ok::<(), TmfError>(()))));
+}
+
+#[test]
+fn full_table_gives_the_request_back() {
+    let mut e = Engine::new(2, Timeouts::default());
+    assert!(e.submit(read(1, 1), T0).is_ok());
+    assert!(e.submit(read(2, 1), T0).is_ok());
+    assert!(matches!(e.submit(read(3, 1), T0), Err(SubmitError::Full(r)) if r.tag == 3));
+}
+
+#[test]
+fn digests_on_both_sides() {
+    let mut s = session_in_ffp(Params {
+        digests: Digests {
+            header: true,
+            data: true,
+        },
+        immediate_data: true,
+        ..PARAMS
+    });
+    let req = write(1, 1001);
+    s.submit(req.clone());
+    // `transmit` splits with digests on: a wrong digest would fail there.
+    recv!(s, [(cmd(ITT0, 10, &req), req.data.clone())]);
+}
