@@ -5,6 +5,7 @@
 //! gets a free loopback port (and tgtd its own control port), a private temporary directory, and
 //! is torn down by `Drop` also when the test fails. Every wait is bounded in time.
 
+pub mod fake;
 pub mod libiscsi;
 pub mod net;
 pub mod process;
