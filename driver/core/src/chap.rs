@@ -1,1 +1,770 @@
 // SPDX-License-Identifier: BSD-2-Clause
+//! CHAP for iSCSI login (RFC 7143 §12.1.3, RFC 1994), one-way and mutual.
+//!
+//! The initiator offers `CHAP_A=8,7,6,5` (SHA3-256, SHA-256, SHA-1, MD5), answers the target's
+//! `CHAP_I`/`CHAP_C` with `CHAP_N` and `CHAP_R = H(id || secret || challenge)`, and for mutual
+//! CHAP sends its own `CHAP_I`/`CHAP_C` (from the platform's random source) and checks the
+//! target's `CHAP_N` and, in constant time, its `CHAP_R`.
+//!
+//! Binary values are read in hex (`0x`) or base64 (`0b`) and written in hex. isboot knew only
+//! MD5, rejected base64, never checked the target's name and compared responses with `memcmp`.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use base64::Engine as _;
+use md5::Md5;
+use sha1::Sha1;
+use sha2::Sha256;
+use sha3::Sha3_256;
+
+use crate::secret::{ct_eq, Secret};
+
+/// Longest challenge we accept or send, in bytes (RFC 7143 §12.1.3).
+pub const MAX_CHALLENGE_LEN: usize = 1024;
+/// Length of the challenges we send. Longer than every digest, so the challenge is never the
+/// weak part.
+pub const OUR_CHALLENGE_LEN: usize = 32;
+
+/// CHAP hash algorithms by their IANA number (the `CHAP_A` value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha3_256,
+}
+
+/// What we offer by default, strongest first (as open-iscsi does).
+pub const DEFAULT_ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::Sha3_256,
+    Algorithm::Sha256,
+    Algorithm::Sha1,
+    Algorithm::Md5,
+];
+
+impl Algorithm {
+    /// The IANA number sent in `CHAP_A`.
+    pub fn number(self) -> u8 {
+        match self {
+            Algorithm::Md5 => 5,
+            Algorithm::Sha1 => 6,
+            Algorithm::Sha256 => 7,
+            Algorithm::Sha3_256 => 8,
+        }
+    }
+
+    pub fn from_number(n: u64) -> Option<Algorithm> {
+        match n {
+            5 => Some(Algorithm::Md5),
+            6 => Some(Algorithm::Sha1),
+            7 => Some(Algorithm::Sha256),
+            8 => Some(Algorithm::Sha3_256),
+            _ => None,
+        }
+    }
+
+    /// Bytes of a response.
+    pub fn digest_len(self) -> usize {
+        match self {
+            Algorithm::Md5 => 16,
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 | Algorithm::Sha3_256 => 32,
+        }
+    }
+
+    /// `H(id || secret || challenge)` (RFC 1994 §4.1).
+    pub fn response(self, id: u8, secret: &Secret, challenge: &[u8]) -> Vec<u8> {
+        fn h<D: sha2::Digest>(id: u8, secret: &[u8], challenge: &[u8]) -> Vec<u8> {
+            let mut d = D::new();
+            d.update([id]);
+            d.update(secret);
+            d.update(challenge);
+            d.finalize().to_vec()
+        }
+        let s = secret.expose();
+        match self {
+            Algorithm::Md5 => h::<Md5>(id, s, challenge),
+            Algorithm::Sha1 => h::<Sha1>(id, s, challenge),
+            Algorithm::Sha256 => h::<Sha256>(id, s, challenge),
+            Algorithm::Sha3_256 => h::<Sha3_256>(id, s, challenge),
+        }
+    }
+}
+
+/// Everything that can go wrong in a CHAP exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The target's `CHAP_A` is not a number.
+    BadAlgorithm(String),
+    /// The target chose an algorithm we did not offer.
+    AlgorithmNotOffered(u64),
+    /// The target's message lacks a key CHAP needs.
+    MissingKey(&'static str),
+    /// `CHAP_I` not a number in 0..=255.
+    BadIdentifier(String),
+    /// A binary value without a `0x`/`0b` prefix.
+    BadEncoding { key: &'static str },
+    /// A `0x` value with a non-hex digit.
+    BadHex { key: &'static str },
+    /// A `0b` value that is not valid base64.
+    BadBase64 { key: &'static str },
+    /// An empty binary value.
+    EmptyValue { key: &'static str },
+    /// A binary value above [`MAX_CHALLENGE_LEN`] bytes.
+    ValueTooLong { key: &'static str, len: usize },
+    /// The target sent back the challenge we sent it (reflection attack).
+    ChallengeReflected,
+    /// The target's `CHAP_R` has the wrong length for the algorithm.
+    BadResponseLength { expected: usize, got: usize },
+    /// Mutual CHAP: the target's `CHAP_N` is not the configured target name.
+    TargetNameMismatch { got: String },
+    /// Mutual CHAP: the target's `CHAP_R` is wrong: it does not know the secret.
+    TargetResponseMismatch,
+    /// Mutual CHAP configured with the same secret both ways (RFC 7143 §12.1.3 forbids it).
+    SameSecretBothWays,
+    /// The configuration offers no algorithm.
+    NoAlgorithm,
+    /// A step was called out of order (e.g. verifying before answering a challenge).
+    OutOfOrder,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadAlgorithm(v) => write!(f, "CHAP_A={v} is not an algorithm number"),
+            Error::AlgorithmNotOffered(n) => write!(f, "target chose CHAP_A={n}, not offered"),
+            Error::MissingKey(k) => write!(f, "target did not send {k}"),
+            Error::BadIdentifier(v) => write!(f, "CHAP_I={v} is not in 0..=255"),
+            Error::BadEncoding { key } => write!(f, "{key} is neither 0x hex nor 0b base64"),
+            Error::BadHex { key } => write!(f, "{key} has invalid hex"),
+            Error::BadBase64 { key } => write!(f, "{key} has invalid base64"),
+            Error::EmptyValue { key } => write!(f, "{key} is empty"),
+            Error::ValueTooLong { key, len } => {
+                write!(f, "{key} is {len} bytes, above {MAX_CHALLENGE_LEN}")
+            }
+            Error::ChallengeReflected => f.write_str("target reflected our CHAP challenge"),
+            Error::BadResponseLength { expected, got } => {
+                write!(f, "CHAP_R of {got} bytes, expected {expected}")
+            }
+            Error::TargetNameMismatch { got } => {
+                write!(
+                    f,
+                    "target authenticated as {got:?}, not the configured name"
+                )
+            }
+            Error::TargetResponseMismatch => f.write_str("target's CHAP_R is wrong"),
+            Error::SameSecretBothWays => {
+                f.write_str("mutual CHAP secret equals the initiator secret")
+            }
+            Error::NoAlgorithm => f.write_str("no CHAP algorithm configured"),
+            Error::OutOfOrder => f.write_str("CHAP step out of order"),
+        }
+    }
+}
+
+/// Decodes a binary value: `0x`/`0X` hex (case-insensitive, an odd digit count implies a
+/// leading zero nibble) or `0b`/`0B` base64. At most [`MAX_CHALLENGE_LEN`] bytes.
+pub fn decode_binary(key: &'static str, value: &str) -> Result<Vec<u8>, Error> {
+    let (prefix, body) = (value.get(..2), value.get(2..).unwrap_or(""));
+    // Bound the work before decoding: 2 hex digits or 4/3 base64 characters per byte.
+    if body.len() > MAX_CHALLENGE_LEN * 2 + 4 {
+        return Err(Error::ValueTooLong {
+            key,
+            len: body.len() / 2,
+        });
+    }
+    let bytes = match prefix {
+        Some("0x") | Some("0X") => decode_hex(key, body)?,
+        Some("0b") | Some("0B") => base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+            .decode(body)
+            .map_err(|_| Error::BadBase64 { key })?,
+        _ => return Err(Error::BadEncoding { key }),
+    };
+    if bytes.is_empty() {
+        return Err(Error::EmptyValue { key });
+    }
+    if bytes.len() > MAX_CHALLENGE_LEN {
+        return Err(Error::ValueTooLong {
+            key,
+            len: bytes.len(),
+        });
+    }
+    Ok(bytes)
+}
+
+fn decode_hex(key: &'static str, digits: &str) -> Result<Vec<u8>, Error> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let d = digits.as_bytes();
+    let mut out = Vec::with_capacity(d.len().div_ceil(2));
+    let (head, rest) = d.split_at(d.len() % 2);
+    for &c in head {
+        out.push(nibble(c).ok_or(Error::BadHex { key })?);
+    }
+    for pair in rest.chunks_exact(2) {
+        let (hi, lo) = match pair {
+            &[a, b] => (nibble(a), nibble(b)),
+            _ => (None, None),
+        };
+        match (hi, lo) {
+            (Some(h), Some(l)) => out.push((h << 4) | l),
+            _ => return Err(Error::BadHex { key }),
+        }
+    }
+    Ok(out)
+}
+
+/// Encodes bytes as `0x` + lowercase hex.
+pub fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 + bytes.len() * 2);
+    s.push_str("0x");
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// The `CHAP_A` value offering `algs` in order, e.g. `8,7,6,5`.
+pub fn offer_value(algs: &[Algorithm]) -> String {
+    let mut s = String::new();
+    for (i, a) in algs.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&a.number().to_string());
+    }
+    s
+}
+
+/// The target's `CHAP_A` answer: one of the algorithms we `offered`.
+pub fn parse_algorithm(value: &str, offered: &[Algorithm]) -> Result<Algorithm, Error> {
+    let n = crate::text::parse_number("CHAP_A", value)
+        .map_err(|_| Error::BadAlgorithm(value.to_string()))?;
+    Algorithm::from_number(n)
+        .filter(|a| offered.contains(a))
+        .ok_or(Error::AlgorithmNotOffered(n))
+}
+
+/// Parses `CHAP_I`: a number in 0..=255.
+pub fn parse_identifier(value: &str) -> Result<u8, Error> {
+    crate::text::parse_number("CHAP_I", value)
+        .ok()
+        .and_then(|n| u8::try_from(n).ok())
+        .ok_or_else(|| Error::BadIdentifier(value.to_string()))
+}
+
+/// A name and secret pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub name: String,
+    pub secret: Secret,
+}
+
+/// CHAP configuration of one login (from the iBFT or the user).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChapConfig {
+    /// Our `CHAP_N` and the secret the target checks.
+    pub initiator: Credentials,
+    /// Mutual CHAP: the name the target must present and the secret it must know.
+    pub target: Option<Credentials>,
+    /// Algorithms to offer, in order of preference.
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl ChapConfig {
+    pub fn new(initiator: Credentials, target: Option<Credentials>) -> Self {
+        ChapConfig {
+            initiator,
+            target,
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.algorithms.is_empty() {
+            return Err(Error::NoAlgorithm);
+        }
+        if let Some(t) = &self.target {
+            if t.secret == self.initiator.secret {
+                return Err(Error::SameSecretBothWays);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_mutual(&self) -> bool {
+        self.target.is_some()
+    }
+}
+
+/// Our challenge for mutual CHAP, kept to check the target's answer.
+#[derive(Clone, Debug)]
+struct SentChallenge {
+    algorithm: Algorithm,
+    id: u8,
+    challenge: Vec<u8>,
+}
+
+/// The initiator side of one CHAP exchange.
+///
+/// 1. Send `CHAP_A` = [`Chap::offer`].
+/// 2. With the target's `CHAP_A`, `CHAP_I`, `CHAP_C`: [`Chap::answer`] gives the pairs to
+///    send (`CHAP_N`, `CHAP_R`, and for mutual CHAP our `CHAP_I`, `CHAP_C`).
+/// 3. Mutual CHAP: [`Chap::verify_target`] with the target's `CHAP_N`, `CHAP_R`.
+#[derive(Debug)]
+pub struct Chap<'a> {
+    config: &'a ChapConfig,
+    algorithms: &'a [Algorithm],
+    sent: Option<SentChallenge>,
+    answered: bool,
+}
+
+impl<'a> Chap<'a> {
+    pub fn new(config: &'a ChapConfig) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Chap {
+            config,
+            algorithms: &config.algorithms,
+            sent: None,
+            answered: false,
+        })
+    }
+
+    /// Same, but offering only `algorithms` (e.g. `[Algorithm::Md5]` for the retry with old
+    /// targets that reject a list).
+    pub fn with_algorithms(
+        config: &'a ChapConfig,
+        algorithms: &'a [Algorithm],
+    ) -> Result<Self, Error> {
+        if algorithms.is_empty() {
+            return Err(Error::NoAlgorithm);
+        }
+        let mut c = Chap::new(config)?;
+        c.algorithms = algorithms;
+        Ok(c)
+    }
+
+    /// The `CHAP_A` value to send.
+    pub fn offer(&self) -> String {
+        offer_value(self.algorithms)
+    }
+
+    /// Answers the target's challenge. `fill_random` fills our mutual challenge.
+    pub fn answer(
+        &mut self,
+        chap_a: &str,
+        chap_i: &str,
+        chap_c: &str,
+        mut fill_random: impl FnMut(&mut [u8]),
+    ) -> Result<Vec<(&'static str, String)>, Error> {
+        if self.answered {
+            return Err(Error::OutOfOrder);
+        }
+        let algorithm = parse_algorithm(chap_a, self.algorithms)?;
+        let id = parse_identifier(chap_i)?;
+        let challenge = decode_binary("CHAP_C", chap_c)?;
+        let response = algorithm.response(id, &self.config.initiator.secret, &challenge);
+        let mut out = alloc::vec![
+            ("CHAP_N", self.config.initiator.name.clone()),
+            ("CHAP_R", encode_hex(&response)),
+        ];
+        if self.config.target.is_some() {
+            let mut ours = alloc::vec![0u8; OUR_CHALLENGE_LEN];
+            // A challenge equal to the target's would let it answer with our own response;
+            // a working random source practically never repeats, so a few tries suffice.
+            for _ in 0..4 {
+                fill_random(&mut ours);
+                if ours != challenge {
+                    break;
+                }
+            }
+            if ours == challenge {
+                return Err(Error::ChallengeReflected);
+            }
+            let mut id_byte = [0u8; 1];
+            fill_random(&mut id_byte);
+            out.push(("CHAP_I", id_byte[0].to_string()));
+            out.push(("CHAP_C", encode_hex(&ours)));
+            self.sent = Some(SentChallenge {
+                algorithm,
+                id: id_byte[0],
+                challenge: ours,
+            });
+        }
+        self.answered = true;
+        Ok(out)
+    }
+
+    /// True when mutual CHAP is on and the target still has to prove itself.
+    pub fn expects_target_response(&self) -> bool {
+        self.sent.is_some()
+    }
+
+    /// Mutual CHAP: checks the target's `CHAP_N` and `CHAP_R` (constant-time).
+    pub fn verify_target(&self, chap_n: &str, chap_r: &str) -> Result<(), Error> {
+        let (Some(sent), Some(target)) = (&self.sent, &self.config.target) else {
+            return Err(Error::OutOfOrder);
+        };
+        if chap_n != target.name {
+            return Err(Error::TargetNameMismatch {
+                got: chap_n.to_string(),
+            });
+        }
+        let got = decode_binary("CHAP_R", chap_r)?;
+        let expected = sent
+            .algorithm
+            .response(sent.id, &target.secret, &sent.challenge);
+        if got.len() != expected.len() {
+            return Err(Error::BadResponseLength {
+                expected: expected.len(),
+                got: got.len(),
+            });
+        }
+        if ct_eq(&got, &expected) {
+            Ok(())
+        } else {
+            Err(Error::TargetResponseMismatch)
+        }
+    }
+
+    /// [`Chap::answer`] from the target's pairs (looks up `CHAP_A`, `CHAP_I`, `CHAP_C`).
+    pub fn answer_pairs(
+        &mut self,
+        pairs: &[(&str, &str)],
+        fill_random: impl FnMut(&mut [u8]),
+    ) -> Result<Vec<(&'static str, String)>, Error> {
+        let a = find(pairs, "CHAP_A")?;
+        let i = find(pairs, "CHAP_I")?;
+        let c = find(pairs, "CHAP_C")?;
+        self.answer(a, i, c, fill_random)
+    }
+
+    /// [`Chap::verify_target`] from the target's pairs.
+    pub fn verify_target_pairs(&self, pairs: &[(&str, &str)]) -> Result<(), Error> {
+        self.verify_target(find(pairs, "CHAP_N")?, find(pairs, "CHAP_R")?)
+    }
+}
+
+fn find<'p>(pairs: &[(&str, &'p str)], key: &'static str) -> Result<&'p str, Error> {
+    pairs
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+        .ok_or(Error::MissingKey(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::vec;
+
+    fn secret() -> Secret {
+        Secret::new(b"secret-of-12")
+    }
+
+    fn challenge16() -> Vec<u8> {
+        (0u8..16).collect()
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        decode_binary("T", &format!("0x{s}")).unwrap()
+    }
+
+    #[test]
+    fn responses_match_python_hashlib() {
+        // python3 -c 'import hashlib; print(hashlib.new(ALG, bytes([0x2a]) + b"secret-of-12"
+        //   + bytes(range(16))).hexdigest())'  for ALG in md5, sha1, sha256, sha3_256
+        let cases = [
+            (Algorithm::Md5, "479ff0281a36a84b4c91706547cb2667"),
+            (Algorithm::Sha1, "14208ee4fcd5bdb43278a34e174347be6a624ad6"),
+            (
+                Algorithm::Sha256,
+                "2fd87d5eacba631a1c1c10f0dcefb8024713e336f8aabb55baa9491dff56cc79",
+            ),
+            (
+                Algorithm::Sha3_256,
+                "9cae23007a7de74f5c23dff260d2729a93334ca96133cda51f00036fe5d0fa83",
+            ),
+        ];
+        for (alg, hex) in cases {
+            let r = alg.response(0x2a, &secret(), &challenge16());
+            assert_eq!(r, unhex(hex), "{alg:?}");
+            assert_eq!(r.len(), alg.digest_len());
+        }
+    }
+
+    #[test]
+    fn longest_challenge_matches_python() {
+        // python3 -c 'import hashlib; ch = bytes((i*7+3) & 0xff for i in range(1024));
+        //   print(hashlib.sha256(bytes([0xff]) + b"s" + ch).hexdigest())'
+        let ch: Vec<u8> = (0..1024usize).map(|i| ((i * 7 + 3) & 0xff) as u8).collect();
+        let value = encode_hex(&ch);
+        let decoded = decode_binary("CHAP_C", &value).unwrap();
+        assert_eq!(decoded, ch);
+        assert_eq!(
+            Algorithm::Sha256.response(0xff, &Secret::new(b"s"), &decoded),
+            unhex("f7e348cb6985cf5774a8a1df41b825f9ac6c2319322473c59b8c0fd6ab25e0cb")
+        );
+        let mut too_long = value.clone();
+        too_long.push_str("00");
+        assert_eq!(
+            decode_binary("CHAP_C", &too_long),
+            Err(Error::ValueTooLong {
+                key: "CHAP_C",
+                len: 1025
+            })
+        );
+    }
+
+    #[test]
+    fn binary_value_encodings() {
+        let bytes = challenge16();
+        // python3 -c 'import base64; print(base64.b64encode(bytes(range(16))).decode())'
+        assert_eq!(
+            decode_binary("K", "0bAAECAwQFBgcICQoLDA0ODw==").unwrap(),
+            bytes
+        );
+        assert_eq!(
+            decode_binary("K", "0BAAECAwQFBgcICQoLDA0ODw").unwrap(),
+            bytes
+        );
+        assert_eq!(
+            decode_binary("K", "0x000102030405060708090A0b0C0d0E0f").unwrap(),
+            bytes
+        );
+        assert_eq!(decode_binary("K", "0XfF").unwrap(), vec![0xff]);
+        assert_eq!(decode_binary("K", "0xabc").unwrap(), vec![0x0a, 0xbc]);
+        assert_eq!(encode_hex(&[0x00, 0xab, 0x10]), "0x00ab10");
+        assert_eq!(decode_binary("K", "0x0g"), Err(Error::BadHex { key: "K" }));
+        assert_eq!(
+            decode_binary("K", "0x"),
+            Err(Error::EmptyValue { key: "K" })
+        );
+        assert_eq!(
+            decode_binary("K", "0b!!!!"),
+            Err(Error::BadBase64 { key: "K" })
+        );
+        assert_eq!(
+            decode_binary("K", "abcd"),
+            Err(Error::BadEncoding { key: "K" })
+        );
+        assert_eq!(decode_binary("K", ""), Err(Error::BadEncoding { key: "K" }));
+        assert_eq!(decode_binary("K", "0xé1"), Err(Error::BadHex { key: "K" }));
+    }
+
+    #[test]
+    fn algorithm_offer_and_choice() {
+        assert_eq!(offer_value(&DEFAULT_ALGORITHMS), "8,7,6,5");
+        assert_eq!(offer_value(&[Algorithm::Md5]), "5");
+        assert_eq!(
+            parse_algorithm("7", &DEFAULT_ALGORITHMS),
+            Ok(Algorithm::Sha256)
+        );
+        assert_eq!(
+            parse_algorithm("7", &[Algorithm::Md5]),
+            Err(Error::AlgorithmNotOffered(7))
+        );
+        assert_eq!(
+            parse_algorithm("9", &DEFAULT_ALGORITHMS),
+            Err(Error::AlgorithmNotOffered(9))
+        );
+        assert_eq!(
+            parse_algorithm("8,7", &DEFAULT_ALGORITHMS),
+            Err(Error::BadAlgorithm("8,7".into()))
+        );
+        assert_eq!(parse_identifier("255"), Ok(255));
+        assert_eq!(parse_identifier("0x10"), Ok(16));
+        assert_eq!(
+            parse_identifier("256"),
+            Err(Error::BadIdentifier("256".into()))
+        );
+    }
+
+    fn one_way() -> ChapConfig {
+        ChapConfig::new(
+            Credentials {
+                name: "iqn.2026-01.org.example:init".into(),
+                secret: secret(),
+            },
+            None,
+        )
+    }
+
+    fn mutual() -> ChapConfig {
+        ChapConfig::new(
+            Credentials {
+                name: "init-user".into(),
+                secret: secret(),
+            },
+            Some(Credentials {
+                name: "target-user".into(),
+                secret: Secret::new(b"target-secret-34"),
+            }),
+        )
+    }
+
+    #[test]
+    fn one_way_exchange() {
+        let cfg = one_way();
+        let mut chap = Chap::new(&cfg).unwrap();
+        assert_eq!(chap.offer(), "8,7,6,5");
+        let out = chap
+            .answer_pairs(
+                &[
+                    ("CHAP_A", "5"),
+                    ("CHAP_I", "42"),
+                    ("CHAP_C", "0x000102030405060708090a0b0c0d0e0f"),
+                ],
+                |_| panic!("one-way CHAP needs no randomness"),
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                ("CHAP_N", "iqn.2026-01.org.example:init".to_string()),
+                ("CHAP_R", "0x479ff0281a36a84b4c91706547cb2667".to_string()),
+            ]
+        );
+        assert!(!chap.expects_target_response());
+        assert_eq!(chap.verify_target("x", "0x00"), Err(Error::OutOfOrder));
+        assert_eq!(
+            chap.answer("5", "1", "0x00", |_| {}),
+            Err(Error::OutOfOrder)
+        );
+    }
+
+    #[test]
+    fn md5_only_retry() {
+        let cfg = one_way();
+        let algs = [Algorithm::Md5];
+        let mut chap = Chap::with_algorithms(&cfg, &algs).unwrap();
+        assert_eq!(chap.offer(), "5");
+        assert_eq!(
+            chap.answer("7", "1", "0x01", |_| {}),
+            Err(Error::AlgorithmNotOffered(7))
+        );
+    }
+
+    /// Deterministic "random" source for tests: counts up.
+    fn counter() -> impl FnMut(&mut [u8]) {
+        let mut n = 0u8;
+        move |buf: &mut [u8]| {
+            for b in buf {
+                *b = n;
+                n = n.wrapping_add(1);
+            }
+        }
+    }
+
+    #[test]
+    fn mutual_exchange_checks_name_and_response() {
+        let cfg = mutual();
+        let mut chap = Chap::new(&cfg).unwrap();
+        let out = chap
+            .answer("7", "1", "0x0102030405060708", counter())
+            .unwrap();
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[2].0, "CHAP_I");
+        assert_eq!(out[3].0, "CHAP_C");
+        assert!(chap.expects_target_response());
+        // Play the target: compute its answer to our challenge with the target secret.
+        let id = parse_identifier(&out[2].1).unwrap();
+        let our_c = decode_binary("CHAP_C", &out[3].1).unwrap();
+        assert_eq!(our_c.len(), OUR_CHALLENGE_LEN);
+        let good = Algorithm::Sha256.response(id, &Secret::new(b"target-secret-34"), &our_c);
+        assert_eq!(
+            chap.verify_target("target-user", &encode_hex(&good)),
+            Ok(())
+        );
+        // base64 answers are accepted too.
+        let b64 = format!(
+            "0b{}",
+            base64::engine::general_purpose::STANDARD.encode(&good)
+        );
+        assert_eq!(
+            chap.verify_target_pairs(&[("CHAP_N", "target-user"), ("CHAP_R", &b64)]),
+            Ok(())
+        );
+        assert_eq!(
+            chap.verify_target("impostor", &encode_hex(&good)),
+            Err(Error::TargetNameMismatch {
+                got: "impostor".into()
+            })
+        );
+        let mut bad = good.clone();
+        bad[31] ^= 1;
+        assert_eq!(
+            chap.verify_target("target-user", &encode_hex(&bad)),
+            Err(Error::TargetResponseMismatch)
+        );
+        assert_eq!(
+            chap.verify_target("target-user", &encode_hex(&good[..16])),
+            Err(Error::BadResponseLength {
+                expected: 32,
+                got: 16
+            })
+        );
+        // The initiator secret does not authenticate the target.
+        let wrong = Algorithm::Sha256.response(id, &secret(), &our_c);
+        assert_eq!(
+            chap.verify_target("target-user", &encode_hex(&wrong)),
+            Err(Error::TargetResponseMismatch)
+        );
+        assert_eq!(
+            chap.verify_target_pairs(&[("CHAP_N", "target-user")]),
+            Err(Error::MissingKey("CHAP_R"))
+        );
+    }
+
+    #[test]
+    fn our_challenge_never_equals_the_targets() {
+        let cfg = mutual();
+        // A broken random source that always yields the target's challenge.
+        let target_c = vec![7u8; OUR_CHALLENGE_LEN];
+        let mut chap = Chap::new(&cfg).unwrap();
+        assert_eq!(
+            chap.answer("5", "1", &encode_hex(&target_c), |b: &mut [u8]| b.fill(7)),
+            Err(Error::ChallengeReflected)
+        );
+    }
+
+    #[test]
+    fn config_checks() {
+        let mut cfg = mutual();
+        cfg.target.as_mut().unwrap().secret = secret();
+        assert_eq!(Chap::new(&cfg).err(), Some(Error::SameSecretBothWays));
+        let mut cfg = one_way();
+        cfg.algorithms.clear();
+        assert_eq!(Chap::new(&cfg).err(), Some(Error::NoAlgorithm));
+        let cfg = one_way();
+        assert_eq!(
+            Chap::with_algorithms(&cfg, &[]).err(),
+            Some(Error::NoAlgorithm)
+        );
+        assert!(mutual().is_mutual());
+        assert!(!cfg.is_mutual());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let cfg = mutual();
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("secret-of-12"));
+        assert!(!dbg.contains("target-secret-34"));
+        let mut chap = Chap::new(&cfg).unwrap();
+        chap.answer("5", "1", "0x01", counter()).unwrap();
+        let dbg = format!("{chap:?}");
+        assert!(!dbg.contains("secret-of-12"));
+    }
+}
