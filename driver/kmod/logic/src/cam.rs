@@ -313,6 +313,10 @@ pub enum Finish<'a> {
     TimedOut,
     /// A LUN RESET the SIM sent (XPT_RESET_DEV) terminated the command.
     Reset,
+    /// The target rejected the command PDU: a protocol error, not a SCSI status.
+    Failed,
+    /// The command cannot be carried by iSCSI (caught by the session, not by translation).
+    Invalid,
 }
 
 /// What to write into the CCB before `xpt_done`.
@@ -413,6 +417,8 @@ pub fn complete_scsi_io(shape: &CcbShape, finish: &Finish<'_>) -> CcbResult {
         Finish::Gone => Some(status::DEV_NOT_THERE),
         Finish::TimedOut => Some(status::CMD_TIMEOUT),
         Finish::Reset => Some(status::BDR_SENT),
+        Finish::Failed => Some(status::REQ_CMP_ERR),
+        Finish::Invalid => Some(status::REQ_INVALID),
     };
     if let Some(st) = error {
         // A lost device is not frozen for recovery: nothing will ever release it.
@@ -852,6 +858,8 @@ mod tests {
             (Finish::Requeue, status::REQUEUE_REQ, true),
             (Finish::TimedOut, status::CMD_TIMEOUT, true),
             (Finish::Reset, status::BDR_SENT, true),
+            (Finish::Failed, status::REQ_CMP_ERR, true),
+            (Finish::Invalid, status::REQ_INVALID, true),
             (Finish::Gone, status::DEV_NOT_THERE, false),
         ] {
             let r = complete_scsi_io(&sh, &f);
