@@ -219,6 +219,18 @@ impl<L: RawLock, P: Pender> Drop for LiveGuard<L, P> {
 /// task; a later wake of it drops the future in the waker's context instead of queueing it.) To wait for
 /// a task's future to be gone while the executor keeps running, await [`JoinHandle::cancel`].
 ///
+/// ```compile_fail,E0505
+/// use isboot_executor::{host::StdLock, Executor, Pender};
+/// struct Nop;
+/// impl Pender for Nop {
+///     fn pend(&self) {}
+/// }
+/// let ex: Executor<StdLock, Nop> = Executor::new(Nop);
+/// let handle = ex.spawn(async { 1 });
+/// drop(ex); // error: `ex` is still borrowed by `handle`
+/// drop(handle);
+/// ```
+///
 /// Everything here is `Send + Sync`: wakers may fire from any context; `poll` should run on one thread
 /// at a time (concurrent calls are safe but pointless).
 pub struct Executor<L: RawLock + 'static, P: Pender> {

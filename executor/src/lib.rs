@@ -2,7 +2,7 @@
 //! A small `no_std` executor for isboot's session futures, built on `async-task`.
 //!
 //! **API in one paragraph.** The platform supplies a [`RawLock`] (a spin mutex in the kernel,
-//! [`host::StdLock`] on a host) and a [`Pender`] (`taskqueue_enqueue` in the kernel), and builds an
+//! `host::StdLock` on a host) and a [`Pender`] (`taskqueue_enqueue` in the kernel), and builds an
 //! [`Executor`]. [`Executor::spawn`] starts a `Send + 'static` future and returns a [`JoinHandle`] that
 //! can be awaited for the output, or dropped / [`cancel`](JoinHandle::cancel)led to stop the task; handles
 //! borrow the executor, so it cannot be dropped while a task lives. When the pender fires, the platform's
@@ -14,18 +14,29 @@
 //! upcall signals a task through a [`Doorbell`] (`ring()` from any context, lock- and allocation-free;
 //! the task awaits `wait()`), and any context hands items to one receiving task through a bounded
 //! [`Channel`] (`try_send` gives the item back when full or closed; the task awaits `recv()`). [`Mutex`]
-//! gives closure-scoped access to data shared between tasks and contexts under the platform lock. With
-//! feature `std`, [`host`] adds a driver thread that polls and keeps time, and [`host::block_on`].
+//! gives closure-scoped access to data shared between tasks and contexts under the platform lock.
+//! Hand-written `poll_*` code uses [`Doorbell::poll_wait`] and [`Channel::poll_recv`]. With feature
+//! `std`, module `host` adds `Runtime` (a driver thread that is pender and timer, on the host clock),
+//! `block_on`, `StdLock`, and `ThreadedTcp`, a TCP stream with `poll_read`/`poll_write` whose helper
+//! threads ring doorbells as the kernel's socket upcalls do.
 //!
 //! # Allocation
-//! Only [`Executor::new`], [`Executor::spawn`] and [`Executor::timer`] (a reference count) allocate.
-//! Polling, waking, timers, doorbells and channels never do: the run queue holds a slot per live task,
-//! timers are an intrusive list of pinned futures, channels are inline. `tests/no_alloc.rs` checks this
+//! Only [`Executor::new`] and [`Executor::spawn`] allocate ([`Executor::timer`] bumps a reference
+//! count). Polling, waking, timers, doorbells and channels never do: the run queue keeps a slot per live
+//! task (grown at spawn, outside the lock), timers are an intrusive list of pinned futures, channels are
+//! inline. `tests/no_alloc.rs` checks this
 //! with a counting global allocator across poll/wake/timer/channel/doorbell cycles.
 //!
+//! # Checks
+//! `cargo test -p isboot-executor` (unit behaviour, a recording pender checking exact pend/poll
+//! sequences, threads, loopback TCP) and `cargo +nightly miri test -p isboot-executor` (the same tests
+//! but TCP, scaled down under `cfg(miri)`).
+//!
 //! # Where it may run
-//! `no_std` + `alloc`, no thread-locals, no floating point, only 8-bit/pointer-size atomics (doorbells
-//! and `async-task`'s task state). The only `unsafe` is in the private `raw` module.
+//! `no_std` + `alloc`, no thread-locals, no floating point, only 8-bit and pointer-size atomics
+//! (doorbells, `async-task`'s task state). Under the platform lock only this crate's own code runs (no
+//! waker, pender, allocator or future), so the lock may be a spin mutex. The only `unsafe` is in the
+//! private `raw` module; everything else is `#![deny(unsafe_code)]`.
 #![no_std]
 #![deny(unsafe_code)]
 

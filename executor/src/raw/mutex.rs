@@ -4,7 +4,7 @@
 use core::cell::UnsafeCell;
 use core::fmt;
 
-/// A lock the platform supplies: a spin mutex in the kernel, [`crate::host::StdLock`] on a host.
+/// A lock the platform supplies: a spin mutex in the kernel, `host::StdLock` on a host.
 ///
 /// The executor takes it for a handful of instructions at a time (push or pop a run-queue entry, link a
 /// timer, push a channel item). It never runs foreign code while holding it: no waker clone, wake or
