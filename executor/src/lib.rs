@@ -15,7 +15,8 @@
 //! the task awaits `wait()`), and any context hands items to one receiving task through a bounded
 //! [`Channel`] (`try_send` gives the item back when full or closed; the task awaits `recv()`). [`Mutex`]
 //! gives closure-scoped access to data shared between tasks and contexts under the platform lock.
-//! Hand-written `poll_*` code uses [`Doorbell::poll_wait`] and [`Channel::poll_recv`]. With feature
+//! [`select`] waits for the first of two futures (biased to the first). Hand-written `poll_*` code
+//! uses [`Doorbell::poll_wait`] and [`Channel::poll_recv`]. With feature
 //! `std`, module `host` adds `Runtime` (a driver thread that is pender and timer, on the host clock),
 //! `block_on`, `StdLock`, and `ThreadedTcp`, a TCP stream with `poll_read`/`poll_write` whose helper
 //! threads ring doorbells as the kernel's socket upcalls do.
@@ -49,6 +50,7 @@ mod doorbell;
 mod executor;
 mod pender;
 mod raw;
+mod select;
 mod time;
 
 #[cfg(feature = "std")]
@@ -59,4 +61,5 @@ pub use doorbell::{Doorbell, Wait};
 pub use executor::{Config, Executor, JoinHandle, DEFAULT_BUDGET};
 pub use pender::Pender;
 pub use raw::mutex::{Mutex, RawLock};
+pub use select::{select, Either, Select};
 pub use time::{Elapsed, Instant, Sleep, Timeout, Timer};

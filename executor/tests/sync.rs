@@ -183,3 +183,43 @@ fn close_wakes_a_waiting_receiver_with_none() {
     assert_eq!(recv.as_mut().poll(&mut cx), Poll::Ready(None));
     assert!(chan.is_closed());
 }
+
+#[test]
+fn select_reports_the_first_ready_future_and_prefers_the_left_one() {
+    use isboot_executor::{select, Either};
+    let (ex, _rec) = executor();
+    let chan: Arc<Chan<u32, 4>> = Arc::new(Chan::new());
+    let bell = Arc::new(Doorbell::new());
+    let (c, b, timer) = (chan.clone(), bell.clone(), ex.timer());
+    let mut handle = ex.spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let deadline = timer.now() + std::time::Duration::from_millis(10);
+            let ev = select(b.wait(), select(c.recv(), timer.sleep_until(deadline))).await;
+            seen.push(match ev {
+                Either::Left(()) => "bell",
+                Either::Right(Either::Left(_)) => "item",
+                Either::Right(Either::Right(())) => "timeout",
+            });
+        }
+        seen
+    });
+    assert!(!ex.poll());
+    chan.try_send(1).unwrap();
+    assert!(!ex.poll());
+    // Both ready at once: the left (bell) wins, the item stays queued for the next round.
+    chan.try_send(2).unwrap();
+    bell.ring();
+    assert!(!ex.poll());
+    // The third round took item 2 at once; the fourth waits for its deadline.
+    assert_eq!(chan.len(), 0);
+    let (_, waker) = CountingWaker::new();
+    assert_eq!(poll_once(&mut handle, &waker), Poll::Pending);
+    assert_eq!(ex.next_deadline().map(|d| d.as_nanos()), Some(10_000_000));
+    ex.on_tick(isboot_executor::Instant::from_nanos(10_000_000));
+    assert!(!ex.poll());
+    assert_eq!(
+        poll_once(&mut handle, &waker),
+        Poll::Ready(vec!["item", "bell", "item", "timeout"])
+    );
+}
