@@ -218,6 +218,9 @@ impl TextBuilder {
                 key: key.to_string(),
             });
         }
+        if self.contains_key(key) {
+            return Err(Error::DuplicateKey(key.to_string()));
+        }
         let add = key.len() + 1 + value.len() + 1;
         if self.buf.len() + add > self.limit {
             return Err(Error::TooMuchText { limit: self.limit });
@@ -227,6 +230,14 @@ impl TextBuilder {
         self.buf.extend_from_slice(value.as_bytes());
         self.buf.push(0);
         Ok(self)
+    }
+
+    /// True when `key` was already pushed (a key is never sent twice in one text).
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.buf.split(|&b| b == 0).any(|pair| {
+            pair.strip_prefix(key.as_bytes())
+                .is_some_and(|r| r.first() == Some(&b'='))
+        })
     }
 
     pub fn push_all<'a>(
@@ -312,6 +323,47 @@ impl Accumulator {
     pub fn clear(&mut self) {
         self.buf.clear();
     }
+}
+
+/// Keys of the security stage (handled by the login and `crate::chap`, not by
+/// [`Negotiation`]).
+pub fn is_security_key(key: &str) -> bool {
+    key == "AuthMethod"
+        || ["CHAP_", "SRP_", "KRB_", "SPKM_"]
+            .iter()
+            .any(|p| key.starts_with(p))
+}
+
+/// One target from a SendTargets answer (RFC 7143 Appendix C).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoveredTarget {
+    pub name: String,
+    /// Portals; empty means "the portal this answer came from".
+    pub addresses: Vec<TargetAddress>,
+}
+
+/// Groups a SendTargets answer: each `TargetName` starts a target, the `TargetAddress` pairs
+/// that follow belong to it. A `TargetAddress` before any `TargetName` is an error; other keys
+/// are ignored.
+pub fn parse_send_targets(pairs: &[(&str, &str)]) -> Result<Vec<DiscoveredTarget>, Error> {
+    let mut out: Vec<DiscoveredTarget> = Vec::new();
+    for &(k, v) in pairs {
+        match k {
+            "TargetName" => out.push(DiscoveredTarget {
+                name: v.to_string(),
+                addresses: Vec::new(),
+            }),
+            "TargetAddress" => {
+                let addr = TargetAddress::parse(v)?;
+                out.last_mut()
+                    .ok_or_else(|| Error::BadTargetAddress(v.to_string()))?
+                    .addresses
+                    .push(addr);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// Parses an RFC 7143 numerical value: decimal or `0x` hex, no sign.
@@ -809,6 +861,20 @@ impl Negotiation {
 
     /// Handles one pair the target sent. Returns what to send back.
     pub fn handle(&mut self, key: &str, value: &str) -> Result<Reply, Error> {
+        // Some targets repeat these declarations in every login response; only a change is
+        // suspicious.
+        let repeat = match key {
+            "TargetAlias" => self.params.target_alias.as_deref() == Some(value),
+            "TargetPortalGroupTag" => {
+                self.params.target_portal_group_tag.is_some()
+                    && number_in("TargetPortalGroupTag", value, 0, 65535).ok()
+                        == self.params.target_portal_group_tag.map(u32::from)
+            }
+            _ => false,
+        };
+        if repeat {
+            return Ok(Reply::None);
+        }
         if self.seen.iter().any(|k| k == key) {
             return Err(Error::DuplicateKey(key.to_string()));
         }
@@ -1473,6 +1539,60 @@ ErrorRecoveryLevel=0\0MaxConnections=1\0TargetPortalGroupTag=1\0TargetAlias=disk
         ] {
             assert!(t(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn builder_refuses_a_key_twice() {
+        let mut b = TextBuilder::default();
+        b.push("MaxBurstLength", "1").unwrap();
+        b.push("MaxBurst", "1").unwrap();
+        assert_eq!(
+            b.push("MaxBurstLength", "2").err(),
+            Some(Error::DuplicateKey("MaxBurstLength".into()))
+        );
+        assert!(b.contains_key("MaxBurst"));
+        assert!(!b.contains_key("Max"));
+    }
+
+    #[test]
+    fn repeated_declarations_are_tolerated_changes_are_not() {
+        let mut n = Negotiation::new(Offer::default()).unwrap();
+        n.handle("TargetPortalGroupTag", "1").unwrap();
+        n.handle("TargetPortalGroupTag", "1").unwrap();
+        n.handle("TargetAlias", "a").unwrap();
+        n.handle("TargetAlias", "a").unwrap();
+        assert_eq!(
+            n.handle("TargetPortalGroupTag", "2"),
+            Err(Error::DuplicateKey("TargetPortalGroupTag".into()))
+        );
+        assert_eq!(
+            n.handle("TargetAlias", "b"),
+            Err(Error::DuplicateKey("TargetAlias".into()))
+        );
+    }
+
+    #[test]
+    fn security_keys() {
+        for k in ["AuthMethod", "CHAP_A", "CHAP_R", "SRP_U"] {
+            assert!(is_security_key(k), "{k}");
+        }
+        for k in ["MaxBurstLength", "TargetAlias", "CHAP"] {
+            assert!(!is_security_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn send_targets_answer() {
+        let text = b"TargetName=iqn.a:1\0TargetAddress=127.0.0.1:3260,1\0\
+TargetAddress=[::1]:3260,1\0TargetName=iqn.a:2\0";
+        let pairs = parse_pairs(text).unwrap();
+        let t = parse_send_targets(&pairs).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].name, "iqn.a:1");
+        assert_eq!(t[0].addresses.len(), 2);
+        assert_eq!(t[0].addresses[1].host, "::1");
+        assert_eq!(t[1].addresses, vec![]);
+        assert!(parse_send_targets(&[("TargetAddress", "h:1,1")]).is_err());
     }
 
     #[test]
