@@ -155,3 +155,41 @@ fn close_fails_later_polls_and_stops_the_threads() {
     assert_eq!(err.kind(), io::ErrorKind::NotConnected);
     peer.join().unwrap();
 }
+
+#[test]
+fn close_returns_while_the_writer_is_blocked_on_a_peer_that_does_not_read() {
+    let (l, addr) = listener();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let peer = thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        // Never reads: the client's socket buffer fills and its writer thread blocks in `write`.
+        let _ = release_rx.recv_timeout(Duration::from_secs(60));
+        drop(s);
+    });
+    let queued = within(move || {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        let mut conn = ThreadedTcp::with_buffer(stream, 64 * 1024).unwrap();
+        let chunk = vec![0x5au8; 64 * 1024];
+        let mut queued = 0usize;
+        // Queue until the send buffer stays full: the writer is then stuck in a blocking write.
+        loop {
+            // One poll: `None` when the send buffer is full.
+            let polled = block_on(poll_fn(|cx| match conn.poll_write(cx, &chunk) {
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+                Poll::Pending => Poll::Ready(None),
+            }));
+            match polled {
+                Some(Ok(n)) => queued += n,
+                Some(Err(e)) => panic!("write failed: {e}"),
+                None if conn.unsent() > 0 => break,
+                None => thread::yield_now(),
+            }
+            assert!(queued < 1 << 30, "the peer's socket never filled");
+        }
+        conn.close();
+        queued
+    });
+    release_tx.send(()).unwrap();
+    peer.join().unwrap();
+    assert!(queued > 0);
+}
