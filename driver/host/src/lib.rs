@@ -1,3 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! isboot-host
-#![no_std]
+//! The std platform for isboot's session on Linux: the same session futures as the kernel module,
+//! run by the executor's host runtime over std TCP, with a small synchronous block-device API on
+//! top. Tests and the userland tool (`isbootctl`) use it.
+//!
+//! - [`net`]: [`HostTransport`](net::HostTransport) and [`HostConnector`](net::HostConnector),
+//!   the session's byte stream and connector;
+//! - [`sys`]: [`OsRandom`](sys::OsRandom) and [`StderrLog`](sys::StderrLog);
+#![forbid(unsafe_code)]
+
+pub mod net;
+pub mod sys;

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Randomness and logging for the session on a host.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use isboot_core::port::{Level, Log, Random};
+
+/// Random bytes from the kernel (`/dev/urandom`, which never blocks once the pool is seeded).
+#[derive(Debug)]
+pub struct OsRandom {
+    file: Option<File>,
+    /// Fallback state if /dev/urandom cannot be read (a very restricted sandbox): a SplitMix64
+    /// stream seeded from the clock and address space layout. Good enough for ISIDs and jitter;
+    /// CHAP challenges are made from it only in that degenerate case, which is logged once.
+    fallback: u64,
+}
+
+impl Default for OsRandom {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OsRandom {
+    pub fn new() -> OsRandom {
+        let file = File::open("/dev/urandom").ok();
+        if file.is_none() {
+            eprintln!("isboot: cannot open /dev/urandom; using a clock-seeded generator");
+        }
+        let stack = 0u8;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ (&stack as *const u8 as u64).rotate_left(32);
+        OsRandom {
+            file,
+            fallback: seed,
+        }
+    }
+
+    fn splitmix(&mut self) -> u64 {
+        self.fallback = self.fallback.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.fallback;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl Random for OsRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        if let Some(f) = self.file.as_mut() {
+            if f.read_exact(buf).is_ok() {
+                return;
+            }
+            eprintln!("isboot: reading /dev/urandom failed; using a clock-seeded generator");
+            self.file = None;
+        }
+        for chunk in buf.chunks_mut(8) {
+            let v = self.splitmix().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// Messages to stderr up to a level (0 silent, 1 notes, 2 info, 3 trace), as `net.isboot.debug`
+/// does in the kernel. Each line is written with one call so threads do not interleave.
+#[derive(Debug)]
+pub struct StderrLog {
+    level: AtomicU8,
+    prefix: &'static str,
+}
+
+impl StderrLog {
+    pub fn new(level: u8) -> StderrLog {
+        StderrLog {
+            level: AtomicU8::new(level),
+            prefix: "isboot",
+        }
+    }
+
+    /// The level from the environment variable `ISBOOT_DEBUG` (0..=3), else `default`.
+    pub fn from_env(default: u8) -> StderrLog {
+        let level = std::env::var("ISBOOT_DEBUG")
+            .ok()
+            .and_then(|v| v.trim().parse::<u8>().ok())
+            .unwrap_or(default);
+        StderrLog::new(level.min(3))
+    }
+
+    pub fn set_level(&self, level: u8) {
+        self.level.store(level.min(3), Ordering::Relaxed);
+    }
+}
+
+impl Log for StderrLog {
+    fn enabled(&self, level: Level) -> bool {
+        level as u8 <= self.level.load(Ordering::Relaxed)
+    }
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        let tag = match level {
+            Level::Note => "note",
+            Level::Info => "info",
+            Level::Trace => "trace",
+        };
+        let line = format!("{}: {tag}: {args}\n", self.prefix);
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+}
