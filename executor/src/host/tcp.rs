@@ -99,9 +99,12 @@ impl ThreadedTcp {
     }
 
     /// Takes over a connected (blocking) stream with `cap` (at least 1) bytes buffered per direction.
+    /// Sets `TCP_NODELAY`, as iSCSI initiators do: a PDU is written whole and must not wait for the
+    /// previous one's ACK (Nagle plus delayed ACK would add tens of milliseconds per command).
     pub fn with_buffer(stream: TcpStream, cap: usize) -> io::Result<Self> {
         let cap = cap.max(1);
         stream.set_nonblocking(false)?;
+        stream.set_nodelay(true)?;
         let shared = Arc::new(Shared {
             cap,
             rx: StdMutex::new(Half::default()),
