@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Module life cycle: `MOD_LOAD`, `MOD_QUIESCE`, `MOD_UNLOAD` (dispatched by helpers.c's module
+//! handler) and the shutdown hook.
+//!
+//! Load: publish the version, find and parse the iBFT, publish `hw.ibft.*`, start the boot
+//! session (`boot::start` takes `root_mount_hold` and returns; bring-up runs on the session's
+//! taskqueue), then register the shutdown hook. Any failure is printed (always, whatever
+//! `net.isboot.debug` says), recorded in `net.isboot.session.last_error`, and returned as the
+//! load's errno: the kernel reports it and a `kldload` fails with it.
+//!
+//! Unload: refused with `EBUSY`, changing nothing, while the session holds a disk (it may be the
+//! root file system). Otherwise the shutdown hook is removed first (so it cannot run against a
+//! stopped session), then the session is stopped and freed.
+//!
+//! Shutdown: `shutdown_post_sync` at the last priority, after the file systems are synced and
+//! da(4) has flushed its cache: log out so the target does not wait for a dead initiator.
+//! Skipped during a panic, when no other thread may run.
+//!
+//! Module events are serialised by the kernel linker's lock, so `LOADED` changes only there.
+
+use alloc::boxed::Box;
+use core::ffi::{c_int, c_void};
+use core::fmt;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use isboot_core::ibft::{self, BootError};
+use isboot_kmod_logic::sysfmt;
+
+use crate::bindings as sys;
+use crate::ibft::AcquireError;
+use crate::kalloc::try_box;
+use crate::log::{ALWAYS, HIGH};
+use crate::{boot, klog, sysctl};
+
+struct Loaded {
+    boot: boot::BootHandle,
+    shutdown_tag: *mut c_void,
+}
+
+/// The running session, or null. Written only in module events (serialised by the kernel).
+static LOADED: AtomicPtr<Loaded> = AtomicPtr::new(ptr::null_mut());
+
+/// Why the module did not start.
+#[derive(Debug)]
+enum LoadError {
+    Acquire(AcquireError),
+    Parse(ibft::Error),
+    Config(BootError),
+    Start(i32),
+    NoMemory,
+    ShutdownHook,
+}
+
+impl LoadError {
+    fn errno(&self) -> c_int {
+        match self {
+            LoadError::Acquire(e) => e.errno(),
+            LoadError::Parse(_) | LoadError::Config(_) => sys::EINVAL as c_int,
+            LoadError::Start(errno) if *errno > 0 => *errno,
+            LoadError::Start(_) => sys::EIO as c_int,
+            LoadError::NoMemory | LoadError::ShutdownHook => sys::ENOMEM as c_int,
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Acquire(e) => write!(f, "{e}"),
+            LoadError::Parse(e) => write!(f, "iBFT rejected: {e}"),
+            LoadError::Config(e) => write!(f, "nothing to boot from: {e}"),
+            LoadError::Start(errno) => write!(f, "boot session did not start (error {errno})"),
+            LoadError::NoMemory => f.write_str("out of memory"),
+            LoadError::ShutdownHook => f.write_str("cannot register the shutdown handler"),
+        }
+    }
+}
+
+fn load() -> Result<(), LoadError> {
+    sysctl::set_version();
+    sysctl::stats().reset();
+    let found = crate::ibft::acquire().map_err(LoadError::Acquire)?;
+    klog!(HIGH, "iBFT found in {}", found.source);
+    let parsed = ibft::parse(&found.table).map_err(LoadError::Parse)?;
+    drop(found);
+    for warning in &parsed.warnings {
+        klog!(HIGH, "iBFT: {warning}");
+    }
+    let cfg = parsed.ibft.boot_config().map_err(LoadError::Config)?;
+    sysctl::publish_ibft(&cfg);
+    if sysctl::verbose() {
+        for line in sysfmt::summary(&cfg) {
+            klog!(ALWAYS, "iBFT {line}");
+        }
+    }
+    let handle = boot::start(&cfg).map_err(LoadError::Start)?;
+    let loaded = match try_box(Loaded {
+        boot: handle,
+        shutdown_tag: ptr::null_mut(),
+    }) {
+        Ok(b) => Box::into_raw(b),
+        Err(l) => {
+            boot::stop(l.boot);
+            return Err(LoadError::NoMemory);
+        }
+    };
+    // SAFETY: `loaded` stays valid until unload, which deregisters the handler (waiting for a
+    // running invocation) before freeing it.
+    let tag = unsafe { sys::isboot_shutdown_register(Some(on_shutdown), loaded.cast()) };
+    if tag.is_null() {
+        // SAFETY: `loaded` came from Box::into_raw above and was published nowhere.
+        let l = unsafe { Box::from_raw(loaded) };
+        boot::stop(l.boot);
+        return Err(LoadError::ShutdownHook);
+    }
+    // SAFETY: nobody else has `loaded` yet (the handler only runs at shutdown, and module events
+    // are serialised); this initialises its last field.
+    unsafe { (*loaded).shutdown_tag = tag };
+    LOADED.store(loaded, Ordering::Release);
+    Ok(())
+}
+
+/// MOD_LOAD.
+#[no_mangle]
+pub extern "C" fn isboot_rust_load() -> c_int {
+    match load() {
+        Ok(()) => 0,
+        Err(e) => {
+            klog!(ALWAYS, "not started: {e}");
+            let mut text = isboot_kmod_logic::linebuf::LineBuf::<224>::new();
+            // LineBuf's write never fails.
+            let _ = fmt::Write::write_fmt(&mut text, format_args!("{e}"));
+            sysctl::stats().set_last_error(text.as_str());
+            e.errno()
+        }
+    }
+}
+
+/// Whether unloading must be refused: the session holds a disk.
+fn refuse_unload() -> bool {
+    let loaded = LOADED.load(Ordering::Acquire);
+    if loaded.is_null() {
+        return false;
+    }
+    // SAFETY: non-null LOADED points to a live Loaded until unload frees it, and unload runs
+    // only in module events, serialised with this one.
+    let busy = boot::busy(unsafe { &(*loaded).boot });
+    if busy {
+        klog!(
+            ALWAYS,
+            "unload refused: the iSCSI boot disk is in use (it may hold the root file system)"
+        );
+    }
+    busy
+}
+
+/// MOD_QUIESCE: asked before MOD_UNLOAD unless the unload is forced.
+#[no_mangle]
+pub extern "C" fn isboot_rust_quiesce() -> c_int {
+    if refuse_unload() {
+        sys::EBUSY as c_int
+    } else {
+        0
+    }
+}
+
+/// MOD_UNLOAD: refused (nothing changed) while a disk is held, even for `kldunload -f`.
+#[no_mangle]
+pub extern "C" fn isboot_rust_unload() -> c_int {
+    if refuse_unload() {
+        return sys::EBUSY as c_int;
+    }
+    let loaded = LOADED.swap(ptr::null_mut(), Ordering::AcqRel);
+    if loaded.is_null() {
+        return 0;
+    }
+    // SAFETY: `loaded` came from Box::into_raw in load() and is unpublished now; the handler is
+    // deregistered (and any running call drained) before the box is freed.
+    let l = unsafe {
+        sys::isboot_shutdown_deregister((*loaded).shutdown_tag);
+        Box::from_raw(loaded)
+    };
+    boot::stop(l.boot);
+    klog!(HIGH, "unloaded");
+    0
+}
+
+/// shutdown_post_sync handler.
+///
+/// # Safety
+/// `arg` is the `*mut Loaded` registered in load(); unload deregisters the handler before it
+/// frees that memory.
+unsafe extern "C" fn on_shutdown(arg: *mut c_void, _howto: c_int) {
+    // SAFETY: no preconditions.
+    if unsafe { sys::isboot_shutdown_may_wait() } == 0 {
+        return;
+    }
+    // SAFETY: per this function's contract, `arg` points to a live Loaded.
+    let loaded = unsafe { &*arg.cast::<Loaded>() };
+    boot::shutdown(&loaded.boot);
+}

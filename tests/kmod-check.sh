@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# Builds isboot.ko on Linux against FreeBSD 14 and 15 kernel headers, the way bsd.kmod.mk builds it
+# on FreeBSD, and fails unless each object is kernel-clean (tests/kmod-gate.py).
+#
+#   C helpers   zig cc -target x86_64-freebsd with bsd.kmod.mk's amd64 flags and the real
+#               __FreeBSD_version of each release (zig predefines major*100000+500)
+#   Rust        cargo build -Zbuild-std=core,alloc for driver/kmod/x86_64-unknown-freebsd-kernel.json,
+#               bindgen seeing the same headers and flags as the C compiler
+#   link        ld.lld -m elf_x86_64_fbsd -r -T driver/kmod/ldscript.kmod.amd64, then every
+#               global localised and debug info stripped (kmod.mk with EXPORT_SYMS=NO)
+#
+# Leaves target/kmod/freebsd14/isboot.ko and target/kmod/freebsd15/isboot.ko.
+# ISBOOT_KMOD_VERSIONS="14" limits the releases; the gate's own test runs first.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+out="${ISBOOT_KMOD_DIR:-$top/target/kmod}"
+export ISBOOT_KMOD_DIR="$out"
+read -r -a versions <<<"${ISBOOT_KMOD_VERSIONS:-14 15}"
+
+for tool in ld.lld llvm-objcopy llvm-nm objdump python3 cargo; do
+  command -v "$tool" >/dev/null || { echo "kmod-check: $tool missing (tests/setup.sh installs it)" >&2; exit 1; }
+done
+
+"$top/tests/kmod-headers.sh"
+"$top/tests/kmod-gate-test.sh"
+
+build_one() {
+  local major=$1 dir="$out/freebsd$1"
+  local ZIG FREEBSD_VERSION INCLUDES
+  # shellcheck source=/dev/null
+  source "$dir/env"
+  local obj="$dir/obj" inc=() d
+  mkdir -p "$obj"
+  for d in "${INCLUDES[@]}"; do inc+=(-isystem "$d"); done
+
+  # What both the C compiler and bindgen see.
+  local pp=(-D_KERNEL -DKLD_MODULE -nostdinc "${inc[@]}" -include opt_global.h
+            -U__FreeBSD_version "-D__FreeBSD_version=$FREEBSD_VERSION")
+  # bsd.kmod.mk's amd64 code generation flags; -mcpu keeps zig from re-enabling SSE.
+  local cflags=(-target x86_64-freebsd -mcpu=x86_64-sse-sse2-mmx "${pp[@]}" -I "$top/bindings"
+                -O2 -pipe -std=gnu99 -ffreestanding -fwrapv -fno-common -fno-strict-aliasing
+                -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float
+                -fno-asynchronous-unwind-tables -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
+                -fstack-protector -fno-sanitize=undefined -g0 -Wall -Werror)
+  local t0=$SECONDS src objs=()
+  for src in "$top"/bindings/helpers*.c; do
+    local o="$obj/$(basename "${src%.c}").o"
+    "$ZIG" cc "${cflags[@]}" -c "$src" -o "$o"
+    objs+=("$o")
+  done
+
+  local lib="$dir/cargo/x86_64-unknown-freebsd-kernel/release/libisboot.a"
+  (
+    cd "$top/driver/kmod"
+    export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$dir/cargo"
+    export ISBOOT_KMOD_CFLAGS="--target=x86_64-unknown-freebsd$major ${pp[*]} -ffreestanding -mcmodel=kernel -mno-red-zone -mno-sse -msoft-float"
+    cargo build --quiet --release -Zbuild-std=core,alloc -Zjson-target-spec \
+      --target x86_64-unknown-freebsd-kernel.json
+  )
+
+  local ko="$dir/isboot.ko"
+  ld.lld -m elf_x86_64_fbsd -r -T "$top/driver/kmod/ldscript.kmod.amd64" -o "$ko.tmp" "${objs[@]}" "$lib"
+  llvm-nm --defined-only --extern-only --format=just-symbols "$ko.tmp" > "$obj/localize.txt"
+  llvm-objcopy --strip-debug --localize-symbols="$obj/localize.txt" "$ko.tmp"
+  mv "$ko.tmp" "$ko"
+  echo "kmod-check: FreeBSD $major (__FreeBSD_version $FREEBSD_VERSION): built $ko in $((SECONDS - t0)) s"
+
+  python3 "$top/tests/kmod-gate.py" "$ko" --headers "${INCLUDES[@]}"
+}
+
+for v in "${versions[@]}"; do
+  build_one "$v"
+done
+echo "kmod-check: ok (${versions[*]})"

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# Tests tests/kmod-gate.py itself: a clean object passes, and each kind of kernel-unsafe object
+# (SSE, x87, red zone, GOT relocation, constructor, unwinder symbol, undeclared symbol) fails with
+# the finding that names it. A gate that cannot fail would let a broken isboot.ko through.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+gate="$top/tests/kmod-gate.py"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+mkdir -p "$work/include/sys"
+cat > "$work/include/sys/systm.h" <<'H'
+int printf(const char *, ...);
+extern int kernel_counter;
+H
+
+obj() { # name, assembly -> object
+  printf '%s\n' "$2" > "$work/$1.s"
+  clang -target x86_64-unknown-freebsd -c "$work/$1.s" -o "$work/$1.o"
+}
+
+fails=0
+expect() { # name, expected exit, expected text (for failures)
+  local out rc=0
+  out=$(python3 "$gate" "$work/$1.o" --headers "$work/include" 2>&1) || rc=$?
+  if [ "$rc" -ne "$2" ] || ! grep -qF -- "$3" <<<"$out"; then
+    echo "kmod-gate-test: $1: expected exit $2 and '$3', got exit $rc:" >&2
+    echo "$out" >&2
+    fails=$((fails + 1))
+  fi
+}
+
+# A kernel-style function: frame pointer, stack lowered before use, a call through the PLT,
+# a PC-relative data reference and an absolute 64-bit pointer.
+obj good '
+	.text
+	.globl f
+	.type f,@function
+f:	push %rbp
+	mov %rsp,%rbp
+	sub $0x10,%rsp
+	mov %rdi,-0x8(%rbp)
+	mov kernel_counter(%rip),%eax
+	leaq msg(%rip),%rdi
+	call printf@PLT
+	add $0x10,%rsp
+	pop %rbp
+	ret
+	.section .rodata
+msg:	.asciz "hello"
+	.data
+ptr:	.quad f'
+expect good 0 "clean"
+
+obj sse '
+	.text
+	.globl g
+g:	movaps %xmm0,(%rdi)
+	ret'
+expect sse 1 "SIMD/FPU instruction"
+
+obj x87 '
+	.text
+	.globl g
+g:	fldz
+	fstp %st(0)
+	ret'
+expect x87 1 "SIMD/FPU instruction"
+
+obj redzone_rsp '
+	.text
+	.globl g
+g:	mov %rdi,-0x8(%rsp)
+	ret'
+expect redzone_rsp 1 "access below %rsp"
+
+obj redzone_rbp '
+	.text
+	.globl g
+g:	push %rbp
+	mov %rsp,%rbp
+	mov %rdi,-0x10(%rbp)
+	pop %rbp
+	ret'
+expect redzone_rbp 1 "red zone"
+
+obj gotpcrel '
+	.text
+	.globl g
+g:	movq kernel_counter@GOTPCREL(%rip),%rax
+	ret'
+expect gotpcrel 1 "relocation R_X86_64_REX_GOTPCRELX"
+
+obj abs32 '
+	.text
+	.globl g
+g:	movl $kernel_counter,%eax
+	ret'
+expect abs32 1 "relocation R_X86_64_32 "
+
+obj ctor '
+	.text
+	.globl g
+g:	ret
+	.section .init_array,"aw"
+	.quad g'
+expect ctor 1 "never runs constructors"
+
+obj unwind '
+	.text
+	.globl g
+g:	call _Unwind_Resume@PLT
+	ret'
+expect unwind 1 "undefined runtime symbol _Unwind_Resume"
+
+obj undeclared '
+	.text
+	.globl g
+g:	call strdup_from_userland@PLT
+	ret'
+expect undeclared 1 "strdup_from_userland is declared in no FreeBSD header"
+
+if [ "$fails" -ne 0 ]; then
+  echo "kmod-gate-test: $fails case(s) failed" >&2
+  exit 1
+fi
+echo "kmod-gate-test: ok (1 clean object passes, 9 unsafe objects fail)"
