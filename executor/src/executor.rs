@@ -189,26 +189,36 @@ impl<L: RawLock, P: Pender> Drop for LiveGuard<L, P> {
 /// # Task states
 ///
 /// ```text
-///            Executor::spawn
-///                  │
-///                  ▼
-///   ┌────────► SCHEDULED ───────── Executor::poll pops it, Runnable::run ─────────► RUNNING
-///   │         (in run queue;                                                         │  │  │
-///   │          pender called if                              future returns Pending │  │  │ future returns
-///   │          the queue was empty)                          and nobody woke it     │  │  │ Ready
-///   │                                                                               │  │  ▼
-///   │                                 ┌─────────────────────────────────────────────┘  │  COMPLETED ──┐
-///   │                                 ▼                                                │  (output     │
-///   └── Waker::wake ─────────────── IDLE                     Waker::wake while running:│   stored)    │
-///       (schedule: push,            (only wakers and the     Runnable::run reschedules │              │
-///        pend if queue was empty)    JoinHandle refer to it)  ─► SCHEDULED ◄───────────┘              │
-///                                                                                                     │
-///   JoinHandle::cancel / drop(JoinHandle), from any state but COMPLETED:                              │
-///       IDLE ─► SCHEDULED (closing) ─► Executor::poll drops the future ─► CLOSED                      │
-///       SCHEDULED / RUNNING: the future is dropped at (the end of) its next Runnable::run ─► CLOSED   │
-///   JoinHandle polled (awaited) ─► takes the output ─► CLOSED ◄───────────────────────────────────────┘
-///   Executor::drop: every SCHEDULED task's future is dropped ─► CLOSED
+///                     Executor::spawn
+///                            │
+///                            ▼
+///                   ┌─────────────────┐   Executor::poll pops it and   ┌─────────┐
+///   ┌─────────────► │    SCHEDULED    │ ─────────────────────────────► │ RUNNING │
+///   │               │ (in run queue)  │   calls Runnable::run          └─────────┘
+///   │               └─────────────────┘                                 │  │  │
+///   │                  ▲           ▲   Runnable::run, when Waker::wake  │  │  │
+///   │                  │           └─────── came while it was running ──┘  │  │
+///   │ Waker::wake      │ JoinHandle drop                                   │  │ future
+///   │ (schedule: push, │ or cancel:                   future returned      │  │ returned
+///   │  pender if the   │ marked closing               Pending, no wake     │  │ Ready
+///   │  queue was empty)│                                                   │  ▼
+///   │               ┌─────────────────┐                                    │ ┌───────────┐
+///   └────────────── │      IDLE       │ ◄──────────────────────────────────┘ │ COMPLETED │
+///                   │ (only wakers    │                                      │ (output   │
+///                   │  and the handle │                                      │  stored)  │
+///                   │  refer to it)   │                                      └───────────┘
+///                   └─────────────────┘                                            │
+///                                                           JoinHandle::poll takes │
+///                                                           the output, or drop    ▼
+///   closing task: Executor::poll → Runnable::run drops the future ─────────► ┌──────────┐
+///   Executor::drop: drops the future of every task still queued ───────────► │  CLOSED  │
+///                                                                            └──────────┘
 /// ```
+///
+/// A task that is SCHEDULED or RUNNING when its handle goes loses its future at the end of that
+/// `Runnable::run`. Wakes of a COMPLETED or CLOSED task do nothing. `async-task` keeps this state in one
+/// atomic word per task and allows at most one `Runnable` per task, which is why a run queue with a slot
+/// per live task never overflows.
 ///
 /// # Teardown rule
 ///
