@@ -1020,8 +1020,8 @@ impl Negotiation {
         Ok(out)
     }
 
-    /// Ends the negotiation: keys the target never answered get [`Negotiation::fallback`]
-    /// values, then FirstBurstLength <= MaxBurstLength is checked.
+    /// Ends the negotiation: keys the target never answered get the result function of our
+    /// offer and the RFC default, then FirstBurstLength <= MaxBurstLength is checked.
     pub fn finish(mut self) -> Result<SessionParams, Error> {
         for (i, &k) in KEYS.iter().enumerate() {
             if self.answered & (1 << i) == 0 {

@@ -42,7 +42,7 @@ pub use async_msg::{AsyncEvent, AsyncMessage};
 pub use data::{DataIn, DataOut, R2t};
 pub use login::{LoginRequest, LoginResponse, Stage, LOGIN_STATUS_SUCCESS};
 pub use logout::{LogoutReason, LogoutRequest, LogoutResponse, LogoutResponseCode};
-pub use lun::Lun;
+pub use lun::{Lun, MAX_FLAT_LUN};
 pub use nop::{NopIn, NopOut};
 pub use reject::{Reject, RejectReason};
 pub use scsi::{

@@ -504,6 +504,29 @@ mod tests {
     }
 
     #[test]
+    fn header_digest_covers_the_ahs() {
+        let cdb: Vec<u8> = (1..=32u8).collect();
+        let cmd = ScsiCommand {
+            cdb: Cdb::new(&cdb).unwrap(),
+            ..read10()
+        };
+        let both = Digests {
+            header: true,
+            data: true,
+        };
+        let wire = emit_with(&cmd, &[7; 512], both);
+        assert_eq!(&wire[5..8], &[0, 2, 0]);
+        assert_eq!(
+            super::super::check_header_digest(&wire[..68], &wire[68..72]),
+            Ok(())
+        );
+        assert!(super::super::check_header_digest(&wire[..48], &wire[68..72]).is_err());
+        let (raw, _) = RawPdu::split(&wire, both, 8192).unwrap();
+        assert_eq!(raw.header.len(), 68);
+        assert_eq!(raw.parse().unwrap(), Pdu::ScsiCommand(cmd));
+    }
+
+    #[test]
     fn cdb_length_limits() {
         assert_eq!(Cdb::new(&[]), Err(Error::BadCdbLength(0)));
         assert_eq!(
