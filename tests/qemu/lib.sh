@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: BSD-2-Clause
+# Shell helpers shared by tests/demo.sh and tests/qemu/run.sh: bounded waits and a tgtd target
+# that is always torn down. Source it; it defines functions only.
+#
+# tgtd ignores SIGTERM and keeps its control socket in /var/run/tgtd/socket.N, shared by every
+# network namespace, so each instance gets its own random control channel (-C) and is stopped
+# through it, with SIGKILL as the bounded fallback.
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s, fails after SECONDS.
+wait_until() {
+	_secs=$1 _what=$2
+	shift 2
+	_tries=$((_secs * 5))
+	while [ "$_tries" -gt 0 ]; do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.2
+		_tries=$((_tries - 1))
+	done
+	echo "timed out after ${_secs}s waiting for: $_what" >&2
+	return 1
+}
+
+# tgt_start DIR PORT [NETNS]: starts tgtd on 127.0.0.1:PORT (inside NETNS when given).
+# Sets TGT_CTL, TGT_PID, TGT_NSEXEC. Retries other control channels when one is taken.
+tgt_start() {
+	_dir=$1 _port=$2 _ns=${3:-}
+	TGT_NSEXEC=""
+	if [ -n "$_ns" ]; then TGT_NSEXEC="ip netns exec $_ns"; fi
+	_attempt=0
+	while [ "$_attempt" -lt 8 ]; do
+		_attempt=$((_attempt + 1))
+		TGT_CTL=$(( (($$ * 7 + _attempt * 131 + $(date +%N | sed 's/^0*//;s/^$/0/')) % 20000) + 10000 ))
+		if [ -e "/var/run/tgtd/socket.$TGT_CTL" ]; then continue; fi
+		$TGT_NSEXEC tgtd -f -C "$TGT_CTL" --iscsi "portal=127.0.0.1:$_port" >>"$_dir/tgtd.log" 2>&1 &
+		TGT_PID=$!
+		if wait_until 20 "tgtd control channel $TGT_CTL" tgt_adm --op show --mode sys; then
+			if wait_until 10 "tgtd listening on 127.0.0.1:$_port" tgt_listening "$_port"; then
+				return 0
+			fi
+		fi
+		tgt_stop
+	done
+	echo "tgtd did not start; its log:" >&2
+	cat "$_dir/tgtd.log" >&2
+	return 1
+}
+
+tgt_listening() {
+	$TGT_NSEXEC ss -Hltn "sport = :$1" | grep -q "127.0.0.1:$1"
+}
+
+tgt_adm() {
+	timeout 20 tgtadm -C "$TGT_CTL" --lld iscsi "$@"
+}
+
+# tgt_add TID IQN BACKING_FILE [USER PASS [MUTUAL_USER MUTUAL_PASS]]: a target whose LUN 1 is
+# BACKING_FILE (LUN 0 is tgt's controller), open to every initiator, with optional (mutual) CHAP.
+tgt_add() {
+	_tid=$1 _iqn=$2 _file=$3
+	tgt_adm --op new --mode target --tid "$_tid" -T "$_iqn" &&
+		tgt_adm --op new --mode logicalunit --tid "$_tid" --lun 1 -b "$_file" &&
+		tgt_adm --op bind --mode target --tid "$_tid" -I ALL || return 1
+	if [ $# -ge 5 ]; then
+		tgt_account "$4" "$5" && tgt_adm --op bind --mode account --tid "$_tid" --user "$4" || return 1
+	fi
+	if [ $# -ge 7 ]; then
+		tgt_account "$6" "$7" && tgt_adm --op bind --mode account --tid "$_tid" --user "$6" --outgoing || return 1
+	fi
+}
+
+# tgt_account USER PASS: accounts are global to a tgtd; several targets may share one.
+tgt_account() {
+	if tgt_adm --op show --mode account | grep -qx "[[:space:]]*$1"; then return 0; fi
+	tgt_adm --op new --mode account --user "$1" --password "$2"
+}
+
+# tgt_stop: deletes every target and stops tgtd; SIGKILL if it is still there after 10 s.
+tgt_stop() {
+	[ -n "${TGT_PID:-}" ] || return 0
+	if kill -0 "$TGT_PID" 2>/dev/null; then
+		for _t in $(tgt_adm --op show --mode target 2>/dev/null | sed -n 's/^Target \([0-9]*\):.*/\1/p'); do
+			tgt_adm --op delete --mode target --tid "$_t" --force >/dev/null 2>&1 || true
+		done
+		tgt_adm --op delete --mode system >/dev/null 2>&1 || true
+		_tries=50
+		while [ "$_tries" -gt 0 ] && kill -0 "$TGT_PID" 2>/dev/null; do
+			sleep 0.2
+			_tries=$((_tries - 1))
+		done
+		kill -KILL "$TGT_PID" 2>/dev/null || true
+	fi
+	wait "$TGT_PID" 2>/dev/null || true
+	TGT_PID=""
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
