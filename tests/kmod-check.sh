@@ -42,8 +42,12 @@ build_one() {
   local cflags=(-target x86_64-freebsd -mcpu=x86_64-sse-sse2-mmx "${pp[@]}" -I "$top/bindings"
                 -O2 -pipe -std=gnu99 -ffreestanding -fwrapv -fno-common -fno-strict-aliasing
                 -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float
-                -fno-asynchronous-unwind-tables -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
-                -fstack-protector -fno-sanitize=undefined -g0 -Wall -Werror)
+                -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
+                -fstack-protector -fno-sanitize=undefined -g0
+                # sys/conf/kern.mk's warning set for kernel code, as errors.
+                -Wall -Werror -Wredundant-decls -Wnested-externs -Wstrict-prototypes
+                -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wundef -Wno-pointer-sign
+                -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Wno-unknown-pragmas)
   local t0=$SECONDS src objs=()
   for src in "$top"/bindings/helpers*.c; do
     local o="$obj/$(basename "${src%.c}").o"
@@ -60,8 +64,13 @@ build_one() {
       --target x86_64-unknown-freebsd-kernel.json
   )
 
+  # As the Makefile: the Rust archive becomes one object holding what the module handler's
+  # entry points need, then kmod.mk's link.
+  ld.lld -m elf_x86_64_fbsd -r -u isboot_rust_load -u isboot_rust_quiesce -u isboot_rust_unload \
+    -o "$obj/isboot_rust.o" "$lib"
   local ko="$dir/isboot.ko"
-  ld.lld -m elf_x86_64_fbsd -r -T "$top/driver/kmod/ldscript.kmod.amd64" -o "$ko.tmp" "${objs[@]}" "$lib"
+  ld.lld -m elf_x86_64_fbsd -r -T "$top/driver/kmod/ldscript.kmod.amd64" -o "$ko.tmp" "${objs[@]}" \
+    "$obj/isboot_rust.o"
   llvm-nm --defined-only --extern-only --format=just-symbols "$ko.tmp" > "$obj/localize.txt"
   llvm-objcopy --strip-debug --localize-symbols="$obj/localize.txt" "$ko.tmp"
   mv "$ko.tmp" "$ko"
