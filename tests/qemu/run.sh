@@ -73,7 +73,7 @@ ip -n "$ns" link set lo up
 echo "==> tgtd on $ns 127.0.0.1:$PORT with a GPT disk"
 disk="$work/disk.img"
 truncate -s 64M "$disk"
-sgdisk -q -n 1:40:+512K -t 1:a501 -c 1:gptboot0 -n 2:0:0 -t 2:a503 -c 2:rootfs "$disk" >/dev/null
+sgdisk -a 8 -n 1:40:+512K -t 1:a501 -c 1:gptboot0 -n 2:0:0 -t 2:a503 -c 2:rootfs "$disk" >/dev/null
 tgt_start "$work" "$PORT" "$ns"
 tgt_add 1 iqn.2026-11.org.isboot:qemu-nochap "$disk"
 tgt_add 2 iqn.2026-11.org.isboot:qemu-chap "$disk" "$USER_IN" "$SECRET_IN"
