@@ -25,6 +25,7 @@ done
 
 "$top/tests/kmod-headers.sh"
 "$top/tests/kmod-gate-test.sh"
+"$top/tests/kmod-contract-test.sh"
 
 build_one() {
   local major=$1 dir="$out/freebsd$1"
@@ -77,6 +78,7 @@ build_one() {
   echo "kmod-check: FreeBSD $major (__FreeBSD_version $FREEBSD_VERSION): built $ko in $((SECONDS - t0)) s"
 
   python3 "$top/tests/kmod-gate.py" "$ko" --headers "${INCLUDES[@]}"
+  python3 "$top/tests/kmod-contract.py" "$ko" "$FREEBSD_VERSION"
 }
 
 for v in "${versions[@]}"; do
