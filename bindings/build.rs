@@ -19,7 +19,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let here = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let here =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for v in ["ISBOOT_KMOD_CFLAGS", "SYSDIR", "ISBOOT_FREEBSD_VERSION"] {
         println!("cargo:rerun-if-env-changed={v}");
@@ -75,7 +76,9 @@ fn main() {
     let bindings = builder.generate().unwrap_or_else(|e| {
         panic!("bindgen failed on wrapper.h with flags {flags:?}: {e}");
     });
-    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings.rs");
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("write bindings.rs");
 }
 
 fn apply_allowlist(mut b: bindgen::Builder, list: &Path) -> bindgen::Builder {
@@ -93,7 +96,11 @@ fn apply_allowlist(mut b: bindgen::Builder, list: &Path) -> bindgen::Builder {
             "var" => b.allowlist_var(pat),
             "opaque" => b.opaque_type(pat),
             "block" => b.blocklist_item(pat),
-            _ => panic!("{}:{}: expected fn/type/var/opaque/block, got {line:?}", list.display(), n + 1),
+            _ => panic!(
+                "{}:{}: expected fn/type/var/opaque/block, got {line:?}",
+                list.display(),
+                n + 1
+            ),
         };
     }
     b
@@ -122,7 +129,13 @@ fn sysdir_flags(out: &Path) -> Vec<String> {
     }
     fs::write(inc.join("opt_inet.h"), "#define INET 1\n").expect("write opt_inet.h");
     fs::write(inc.join("opt_inet6.h"), "#define INET6 1\n").expect("write opt_inet6.h");
-    for f in ["opt_cam.h", "opt_scsi.h", "opt_acpi.h", "device_if.h", "bus_if.h"] {
+    for f in [
+        "opt_cam.h",
+        "opt_scsi.h",
+        "opt_acpi.h",
+        "device_if.h",
+        "bus_if.h",
+    ] {
         fs::write(inc.join(f), "").expect("write option header");
     }
     let s = |p: &Path| format!("-I{}", p.display());
@@ -145,5 +158,9 @@ fn link(target: &Path, name: &Path) {
     #[cfg(unix)]
     std::os::unix::fs::symlink(target, name).expect("create include link");
     #[cfg(not(unix))]
-    panic!("include links need a unix host ({} -> {})", name.display(), target.display());
+    panic!(
+        "include links need a unix host ({} -> {})",
+        name.display(),
+        target.display()
+    );
 }
