@@ -8,6 +8,12 @@
 //!
 //! Binary values are read in hex (`0x`) or base64 (`0b`) and written in hex. isboot knew only
 //! MD5, rejected base64, never checked the target's name and compared responses with `memcmp`.
+//!
+//! Interoperability: tgtd (at least Debian 12's 1.0.85) answers `CHAP_A=7` but computes SHA-1
+//! for it, and knows only "5" and "7", so a login offering `8,7,6,5` fails with an initiator
+//! error (checked by hand against that tgtd). [`Chap::retry_algorithms`] gives the offer for a
+//! second attempt without the algorithm the target chose (`8,6,5`: tgtd then picks MD5), in the
+//! same way as the `CHAP_A=5` retry for targets that reject a list.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -327,6 +333,7 @@ pub struct Chap<'a> {
     algorithms: &'a [Algorithm],
     sent: Option<SentChallenge>,
     answered: bool,
+    chosen: Option<Algorithm>,
 }
 
 impl<'a> Chap<'a> {
@@ -337,6 +344,7 @@ impl<'a> Chap<'a> {
             algorithms: &config.algorithms,
             sent: None,
             answered: false,
+            chosen: None,
         })
     }
 
@@ -371,6 +379,7 @@ impl<'a> Chap<'a> {
             return Err(Error::OutOfOrder);
         }
         let algorithm = parse_algorithm(chap_a, self.algorithms)?;
+        self.chosen = Some(algorithm);
         let id = parse_identifier(chap_i)?;
         let challenge = decode_binary("CHAP_C", chap_c)?;
         let response = algorithm.response(id, &self.config.initiator.secret, &challenge);
@@ -403,6 +412,24 @@ impl<'a> Chap<'a> {
         }
         self.answered = true;
         Ok(out)
+    }
+
+    /// The algorithm the target chose, once [`Chap::answer`] succeeded.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        self.chosen
+    }
+
+    /// After a failed login: the algorithms to offer in a new attempt, i.e. this offer without
+    /// the one the target chose. `None` when nothing would be left, or nothing was chosen.
+    pub fn retry_algorithms(&self) -> Option<Vec<Algorithm>> {
+        let chosen = self.chosen?;
+        let rest: Vec<Algorithm> = self
+            .algorithms
+            .iter()
+            .copied()
+            .filter(|&a| a != chosen)
+            .collect();
+        (!rest.is_empty()).then_some(rest)
     }
 
     /// True when mutual CHAP is on and the target still has to prove itself.
@@ -642,6 +669,24 @@ mod tests {
             chap.answer("5", "1", "0x00", |_| {}),
             Err(Error::OutOfOrder)
         );
+    }
+
+    #[test]
+    fn retry_drops_the_chosen_algorithm() {
+        let cfg = one_way();
+        let mut chap = Chap::new(&cfg).unwrap();
+        assert_eq!(chap.retry_algorithms(), None);
+        chap.answer("7", "1", "0x01", |_| {}).unwrap();
+        assert_eq!(chap.algorithm(), Some(Algorithm::Sha256));
+        let retry = chap.retry_algorithms().unwrap();
+        assert_eq!(offer_value(&retry), "8,6,5");
+        let mut again = Chap::with_algorithms(&cfg, &retry).unwrap();
+        again.answer("5", "1", "0x01", |_| {}).unwrap();
+        assert_eq!(offer_value(&again.retry_algorithms().unwrap()), "8,6");
+        let md5 = [Algorithm::Md5];
+        let mut last = Chap::with_algorithms(&cfg, &md5).unwrap();
+        last.answer("5", "1", "0x01", |_| {}).unwrap();
+        assert_eq!(last.retry_algorithms(), None);
     }
 
     #[test]
