@@ -30,7 +30,7 @@ if [ ! -f "$ck_src/ck_pr.h" ] || [ ! -d "$ck_src/gcc" ]; then
   exit 1
 fi
 
-wheel_of() { ls "$dl"/ziglang-"$1"-*.whl 2>/dev/null | head -n1; }
+wheel_of() { compgen -G "$dl/ziglang-$1-*.whl" | head -n1 || true; }
 
 unpack_wheel() { # $1 zig version -> $out/zig-$1
   local zv=$1 dest="$out/zig-$1" whl
