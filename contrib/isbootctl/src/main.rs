@@ -4,6 +4,8 @@
 //! `isbootctl ibft` shows the boot firmware's table as the driver reads it (same parser);
 //! `isbootctl boot` does what the driver does at boot, from userland, as a preflight check.
 
+#[cfg(test)]
+mod boot;
 mod ibftcmd;
 mod json;
 mod part;
