@@ -106,9 +106,18 @@ pub enum Level {
 
 /// Where the session's messages go. Must never block for long and may be called from the
 /// polling context only.
-pub trait Log: Send {
+pub trait Log: Send + Sync {
     fn enabled(&self, level: Level) -> bool;
     fn log(&self, level: Level, args: fmt::Arguments<'_>);
+}
+
+impl<T: Log + ?Sized> Log for &T {
+    fn enabled(&self, level: Level) -> bool {
+        (**self).enabled(level)
+    }
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        (**self).log(level, args)
+    }
 }
 
 /// A log that drops everything.

@@ -1,19 +1,74 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! The iSCSI session: login, full feature phase and recovery.
+//! The iSCSI session: login, full feature phase and recovery, as one task on the executor.
+//!
+//! # Using it from a platform
+//! 1. Build a [`SessionConfig`]: the initiator name, an [`Isid`] drawn once per boot from the
+//!    platform's [`Random`](crate::port::Random), and the ordered target candidates
+//!    ([`SessionConfig::from_boot`] takes them from the iBFT's `BootConfig`).
+//! 2. `let (handle, session) = Session::new(config, ports)` with the platform's
+//!    [`Connector`](crate::port::Connector), [`Events`](crate::port::Events) sink,
+//!    [`Random`](crate::port::Random), [`Log`](crate::port::Log) and the executor's
+//!    [`Timer`](isboot_executor::Timer); spawn `session.run()` on the executor. It logs in (trying
+//!    the candidates in turn), then serves requests until shut down, reconnecting by itself.
+//! 3. Submit work through the [`Handle`] from any context (CAM's action routine, a test thread):
+//!    [`Handle::submit`] queues a [`ScsiRequest`](crate::scsi::ScsiRequest) and wakes the session,
+//!    or gives the request back when the queue is full (CAM requeues it). [`Handle::abort`] and
+//!    [`Handle::reset_lun`] queue task management.
+//! 4. Completions arrive through [`Events::complete`](crate::port::Events::complete) on the
+//!    polling context, exactly once per accepted request, with the buffer, SCSI status, sense
+//!    and residual, or a [`TransportError`](crate::scsi::TransportError). Connection loss is not
+//!    an error: requests are kept, the session reconnects and replays them.
+//!    [`Events::state`](crate::port::Events::state) reports `Up` after every login (the kernel
+//!    rescans then) and `Recovering` while reconnecting.
+//! 5. Shut down with [`Handle::shutdown`]: requests not yet sent complete with `SessionClosed`,
+//!    outstanding ones may finish, the session logs out, `run()` returns. Await its task.
+//!
+//! # Layers
+//! [`Engine`] is the full feature phase as a sans-IO state machine (transcript-tested without
+//! sockets), [`crate::login::Login`] the login; the `driver` module runs both over the ports:
+//! one receive path that reads Data-In straight into request buffers, one transmit path, the
+//! engine's deadline as one timer, and recovery with capped backoff and jitter.
+//!
+//! # Memory
+//! Bounded by configuration and negotiation: `max_tasks` request slots, an inbox of
+//! [`INBOX_LEN`] requests, one receive scratch buffer of our MaxRecvDataSegmentLength, one
+//! transmit batch buffer, and control queues bounded in the engine.
 
+mod driver;
 mod engine;
 mod table;
 
 #[cfg(test)]
 mod tests;
 
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt;
+use core::net::{IpAddr, SocketAddr};
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::time::Duration;
 
+use isboot_executor::{Channel, Doorbell, Mutex, RawLock, TrySendError};
+
+pub use driver::{End, Session};
 pub use engine::{
     Disconnect, Engine, Event, LoginSns, Params, Phase, RxSink, Stats, SubmitError, Timeouts,
     Violation,
 };
 pub use table::MAX_SLOTS;
+
+use crate::chap::{ChapConfig, Credentials};
+use crate::ibft::{BootConfig, ChapType};
+use crate::pdu::Lun;
+use crate::port::{Portal, Random};
+use crate::scsi::ScsiRequest;
+use crate::text::Offer;
+
+/// Requests that can wait in the inbox between the platform and the session task.
+pub const INBOX_LEN: usize = 64;
+/// The iSCSI well-known port.
+pub const DEFAULT_PORT: u16 = 3260;
 
 /// Why a LOGICAL UNIT RESET did not happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +92,10 @@ impl fmt::Display for TmfError {
 }
 
 /// What the session is doing, as reported to [`crate::port::Events::state`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum State {
     /// Connecting and logging in (first time).
+    #[default]
     LoggingIn,
     /// In full feature phase; commands flow.
     Up,
@@ -47,4 +103,270 @@ pub enum State {
     Recovering,
     /// Logged out or given up; every request has completed.
     Closed,
+}
+
+/// The Initiator Session ID: random per boot (type "Random", RFC 7143 §10.12.5), the same for
+/// every connection of the session so that a new login reinstates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Isid(pub [u8; 6]);
+
+impl Isid {
+    /// T=10b (random), A=0, B and C random, D (qualifier) random.
+    pub fn random(rng: &mut dyn Random) -> Isid {
+        let mut b = [0u8; 6];
+        rng.fill(&mut b);
+        b[0] = 0x80;
+        Isid(b)
+    }
+}
+
+/// One target to log in to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetConfig {
+    pub portal: Portal,
+    pub name: String,
+    pub chap: Option<ChapConfig>,
+}
+
+/// Reconnect pacing: the delay grows by `step` per failed attempt up to `max`, plus up to a
+/// quarter of it as random jitter (so many initiators rebooting together do not hammer a
+/// recovering target in lockstep).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub step: Duration,
+    pub max: Duration,
+    /// Failed attempts in a row before the session gives up; `None` retries forever (the default:
+    /// a root disk must come back).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            step: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            max_attempts: None,
+        }
+    }
+}
+
+impl Backoff {
+    /// Delay before attempt `failures + 1`, with `jitter` a random number.
+    pub fn delay(&self, failures: u32, jitter: u32) -> Duration {
+        let base = self.step.saturating_mul(failures.max(1)).min(self.max);
+        let quarter = base.as_millis() as u64 / 4;
+        let j = if quarter == 0 {
+            0
+        } else {
+            u64::from(jitter) % (quarter + 1)
+        };
+        base + Duration::from_millis(j)
+    }
+}
+
+/// Everything a session needs to know.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub initiator_name: String,
+    pub isid: Isid,
+    /// Tried in order; after a failure the next one is tried.
+    pub targets: Vec<TargetConfig>,
+    pub offer: Offer,
+    pub timeouts: Timeouts,
+    /// Request slots (the queue depth the platform should announce).
+    pub max_tasks: usize,
+    pub connect_timeout: Duration,
+    /// Bound on one whole login exchange.
+    pub login_timeout: Duration,
+    pub backoff: Backoff,
+    /// Login redirects followed in a row before the attempt counts as failed.
+    pub max_redirects: u32,
+}
+
+impl SessionConfig {
+    /// A configuration with our defaults for one target.
+    pub fn new(initiator_name: String, isid: Isid, targets: Vec<TargetConfig>) -> Self {
+        SessionConfig {
+            initiator_name,
+            isid,
+            targets,
+            offer: Offer::default(),
+            timeouts: Timeouts::default(),
+            max_tasks: 64,
+            connect_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(15),
+            backoff: Backoff::default(),
+            max_redirects: 4,
+        }
+    }
+
+    /// The candidates of an iBFT boot configuration, in its order, with their CHAP settings.
+    pub fn from_boot(boot: &BootConfig, isid: Isid) -> Self {
+        let targets = boot
+            .candidates
+            .iter()
+            .filter_map(|c| {
+                let ip: IpAddr = c.target.ip?;
+                let port = if c.target.port == 0 {
+                    DEFAULT_PORT
+                } else {
+                    c.target.port
+                };
+                if matches!(c.target.chap_type, ChapType::Unknown(_)) {
+                    // An authentication type we do not know: refuse rather than guess.
+                    return None;
+                }
+                let chap = match (c.target.chap_type, &c.target.chap_secret) {
+                    (ChapType::Chap | ChapType::Mutual, Some(secret)) => {
+                        let initiator = Credentials {
+                            name: c
+                                .target
+                                .chap_name
+                                .clone()
+                                .unwrap_or_else(|| boot.initiator_name.clone()),
+                            secret: secret.clone(),
+                        };
+                        let target = match (c.target.chap_type, &c.target.reverse_chap_secret) {
+                            (ChapType::Mutual, Some(rs)) => Some(Credentials {
+                                name: c
+                                    .target
+                                    .reverse_chap_name
+                                    .clone()
+                                    .or_else(|| c.target.name.clone())
+                                    .unwrap_or_default(),
+                                secret: rs.clone(),
+                            }),
+                            _ => None,
+                        };
+                        Some(ChapConfig::new(initiator, target))
+                    }
+                    _ => None,
+                };
+                Some(TargetConfig {
+                    portal: Portal {
+                        addr: SocketAddr::new(ip, port),
+                        nic: c.nic.index,
+                    },
+                    name: c.target.name.clone()?,
+                    chap,
+                })
+            })
+            .collect();
+        SessionConfig::new(boot.initiator_name.clone(), isid, targets)
+    }
+}
+
+/// What travels from the platform to the session task.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "SCSI requests are nearly all of the traffic; boxing them would allocate per command"
+)]
+pub(crate) enum Request {
+    Scsi(ScsiRequest),
+    Abort(u64),
+    ResetLun { lun: Lun, tag: u64 },
+}
+
+/// Counters and state for the platform (sysctls, `isbootctl status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    pub state: State,
+    pub stats: Stats,
+    /// Successful logins (the first one included).
+    pub logins: u64,
+    /// Connections lost or dropped after a login.
+    pub disconnects: u64,
+    /// Index into `SessionConfig::targets` of the current (or last) target.
+    pub target: usize,
+}
+
+/// State shared between the platform's [`Handle`]s and the session task.
+pub(crate) struct Shared<L: RawLock> {
+    pub(crate) inbox: Channel<L, Request, INBOX_LEN>,
+    pub(crate) shutdown: Doorbell,
+    pub(crate) shutdown_requested: AtomicBool,
+    pub(crate) status: Mutex<L, Status>,
+}
+
+impl<L: RawLock> fmt::Debug for Shared<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// The platform's side of a session: cheap to clone, usable from any context.
+pub struct Handle<L: RawLock> {
+    shared: Arc<Shared<L>>,
+}
+
+impl<L: RawLock> Clone for Handle<L> {
+    fn clone(&self) -> Self {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<L: RawLock> fmt::Debug for Handle<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl<L: RawLock> Handle<L> {
+    /// Queues a request and wakes the session; gives it back when the inbox is full or the
+    /// session is shutting down.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the refused request goes back to the caller without an allocation"
+    )]
+    pub fn submit(&self, req: ScsiRequest) -> Result<(), ScsiRequest> {
+        if self.shared.shutdown_requested.load(Ordering::Acquire) {
+            return Err(req);
+        }
+        match self.shared.inbox.try_send(Request::Scsi(req)) {
+            Ok(()) => Ok(()),
+            Err(e) => match e.into_inner() {
+                Request::Scsi(r) => Err(r),
+                // try_send hands back exactly what it was given: a Scsi request.
+                Request::Abort(_) | Request::ResetLun { .. } => Ok(()),
+            },
+        }
+    }
+
+    /// Asks the session to abort the request submitted with `tag`. False when the inbox is full
+    /// (try again).
+    pub fn abort(&self, tag: u64) -> bool {
+        self.send(Request::Abort(tag))
+    }
+
+    /// Asks for a LOGICAL UNIT RESET; the outcome comes through
+    /// [`Events::reset_done`](crate::port::Events::reset_done) with `tag`. False when the inbox
+    /// is full (try again).
+    pub fn reset_lun(&self, lun: Lun, tag: u64) -> bool {
+        self.send(Request::ResetLun { lun, tag })
+    }
+
+    fn send(&self, r: Request) -> bool {
+        !matches!(
+            self.shared.inbox.try_send(r),
+            Err(TrySendError::Full(_) | TrySendError::Closed(_))
+        )
+    }
+
+    /// Starts the orderly shutdown (logout); `run()` returns when it is done.
+    pub fn shutdown(&self) {
+        self.shared
+            .shutdown_requested
+            .store(true, Ordering::Release);
+        self.shared.shutdown.ring();
+    }
+
+    /// State and counters.
+    pub fn status(&self) -> Status {
+        self.shared.status.lock(|s| *s)
+    }
 }

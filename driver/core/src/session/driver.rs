@@ -1,0 +1,899 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The session task: connect and log in, run the [`Engine`] over a [`Transport`], recover.
+//!
+//! One future does everything for one session, so nothing is shared between tasks but the
+//! [`Shared`] inbox. While connected, one `poll_fn` loop drives, in order: the inbox (only while
+//! a slot is free, so a full table leaves requests with the platform), the shutdown doorbell,
+//! the receive path, the engine's timers, completions, and the transmit path; the engine's
+//! `poll_at` is the one timer. The receive path reads BHS, AHS and header digest into a fixed
+//! buffer, asks the engine where the data segment goes, and reads Data-In straight into the
+//! request's buffer, computing the data digest on the way.
+//!
+//! Connection loss (I/O error, a violation, a NOP timeout, a target request) closes the
+//! transport, keeps every request in the engine, waits (the target's Time2Wait, or capped backoff
+//! with jitter), and logs in again with the same ISID and TSIH 0; the engine then replays what
+//! was outstanding. Failed attempts move on to the next target candidate.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::future::{poll_fn, Future};
+use core::net::{IpAddr, SocketAddr};
+use core::pin::pin;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+use isboot_crc32c::Crc32c;
+use isboot_executor::{Channel, Doorbell, Instant, Mutex, RawLock, Timer};
+
+use super::engine::{Disconnect, Engine, Event, Params, Phase, RxSink, SubmitError};
+use super::{Handle, Request, SessionConfig, Shared, State, Status, DEFAULT_PORT};
+use crate::log;
+use crate::login::{Attempt, Established, Login, LoginConfig, LoginError, Step, LOGIN_MAX_DATA};
+use crate::pdu::{self, Digests, HeaderInfo, Pdu, BHS_LEN, DIGEST_LEN, MAX_AHS_LEN};
+use crate::port::{Connector, Events, IoError, Level, Log, Portal, Random, Transport};
+use crate::scsi::{Completion, TransportError};
+use crate::text::{SessionParams, TargetAddress};
+
+/// BHS, the largest AHS and a header digest.
+const HDR_MAX: usize = BHS_LEN + MAX_AHS_LEN + DIGEST_LEN;
+/// Bytes gathered before a write is issued: several PDUs per system call, bounded.
+const TX_BATCH: usize = 256 * 1024;
+/// Rounds of the connection loop per poll before yielding to other tasks.
+const ROUNDS_PER_POLL: usize = 64;
+
+/// How `run` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Orderly shutdown: logged out (or never connected) and every request completed.
+    LoggedOut,
+    /// [`Backoff::max_attempts`](super::Backoff::max_attempts) failed attempts in a row; every
+    /// request completed with `SessionClosed`.
+    GaveUp,
+}
+
+/// The part of the session that serves the platform whatever the connection does.
+struct Front<L: RawLock, E, G> {
+    engine: Engine,
+    shared: Arc<Shared<L>>,
+    events: E,
+    log: G,
+    timer: Timer,
+}
+
+/// The part that opens connections and logs in.
+struct Back<C, R, G> {
+    log: G,
+    cfg: SessionConfig,
+    connector: C,
+    rng: R,
+    timer: Timer,
+    /// Per-target login choices learned from failures (security stage first, MD5 only).
+    flags: Vec<Attempt>,
+    current: usize,
+    logins: u32,
+}
+
+/// One iSCSI session (see the module documentation of [`crate::session`]).
+pub struct Session<L: RawLock, C, E, R, G> {
+    front: Front<L, E, G>,
+    back: Back<C, R, G>,
+}
+
+impl<L: RawLock, C, E, R, G> core::fmt::Debug for Session<L, C, E, R, G> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("phase", &self.front.engine.phase())
+            .field("target", &self.back.current)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one connection attempt failed.
+#[derive(Debug)]
+enum AttemptError {
+    Io(IoError),
+    ConnectTimeout,
+    LoginTimeout,
+    Login(LoginError),
+    Pdu(pdu::Error),
+    /// Something other than a Login Response during login.
+    NotLoginResponse(pdu::Opcode),
+    TooManyRedirects,
+    BadRedirect(String),
+}
+
+impl core::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AttemptError::Io(e) => write!(f, "{e}"),
+            AttemptError::ConnectTimeout => f.write_str("connect timed out"),
+            AttemptError::LoginTimeout => f.write_str("login timed out"),
+            AttemptError::Login(e) => write!(f, "{e}"),
+            AttemptError::Pdu(e) => write!(f, "bad PDU during login: {e}"),
+            AttemptError::NotLoginResponse(op) => write!(f, "{op:?} during login"),
+            AttemptError::TooManyRedirects => f.write_str("too many login redirects"),
+            AttemptError::BadRedirect(a) => write!(f, "redirect to unusable address {a}"),
+        }
+    }
+}
+
+impl<L, C, E, R, G> Session<L, C, E, R, G>
+where
+    L: RawLock,
+    C: Connector,
+    E: Events,
+    R: Random,
+    G: Log + Clone,
+{
+    /// A session ready to `run`, and the platform's handle to it.
+    pub fn new(
+        cfg: SessionConfig,
+        connector: C,
+        events: E,
+        rng: R,
+        log: G,
+        timer: Timer,
+    ) -> (Handle<L>, Self) {
+        let shared = Arc::new(Shared {
+            inbox: Channel::new(),
+            shutdown: Doorbell::new(),
+            shutdown_requested: AtomicBool::new(false),
+            status: Mutex::new(Status::default()),
+        });
+        let engine = Engine::new(cfg.max_tasks, cfg.timeouts);
+        let flags = vec![Attempt::default(); cfg.targets.len()];
+        let handle = Handle {
+            shared: shared.clone(),
+        };
+        let session = Session {
+            front: Front {
+                engine,
+                shared,
+                events,
+                log: log.clone(),
+                timer: timer.clone(),
+            },
+            back: Back {
+                log,
+                cfg,
+                connector,
+                rng,
+                timer,
+                flags,
+                current: 0,
+                logins: 0,
+            },
+        };
+        (handle, session)
+    }
+
+    /// Runs the session until it is shut down or gives up. Every accepted request has been
+    /// completed when this returns.
+    pub async fn run(mut self) -> End {
+        let front = &mut self.front;
+        let back = &mut self.back;
+        if back.cfg.targets.is_empty() {
+            log!(front.log, Level::Note, "isboot: no target to log in to");
+            front.finish();
+            return End::GaveUp;
+        }
+        front.set_state(State::LoggingIn, back.current);
+        let mut failures: u32 = 0;
+        let mut first = true;
+        loop {
+            let attempt = front.serve_while(back.establish()).await;
+            let (mut transport, est) = match attempt {
+                None => {
+                    // Shut down while not connected.
+                    front.finish();
+                    return End::LoggedOut;
+                }
+                Some(Ok(up)) => up,
+                Some(Err(e)) => {
+                    failures += 1;
+                    let target = back.target_name();
+                    log!(
+                        front.log,
+                        Level::Note,
+                        "isboot: login to {} failed: {}; {}",
+                        target,
+                        e,
+                        if back.cfg.backoff.max_attempts.is_some_and(|m| failures >= m) {
+                            "giving up"
+                        } else {
+                            "retrying"
+                        }
+                    );
+                    if back.cfg.backoff.max_attempts.is_some_and(|m| failures >= m) {
+                        front.engine.close();
+                        front.deliver();
+                        front.set_state(State::Closed, back.current);
+                        return End::GaveUp;
+                    }
+                    back.next_target();
+                    let delay = back.cfg.backoff.delay(failures, back.rng.next_u32());
+                    log!(
+                        front.log,
+                        Level::Info,
+                        "isboot: next attempt in {} ms",
+                        delay.as_millis()
+                    );
+                    if !front.sleep(delay).await {
+                        front.finish();
+                        return End::LoggedOut;
+                    }
+                    continue;
+                }
+            };
+            failures = 0;
+            let params = engine_params(&est.params);
+            log!(
+                front.log,
+                Level::Note,
+                "isboot: {} to {} (TSIH {:#06x})",
+                if first { "logged in" } else { "reconnected" },
+                back.target_name(),
+                est.tsih
+            );
+            log!(
+                front.log,
+                Level::Info,
+                "isboot: negotiated MaxRecvDataSegmentLength {}/{} (ours/target's), MaxBurstLength \
+                 {}, FirstBurstLength {}, InitialR2T {}, ImmediateData {}, MaxOutstandingR2T {}, \
+                 HeaderDigest {}, DataDigest {}",
+                params.max_recv_dsl,
+                params.max_send_dsl,
+                params.max_burst,
+                params.first_burst,
+                params.initial_r2t,
+                params.immediate_data,
+                params.max_outstanding_r2t,
+                params.digests.header,
+                params.digests.data,
+            );
+            first = false;
+            let now = front.timer.now();
+            front.engine.connected(params, est.sns, now);
+            front.shared.status.lock(|s| s.logins += 1);
+            front.set_state(State::Up, back.current);
+            let end = front.connection(&mut transport).await;
+            transport.close();
+            front.engine.disconnected();
+            front.deliver();
+            let reason = match end {
+                None => {
+                    log!(front.log, Level::Note, "isboot: logged out");
+                    front.finish();
+                    return End::LoggedOut;
+                }
+                Some(r) => r,
+            };
+            front.shared.status.lock(|s| s.disconnects += 1);
+            log!(front.log, Level::Note, "isboot: {}; reconnecting", reason);
+            front.set_state(State::Recovering, back.current);
+            let delay = reason
+                .wait()
+                .unwrap_or_else(|| back.cfg.backoff.delay(0, back.rng.next_u32()) / 4);
+            if !front.sleep(delay).await {
+                front.finish();
+                return End::LoggedOut;
+            }
+        }
+    }
+}
+
+/// The engine's view of the negotiated parameters.
+fn engine_params(p: &SessionParams) -> Params {
+    Params {
+        max_recv_dsl: p.max_recv_data_segment_len,
+        max_send_dsl: p.max_send_data_segment_len,
+        max_burst: p.max_burst_len,
+        first_burst: p.first_burst_len,
+        initial_r2t: p.initial_r2t,
+        immediate_data: p.immediate_data,
+        max_outstanding_r2t: u16::try_from(p.max_outstanding_r2t.max(1)).unwrap_or(u16::MAX),
+        digests: p.digests(),
+        default_time2wait: u16::try_from(p.default_time2wait).unwrap_or(u16::MAX),
+        default_time2retain: u16::try_from(p.default_time2retain).unwrap_or(u16::MAX),
+    }
+}
+
+impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
+    fn set_state(&mut self, state: State, target: usize) {
+        let stats = self.engine.stats();
+        self.shared.status.lock(|s| {
+            s.state = state;
+            s.stats = stats;
+            s.target = target;
+        });
+        self.events.state(state);
+    }
+
+    /// Hands every engine event to the platform.
+    fn deliver(&mut self) {
+        while let Some(ev) = self.engine.poll_event() {
+            match ev {
+                Event::Complete(c) => self.events.complete(c),
+                Event::ResetDone { tag, result } => self.events.reset_done(tag, result),
+            }
+        }
+    }
+
+    /// Ends the session: nothing more is accepted, everything still held completes.
+    fn finish(&mut self) {
+        self.shared
+            .shutdown_requested
+            .store(true, Ordering::Release);
+        self.shared.inbox.close();
+        while let Ok(r) = self.shared.inbox.try_recv() {
+            self.refuse(r);
+        }
+        self.engine.close();
+        self.deliver();
+        self.set_state(State::Closed, self.shared.status.lock(|s| s.target));
+    }
+
+    fn refuse(&mut self, r: Request) {
+        match r {
+            Request::Scsi(req) => self.events.complete(Completion {
+                tag: req.tag,
+                data: req.data,
+                result: Err(TransportError::SessionClosed),
+            }),
+            Request::ResetLun { tag, .. } => self
+                .events
+                .reset_done(tag, Err(super::TmfError::NotConnected)),
+            Request::Abort(_) => {}
+        }
+    }
+
+    /// Moves requests from the inbox into the engine while it has room. Returns whether any
+    /// arrived.
+    fn take_requests(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut any = false;
+        while self.engine.has_room() {
+            match self.shared.inbox.poll_recv(cx) {
+                Poll::Ready(Some(r)) => {
+                    any = true;
+                    match r {
+                        Request::Scsi(req) => match self.engine.submit(req, now) {
+                            Ok(()) => {}
+                            Err(SubmitError::Full(req) | SubmitError::Closed(req)) => {
+                                self.refuse(Request::Scsi(req));
+                            }
+                        },
+                        Request::Abort(tag) => {
+                            self.engine.abort(tag);
+                        }
+                        Request::ResetLun { lun, tag } => self.engine.reset_lun(lun, tag, now),
+                    }
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        any
+    }
+
+    /// Whether shutdown was asked for (clears the doorbell, registers the waker otherwise).
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
+        let _ = self.shared.shutdown.poll_wait(cx);
+        self.shared.shutdown_requested.load(Ordering::Acquire)
+    }
+
+    /// Runs `fut` (connecting, logging in) while requests keep being accepted, command timeouts
+    /// keep running and completions keep flowing. `None` if shutdown was asked for first.
+    async fn serve_while<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        let mut fut = pin!(fut);
+        let timer = self.timer.clone();
+        let mut deadline = Instant::MAX;
+        let mut sleep = pin!(timer.sleep_until(deadline));
+        poll_fn(|cx| {
+            loop {
+                if self.poll_shutdown(cx) {
+                    return Poll::Ready(None);
+                }
+                if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(Some(v));
+                }
+                let now = timer.now();
+                self.take_requests(cx, now);
+                // While down the engine only times out requests; it never asks to disconnect.
+                let _ = self.engine.on_timer(now);
+                self.deliver();
+                let next = self.engine.poll_at().unwrap_or(Instant::MAX);
+                if next != deadline {
+                    deadline = next;
+                    sleep.set(timer.sleep_until(deadline));
+                }
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Sleeps for `d` while serving. False if shutdown was asked for.
+    async fn sleep(&mut self, d: Duration) -> bool {
+        let timer = self.timer.clone();
+        self.serve_while(timer.sleep(d)).await.is_some()
+    }
+
+    /// Runs one connection in full feature phase. `None`: logged out (orderly shutdown done);
+    /// `Some(reason)`: the connection must be dropped and the session recovered.
+    async fn connection<T: Transport>(&mut self, t: &mut T) -> Option<Disconnect> {
+        let timer = self.timer.clone();
+        let mut rx = Rx::new();
+        let mut tx: Vec<u8> = Vec::new();
+        let mut sent = 0usize;
+        let mut deadline = Instant::MAX;
+        let mut sleep = pin!(timer.sleep_until(deadline));
+        poll_fn(|cx| {
+            for _ in 0..ROUNDS_PER_POLL {
+                let now = timer.now();
+                let mut progress = self.take_requests(cx, now);
+                if self.poll_shutdown(cx) {
+                    self.engine.shutdown(now);
+                }
+                // Receive: every complete PDU the transport already holds.
+                loop {
+                    match rx.poll(cx, t, &mut self.engine, now) {
+                        Poll::Ready(Ok(())) => progress = true,
+                        Poll::Ready(Err(d)) => return Poll::Ready(Some(d)),
+                        Poll::Pending => break,
+                    }
+                }
+                if let Err(d) = self.engine.on_timer(now) {
+                    return Poll::Ready(Some(d));
+                }
+                self.deliver();
+                if self.engine.phase() == Phase::Closed {
+                    return Poll::Ready(None);
+                }
+                // Transmit: gather a batch, write until the transport pushes back.
+                loop {
+                    if sent == tx.len() {
+                        tx.clear();
+                        sent = 0;
+                        while tx.len() < TX_BATCH && self.engine.poll_transmit(now, &mut tx) {}
+                        if tx.is_empty() {
+                            break;
+                        }
+                    }
+                    let pending = tx.get(sent..).unwrap_or(&[]);
+                    match t.poll_write(cx, pending) {
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(Some(Disconnect::Io(IoError::Closed)))
+                        }
+                        Poll::Ready(Ok(n)) => {
+                            sent += n.min(pending.len());
+                            progress = true;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Some(Disconnect::Io(e))),
+                        Poll::Pending => break,
+                    }
+                }
+                let next = self.engine.poll_at().unwrap_or(Instant::MAX);
+                if next != deadline {
+                    deadline = next;
+                    sleep.set(timer.sleep_until(deadline));
+                }
+                if sleep.as_mut().poll(cx).is_ready() {
+                    progress = true;
+                }
+                if !progress {
+                    return Poll::Pending;
+                }
+            }
+            // Busy: let other tasks run, then come back.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// Bytes read, or return from the poll: `Pending`, or the error that ends the connection (EOF
+/// included).
+macro_rules! read_or_return {
+    ($p:expr) => {
+        match $p {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(Disconnect::Io(IoError::Closed))),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(Disconnect::Io(e))),
+            Poll::Pending => return Poll::Pending,
+        }
+    };
+}
+
+/// Where the receive path is within the current PDU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RxStage {
+    /// Reading BHS (then AHS and header digest) into `hdr[..need]`.
+    Header { need: usize },
+    Data {
+        sink: RxSink,
+        len: usize,
+        have: usize,
+    },
+    /// Padding and data digest.
+    Trailer {
+        sink: RxSink,
+        pad: usize,
+        need: usize,
+        have: usize,
+    },
+}
+
+struct Rx {
+    hdr: [u8; HDR_MAX],
+    have: usize,
+    info: Option<HeaderInfo>,
+    stage: RxStage,
+    scratch: Vec<u8>,
+    crc: Crc32c,
+    trailer: [u8; 3 + DIGEST_LEN],
+}
+
+impl Rx {
+    fn new() -> Self {
+        Rx {
+            hdr: [0; HDR_MAX],
+            have: 0,
+            info: None,
+            stage: RxStage::Header { need: BHS_LEN },
+            scratch: Vec::new(),
+            crc: Crc32c::new(),
+            trailer: [0; 3 + DIGEST_LEN],
+        }
+    }
+
+    /// Advances through one PDU: `Ready(Ok)` once a whole PDU went to the engine, `Pending`
+    /// when the transport has nothing more now.
+    fn poll<T: Transport>(
+        &mut self,
+        cx: &mut Context<'_>,
+        t: &mut T,
+        engine: &mut Engine,
+        now: Instant,
+    ) -> Poll<Result<(), Disconnect>> {
+        let digests: Digests = engine.params().digests;
+        loop {
+            match self.stage.clone() {
+                RxStage::Header { need } => {
+                    if self.have < need {
+                        let buf = self.hdr.get_mut(self.have..need).unwrap_or(&mut []);
+                        let n = read_or_return!(t.poll_read(cx, buf));
+                        self.have += n;
+                        continue;
+                    }
+                    let info = match self.info {
+                        Some(i) => i,
+                        None => {
+                            let info = HeaderInfo::parse(&self.hdr)
+                                .map_err(|e| Disconnect::Violation(super::Violation::Pdu(e)))?;
+                            info.check_data_len(engine.params().max_recv_dsl)
+                                .map_err(|e| Disconnect::Violation(super::Violation::Pdu(e)))?;
+                            self.info = Some(info);
+                            let full =
+                                info.header_len() + if digests.header { DIGEST_LEN } else { 0 };
+                            if full > need {
+                                self.stage = RxStage::Header { need: full };
+                                continue;
+                            }
+                            info
+                        }
+                    };
+                    let hl = info.header_len();
+                    let header = self.hdr.get(..hl).unwrap_or(&[]);
+                    if digests.header {
+                        let d = self.hdr.get(hl..hl + DIGEST_LEN).unwrap_or(&[]);
+                        pdu::check_header_digest(header, d)
+                            .map_err(|e| Disconnect::Violation(super::Violation::Pdu(e)))?;
+                    }
+                    let sink = engine.rx_header(now, header)?;
+                    let len = info.data_len as usize;
+                    if matches!(sink, RxSink::Scratch) && self.scratch.len() < len {
+                        self.scratch.resize(len, 0);
+                    }
+                    self.crc = Crc32c::new();
+                    self.stage = RxStage::Data { sink, len, have: 0 };
+                }
+                RxStage::Data { sink, len, have } => {
+                    if have < len {
+                        let buf: &mut [u8] = match &sink {
+                            RxSink::Task { slot, range } => {
+                                engine.rx_task_buf(*slot, range.clone())
+                            }
+                            RxSink::Scratch => self.scratch.get_mut(..len).unwrap_or(&mut []),
+                        };
+                        let Some(dst) = buf.get_mut(have..len).filter(|b| !b.is_empty()) else {
+                            return Poll::Ready(Err(Disconnect::Io(IoError::Other(-1))));
+                        };
+                        let n = read_or_return!(t.poll_read(cx, dst));
+                        if digests.data {
+                            self.crc = self.crc.update(dst.get(..n).unwrap_or(&[]));
+                        }
+                        self.stage = RxStage::Data {
+                            sink,
+                            len,
+                            have: have + n,
+                        };
+                        continue;
+                    }
+                    let pad = pdu::pad_len(len);
+                    let dd = if digests.data && len > 0 {
+                        DIGEST_LEN
+                    } else {
+                        0
+                    };
+                    self.stage = RxStage::Trailer {
+                        sink,
+                        pad,
+                        need: pad + dd,
+                        have: 0,
+                    };
+                }
+                RxStage::Trailer {
+                    sink,
+                    pad,
+                    need,
+                    have,
+                } => {
+                    if have < need {
+                        let buf = self.trailer.get_mut(have..need).unwrap_or(&mut []);
+                        let n = read_or_return!(t.poll_read(cx, buf));
+                        self.stage = RxStage::Trailer {
+                            sink,
+                            pad,
+                            need,
+                            have: have + n,
+                        };
+                        continue;
+                    }
+                    let info = self.info.take();
+                    let len = info.map_or(0, |i| i.data_len as usize);
+                    if need > pad {
+                        let crc = self
+                            .crc
+                            .update(self.trailer.get(..pad).unwrap_or(&[]))
+                            .finish();
+                        let got = self.trailer.get(pad..need).unwrap_or(&[]);
+                        let received = match got {
+                            &[a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
+                            _ => 0,
+                        };
+                        if received != crc {
+                            return Poll::Ready(Err(Disconnect::Violation(super::Violation::Pdu(
+                                pdu::Error::DataDigestMismatch {
+                                    received,
+                                    computed: crc,
+                                },
+                            ))));
+                        }
+                    }
+                    self.have = 0;
+                    self.stage = RxStage::Header { need: BHS_LEN };
+                    let data = match sink {
+                        RxSink::Scratch => self.scratch.get(..len).unwrap_or(&[]),
+                        RxSink::Task { .. } => &[],
+                    };
+                    return Poll::Ready(engine.rx_finish(now, data));
+                }
+            }
+        }
+    }
+}
+
+impl<C: Connector, R: Random, G: Log> Back<C, R, G> {
+    fn target_name(&self) -> &str {
+        self.cfg
+            .targets
+            .get(self.current)
+            .map_or("(none)", |t| t.name.as_str())
+    }
+
+    fn next_target(&mut self) {
+        let n = self.cfg.targets.len().max(1);
+        self.current = (self.current + 1) % n;
+    }
+
+    /// Connects and logs in to the current target, following redirects and retrying at once
+    /// when the target taught us a login choice (security stage first, MD5 only).
+    async fn establish(&mut self) -> Result<(C::Transport, Established), AttemptError> {
+        let Some(target) = self.cfg.targets.get(self.current).cloned() else {
+            return Err(AttemptError::Io(IoError::Unreachable));
+        };
+        let mut portal = target.portal;
+        let mut redirects = 0;
+        let mut relearned = 0;
+        loop {
+            log!(
+                self.log,
+                Level::Info,
+                "isboot: connecting to {} at {}",
+                target.name,
+                portal
+            );
+            let deadline = self.timer.now() + self.cfg.connect_timeout;
+            let timer = self.timer.clone();
+            let mut transport = match timer
+                .timeout(deadline, self.connector.connect(portal))
+                .await
+            {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => return Err(AttemptError::Io(e)),
+                Err(_) => return Err(AttemptError::ConnectTimeout),
+            };
+            let deadline = self.timer.now() + self.cfg.login_timeout;
+            let login = self.login(&mut transport, &target);
+            let result = match timer.timeout(deadline, login).await {
+                Ok(r) => r,
+                Err(_) => Err(AttemptError::LoginTimeout),
+            };
+            match result {
+                Ok(Step::Done(est)) => {
+                    self.logins += 1;
+                    return Ok((transport, est));
+                }
+                Ok(Step::Redirect { address, permanent }) => {
+                    transport.close();
+                    redirects += 1;
+                    if redirects > self.cfg.max_redirects {
+                        return Err(AttemptError::TooManyRedirects);
+                    }
+                    let new = redirect_portal(&address, portal.nic)?;
+                    log!(
+                        self.log,
+                        Level::Note,
+                        "isboot: {} redirects {} to {}",
+                        target.name,
+                        if permanent {
+                            "permanently"
+                        } else {
+                            "temporarily"
+                        },
+                        new.addr
+                    );
+                    if permanent {
+                        if let Some(t) = self.cfg.targets.get_mut(self.current) {
+                            t.portal = new;
+                        }
+                    }
+                    portal = new;
+                }
+                Ok(Step::Send(_)) => {
+                    transport.close();
+                    return Err(AttemptError::Login(LoginError::Unexpected(
+                        "login ended early",
+                    )));
+                }
+                Err(AttemptError::Login(
+                    e @ (LoginError::ChapListRefused | LoginError::SecurityStageRequired),
+                )) if relearned < 2 => {
+                    transport.close();
+                    relearned += 1;
+                    log!(self.log, Level::Note, "isboot: {}", e);
+                    if let Some(f) = self.flags.get_mut(self.current) {
+                        match e {
+                            LoginError::ChapListRefused => f.chap_md5_only = true,
+                            _ => f.security_first = true,
+                        }
+                    }
+                }
+                Err(e) => {
+                    transport.close();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// One login exchange on a fresh connection.
+    async fn login(
+        &mut self,
+        t: &mut C::Transport,
+        target: &super::TargetConfig,
+    ) -> Result<Step, AttemptError> {
+        let lc = LoginConfig {
+            initiator_name: self.cfg.initiator_name.clone(),
+            target_name: target.name.clone(),
+            isid: self.cfg.isid.0,
+            chap: target.chap.clone(),
+            offer: self.cfg.offer.clone(),
+        };
+        let attempt = Attempt {
+            tsih: 0,
+            ..self.flags.get(self.current).copied().unwrap_or_default()
+        };
+        let itt = 0x4000_0000 | (self.logins & 0xffff);
+        let mut login = Login::new(&lc, attempt, itt).map_err(AttemptError::Login)?;
+        let mut req = login.start().map_err(AttemptError::Login)?;
+        let mut out = Vec::new();
+        loop {
+            out.clear();
+            pdu::emit_pdu(&req.header, &req.data, Digests::default(), &mut out)
+                .map_err(AttemptError::Pdu)?;
+            write_all(t, &out).await.map_err(AttemptError::Io)?;
+            let (header, data) = read_pdu(t, LOGIN_MAX_DATA).await?;
+            let resp = match Pdu::parse(&header).map_err(AttemptError::Pdu)? {
+                Pdu::LoginResponse(r) => r,
+                other => return Err(AttemptError::NotLoginResponse(pdu::Header::opcode(&other))),
+            };
+            let rng = &mut self.rng;
+            match login
+                .handle(&resp, &data, &mut |b: &mut [u8]| rng.fill(b))
+                .map_err(AttemptError::Login)?
+            {
+                Step::Send(next) => req = next,
+                done => return Ok(done),
+            }
+        }
+    }
+}
+
+/// The portal a TargetAddress names: an IP literal (no name resolution in the kernel).
+fn redirect_portal(a: &TargetAddress, nic: u8) -> Result<Portal, AttemptError> {
+    let ip: IpAddr = a
+        .host
+        .parse()
+        .map_err(|_| AttemptError::BadRedirect(a.host.clone()))?;
+    Ok(Portal {
+        addr: SocketAddr::new(ip, a.port.unwrap_or(DEFAULT_PORT)),
+        nic,
+    })
+}
+
+async fn write_all<T: Transport>(t: &mut T, mut buf: &[u8]) -> Result<(), IoError> {
+    poll_fn(|cx| {
+        while !buf.is_empty() {
+            match t.poll_write(cx, buf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(IoError::Closed)),
+                Poll::Ready(Ok(n)) => buf = buf.get(n..).unwrap_or(&[]),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
+}
+
+async fn read_exact<T: Transport>(t: &mut T, buf: &mut [u8]) -> Result<(), IoError> {
+    let mut have = 0;
+    poll_fn(|cx| {
+        while have < buf.len() {
+            let dst = buf.get_mut(have..).unwrap_or(&mut []);
+            match t.poll_read(cx, dst) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(IoError::Closed)),
+                Poll::Ready(Ok(n)) => have += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
+}
+
+/// Reads one whole PDU without digests (login phase): BHS+AHS, and the data segment.
+async fn read_pdu<T: Transport>(
+    t: &mut T,
+    max_data: u32,
+) -> Result<(Vec<u8>, Vec<u8>), AttemptError> {
+    let mut header = vec![0u8; BHS_LEN];
+    read_exact(t, &mut header).await.map_err(AttemptError::Io)?;
+    let info = HeaderInfo::parse(&header).map_err(AttemptError::Pdu)?;
+    info.check_data_len(max_data).map_err(AttemptError::Pdu)?;
+    header.resize(info.header_len(), 0);
+    if let Some(ahs) = header.get_mut(BHS_LEN..) {
+        read_exact(t, ahs).await.map_err(AttemptError::Io)?;
+    }
+    let mut data = vec![0u8; info.padded_data_len()];
+    read_exact(t, &mut data).await.map_err(AttemptError::Io)?;
+    data.truncate(info.data_len as usize);
+    Ok((header, data))
+}
