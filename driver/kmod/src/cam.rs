@@ -17,12 +17,13 @@
 //!   until `cam_sim_free` in [`Sim::detach`], so the action routine never sees freed memory.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::ffi::{c_int, c_void};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use isboot_executor::{Channel, TrySendError};
-use isboot_kmod_logic::cam::{self as logic, flags, func, status, CcbShape, Finish, PathInq};
+use isboot_kmod_logic::cam::{self as logic, flags, func, status, CcbShape, Finish, PathInq, Tag};
 
 use crate::bindings as sys;
 use crate::exec::{KSpin, Mtx};
@@ -294,7 +295,8 @@ pub struct SimShared {
     requests: Channel<KSpin, CamRequest, QUEUE_LEN>,
     /// Set once detaching starts: new CCBs are answered `CAM_DEV_NOT_THERE`.
     closing: AtomicBool,
-    inq: PathInq,
+    /// `XPT_PATH_INQ` answer; the link speed is filled in once the NIC is known.
+    inq: isboot_executor::Mutex<KSpin, PathInq>,
 }
 
 impl core::fmt::Debug for SimShared {
@@ -312,18 +314,36 @@ impl SimShared {
             mtx: Mtx::new(c"isboot sim", false),
             requests: Channel::new(),
             closing: AtomicBool::new(false),
-            inq,
+            inq: isboot_executor::Mutex::new(inq),
         })
     }
 
     /// The largest transfer announced to CAM.
     pub fn maxio(&self) -> u32 {
-        self.inq.maxio
+        self.inq.lock(|i| i.maxio)
+    }
+
+    /// Records the boot NIC's speed (bits/s) for `base_transfer_speed`.
+    pub fn set_link_speed(&self, baudrate_bps: u64) {
+        self.inq.lock(|i| {
+            i.base_transfer_speed =
+                logic::path_inq(u64::from(i.maxio), baudrate_bps).base_transfer_speed;
+        });
     }
 
     /// Waits for the next request from CAM; `None` once the SIM is detaching and drained.
     pub async fn next(&self) -> Option<CamRequest> {
         self.requests.recv().await
+    }
+
+    /// Stops taking requests: from now on the action routine answers `CAM_DEV_NOT_THERE`
+    /// without touching the channel (so it wakes no task), and the session's `next()` ends once
+    /// the queue is drained. Taken under the SIM mutex, so no action routine is half-way.
+    pub fn close(&self) {
+        self.mtx.with(|| {
+            self.closing.store(true, Ordering::Release);
+            self.requests.close();
+        });
     }
 
     /// Takes a queued request without waiting.
@@ -479,8 +499,7 @@ impl Sim {
     /// lost, and the bus, path and SIM are freed. Called after the session stopped (teardown step
     /// "deregister from CAM").
     pub fn detach(self) {
-        self.shared.closing.store(true, Ordering::Release);
-        self.shared.requests.close();
+        self.shared.close();
         while let Some(req) = self.shared.try_next() {
             fail_request(req, status::DEV_NOT_THERE);
         }
@@ -540,7 +559,7 @@ unsafe extern "C" fn sim_action(sim: *mut sys::cam_sim, ccb: *mut sys::ccb) {
     }
     match code {
         func::SCSI_IO => {
-            if let Err(refusal) = c.command(shared.inq.maxio) {
+            if let Err(refusal) = c.command(shared.maxio()) {
                 crate::klog!(2, "refusing CCB: {}", refusal);
                 c.complete_status(refusal.cam_status());
                 return;
@@ -556,8 +575,9 @@ unsafe extern "C" fn sim_action(sim: *mut sys::cam_sim, ccb: *mut sys::ccb) {
         }
         func::RESET_DEV => queue(shared, CamRequest::ResetDev(c)),
         func::PATH_INQ => {
+            let inq = shared.inq.lock(|i| *i);
             // SAFETY: an XPT_PATH_INQ CCB is a `ccb_pathinq`; `sim` is live.
-            unsafe { fill_path_inq(&mut (*ccb.as_ptr()).cpi, &*sim, &shared.inq) };
+            unsafe { fill_path_inq(&mut (*ccb.as_ptr()).cpi, &*sim, &inq) };
             c.complete_status(status::REQ_CMP);
         }
         func::GET_TRAN_SETTINGS => {
@@ -622,4 +642,103 @@ fn fill_path_inq(cpi: &mut sys::ccb_pathinq, sim: &sys::cam_sim, inq: &PathInq) 
 unsafe extern "C" fn sim_poll(_sim: *mut sys::cam_sim) {
     // Polled I/O would need the TCP stack and the NIC's interrupt threads, which do not run
     // while dumping; like iscsi(4) the SIM offers none (use netdump for crash dumps).
+}
+
+/// CCBs handed to the session, by request tag ([`Tag`]: slot and generation).
+///
+/// Sized once for every request CAM can have queued ([`QUEUE_LEN`]), so inserting never
+/// allocates; a stale tag (an old generation of a reused slot) finds nothing.
+pub struct Pending {
+    slots: Vec<PendingSlot>,
+    free: Vec<u32>,
+}
+
+struct PendingSlot {
+    generation: u32,
+    ccb: Option<CcbRef>,
+}
+
+impl core::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pending")
+            .field("used", &(self.slots.len() - self.free.len()))
+            .finish()
+    }
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pending {
+    pub fn new() -> Pending {
+        let n = QUEUE_LEN as u32;
+        Pending {
+            slots: (0..n)
+                .map(|_| PendingSlot {
+                    generation: 0,
+                    ccb: None,
+                })
+                .collect(),
+            free: (0..n).rev().collect(),
+        }
+    }
+
+    /// Files `ccb` and returns its tag, or gives it back when every slot is taken.
+    pub fn insert(&mut self, ccb: CcbRef) -> Result<u64, CcbRef> {
+        let Some(slot) = self.free.pop() else {
+            return Err(ccb);
+        };
+        let Some(s) = self.slots.get_mut(slot as usize) else {
+            return Err(ccb);
+        };
+        s.generation = s.generation.wrapping_add(1);
+        s.ccb = Some(ccb);
+        Ok(Tag {
+            slot,
+            generation: s.generation,
+        }
+        .encode())
+    }
+
+    /// Removes and returns the CCB filed under `tag`.
+    pub fn take(&mut self, tag: u64) -> Option<CcbRef> {
+        let t = Tag::decode(tag);
+        let s = self.slots.get_mut(t.slot as usize)?;
+        if s.generation != t.generation {
+            return None;
+        }
+        let ccb = s.ccb.take()?;
+        // The free list has room for every slot, so this push never allocates.
+        self.free.push(t.slot);
+        Some(ccb)
+    }
+
+    /// The tag of the pending CCB at `target` (for `XPT_ABORT`).
+    pub fn tag_of(&self, target: *const sys::ccb) -> Option<u64> {
+        self.slots.iter().enumerate().find_map(|(i, s)| {
+            let c = s.ccb.as_ref()?;
+            c.is(target).then(|| {
+                Tag {
+                    slot: i as u32,
+                    generation: s.generation,
+                }
+                .encode()
+            })
+        })
+    }
+
+    /// Takes every pending CCB (teardown).
+    pub fn drain(&mut self) -> Vec<CcbRef> {
+        let mut out = Vec::new();
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if let Some(c) = s.ccb.take() {
+                out.push(c);
+                self.free.push(i as u32);
+            }
+        }
+        out
+    }
 }

@@ -54,6 +54,12 @@ unsafe impl Send for Mtx {}
 // SAFETY: as above.
 unsafe impl Sync for Mtx {}
 
+impl core::fmt::Debug for Mtx {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Mtx").field("spin", &self.spin).finish_non_exhaustive()
+    }
+}
+
 impl Mtx {
     /// A default (sleepable-context) mutex, or a spin mutex when `spin` is set.
     pub fn new(name: &'static CStr, spin: bool) -> Mtx {
@@ -106,6 +112,12 @@ impl Drop for Mtx {
 /// entered from (upcalls, callouts, CAM's action routine, the taskqueue thread).
 pub struct KSpin {
     mtx: Mtx,
+}
+
+impl core::fmt::Debug for KSpin {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("KSpin")
+    }
 }
 
 impl Default for KSpin {
@@ -196,6 +208,12 @@ impl Pender {
         // SAFETY: the `Host` that made this pender outlives every pender use: its teardown clears
         // upcalls, drains the callout and detaches CAM before freeing the queue (see boot.rs).
         unsafe { sys::taskqueue_enqueue(*(*self.tq).get(), self.task) };
+    }
+}
+
+impl core::fmt::Debug for Host {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Host").finish_non_exhaustive()
     }
 }
 

@@ -24,7 +24,9 @@ use core::pin::Pin;
 use core::ptr;
 use core::task::{Context, Poll};
 
+use isboot_core::port::{Connector, IoError, Portal, Transport};
 use isboot_executor::Doorbell;
+use isboot_kmod_logic::errno::{self, SockErr};
 
 use crate::bindings as sys;
 
@@ -54,12 +56,6 @@ pub struct Bells {
     pub tx: Doorbell,
 }
 
-/// Polls a doorbell's `wait()` once: registers the waker, or reports a ring that came meanwhile.
-fn rung(bell: &Doorbell, cx: &mut Context<'_>) -> bool {
-    let mut wait = bell.wait();
-    Pin::new(&mut wait).poll(cx).is_ready()
-}
-
 /// Tries `op` until it stops saying "would block" or the doorbell stays quiet; bounded so that a
 /// flapping doorbell cannot spin the taskqueue thread.
 fn retry<T>(bell: &Doorbell, cx: &mut Context<'_>, mut op: impl FnMut() -> Option<T>) -> Poll<T> {
@@ -67,7 +63,7 @@ fn retry<T>(bell: &Doorbell, cx: &mut Context<'_>, mut op: impl FnMut() -> Optio
         if let Some(v) = op() {
             return Poll::Ready(v);
         }
-        if !rung(bell, cx) {
+        if bell.poll_wait(cx).is_pending() {
             return Poll::Pending;
         }
     }
@@ -130,6 +126,15 @@ impl core::fmt::Debug for KSocket {
 pub enum SockAddr {
     V4(sys::sockaddr_in),
     V6(sys::sockaddr_in6),
+}
+
+impl core::fmt::Debug for SockAddr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SockAddr::V4(_) => f.write_str("SockAddr::V4"),
+            SockAddr::V6(_) => f.write_str("SockAddr::V6"),
+        }
+    }
 }
 
 impl SockAddr {
@@ -290,7 +295,7 @@ impl KSocket {
     /// Starts an orderly close of the sending side (FIN) after a Logout.
     pub fn shutdown_write(&self) {
         // SAFETY: live socket; SHUT_WR only queues a FIN.
-        unsafe { sys::soshutdown(self.so, sys::SHUT_WR as c_int) };
+        unsafe { sys::soshutdown(self.so, sys::ISBOOT_SHUT_WR as c_int) };
     }
 }
 
@@ -302,6 +307,94 @@ impl Drop for KSocket {
         unsafe {
             sys::isboot_so_upcalls_clear(self.so);
             sys::soclose(self.so);
+        }
+    }
+}
+
+/// The session's view of a socket error.
+pub fn io_error(e: Errno) -> IoError {
+    match errno::classify(e.0) {
+        SockErr::Reset => IoError::Reset,
+        SockErr::Refused => IoError::Refused,
+        SockErr::Unreachable => IoError::Unreachable,
+        SockErr::TimedOut => IoError::TimedOut,
+        SockErr::Other(n) => IoError::Other(n),
+    }
+}
+
+/// A connection as the session's [`Transport`]; closing drops the socket.
+#[derive(Debug)]
+pub struct KTransport {
+    sock: Option<KSocket>,
+}
+
+impl Transport for KTransport {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>> {
+        match &mut self.sock {
+            Some(s) => s.poll_read(cx, buf).map_err(io_error),
+            None => Poll::Ready(Err(IoError::Closed)),
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
+        match &mut self.sock {
+            Some(s) => s.poll_write(cx, buf).map_err(io_error),
+            None => Poll::Ready(Err(IoError::Closed)),
+        }
+    }
+
+    fn close(&mut self) {
+        // Drop clears the upcalls and closes (aborting a still-open connection).
+        self.sock = None;
+    }
+}
+
+/// Opens kernel TCP connections for the session.
+#[derive(Debug, Default)]
+pub struct KConnector;
+
+/// The future of [`KConnector::connect`]: creates the socket on first poll, then waits for the
+/// handshake. Dropping it closes the half-open socket.
+#[derive(Debug)]
+pub struct KConnect {
+    portal: SocketAddr,
+    sock: Option<KSocket>,
+}
+
+impl Future for KConnect {
+    type Output = Result<KTransport, IoError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.sock.is_none() {
+            let sock =
+                KSocket::connect(self.portal, Arc::new(Bells::default())).map_err(io_error)?;
+            self.sock = Some(sock);
+        }
+        let Some(sock) = &self.sock else {
+            return Poll::Ready(Err(IoError::Closed));
+        };
+        match sock.poll_connected(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                self.sock = None;
+                Poll::Ready(Err(io_error(e)))
+            }
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(KTransport {
+                sock: self.sock.take(),
+            })),
+        }
+    }
+}
+
+impl Connector for KConnector {
+    type Transport = KTransport;
+    type Connect<'a> = KConnect;
+
+    fn connect(&mut self, portal: Portal) -> KConnect {
+        // The route set up for the boot NIC carries the connection; `portal.nic` names that NIC.
+        KConnect {
+            portal: portal.addr,
+            sock: None,
         }
     }
 }

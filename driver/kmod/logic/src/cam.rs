@@ -530,6 +530,27 @@ pub fn queue_depth(window: u32, slot_limit: u32) -> u32 {
     window.clamp(1, slot_limit.max(1))
 }
 
+/// A request tag: the slot of the pending CCB and a generation that changes each time the slot
+/// is reused, so a late completion or abort for an old request never touches a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+impl Tag {
+    pub fn encode(self) -> u64 {
+        u64::from(self.generation) << 32 | u64::from(self.slot)
+    }
+
+    pub fn decode(tag: u64) -> Tag {
+        Tag {
+            slot: tag as u32,
+            generation: (tag >> 32) as u32,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -912,6 +933,23 @@ mod tests {
         assert_eq!(path_inq(128 << 10, 0).maxio, 128 << 10);
         assert_eq!(path_inq(0, 0).maxio, 64 << 10);
         assert_eq!(path_inq(1 << 20, 0).base_transfer_speed, 125_000);
+    }
+
+    #[test]
+    fn tags_round_trip_and_generations_differ() {
+        let t = Tag {
+            slot: 5,
+            generation: 9,
+        };
+        assert_eq!(Tag::decode(t.encode()), t);
+        assert_ne!(
+            t.encode(),
+            Tag {
+                slot: 5,
+                generation: 10
+            }
+            .encode()
+        );
     }
 
     #[test]
