@@ -302,16 +302,20 @@ impl Host {
     pub fn shutdown(self) -> Option<PollFn> {
         let inner = self.inner;
         inner.stopping.store(true, Ordering::Release);
-        // SAFETY: the callout was initialised in `start`; draining may sleep, which the caller's
-        // thread context allows. After it returns the callout is neither pending nor running.
-        unsafe { sys::isboot_callout_drain(inner.callout.get()) };
-        // SAFETY: drains the poll task (waits for a running instance); `taskqueue_free` then
-        // runs or discards nothing else of ours and stops the thread.
+        // SAFETY: the tasks were initialised in `start` and the queue exists. Draining waits for
+        // a running instance; with `stopping` set, later instances return at once and the
+        // callout no longer enqueues, so once both drains return no task can run or re-arm the
+        // callout.
         unsafe {
             sys::taskqueue_drain(*inner.tq.get(), inner.job_task.get());
             sys::taskqueue_drain(*inner.tq.get(), inner.poll_task.get());
-            sys::taskqueue_free(*inner.tq.get());
         }
+        // SAFETY: the callout was initialised in `start`; draining may sleep, which the caller's
+        // thread context allows. After it returns the callout is neither pending nor running,
+        // and nothing re-arms it (see above).
+        unsafe { sys::isboot_callout_drain(inner.callout.get()) };
+        // SAFETY: nothing of ours is queued or running any more; this stops the thread.
+        unsafe { sys::taskqueue_free(*inner.tq.get()) };
         // A job that never ran is dropped here, on the caller's thread.
         drop(inner.job.lock(Option::take));
         // SAFETY: the task is drained and the thread gone: nothing else can reach `poll_fn`.
@@ -374,6 +378,10 @@ unsafe extern "C" fn poll_task(ctx: *mut c_void, _pending: c_int) {
 
 fn arm(inner: &HostInner, deadline: Option<u64>, now: u64) {
     inner.callout_mtx.with(|| match deadline {
+        _ if inner.stopping.load(Ordering::Acquire) => {
+            // SAFETY: the callout is initialised and its mutex is held, as callout_stop requires.
+            unsafe { sys::isboot_callout_stop(inner.callout.get()) };
+        }
         None => {
             // SAFETY: the callout is initialised and its mutex is held, as callout_stop requires.
             unsafe { sys::isboot_callout_stop(inner.callout.get()) };
