@@ -6,7 +6,9 @@
 //! - [`net`]: [`HostTransport`](net::HostTransport) and [`HostConnector`](net::HostConnector),
 //!   the session's byte stream and connector;
 //! - [`sys`]: [`OsRandom`](sys::OsRandom) and [`StderrLog`](sys::StderrLog);
+//! - [`disk`]: [`HostDisk`](disk::HostDisk), the synchronous block-device API.
 #![forbid(unsafe_code)]
 
+pub mod disk;
 pub mod net;
 pub mod sys;

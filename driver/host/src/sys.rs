@@ -4,7 +4,6 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use isboot_core::port::{Level, Log, Random};
 
@@ -69,18 +68,20 @@ impl Random for OsRandom {
 
 /// Messages to stderr up to a level (0 silent, 1 notes, 2 info, 3 trace), as `net.isboot.debug`
 /// does in the kernel. Each line is written with one call so threads do not interleave.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct StderrLog {
-    level: AtomicU8,
-    prefix: &'static str,
+    level: u8,
 }
 
 impl StderrLog {
     pub fn new(level: u8) -> StderrLog {
         StderrLog {
-            level: AtomicU8::new(level),
-            prefix: "isboot",
+            level: level.min(3),
         }
+    }
+
+    pub fn level(&self) -> u8 {
+        self.level
     }
 
     /// The level from the environment variable `ISBOOT_DEBUG` (0..=3), else `default`.
@@ -91,15 +92,11 @@ impl StderrLog {
             .unwrap_or(default);
         StderrLog::new(level.min(3))
     }
-
-    pub fn set_level(&self, level: u8) {
-        self.level.store(level.min(3), Ordering::Relaxed);
-    }
 }
 
 impl Log for StderrLog {
     fn enabled(&self, level: Level) -> bool {
-        level as u8 <= self.level.load(Ordering::Relaxed)
+        level as u8 <= self.level
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
@@ -108,7 +105,8 @@ impl Log for StderrLog {
             Level::Info => "info",
             Level::Trace => "trace",
         };
-        let line = format!("{}: {tag}: {args}\n", self.prefix);
+        // The core's messages start with "isboot: " already.
+        let line = format!("[{tag}] {args}\n");
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }

@@ -1,0 +1,748 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! A synchronous block device over one iSCSI session, for tests, benchmarks and `isbootctl`.
+//!
+//! [`HostDisk::open`] starts the executor's host runtime on an owner thread, spawns the core's
+//! session task on it with this crate's ports, and waits until the session is up. Requests are
+//! submitted through the session's [`Handle`] from any thread; each returns a [`Pending`] that
+//! waits for its completion, so a caller keeps several commands in flight by submitting before
+//! waiting. Connection loss is invisible here, as in the kernel: the session reconnects and
+//! replays, and a command completes normally.
+//!
+//! Dropping the disk (or [`HostDisk::close`]) shuts the session down with a logout and joins the
+//! owner thread; every wait is bounded by [`DiskConfig::io_timeout`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use isboot_core::chap::{ChapConfig, Credentials};
+use isboot_core::port::{Events, Level, Log, Portal, Random};
+use isboot_core::scsi::{status, Cdb, Completion, Lun, ScsiRequest, Sense, TransportError};
+use isboot_core::secret::Secret;
+use isboot_core::session::{
+    End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
+};
+use isboot_core::text::{DigestOffer, Offer};
+use isboot_executor::host::{Runtime, StdLock};
+
+use crate::net::HostConnector;
+use crate::sys::{OsRandom, StderrLog};
+
+/// CHAP credentials for [`DiskConfig::chap`].
+#[derive(Clone)]
+pub struct Chap {
+    pub user: String,
+    pub secret: Vec<u8>,
+    /// Mutual CHAP: the name and secret the target must prove.
+    pub target: Option<(String, Vec<u8>)>,
+}
+
+impl fmt::Debug for Chap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chap")
+            .field("user", &self.user)
+            .field("secret", &"<redacted>")
+            .field("target", &self.target.as_ref().map(|(n, _)| n))
+            .finish()
+    }
+}
+
+/// How to reach and use the disk.
+#[derive(Clone, Debug)]
+pub struct DiskConfig {
+    pub portal: SocketAddr,
+    pub target_name: String,
+    pub lun: u16,
+    pub initiator_name: String,
+    pub chap: Option<Chap>,
+    /// Offer CRC32C header and data digests (preferred over None).
+    pub digests: bool,
+    /// Operational values offered at login; `digests` overrides the digest entries.
+    pub offer: Offer,
+    pub timeouts: Timeouts,
+    /// Request slots of the session: the most commands in flight.
+    pub max_commands: usize,
+    /// Failed login attempts in a row before the session gives up; `None` retries forever (as a
+    /// root disk must). Opening fails when the session gives up.
+    pub login_attempts: Option<u32>,
+    /// Each command is aborted and fails with a timeout after this long; `None` waits forever
+    /// (the session still reconnects).
+    pub command_timeout: Option<Duration>,
+    /// The longest any call of this API waits (login, a command, shutdown).
+    pub io_timeout: Duration,
+    /// Connect here instead of `portal` (a relay in tests); the session still believes it talks
+    /// to `portal`.
+    pub connect_via: Option<SocketAddr>,
+    /// Messages up to this level go to stderr (0..=3, as `net.isboot.debug`); `ISBOOT_DEBUG` in
+    /// the environment overrides it.
+    pub log_level: u8,
+}
+
+impl DiskConfig {
+    /// Defaults: no CHAP, no digests, 64 commands in flight, reconnect forever, 120 s I/O bound.
+    pub fn new(portal: SocketAddr, target_name: &str, lun: u16, initiator_name: &str) -> Self {
+        DiskConfig {
+            portal,
+            target_name: target_name.to_string(),
+            lun,
+            initiator_name: initiator_name.to_string(),
+            chap: None,
+            digests: false,
+            offer: Offer::default(),
+            timeouts: Timeouts::default(),
+            max_commands: 64,
+            login_attempts: None,
+            command_timeout: None,
+            io_timeout: Duration::from_secs(120),
+            connect_via: None,
+            log_level: 1,
+        }
+    }
+
+    fn session_config(&self, isid: Isid) -> SessionConfig {
+        let chap = self.chap.as_ref().map(|c| {
+            ChapConfig::new(
+                Credentials {
+                    name: c.user.clone(),
+                    secret: Secret::new(&c.secret),
+                },
+                c.target.as_ref().map(|(name, secret)| Credentials {
+                    name: name.clone(),
+                    secret: Secret::new(secret),
+                }),
+            )
+        });
+        let target = TargetConfig {
+            portal: Portal {
+                addr: self.portal,
+                nic: 0,
+            },
+            name: self.target_name.clone(),
+            chap,
+        };
+        let mut cfg = SessionConfig::new(self.initiator_name.clone(), isid, vec![target]);
+        let mut offer = self.offer.clone();
+        if self.digests {
+            offer.header_digest = DigestOffer::PreferCrc32c;
+            offer.data_digest = DigestOffer::PreferCrc32c;
+        }
+        cfg.offer = offer;
+        cfg.timeouts = self.timeouts;
+        cfg.max_tasks = self.max_commands.max(1);
+        cfg.backoff.max_attempts = self.login_attempts;
+        // Tests restart targets within a second or two: reconnect promptly.
+        cfg.backoff.step = Duration::from_millis(200);
+        cfg.backoff.max = Duration::from_secs(2);
+        cfg
+    }
+}
+
+/// Why a call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The session ended (login failed for good, gave up reconnecting, or was shut down).
+    Ended(String),
+    /// The target completed the command with a status other than GOOD.
+    Scsi { status: u8, sense: Box<Sense> },
+    /// The command finished without a SCSI status.
+    Transport(TransportError),
+    /// Nothing happened within [`DiskConfig::io_timeout`].
+    Timeout(&'static str),
+    /// The request cannot be expressed (length, LBA range).
+    Invalid(String),
+    /// The data came back shorter than asked for.
+    Short { wanted: usize, got: usize },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Ended(why) => write!(f, "session ended: {why}"),
+            Error::Scsi { status, sense } => match sense.key_asc_ascq() {
+                Some((k, a, q)) => write!(
+                    f,
+                    "SCSI status {status:#04x}, sense key {k:#x} ASC {a:#04x} ASCQ {q:#04x}"
+                ),
+                None => write!(f, "SCSI status {status:#04x}"),
+            },
+            Error::Transport(e) => write!(f, "{e}"),
+            Error::Timeout(what) => write!(f, "timed out waiting for {what}"),
+            Error::Invalid(why) => write!(f, "invalid request: {why}"),
+            Error::Short { wanted, got } => write!(f, "short transfer: {got} of {wanted} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The standard INQUIRY data's useful fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inquiry {
+    pub peripheral_type: u8,
+    pub vendor: String,
+    pub product: String,
+    pub revision: String,
+    pub raw: Vec<u8>,
+}
+
+/// What the session reported, shared between the session task and callers.
+#[derive(Default)]
+struct Board {
+    done: HashMap<u64, Completion>,
+    state: State,
+    /// Set when `run()` returned: why the session ended.
+    ended: Option<String>,
+    ups: u64,
+    /// The session's last high-level message (why a login failed, what was violated).
+    last_note: Option<String>,
+    /// The session's last report of negotiated values.
+    negotiated: Option<String>,
+}
+
+struct Shared {
+    board: Mutex<Board>,
+    cond: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until `f` gives a value or `deadline` passes.
+    fn wait_for<T>(
+        &self,
+        deadline: Instant,
+        what: &'static str,
+        mut f: impl FnMut(&mut Board) -> Option<T>,
+    ) -> Result<T, Error> {
+        let mut b = self.lock();
+        loop {
+            if let Some(v) = f(&mut b) {
+                return Ok(v);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout(what));
+            }
+            b = self
+                .cond
+                .wait_timeout(b, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// The session's event sink: completions and state changes onto the board.
+struct HostEvents {
+    shared: Arc<Shared>,
+}
+
+impl Events for HostEvents {
+    fn complete(&mut self, completion: Completion) {
+        self.shared.lock().done.insert(completion.tag, completion);
+        self.shared.cond.notify_all();
+    }
+
+    fn reset_done(&mut self, _tag: u64, _result: Result<(), TmfError>) {}
+
+    fn state(&mut self, state: State) {
+        let mut b = self.shared.lock();
+        b.state = state;
+        if state == State::Up {
+            b.ups += 1;
+        }
+        drop(b);
+        self.shared.cond.notify_all();
+    }
+}
+
+/// The session's log: printed to stderr up to the configured level, and the messages a caller
+/// needs (the last note, the negotiated values) kept on the board whatever the level.
+#[derive(Clone)]
+struct HostLog {
+    out: StderrLog,
+    shared: Arc<Shared>,
+}
+
+impl Log for HostLog {
+    fn enabled(&self, level: Level) -> bool {
+        level <= Level::Info || self.out.enabled(level)
+    }
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        if self.out.enabled(level) {
+            self.out.log(level, args);
+        }
+        if level == Level::Trace {
+            return;
+        }
+        let line = args.to_string();
+        let mut b = self.shared.lock();
+        if line.contains("negotiated") {
+            b.negotiated = Some(line);
+        } else if level == Level::Note {
+            b.last_note = Some(line);
+        }
+    }
+}
+
+/// A submitted command; [`Pending::wait`] gives its data (reads) or confirms it (writes).
+#[must_use = "a submitted command completes whether or not it is waited for"]
+#[derive(Debug)]
+pub struct Pending {
+    inner: Arc<Inner>,
+    tag: u64,
+    cdb: Vec<u8>,
+    read_len: usize,
+    write: bool,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// Times a command is sent again after a UNIT ATTENTION (the target reports each event once, so
+/// a handful covers a reset followed by a parameter change).
+const UNIT_ATTENTION_RETRIES: u32 = 8;
+const UNIT_ATTENTION: u8 = 0x06;
+
+impl Pending {
+    /// Waits for the completion: the buffer for a read (exactly the length asked for), an empty
+    /// vector for a write. A UNIT ATTENTION (the first command after a login on a fresh target
+    /// gets one for the power-on reset) is reported by the target instead of executing the
+    /// command, so the command is sent again, as every SCSI disk driver does.
+    pub fn wait(self) -> Result<Vec<u8>, Error> {
+        let want = self.read_len;
+        self.wait_for_data(want)
+    }
+
+    /// As [`Pending::wait`], but a read may return less than asked for (as INQUIRY and REPORT
+    /// LUNS do): the bytes the target sent, at least `min` of them.
+    pub fn wait_partial(self, min: usize) -> Result<Vec<u8>, Error> {
+        self.wait_for_data(min)
+    }
+
+    fn wait_for_data(mut self, min: usize) -> Result<Vec<u8>, Error> {
+        let mut retries = 0;
+        loop {
+            let c = self.completion()?;
+            let ua = matches!(&c.result, Ok(r) if r.status == status::CHECK_CONDITION
+                && r.sense.key_asc_ascq().is_some_and(|(k, _, _)| k == UNIT_ATTENTION));
+            if ua && retries < UNIT_ATTENTION_RETRIES {
+                retries += 1;
+                let data = self.write.then_some(c.data);
+                self = self.inner.submit(&self.cdb, data, self.read_len)?;
+                continue;
+            }
+            return into_data(c, min);
+        }
+    }
+
+    /// Waits for the raw completion.
+    pub fn completion(&self) -> Result<Completion, Error> {
+        let deadline = Instant::now() + self.inner.cfg.io_timeout;
+        let tag = self.tag;
+        self.inner
+            .shared
+            .wait_for(deadline, "a command to complete", |b| {
+                if let Some(c) = b.done.remove(&tag) {
+                    return Some(Ok(c));
+                }
+                b.ended.clone().map(|why| Err(Error::Ended(why)))
+            })?
+    }
+}
+
+/// The data of a good completion: what was transferred, at least `want` bytes (for a write or a
+/// command without data, nothing).
+fn into_data(c: Completion, want: usize) -> Result<Vec<u8>, Error> {
+    let r = c.result.map_err(Error::Transport)?;
+    if !r.is_good() {
+        return Err(Error::Scsi {
+            status: r.status,
+            sense: Box::new(r.sense),
+        });
+    }
+    if c.data.is_empty() || r.transferred == 0 && want == 0 {
+        return Ok(Vec::new());
+    }
+    let got = (r.transferred as usize).min(c.data.len());
+    if got < want {
+        return Err(Error::Short { wanted: want, got });
+    }
+    let mut data = c.data;
+    data.truncate(got);
+    Ok(data)
+}
+
+/// One iSCSI session used as a block device (see the module documentation).
+pub struct HostDisk {
+    inner: Arc<Inner>,
+    owner: Option<JoinHandle<()>>,
+    block_len: u32,
+}
+
+/// What submitting needs; shared with [`Pending`] so it can send a command again.
+struct Inner {
+    handle: Handle<StdLock>,
+    shared: Arc<Shared>,
+    lun: Lun,
+    next_tag: AtomicU64,
+    cfg: DiskConfig,
+}
+
+impl Inner {
+    /// Submits `cdb` with `data` (writes) or a buffer of `read_len` (reads); neither for no data.
+    fn submit(
+        self: &Arc<Self>,
+        cdb: &[u8],
+        write: Option<Vec<u8>>,
+        read_len: usize,
+    ) -> Result<Pending, Error> {
+        let cdb_bytes = cdb.to_vec();
+        let cdb = Cdb::new(cdb).map_err(|e| Error::Invalid(e.to_string()))?;
+        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+        let is_write = write.is_some();
+        let read_len = if is_write { 0 } else { read_len };
+        let mut req = match write {
+            Some(data) => ScsiRequest::write(tag, self.lun, cdb, data),
+            None if read_len > 0 => ScsiRequest::read(tag, self.lun, cdb, read_len),
+            None => ScsiRequest::new(tag, self.lun, cdb),
+        };
+        req.timeout = self.cfg.command_timeout;
+        let deadline = Instant::now() + self.cfg.io_timeout;
+        let mut req = Some(req);
+        // The inbox is bounded; when it is full, wait for any completion (which frees room in
+        // the session) and try again.
+        loop {
+            let r = req
+                .take()
+                .ok_or(Error::Timeout("room in the session's inbox"))?;
+            match self.handle.submit(r) {
+                Ok(()) => break,
+                Err(back) => {
+                    req = Some(back);
+                    let ended = self.shared.lock().ended.clone();
+                    if let Some(why) = ended {
+                        return Err(Error::Ended(why));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::Timeout("room in the session's inbox"));
+                    }
+                    let b = self.shared.lock();
+                    let _ = self
+                        .shared
+                        .cond
+                        .wait_timeout(b, Duration::from_millis(2))
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+        Ok(Pending {
+            inner: self.clone(),
+            tag,
+            cdb: cdb_bytes,
+            read_len,
+            write: is_write,
+        })
+    }
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("lun", &self.lun)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for HostDisk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostDisk")
+            .field("portal", &self.inner.cfg.portal)
+            .field("target", &self.inner.cfg.target_name)
+            .field("lun", &self.inner.cfg.lun)
+            .field("block_len", &self.block_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostDisk {
+    /// Logs in and reads the block size; fails when the session gives up or nothing happens
+    /// within `io_timeout`.
+    pub fn open(cfg: DiskConfig) -> Result<HostDisk, Error> {
+        let lun = Lun::from_number(cfg.lun)
+            .ok_or_else(|| Error::Invalid(format!("LUN {} cannot be addressed", cfg.lun)))?;
+        let shared = Arc::new(Shared {
+            board: Mutex::new(Board::default()),
+            cond: Condvar::new(),
+        });
+        let mut random = OsRandom::new();
+        let isid = Isid::random(&mut random as &mut dyn Random);
+        let session_cfg = cfg.session_config(isid);
+        let log = HostLog {
+            out: StderrLog::from_env(cfg.log_level),
+            shared: shared.clone(),
+        };
+        let connector = HostConnector {
+            timeout: session_cfg.connect_timeout,
+            redirect: cfg.connect_via,
+        };
+        let (tx, rx) = mpsc::channel();
+        let events = HostEvents {
+            shared: shared.clone(),
+        };
+        let board = shared.clone();
+        // The runtime and the session's join handle live on this thread's stack: the handle
+        // borrows the runtime, and the session must be awaited before the runtime goes.
+        let owner = std::thread::Builder::new()
+            .name("isboot-session".into())
+            .spawn(move || {
+                let rt = Runtime::new();
+                let (handle, session) =
+                    Session::new(session_cfg, connector, events, random, log, rt.timer());
+                let _ = tx.send(handle);
+                let task = rt.spawn(session.run());
+                let end: End = rt.block_on(task);
+                let mut b = board.lock();
+                let why = match end {
+                    End::LoggedOut => "logged out".to_string(),
+                    End::GaveUp => format!(
+                        "gave up: {}",
+                        b.last_note.as_deref().unwrap_or("no login succeeded")
+                    ),
+                };
+                b.ended = Some(why);
+                b.state = State::Closed;
+                drop(b);
+                board.cond.notify_all();
+            })
+            .map_err(|e| Error::Ended(format!("cannot start the session thread: {e}")))?;
+        let handle = rx
+            .recv_timeout(cfg.io_timeout)
+            .map_err(|_| Error::Timeout("the session to start"))?;
+        let mut disk = HostDisk {
+            inner: Arc::new(Inner {
+                handle,
+                shared,
+                lun,
+                next_tag: AtomicU64::new(1),
+                cfg,
+            }),
+            owner: Some(owner),
+            block_len: 512,
+        };
+        let deadline = Instant::now() + disk.inner.cfg.io_timeout;
+        disk.inner.shared.wait_for(deadline, "the login", |b| {
+            if b.ups > 0 {
+                Some(Ok(()))
+            } else {
+                b.ended.clone().map(|why| Err(Error::Ended(why)))
+            }
+        })??;
+        let (_, bl) = disk.read_capacity()?;
+        disk.block_len = bl;
+        Ok(disk)
+    }
+
+    /// Logical block size of the disk.
+    pub fn block_len(&self) -> u32 {
+        self.block_len
+    }
+
+    /// The session's report of the values negotiated at the last login (MaxRecvDataSegmentLength
+    /// both ways, bursts, InitialR2T, ImmediateData, digests), as logged.
+    pub fn negotiated(&self) -> String {
+        self.inner
+            .shared
+            .lock()
+            .negotiated
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// The session's counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.handle.status().stats
+    }
+
+    /// Connections lost (or dropped by us) after a login so far.
+    pub fn reconnects(&self) -> u64 {
+        self.inner.handle.status().disconnects
+    }
+
+    /// Submits `cdb` with `data` (writes) or a buffer of `read_len` (reads); neither for no data.
+    pub fn submit(
+        &self,
+        cdb: &[u8],
+        write: Option<Vec<u8>>,
+        read_len: usize,
+    ) -> Result<Pending, Error> {
+        self.inner.submit(cdb, write, read_len)
+    }
+
+    /// Runs one command to completion.
+    pub fn execute(
+        &self,
+        cdb: &[u8],
+        write: Option<Vec<u8>>,
+        read_len: usize,
+    ) -> Result<Vec<u8>, Error> {
+        self.submit(cdb, write, read_len)?.wait()
+    }
+
+    fn check_len(&self, blocks: u64) -> Result<usize, Error> {
+        blocks
+            .checked_mul(u64::from(self.block_len))
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n <= u32::MAX as usize)
+            .ok_or_else(|| Error::Invalid(format!("{blocks} blocks in one command")))
+    }
+
+    /// Submits a READ of `blocks` blocks at `lba`.
+    pub fn submit_read(&self, lba: u64, blocks: u32) -> Result<Pending, Error> {
+        let len = self.check_len(u64::from(blocks))?;
+        self.submit(&rw_cdb(false, lba, blocks), None, len)
+    }
+
+    /// Submits a WRITE of `data` (whole blocks) at `lba`.
+    pub fn submit_write(&self, lba: u64, data: Vec<u8>) -> Result<Pending, Error> {
+        if data.is_empty() || data.len() % self.block_len as usize != 0 {
+            return Err(Error::Invalid(format!(
+                "{} bytes is not a whole number of {}-byte blocks",
+                data.len(),
+                self.block_len
+            )));
+        }
+        let blocks = u32::try_from(data.len() / self.block_len as usize)
+            .map_err(|_| Error::Invalid("write too large".into()))?;
+        self.check_len(u64::from(blocks))?;
+        self.submit(&rw_cdb(true, lba, blocks), Some(data), 0)
+    }
+
+    /// Reads `blocks` blocks at `lba`.
+    pub fn read(&self, lba: u64, blocks: u32) -> Result<Vec<u8>, Error> {
+        self.submit_read(lba, blocks)?.wait()
+    }
+
+    /// Writes `data` (whole blocks) at `lba`.
+    pub fn write(&self, lba: u64, data: &[u8]) -> Result<(), Error> {
+        self.submit_write(lba, data.to_vec())?.wait().map(drop)
+    }
+
+    /// Standard INQUIRY.
+    pub fn inquiry(&self) -> Result<Inquiry, Error> {
+        let data = self
+            .submit(&[0x12, 0, 0, 0, 96, 0], None, 96)?
+            .wait_partial(36)?;
+        let text =
+            |r: std::ops::Range<usize>| String::from_utf8_lossy(&data[r]).trim_end().to_string();
+        Ok(Inquiry {
+            peripheral_type: data[0] & 0x1f,
+            vendor: text(8..16),
+            product: text(16..32),
+            revision: text(32..36),
+            raw: data.clone(),
+        })
+    }
+
+    /// READ CAPACITY(16): (number of blocks, block length).
+    pub fn read_capacity(&self) -> Result<(u64, u32), Error> {
+        let mut cdb = [0u8; 16];
+        cdb[0] = 0x9e;
+        cdb[1] = 0x10;
+        cdb[13] = 32;
+        let d = self.execute(&cdb, None, 32)?;
+        let last = u64::from_be_bytes(d[0..8].try_into().map_err(|_| Error::Short {
+            wanted: 8,
+            got: d.len(),
+        })?);
+        let bl = u32::from_be_bytes(d[8..12].try_into().map_err(|_| Error::Short {
+            wanted: 12,
+            got: d.len(),
+        })?);
+        if bl == 0 || bl % 512 != 0 {
+            return Err(Error::Invalid(format!("target reports a {bl}-byte block")));
+        }
+        Ok((last.saturating_add(1), bl))
+    }
+
+    /// REPORT LUNS: the single-level LUN numbers the target lists.
+    pub fn report_luns(&self) -> Result<Vec<u16>, Error> {
+        let alloc = 8 + 8 * 256;
+        let mut cdb = [0u8; 12];
+        cdb[0] = 0xa0;
+        cdb[6..10].copy_from_slice(&(alloc as u32).to_be_bytes());
+        let d = self.submit(&cdb, None, alloc)?.wait_partial(8)?;
+        let list_len = d
+            .get(0..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or(Error::Short {
+                wanted: 4,
+                got: d.len(),
+            })?;
+        let entries = d.get(8..).unwrap_or(&[]);
+        Ok(entries
+            .chunks_exact(8)
+            .take(list_len / 8)
+            .filter_map(|e| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(e);
+                Lun(b).number()
+            })
+            .collect())
+    }
+
+    /// Logs out and stops the session (also done by drop).
+    pub fn close(mut self) -> Result<(), Error> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), Error> {
+        let Some(owner) = self.owner.take() else {
+            return Ok(());
+        };
+        self.inner.handle.shutdown();
+        let deadline = Instant::now() + self.inner.cfg.io_timeout;
+        let r = self
+            .inner
+            .shared
+            .wait_for(deadline, "the logout", |b| b.ended.as_ref().map(drop));
+        if r.is_ok() {
+            let _ = owner.join();
+        }
+        r
+    }
+}
+
+impl Drop for HostDisk {
+    fn drop(&mut self) {
+        // A session that does not end in time keeps its thread; the process exit takes it.
+        let _ = self.shutdown();
+    }
+}
+
+/// READ/WRITE (10) when the LBA and length fit, else (16).
+fn rw_cdb(write: bool, lba: u64, blocks: u32) -> Vec<u8> {
+    if let (Ok(l), Ok(n)) = (u32::try_from(lba), u16::try_from(blocks)) {
+        let mut c = vec![0u8; 10];
+        c[0] = if write { 0x2a } else { 0x28 };
+        c[2..6].copy_from_slice(&l.to_be_bytes());
+        c[7..9].copy_from_slice(&n.to_be_bytes());
+        c
+    } else {
+        let mut c = vec![0u8; 16];
+        c[0] = if write { 0x8a } else { 0x88 };
+        c[2..10].copy_from_slice(&lba.to_be_bytes());
+        c[10..14].copy_from_slice(&blocks.to_be_bytes());
+        c
+    }
+}
