@@ -12,6 +12,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod bridge;
 pub mod cam;
 pub mod errno;
 pub mod linebuf;

@@ -1,0 +1,558 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The boot sequence and its teardown: from the iBFT's boot pair to a `da` disk CAM can mount
+//! root from, and back.
+//!
+//! # Start ([`start`], module load, thread context)
+//! 1. `root_mount_hold("isboot")`: the kernel waits for us before mounting root.
+//! 2. The executor's home: a taskqueue thread, its callout and the executor ([`crate::exec`]).
+//! 3. A one-shot job on that thread brings the boot NIC up ([`crate::net`]; bounded waits) and
+//!    publishes `net.isboot.nic`, then spawns the tasks: the session (login, full feature phase,
+//!    recovery, all in the core), the CAM pump (CAM requests into the session) and the root
+//!    watcher.
+//! 4. When the session first reaches full feature phase, the SIM is attached and the bus
+//!    scanned ([`crate::cam`]); after each reconnect the bus is rescanned.
+//! 5. The root watcher releases the root mount hold once a `da` disk sits on the boot LUN, or
+//!    after [`ROOT_WAIT`] with a message saying why root may not be found, or as soon as the
+//!    session gives up.
+//!
+//! # Teardown ([`stop`]; the one order every exit path follows)
+//! 1. Stop new requests: the SIM answers `CAM_DEV_NOT_THERE` and its request channel closes.
+//! 2. Log out: the session is asked to log out and given [`LOGOUT_WAIT`] to finish. Logging out
+//!    needs the socket, its upcalls and the executor, so it comes before they go.
+//! 3. Clear upcalls and close the socket: every task is cancelled and the executor is polled
+//!    until all futures are dropped; dropping the session's transport clears the upcalls under
+//!    the sockbuf locks and closes the socket, so no upcall can pend the executor afterwards.
+//! 4. Drain the callout, let the running poll finish, drain and free the taskqueue
+//!    ([`crate::exec::Host::shutdown`]).
+//! 5. Deregister from CAM: CCBs still filed complete with `CAM_DEV_NOT_THERE`, the device is
+//!    announced lost, bus and SIM are freed.
+//! 6. Free: the executor, the NIC references, and the root mount hold if still held.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::fmt;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::time::Duration;
+
+use isboot_core::ibft::{BootCandidate, BootConfig};
+use isboot_core::port::{Events, Level, Log, Random};
+use isboot_core::scsi::{Completion, ScsiRequest};
+use isboot_core::session::{End, Handle, Isid, Session, SessionConfig, State, TmfError};
+use isboot_executor::{Executor, JoinHandle, Mutex};
+use isboot_kmod_logic::bridge;
+use isboot_kmod_logic::cam::{self as logic, status, TmfKind};
+use isboot_kmod_logic::lun::Lun as CamLun;
+
+use crate::bindings as sys;
+use crate::cam::{fail_request, CamRequest, CcbRef, Pending, Sim, SimShared};
+use crate::exec::{now_ns, pause_ms, Host, KSpin, Pender, Polled};
+use crate::net::{self, BootNic};
+use crate::sock::KConnector;
+
+/// Longest time root mounting waits for the boot disk.
+pub const ROOT_WAIT: Duration = Duration::from_secs(120);
+/// Longest time a logout may take at unload or shutdown.
+pub const LOGOUT_WAIT: Duration = Duration::from_secs(10);
+/// Longest time teardown waits for cancelled tasks to drop their futures.
+const CANCEL_WAIT_MS: u32 = 5_000;
+
+type Exec = Executor<KSpin, Pender>;
+type KSession = Session<KSpin, KConnector, KEvents, KRandom, KLog>;
+
+/// A `root_mount_hold` token, released exactly once.
+struct RootHold(NonNull<sys::root_hold_token>);
+
+// SAFETY: the token may be released from any thread.
+unsafe impl Send for RootHold {}
+
+impl RootHold {
+    fn take() -> Option<RootHold> {
+        // SAFETY: static identifier; returns NULL only if the root is already mounted.
+        NonNull::new(unsafe { sys::root_mount_hold(c"isboot".as_ptr()) }).map(RootHold)
+    }
+}
+
+impl Drop for RootHold {
+    fn drop(&mut self) {
+        // SAFETY: the token came from `root_mount_hold` and is released once (we are dropped
+        // once).
+        unsafe { sys::root_mount_rel(self.0.as_ptr()) };
+    }
+}
+
+/// What the tasks and the teardown share.
+struct Ctx {
+    exec: &'static Exec,
+    cfg: BootConfig,
+    cand: BootCandidate,
+    /// The session's handle, once the session exists.
+    handle: Mutex<KSpin, Option<Handle<KSpin>>>,
+    sim_shared: Arc<SimShared>,
+    sim: Mutex<KSpin, Option<Sim>>,
+    pending: Mutex<KSpin, Pending>,
+    root: Mutex<KSpin, Option<RootHold>>,
+    nic: Mutex<KSpin, Option<BootNic>>,
+    tasks: Mutex<KSpin, Vec<JoinHandle<'static, ()>>>,
+    /// Set once the session is in full feature phase for the first time.
+    up_once: AtomicBool,
+    /// Set when the session closed for good.
+    closed: AtomicBool,
+    /// Set by `stop`/`shutdown`: the session should log out.
+    logout: AtomicBool,
+    unit: AtomicU32,
+    /// CAM queue depth: the session's request slots.
+    depth: AtomicU32,
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("up_once", &self.up_once.load(Ordering::Relaxed))
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The running boot session, owned by the module.
+pub struct BootHandle {
+    host: Option<Host>,
+    ctx: Arc<Ctx>,
+}
+
+impl fmt::Debug for BootHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BootHandle").finish_non_exhaustive()
+    }
+}
+
+/// Starts booting from `cfg`'s boot pair. Returns quickly; the work runs on our taskqueue
+/// thread. Errors are `errno` values for the module's load status.
+pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
+    let Some(cand) = cfg.boot().cloned() else {
+        crate::klog!(0, "the iBFT has no usable boot target");
+        return Err(sys::ENXIO as i32);
+    };
+    let root = RootHold::take();
+    let mut exec_slot: Option<&'static Exec> = None;
+    let host = Host::start(c"isboot", |pender| {
+        let exec: &'static Exec = Box::leak(Box::new(Executor::new(pender)));
+        exec_slot = Some(exec);
+        Box::new(move |now| {
+            exec.on_tick(isboot_executor::Instant::from_nanos(now));
+            let again = exec.poll();
+            Polled {
+                again,
+                deadline: exec.next_deadline().map(|d| d.as_nanos()),
+            }
+        })
+    })
+    .inspect_err(|e| crate::klog!(0, "cannot start the isboot taskqueue (error {})", e))?;
+    let Some(exec) = exec_slot else {
+        return Err(sys::ENOMEM as i32);
+    };
+    // SAFETY: reads a kernel variable.
+    let maxphys: u64 = unsafe { sys::isboot_maxphys() };
+    let ctx = Arc::new(Ctx {
+        exec,
+        cfg: cfg.clone(),
+        cand,
+        handle: Mutex::new(None),
+        sim_shared: SimShared::new(logic::path_inq(maxphys, 0)),
+        sim: Mutex::new(None),
+        pending: Mutex::new(Pending::new()),
+        root: Mutex::new(root),
+        nic: Mutex::new(None),
+        tasks: Mutex::new(Vec::new()),
+        up_once: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        logout: AtomicBool::new(false),
+        unit: AtomicU32::new(0),
+        depth: AtomicU32::new(crate::cam::MAX_TAGS),
+    });
+    let job_ctx = ctx.clone();
+    if host.run_job(Box::new(move || bring_up(job_ctx))).is_err() {
+        return Err(sys::EBUSY as i32);
+    }
+    Ok(BootHandle {
+        host: Some(host),
+        ctx,
+    })
+}
+
+/// The boot job: NIC, then the tasks.
+fn bring_up(ctx: Arc<Ctx>) {
+    let Some(target_ip) = ctx.cand.target.ip else {
+        give_up(&ctx, "the boot target has no address");
+        return;
+    };
+    match net::bring_up(&ctx.cand.nic, target_ip) {
+        Ok(nic) => {
+            crate::sysctl::set_nic(nic.name());
+            ctx.sim_shared.set_link_speed(nic.baudrate());
+            crate::klog!(1, "boot NIC {} configured", nic.name());
+            ctx.nic.lock(|n| *n = Some(nic));
+        }
+        Err(e) => {
+            crate::klog!(0, "boot NIC setup failed: {}", e);
+            crate::sysctl::stats().set_last_error("boot NIC setup failed");
+            give_up(&ctx, "no network to the target");
+            return;
+        }
+    }
+    let mut rng = KRandom;
+    let isid = Isid::random(&mut rng);
+    let mut scfg = SessionConfig::from_boot(&ctx.cfg, isid);
+    if scfg.targets.is_empty() {
+        give_up(
+            &ctx,
+            "no boot target the session can use (address, name or CHAP type)",
+        );
+        return;
+    }
+    // The SIM's queue depth is the session's request slots; the session itself keeps commands
+    // beyond the target's CmdSN window waiting, so CAM never needs to know the window.
+    scfg.max_tasks = scfg.max_tasks.min(crate::cam::MAX_TAGS as usize);
+    ctx.depth.store(scfg.max_tasks as u32, Ordering::Relaxed);
+    let exec = ctx.exec;
+    let events = KEvents { ctx: ctx.clone() };
+    let (handle, session): (Handle<KSpin>, KSession) =
+        Session::new(scfg, KConnector, events, KRandom, KLog, exec.timer());
+    ctx.handle.lock(|h| *h = Some(handle));
+    let handles = [
+        exec.spawn(session_task(ctx.clone(), session)),
+        exec.spawn(cam_pump(ctx.clone())),
+        exec.spawn(root_watcher(ctx.clone())),
+    ];
+    ctx.tasks.lock(|t| t.extend(handles));
+}
+
+/// Runs the session until it logs out or gives up.
+async fn session_task(ctx: Arc<Ctx>, session: KSession) {
+    match session.run().await {
+        End::LoggedOut => crate::klog!(1, "session logged out"),
+        End::GaveUp => {
+            crate::klog!(0, "session gave up reconnecting; the boot disk is gone");
+            crate::sysctl::stats().set_last_error("session gave up");
+        }
+    }
+    ctx.closed.store(true, Ordering::Release);
+}
+
+fn handle(ctx: &Ctx) -> Option<Handle<KSpin>> {
+    ctx.handle.lock(|h| h.clone())
+}
+
+/// Hands `req` to the session; on refusal (inbox full, shutting down) the request is dropped
+/// and its tag returned.
+fn session_submit(ctx: &Ctx, req: ScsiRequest) -> Result<(), u64> {
+    let tag = req.tag;
+    match handle(ctx) {
+        Some(h) => h.submit(req).map_err(|_| tag),
+        None => Err(tag),
+    }
+}
+
+fn session_abort(ctx: &Ctx, tag: u64) -> bool {
+    handle(ctx).is_some_and(|h| h.abort(tag))
+}
+
+fn session_reset(ctx: &Ctx, lun: isboot_core::scsi::Lun, tag: u64) {
+    let queued = handle(ctx).is_some_and(|h| h.reset_lun(lun, tag));
+    if !queued {
+        if let Some(ccb) = ctx.pending.lock(|p| p.take(tag)) {
+            ccb.complete_status(status::RESRC_UNAVAIL);
+        }
+    }
+}
+
+fn session_logout(ctx: &Ctx) {
+    match handle(ctx) {
+        Some(h) => h.shutdown(),
+        // No session yet (the NIC job is still running or failed): nothing to log out of.
+        None => ctx.closed.store(true, Ordering::Release),
+    }
+}
+
+/// Releases the root hold with a message: root mounting goes on without us.
+fn give_up(ctx: &Ctx, why: &str) {
+    crate::klog!(0, "{}; not holding root mount any longer", why);
+    drop(ctx.root.lock(Option::take));
+}
+
+/// Waits until the boot disk is attached, the session gave up, or [`ROOT_WAIT`] passed.
+async fn root_watcher(ctx: Arc<Ctx>) {
+    let timer = ctx.exec.timer();
+    let deadline = timer.now().saturating_add(ROOT_WAIT);
+    let lun = CamLun(ctx.cand.target.lun.0).to_cam();
+    loop {
+        if ctx.closed.load(Ordering::Acquire) {
+            give_up(
+                &ctx,
+                "the iSCSI session ended before the boot disk appeared",
+            );
+            return;
+        }
+        let attached = ctx.sim.lock(|s| s.as_ref().map(|s| s.has_disk(lun)));
+        if attached == Some(true) {
+            crate::klog!(1, "boot disk attached");
+            drop(ctx.root.lock(Option::take));
+            return;
+        }
+        if timer.now() >= deadline {
+            crate::klog!(
+                0,
+                "no disk on the boot LUN after {} s (check the target's LUN mapping and ACLs); root may not be found",
+                ROOT_WAIT.as_secs()
+            );
+            drop(ctx.root.lock(Option::take));
+            return;
+        }
+        timer.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Takes CAM's requests and hands them to the session.
+async fn cam_pump(ctx: Arc<Ctx>) {
+    while let Some(req) = ctx.sim_shared.next().await {
+        match req {
+            CamRequest::Io(ccb) => submit_io(&ctx, ccb),
+            CamRequest::Abort { ccb, target } => {
+                let tag = ctx.pending.lock(|p| p.tag_of(target));
+                let st = match tag {
+                    // Not ours (already completed, or never seen): nothing to abort.
+                    None => status::REQ_CMP,
+                    Some(tag) if session_abort(&ctx, tag) => status::REQ_CMP,
+                    Some(_) => logic::tmf_status(TmfKind::AbortTask, None),
+                };
+                ccb.complete_status(st);
+            }
+            CamRequest::ResetDev(ccb) => {
+                let lun = isboot_core::scsi::Lun(CamLun::from_cam(ccb.lun()).0);
+                match ctx.pending.lock(|p| p.insert(ccb)) {
+                    Ok(tag) => session_reset(&ctx, lun, tag),
+                    Err(ccb) => ccb.complete_status(status::RESRC_UNAVAIL),
+                }
+            }
+        }
+    }
+}
+
+fn submit_io(ctx: &Ctx, ccb: CcbRef) {
+    let maxio = ctx.sim_shared.maxio();
+    let made = match ccb.command(maxio) {
+        Err(refusal) => Err(refusal.cam_status()),
+        Ok(cmd) => {
+            let data = match cmd.direction {
+                logic::Direction::In => bridge::try_zeroed(cmd.transfer_len as usize),
+                logic::Direction::Out => bridge::try_copy(ccb.data_out()),
+                logic::Direction::None => Some(Vec::new()),
+            };
+            match data {
+                // Memory is short: CAM retries the CCB later (never panic on the I/O path).
+                None => Err(status::REQUEUE_REQ),
+                Some(data) => bridge::request(&cmd, 0, data).map_err(|r| r.cam_status()),
+            }
+        }
+    };
+    let mut req = match made {
+        Ok(req) => req,
+        Err(st) => {
+            ccb.complete_status(st);
+            return;
+        }
+    };
+    let tag = match ctx.pending.lock(|p| p.insert(ccb)) {
+        Ok(tag) => tag,
+        Err(ccb) => {
+            ccb.complete_status(status::REQUEUE_REQ);
+            return;
+        }
+    };
+    req.tag = tag;
+    if let Err(tag) = session_submit(ctx, req) {
+        if let Some(ccb) = ctx.pending.lock(|p| p.take(tag)) {
+            ccb.complete_status(status::REQUEUE_REQ);
+        }
+    }
+}
+
+/// The session's reports, delivered on the taskqueue thread.
+#[derive(Debug)]
+struct KEvents {
+    ctx: Arc<Ctx>,
+}
+
+impl Events for KEvents {
+    fn complete(&mut self, c: Completion) {
+        let Some(mut ccb) = self.ctx.pending.lock(|p| p.take(c.tag)) else {
+            crate::klog!(2, "completion for unknown tag {:#x} ignored", c.tag);
+            return;
+        };
+        let stats = crate::sysctl::stats();
+        stats.add_commands(1);
+        let buf = ccb.data_in();
+        let n = bridge::data_in_len(&c, buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), c.data.get(..n)) {
+            dst.copy_from_slice(src);
+            stats.add_bytes_in(n as u64);
+        }
+        if let Ok(r) = &c.result {
+            if !ccb.data_out().is_empty() {
+                stats.add_bytes_out(u64::from(r.transferred));
+            }
+        }
+        ccb.complete_io(&bridge::finish(&c));
+    }
+
+    fn reset_done(&mut self, tag: u64, result: Result<(), TmfError>) {
+        let Some(ccb) = self.ctx.pending.lock(|p| p.take(tag)) else {
+            return;
+        };
+        let response = match result {
+            Ok(()) => Some(0),
+            Err(TmfError::Refused(code)) => Some(code),
+            Err(TmfError::NotConnected | TmfError::ConnectionLost) => None,
+        };
+        ccb.complete_status(logic::tmf_status(TmfKind::LunReset, response));
+    }
+
+    fn state(&mut self, state: State) {
+        let stats = crate::sysctl::stats();
+        match state {
+            State::LoggingIn => stats.set_state("logging in"),
+            State::Up => {
+                stats.set_state("up");
+                if self.ctx.up_once.swap(true, Ordering::AcqRel) {
+                    crate::klog!(1, "session back up; rescanning");
+                    self.ctx.sim.lock(|s| s.as_ref().map(Sim::rescan));
+                } else {
+                    attach_sim(&self.ctx);
+                }
+            }
+            State::Recovering => {
+                stats.set_state("recovering");
+                stats.inc_reconnects();
+            }
+            State::Closed => {
+                stats.set_state("closed");
+                self.ctx.closed.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+fn attach_sim(ctx: &Ctx) {
+    let unit = ctx.unit.load(Ordering::Relaxed);
+    let depth = ctx.depth.load(Ordering::Relaxed);
+    match Sim::attach(ctx.sim_shared.clone(), depth, unit) {
+        Ok(sim) => {
+            crate::klog!(1, "CAM bus {} attached", sim.path_id());
+            ctx.sim.lock(|s| *s = Some(sim));
+        }
+        Err(e) => {
+            crate::klog!(0, "attaching the CAM SIM failed ({})", e);
+            give_up(ctx, "no CAM bus for the boot disk");
+        }
+    }
+}
+
+/// `printf` gated by `net.isboot.debug`.
+#[derive(Clone, Copy, Debug)]
+struct KLog;
+
+impl Log for KLog {
+    fn enabled(&self, level: Level) -> bool {
+        crate::log::enabled(level as i32)
+    }
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        crate::klog!(level as i32, "{}", args);
+    }
+}
+
+/// `arc4random_buf`.
+#[derive(Debug)]
+struct KRandom;
+
+impl Random for KRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        // SAFETY: fills exactly `buf.len()` bytes of a valid buffer.
+        unsafe { sys::arc4random_buf(buf.as_mut_ptr().cast::<c_void>(), buf.len()) };
+    }
+}
+
+/// Whether the session holds a disk: then unloading would pull the root file system away.
+pub fn busy(h: &BootHandle) -> bool {
+    h.ctx.sim.lock(|s| s.is_some())
+}
+
+/// Logs out after the file systems were synced (shutdown); frees nothing.
+pub fn shutdown(h: &BootHandle) {
+    request_logout(&h.ctx);
+    wait_closed(&h.ctx, LOGOUT_WAIT);
+}
+
+fn request_logout(ctx: &Ctx) {
+    ctx.logout.store(true, Ordering::Release);
+    session_logout(ctx);
+}
+
+fn wait_closed(ctx: &Ctx, limit: Duration) {
+    let start = now_ns();
+    let limit_ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+    while !ctx.closed.load(Ordering::Acquire) && now_ns().saturating_sub(start) < limit_ns {
+        pause_ms(50);
+    }
+}
+
+/// Tears everything down in the order written in the module documentation.
+pub fn stop(mut h: BootHandle) {
+    let ctx = h.ctx.clone();
+    // 1. Stop new requests.
+    ctx.sim_shared.close();
+    // 2. Log out (bounded).
+    request_logout(&ctx);
+    wait_closed(&ctx, LOGOUT_WAIT);
+    // 3. Cancel every task and let the executor drop their futures (closing the socket and
+    //    clearing its upcalls), bounded.
+    drop(ctx.tasks.lock(core::mem::take));
+    if let Some(host) = &h.host {
+        host.pender().pend();
+    }
+    let mut waited = 0;
+    while ctx.exec.task_count() > 0 && waited < CANCEL_WAIT_MS {
+        pause_ms(20);
+        waited += 20;
+    }
+    if ctx.exec.task_count() > 0 {
+        crate::klog!(0, "tasks still alive after cancelling; tearing down anyway");
+    }
+    // 4. Callout, running poll, taskqueue.
+    if let Some(host) = h.host.take() {
+        drop(host.shutdown());
+    }
+    // 5. CAM.
+    for ccb in ctx.pending.lock(Pending::drain) {
+        ccb.complete_status(status::DEV_NOT_THERE);
+    }
+    while let Some(req) = ctx.sim_shared.try_next() {
+        fail_request(req, status::DEV_NOT_THERE);
+    }
+    if let Some(sim) = ctx.sim.lock(Option::take) {
+        sim.detach();
+    }
+    // 6. Free.
+    drop(ctx.nic.lock(Option::take));
+    drop(ctx.root.lock(Option::take));
+    let exec: *const Exec = ctx.exec;
+    drop(ctx);
+    drop(h);
+    // SAFETY: the executor was leaked in `start`; every JoinHandle borrowing it was dropped in
+    // step 3, the poll function referencing it was dropped with the host in step 4, and the
+    // `Ctx` holding the last `&'static` was dropped above (no task remains to hold it: the
+    // tasks' futures own `Arc<Ctx>` clones, dropped in step 3 or with the executor here).
+    unsafe { drop(Box::from_raw(exec.cast_mut())) };
+}
