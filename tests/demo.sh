@@ -50,29 +50,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "building a FreeBSD boot disk image (GPT: freebsd-boot + freebsd-ufs)"
-stage="$work/root"
-mkdir -p "$stage/boot/kernel" "$stage/etc" "$stage/root"
-cat > "$stage/boot/loader.conf" <<'CONF'
-# Load the iSCSI boot driver; it reads the iBFT the firmware left and attaches the disk as daN.
-isboot_load="YES"
-vfs.root.mountfrom="ufs:/dev/gpt/rootfs"
-CONF
-cat > "$stage/etc/fstab" <<'FSTAB'
-# Device		Mountpoint	FStype	Options	Dump	Pass#
-/dev/gpt/rootfs		/		ufs	rw	1	1
-FSTAB
-cat > "$stage/etc/rc.conf" <<'RC'
-hostname="diskless1"
-# contrib/isbootifname renames the boot NIC to bootnet0; keep netif and dhclient off it.
-ifconfig_bootnet0="NOAUTO"
-RC
-echo "isboot-rs demo disk" > "$stage/root/README"
-makefs -t ffs -o version=2 -s 56m "$work/ufs.img" "$stage" >"$work/makefs.log"
 disk="$work/disk.img"
-truncate -s 64M "$disk"
-sgdisk -a 8 -n 1:40:+512K -t 1:a501 -c 1:gptboot0 -n 2:0:0 -t 2:a503 -c 2:rootfs "$disk" >/dev/null
-start=$(sgdisk -i 2 "$disk" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
-dd if="$work/ufs.img" of="$disk" bs=512 seek="$start" conv=notrunc status=none
+make_freebsd_disk "$work" "$disk"
 "$ctl" part "$disk"
 
 say "starting tgtd on 127.0.0.1 (target $TARGET_IQN, LUN 1, mutual CHAP)"
@@ -88,9 +67,4 @@ say "pointing its boot target at 127.0.0.1:$port (isbootctl ibft --rewrite)"
 "$ctl" ibft --rewrite "127.0.0.1:$port" --output "$work/ibft-local.bin" "$FIXTURE"
 
 say "isbootctl boot --ibft ibft-local.bin: what isboot.ko does at boot"
-if ! "$ctl" boot --help >/dev/null 2>&1; then
-	echo "isbootctl boot is not built yet (it needs the session core and isboot-host)."
-	echo "demo: every step up to the boot ran; the boot itself did not."
-	exit 3
-fi
 "$ctl" boot --ibft "$work/ibft-local.bin"

@@ -97,3 +97,36 @@ tgt_stop() {
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# make_freebsd_disk DIR OUT: a 64 MiB disk laid out like a FreeBSD install: GPT with freebsd-boot
+# (gptboot0) and freebsd-ufs (rootfs) partitions, the UFS file system built by makefs with the
+# files an isboot machine needs (/boot/loader.conf, /etc/fstab, /etc/rc.conf). Uses DIR for scratch.
+make_freebsd_disk() {
+	_dir=$1 _out=$2
+	_stage="$_dir/root"
+	mkdir -p "$_stage/boot/kernel" "$_stage/etc" "$_stage/root"
+	cat > "$_stage/boot/loader.conf" <<'CONF'
+# Load the iSCSI boot driver; it reads the iBFT the firmware left and attaches the disk as daN.
+isboot_load="YES"
+vfs.root.mountfrom="ufs:/dev/gpt/rootfs"
+CONF
+	cat > "$_stage/etc/fstab" <<'FSTAB'
+# Device		Mountpoint	FStype	Options	Dump	Pass#
+/dev/gpt/rootfs		/		ufs	rw	1	1
+FSTAB
+	cat > "$_stage/etc/rc.conf" <<'RC'
+hostname="diskless1"
+# contrib/isbootifname renames the boot NIC to bootnet0; keep netif and dhclient off it.
+ifconfig_bootnet0="NOAUTO"
+RC
+	echo "isboot-rs test disk" > "$_stage/root/README"
+	makefs -t ffs -o version=2 -s 56m "$_dir/ufs.img" "$_stage" > "$_dir/makefs.log"
+	rm -f "$_out"
+	truncate -s 64M "$_out"
+	# -a 8: 4 KiB alignment like FreeBSD's installer; sgdisk -q would silently write nothing.
+	sgdisk -a 8 -n 1:40:+512K -t 1:a501 -c 1:gptboot0 -n 2:0:0 -t 2:a503 -c 2:rootfs "$_out" > /dev/null
+	_start=$(sgdisk -i 2 "$_out" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
+	[ -n "$_start" ] || { echo "make_freebsd_disk: sgdisk made no partition 2" >&2; return 1; }
+	dd if="$_dir/ufs.img" of="$_out" bs=512 seek="$_start" conv=notrunc status=none
+	rm -f "$_dir/ufs.img"
+}

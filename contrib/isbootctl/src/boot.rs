@@ -9,7 +9,6 @@
 //! The flow is written against [`Initiator`], a synchronous view of one iSCSI session, so it is
 //! tested here against a scripted fake and runs for real on isboot-host's block API.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -174,47 +173,6 @@ impl BlockRead for LunDisk<'_> {
     }
 }
 
-/// The file system a partition holds, from its superblock (UFS only: what FreeBSD roots on
-/// besides ZFS, whose labels need far more reading than a preflight should do).
-fn probe_fs(disk: &mut LunDisk<'_>, p: &part::Partition) -> Option<String> {
-    // UFS superblocks sit at 64 KiB (UFS2), 8 KiB (UFS1, and UFS2 from NetBSD's makefs) or 256 KiB
-    // into the partition; fs_magic is at byte 1372 of it, fs_volname at 680.
-    for off in [65536u64, 8192, 262_144] {
-        let bs = u64::from(disk.bs);
-        let lba = p.first_lba + off / bs;
-        let within = (off % bs) as usize;
-        let need = (within + 1376).div_ceil(disk.bs as usize) as u32;
-        if lba + u64::from(need) > p.last_lba + 1 {
-            continue;
-        }
-        let Ok(b) = disk.read_blocks(lba, need) else {
-            return None;
-        };
-        let magic = u32::from_le_bytes([
-            b[within + 1372],
-            b[within + 1373],
-            b[within + 1374],
-            b[within + 1375],
-        ]);
-        let kind = match magic {
-            0x1954_0119 => "UFS2",
-            0x0001_1954 => "UFS1",
-            _ => continue,
-        };
-        let name: String = b[within + 680..within + 712]
-            .iter()
-            .take_while(|c| **c != 0)
-            .map(|&c| c as char)
-            .collect();
-        return Some(if name.is_empty() {
-            kind.to_string()
-        } else {
-            format!("{kind} volume \"{name}\"")
-        });
-    }
-    None
-}
-
 /// The outcome: transcript lines were printed through `out`; `Ok(summary)` when the disk is
 /// usable as a FreeBSD boot disk, `Err(summary)` when not.
 pub fn run(
@@ -337,7 +295,7 @@ fn probe(
             let fs = if p.kind == "freebsd-zfs" {
                 None
             } else {
-                probe_fs(&mut disk, p)
+                part::probe_fs(&mut disk, p)
             };
             if let Some(fs) = &fs {
                 lines.push(format!("GEOM: {name}: {fs}"));
@@ -378,8 +336,10 @@ fn probe(
     }
 }
 
-/// Renders the whole run as text (used by tests and by the command).
+/// Renders the whole run as text, for the tests.
+#[cfg(test)]
 pub fn transcript(p: &BootParams, ini: &mut dyn Initiator) -> (String, bool) {
+    use std::fmt::Write as _;
     let mut text = String::new();
     let r = run(p, ini, &mut |l| {
         let _ = writeln!(text, "{l}");

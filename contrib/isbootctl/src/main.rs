@@ -4,8 +4,8 @@
 //! `isbootctl ibft` shows the boot firmware's table as the driver reads it (same parser);
 //! `isbootctl boot` does what the driver does at boot, from userland, as a preflight check.
 
-#[cfg(test)]
 mod boot;
+mod hostini;
 mod ibftcmd;
 mod json;
 mod part;
@@ -17,6 +17,9 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: isbootctl ibft [--json] [--show-secrets] [FILE]
        isbootctl ibft --rewrite HOST:PORT --output OUT [FILE]
+       isbootctl boot [--ibft FILE] [--portal HOST:PORT] [--target IQN] [--lun N]
+                      [--chap NAME:SECRET] [--mutual NAME:SECRET] [--initiator IQN]
+                      [--digests] [--timeout SECONDS] [--debug 0-3]
        isbootctl part [--block-size N] IMAGE
        isbootctl help
 
@@ -30,6 +33,16 @@ ibft   Decode and validate an iSCSI Boot Firmware Table. FILE is a raw table (st
        --rewrite HOST:PORT --output OUT
                        write a copy of the table whose boot target is HOST:PORT (to try a
                        firmware's table against another target); OUT is a raw table
+
+boot   Do what isboot.ko does at boot, from userland: log in, REPORT LUNS, INQUIRY, READ
+       CAPACITY, read the partition table (and the UFS superblock of the root partition), log
+       out. Parameters come from the iBFT (FILE, or the running system's when neither --ibft
+       nor both --portal and --target are given); flags override the table. --mutual sets the
+       name and secret the target must prove. Prints a transcript like the kernel's boot
+       messages and a summary; exit status 0 only if the disk is usable as a FreeBSD boot disk.
+       Secrets given as flags are visible to other users in ps(1): prefer the table.
+       --timeout bounds the login and each command (default 30), --debug sets the session's
+       message level as net.isboot.debug does.
 
 part   Show the partition table (GPT or MBR, FreeBSD type names) of a disk image file, as
        `isbootctl boot` shows the boot disk's. --block-size defaults to 512.
@@ -60,6 +73,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ibft") => cmd_ibft(&args[1..]),
         Some("part") => cmd_part(&args[1..]),
+        Some("boot") => cmd_boot(&args[1..]),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
@@ -211,5 +225,188 @@ fn cmd_part(argv: &[String]) -> Result<(), Failure> {
     let mut disk = part::FileDisk::open(file, bs)?;
     let table = part::read_table(&mut disk).map_err(|e| format!("{file}: {e}"))?;
     print!("{}", part::describe(&table, file, "", bs));
+    let sep = if matches!(table.scheme, part::Scheme::Gpt { .. }) {
+        'p'
+    } else {
+        's'
+    };
+    for p in &table.partitions {
+        if let Some(fs) = part::probe_fs(&mut disk, p) {
+            println!("  {sep}{}: {fs}", p.index);
+        }
+    }
     Ok(())
+}
+
+fn split_cred(flag: &str, v: &str) -> Result<(String, Vec<u8>), Usage> {
+    match v.split_once(':') {
+        Some((n, s)) if !n.is_empty() && !s.is_empty() => {
+            Ok((n.to_string(), s.as_bytes().to_vec()))
+        }
+        _ => Err(Usage(format!("--{flag} wants NAME:SECRET"))),
+    }
+}
+
+/// Boot parameters from the table (if any) with the flags laid over them.
+fn boot_params(a: &Args) -> Result<boot::BootParams, Failure> {
+    let flags_only =
+        a.value("ibft").is_none() && a.value("portal").is_some() && a.value("target").is_some();
+    let mut origin = Vec::new();
+    let mut initiator = None;
+    let mut portal = None;
+    let mut target = None;
+    let mut lun = None;
+    let mut chap = None;
+    let mut mutual = None;
+    if !flags_only {
+        let l = ibftcmd::load(a.value("ibft"))?;
+        let cfg = l
+            .parsed
+            .ibft
+            .boot_config()
+            .map_err(|e| format!("{}: {e}", l.source))?;
+        let c = cfg
+            .boot()
+            .ok_or_else(|| format!("{}: no boot target", l.source))?;
+        let t = &c.target;
+        origin.push(format!("iBFT {} (target{})", l.source, c.pair));
+        initiator = Some(cfg.initiator_name.clone());
+        portal = t.ip.map(|ip| SocketAddr::new(ip, t.port_or_default()));
+        target = t.name.clone();
+        lun = Some(t.lun.number().ok_or_else(|| {
+            format!(
+                "{}: LUN {:02x?} is not a single-level LUN",
+                l.source, t.lun.0
+            )
+        })?);
+        let cred = |n: &Option<String>, s: &Option<isboot_core::secret::Secret>| match (n, s) {
+            (Some(n), Some(s)) => Some((n.clone(), s.expose().to_vec())),
+            _ => None,
+        };
+        match t.chap_type {
+            isboot_core::ibft::ChapType::None => {}
+            isboot_core::ibft::ChapType::Chap => chap = cred(&t.chap_name, &t.chap_secret),
+            _ => {
+                chap = cred(&t.chap_name, &t.chap_secret);
+                mutual = cred(&t.reverse_chap_name, &t.reverse_chap_secret);
+            }
+        }
+    }
+    let mut over = Vec::new();
+    if let Some(v) = a.value("initiator") {
+        initiator = Some(v.to_string());
+        over.push("--initiator");
+    }
+    if let Some(v) = a.value("portal") {
+        portal = Some(parse_portal(v)?);
+        over.push("--portal");
+    }
+    if let Some(v) = a.value("target") {
+        target = Some(v.to_string());
+        over.push("--target");
+    }
+    if let Some(v) = a.value("lun") {
+        lun = Some(
+            v.parse()
+                .map_err(|_| Usage(format!("--lun {v:?} is not a number")))?,
+        );
+        over.push("--lun");
+    }
+    if let Some(v) = a.value("chap") {
+        chap = Some(split_cred("chap", v)?);
+        over.push("--chap");
+    }
+    if let Some(v) = a.value("mutual") {
+        mutual = Some(split_cred("mutual", v)?);
+        over.push("--mutual");
+    }
+    if mutual.is_some() && chap.is_none() {
+        return Err(
+            Usage("--mutual needs CHAP credentials too (--chap or the table's)".into()).into(),
+        );
+    }
+    if !over.is_empty() {
+        origin.push(format!("flags {}", over.join(" ")));
+    }
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = host.trim();
+    let initiator = initiator.unwrap_or_else(|| {
+        format!(
+            "iqn.2026-11.org.isboot:isbootctl.{}",
+            if host.is_empty() { "host" } else { host }
+        )
+    });
+    Ok(boot::BootParams {
+        initiator,
+        portal: portal
+            .ok_or_else(|| Usage("no target address: give --portal or an iBFT".into()))?,
+        target: target.ok_or_else(|| Usage("no target name: give --target or an iBFT".into()))?,
+        lun: lun.unwrap_or(0),
+        chap,
+        mutual,
+        origin: origin.join(", "),
+    })
+}
+
+fn cmd_boot(argv: &[String]) -> Result<(), Failure> {
+    let a = Args::parse(
+        argv,
+        &["digests", "help"],
+        &[
+            "ibft",
+            "portal",
+            "target",
+            "lun",
+            "chap",
+            "mutual",
+            "initiator",
+            "timeout",
+            "debug",
+        ],
+    )?;
+    if a.flag("help") {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    if !a.positional.is_empty() {
+        return Err(Usage(format!("unexpected argument {:?}", a.positional[0])).into());
+    }
+    let timeout = match a.value("timeout") {
+        None => 30,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|t| *t > 0)
+            .ok_or_else(|| Usage(format!("--timeout {v:?}")))?,
+    };
+    let debug = match a.value("debug") {
+        None => 0,
+        Some(v) => v
+            .parse::<u8>()
+            .ok()
+            .filter(|d| *d <= 3)
+            .ok_or_else(|| Usage(format!("--debug {v:?} (0-3)")))?,
+    };
+    let p = boot_params(&a)?;
+    let mut ini = hostini::HostInitiator::new(
+        std::time::Duration::from_secs(timeout),
+        debug,
+        a.flag("digests"),
+    );
+    let r = boot::run(&p, &mut ini, &mut |line| {
+        use std::io::Write;
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{line}");
+        let _ = o.flush();
+    });
+    match r {
+        Ok(summary) => {
+            println!("isbootctl: {summary}");
+            Ok(())
+        }
+        Err(summary) => {
+            println!("isbootctl: {summary}");
+            Err(Failure::Error("boot preflight failed".into()))
+        }
+    }
 }

@@ -509,6 +509,47 @@ pub fn describe(t: &Table, header: &str, dev: &str, block_size: u32) -> String {
     o
 }
 
+/// The file system a partition holds, from its superblock (UFS only: what FreeBSD roots on
+/// besides ZFS, whose labels need far more reading than a preflight should do).
+pub fn probe_fs(disk: &mut dyn BlockRead, p: &Partition) -> Option<String> {
+    // UFS superblocks sit at 64 KiB (UFS2), 8 KiB (UFS1, and UFS2 from NetBSD's makefs) or 256 KiB
+    // into the partition; fs_magic is at byte 1372 of it, fs_volname at 680.
+    for off in [65536u64, 8192, 262_144] {
+        let bs = u64::from(disk.block_size());
+        let lba = p.first_lba + off / bs;
+        let within = (off % bs) as usize;
+        let need = (within + 1376).div_ceil(disk.block_size() as usize) as u32;
+        if lba + u64::from(need) > p.last_lba + 1 {
+            continue;
+        }
+        let Ok(b) = disk.read_blocks(lba, need) else {
+            return None;
+        };
+        let magic = u32::from_le_bytes([
+            b[within + 1372],
+            b[within + 1373],
+            b[within + 1374],
+            b[within + 1375],
+        ]);
+        let kind = match magic {
+            0x1954_0119 => "UFS2",
+            0x0001_1954 => "UFS1",
+            _ => continue,
+        };
+        let name: String = b[within + 680..within + 712]
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|&c| c as char)
+            .collect();
+        return Some(if name.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind} volume \"{name}\"")
+        });
+    }
+    None
+}
+
 /// A disk image file, read with a chosen block size.
 #[derive(Debug)]
 pub struct FileDisk {
