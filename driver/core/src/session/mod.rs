@@ -39,6 +39,8 @@ mod engine;
 mod table;
 
 #[cfg(test)]
+mod driver_tests;
+#[cfg(test)]
 mod tests;
 
 use alloc::string::String;

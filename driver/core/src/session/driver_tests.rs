@@ -1,0 +1,631 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The session task end to end over an in-memory target (no sockets): login, reads and writes
+//! through R2T, connection loss with replay, target pings, shutdown with logout.
+//!
+//! The fake target answers synchronously inside `poll_write`, keeps a RAM disk shared across
+//! connections, and can be told to break the connection after a number of commands (the
+//! command that breaks it is lost, as it would be on a real reset).
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::net::{Ipv4Addr, SocketAddr};
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+use std::sync::mpsc;
+use std::sync::Mutex as StdMutex;
+
+use isboot_executor::host::{Runtime, StdLock};
+
+use super::*;
+use crate::pdu::{
+    Cdb, DataIn, Digests, Header, LoginResponse, LogoutResponse, Lun, NopIn, Pdu, R2t, RawPdu,
+    Residual, ScsiResponse, Stage, RESERVED_TAG,
+};
+use crate::port::{Connector, Events, IoError, Level, Log, Portal, Random, Transport};
+use crate::scsi::{Completion, ScsiRequest};
+use crate::sn::Sn;
+use crate::text::TextBuilder;
+
+const BLOCK: usize = 512;
+const DISK_BLOCKS: usize = 2048;
+const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Default)]
+struct Disk {
+    data: Vec<u8>,
+    /// Connections opened so far.
+    connections: usize,
+    /// Logins seen, with their ISID and TSIH.
+    logins: Vec<([u8; 6], u16)>,
+    /// Break the connection when this many more SCSI commands have arrived.
+    break_after: Option<usize>,
+    logouts: usize,
+    /// Ping the initiator right after login with this TTT.
+    ping_ttt: Option<u32>,
+    ping_answered: bool,
+}
+
+struct Write {
+    lba: usize,
+    len: usize,
+    got: usize,
+    lun: Lun,
+}
+
+struct Conn {
+    disk: Arc<StdMutex<Disk>>,
+    inbuf: Vec<u8>,
+    out: VecDeque<u8>,
+    reader: Option<Waker>,
+    broken: bool,
+    stat_sn: u32,
+    exp_cmd_sn: u32,
+    writes: Vec<(u32, Write)>,
+    next_ttt: u32,
+}
+
+fn emit(out: &mut VecDeque<u8>, h: &dyn Header, data: &[u8]) {
+    let mut v = Vec::new();
+    crate::pdu::emit_pdu(h, data, Digests::default(), &mut v).expect("fake target emits");
+    out.extend(v);
+}
+
+fn lba_and_len(cdb: &[u8]) -> (usize, usize) {
+    let mut lba = [0u8; 8];
+    lba.copy_from_slice(&cdb[2..10]);
+    let mut n = [0u8; 4];
+    n.copy_from_slice(&cdb[10..14]);
+    (
+        u64::from_be_bytes(lba) as usize,
+        u32::from_be_bytes(n) as usize * BLOCK,
+    )
+}
+
+impl Conn {
+    fn window(&self) -> (Sn, Sn) {
+        (Sn(self.exp_cmd_sn), Sn(self.exp_cmd_sn.wrapping_add(15)))
+    }
+
+    fn next_stat_sn(&mut self) -> Sn {
+        let s = Sn(self.stat_sn);
+        self.stat_sn = self.stat_sn.wrapping_add(1);
+        s
+    }
+
+    fn respond(&mut self, itt: u32, status: u8) {
+        let (exp, max) = self.window();
+        let r = ScsiResponse {
+            response: 0,
+            status,
+            itt,
+            snack_tag: 0,
+            stat_sn: self.next_stat_sn(),
+            exp_cmd_sn: exp,
+            max_cmd_sn: max,
+            exp_data_sn: Sn(0),
+            bidi_residual: Residual::None,
+            residual: Residual::None,
+        };
+        emit(&mut self.out, &r, &[]);
+    }
+
+    fn handle(&mut self, pdu: Pdu, data: &[u8]) {
+        match pdu {
+            Pdu::LoginRequest(l) => {
+                let mut d = self.disk.lock().expect("disk lock");
+                d.logins.push((l.isid, l.tsih));
+                let ping = d.ping_ttt;
+                drop(d);
+                self.exp_cmd_sn = l.cmd_sn.get();
+                let mut t = TextBuilder::new(65536);
+                for (k, v) in [
+                    ("HeaderDigest", "None"),
+                    ("DataDigest", "None"),
+                    ("MaxRecvDataSegmentLength", "8192"),
+                    ("MaxBurstLength", "16384"),
+                    ("FirstBurstLength", "8192"),
+                    ("InitialR2T", "Yes"),
+                    ("ImmediateData", "No"),
+                    ("MaxOutstandingR2T", "1"),
+                    ("DataPDUInOrder", "Yes"),
+                    ("DataSequenceInOrder", "Yes"),
+                    ("DefaultTime2Wait", "2"),
+                    ("DefaultTime2Retain", "0"),
+                    ("ErrorRecoveryLevel", "0"),
+                    ("MaxConnections", "1"),
+                ] {
+                    t.push(k, v).expect("text");
+                }
+                let (exp, max) = self.window();
+                let r = LoginResponse {
+                    transit: true,
+                    continue_bit: false,
+                    csg: Stage::Operational,
+                    nsg: Stage::FullFeature,
+                    version_max: 0,
+                    version_active: 0,
+                    isid: l.isid,
+                    tsih: 7,
+                    itt: l.itt,
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: exp,
+                    max_cmd_sn: max,
+                    status_class: 0,
+                    status_detail: 0,
+                };
+                emit(&mut self.out, &r, t.as_bytes());
+                if let Some(ttt) = ping {
+                    let (exp, max) = self.window();
+                    let p = NopIn {
+                        lun: Lun::default(),
+                        itt: RESERVED_TAG,
+                        ttt,
+                        stat_sn: Sn(self.stat_sn),
+                        exp_cmd_sn: exp,
+                        max_cmd_sn: max,
+                    };
+                    emit(&mut self.out, &p, b"are you there");
+                }
+            }
+            Pdu::ScsiCommand(c) => {
+                {
+                    let mut d = self.disk.lock().expect("disk lock");
+                    if let Some(n) = d.break_after.as_mut() {
+                        if *n == 0 {
+                            d.break_after = None;
+                            drop(d);
+                            self.broken = true;
+                            return;
+                        }
+                        *n -= 1;
+                    }
+                }
+                self.exp_cmd_sn = c.cmd_sn.get().wrapping_add(1);
+                let cdb = c.cdb.as_slice();
+                match cdb.first() {
+                    Some(0x88) => {
+                        let (lba, len) = lba_and_len(cdb);
+                        let bytes = {
+                            let d = self.disk.lock().expect("disk lock");
+                            d.data[lba * BLOCK..lba * BLOCK + len].to_vec()
+                        };
+                        let chunks: Vec<&[u8]> = bytes.chunks(4096).collect();
+                        for (i, chunk) in chunks.iter().enumerate() {
+                            let last = i + 1 == chunks.len();
+                            let (exp, max) = self.window();
+                            let d = DataIn {
+                                final_bit: last,
+                                ack: false,
+                                status: last.then_some(0),
+                                residual: Residual::None,
+                                lun: c.lun,
+                                itt: c.itt,
+                                ttt: RESERVED_TAG,
+                                stat_sn: if last { self.next_stat_sn() } else { Sn(0) },
+                                exp_cmd_sn: exp,
+                                max_cmd_sn: max,
+                                data_sn: Sn(i as u32),
+                                buffer_offset: (i * 4096) as u32,
+                            };
+                            emit(&mut self.out, &d, chunk);
+                        }
+                    }
+                    Some(0x8a) => {
+                        let (lba, len) = lba_and_len(cdb);
+                        self.writes.push((
+                            c.itt,
+                            Write {
+                                lba,
+                                len,
+                                got: 0,
+                                lun: c.lun,
+                            },
+                        ));
+                        self.r2t(c.itt, 0);
+                    }
+                    _ => self.respond(c.itt, 0),
+                }
+            }
+            Pdu::DataOut(d) => {
+                let Some(i) = self.writes.iter().position(|(itt, _)| *itt == d.itt) else {
+                    panic!("Data-Out for unknown ITT {:#x}", d.itt);
+                };
+                let (itt, w) = &mut self.writes[i];
+                let itt = *itt;
+                assert_eq!(d.buffer_offset as usize, w.got, "Data-Out offset");
+                {
+                    let mut disk = self.disk.lock().expect("disk lock");
+                    let at = w.lba * BLOCK + w.got;
+                    disk.data[at..at + data.len()].copy_from_slice(data);
+                }
+                w.got += data.len();
+                let (got, len) = (w.got, w.len);
+                if got == len {
+                    self.writes.remove(i);
+                    self.respond(itt, 0);
+                } else if d.final_bit {
+                    self.r2t(itt, got);
+                }
+            }
+            Pdu::NopOut(n) => {
+                if n.itt != RESERVED_TAG {
+                    let (exp, max) = self.window();
+                    let r = NopIn {
+                        lun: Lun::default(),
+                        itt: n.itt,
+                        ttt: RESERVED_TAG,
+                        stat_sn: self.next_stat_sn(),
+                        exp_cmd_sn: exp,
+                        max_cmd_sn: max,
+                    };
+                    emit(&mut self.out, &r, data);
+                } else {
+                    assert_eq!(data, b"are you there");
+                    self.disk.lock().expect("disk lock").ping_answered = true;
+                }
+            }
+            Pdu::LogoutRequest(l) => {
+                self.disk.lock().expect("disk lock").logouts += 1;
+                let (exp, max) = self.window();
+                let r = LogoutResponse {
+                    itt: l.itt,
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: exp,
+                    max_cmd_sn: max,
+                    ..LogoutResponse::default()
+                };
+                emit(&mut self.out, &r, &[]);
+            }
+            other => panic!("fake target got {other:?}"),
+        }
+    }
+
+    fn r2t(&mut self, itt: u32, offset: usize) {
+        let Some((_, w)) = self.writes.iter().find(|(i, _)| *i == itt) else {
+            return;
+        };
+        let len = (w.len - offset).min(16384);
+        let lun = w.lun;
+        let r2t_sn = (offset / 16384) as u32;
+        let (exp, max) = self.window();
+        self.next_ttt += 1;
+        let r = R2t {
+            lun,
+            itt,
+            ttt: self.next_ttt,
+            stat_sn: Sn(self.stat_sn),
+            exp_cmd_sn: exp,
+            max_cmd_sn: max,
+            r2t_sn: Sn(r2t_sn),
+            buffer_offset: offset as u32,
+            desired_len: len as u32,
+        };
+        emit(&mut self.out, &r, &[]);
+    }
+}
+
+struct FakeTransport(Arc<StdMutex<Conn>>);
+
+impl Transport for FakeTransport {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>> {
+        let mut c = self.0.lock().expect("conn lock");
+        if c.broken {
+            return Poll::Ready(Err(IoError::Reset));
+        }
+        if c.out.is_empty() {
+            c.reader = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = buf.len().min(c.out.len());
+        for (dst, src) in buf.iter_mut().zip(c.out.drain(..n)) {
+            *dst = src;
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write(&mut self, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
+        let mut c = self.0.lock().expect("conn lock");
+        if c.broken {
+            return Poll::Ready(Err(IoError::Reset));
+        }
+        c.inbuf.extend_from_slice(buf);
+        loop {
+            let split = RawPdu::split(&c.inbuf, Digests::default(), 1 << 24)
+                .ok()
+                .map(|(raw, used)| (raw.parse(), raw.data.to_vec(), used));
+            let Some((pdu, data, used)) = split else {
+                break;
+            };
+            c.inbuf.drain(..used);
+            c.handle(pdu.expect("initiator PDU parses"), &data);
+            if c.broken {
+                break;
+            }
+        }
+        if let Some(w) = c.reader.take() {
+            w.wake();
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn close(&mut self) {
+        let mut c = self.0.lock().expect("conn lock");
+        c.broken = true;
+        if let Some(w) = c.reader.take() {
+            w.wake();
+        }
+    }
+}
+
+struct FakeConnector(Arc<StdMutex<Disk>>);
+
+struct Ready(Option<FakeTransport>);
+
+impl Future for Ready {
+    type Output = Result<FakeTransport, IoError>;
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(self.0.take().ok_or(IoError::Other(0)))
+    }
+}
+
+impl Connector for FakeConnector {
+    type Transport = FakeTransport;
+    type Connect<'a> = Ready;
+
+    fn connect(&mut self, _portal: Portal) -> Ready {
+        self.0.lock().expect("disk lock").connections += 1;
+        Ready(Some(FakeTransport(Arc::new(StdMutex::new(Conn {
+            disk: self.0.clone(),
+            inbuf: Vec::new(),
+            out: VecDeque::new(),
+            reader: None,
+            broken: false,
+            stat_sn: 1000,
+            exp_cmd_sn: 0,
+            writes: Vec::new(),
+            next_ttt: 0,
+        })))))
+    }
+}
+
+struct Sink(mpsc::Sender<Completion>, Arc<StdMutex<Vec<State>>>);
+
+impl Events for Sink {
+    fn complete(&mut self, c: Completion) {
+        let _ = self.0.send(c);
+    }
+    fn reset_done(&mut self, _tag: u64, _result: Result<(), TmfError>) {}
+    fn state(&mut self, s: State) {
+        self.1.lock().expect("states lock").push(s);
+    }
+}
+
+struct Counter(u32);
+
+impl Random for Counter {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            self.0 = self.0.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *b = (self.0 >> 16) as u8;
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Quiet;
+
+/// Silent unless ISBOOT_TEST_LOG is set (then everything goes to stderr).
+impl Log for Quiet {
+    fn enabled(&self, _level: Level) -> bool {
+        std::env::var_os("ISBOOT_TEST_LOG").is_some()
+    }
+    fn log(&self, level: Level, args: core::fmt::Arguments<'_>) {
+        std::eprintln!("[{level:?}] {args}");
+    }
+}
+
+fn lun1() -> Lun {
+    Lun::from_number(1).unwrap_or_default()
+}
+
+fn read16(tag: u64, lba: u64, blocks: u32) -> ScsiRequest {
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x88;
+    cdb[2..10].copy_from_slice(&lba.to_be_bytes());
+    cdb[10..14].copy_from_slice(&blocks.to_be_bytes());
+    ScsiRequest::read(
+        tag,
+        lun1(),
+        Cdb::new(&cdb).unwrap_or_default(),
+        blocks as usize * BLOCK,
+    )
+}
+
+fn write16(tag: u64, lba: u64, data: Vec<u8>) -> ScsiRequest {
+    let blocks = (data.len() / BLOCK) as u32;
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x8a;
+    cdb[2..10].copy_from_slice(&lba.to_be_bytes());
+    cdb[10..14].copy_from_slice(&blocks.to_be_bytes());
+    ScsiRequest::write(tag, lun1(), Cdb::new(&cdb).unwrap_or_default(), data)
+}
+
+struct Rig {
+    rt: Runtime,
+    disk: Arc<StdMutex<Disk>>,
+    done: mpsc::Receiver<Completion>,
+    tx: StdMutex<Option<mpsc::Sender<Completion>>>,
+    states: Arc<StdMutex<Vec<State>>>,
+}
+
+fn rig(setup: impl FnOnce(&mut Disk)) -> Rig {
+    let mut d = Disk {
+        data: (0..DISK_BLOCKS * BLOCK)
+            .map(|i| (i / BLOCK) as u8 ^ (i as u8))
+            .collect(),
+        ..Disk::default()
+    };
+    setup(&mut d);
+    let (tx, rx) = mpsc::channel();
+    Rig {
+        rt: Runtime::new(),
+        disk: Arc::new(StdMutex::new(d)),
+        done: rx,
+        tx: StdMutex::new(Some(tx)),
+        states: Arc::new(StdMutex::new(Vec::new())),
+    }
+}
+
+impl Rig {
+    fn sender(&self) -> mpsc::Sender<Completion> {
+        self.tx
+            .lock()
+            .expect("tx lock")
+            .take()
+            .expect("one session per rig")
+    }
+}
+
+fn config() -> SessionConfig {
+    let mut c = SessionConfig::new(
+        String::from("iqn.2026-01.org.isboot:test"),
+        Isid([0x80, 1, 2, 3, 4, 5]),
+        vec![TargetConfig {
+            portal: Portal {
+                addr: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 3260),
+                nic: 0,
+            },
+            name: String::from("iqn.2026-01.org.example:disk"),
+            chap: None,
+        }],
+    );
+    c.max_tasks = 8;
+    c.backoff.step = Duration::from_millis(10);
+    c.backoff.max = Duration::from_millis(50);
+    c
+}
+
+fn start(r: &Rig) -> (Handle<StdLock>, isboot_executor::JoinHandle<'_, End>) {
+    let tx = r.sender();
+    let (handle, session) = Session::new(
+        config(),
+        FakeConnector(r.disk.clone()),
+        Sink(tx, r.states.clone()),
+        Counter(1),
+        Quiet,
+        r.rt.timer(),
+    );
+    (handle, r.rt.spawn(session.run()))
+}
+
+fn expect_good(c: &Completion) {
+    match c.result {
+        Ok(ref r) if r.is_good() => {}
+        ref other => panic!("request {} failed: {other:?}", c.tag),
+    }
+}
+
+#[test]
+fn reads_and_writes_through_r2t_then_logout() {
+    let r = rig(|_| {});
+    let (h, task) = start(&r);
+    let payload: Vec<u8> = (0..40 * BLOCK).map(|i| (i * 7 + 3) as u8).collect();
+    h.submit(write16(1, 100, payload.clone()))
+        .expect("submitted");
+    let c = r.done.recv_timeout(WAIT).expect("write completes");
+    expect_good(&c);
+    h.submit(read16(2, 100, 40)).expect("submitted");
+    let c = r.done.recv_timeout(WAIT).expect("read completes");
+    expect_good(&c);
+    assert_eq!(c.data, payload, "read back what was written");
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    let d = r.disk.lock().expect("disk lock");
+    assert_eq!(d.logouts, 1);
+    assert_eq!(d.logins.len(), 1);
+    assert_eq!(d.logins[0], ([0x80, 1, 2, 3, 4, 5], 0));
+    assert_eq!(
+        r.states.lock().expect("states").as_slice(),
+        &[State::LoggingIn, State::Up, State::Closed]
+    );
+}
+
+#[test]
+fn connection_loss_is_invisible_to_the_requests() {
+    // The third command breaks the connection and is lost with it.
+    let r = rig(|d| d.break_after = Some(2));
+    let (h, task) = start(&r);
+    let mut expected = Vec::new();
+    for i in 0..6u64 {
+        let data: Vec<u8> = (0..8 * BLOCK).map(|j| (j as u64 * 13 + i) as u8).collect();
+        h.submit(write16(i, i * 8, data.clone()))
+            .expect("submitted");
+        expected.push(data);
+    }
+    let mut got = 0;
+    while got < 6 {
+        let c = r.done.recv_timeout(WAIT).expect("every write completes");
+        expect_good(&c);
+        got += 1;
+    }
+    for i in 0..6u64 {
+        h.submit(read16(100 + i, i * 8, 8)).expect("submitted");
+        let c = r.done.recv_timeout(WAIT).expect("read completes");
+        expect_good(&c);
+        assert_eq!(c.data, expected[i as usize], "block range {i} verified");
+    }
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    let d = r.disk.lock().expect("disk lock");
+    assert_eq!(d.connections, 2, "one reconnect");
+    assert_eq!(d.logins.len(), 2);
+    assert!(
+        d.logins.iter().all(|l| *l == ([0x80, 1, 2, 3, 4, 5], 0)),
+        "same ISID, TSIH 0 on reinstatement: {:?}",
+        d.logins
+    );
+    let states = r.states.lock().expect("states");
+    assert!(states.contains(&State::Recovering));
+}
+
+#[test]
+fn target_ping_is_answered_by_the_running_session() {
+    let r = rig(|d| d.ping_ttt = Some(0x55));
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    assert!(r.disk.lock().expect("disk lock").ping_answered);
+}
+
+#[test]
+fn requests_after_shutdown_are_refused() {
+    let r = rig(|_| {});
+    let (h, task) = start(&r);
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    assert!(h.submit(read16(1, 0, 1)).is_err());
+}
+
+#[test]
+fn session_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let r = rig(|_| {});
+    let tx = r.sender();
+    let (_h, session) = Session::<StdLock, _, _, _, _>::new(
+        config(),
+        FakeConnector(r.disk.clone()),
+        Sink(tx, r.states.clone()),
+        Counter(1),
+        Quiet,
+        r.rt.timer(),
+    );
+    let fut = session.run();
+    assert_send(&fut);
+}
