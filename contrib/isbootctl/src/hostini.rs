@@ -77,7 +77,7 @@ impl Initiator for HostInitiator {
         Ok(LoginInfo {
             summary: negotiated
                 .lines()
-                .map(str::trim)
+                .map(|l| l.trim().trim_start_matches("isboot: "))
                 .filter(|l| !l.is_empty())
                 .map(String::from)
                 .collect(),
