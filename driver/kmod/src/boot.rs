@@ -91,7 +91,8 @@ struct Ctx {
     /// The session's handle, once the session exists.
     handle: Mutex<KSpin, Option<Handle<KSpin>>>,
     sim_shared: Arc<SimShared>,
-    sim: Mutex<KSpin, Option<Sim>>,
+    /// The attached SIM. Callers clone the `Arc` out and call CAM without the spin lock held.
+    sim: Mutex<KSpin, Option<Arc<Sim>>>,
     pending: Mutex<KSpin, Pending>,
     root: Mutex<KSpin, Option<RootHold>>,
     nic: Mutex<KSpin, Option<BootNic>>,
@@ -226,7 +227,10 @@ fn bring_up(ctx: Arc<Ctx>) {
         exec.spawn(cam_pump(ctx.clone())),
         exec.spawn(root_watcher(ctx.clone())),
     ];
-    ctx.tasks.lock(|t| t.extend(handles));
+    // Built outside the spin lock (no allocation under it); the empty Vec swapped out is
+    // dropped after the lock is released.
+    let handles: Vec<JoinHandle<'static, ()>> = handles.into_iter().collect();
+    drop(ctx.tasks.lock(|t| core::mem::replace(t, handles)));
 }
 
 /// Runs the session until it logs out or gives up.
@@ -295,7 +299,7 @@ async fn root_watcher(ctx: Arc<Ctx>) {
             );
             return;
         }
-        let attached = ctx.sim.lock(|s| s.as_ref().map(|s| s.has_disk(lun)));
+        let attached = sim_of(&ctx).map(|s| s.has_disk(lun));
         if attached == Some(true) {
             crate::klog!(1, "boot disk attached");
             drop(ctx.root.lock(Option::take));
@@ -427,7 +431,9 @@ impl Events for KEvents {
                 stats.set_state("up");
                 if self.ctx.up_once.swap(true, Ordering::AcqRel) {
                     crate::klog!(1, "session back up; rescanning");
-                    self.ctx.sim.lock(|s| s.as_ref().map(Sim::rescan));
+                    if let Some(sim) = sim_of(&self.ctx) {
+                        sim.rescan();
+                    }
                 } else {
                     attach_sim(&self.ctx);
                 }
@@ -444,12 +450,18 @@ impl Events for KEvents {
     }
 }
 
+/// The attached SIM, if any (cloned out so CAM is never called under the spin lock).
+fn sim_of(ctx: &Ctx) -> Option<Arc<Sim>> {
+    ctx.sim.lock(|s| s.clone())
+}
+
 fn attach_sim(ctx: &Ctx) {
     let unit = ctx.unit.load(Ordering::Relaxed);
     let depth = ctx.depth.load(Ordering::Relaxed);
     match Sim::attach(ctx.sim_shared.clone(), depth, unit) {
         Ok(sim) => {
             crate::klog!(1, "CAM bus {} attached", sim.path_id());
+            let sim = Arc::new(sim);
             ctx.sim.lock(|s| *s = Some(sim));
         }
         Err(e) => {
@@ -535,14 +547,18 @@ pub fn stop(mut h: BootHandle) {
         drop(host.shutdown());
     }
     // 5. CAM.
-    for ccb in ctx.pending.lock(Pending::drain) {
+    while let Some(ccb) = ctx.pending.lock(Pending::take_any) {
         ccb.complete_status(status::DEV_NOT_THERE);
     }
     while let Some(req) = ctx.sim_shared.try_next() {
         fail_request(req, status::DEV_NOT_THERE);
     }
     if let Some(sim) = ctx.sim.lock(Option::take) {
-        sim.detach();
+        // Every task (the only other holders) is gone, so this is the last reference.
+        match Arc::try_unwrap(sim) {
+            Ok(sim) => sim.detach(),
+            Err(_) => crate::klog!(0, "CAM SIM still referenced; leaving it attached"),
+        }
     }
     // 6. Free.
     drop(ctx.nic.lock(Option::take));

@@ -361,6 +361,9 @@ pub struct Sim {
 
 // SAFETY: the CAM objects are used under the SIM mutex or by CAM's own locking.
 unsafe impl Send for Sim {}
+// SAFETY: `&Sim` methods (`rescan`, `has_disk`, `path_id`) only call CAM functions that do
+// their own locking, or read the immutable path id.
+unsafe impl Sync for Sim {}
 
 impl core::fmt::Debug for Sim {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -730,15 +733,14 @@ impl Pending {
         })
     }
 
-    /// Takes every pending CCB (teardown).
-    pub fn drain(&mut self) -> Vec<CcbRef> {
-        let mut out = Vec::new();
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if let Some(c) = s.ccb.take() {
-                out.push(c);
-                self.free.push(i as u32);
-            }
-        }
-        out
+    /// Takes some pending CCB (teardown, one at a time so nothing allocates under a lock).
+    pub fn take_any(&mut self) -> Option<CcbRef> {
+        let (i, ccb) = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, s)| s.ccb.take().map(|c| (i, c)))?;
+        self.free.push(i as u32);
+        Some(ccb)
     }
 }

@@ -291,12 +291,6 @@ impl KSocket {
             }
         })
     }
-
-    /// Starts an orderly close of the sending side (FIN) after a Logout.
-    pub fn shutdown_write(&self) {
-        // SAFETY: live socket; SHUT_WR only queues a FIN.
-        unsafe { sys::soshutdown(self.so, sys::ISBOOT_SHUT_WR as c_int) };
-    }
 }
 
 impl Drop for KSocket {
