@@ -7,7 +7,8 @@
 #   2. builds a disk image laid out like a FreeBSD install: GPT with freebsd-boot and freebsd-ufs
 #      partitions (sgdisk), the UFS file system made by makefs with /boot/loader.conf
 #      (isboot_load="YES"), /etc/fstab and /etc/rc.conf (ifconfig_bootnet0="NOAUTO");
-#   3. starts tgtd on 127.0.0.1 (a free port) exporting it as LUN 1 with mutual CHAP;
+#   3. starts tgtd on 127.0.0.1 (a free port) exporting it as LUN 1 with mutual CHAP (or
+#      ISBOOT_DEMO_AUTH=none|chap);
 #   4. takes the iBFT iPXE wrote in qemu (tests/data/ibft/ibft-ipxe-dhcp-mutualchap.bin) and points
 #      its boot target at the local tgtd (isbootctl ibft --rewrite, which uses the core's builder);
 #   5. runs `isbootctl boot --ibft` with it and prints the boot transcript.
@@ -16,11 +17,19 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/tests/qemu/lib.sh"
 
-FIXTURE="$top/tests/data/ibft/ibft-ipxe-dhcp-mutualchap.bin"
-# What iPXE was given when it wrote that table (tests/data/ibft/ibft-ipxe-dhcp-mutualchap.txt).
-TARGET_IQN=iqn.2025-01.test.rig:tgt-mutual
+# ISBOOT_DEMO_AUTH=none|chap|mutual picks the iPXE table (default mutual CHAP). The credentials are
+# what iPXE was given when it wrote each table (tests/data/ibft/ibft-ipxe-dhcp-*.txt).
+auth=${ISBOOT_DEMO_AUTH:-mutual}
 USER_IN=rigin SECRET_IN=rigin-secret-12
 USER_OUT=rigout SECRET_OUT=rigout-secret-12
+case $auth in
+none) FIXTURE=ibft-ipxe-dhcp-nochap.bin TARGET_IQN=iqn.2025-01.test.rig:tgt-nochap creds=() ;;
+chap) FIXTURE=ibft-ipxe-dhcp-chap.bin TARGET_IQN=iqn.2025-01.test.rig:tgt-chap creds=("$USER_IN" "$SECRET_IN") ;;
+mutual) FIXTURE=ibft-ipxe-dhcp-mutualchap.bin TARGET_IQN=iqn.2025-01.test.rig:tgt-mutual
+	creds=("$USER_IN" "$SECRET_IN" "$USER_OUT" "$SECRET_OUT") ;;
+*) echo "ISBOOT_DEMO_AUTH must be none, chap or mutual" >&2; exit 2 ;;
+esac
+FIXTURE="$top/tests/data/ibft/$FIXTURE"
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -54,10 +63,10 @@ disk="$work/disk.img"
 make_freebsd_disk "$work" "$disk"
 "$ctl" part "$disk"
 
-say "starting tgtd on 127.0.0.1 (target $TARGET_IQN, LUN 1, mutual CHAP)"
+say "starting tgtd on 127.0.0.1 (target $TARGET_IQN, LUN 1, auth $auth)"
 port=$(free_port)
 tgt_start "$work" "$port"
-tgt_add 1 "$TARGET_IQN" "$disk" "$USER_IN" "$SECRET_IN" "$USER_OUT" "$SECRET_OUT"
+tgt_add 1 "$TARGET_IQN" "$disk" ${creds[@]+"${creds[@]}"}
 echo "tgtd listening on 127.0.0.1:$port"
 
 say "the iBFT iPXE wrote in qemu ($(basename "$FIXTURE"))"
