@@ -41,6 +41,8 @@ use crate::text::{SessionParams, TargetAddress};
 const HDR_MAX: usize = BHS_LEN + MAX_AHS_LEN + DIGEST_LEN;
 /// Bytes gathered before a write is issued: several PDUs per system call, bounded.
 const TX_BATCH: usize = 256 * 1024;
+/// PDUs received per round of the connection loop.
+const RX_PER_ROUND: usize = 32;
 /// Rounds of the connection loop per poll before yielding to other tasks.
 const ROUNDS_PER_POLL: usize = 64;
 
@@ -312,6 +314,11 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
         self.events.state(state);
     }
 
+    fn publish_stats(&self) {
+        let stats = self.engine.stats();
+        self.shared.status.lock(|s| s.stats = stats);
+    }
+
     /// Hands every engine event to the platform.
     fn deliver(&mut self) {
         while let Some(ev) = self.engine.poll_event() {
@@ -368,7 +375,7 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                         Request::Abort(tag) => {
                             self.engine.abort(tag);
                         }
-                        Request::ResetLun { lun, tag } => self.engine.reset_lun(lun, tag, now),
+                        Request::ResetLun { lun, tag } => self.engine.reset_lun(lun, tag),
                     }
                 }
                 Poll::Ready(None) | Poll::Pending => break,
@@ -438,8 +445,9 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                 if self.poll_shutdown(cx) {
                     self.engine.shutdown(now);
                 }
-                // Receive: every complete PDU the transport already holds.
-                loop {
+                // Receive: the PDUs the transport already holds, a bounded number per round so
+                // that a target streaming Data-In cannot starve the transmit path.
+                for _ in 0..RX_PER_ROUND {
                     match rx.poll(cx, t, &mut self.engine, now) {
                         Poll::Ready(Ok(())) => progress = true,
                         Poll::Ready(Err(d)) => return Poll::Ready(Some(d)),
@@ -485,9 +493,11 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                     progress = true;
                 }
                 if !progress {
+                    self.publish_stats();
                     return Poll::Pending;
                 }
             }
+            self.publish_stats();
             // Busy: let other tasks run, then come back.
             cx.waker().wake_by_ref();
             Poll::Pending

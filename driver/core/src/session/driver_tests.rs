@@ -48,6 +48,10 @@ struct Disk {
     /// Ping the initiator right after login with this TTT.
     ping_ttt: Option<u32>,
     ping_answered: bool,
+    /// Negotiate HeaderDigest and DataDigest CRC32C.
+    digests: bool,
+    /// Flip one bit of the next Data-In's data digest.
+    corrupt_digest_once: bool,
 }
 
 struct Write {
@@ -67,11 +71,12 @@ struct Conn {
     exp_cmd_sn: u32,
     writes: Vec<(u32, Write)>,
     next_ttt: u32,
+    digests: Digests,
 }
 
-fn emit(out: &mut VecDeque<u8>, h: &dyn Header, data: &[u8]) {
+fn emit_with(out: &mut VecDeque<u8>, h: &dyn Header, data: &[u8], d: Digests) {
     let mut v = Vec::new();
-    crate::pdu::emit_pdu(h, data, Digests::default(), &mut v).expect("fake target emits");
+    crate::pdu::emit_pdu(h, data, d, &mut v).expect("fake target emits");
     out.extend(v);
 }
 
@@ -111,7 +116,7 @@ impl Conn {
             bidi_residual: Residual::None,
             residual: Residual::None,
         };
-        emit(&mut self.out, &r, &[]);
+        emit_with(&mut self.out, &r, &[], self.digests);
     }
 
     fn handle(&mut self, pdu: Pdu, data: &[u8]) {
@@ -120,12 +125,14 @@ impl Conn {
                 let mut d = self.disk.lock().expect("disk lock");
                 d.logins.push((l.isid, l.tsih));
                 let ping = d.ping_ttt;
+                let d_digests = d.digests;
                 drop(d);
                 self.exp_cmd_sn = l.cmd_sn.get();
+                let digest = if d_digests { "CRC32C" } else { "None" };
                 let mut t = TextBuilder::new(65536);
                 for (k, v) in [
-                    ("HeaderDigest", "None"),
-                    ("DataDigest", "None"),
+                    ("HeaderDigest", digest),
+                    ("DataDigest", digest),
                     ("MaxRecvDataSegmentLength", "8192"),
                     ("MaxBurstLength", "16384"),
                     ("FirstBurstLength", "8192"),
@@ -158,7 +165,12 @@ impl Conn {
                     status_class: 0,
                     status_detail: 0,
                 };
-                emit(&mut self.out, &r, t.as_bytes());
+                emit_with(&mut self.out, &r, t.as_bytes(), self.digests);
+                // Digests start with the first PDU after the final Login Response.
+                self.digests = Digests {
+                    header: d_digests,
+                    data: d_digests,
+                };
                 if let Some(ttt) = ping {
                     let (exp, max) = self.window();
                     let p = NopIn {
@@ -169,7 +181,7 @@ impl Conn {
                         exp_cmd_sn: exp,
                         max_cmd_sn: max,
                     };
-                    emit(&mut self.out, &p, b"are you there");
+                    emit_with(&mut self.out, &p, b"are you there", self.digests);
                 }
             }
             Pdu::ScsiCommand(c) => {
@@ -212,7 +224,14 @@ impl Conn {
                                 data_sn: Sn(i as u32),
                                 buffer_offset: (i * 4096) as u32,
                             };
-                            emit(&mut self.out, &d, chunk);
+                            emit_with(&mut self.out, &d, chunk, self.digests);
+                            let mut disk = self.disk.lock().expect("disk lock");
+                            if self.digests.data && disk.corrupt_digest_once {
+                                disk.corrupt_digest_once = false;
+                                if let Some(b) = self.out.back_mut() {
+                                    *b ^= 0x01;
+                                }
+                            }
                         }
                     }
                     Some(0x8a) => {
@@ -227,6 +246,27 @@ impl Conn {
                             },
                         ));
                         self.r2t(c.itt, 0);
+                    }
+                    Some(0x12) => {
+                        // INQUIRY with an odd allocation length: exercises the padding.
+                        let len = c.expected_data_len as usize;
+                        let bytes: Vec<u8> = (0..len).map(|i| 0xa0 ^ i as u8).collect();
+                        let (exp, max) = self.window();
+                        let d = DataIn {
+                            final_bit: true,
+                            ack: false,
+                            status: Some(0),
+                            residual: Residual::None,
+                            lun: c.lun,
+                            itt: c.itt,
+                            ttt: RESERVED_TAG,
+                            stat_sn: self.next_stat_sn(),
+                            exp_cmd_sn: exp,
+                            max_cmd_sn: max,
+                            data_sn: Sn(0),
+                            buffer_offset: 0,
+                        };
+                        emit_with(&mut self.out, &d, &bytes, self.digests);
                     }
                     _ => self.respond(c.itt, 0),
                 }
@@ -263,7 +303,7 @@ impl Conn {
                         exp_cmd_sn: exp,
                         max_cmd_sn: max,
                     };
-                    emit(&mut self.out, &r, data);
+                    emit_with(&mut self.out, &r, data, self.digests);
                 } else {
                     assert_eq!(data, b"are you there");
                     self.disk.lock().expect("disk lock").ping_answered = true;
@@ -279,7 +319,7 @@ impl Conn {
                     max_cmd_sn: max,
                     ..LogoutResponse::default()
                 };
-                emit(&mut self.out, &r, &[]);
+                emit_with(&mut self.out, &r, &[], self.digests);
             }
             other => panic!("fake target got {other:?}"),
         }
@@ -305,7 +345,7 @@ impl Conn {
             buffer_offset: offset as u32,
             desired_len: len as u32,
         };
-        emit(&mut self.out, &r, &[]);
+        emit_with(&mut self.out, &r, &[], self.digests);
     }
 }
 
@@ -335,7 +375,7 @@ impl Transport for FakeTransport {
         }
         c.inbuf.extend_from_slice(buf);
         loop {
-            let split = RawPdu::split(&c.inbuf, Digests::default(), 1 << 24)
+            let split = RawPdu::split(&c.inbuf, c.digests, 1 << 24)
                 .ok()
                 .map(|(raw, used)| (raw.parse(), raw.data.to_vec(), used));
             let Some((pdu, data, used)) = split else {
@@ -389,6 +429,7 @@ impl Connector for FakeConnector {
             exp_cmd_sn: 0,
             writes: Vec::new(),
             next_ttt: 0,
+            digests: Digests::default(),
         })))))
     }
 }
@@ -511,9 +552,16 @@ fn config() -> SessionConfig {
 }
 
 fn start(r: &Rig) -> (Handle<StdLock>, isboot_executor::JoinHandle<'_, End>) {
+    start_with(r, config())
+}
+
+fn start_with(
+    r: &Rig,
+    cfg: SessionConfig,
+) -> (Handle<StdLock>, isboot_executor::JoinHandle<'_, End>) {
     let tx = r.sender();
     let (handle, session) = Session::new(
-        config(),
+        cfg,
         FakeConnector(r.disk.clone()),
         Sink(tx, r.states.clone()),
         Counter(1),
@@ -628,4 +676,49 @@ fn session_future_is_send() {
     );
     let fut = session.run();
     assert_send(&fut);
+}
+
+#[test]
+fn odd_length_data_in_fills_exactly_the_buffer() {
+    let r = rig(|_| {});
+    let (h, task) = start(&r);
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x12;
+    let req = ScsiRequest::read(9, lun1(), Cdb::new(&cdb).unwrap_or_default(), 37);
+    h.submit(req).expect("submitted");
+    let c = r.done.recv_timeout(WAIT).expect("INQUIRY completes");
+    expect_good(&c);
+    let want: Vec<u8> = (0..37).map(|i| 0xa0 ^ i as u8).collect();
+    assert_eq!(c.data, want);
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+}
+
+#[test]
+fn digests_on_and_a_bad_data_digest_recovers() {
+    let r = rig(|d| {
+        d.digests = true;
+        d.corrupt_digest_once = true;
+    });
+    let mut cfg = config();
+    cfg.offer.header_digest = crate::text::DigestOffer::PreferCrc32c;
+    cfg.offer.data_digest = crate::text::DigestOffer::PreferCrc32c;
+    let (h, task) = start_with(&r, cfg);
+    let payload: Vec<u8> = (0..24 * BLOCK).map(|i| (i * 5 + 1) as u8).collect();
+    h.submit(write16(1, 300, payload.clone()))
+        .expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("write completes"));
+    // The first Data-In arrives with a bad digest: the connection drops, the read is replayed.
+    h.submit(read16(2, 300, 24)).expect("submitted");
+    let c = r
+        .done
+        .recv_timeout(WAIT)
+        .expect("read completes after recovery");
+    expect_good(&c);
+    assert_eq!(c.data, payload);
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    let d = r.disk.lock().expect("disk lock");
+    assert!(!d.corrupt_digest_once, "the corruption happened");
+    assert_eq!(d.connections, 2, "the bad digest cost one reconnect");
 }

@@ -612,7 +612,7 @@ impl Engine {
     }
 
     /// Sends LOGICAL UNIT RESET for `lun`; [`Event::ResetDone`] with `tag` reports the outcome.
-    pub fn reset_lun(&mut self, lun: Lun, tag: u64, now: Instant) {
+    pub fn reset_lun(&mut self, lun: Lun, tag: u64) {
         if self.phase != Phase::Up || self.resets.len() >= MAX_RESETS {
             self.events.push_back(Event::ResetDone {
                 tag,
@@ -627,7 +627,6 @@ impl Engine {
             lun,
             deadline: None,
         });
-        let _ = now;
         self.ctl.push_back(Ctl::LunReset { itt, lun });
     }
 
@@ -1077,14 +1076,19 @@ impl Engine {
             Abort::Sent { itt, error } if itt == r.itt => Some((slot, error)),
             _ => None,
         });
+        let was_pending = self.abort_deadlines.iter().any(|&(i, _)| i == r.itt);
+        self.abort_deadlines.retain(|(i, _)| *i != r.itt);
         let Some((slot, error)) = found else {
+            if was_pending {
+                // The command completed before the target saw the abort: nothing left to do.
+                return Ok(());
+            }
             return Err(Violation::UnknownResponse {
                 opcode: pdu::Opcode::TaskMgmtResponse,
                 itt: r.itt,
             }
             .into());
         };
-        self.abort_deadlines.retain(|(i, _)| *i != r.itt);
         match r.response {
             TmfResponse::Complete | TmfResponse::TaskDoesNotExist => {
                 self.complete_err(slot, error);
@@ -1226,14 +1230,18 @@ impl Engine {
     /// Runs whatever is due at `now`: pings, command timeouts (ABORT TASK), and the timeouts
     /// that drop the connection.
     pub fn on_timer(&mut self, now: Instant) -> Result<(), Disconnect> {
-        let expired: Vec<u16> = self
-            .tasks
-            .iter()
-            .filter(|(_, t)| t.deadline.is_some_and(|d| d <= now))
-            .map(|(s, _)| s)
-            .collect();
-        for slot in expired {
-            self.start_abort(slot, TransportError::Timeout);
+        let due = |t: &Task| t.deadline.is_some_and(|d| d <= now);
+        // Checked first so that the common case (nothing due) allocates nothing.
+        if self.tasks.iter().any(|(_, t)| due(t)) {
+            let expired: Vec<u16> = self
+                .tasks
+                .iter()
+                .filter(|(_, t)| due(t))
+                .map(|(s, _)| s)
+                .collect();
+            for slot in expired {
+                self.start_abort(slot, TransportError::Timeout);
+            }
         }
         if !matches!(self.phase, Phase::Up | Phase::Closing) {
             return Ok(());

@@ -857,7 +857,7 @@ fn lun_reset_completes_the_tasks_on_that_lun() {
     s.submit(read(1, 512));
     s.submit(read(2, 512));
     let _ = s.transmit();
-    s.e.reset_lun(lun1(), 77, s.now);
+    s.e.reset_lun(lun1(), 77);
     let out = s.transmit();
     let Pdu::TaskMgmtRequest(t) = &out[0].0 else {
         panic!("expected TMF, got {out:?}");
@@ -909,4 +909,118 @@ fn digests_on_both_sides() {
     s.submit(req.clone());
     // `transmit` splits with digests on: a wrong digest would fail there.
     recv!(s, [(cmd(ITT0, 10, &req), req.data.clone())]);
+}
+
+#[test]
+fn abort_answered_after_the_command_completed_is_harmless() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(3, 512);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    assert!(s.e.abort(3));
+    let out = s.transmit();
+    let Pdu::TaskMgmtRequest(abort) = &out[0].0 else {
+        panic!("expected ABORT TASK, got {out:?}");
+    };
+    // The target had already finished the command when the abort arrived.
+    let last = DataIn {
+        final_bit: true,
+        status: Some(0),
+        stat_sn: Sn(100),
+        ..data_in(ITT0, 0, 0)
+    };
+    send!(s, last, &pattern(512, 9));
+    let resp = TaskMgmtResponse {
+        response: TmfResponse::TaskDoesNotExist,
+        itt: abort.itt,
+        stat_sn: Sn(101),
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(42),
+    };
+    send!(s, resp);
+    let c = s.completions();
+    assert_eq!(c.len(), 1);
+    assert!(c[0].result.is_ok());
+    // A TMF response nobody asked for is still a violation.
+    assert!(matches!(
+        s.deliver(
+            &TaskMgmtResponse {
+                itt: 0x8000_0042,
+                ..resp
+            },
+            &[]
+        ),
+        Err(Disconnect::Violation(Violation::UnknownResponse { .. }))
+    ));
+}
+
+#[test]
+fn scsi_async_event_and_unknown_events_change_nothing() {
+    let mut s = session_in_ffp(PARAMS);
+    for event in [
+        AsyncEvent::ScsiEvent,
+        AsyncEvent::RequestNegotiation,
+        AsyncEvent::Unknown(77),
+    ] {
+        let msg = AsyncMessage {
+            lun: lun1(),
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+            event,
+            vcode: 0,
+            parameter1: 0,
+            parameter2: 0,
+            parameter3: 0,
+        };
+        send!(s, msg, &[0, 4, 0x70, 0, 6, 0]);
+    }
+    recv!(s, []);
+    assert_eq!(s.e.phase(), Phase::Up);
+}
+
+#[test]
+fn unsolicited_nop_in_with_data_and_out_of_order_r2t_are_violations() {
+    let mut s = session_in_ffp(PARAMS);
+    assert!(matches!(
+        s.deliver(&NopIn::default(), b"junk"),
+        Err(Disconnect::Violation(Violation::UnexpectedData { .. }))
+    ));
+    let mut s = session_in_ffp(PARAMS);
+    let req = write(1, 4096);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    assert!(matches!(
+        s.deliver(&r2t(ITT0, 1, 5, 0, 1000), &[]),
+        Err(Disconnect::Violation(Violation::R2tSn { .. }))
+    ));
+}
+
+#[test]
+fn cmd_sn_wraps_at_two_to_the_32() {
+    let mut e = Engine::new(4, Timeouts::default());
+    e.connected(
+        PARAMS,
+        LoginSns {
+            stat_sn: Sn(u32::MAX),
+            exp_cmd_sn: Sn(u32::MAX),
+            max_cmd_sn: Sn(2),
+        },
+        T0,
+    );
+    let mut s = Script { e, now: T0 };
+    let reqs: Vec<ScsiRequest> = (0..3).map(|i| read(i, 16)).collect();
+    for r in &reqs {
+        s.submit(r.clone());
+    }
+    let out = s.transmit();
+    let sns: Vec<Sn> = out
+        .iter()
+        .filter_map(|(p, _)| match p {
+            Pdu::ScsiCommand(c) => Some(c.cmd_sn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sns, vec![Sn(u32::MAX), Sn(0), Sn(1)]);
+    assert_eq!(s.e.exp_stat_sn(), Sn(0));
 }
