@@ -130,10 +130,60 @@ impl Inquiry {
     }
 }
 
+/// Why [`Initiator::login`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginError {
+    /// No session: the connection, the login or authentication failed.
+    Login(String),
+    /// The session came up but the LUN could not be opened (its first command failed).
+    Lun(String),
+}
+
+/// SPC sense key names, as CAM prints them.
+const SENSE_KEYS: [&str; 16] = [
+    "NO SENSE",
+    "RECOVERED ERROR",
+    "NOT READY",
+    "MEDIUM ERROR",
+    "HARDWARE FAILURE",
+    "ILLEGAL REQUEST",
+    "UNIT ATTENTION",
+    "DATA PROTECT",
+    "BLANK CHECK",
+    "VENDOR SPECIFIC",
+    "COPY ABORTED",
+    "ABORTED COMMAND",
+    "EQUAL",
+    "VOLUME OVERFLOW",
+    "MISCOMPARE",
+    "COMPLETED",
+];
+
+/// Sense data as a sentence: "ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED (sense 5/25/00)".
+pub fn sense_text(key: u8, asc: u8, ascq: u8) -> String {
+    let what = match (asc, ascq) {
+        (0x04, _) => Some("LOGICAL UNIT NOT READY"),
+        (0x20, 0x00) => Some("INVALID COMMAND OPERATION CODE"),
+        (0x24, 0x00) => Some("INVALID FIELD IN CDB"),
+        (0x25, 0x00) => Some("LOGICAL UNIT NOT SUPPORTED"),
+        (0x29, _) => Some("POWER ON, RESET, OR BUS DEVICE RESET OCCURRED"),
+        (0x3a, _) => Some("MEDIUM NOT PRESENT"),
+        _ => None,
+    };
+    let k = SENSE_KEYS
+        .get(usize::from(key & 0x0f))
+        .copied()
+        .unwrap_or("?");
+    match what {
+        Some(w) => format!("{k}, {w} (sense {key:x}/{asc:02x}/{ascq:02x})"),
+        None => format!("{k} (sense {key:x}/{asc:02x}/{ascq:02x})"),
+    }
+}
+
 /// One iSCSI session, synchronous: every call waits for its completion (with the session's
 /// own timeouts) and reports failures as text that names what went wrong.
 pub trait Initiator {
-    fn login(&mut self, p: &BootParams) -> Result<LoginInfo, String>;
+    fn login(&mut self, p: &BootParams) -> Result<LoginInfo, LoginError>;
     fn report_luns(&mut self) -> Result<Vec<u64>, String>;
     /// Standard INQUIRY data (at least 36 bytes).
     fn inquiry(&mut self, lun: u64) -> Result<Vec<u8>, String>;
@@ -192,9 +242,19 @@ pub fn run(
         p.auth()
     ));
     say(format!("logging in to {}", p.portal));
-    let info = ini
-        .login(p)
-        .map_err(|e| format!("boot disk NOT usable: login to {} failed: {e}", p.portal))?;
+    let info = match ini.login(p) {
+        Ok(info) => info,
+        Err(LoginError::Login(e)) => {
+            return Err(format!(
+                "boot disk NOT usable: login to {} failed: {e}",
+                p.portal
+            ))
+        }
+        Err(LoginError::Lun(e)) => {
+            say("login ok".into());
+            return Err(format!("boot disk NOT usable: LUN {}: {e}", p.lun));
+        }
+    };
     say(format!("login ok ({} ms)", t0.elapsed().as_millis()));
     for l in &info.summary {
         say(format!("  {l}"));
@@ -363,7 +423,7 @@ mod tests {
         bs: u32,
         luns: Result<Vec<u64>, String>,
         inquiry: Vec<u8>,
-        login: Result<(), String>,
+        login: Result<(), LoginError>,
         calls: Vec<String>,
     }
 
@@ -419,7 +479,7 @@ mod tests {
     }
 
     impl Initiator for Fake {
-        fn login(&mut self, p: &BootParams) -> Result<LoginInfo, String> {
+        fn login(&mut self, p: &BootParams) -> Result<LoginInfo, LoginError> {
             self.calls.push(format!("login {} {}", p.target, p.auth()));
             self.login.clone().map(|()| LoginInfo {
                 summary: vec!["HeaderDigest None".into()],
@@ -493,7 +553,9 @@ mod tests {
     #[test]
     fn login_failure_is_not_usable_and_skips_logout() {
         let mut f = Fake::new(freebsd_disk(true));
-        f.login = Err("authentication failure (status 0x0201)".into());
+        f.login = Err(LoginError::Login(
+            "authentication failure (status 0x0201)".into(),
+        ));
         let (text, ok) = transcript(&params(), &mut f);
         assert!(!ok);
         assert!(text.ends_with(
@@ -569,6 +631,26 @@ mod tests {
         let (text, ok) = transcript(&params(), &mut f);
         assert!(!ok);
         assert!(text.contains("INQUIRY returned 5 bytes"), "{text}");
+    }
+
+    #[test]
+    fn lun_that_fails_to_open_is_reported_after_a_good_login() {
+        let mut f = Fake::new(freebsd_disk(true));
+        f.login = Err(LoginError::Lun(format!(
+            "READ CAPACITY failed: {}",
+            sense_text(5, 0x25, 0)
+        )));
+        let (text, ok) = transcript(&params(), &mut f);
+        assert!(!ok);
+        assert!(text.contains("isboot: login ok\n"), "{text}");
+        assert!(text.ends_with(
+            "isbootctl: boot disk NOT usable: LUN 1: READ CAPACITY failed: ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED (sense 5/25/00)\n"
+        ), "{text}");
+    }
+
+    #[test]
+    fn unknown_sense_keeps_its_numbers() {
+        assert_eq!(sense_text(3, 0x11, 0x00), "MEDIUM ERROR (sense 3/11/00)");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use isboot_host::disk::{Chap, DiskConfig, HostDisk};
+use isboot_host::disk::{Chap, DiskConfig, Error, HostDisk};
 
-use crate::boot::{BootParams, Initiator, LoginInfo};
+use crate::boot::{sense_text, BootParams, Initiator, LoginError, LoginInfo};
 
 #[derive(Debug)]
 pub struct HostInitiator {
@@ -51,12 +51,12 @@ impl HostInitiator {
 }
 
 impl Initiator for HostInitiator {
-    fn login(&mut self, p: &BootParams) -> Result<LoginInfo, String> {
+    fn login(&mut self, p: &BootParams) -> Result<LoginInfo, LoginError> {
         let lun = u16::try_from(p.lun).map_err(|_| {
-            format!(
+            LoginError::Login(format!(
                 "LUN {} is beyond the 16-bit LUNs the session addresses",
                 p.lun
-            )
+            ))
         })?;
         let mut cfg = DiskConfig::new(p.portal, &p.target, lun, &p.initiator);
         cfg.chap = p.chap.as_ref().map(|(user, secret)| Chap {
@@ -70,7 +70,15 @@ impl Initiator for HostInitiator {
         cfg.command_timeout = Some(self.timeout);
         cfg.io_timeout = self.timeout;
         cfg.log_level = self.log_level;
-        let disk = HostDisk::open(cfg).map_err(|e| e.to_string())?;
+        // open() logs in, then reads the capacity: a SCSI error means the session is up and
+        // the LUN is what failed.
+        let disk = HostDisk::open(cfg).map_err(|e| match e {
+            Error::Scsi { status, sense } => LoginError::Lun(match sense.key_asc_ascq() {
+                Some((k, a, q)) => format!("READ CAPACITY failed: {}", sense_text(k, a, q)),
+                None => format!("READ CAPACITY failed: SCSI status {status:#04x}"),
+            }),
+            other => LoginError::Login(other.to_string()),
+        })?;
         let negotiated = disk.negotiated();
         self.disk = Some(disk);
         self.lun = Some(p.lun);
