@@ -14,7 +14,15 @@ mkdir -p "$work/include/sys"
 cat > "$work/include/sys/systm.h" <<'H'
 int printf(const char *, ...);
 extern int kernel_counter;
+static __inline int kernel_inline(int x) { return (x + 1); }
 H
+# Userland headers sit beside the kernel's in a libc header tree; they must not count.
+cat > "$work/include/stdio.h" <<'H'
+struct FILE;
+struct FILE *fopen(const char *, const char *);
+H
+mkdir -p "$work/include/arpa"
+echo 'unsigned int inet_addr(const char *);' > "$work/include/arpa/inet.h"
 
 obj() { # name, assembly -> object
   printf '%s\n' "$2" > "$work/$1.s"
@@ -122,8 +130,24 @@ g:	call strdup_from_userland@PLT
 	ret'
 expect undeclared 1 "strdup_from_userland is declared in no FreeBSD header"
 
+obj userland '
+	.text
+	.globl g
+g:	call fopen@PLT
+	call inet_addr@PLT
+	ret'
+expect userland 1 "fopen is declared in no FreeBSD header"
+expect userland 1 "inet_addr is declared in no FreeBSD header"
+
+obj inline '
+	.text
+	.globl g
+g:	call kernel_inline@PLT
+	ret'
+expect inline 1 "kernel_inline is a static inline function"
+
 if [ "$fails" -ne 0 ]; then
   echo "kmod-gate-test: $fails case(s) failed" >&2
   exit 1
 fi
-echo "kmod-gate-test: ok (1 clean object passes, 9 unsafe objects fail)"
+echo "kmod-gate-test: ok (1 clean object passes, 11 unsafe objects fail)"

@@ -12,8 +12,10 @@ Fails (exit 1) and says why when the object
     the types FreeBSD's amd64 kernel linker applies (sys/amd64/amd64/elf_machdep.c),
   * has sections the kernel linker never runs or supports (TLS, constructors),
   * leaves Rust runtime, unwinder or C++/libc runtime symbols undefined,
-  * leaves undefined a symbol that no FreeBSD header under --headers declares (a typo, or a
-    function that exists only in userland, would make kldload fail with "undefined symbol").
+  * leaves undefined a symbol that no FreeBSD kernel header under --headers declares (a typo, or
+    a function that exists only in userland, would make kldload fail with "undefined symbol");
+    only the kernel's include directories count (sys/, net/, cam/, vm/, machine/, dev/, contrib/,
+    ...), not userland headers such as stdio.h that a libc header tree also holds.
 
 ELF structures are read directly (no GNU nm: it chokes on LLVM bitcode); instructions come from
 objdump. Exit status: 0 clean, 1 findings, 2 usage or unreadable input.
@@ -38,6 +40,13 @@ RUNTIME = re.compile(r"^(_Unwind_|__rust_|rust_(begin_unwind|eh_personality|pani
                      r"__cxa_|__gxx_|_GLOBAL_OFFSET_TABLE_$|__tls_get_addr$|_ZN|_R[A-Z])")
 # Undefined names the kernel linker or the compiler provides without a header declaration.
 LINKER_PROVIDED = re.compile(r"^(__start_set_|__stop_set_)|^__stack_chk_(guard|fail)$")
+
+# Top-level directories of a FreeBSD kernel include path (sys/ of the source tree, the machine
+# links, the generated and supplied headers at the top of a prepared tree are not used for this).
+KERNEL_DIRS = {"sys", "net", "netinet", "netinet6", "netpfil", "net80211", "netgraph", "cam",
+               "vm", "machine", "x86", "amd64", "i386", "dev", "contrib", "geom", "crypto",
+               "opencrypto", "fs", "ufs", "nfs", "security", "bsm", "ddb", "xdr", "rpc", "libkern",
+               "kern", "compat"}
 
 SIMD_REG = re.compile(r"%(x|y|z)mm\d|%mm[0-7]\b|%st(\(\d\))?\b|%k[0-7]\b|%mxcsr")
 FPU_STATE = {"emms", "femms", "fxsave", "fxsave64", "fxrstor", "fxrstor64", "xsave", "xsave64",
@@ -96,10 +105,13 @@ class Elf:
 
 
 def header_declarations(dirs):
-    """Every identifier a header declares as a function, variable or array, plus the names
-    FreeBSD's declaration macros paste together (SYSCTL_DECL, VNET_DECLARE, DPCPU_DECLARE,
-    MALLOC_DECLARE)."""
-    declared = set()
+    """(declared, inline): every identifier a kernel header declares as a function, variable or
+    array, plus the names FreeBSD's declaration macros paste together (SYSCTL_DECL,
+    VNET_DECLARE, DPCPU_DECLARE, MALLOC_DECLARE); and the functions headers define
+    `static inline`, which no kernel exports."""
+    declared, inline = set(), set()
+    static_inline = re.compile(r"\bstatic\s+(?:__inline|inline|__inline__|__always_inline)\b"
+                               r"[^;{=]*?\b(\w+)\s*\(")
     word_call = re.compile(r"\b([A-Za-z_]\w*)\s*(?:\(|\[|;|,|=)")
     pasted = [(re.compile(r"\bSYSCTL_DECL\(\s*(\w+)\s*\)"), "sysctl__{}"),
               (re.compile(r"\bVNET_DECLARE\([^;]*?,\s*(\w+)\s*\)"), "vnet_entry_{}"),
@@ -108,6 +120,11 @@ def header_declarations(dirs):
     comment = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
     for top in dirs:
         for root, _dirs, files in os.walk(top):
+            rel = os.path.relpath(root, top)
+            if rel.split(os.sep)[0] not in KERNEL_DIRS:
+                # Header trees from a libc (the ziglang wheels) also hold userland headers
+                # (stdio.h, arpa/): what they declare does not exist in the kernel.
+                continue
             for fn in files:
                 if not fn.endswith(".h"):
                     continue
@@ -117,9 +134,10 @@ def header_declarations(dirs):
                 except OSError:
                     continue
                 declared.update(word_call.findall(text))
+                inline.update(static_inline.findall(text))
                 for rx, fmt in pasted:
                     declared.update(fmt.format(m) for m in rx.findall(text))
-    return declared
+    return declared, inline
 
 
 def disassembly(path):
@@ -225,9 +243,14 @@ def main(argv):
         if RUNTIME.search(name):
             findings.append(f"undefined runtime symbol {name}")
     if headers:
-        declared = header_declarations(headers)
+        declared, inline = header_declarations(headers)
         for name in undefined:
-            if not LINKER_PROVIDED.search(name) and not RUNTIME.search(name) and name not in declared:
+            if LINKER_PROVIDED.search(name) or RUNTIME.search(name):
+                continue
+            if name in inline:
+                findings.append(f"undefined symbol {name} is a static inline function in the "
+                                f"headers, not a kernel symbol: call it through a C wrapper")
+            elif name not in declared:
                 findings.append(f"undefined symbol {name} is declared in no FreeBSD header")
 
     findings += fpu_findings(funcs)
