@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# Checks contrib/isboot.4: clean under mandoc -Tlint (every level, except cross-references to pages
+# Checks contrib/isboot.4 (and contrib/isbootctl/isbootctl.8): clean under mandoc -Tlint (every level, except cross-references to pages
 # this host does not have, which depends on the machine, not on the page), and documents every
 # user-visible name of the driver's contract.
 set -eu
@@ -9,12 +9,14 @@ page="$top/contrib/isboot.4"
 command -v mandoc >/dev/null || { echo "check-isboot4: mandoc not installed (Debian package mandoc)"; exit 1; }
 
 fails=0
-out=$(mandoc -Tlint "$page" 2>&1 | grep -v -e 'STYLE: referenced manual not found' -e 'outdated mandoc.db' || true)
-if [ -n "$out" ]; then
-	echo "FAIL: mandoc -Tlint:"
-	echo "$out"
-	fails=$((fails + 1))
-fi
+for p in "$page" "$top/contrib/isbootctl/isbootctl.8"; do
+	out=$(mandoc -Tlint "$p" 2>&1 | grep -v -e 'STYLE: referenced manual not found' -e 'outdated mandoc.db' || true)
+	if [ -n "$out" ]; then
+		echo "FAIL: mandoc -Tlint $p:"
+		echo "$out"
+		fails=$((fails + 1))
+	fi
+done
 
 text=$(mandoc -Tascii "$page" 2>/dev/null | col -b 2>/dev/null || mandoc -Tascii "$page" | sed 's/.\x08//g')
 for name in isboot_load hw.ibft.acpi_table hw.ibft.verbose net.isboot.debug net.isboot.nic \
