@@ -163,7 +163,7 @@ pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
         handle: Mutex::new(None),
         sim_shared: SimShared::new(logic::path_inq(maxphys, 0)),
         sim: Mutex::new(None),
-        pending: Mutex::new(Pending::new()),
+        pending: Mutex::new(crate::cam::pending_table()),
         root: Mutex::new(root),
         nic: Mutex::new(None),
         tasks: Mutex::new(Vec::new()),
@@ -324,7 +324,7 @@ async fn cam_pump(ctx: Arc<Ctx>) {
         match req {
             CamRequest::Io(ccb) => submit_io(&ctx, ccb),
             CamRequest::Abort { ccb, target } => {
-                let tag = ctx.pending.lock(|p| p.tag_of(target));
+                let tag = ctx.pending.lock(|p| p.find(|c| c.is(target)));
                 let st = match tag {
                     // Not ours (already completed, or never seen): nothing to abort.
                     None => status::REQ_CMP,

@@ -17,13 +17,13 @@
 //!   until `cam_sim_free` in [`Sim::detach`], so the action routine never sees freed memory.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::ffi::{c_int, c_void};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use isboot_executor::{Channel, TrySendError};
-use isboot_kmod_logic::cam::{self as logic, flags, func, status, CcbShape, Finish, PathInq, Tag};
+use isboot_kmod_logic::cam::{self as logic, flags, func, status, CcbShape, Finish, PathInq};
+use isboot_kmod_logic::slots::Slots;
 
 use crate::bindings as sys;
 use crate::exec::{KSpin, Mtx};
@@ -647,100 +647,11 @@ unsafe extern "C" fn sim_poll(_sim: *mut sys::cam_sim) {
     // while dumping; like iscsi(4) the SIM offers none (use netdump for crash dumps).
 }
 
-/// CCBs handed to the session, by request tag ([`Tag`]: slot and generation).
-///
-/// Sized once for every request CAM can have queued ([`QUEUE_LEN`]), so inserting never
-/// allocates; a stale tag (an old generation of a reused slot) finds nothing.
-pub struct Pending {
-    slots: Vec<PendingSlot>,
-    free: Vec<u32>,
-}
+/// CCBs handed to the session, by request tag (slot and generation; see
+/// `isboot_kmod_logic::slots`). Sized for every request CAM can have queued.
+pub type Pending = Slots<CcbRef>;
 
-struct PendingSlot {
-    generation: u32,
-    ccb: Option<CcbRef>,
-}
-
-impl core::fmt::Debug for Pending {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Pending")
-            .field("used", &(self.slots.len() - self.free.len()))
-            .finish()
-    }
-}
-
-impl Default for Pending {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Pending {
-    pub fn new() -> Pending {
-        let n = QUEUE_LEN as u32;
-        Pending {
-            slots: (0..n)
-                .map(|_| PendingSlot {
-                    generation: 0,
-                    ccb: None,
-                })
-                .collect(),
-            free: (0..n).rev().collect(),
-        }
-    }
-
-    /// Files `ccb` and returns its tag, or gives it back when every slot is taken.
-    pub fn insert(&mut self, ccb: CcbRef) -> Result<u64, CcbRef> {
-        let Some(slot) = self.free.pop() else {
-            return Err(ccb);
-        };
-        let Some(s) = self.slots.get_mut(slot as usize) else {
-            return Err(ccb);
-        };
-        s.generation = s.generation.wrapping_add(1);
-        s.ccb = Some(ccb);
-        Ok(Tag {
-            slot,
-            generation: s.generation,
-        }
-        .encode())
-    }
-
-    /// Removes and returns the CCB filed under `tag`.
-    pub fn take(&mut self, tag: u64) -> Option<CcbRef> {
-        let t = Tag::decode(tag);
-        let s = self.slots.get_mut(t.slot as usize)?;
-        if s.generation != t.generation {
-            return None;
-        }
-        let ccb = s.ccb.take()?;
-        // The free list has room for every slot, so this push never allocates.
-        self.free.push(t.slot);
-        Some(ccb)
-    }
-
-    /// The tag of the pending CCB at `target` (for `XPT_ABORT`).
-    pub fn tag_of(&self, target: *const sys::ccb) -> Option<u64> {
-        self.slots.iter().enumerate().find_map(|(i, s)| {
-            let c = s.ccb.as_ref()?;
-            c.is(target).then(|| {
-                Tag {
-                    slot: i as u32,
-                    generation: s.generation,
-                }
-                .encode()
-            })
-        })
-    }
-
-    /// Takes some pending CCB (teardown, one at a time so nothing allocates under a lock).
-    pub fn take_any(&mut self) -> Option<CcbRef> {
-        let (i, ccb) = self
-            .slots
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, s)| s.ccb.take().map(|c| (i, c)))?;
-        self.free.push(i as u32);
-        Some(ccb)
-    }
+/// An empty table with room for [`QUEUE_LEN`] CCBs.
+pub fn pending_table() -> Pending {
+    Slots::new(QUEUE_LEN as u32)
 }

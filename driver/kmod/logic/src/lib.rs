@@ -18,5 +18,6 @@ pub mod errno;
 pub mod linebuf;
 pub mod lun;
 pub mod netplan;
+pub mod slots;
 pub mod sysfmt;
 pub mod time;
