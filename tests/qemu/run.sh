@@ -192,8 +192,14 @@ IPXE
 	fi
 	echo "ok [$v]: iPXE's iBFT decoded (initiator, NIC, target $iqn LUN 1, chap=$chap)"
 
-	echo "==> [$v] isbootctl boot --ibft $mem --portal 127.0.0.1:$PORT (in $ns)"
-	if ! ip netns exec "$ns" timeout "$STEP_TIMEOUT" "$ctl" boot --ibft "$mem" --portal "127.0.0.1:$PORT" \
+	# The guest reached the target as 10.0.2.2 through slirp; the namespace reaches it as
+	# 127.0.0.1. The core's builder writes that change into a copy of iPXE's table.
+	local_tbl="$work/ibft-$v-local.bin"
+	if ! "$ctl" ibft --rewrite "127.0.0.1:$PORT" --output "$local_tbl" "$mem" > "$work/rewrite-$v.txt"; then
+		echo "FAIL [$v]: isbootctl ibft --rewrite failed on iPXE's table" >&2; fails=$((fails + 1)); continue
+	fi
+	echo "==> [$v] isbootctl boot --ibft (iPXE's table, target rewritten to 127.0.0.1:$PORT; in $ns)"
+	if ! ip netns exec "$ns" timeout "$STEP_TIMEOUT" "$ctl" boot --ibft "$local_tbl" \
 		> "$work/boot-$v.log" 2>&1; then
 		cat "$work/boot-$v.log" >&2
 		echo "FAIL [$v]: isbootctl boot with iPXE's table did not find a usable boot disk" >&2; fails=$((fails + 1)); continue
