@@ -37,7 +37,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;
 
-use isboot_core::ibft::{BootCandidate, BootConfig};
+use isboot_core::ibft::BootConfig;
 use isboot_core::port::{Events, Level, Log, Random};
 use isboot_core::scsi::{Completion, ScsiRequest};
 use isboot_core::session::{End, Handle, Isid, Session, SessionConfig, State, TmfError};
@@ -87,7 +87,6 @@ impl Drop for RootHold {
 struct Ctx {
     exec: &'static Exec,
     cfg: BootConfig,
-    cand: BootCandidate,
     /// The session's handle, once the session exists.
     handle: Mutex<KSpin, Option<Handle<KSpin>>>,
     sim_shared: Arc<SimShared>,
@@ -95,7 +94,7 @@ struct Ctx {
     sim: Mutex<KSpin, Option<Arc<Sim>>>,
     pending: Mutex<KSpin, Pending>,
     root: Mutex<KSpin, Option<RootHold>>,
-    nic: Mutex<KSpin, Option<BootNic>>,
+    nics: Mutex<KSpin, Vec<BootNic>>,
     tasks: Mutex<KSpin, Vec<JoinHandle<'static, ()>>>,
     /// Set once the session is in full feature phase for the first time.
     up_once: AtomicBool,
@@ -132,10 +131,10 @@ impl fmt::Debug for BootHandle {
 /// Starts booting from `cfg`'s boot pair. Returns quickly; the work runs on our taskqueue
 /// thread. Errors are `errno` values for the module's load status.
 pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
-    let Some(cand) = cfg.boot().cloned() else {
+    if cfg.boot().is_none() {
         crate::klog!(0, "the iBFT has no usable boot target");
         return Err(sys::ENXIO as i32);
-    };
+    }
     let root = RootHold::take();
     let mut exec_slot: Option<&'static Exec> = None;
     let host = Host::start(c"isboot", |pender| {
@@ -159,13 +158,12 @@ pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
     let ctx = Arc::new(Ctx {
         exec,
         cfg: cfg.clone(),
-        cand,
         handle: Mutex::new(None),
         sim_shared: SimShared::new(logic::path_inq(maxphys, 0)),
         sim: Mutex::new(None),
         pending: Mutex::new(crate::cam::pending_table()),
         root: Mutex::new(root),
-        nic: Mutex::new(None),
+        nics: Mutex::new(Vec::new()),
         tasks: Mutex::new(Vec::new()),
         up_once: AtomicBool::new(false),
         closed: AtomicBool::new(false),
@@ -185,24 +183,37 @@ pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
 
 /// The boot job: NIC, then the tasks.
 fn bring_up(ctx: Arc<Ctx>) {
-    let Some(target_ip) = ctx.cand.target.ip else {
-        give_up(&ctx, "the boot target has no address");
+    if ctx.logout.load(Ordering::Acquire) {
         return;
-    };
-    match net::bring_up(&ctx.cand.nic, target_ip) {
-        Ok(nic) => {
-            crate::sysctl::set_nic(nic.name());
-            ctx.sim_shared.set_link_speed(nic.baudrate());
-            crate::klog!(1, "boot NIC {} configured", nic.name());
-            ctx.nic.lock(|n| *n = Some(nic));
-        }
-        Err(e) => {
-            crate::klog!(0, "boot NIC setup failed: {}", e);
-            crate::sysctl::stats().set_last_error("boot NIC setup failed");
-            give_up(&ctx, "no network to the target");
-            return;
+    }
+    // Every candidate's NIC is brought up (each once) and every candidate's target made
+    // reachable, so the session's failover to an alternate pair finds a working path. Only the
+    // boot pair's failure is reported loudly; alternates are best effort.
+    let mut nics: Vec<BootNic> = Vec::new();
+    for (i, cand) in ctx.cfg.candidates.iter().enumerate() {
+        let Some(target_ip) = cand.target.ip else {
+            continue;
+        };
+        let level = if i == 0 { 0 } else { 1 };
+        let done = match nics.iter().find(|n| n.index() == cand.nic.index) {
+            Some(nic) => nic.reach(&cand.nic, target_ip),
+            None => net::bring_up(&cand.nic, target_ip).map(|nic| nics.push(nic)),
+        };
+        if let Err(e) = done {
+            crate::klog!(level, "network setup for target {} failed: {}", i, e);
+            if i == 0 {
+                crate::sysctl::stats().set_last_error("boot NIC setup failed");
+            }
         }
     }
+    let Some(first) = nics.first() else {
+        give_up(&ctx, "no network to any iBFT target");
+        return;
+    };
+    crate::sysctl::set_nic(first.name());
+    ctx.sim_shared.set_link_speed(first.baudrate());
+    crate::klog!(1, "boot NIC {} configured", first.name());
+    drop(ctx.nics.lock(|n| core::mem::replace(n, nics)));
     let mut rng = KRandom;
     let isid = Isid::random(&mut rng);
     let mut scfg = SessionConfig::from_boot(&ctx.cfg, isid);
@@ -227,10 +238,19 @@ fn bring_up(ctx: Arc<Ctx>) {
         exec.spawn(cam_pump(ctx.clone())),
         exec.spawn(root_watcher(ctx.clone())),
     ];
-    // Built outside the spin lock (no allocation under it); the empty Vec swapped out is
-    // dropped after the lock is released.
+    // Built outside the spin lock (no allocation under it). If `stop` began meanwhile it has
+    // already emptied the list: then the handles are refused here and dropped, which cancels
+    // the tasks before `stop` drops the executor (it waits for this job first).
     let handles: Vec<JoinHandle<'static, ()>> = handles.into_iter().collect();
-    drop(ctx.tasks.lock(|t| core::mem::replace(t, handles)));
+    let refused = ctx.tasks.lock(|t| {
+        if ctx.logout.load(Ordering::Acquire) {
+            Some(handles)
+        } else {
+            *t = handles;
+            None
+        }
+    });
+    drop(refused);
 }
 
 /// Runs the session until it logs out or gives up.
@@ -290,7 +310,13 @@ fn give_up(ctx: &Ctx, why: &str) {
 async fn root_watcher(ctx: Arc<Ctx>) {
     let timer = ctx.exec.timer();
     let deadline = timer.now().saturating_add(ROOT_WAIT);
-    let lun = CamLun(ctx.cand.target.lun.0).to_cam();
+    // The session may fail over to an alternate pair: its LUN counts as the boot disk too.
+    let luns: Vec<u64> = ctx
+        .cfg
+        .candidates
+        .iter()
+        .map(|c| CamLun(c.target.lun.0).to_cam())
+        .collect();
     loop {
         if ctx.closed.load(Ordering::Acquire) {
             give_up(
@@ -299,7 +325,7 @@ async fn root_watcher(ctx: Arc<Ctx>) {
             );
             return;
         }
-        let attached = sim_of(&ctx).map(|s| s.has_disk(lun));
+        let attached = sim_of(&ctx).map(|s| luns.iter().any(|&l| s.has_disk(l)));
         if attached == Some(true) {
             crate::klog!(1, "boot disk attached");
             drop(ctx.root.lock(Option::take));
@@ -561,7 +587,7 @@ pub fn stop(mut h: BootHandle) {
         }
     }
     // 6. Free.
-    drop(ctx.nic.lock(Option::take));
+    drop(ctx.nics.lock(core::mem::take));
     drop(ctx.root.lock(Option::take));
     let exec: *const Exec = ctx.exec;
     drop(ctx);

@@ -82,6 +82,8 @@ pub struct BootNic {
     /// The physical parent when `ifp` is a VLAN created by us.
     _parent: Option<IfRef>,
     name: [u8; IFNAMSIZ],
+    /// The iBFT NIC index this interface was configured from.
+    index: u8,
 }
 
 // SAFETY: an `ifnet` reference may be held and released from any thread.
@@ -96,6 +98,22 @@ impl core::fmt::Debug for BootNic {
 }
 
 impl BootNic {
+    /// The iBFT NIC index it was configured from.
+    pub fn index(&self) -> u8 {
+        self.index
+    }
+
+    /// Makes another target reachable through this (already configured) interface: the
+    /// address is re-applied (a no-op when present) and the target's route added.
+    pub fn reach(&self, nic: &Nic, target: IpAddr) -> Result<(), NetError> {
+        let family = match target {
+            IpAddr::V4(_) => sys::AF_INET as c_int,
+            IpAddr::V6(_) => sys::AF_INET6 as c_int,
+        };
+        let so = IoctlSocket::new(family)?;
+        configure(&so, &self.name, self.ifp.0, nic, target)
+    }
+
     /// The interface name (`em0`, `em0.100`), as `net.isboot.nic` shows it.
     pub fn name(&self) -> &str {
         let len = self.name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
@@ -298,9 +316,9 @@ pub fn bring_up(nic: &Nic, target: IpAddr) -> Result<BootNic, NetError> {
         }
     };
 
-    let (family, v6) = match target {
-        IpAddr::V4(_) => (sys::AF_INET as c_int, false),
-        IpAddr::V6(_) => (sys::AF_INET6 as c_int, true),
+    let family = match target {
+        IpAddr::V4(_) => sys::AF_INET as c_int,
+        IpAddr::V6(_) => sys::AF_INET6 as c_int,
     };
     let so = IoctlSocket::new(family)?;
     // SAFETY: live socket; `name` is NUL-terminated.
@@ -320,16 +338,26 @@ pub fn bring_up(nic: &Nic, target: IpAddr) -> Result<BootNic, NetError> {
     }
     wait_link(ifp.0);
 
-    if v6 {
-        configure6(&so, &name, ifp.0, nic, target)?;
-    } else {
-        configure4(&so, &name, ifp.0, nic, target)?;
-    }
+    configure(&so, &name, ifp.0, nic, target)?;
     Ok(BootNic {
         ifp,
         _parent: parent,
         name,
+        index: nic.index,
     })
+}
+
+fn configure(
+    so: &IoctlSocket,
+    name: &[u8; IFNAMSIZ],
+    ifp: *mut sys::ifnet,
+    nic: &Nic,
+    target: IpAddr,
+) -> Result<(), NetError> {
+    match target {
+        IpAddr::V4(_) => configure4(so, name, ifp, nic, target),
+        IpAddr::V6(_) => configure6(so, name, ifp, nic, target),
+    }
 }
 
 fn name_str(name: &[u8; IFNAMSIZ]) -> &str {
