@@ -81,7 +81,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for m in vmm if_bridge if_tap ctl; do kldload -n $m; done
+# tap(4) lives in if_tuntap since FreeBSD 12 (GENERIC has it built in; -n then does nothing).
+for m in vmm if_bridge if_tuntap ctl; do kldload -n $m || die "cannot load kernel module $m"; done
 
 echo "==> preparing the root disk from $VM_IMAGE"
 cp "$VM_IMAGE" "$work/root.img"
