@@ -568,10 +568,13 @@ pub fn stop(mut h: BootHandle) {
     if ctx.exec.task_count() > 0 {
         crate::klog!(0, "tasks still alive after cancelling; tearing down anyway");
     }
-    // 4. Callout, running poll, taskqueue.
-    if let Some(host) = h.host.take() {
-        drop(host.shutdown());
-    }
+    // 4. Callout, running poll, taskqueue. The stopped host outlives the executor (step 6):
+    //    a late wake (a task that outlived the cancel wait) then pends into nothing.
+    let stopped = h.host.take().map(|host| {
+        let (poll, stopped) = host.shutdown();
+        drop(poll);
+        stopped
+    });
     // 5. CAM.
     while let Some(ccb) = ctx.pending.lock(Pending::take_any) {
         ccb.complete_status(status::DEV_NOT_THERE);
@@ -597,4 +600,5 @@ pub fn stop(mut h: BootHandle) {
     // `Ctx` holding the last `&'static` was dropped above (no task remains to hold it: the
     // tasks' futures own `Arc<Ctx>` clones, dropped in step 3 or with the executor here).
     unsafe { drop(Box::from_raw(exec.cast_mut())) };
+    drop(stopped);
 }

@@ -10,7 +10,8 @@
 //!
 //! # Invariants
 //! - `HostInner` is boxed and never moves: the taskqueue, the task and the callout keep pointers
-//!   into it until [`Host::shutdown`] has drained all three.
+//!   into it until [`Host::shutdown`] has drained all three, and every [`Pender`] until the
+//!   [`Stopped`] host that keeps the box is dropped (after the executor).
 //! - `poll_fn` is written once in `start` before anything can enqueue the poll task, then only
 //!   reached from the poll task (taskqueue thread) and from `shutdown` after the
 //!   task is drained, never concurrently.
@@ -19,7 +20,7 @@ use alloc::boxed::Box;
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use isboot_kmod_logic::time;
 
@@ -56,7 +57,9 @@ unsafe impl Sync for Mtx {}
 
 impl core::fmt::Debug for Mtx {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Mtx").field("spin", &self.spin).finish_non_exhaustive()
+        f.debug_struct("Mtx")
+            .field("spin", &self.spin)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,6 +165,9 @@ struct HostInner {
     callout: UnsafeCell<sys::callout>,
     callout_mtx: Mtx,
     stopping: AtomicBool,
+    /// Pends in progress: `shutdown` waits for zero after setting `stopping`, so no pend can
+    /// reach the queue after it is freed.
+    pends: AtomicUsize,
     poll_fn: UnsafeCell<Option<PollFn>>,
     /// One-shot blocking work (NIC bring-up) run on the same thread before the session starts.
     job_task: UnsafeCell<sys::task>,
@@ -183,15 +189,19 @@ unsafe impl Send for Host {}
 unsafe impl Sync for Host {}
 
 /// A copyable handle that makes the poll task run soon: the executor's pender.
+///
+/// # Invariants
+/// `inner` points to a `HostInner` that outlives every copy: the executor (which owns the
+/// copies) is dropped before the [`Stopped`] host that owns `inner`.
 #[derive(Clone, Copy)]
 pub struct Pender {
-    tq: *const UnsafeCell<*mut sys::taskqueue>,
-    task: *mut sys::task,
+    inner: *const HostInner,
 }
 
-// SAFETY: `taskqueue_enqueue` may be called from any thread or context.
+// SAFETY: `pend` may be called from any thread or context; it only touches atomics and
+// `taskqueue_enqueue`.
 unsafe impl Send for Pender {}
-// SAFETY: as above; the pointers are only passed to `taskqueue_enqueue`.
+// SAFETY: as above.
 unsafe impl Sync for Pender {}
 
 impl core::fmt::Debug for Pender {
@@ -204,10 +214,18 @@ impl Pender {
     /// Queues the poll task. Callable from any context that may take a default mutex (the
     /// thread taskqueue's lock is one): socket upcalls, callouts, CAM's action routine. Never
     /// with a spin mutex held.
+    /// After `shutdown` began, pends do nothing.
     pub fn pend(&self) {
-        // SAFETY: the `Host` that made this pender outlives every pender use: its teardown clears
-        // upcalls, drains the callout and detaches CAM before freeing the queue (see boot.rs).
-        unsafe { sys::taskqueue_enqueue(*(*self.tq).get(), self.task) };
+        // SAFETY: `inner` outlives every pender (type invariant).
+        let inner = unsafe { &*self.inner };
+        inner.pends.fetch_add(1, Ordering::SeqCst);
+        if !inner.stopping.load(Ordering::SeqCst) {
+            // SAFETY: `shutdown` sets `stopping` and then waits for `pends` to reach zero
+            // before it frees the queue; this pend counted itself before reading `stopping`,
+            // so the queue is still alive here.
+            unsafe { sys::taskqueue_enqueue(*inner.tq.get(), inner.poll_task.get()) };
+        }
+        inner.pends.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -231,6 +249,7 @@ impl Host {
             callout: UnsafeCell::new(unsafe { core::mem::zeroed() }),
             callout_mtx: Mtx::new(c"isboot callout", false),
             stopping: AtomicBool::new(false),
+            pends: AtomicUsize::new(0),
             poll_fn: UnsafeCell::new(None),
             // SAFETY: as above.
             job_task: UnsafeCell::new(unsafe { core::mem::zeroed() }),
@@ -258,9 +277,9 @@ impl Host {
             unsafe { sys::taskqueue_free(*inner.tq.get()) };
             return Err(err);
         }
+        // INVARIANT: `inner` is boxed; `Stopped` keeps the box until the executor is gone.
         let pender = Pender {
-            tq: ptr::from_ref(&inner.tq),
-            task: inner.poll_task.get(),
+            inner: ptr::from_ref(&*inner),
         };
         let poll = make(pender);
         // SAFETY: nothing has been enqueued yet (the pender was only handed to `make`, which
@@ -289,19 +308,23 @@ impl Host {
     }
 
     pub fn pender(&self) -> Pender {
+        // INVARIANT: as in `start`.
         Pender {
-            tq: ptr::from_ref(&self.inner.tq),
-            task: self.inner.poll_task.get(),
+            inner: ptr::from_ref(&*self.inner),
         }
     }
 
     /// Tears the host down: no poll starts after this returns, the callout is drained, the
-    /// running poll (if any) has finished and the thread is gone. Returns the poll function so
-    /// the caller drops the executor after its thread is gone. Must not be called from the
-    /// taskqueue thread.
-    pub fn shutdown(self) -> Option<PollFn> {
+    /// running poll (if any) has finished and the thread is gone; later pends do nothing.
+    /// Returns the poll function, and the [`Stopped`] host that must be dropped only after the
+    /// executor (whose pender points into it). Must not be called from the taskqueue thread.
+    pub fn shutdown(self) -> (Option<PollFn>, Stopped) {
         let inner = self.inner;
-        inner.stopping.store(true, Ordering::Release);
+        inner.stopping.store(true, Ordering::SeqCst);
+        // A pend that counted itself before `stopping` was set may still be enqueueing.
+        while inner.pends.load(Ordering::SeqCst) != 0 {
+            core::hint::spin_loop();
+        }
         // SAFETY: the tasks were initialised in `start` and the queue exists. Draining waits for
         // a running instance; with `stopping` set, later instances return at once and the
         // callout no longer enqueues, so once both drains return no task can run or re-arm the
@@ -319,7 +342,20 @@ impl Host {
         // A job that never ran is dropped here, on the caller's thread.
         drop(inner.job.lock(Option::take));
         // SAFETY: the task is drained and the thread gone: nothing else can reach `poll_fn`.
-        unsafe { (*inner.poll_fn.get()).take() }
+        let poll = unsafe { (*inner.poll_fn.get()).take() };
+        (poll, Stopped { _inner: inner })
+    }
+}
+
+/// A host after [`Host::shutdown`]: its queue is gone, pends are ignored; the memory stays until
+/// this is dropped, after the executor.
+pub struct Stopped {
+    _inner: Box<HostInner>,
+}
+
+impl core::fmt::Debug for Stopped {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Stopped")
     }
 }
 
