@@ -331,3 +331,90 @@ fn part_shows_an_mbr_freebsd_slice() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no partition table"), "{}", stderr(&o));
 }
+
+#[test]
+fn boot_usage_errors_exit_2_before_any_connection() {
+    let nochap = fixture("ibft-ipxe-dhcp-nochap.bin");
+    let nochap = nochap.to_str().expect("utf8");
+    for args in [
+        vec!["boot", "--ibft", nochap, "--lun", "x"],
+        vec!["boot", "--ibft", nochap, "--chap", "no-colon"],
+        vec!["boot", "--ibft", nochap, "--mutual", "u:s"],
+        vec!["boot", "--ibft", nochap, "--timeout", "0"],
+        vec!["boot", "--ibft", nochap, "--debug", "4"],
+        vec!["boot", "--ibft", nochap, "extra"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn boot_with_nothing_listening_is_not_usable() {
+    // A port that was free a moment ago: the connection is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let portal = format!("127.0.0.1:{port}");
+    let o = run(&[
+        "boot",
+        "--portal",
+        &portal,
+        "--target",
+        "iqn.2026-11.org.isboot:none",
+        "--lun",
+        "1",
+        "--timeout",
+        "20",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("isboot: logging in to {portal}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "isbootctl: boot disk NOT usable: login to {portal} failed: "
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn boot_takes_the_target_from_the_table_and_flags_override_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let portal = format!("127.0.0.1:{port}");
+    let f = fixture("ibft-ipxe-dhcp-mutualchap.bin");
+    let o = run(&[
+        "boot",
+        "--ibft",
+        f.to_str().expect("utf8"),
+        "--portal",
+        &portal,
+        "--timeout",
+        "20",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("isboot: initiator iqn.2025-01.test.rig:initiator-ipxe\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "isboot: target iqn.2025-01.test.rig:tgt-mutual at {portal} LUN 1, auth mutual CHAP\n"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(", flags --portal\n"), "{out}");
+    assert!(
+        !out.contains("secret-12") && !stderr(&o).contains("secret-12"),
+        "{out}"
+    );
+}
