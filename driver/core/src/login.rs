@@ -12,7 +12,9 @@
 //! - CHAP: security stage with `AuthMethod=CHAP,None` (one-way) or `CHAP` (mutual), then
 //!   `CHAP_A=8,7,6,5`. A target that answers `CHAP_A=Reject` (or an algorithm we did not offer) is
 //!   asked again with `CHAP_A=5` on the same connection; one that fails the login instead gets
-//!   [`LoginError::ChapListRefused`], and [`Attempt::chap_md5_only`] retries with MD5 alone. In
+//!   [`LoginError::ChapListRefused`], and [`Attempt::chap_md5_only`] retries with MD5 alone; so
+//!   does one that chose a stronger algorithm and then failed the authentication (tgtd accepts
+//!   SHA-256 but cannot decode its 32-byte response). In
 //!   mutual CHAP an `AuthMethod=None` answer is refused: the target would not prove itself.
 //! - InitiatorName (and SessionType, TargetName) go only in the first PDU: FreeBSD's ctld drops
 //!   the connection when they come again.
@@ -230,7 +232,7 @@ impl fmt::Display for LoginError {
                 write!(f, "target chose AuthMethod={m}, which we did not offer")
             }
             LoginError::ChapListRefused => {
-                f.write_str("target refused the CHAP_A list; retrying with MD5 only")
+                f.write_str("target refused the CHAP_A list, or failed the stronger algorithm it chose; retrying with MD5 only")
             }
             LoginError::SecurityStageRequired => {
                 f.write_str("target requires a security stage; retrying with AuthMethod=None")
@@ -280,6 +282,8 @@ pub struct Login<'a> {
     state: State,
     chap: Option<Chap<'a>>,
     chap_retried: bool,
+    /// The algorithm the target chose.
+    chap_alg: Option<Algorithm>,
     negotiation: Negotiation,
     acc: Accumulator,
     /// Replies to operational keys the target offered, for the next PDU.
@@ -306,6 +310,7 @@ impl<'a> Login<'a> {
             state: State::Operational,
             chap,
             chap_retried: attempt.chap_md5_only,
+            chap_alg: None,
             negotiation: Negotiation::new(cfg.offer.clone())?,
             acc: Accumulator::new(text::DEFAULT_MAX_TEXT_LEN),
             replies: Vec::new(),
@@ -384,19 +389,19 @@ impl<'a> Login<'a> {
         if self.rounds > MAX_ROUNDS {
             return Err(LoginError::TooManyRounds);
         }
-        if resp.isid != self.cfg.isid {
-            return Err(LoginError::Unexpected("ISID differs from ours"));
-        }
-        if resp.itt != self.itt {
-            return Err(LoginError::Unexpected("ITT differs from ours"));
-        }
-        self.exp_stat_sn = resp.stat_sn.next();
+        // The status comes first: targets fill the other fields of a failure carelessly (tgtd
+        // zeroes the ISID), and the status is what the log must say.
         match resp.status_class {
             0 => {}
             1 => return self.redirect(resp, data),
             2 => {
                 let e = InitiatorError::from_detail(resp.status_detail);
-                if self.state == State::ChapA && !self.chap_retried {
+                // Refusing the list, or choosing an algorithm from it and then failing to check
+                // it (tgtd picks SHA-256 but decodes at most 20 bytes): MD5 alone may work.
+                let stronger = self.chap_alg.is_some_and(|a| a != Algorithm::Md5);
+                if (self.state == State::ChapA || (self.state == State::ChapResponse && stronger))
+                    && !self.chap_retried
+                {
                     return Err(LoginError::ChapListRefused);
                 }
                 if self.state == State::Operational
@@ -430,6 +435,13 @@ impl<'a> Login<'a> {
                 })
             }
         }
+        if resp.isid != self.cfg.isid {
+            return Err(LoginError::Unexpected("ISID differs from ours"));
+        }
+        if resp.itt != self.itt {
+            return Err(LoginError::Unexpected("ITT differs from ours"));
+        }
+        self.exp_stat_sn = resp.stat_sn.next();
         if resp.version_active != 0 {
             return Err(LoginError::Unexpected("Version-active is not 0"));
         }
@@ -566,6 +578,7 @@ impl<'a> Login<'a> {
                 t,
             )));
         }
+        self.chap_alg = offered.ok();
         let answer = chap.answer_pairs(pairs, |b| random(b))?;
         let mut t = TextBuilder::new(LOGIN_MAX_DATA as usize);
         for (k, v) in &answer {

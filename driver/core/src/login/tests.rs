@@ -464,3 +464,34 @@ fn continued_text_is_joined_before_it_is_read() {
     );
     assert!(matches!(done, Ok(Step::Done(_))));
 }
+
+#[test]
+fn failure_after_a_stronger_algorithm_retries_with_md5() {
+    let cfg = config(Some(one_way()));
+    let mut l = Login::new(&cfg, Attempt::default(), ITT).unwrap();
+    l.start().unwrap();
+    let r = resp(Stage::Security, Stage::Operational, false);
+    step_send(l.handle(&r, &text(&[("AuthMethod", "CHAP")]), &mut no_random));
+    chap_challenge(&mut l, "7");
+    // tgtd answers with a zeroed ISID on failures: the status must still be what counts.
+    let mut fail = failed(2, 1);
+    fail.isid = [0; 6];
+    fail.itt = 0;
+    assert_eq!(
+        l.handle(&fail, &[], &mut no_random),
+        Err(LoginError::ChapListRefused)
+    );
+    // With MD5 the same failure is a real authentication failure.
+    let md5 = Attempt {
+        chap_md5_only: true,
+        ..Attempt::default()
+    };
+    let mut l = Login::new(&cfg, md5, ITT).unwrap();
+    l.start().unwrap();
+    step_send(l.handle(&r, &text(&[("AuthMethod", "CHAP")]), &mut no_random));
+    chap_challenge(&mut l, "5");
+    assert_eq!(
+        l.handle(&fail, &[], &mut no_random),
+        Err(LoginError::Initiator(InitiatorError::AuthenticationFailed))
+    );
+}
