@@ -85,6 +85,10 @@ pub struct FakeConfig {
     pub max_burst: u32,
     pub first_burst: u32,
     pub immediate_data: bool,
+    /// Largest Data-In segment the target sends (also bounded by the initiator's
+    /// MaxRecvDataSegmentLength), so that a read spans several PDUs and a fault can sit between
+    /// them.
+    pub data_in_pdu: u32,
 }
 
 impl FakeConfig {
@@ -98,6 +102,7 @@ impl FakeConfig {
             max_burst: 262_144,
             first_burst: 65536,
             immediate_data: true,
+            data_in_pdu: 8192,
         }
     }
 }
@@ -673,7 +678,7 @@ impl Conn {
         } else {
             Residual::None
         };
-        let pdu_max = self.params.send_max as usize;
+        let pdu_max = self.params.send_max.min(self.cfg().data_in_pdu).max(512) as usize;
         let burst = self.params.max_burst.max(512) as usize;
         let is_read = matches!(cmd.cdb.as_slice().first(), Some(0x28 | 0x88));
         let fault = if is_read {
@@ -756,10 +761,9 @@ impl Conn {
                         final_bit: false,
                         ..din.clone()
                     };
-                    let big = vec![POISON; (self.params.send_max as usize + 4096).min(n)];
-                    if big.len() > self.params.send_max as usize {
-                        self.send(&bad, &big)?;
-                    }
+                    // Poison at a valid offset, but longer than the initiator said it can take.
+                    let big = vec![POISON; self.params.send_max as usize + 4096];
+                    self.send(&bad, &big)?;
                 }
                 Some(Fault::BadDataDigest) if pdus == 0 => {
                     let mut buf = encode(&din, chunk, self.params.digests)?;

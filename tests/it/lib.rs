@@ -6,6 +6,7 @@
 //! is torn down by `Drop` also when the test fails. Every wait is bounded in time.
 
 pub mod fake;
+pub mod io;
 pub mod libiscsi;
 pub mod net;
 pub mod process;

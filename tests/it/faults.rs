@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Fault tests: the target killed and restarted in the middle of a write loop, the TCP connection
+//! reset mid-transfer, and a scripted target that breaks the protocol. Each must end in a
+//! reconnect or a clean error: never a panic, a hang, or a wrong byte.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use isboot_host::disk::{DiskConfig, HostDisk};
+use isboot_tests::fake::{pattern, FakeConfig, FakeTarget, Fault, BLOCK, POISON};
+use isboot_tests::io::{open, verify_backing_file, verify_range, write_range, INITIATOR};
+use isboot_tests::relay::Relay;
+use isboot_tests::target::{Config, Kind, Target};
+use isboot_tests::wait;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Sequential writes of 64 KiB commands, four in flight, while the target is killed with SIGKILL
+/// and started again: every write completes, and every byte is on the disk afterwards.
+fn killed_and_restarted_during_writes(kind: Kind) {
+    let mut t = Target::start(kind, Config::new(32 * MIB)).unwrap();
+    let disk = open(&t, None, |c| {
+        c.timeouts.nop_interval = Duration::from_secs(1);
+        c.timeouts.nop_timeout = Duration::from_secs(3);
+    });
+    let blocks_total = 32 * MIB / 512;
+    let per_cmd = 128u32;
+    let done = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            // Chunks of 1 MiB so progress is visible to the killer below.
+            let step = 2048u64;
+            let mut lba = 0;
+            while lba < blocks_total {
+                write_range(&disk, 11, lba, step, per_cmd, 4)?;
+                lba += step;
+                done.store(lba, Ordering::SeqCst);
+            }
+            Ok::<(), String>(())
+        });
+        wait::until(Duration::from_secs(120), || {
+            (done.load(Ordering::SeqCst) >= 4 * 2048).then_some(())
+        })
+        .expect("writes made progress before the kill");
+        t.kill();
+        // Down for a moment with writes queued, then back on the same port and disk.
+        std::thread::sleep(Duration::from_millis(500));
+        t.restart().unwrap();
+        writer.join().unwrap().unwrap();
+    });
+    verify_range(&disk, 11, 0, blocks_total, 2048, 4).unwrap();
+    verify_backing_file(&t, 11, 0, blocks_total, 512);
+    assert!(disk.stats().replays > 0 || disk.reconnects() > 0);
+}
+
+#[test]
+fn tgtd_killed_and_restarted_during_a_write_loop() {
+    killed_and_restarted_during_writes(Kind::Tgtd);
+}
+
+#[test]
+fn istgt_killed_and_restarted_during_a_write_loop() {
+    killed_and_restarted_during_writes(Kind::Istgt);
+}
+
+/// A 24 MiB read through a relay that resets the connection after 8 MiB came down, then a write
+/// cut by hand mid-way: both complete with the right data over a new connection.
+fn reset_mid_transfer(kind: Kind) {
+    let t = Target::start(kind, Config::new(32 * MIB)).unwrap();
+    let relay = Relay::start(t.addr()).unwrap();
+    let disk = open(&t, Some(relay.addr()), |_| {});
+    let blocks = 24 * MIB / 512;
+    write_range(&disk, 21, 0, blocks, 2048, 4).unwrap();
+    relay.cut_after_down(relay.bytes_down() + 8 * MIB);
+    verify_range(&disk, 21, 0, blocks, 2048, 4).unwrap();
+    assert_eq!(relay.resets(), 1, "the read was cut");
+    assert!(relay.connections() >= 2, "the session reconnected");
+
+    let done = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let step = 2048u64;
+            let mut lba = 0;
+            while lba < blocks {
+                write_range(&disk, 22, lba, step, 256, 4)?;
+                lba += step;
+                done.store(lba, Ordering::SeqCst);
+            }
+            Ok::<(), String>(())
+        });
+        wait::until(Duration::from_secs(120), || {
+            (done.load(Ordering::SeqCst) >= 4 * 2048).then_some(())
+        })
+        .expect("writes made progress before the cut");
+        assert!(relay.cut());
+        writer.join().unwrap().unwrap();
+    });
+    verify_range(&disk, 22, 0, blocks, 2048, 4).unwrap();
+    verify_backing_file(&t, 22, 0, blocks, 512);
+    assert_eq!(relay.resets(), 2);
+}
+
+#[test]
+fn tgtd_tcp_reset_mid_transfer() {
+    reset_mid_transfer(Kind::Tgtd);
+}
+
+#[test]
+fn istgt_tcp_reset_mid_transfer() {
+    reset_mid_transfer(Kind::Istgt);
+}
+
+// ---- the scripted misbehaving target ----
+
+const FAKE_SIZE: usize = 4 << 20;
+
+fn fake_config(t: &FakeTarget) -> DiskConfig {
+    let mut cfg = DiskConfig::new(t.addr(), t.iqn(), 0, INITIATOR);
+    cfg.digests = true;
+    cfg.timeouts.nop_interval = Duration::from_secs(1);
+    cfg.timeouts.nop_timeout = Duration::from_secs(2);
+    cfg.io_timeout = Duration::from_secs(60);
+    cfg
+}
+
+/// Runs one read (or write) against a target that misbehaves once on it, then checks the outcome:
+/// the command either completed with exactly the right bytes (after a reconnect) or failed with
+/// an error; no poison byte ever reached a buffer; the initiator broke no rule; and the session
+/// still works afterwards.
+fn scripted(fault: Fault, write: bool) {
+    let t = FakeTarget::start(FakeConfig {
+        max_recv_dsl: 8192,
+        ..FakeConfig::new(FAKE_SIZE, fault)
+    })
+    .unwrap();
+    let disk = HostDisk::open(fake_config(&t)).expect("login to the scripted target");
+    let lba = 64u64;
+    let blocks = 64u32; // 32 KiB: several Data-In PDUs at the target's 8 KiB
+    let len = blocks as usize * BLOCK;
+    let off = lba as usize * BLOCK;
+    let outcome = if write {
+        let data = vec![0x3c; len];
+        disk.write(lba, &data).map(|()| data)
+    } else {
+        disk.read(lba, blocks)
+    };
+    let stats = t.stats();
+    assert_eq!(
+        stats.faults_fired, 1,
+        "{fault:?} was not triggered: {stats:?}"
+    );
+    match &outcome {
+        Ok(bytes) if write => {
+            assert_eq!(
+                &t.disk(off, len),
+                bytes,
+                "{fault:?}: write stored wrong bytes"
+            )
+        }
+        Ok(bytes) => {
+            assert!(
+                !bytes.contains(&POISON),
+                "{fault:?}: poison reached the buffer"
+            );
+            let want: Vec<u8> = (off..off + len).map(pattern).collect();
+            assert!(bytes == &want, "{fault:?}: read returned wrong bytes");
+        }
+        Err(e) => eprintln!("{fault:?}: clean error: {e}"),
+    }
+    // Whatever happened, the session is usable: a fresh read of other blocks is right.
+    let again = disk.read(512, 8).expect("session usable after the fault");
+    let want: Vec<u8> = (512 * BLOCK..520 * BLOCK).map(pattern).collect();
+    assert_eq!(again, want, "{fault:?}: read after the fault");
+    let stats = t.stats();
+    assert!(
+        stats.violations.is_empty(),
+        "{fault:?}: {:?}",
+        stats.violations
+    );
+    if outcome.is_ok() && fault != Fault::WrongItt {
+        assert!(
+            stats.logins >= 2,
+            "{fault:?} should have cost a reconnect: {stats:?}"
+        );
+    }
+}
+
+#[test]
+fn scripted_wrong_itt() {
+    scripted(Fault::WrongItt, false);
+}
+
+#[test]
+fn scripted_data_in_beyond_the_buffer() {
+    scripted(Fault::DataInBeyondBuffer, false);
+}
+
+#[test]
+fn scripted_data_in_with_an_offset_gap() {
+    scripted(Fault::DataInOffsetGap, false);
+}
+
+#[test]
+fn scripted_oversized_data_segment() {
+    scripted(Fault::OversizedSegment, false);
+}
+
+#[test]
+fn scripted_bad_data_digest() {
+    scripted(Fault::BadDataDigest, false);
+}
+
+#[test]
+fn scripted_bad_header_digest() {
+    scripted(Fault::BadHeaderDigest, false);
+}
+
+#[test]
+fn scripted_sense_length_too_large() {
+    scripted(Fault::SenseTooLong, false);
+}
+
+#[test]
+fn scripted_r2t_beyond_the_transfer() {
+    scripted(Fault::R2tBeyondTransfer, true);
+}
+
+#[test]
+fn scripted_reset_mid_transfer() {
+    scripted(Fault::ResetMidTransfer, false);
+}
+
+#[test]
+fn scripted_silent_target_is_dropped_by_the_nop_timeout() {
+    scripted(Fault::Silence, false);
+}
+
+#[test]
+fn scripted_target_that_keeps_misbehaving_gives_an_error_not_a_hang() {
+    let t = FakeTarget::start(FakeConfig {
+        times: u32::MAX,
+        ..FakeConfig::new(FAKE_SIZE, Fault::DataInBeyondBuffer)
+    })
+    .unwrap();
+    let mut cfg = fake_config(&t);
+    cfg.command_timeout = Some(Duration::from_secs(10));
+    cfg.io_timeout = Duration::from_secs(90);
+    let disk = HostDisk::open(cfg).expect("login");
+    let r = disk.read(0, 16);
+    match r {
+        Ok(b) => panic!(
+            "a read that can never be served completed with {} bytes",
+            b.len()
+        ),
+        Err(e) => eprintln!("persistent fault: clean error: {e}"),
+    }
+    assert!(t.stats().violations.is_empty());
+}
