@@ -48,7 +48,7 @@ use isboot_kmod_logic::lun::Lun as CamLun;
 
 use crate::bindings as sys;
 use crate::cam::{fail_request, CamRequest, CcbRef, Pending, Sim, SimShared};
-use crate::exec::{now_ns, pause_ms, Host, KSpin, Pender, Polled};
+use crate::exec::{now_ns, pause_ms, Host, KSpin, Pender, PollFn, Polled};
 use crate::net::{self, BootNic};
 use crate::sock::KConnector;
 
@@ -136,23 +136,19 @@ pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
         return Err(sys::ENXIO as i32);
     }
     let root = RootHold::take();
-    let mut exec_slot: Option<&'static Exec> = None;
-    let host = Host::start(c"isboot", |pender| {
+    let (host, exec) = Host::start(c"isboot", |pender| {
         let exec: &'static Exec = Box::leak(Box::new(Executor::new(pender)));
-        exec_slot = Some(exec);
-        Box::new(move |now| {
+        let poll: PollFn = Box::new(move |now| {
             exec.on_tick(isboot_executor::Instant::from_nanos(now));
             let again = exec.poll();
             Polled {
                 again,
                 deadline: exec.next_deadline().map(|d| d.as_nanos()),
             }
-        })
+        });
+        (poll, exec)
     })
     .inspect_err(|e| crate::klog!(0, "cannot start the isboot taskqueue (error {})", e))?;
-    let Some(exec) = exec_slot else {
-        return Err(sys::ENOMEM as i32);
-    };
     // SAFETY: reads a kernel variable.
     let maxphys: u64 = unsafe { sys::isboot_maxphys() };
     let ctx = Arc::new(Ctx {
@@ -173,7 +169,8 @@ pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
     });
     let job_ctx = ctx.clone();
     if host.run_job(Box::new(move || bring_up(job_ctx))).is_err() {
-        return Err(sys::EBUSY as i32);
+        // Cannot happen on a fresh host; the handle still goes back so `stop` cleans up.
+        crate::klog!(0, "the boot job could not be queued");
     }
     Ok(BootHandle {
         host: Some(host),

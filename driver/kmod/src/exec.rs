@@ -236,10 +236,14 @@ impl core::fmt::Debug for Host {
 }
 
 impl Host {
-    /// Creates the taskqueue and its thread named `name`; the poll task runs what `make` returns.
-    /// `make` receives the pender (to build the executor with) and runs before anything can be
-    /// pended, so the poll function is in place before the poll task can first run.
-    pub fn start(name: &'static CStr, make: impl FnOnce(Pender) -> PollFn) -> Result<Host, c_int> {
+    /// Creates the taskqueue and its thread named `name`; the poll task runs the function `make`
+    /// returns, and `make`'s second value is handed back. `make` receives the pender (to build
+    /// the executor with) and runs before anything can be pended, so the poll function is in
+    /// place before the poll task can first run.
+    pub fn start<T>(
+        name: &'static CStr,
+        make: impl FnOnce(Pender) -> (PollFn, T),
+    ) -> Result<(Host, T), c_int> {
         let inner = Box::new(HostInner {
             tq: UnsafeCell::new(ptr::null_mut()),
             // SAFETY: `struct task` and `struct callout` are plain data; zero is their pre-init
@@ -281,11 +285,11 @@ impl Host {
         let pender = Pender {
             inner: ptr::from_ref(&*inner),
         };
-        let poll = make(pender);
+        let (poll, made) = make(pender);
         // SAFETY: nothing has been enqueued yet (the pender was only handed to `make`, which
         // must not pend), so the poll task cannot run concurrently with this store.
         unsafe { *inner.poll_fn.get() = Some(poll) };
-        Ok(Host { inner })
+        Ok((Host { inner }, made))
     }
 
     /// Runs `job` once on the taskqueue thread. It may sleep (boot-time waits), which delays
