@@ -177,9 +177,9 @@ fn tgtd_initial_r2t_no_and_immediate_data_no() {
     round_trip(&t, &disk, 4, 100, 8);
 }
 
-// CHAP: tgtd 1.0.85 answers CHAP_A=7 (SHA-256) but computes the response with SHA-1, and its
-// failure Login Response carries a zeroed ISID. These run for tgtd once the session retries
-// without the algorithm the target chose and reads the status class before checking the ISID.
+// CHAP: tgtd 1.0.85 answers CHAP_A=7 (SHA-256) but cannot check a SHA-256 response, and its
+// failure Login Response carries a zeroed ISID: the session must read the status class first and
+// retry with MD5.
 
 fn chap_round_trip(kind: Kind) {
     let t = start(
@@ -238,19 +238,16 @@ fn istgt_wrong_chap_secret_fails_cleanly() {
 }
 
 #[test]
-#[ignore = "tgtd CHAP: login reads the ISID before the status class; no retry without SHA-256"]
 fn tgtd_chap_round_trip() {
     chap_round_trip(Kind::Tgtd);
 }
 
 #[test]
-#[ignore = "tgtd CHAP: login reads the ISID before the status class; no retry without SHA-256"]
 fn tgtd_mutual_chap_round_trip() {
     mutual_chap_round_trip(Kind::Tgtd);
 }
 
 #[test]
-#[ignore = "tgtd CHAP: login reads the ISID before the status class; no retry without SHA-256"]
 fn tgtd_wrong_chap_secret_fails_cleanly() {
     wrong_chap_secret_fails_cleanly(Kind::Tgtd);
 }
