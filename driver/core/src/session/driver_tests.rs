@@ -52,6 +52,15 @@ struct Disk {
     digests: bool,
     /// Flip one bit of the next Data-In's data digest.
     corrupt_digest_once: bool,
+    /// Portals connected to, in order.
+    portals: Vec<SocketAddr>,
+    /// Connections to these ports are refused.
+    refuse_ports: Vec<u16>,
+    /// Logins on this port are redirected to the given address (temporary).
+    redirect: Option<(u16, &'static str)>,
+    /// Commands with this opcode get no answer (until aborted).
+    ignore_opcode: Option<u8>,
+    aborts: Vec<u32>,
 }
 
 struct Write {
@@ -63,6 +72,7 @@ struct Write {
 
 struct Conn {
     disk: Arc<StdMutex<Disk>>,
+    port: u16,
     inbuf: Vec<u8>,
     out: VecDeque<u8>,
     reader: Option<Waker>,
@@ -123,6 +133,29 @@ impl Conn {
         match pdu {
             Pdu::LoginRequest(l) => {
                 let mut d = self.disk.lock().expect("disk lock");
+                if let Some((_, to)) = d.redirect.filter(|(p, _)| *p == self.port) {
+                    drop(d);
+                    let mut t = TextBuilder::new(1024);
+                    t.push("TargetAddress", to).expect("text");
+                    let r = LoginResponse {
+                        transit: false,
+                        continue_bit: false,
+                        csg: Stage::Operational,
+                        nsg: Stage::Security,
+                        version_max: 0,
+                        version_active: 0,
+                        isid: l.isid,
+                        tsih: 0,
+                        itt: l.itt,
+                        stat_sn: Sn(0),
+                        exp_cmd_sn: Sn(0),
+                        max_cmd_sn: Sn(0),
+                        status_class: 1,
+                        status_detail: 1,
+                    };
+                    emit_with(&mut self.out, &r, t.as_bytes(), self.digests);
+                    return;
+                }
                 d.logins.push((l.isid, l.tsih));
                 let ping = d.ping_ttt;
                 let d_digests = d.digests;
@@ -199,6 +232,10 @@ impl Conn {
                 }
                 self.exp_cmd_sn = c.cmd_sn.get().wrapping_add(1);
                 let cdb = c.cdb.as_slice();
+                let ignore = self.disk.lock().expect("disk lock").ignore_opcode;
+                if cdb.first().copied() == ignore {
+                    return;
+                }
                 match cdb.first() {
                     Some(0x88) => {
                         let (lba, len) = lba_and_len(cdb);
@@ -309,6 +346,22 @@ impl Conn {
                     self.disk.lock().expect("disk lock").ping_answered = true;
                 }
             }
+            Pdu::TaskMgmtRequest(t) => {
+                self.disk
+                    .lock()
+                    .expect("disk lock")
+                    .aborts
+                    .push(t.referenced_task_tag);
+                let (exp, max) = self.window();
+                let r = crate::pdu::TaskMgmtResponse {
+                    response: crate::pdu::TmfResponse::Complete,
+                    itt: t.itt,
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: exp,
+                    max_cmd_sn: max,
+                };
+                emit_with(&mut self.out, &r, &[], self.digests);
+            }
             Pdu::LogoutRequest(l) => {
                 self.disk.lock().expect("disk lock").logouts += 1;
                 let (exp, max) = self.window();
@@ -409,7 +462,7 @@ struct Ready(Option<FakeTransport>);
 impl Future for Ready {
     type Output = Result<FakeTransport, IoError>;
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Ready(self.0.take().ok_or(IoError::Other(0)))
+        Poll::Ready(self.0.take().ok_or(IoError::Refused))
     }
 }
 
@@ -417,10 +470,17 @@ impl Connector for FakeConnector {
     type Transport = FakeTransport;
     type Connect<'a> = Ready;
 
-    fn connect(&mut self, _portal: Portal) -> Ready {
-        self.0.lock().expect("disk lock").connections += 1;
+    fn connect(&mut self, portal: Portal) -> Ready {
+        let mut d = self.0.lock().expect("disk lock");
+        d.portals.push(portal.addr);
+        if d.refuse_ports.contains(&portal.addr.port()) {
+            return Ready(None);
+        }
+        d.connections += 1;
+        drop(d);
         Ready(Some(FakeTransport(Arc::new(StdMutex::new(Conn {
             disk: self.0.clone(),
+            port: portal.addr.port(),
             inbuf: Vec::new(),
             out: VecDeque::new(),
             reader: None,
@@ -721,4 +781,80 @@ fn digests_on_and_a_bad_data_digest_recovers() {
     let d = r.disk.lock().expect("disk lock");
     assert!(!d.corrupt_digest_once, "the corruption happened");
     assert_eq!(d.connections, 2, "the bad digest cost one reconnect");
+}
+
+fn target(port: u16) -> TargetConfig {
+    TargetConfig {
+        portal: Portal {
+            addr: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+            nic: 0,
+        },
+        name: String::from("iqn.2026-01.org.example:disk"),
+        chap: None,
+    }
+}
+
+#[test]
+fn unreachable_boot_target_fails_over_to_the_alternate() {
+    let r = rig(|d| d.refuse_ports = vec![3260]);
+    let mut cfg = config();
+    cfg.targets = vec![target(3260), target(3261)];
+    let (h, task) = start_with(&r, cfg);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    let d = r.disk.lock().expect("disk lock");
+    let ports: Vec<u16> = d.portals.iter().map(|a| a.port()).collect();
+    assert_eq!(ports, vec![3260, 3261]);
+    assert_eq!(h.status().target, 1);
+}
+
+#[test]
+fn login_redirect_is_followed() {
+    let r = rig(|d| d.redirect = Some((3260, "127.0.0.1:3270,1")));
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    let d = r.disk.lock().expect("disk lock");
+    let ports: Vec<u16> = d.portals.iter().map(|a| a.port()).collect();
+    assert_eq!(ports, vec![3260, 3270]);
+    assert_eq!(d.logins.len(), 1, "logged in at the redirected portal");
+}
+
+#[test]
+fn bounded_attempts_give_up_and_complete_every_request() {
+    let r = rig(|d| d.refuse_ports = vec![3260]);
+    let mut cfg = config();
+    cfg.backoff.max_attempts = Some(3);
+    let (h, task) = start_with(&r, cfg);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    assert_eq!(r.rt.block_on(task), End::GaveUp);
+    let c = r.done.recv_timeout(WAIT).expect("the request completes");
+    assert_eq!(c.result, Err(crate::scsi::TransportError::SessionClosed));
+    assert_eq!(r.disk.lock().expect("disk lock").portals.len(), 3);
+    assert_eq!(h.status().state, State::Closed);
+}
+
+#[test]
+fn command_timeout_aborts_it_at_the_target() {
+    // TEST UNIT READY never answered.
+    let r = rig(|d| d.ignore_opcode = Some(0x00));
+    let (h, task) = start(&r);
+    let mut tur = ScsiRequest::new(5, lun1(), Cdb::new(&[0u8; 16]).unwrap_or_default());
+    tur.timeout = Some(Duration::from_millis(200));
+    h.submit(tur).expect("submitted");
+    let c = r.done.recv_timeout(WAIT).expect("the command times out");
+    assert_eq!(c.tag, 5);
+    assert_eq!(c.result, Err(crate::scsi::TransportError::Timeout));
+    // The session goes on.
+    h.submit(read16(6, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    let d = r.disk.lock().expect("disk lock");
+    assert_eq!(d.aborts.len(), 1, "ABORT TASK sent once");
+    assert_eq!(d.connections, 1, "no reconnect needed");
 }
