@@ -484,12 +484,16 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                         Poll::Pending => break,
                     }
                 }
+                // The keepalive deadline moves with every PDU received; re-arming the timer only
+                // when the deadline comes earlier keeps that off the timer queue (a timer that
+                // fires early just leads to a round that finds nothing due, then re-arms).
                 let next = self.engine.poll_at().unwrap_or(Instant::MAX);
-                if next != deadline {
+                if next < deadline {
                     deadline = next;
                     sleep.set(timer.sleep_until(deadline));
                 }
-                if sleep.as_mut().poll(cx).is_ready() {
+                if deadline != Instant::MAX && sleep.as_mut().poll(cx).is_ready() {
+                    deadline = Instant::MAX;
                     progress = true;
                 }
                 if !progress {

@@ -111,6 +111,8 @@ pub enum Disconnect {
     NopTimeout,
     /// A task management request got no answer in time.
     TmfTimeout,
+    /// A Logout the target asked for got no answer in time.
+    LogoutTimeout,
     /// The target asked for it (Async Message), to be retried after `wait`.
     TargetRequest { event: AsyncEvent, wait: Duration },
     /// A Logout (target-requested or a recovery logout) completed; reconnect after `wait`.
@@ -139,6 +141,7 @@ impl fmt::Display for Disconnect {
                 f.write_str("no PDU from the target within the NOP-In timeout")
             }
             Disconnect::TmfTimeout => f.write_str("no task management response in time"),
+            Disconnect::LogoutTimeout => f.write_str("no Logout Response in time"),
             Disconnect::TargetRequest { event, wait } => {
                 write!(
                     f,
@@ -1259,18 +1262,14 @@ impl Engine {
                 self.close();
                 return Ok(());
             }
-            return Err(Disconnect::Violation(Violation::UnknownResponse {
-                opcode: pdu::Opcode::LogoutResponse,
-                itt: RESERVED_TAG,
-            }));
+            return Err(Disconnect::LogoutTimeout);
         }
-        if self.phase == Phase::Closing
-            && self.closing_deadline.is_some_and(|d| d <= now)
-            && self.logout.is_none()
-        {
-            // Outstanding commands did not finish in time: log out anyway.
+        if self.phase == Phase::Closing && self.closing_deadline.is_some_and(|d| d <= now) {
+            // Outstanding commands did not finish in time: log out anyway (once).
             self.closing_deadline = None;
-            self.queue_shutdown_logout(now);
+            if self.logout.is_none() {
+                self.queue_shutdown_logout(now);
+            }
         }
         match self.ping {
             Some((_, deadline)) if deadline <= now => return Err(Disconnect::NopTimeout),
@@ -1312,6 +1311,7 @@ impl Engine {
         }
         if self.phase == Phase::Closing {
             if self.logout.is_none() && self.tasks.is_empty() {
+                self.closing_deadline = None;
                 self.queue_shutdown_logout(now);
                 if let Some(c) = self.ctl.pop_front() {
                     self.emit_ctl(c, now, out);

@@ -1024,3 +1024,51 @@ fn cmd_sn_wraps_at_two_to_the_32() {
     assert_eq!(sns, vec![Sn(u32::MAX), Sn(0), Sn(1)]);
     assert_eq!(s.e.exp_stat_sn(), Sn(0));
 }
+
+#[test]
+fn shutdown_logs_out_after_the_logout_timeout_when_a_command_hangs() {
+    let mut s = session_in_ffp(PARAMS);
+    let a = read(1, 512);
+    s.submit(a.clone());
+    recv!(s, [cmd(ITT0, 10, &a)]);
+    s.e.shutdown(s.now);
+    let alive = NopIn {
+        itt: RESERVED_TAG,
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(42),
+        ..NopIn::default()
+    };
+    for _ in 0..3 {
+        assert_eq!(s.advance(Duration::from_secs(3)), Ok(()));
+        assert!(s
+            .transmit()
+            .iter()
+            .all(|(p, _)| !matches!(p, Pdu::LogoutRequest(_))));
+        send!(s, alive.clone());
+    }
+    assert_eq!(s.advance(Duration::from_secs(1)), Ok(()));
+    let out = s.transmit();
+    let Some(Pdu::LogoutRequest(l)) = out
+        .iter()
+        .map(|(p, _)| p)
+        .find(|p| matches!(p, Pdu::LogoutRequest(_)))
+        .cloned()
+    else {
+        panic!("expected Logout after the timeout, got {out:?}");
+    };
+    // Once sent, the closing deadline no longer counts: only the logout's own does.
+    assert!(s.e.poll_at().is_some_and(|d| d > s.now));
+    let resp = LogoutResponse {
+        itt: l.itt,
+        stat_sn: Sn(101),
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(42),
+        ..LogoutResponse::default()
+    };
+    send!(s, resp);
+    assert_eq!(s.e.phase(), Phase::Closed);
+    let c = s.completions();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].result, Err(TransportError::SessionClosed));
+}
