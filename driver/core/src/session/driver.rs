@@ -41,6 +41,8 @@ use crate::text::{SessionParams, TargetAddress};
 const HDR_MAX: usize = BHS_LEN + MAX_AHS_LEN + DIGEST_LEN;
 /// Bytes gathered before a write is issued: several PDUs per system call, bounded.
 const TX_BATCH: usize = 256 * 1024;
+/// A connection that lasted this long counts as healthy when it drops.
+const STABLE_CONNECTION: Duration = Duration::from_secs(30);
 /// PDUs received per round of the connection loop.
 const RX_PER_ROUND: usize = 32;
 /// Rounds of the connection loop per poll before yielding to other tasks.
@@ -184,6 +186,7 @@ where
         }
         front.set_state(State::LoggingIn, back.current);
         let mut failures: u32 = 0;
+        let mut drops: u32 = 0;
         let mut first = true;
         loop {
             let attempt = front.serve_while(back.establish()).await;
@@ -261,6 +264,7 @@ where
             front.engine.connected(params, est.sns, now);
             front.shared.status.lock(|s| s.logins += 1);
             front.set_state(State::Up, back.current);
+            let up_since = front.timer.now();
             let end = front.connection(&mut transport).await;
             transport.close();
             front.engine.disconnected();
@@ -276,9 +280,20 @@ where
             front.shared.status.lock(|s| s.disconnects += 1);
             log!(front.log, Level::Note, "isboot: {}; reconnecting", reason);
             front.set_state(State::Recovering, back.current);
-            let delay = reason
-                .wait()
-                .unwrap_or_else(|| back.cfg.backoff.delay(0, back.rng.next_u32()) / 4);
+            // A connection that keeps dying soon after login (a command the target chokes on,
+            // a flapping link) backs off like failed logins; one that lived reconnects at once.
+            if front.timer.now() >= up_since + STABLE_CONNECTION {
+                drops = 0;
+            }
+            drops += 1;
+            let jitter = back.rng.next_u32();
+            let delay = reason.wait().unwrap_or_else(|| {
+                if drops <= 1 {
+                    back.cfg.backoff.delay(0, jitter) / 4
+                } else {
+                    back.cfg.backoff.delay(drops - 1, jitter)
+                }
+            });
             if !front.sleep(delay).await {
                 front.finish();
                 return End::LoggedOut;

@@ -736,6 +736,9 @@ fn session_future_is_send() {
     );
     let fut = session.run();
     assert_send(&fut);
+    // CAM's action routine and upcalls use the handle from any thread.
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    assert_send_sync(&_h);
 }
 
 #[test]
