@@ -34,14 +34,14 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use isboot_core::ibft::BootConfig;
 use isboot_core::port::{Events, Level, Log, Random};
 use isboot_core::scsi::{Completion, ScsiRequest};
 use isboot_core::session::{End, Handle, Isid, Session, SessionConfig, State, TmfError};
-use isboot_executor::{Executor, JoinHandle, Mutex};
+use isboot_executor::{Doorbell, Executor, JoinHandle, Mutex};
 use isboot_kmod_logic::bridge;
 use isboot_kmod_logic::cam::{self as logic, status, TmfKind};
 use isboot_kmod_logic::lun::Lun as CamLun;
@@ -56,6 +56,9 @@ use crate::sock::KConnector;
 pub const ROOT_WAIT: Duration = Duration::from_secs(120);
 /// Longest time a logout may take at unload or shutdown.
 pub const LOGOUT_WAIT: Duration = Duration::from_secs(10);
+/// Most bytes of request buffers (read buffers and write copies) held at once; a request that
+/// would exceed it waits until completions free room (a single larger request runs alone).
+pub const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
 /// Longest time teardown waits for cancelled tasks to drop their futures.
 const CANCEL_WAIT_MS: u32 = 5_000;
 
@@ -105,6 +108,10 @@ struct Ctx {
     unit: AtomicU32,
     /// CAM queue depth: the session's request slots.
     depth: AtomicU32,
+    /// Request buffer bytes in flight, bounded by [`BUFFER_BUDGET`].
+    buffered: AtomicUsize,
+    /// Rung by completions: buffer room was freed.
+    room: Doorbell,
 }
 
 impl fmt::Debug for Ctx {
@@ -166,6 +173,8 @@ pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
         logout: AtomicBool::new(false),
         unit: AtomicU32::new(0),
         depth: AtomicU32::new(crate::cam::MAX_TAGS),
+        buffered: AtomicUsize::new(0),
+        room: Doorbell::new(),
     });
     let job_ctx = ctx.clone();
     if host.run_job(Box::new(move || bring_up(job_ctx))).is_err() {
@@ -345,7 +354,13 @@ async fn root_watcher(ctx: Arc<Ctx>) {
 async fn cam_pump(ctx: Arc<Ctx>) {
     while let Some(req) = ctx.sim_shared.next().await {
         match req {
-            CamRequest::Io(ccb) => submit_io(&ctx, ccb),
+            CamRequest::Io(ccb) => {
+                let len = ccb.buffer_len();
+                while !bridge::admits(ctx.buffered.load(Ordering::Acquire), len, BUFFER_BUDGET) {
+                    ctx.room.wait().await;
+                }
+                submit_io(&ctx, ccb, len);
+            }
             CamRequest::Abort { ccb, target } => {
                 let tag = ctx.pending.lock(|p| p.find(|c| c.is(target)));
                 let st = match tag {
@@ -367,7 +382,7 @@ async fn cam_pump(ctx: Arc<Ctx>) {
     }
 }
 
-fn submit_io(ctx: &Ctx, ccb: CcbRef) {
+fn submit_io(ctx: &Ctx, ccb: CcbRef, len: usize) {
     let maxio = ctx.sim_shared.maxio();
     let made = match ccb.command(maxio) {
         Err(refusal) => Err(refusal.cam_status()),
@@ -399,11 +414,29 @@ fn submit_io(ctx: &Ctx, ccb: CcbRef) {
         }
     };
     req.tag = tag;
+    // Counted before the session can complete it (completions run on this thread, later).
+    let len = if req.data.is_empty() { 0 } else { len };
+    ctx.buffered.fetch_add(len, Ordering::AcqRel);
     if let Err(tag) = session_submit(ctx, req) {
+        release_buffer(ctx, len);
         if let Some(ccb) = ctx.pending.lock(|p| p.take(tag)) {
             ccb.complete_status(status::REQUEUE_REQ);
         }
     }
+}
+
+/// Returns `len` bytes to the buffer budget and wakes the pump if it waits for room.
+fn release_buffer(ctx: &Ctx, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // Saturating: never wraps even if a completion returned an unexpected buffer.
+    let _ = ctx
+        .buffered
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+            Some(b.saturating_sub(len))
+        });
+    ctx.room.ring();
 }
 
 /// The session's reports, delivered on the taskqueue thread.
@@ -414,6 +447,7 @@ struct KEvents {
 
 impl Events for KEvents {
     fn complete(&mut self, c: Completion) {
+        release_buffer(&self.ctx, c.data.len());
         let Some(mut ccb) = self.ctx.pending.lock(|p| p.take(c.tag)) else {
             crate::klog!(2, "completion for unknown tag {:#x} ignored", c.tag);
             return;

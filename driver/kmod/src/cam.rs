@@ -134,6 +134,18 @@ impl CcbRef {
         self.hdr().target_lun
     }
 
+    /// Buffer bytes the request for this `XPT_SCSI_IO` CCB will need (0 without a data phase).
+    pub fn buffer_len(&self) -> usize {
+        let h = self.hdr();
+        match h.flags & flags::DIR_MASK {
+            flags::DIR_IN | flags::DIR_OUT => {
+                // SAFETY: an `XPT_SCSI_IO` CCB is a `ccb_scsiio`.
+                unsafe { self.0.as_ref().csio.dxfer_len as usize }
+            }
+            _ => 0,
+        }
+    }
+
     /// Reads the SCSI command out of an `XPT_SCSI_IO` CCB. The returned command borrows the CCB's
     /// CDB.
     pub fn command(&self, maxio: u32) -> Result<logic::Command<'_>, logic::Refusal> {

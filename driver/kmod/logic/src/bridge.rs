@@ -98,6 +98,13 @@ pub fn finish(c: &Completion) -> Finish<'_> {
     }
 }
 
+/// Whether a request needing `len` buffer bytes may start while `buffered` bytes are held by
+/// requests in flight: within `budget`, or alone (a single request larger than the budget must
+/// still be able to run, or CAM would wait forever).
+pub fn admits(buffered: usize, len: usize, budget: usize) -> bool {
+    buffered == 0 || buffered.saturating_add(len) <= budget
+}
+
 /// Bytes of a read's buffer to copy back into the CCB: what the target delivered, never more
 /// than either buffer holds.
 pub fn data_in_len(c: &Completion, ccb_len: usize) -> usize {
@@ -223,6 +230,17 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_buffer_budget_bounds_memory_but_never_starves_a_request() {
+        assert!(
+            admits(0, 10, 4),
+            "alone, even a request over the budget runs"
+        );
+        assert!(admits(2, 2, 4));
+        assert!(!admits(3, 2, 4));
+        assert!(!admits(usize::MAX, 1, usize::MAX - 1), "no overflow");
     }
 
     #[test]
