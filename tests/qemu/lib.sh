@@ -130,3 +130,63 @@ RC
 	dd if="$_dir/ufs.img" of="$_out" bs=512 seek="$_start" conv=notrunc status=none
 	rm -f "$_dir/ufs.img"
 }
+
+# istgt_start DIR PORT IQN DISK AUTH [USER SECRET [TARGET_USER TARGET_SECRET]]: istgt serving DISK
+# as LUN 0 of target IQN on 127.0.0.1:PORT; AUTH is None, CHAP or "CHAP Mutual" (istgt enforces
+# mutual CHAP, unlike tgtd). Sets ISTGT_PID; istgt_stop kills it (it keeps no state we need).
+istgt_start() {
+	_dir=$1 _port=$2 _iqn=$3 _disk=$4 _auth=$5
+	_line=""
+	if [ $# -ge 9 ]; then _line="  Auth \"$6\" \"$7\" \"$8\" \"$9\""; elif [ $# -ge 7 ]; then _line="  Auth \"$6\" \"$7\""; fi
+	cat > "$_dir/istgt-auth.conf" <<AUTH
+[AuthGroup1]
+$_line
+[AuthGroup10000]
+  Auth "nobody" "unusable-secret-0"
+AUTH
+	# istgt prefixes NodeBase to names without a colon; give it the IQN's prefix.
+	cat > "$_dir/istgt.conf" <<CONF
+[Global]
+  NodeBase "${_iqn%%:*}"
+  PidFile $_dir/istgt.pid
+  AuthFile $_dir/istgt-auth.conf
+  MediaDirectory $_dir
+  LogFacility "local7"
+  Timeout 30
+  NopInInterval 20
+  DiscoveryAuthMethod None
+  MaxSessions 16
+  MaxConnections 4
+[UnitControl]
+  AuthMethod CHAP Mutual
+  AuthGroup AuthGroup10000
+[PortalGroup1]
+  Portal DA1 127.0.0.1:$_port
+[InitiatorGroup1]
+  InitiatorName "ALL"
+  Netmask 127.0.0.0/8
+[LogicalUnit1]
+  TargetName ${_iqn#*:}
+  Mapping PortalGroup1 InitiatorGroup1
+  AuthMethod $_auth
+  AuthGroup AuthGroup1
+  UseDigest Auto
+  UnitType Disk
+  QueueDepth 32
+  LUN0 Storage $_disk Auto
+CONF
+	istgt -c "$_dir/istgt.conf" -D >> "$_dir/istgt.log" 2>&1 &
+	ISTGT_PID=$!
+	if ! wait_until 20 "istgt listening on 127.0.0.1:$_port" sh -c "ss -Hltn 'sport = :$_port' | grep -q 127.0.0.1:$_port"; then
+		cat "$_dir/istgt.log" >&2
+		istgt_stop
+		return 1
+	fi
+}
+
+istgt_stop() {
+	[ -n "${ISTGT_PID:-}" ] || return 0
+	kill -KILL "$ISTGT_PID" 2>/dev/null || true
+	wait "$ISTGT_PID" 2>/dev/null || true
+	ISTGT_PID=""
+}

@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# `isbootctl boot` against a real tgtd on 127.0.0.1: it must say "usable" (exit 0) exactly when a
-# FreeBSD boot disk is reachable, and fail (exit 1) with a reason for each way it is not: wrong
-# CHAP secret, wrong target, missing LUN, blank disk, nothing listening. Needs root (tgtd).
+# `isbootctl boot` against real targets on 127.0.0.1 (tgtd, and istgt, which unlike tgtd enforces
+# mutual CHAP and serves the disk as LUN 0): it must say "usable" (exit 0) exactly when a FreeBSD
+# boot disk is reachable, and fail (exit 1) with a reason for each way it is not: wrong CHAP
+# secret, a target that cannot prove itself, wrong target, missing LUN, blank disk, nothing
+# listening. Needs root (tgtd's control socket).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/qemu/lib.sh"
 
-for t in tgtd tgtadm sgdisk makefs python3; do
-	command -v $t >/dev/null || { echo "boot-tgtd: $t missing (run tests/setup.sh)" >&2; exit 1; }
+for t in tgtd tgtadm istgt sgdisk makefs python3; do
+	command -v $t >/dev/null || { echo "boot-targets: $t missing (run tests/setup.sh)" >&2; exit 1; }
 done
 (cd "$top" && cargo build -q -p isbootctl)
 ctl="${CARGO_TARGET_DIR:-$top/target}/debug/isbootctl"
 
 work=$(mktemp -d /tmp/isboot-boottest.XXXXXX)
 TGT_PID=""
-trap 'tgt_stop || true; rm -rf "$work"' EXIT
+istgt_pids=()
+stop_all() {
+	tgt_stop || true
+	for p in ${istgt_pids[@]+"${istgt_pids[@]}"}; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 make_freebsd_disk "$work" "$work/disk.img"
@@ -27,6 +35,16 @@ tgt_add 1 "$P-nochap" "$work/disk.img"
 tgt_add 2 "$P-chap" "$work/disk.img" u1 secret-u1-1234
 tgt_add 3 "$P-mutual" "$work/disk.img" u1 secret-u1-1234 u2 secret-u2-1234
 tgt_add 4 "$P-blank" "$work/blank.img"
+# One istgt per authentication mode (istgt's auth method is per logical unit).
+declare -A iport
+for mode in None CHAP "CHAP Mutual"; do
+	d="$work/istgt-${mode// /-}"
+	mkdir -p "$d"
+	cp --sparse=always "$work/disk.img" "$d/disk.img"
+	iport[$mode]=$(free_port)
+	istgt_start "$d" "${iport[$mode]}" "$P:istgt" "$d/disk.img" "$mode" u1 secret-u1-1234 u2 secret-u2-1234
+	istgt_pids+=("$ISTGT_PID")
+done
 dead=$(free_port)
 
 fails=0
@@ -36,6 +54,7 @@ case_() {
 	shift 3
 	rc=0
 	timeout 120 "$ctl" boot --timeout 15 "$@" > "$work/out" 2>&1 || rc=$?
+	if [ -n "${VERBOSE:-}" ]; then sed "s|^|    |" "$work/out"; fi
 	if [ "$rc" != "$want_rc" ] || ! grep -qF -- "$want" "$work/out"; then
 		echo "FAIL: $name (exit $rc, want $want_rc; want text: $want)"
 		sed 's/^/    /' "$work/out"
@@ -52,7 +71,7 @@ case_ "no auth: usable" 0 "boot disk usable: $P-nochap LUN 1" "${A[@]}" --target
 case_ "CHAP: usable" 0 "boot disk usable: $P-chap LUN 1" "${A[@]}" --target "$P-chap" --chap u1:secret-u1-1234
 case_ "mutual CHAP: usable" 0 "boot disk usable: $P-mutual LUN 1" "${A[@]}" --target "$P-mutual" \
 	--chap u1:secret-u1-1234 --mutual u2:secret-u2-1234
-case_ "wrong CHAP secret: not usable" 1 "boot disk NOT usable: login to 127.0.0.1:$port failed" \
+case_ "wrong CHAP secret: not usable" 1 "authentication failed" \
 	"${A[@]}" --target "$P-chap" --chap u1:wrong-secret
 case_ "CHAP target without credentials: not usable" 1 "boot disk NOT usable: login" "${A[@]}" --target "$P-chap"
 case_ "unknown target: not usable" 1 "boot disk NOT usable: login" "${A[@]}" --target "$P-nonexistent"
@@ -65,7 +84,18 @@ case_ "nothing listening: not usable" 1 "boot disk NOT usable: login to 127.0.0.
 	--portal "127.0.0.1:$dead" --lun 1 --target "$P-nochap"
 case_ "iBFT rewritten to the target: usable" 0 "boot parameters from iBFT" \
 	--ibft "$top/tests/data/ibft/ibft-ipxe-dhcp-nochap.bin" --portal "127.0.0.1:$port" --target "$P-nochap"
+I=(--lun 0 --target "$P:istgt")
+case_ "istgt, no auth, LUN 0: usable" 0 "boot disk usable: $P:istgt LUN 0" \
+	--portal "127.0.0.1:${iport[None]}" "${I[@]}"
+case_ "istgt, CHAP: usable" 0 "boot disk usable: $P:istgt LUN 0" \
+	--portal "127.0.0.1:${iport[CHAP]}" "${I[@]}" --chap u1:secret-u1-1234
+case_ "istgt, mutual CHAP: usable" 0 "boot disk usable: $P:istgt LUN 0" \
+	--portal "127.0.0.1:${iport[CHAP Mutual]}" "${I[@]}" --chap u1:secret-u1-1234 --mutual u2:secret-u2-1234
+case_ "istgt, mutual CHAP, target proves the wrong secret: not usable" 1 "target's CHAP_R is wrong" \
+	--portal "127.0.0.1:${iport[CHAP Mutual]}" "${I[@]}" --chap u1:secret-u1-1234 --mutual u2:wrong-secret
+case_ "istgt demands mutual CHAP, one-way offered: not usable" 1 "authentication failed" \
+	--portal "127.0.0.1:${iport[CHAP Mutual]}" "${I[@]}" --chap u1:secret-u1-1234
 case_ "usage error: exit 2" 2 "usage:" --lun x --portal "127.0.0.1:$port" --target "$P-nochap"
 
-if [ "$fails" -ne 0 ]; then echo "boot-tgtd: $fails failure(s)"; exit 1; fi
-echo "boot-tgtd: all passed"
+if [ "$fails" -ne 0 ]; then echo "boot-targets: $fails failure(s)"; exit 1; fi
+echo "boot-targets: all passed"
