@@ -27,6 +27,41 @@ done
 "$top/tests/kmod-gate-test.sh"
 "$top/tests/kmod-contract-test.sh"
 
+# bindgen (libclang) and the C compiler must agree on every size, alignment and field offset the
+# Rust side uses: bindings/build.rs writes them as C static assertions, compiled here with the
+# module's flags. Types bindgen names but C cannot (tags nested inside another struct are at file
+# scope in C) show up as incomplete or unknown types; only those lines are dropped, never a
+# failed assertion.
+check_layout() { # dir obj cflags...
+  local dir=$1 obj=$2
+  shift 2
+  local src
+  src=$(ls -t "$dir"/cargo/x86_64-unknown-freebsd-kernel/release/build/isboot-bindings-*/out/layout-check.c | head -n1)
+  cp "$src" "$obj/layout-check.c"
+  if ! "$ZIG" cc "$@" -c "$obj/layout-check.c" -o "$obj/layout-check.o" 2> "$obj/layout-check.err"; then
+    local unnamed other
+    unnamed=$(grep -E 'layout-check\.c:[0-9]+:[0-9]+: error: .*(incomplete type|unknown type name)' \
+      "$obj/layout-check.err" | cut -d: -f2 | sort -un || true)
+    other=$(grep -E 'layout-check\.c:[0-9]+:[0-9]+: error:' "$obj/layout-check.err" \
+      | grep -vE 'incomplete type|unknown type name' || true)
+    if [ -n "$other" ] || [ -z "$unnamed" ]; then
+      echo "kmod-check: bindgen and the C compiler disagree on layouts:" >&2
+      grep -E 'error' "$obj/layout-check.err" | head -n 20 >&2
+      return 1
+    fi
+    sed -i "$(printf '%sd;' $unnamed)" "$obj/layout-check.c"
+    "$ZIG" cc "$@" -c "$obj/layout-check.c" -o "$obj/layout-check.o"
+  fi
+  # The check must be able to fail: one size off by one has to be rejected.
+  sed '0,/_Static_assert(sizeof(\(.*\)) == \([0-9]*\),/s//_Static_assert(sizeof(\1) == \2 + 1,/' \
+    "$obj/layout-check.c" > "$obj/layout-tampered.c"
+  if "$ZIG" cc "$@" -c "$obj/layout-tampered.c" -o "$obj/layout-tampered.o" 2>/dev/null; then
+    echo "kmod-check: a wrong size in layout-check.c was accepted: the layout check is not working" >&2
+    return 1
+  fi
+  echo "kmod-check: layouts agree ($(grep -c _Static_assert "$obj/layout-check.c") assertions)"
+}
+
 build_one() {
   local major=$1 dir="$out/freebsd$1"
   local ZIG FREEBSD_VERSION INCLUDES
@@ -64,6 +99,8 @@ build_one() {
     cargo build --quiet --release -Zbuild-std=core,alloc -Zjson-target-spec \
       --target x86_64-unknown-freebsd-kernel.json
   )
+
+  check_layout "$dir" "$obj" "${cflags[@]}"
 
   # As the Makefile: the Rust archive becomes one object holding what the module handler's
   # entry points need, then kmod.mk's link.
