@@ -369,7 +369,11 @@ isboot_callout_stop(struct callout *c)
 void
 isboot_mtx_init(struct mtx *m, const char *name, int spin)
 {
-	mtx_init(m, name, NULL, spin ? MTX_SPIN : MTX_DEF);
+	/*
+	 * Every executor lock shares one name (one WITNESS class); DUPOK keeps WITNESS from
+	 * treating two different instances held together as a recursion.
+	 */
+	mtx_init(m, name, NULL, spin ? (MTX_SPIN | MTX_DUPOK) : MTX_DEF);
 }
 
 void

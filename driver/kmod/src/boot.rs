@@ -105,7 +105,6 @@ struct Ctx {
     closed: AtomicBool,
     /// Set by `stop`/`shutdown`: the session should log out.
     logout: AtomicBool,
-    unit: AtomicU32,
     /// CAM queue depth: the session's request slots.
     depth: AtomicU32,
     /// Request buffer bytes in flight, bounded by [`BUFFER_BUDGET`].
@@ -171,7 +170,6 @@ pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
         up_once: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         logout: AtomicBool::new(false),
-        unit: AtomicU32::new(0),
         depth: AtomicU32::new(crate::cam::MAX_TAGS),
         buffered: AtomicUsize::new(0),
         room: Doorbell::new(),
@@ -513,9 +511,9 @@ fn sim_of(ctx: &Ctx) -> Option<Arc<Sim>> {
 }
 
 fn attach_sim(ctx: &Ctx) {
-    let unit = ctx.unit.load(Ordering::Relaxed);
     let depth = ctx.depth.load(Ordering::Relaxed);
-    match Sim::attach(ctx.sim_shared.clone(), depth, unit) {
+    // One boot session, so one SIM: unit 0.
+    match Sim::attach(ctx.sim_shared.clone(), depth, 0) {
         Ok(sim) => {
             crate::klog!(1, "CAM bus {} attached", sim.path_id());
             let sim = Arc::new(sim);

@@ -132,8 +132,9 @@ impl Default for KSpin {
 }
 
 // SAFETY: `Mtx::with` on a spin mutex gives mutual exclusion across CPUs with acquire/release
-// ordering; a nested lock of the same spin mutex panics in the kernel's recursion check (the
-// mutex is not initialised with MTX_RECURSE) instead of running the closure.
+// ordering. The mutex is not initialised with MTX_RECURSE, so a nested lock of the same instance
+// never runs its closure: it panics in the INVARIANTS recursion check or spins until the
+// kernel's spin-lock timeout panics.
 unsafe impl isboot_executor::RawLock for KSpin {
     fn lock<R>(&self, f: impl FnOnce() -> R) -> R {
         self.mtx.with(f)
