@@ -250,17 +250,8 @@ impl CcbRef {
     /// failed I/O status freezes the device queue like any other I/O error.
     pub fn complete_status(self, st: u32) {
         let mut this = core::mem::ManuallyDrop::new(self);
-        let is_io = this.hdr().func_code == func::SCSI_IO;
-        let already = this.hdr().status & status::DEV_QFRZN != 0;
-        let error = st & status::STATUS_MASK != status::REQ_CMP;
-        // A refused or requeued I/O must freeze the devq (CAM releases it in its error path);
-        // a device that is gone must not, since nothing would release it.
-        let freeze = is_io && error && !already && st != status::DEV_NOT_THERE;
-        let st = if is_io && error && st != status::DEV_NOT_THERE {
-            st | status::DEV_QFRZN
-        } else {
-            st
-        };
+        let h = this.hdr();
+        let (st, freeze) = logic::bare_status(h.func_code, st, h.status & status::DEV_QFRZN != 0);
         finish_ccb(&mut this, st, freeze);
     }
 }
@@ -283,20 +274,14 @@ impl Drop for CcbRef {
     fn drop(&mut self) {
         // Reached only when a request is dropped without a completion (e.g. a session future
         // cancelled mid-command): give the CCB back for CAM to retry rather than leak it.
-        let p = self.0.as_ptr();
-        // SAFETY: see `finish_ccb`.
-        let is_io = unsafe { (*p).ccb_h.func_code } == func::SCSI_IO;
-        let st = if is_io {
+        let h = self.hdr();
+        let st = if h.func_code == func::SCSI_IO {
             status::REQUEUE_REQ
         } else {
             status::REQ_ABORTED
         };
-        let already = self.hdr().status & status::DEV_QFRZN != 0;
-        finish_ccb(
-            self,
-            st | if is_io { status::DEV_QFRZN } else { 0 },
-            is_io && !already,
-        );
+        let (st, freeze) = logic::bare_status(h.func_code, st, h.status & status::DEV_QFRZN != 0);
+        finish_ccb(self, st, freeze);
     }
 }
 

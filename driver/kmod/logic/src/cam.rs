@@ -450,6 +450,22 @@ fn residual_for(shape: &CcbShape, residual: Residual, received: u32) -> u32 {
     }
 }
 
+/// Status and devq freeze for a CCB finished without a target response: a refusal, a requeue,
+/// an informational answer, an abort or reset result. Returns `(ccb_h.status, freeze_devq)`.
+///
+/// A failed `XPT_SCSI_IO` freezes its device queue like any I/O error (CAM's error path releases
+/// it); one whose device is gone does not, since nothing would release it. Other function codes
+/// never freeze.
+pub fn bare_status(func_code: u32, st: u32, already_frozen: bool) -> (u32, bool) {
+    let is_io = func_code == func::SCSI_IO;
+    let error = st & status::STATUS_MASK != status::REQ_CMP;
+    if is_io && error && st & status::STATUS_MASK != status::DEV_NOT_THERE {
+        (st | status::DEV_QFRZN, !already_frozen)
+    } else {
+        (st, false)
+    }
+}
+
 /// Task management functions the SIM sends for CAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TmfKind {
@@ -902,6 +918,35 @@ mod tests {
         assert!(s.autosense_disabled && s.already_frozen);
         let s = CcbShape::new(flags::DIR_NONE, 4096, 18, status::REQ_INPROG);
         assert_eq!((s.direction, s.dxfer_len), (Direction::None, 0));
+    }
+
+    #[test]
+    fn bare_statuses_freeze_only_failed_io_of_a_present_device() {
+        assert_eq!(
+            bare_status(func::SCSI_IO, status::REQUEUE_REQ, false),
+            (status::REQUEUE_REQ | status::DEV_QFRZN, true)
+        );
+        assert_eq!(
+            bare_status(func::SCSI_IO, status::REQ_INVALID, true),
+            (status::REQ_INVALID | status::DEV_QFRZN, false),
+            "already frozen: flag kept, no second freeze"
+        );
+        assert_eq!(
+            bare_status(func::SCSI_IO, status::DEV_NOT_THERE, false),
+            (status::DEV_NOT_THERE, false)
+        );
+        assert_eq!(
+            bare_status(func::SCSI_IO, status::REQ_CMP, false),
+            (status::REQ_CMP, false)
+        );
+        assert_eq!(
+            bare_status(func::ABORT, status::UA_ABORT, false),
+            (status::UA_ABORT, false)
+        );
+        assert_eq!(
+            bare_status(func::PATH_INQ, status::REQ_CMP, false),
+            (status::REQ_CMP, false)
+        );
     }
 
     #[test]
