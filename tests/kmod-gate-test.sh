@@ -146,8 +146,20 @@ g:	call kernel_inline@PLT
 	ret'
 expect inline 1 "kernel_inline is a static inline function"
 
+obj bigframe '
+	.text
+	.globl g
+g:	push %rbp
+	mov %rsp,%rbp
+	sub $0x2008,%rsp
+	movq $0,-0x8(%rbp)
+	add $0x2008,%rsp
+	pop %rbp
+	ret'
+expect bigframe 1 "stack frame of 8200 bytes"
+
 if [ "$fails" -ne 0 ]; then
   echo "kmod-gate-test: $fails case(s) failed" >&2
   exit 1
 fi
-echo "kmod-gate-test: ok (1 clean object passes, 11 unsafe objects fail)"
+echo "kmod-gate-test: ok (1 clean object passes, 12 unsafe objects fail)"

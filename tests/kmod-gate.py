@@ -8,6 +8,7 @@ Fails (exit 1) and says why when the object
   * uses SSE/AVX/MMX registers or x87/FPU-state instructions (the kernel does not save user FPU
     state around kernel code: such code corrupts user processes),
   * touches the red zone (interrupts on the kernel stack overwrite the 128 bytes below %rsp),
+  * has a stack frame larger than a page (kernel stacks are 16 KiB for the whole call chain),
   * has relocations in loaded (SHF_ALLOC) sections other than R_X86_64_{NONE,64,PC32,PLT32,32S},
     the types FreeBSD's amd64 kernel linker applies (sys/amd64/amd64/elf_machdep.c),
   * has sections the kernel linker never runs or supports (TLS, constructors),
@@ -201,6 +202,28 @@ def redzone_findings(funcs):
     return out
 
 
+# Kernel thread stacks are KSTACK_PAGES (4 on amd64) pages, shared by every frame of a call chain
+# and by interrupts: one frame above a page is a design error (a large future or buffer on the
+# stack), not a tuning matter.
+MAX_FRAME = 4096
+
+
+def frame_findings(funcs):
+    """(findings, largest frame, its function) from each function's stack adjustment."""
+    out, largest, where = [], 0, None
+    for f, insns in funcs.items():
+        size = 0
+        for m, o in insns:
+            g = re.match(r"\$0x([0-9a-f]+),%rsp$", o)
+            if m.startswith("sub") and g:
+                size += int(g.group(1), 16)
+        if size > largest:
+            largest, where = size, f
+        if size > MAX_FRAME:
+            out.append(f"{f}: stack frame of {size} bytes (limit {MAX_FRAME}; kernel stacks are 16 KiB)")
+    return out, largest, where
+
+
 def main(argv):
     args = [a for a in argv if not a.startswith("--")]
     quiet = "--quiet" in argv
@@ -255,13 +278,16 @@ def main(argv):
 
     findings += fpu_findings(funcs)
     findings += redzone_findings(funcs)
+    frames, largest, largest_fn = frame_findings(funcs)
+    findings += frames
 
     if not quiet:
         text = sum(s["size"] for s in elf.sections
                    if s["flags"] & SHF_ALLOC and s["type"] != SHT_NOBITS)
         rel = ", ".join(f"{R_X86_64.get(t, t)}={n}" for t, n in sorted(hist.items()))
         print(f"kmod-gate: {path}: {len(funcs)} functions, {text} loaded bytes, "
-              f"{len(undefined)} undefined symbols, relocations {rel or 'none'}")
+              f"{len(undefined)} undefined symbols, largest stack frame {largest} bytes, "
+              f"relocations {rel or 'none'}")
     if findings:
         for f in findings:
             print(f"kmod-gate: FAIL {path}: {f}")
