@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The boot NIC: found by the iBFT's MAC, optionally a VLAN on top of it, brought up, addressed
 //! and routed so the target is reachable, all in `vnet0` (the host's network stack; the iBFT
-//! describes the machine, not a jail).
+//! describes the machine, not a jail): the interface walk, the clone and the routes run under
+//! `CURVNET_SET(vnet0)`; the ioctls go through a socket created with the kernel's credential,
+//! whose vnet is vnet0 and which `ifioctl` sets itself.
 //!
 //! What to configure is decided by `isboot_kmod_logic::netplan` from plain values; this file only
 //! performs it. Every wait is bounded. isboot looked the interface up without the network epoch
