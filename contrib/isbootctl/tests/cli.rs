@@ -418,3 +418,34 @@ fn boot_takes_the_target_from_the_table_and_flags_override_it() {
         "{out}"
     );
 }
+
+/// The nochap table with target0's flags cleared (not valid, not boot-selected), checksum fixed.
+fn table_without_a_usable_target() -> Vec<u8> {
+    let mut t = read_fixture("ibft-ipxe-dhcp-nochap.bin");
+    let flags = 0x180 + 5;
+    let old = t[flags];
+    t[flags] = 0;
+    t[9] = t[9].wrapping_add(old);
+    t
+}
+
+#[test]
+fn table_without_a_usable_target_decodes_but_names_why_it_cannot_boot() {
+    let s = Scratch::new("nousable");
+    let f = s.file("t.bin", &table_without_a_usable_target());
+    let o = run(&["ibft", &f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("[not valid]"), "{out}");
+    assert!(
+        out.contains(
+            "boot: none: iBFT has no usable target; iBFT target0 skipped: not marked valid"
+        ),
+        "{out}"
+    );
+    let o = run(&["ibft", "--json", &f]);
+    assert!(stdout(&o).contains("\"boot\": null"), "{}", stdout(&o));
+    let o = run(&["boot", "--ibft", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no usable target"), "{}", stderr(&o));
+}
