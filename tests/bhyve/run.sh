@@ -94,12 +94,11 @@ rootpart=$(gpart show -p "$md" | awk '$4 == "freebsd-ufs" {print $3; exit}')
 mkdir -p "$mnt"
 mount "/dev/$rootpart" "$mnt"
 rootlabel=$(gpart show -l "$md" | awk '$4 ~ /rootfs/ {print $4; exit}')
-rootspec="ufs:/dev/$rootpart"
-[ -n "$rootlabel" ] && rootspec="ufs:/dev/gpt/$rootlabel"
-# The guest sees the disk as daN, not as this md: mount root by label.
-if [ -n "$rootlabel" ]; then
-	sed -i '' -E "s|^/dev/[a-z0-9]+p[0-9]+([[:space:]]+/[[:space:]])|/dev/gpt/$rootlabel\\1|" "$mnt/etc/fstab"
-fi
+# The guest sees the disk as daN, not as this md or the vtbdN the image was made for: root is
+# mounted by its GPT label.
+[ -n "$rootlabel" ] || die "the root partition of $VM_IMAGE has no GPT label rootfs"
+rootspec="ufs:/dev/gpt/$rootlabel"
+sed -i '' -E "s|^/dev/[a-z0-9]+p[0-9]+([[:space:]]+/[[:space:]])|/dev/gpt/$rootlabel\\1|" "$mnt/etc/fstab"
 sed -i '' -e '/swap/d' "$mnt/etc/fstab"
 mkdir -p "$mnt/boot/modules" "$mnt/usr/local/etc/rc.d"
 cp "$ISBOOT_KO" "$mnt/boot/modules/isboot.ko"
