@@ -26,6 +26,7 @@ done
 "$top/tests/kmod-headers.sh"
 "$top/tests/kmod-gate-test.sh"
 "$top/tests/kmod-contract-test.sh"
+"$top/tests/kmod-makefile.sh"
 
 # bindgen (libclang) and the C compiler must agree on every size, alignment and field offset the
 # Rust side uses: bindings/build.rs writes them as C static assertions, compiled here with the
