@@ -417,8 +417,16 @@ fn submit_io(ctx: &Ctx, ccb: CcbRef, len: usize) {
     ctx.buffered.fetch_add(len, Ordering::AcqRel);
     if let Err(tag) = session_submit(ctx, req) {
         release_buffer(ctx, len);
+        // A full inbox clears soon: CAM retries. A session that is over never comes back, and
+        // CAM retries CAM_REQUEUE_REQ without limit, so it must hear that the device is gone
+        // (else da's shutdown flush would loop forever).
+        let st = if ctx.closed.load(Ordering::Acquire) || ctx.logout.load(Ordering::Acquire) {
+            status::DEV_NOT_THERE
+        } else {
+            status::REQUEUE_REQ
+        };
         if let Some(ccb) = ctx.pending.lock(|p| p.take(tag)) {
-            ccb.complete_status(status::REQUEUE_REQ);
+            ccb.complete_status(st);
         }
     }
 }
@@ -556,8 +564,11 @@ pub fn busy(h: &BootHandle) -> bool {
     h.ctx.sim.lock(|s| s.is_some())
 }
 
-/// Logs out after the file systems were synced (shutdown); frees nothing.
+/// Logs out after the file systems were synced (shutdown); frees nothing. New requests are
+/// refused first with `CAM_DEV_NOT_THERE`, so a peripheral's own shutdown I/O fails at once
+/// instead of being requeued forever against a session that is gone.
 pub fn shutdown(h: &BootHandle) {
+    h.ctx.sim_shared.close();
     request_logout(&h.ctx);
     wait_closed(&h.ctx, LOGOUT_WAIT);
 }
