@@ -23,10 +23,14 @@ use crate::table::{shift, shift_tables};
 const LONG: usize = 8192;
 /// Bytes per chain in the medium-block loop (three chains: 768 bytes per round).
 const SHORT: usize = 256;
-const _: () = assert!(LONG % 8 == 0 && SHORT % 8 == 0);
+/// Bytes per chain for what is left (three chains: 192 bytes per round), so that a 512-byte
+/// sector still gets two interleaved rounds.
+const TINY: usize = 64;
+const _: () = assert!(LONG % 8 == 0 && SHORT % 8 == 0 && TINY % 8 == 0);
 
 static LONG_SHIFT: [[u32; 256]; 4] = shift_tables(LONG);
 static SHORT_SHIFT: [[u32; 256]; 4] = shift_tables(SHORT);
+static TINY_SHIFT: [[u32; 256]; 4] = shift_tables(TINY);
 
 const UNKNOWN: u8 = 0;
 const ABSENT: u8 = 1;
@@ -86,6 +90,7 @@ impl Sse42 {
     pub(crate) fn update(self, crc: u32, data: &[u8]) -> u32 {
         let (crc, data) = self.chains::<LONG>(crc, data, &LONG_SHIFT);
         let (crc, data) = self.chains::<SHORT>(crc, data, &SHORT_SHIFT);
+        let (crc, data) = self.chains::<TINY>(crc, data, &TINY_SHIFT);
         self.single(crc, data)
     }
 
