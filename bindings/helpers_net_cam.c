@@ -108,6 +108,17 @@ isboot_if_up(struct socket *so, const char *ifname)
 }
 
 int
+isboot_if_set_vlan_pcp(struct socket *so, const char *ifname, int pcp)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	strlcpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name));
+	ifr.ifr_lan_pcp = pcp;
+	return (ifioctl(so, SIOCSLANPCP, (caddr_t)&ifr, curthread));
+}
+
+int
 isboot_if_add_addr4(struct socket *so, const char *ifname, const struct sockaddr_in *addr,
     const struct sockaddr_in *mask, const struct sockaddr_in *broadcast)
 {

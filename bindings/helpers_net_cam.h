@@ -37,6 +37,8 @@ int isboot_ifnet_foreach(int (*cb)(struct ifnet *, void *), void *arg);
 
 /* SIOCGIFFLAGS + SIOCSIFFLAGS with IFF_UP added. */
 int isboot_if_up(struct socket *so, const char *ifname);
+/* SIOCSLANPCP: the 802.1p priority (0..7) a VLAN interface tags its frames with. */
+int isboot_if_set_vlan_pcp(struct socket *so, const char *ifname, int pcp);
 /* SIOCAIFADDR: IPv4 address, netmask and (optional, may be NULL) broadcast. */
 int isboot_if_add_addr4(struct socket *so, const char *ifname, const struct sockaddr_in *addr,
     const struct sockaddr_in *mask, const struct sockaddr_in *broadcast);

@@ -337,6 +337,17 @@ pub fn bring_up(nic: &Nic, target: IpAddr) -> Result<BootNic, NetError> {
             return Err(NetError::Up(Errno(e)));
         }
         wait_link(p.0);
+        let pcp = nic.vlan_priority();
+        if pcp != 0 {
+            // SAFETY: live socket; `name` (the VLAN) is NUL-terminated; pcp is 0..=7.
+            let e = unsafe {
+                sys::isboot_if_set_vlan_pcp(so.0, name.as_ptr().cast(), c_int::from(pcp))
+            };
+            if e != 0 {
+                // Frames still flow untagged by priority; worth a note, not a failed boot.
+                crate::klog!(1, "setting VLAN priority {} failed ({})", pcp, Errno(e));
+            }
+        }
     }
     wait_link(ifp.0);
 
