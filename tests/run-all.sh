@@ -18,3 +18,21 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace
+
+step "executor under miri"
+CARGO_TARGET_DIR="$top/target/miri" MIRIFLAGS="-Zmiri-strict-provenance" \
+  cargo +nightly miri test -p isboot-executor
+
+step "rc.d script, man pages, bhyve script syntax"
+tests/rc/test-isbootifname.sh
+tests/man/check-isboot4.sh
+sh -n tests/bhyve/run.sh
+
+step "isbootctl boot preflight against tgtd and istgt"
+tests/isbootctl/boot-targets.sh
+
+step "real firmware: iPXE in qemu writes the iBFT, isbootctl reads it and boots from it"
+tests/qemu/run.sh
+
+step "the demo (README's first command)"
+tests/demo.sh
