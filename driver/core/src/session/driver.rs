@@ -454,6 +454,7 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
         let mut deadline = Instant::MAX;
         let mut sleep = pin!(timer.sleep_until(deadline));
         poll_fn(|cx| {
+            let trace = self.log.enabled(Level::Trace);
             for _ in 0..ROUNDS_PER_POLL {
                 let now = timer.now();
                 let mut progress = self.take_requests(cx, now);
@@ -463,7 +464,7 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                 // Receive: the PDUs the transport already holds, a bounded number per round so
                 // that a target streaming Data-In cannot starve the transmit path.
                 for _ in 0..RX_PER_ROUND {
-                    match rx.poll(cx, t, &mut self.engine, now) {
+                    match rx.poll(cx, t, &mut self.engine, now, trace.then_some(&self.log)) {
                         Poll::Ready(Ok(())) => progress = true,
                         Poll::Ready(Err(d)) => return Poll::Ready(Some(d)),
                         Poll::Pending => break,
@@ -481,7 +482,15 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                     if sent == tx.len() {
                         tx.clear();
                         sent = 0;
-                        while tx.len() < TX_BATCH && self.engine.poll_transmit(now, &mut tx) {}
+                        loop {
+                            let start = tx.len();
+                            if start >= TX_BATCH || !self.engine.poll_transmit(now, &mut tx) {
+                                break;
+                            }
+                            if trace {
+                                trace_pdu(&self.log, "->", tx.get(start..).unwrap_or(&[]));
+                            }
+                        }
                         if tx.is_empty() {
                             break;
                         }
@@ -582,12 +591,13 @@ impl Rx {
 
     /// Advances through one PDU: `Ready(Ok)` once a whole PDU went to the engine, `Pending`
     /// when the transport has nothing more now.
-    fn poll<T: Transport>(
+    fn poll<T: Transport, G: Log>(
         &mut self,
         cx: &mut Context<'_>,
         t: &mut T,
         engine: &mut Engine,
         now: Instant,
+        trace: Option<&G>,
     ) -> Poll<Result<(), Disconnect>> {
         let digests: Digests = engine.params().digests;
         loop {
@@ -622,6 +632,9 @@ impl Rx {
                         let d = self.hdr.get(hl..hl + DIGEST_LEN).unwrap_or(&[]);
                         pdu::check_header_digest(header, d)
                             .map_err(|e| Disconnect::Violation(super::Violation::Pdu(e)))?;
+                    }
+                    if let Some(log) = trace {
+                        trace_pdu(log, "<-", header);
                     }
                     let sink = engine.rx_header(now, header)?;
                     let len = info.data_len as usize;
@@ -861,6 +874,20 @@ impl<C: Connector, R: Random, G: Log> Back<C, R, G> {
                 done => return Ok(done),
             }
         }
+    }
+}
+
+/// One line per PDU at `net.isboot.debug=3`: direction, opcode, ITT, data length.
+fn trace_pdu<G: Log>(log: &G, dir: &str, bytes: &[u8]) {
+    if let Ok(info) = HeaderInfo::parse(bytes) {
+        let itt = pdu::Bhs::new_checked(bytes).map_or(0, |b| b.itt());
+        log.log(
+            Level::Trace,
+            format_args!(
+                "isboot: {dir} {:?} ITT {itt:#010x} DSL {}",
+                info.opcode, info.data_len
+            ),
+        );
     }
 }
 
