@@ -1,28 +1,28 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The session's byte stream and connector over std TCP.
 //!
-//! The stream is the executor's [`ThreadedTcp`] (two helper threads per connection ringing
-//! doorbells, as kernel socket upcalls do), so nothing here blocks the executor thread and no
-//! `unsafe` or reactor is needed. Connecting happens on a helper thread as well; the session
-//! bounds the wait and may drop the future, which abandons the attempt (the thread finishes on
-//! its own and closes what it got).
+//! The stream is non-blocking and read and written by the session on the executor thread,
+//! straight into and out of request buffers. When the socket would block, the task's waker is
+//! stored and a small reactor thread per connection (epoll through `mio`) wakes it on readiness,
+//! as a kernel socket upcall rings a doorbell. No `unsafe`, one helper thread per connection, and
+//! no thread hop when data is already there.
+//!
+//! Connecting happens on a helper thread; the session bounds the wait and may drop the future,
+//! which abandons the attempt (the thread finishes on its own and closes what it got).
 
 use std::future::Future;
-use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use isboot_core::port::{Connector, IoError, Portal, Transport};
-use isboot_executor::host::ThreadedTcp;
 use isboot_executor::Doorbell;
-
-/// Bytes buffered per direction and connection: room for a few maximal PDUs so that the helper
-/// threads make large system calls.
-pub const BUFFER: usize = 1024 * 1024;
+use mio::{Events, Interest, Token};
 
 /// Maps a std I/O error to the session's transport error.
 pub fn io_error(e: &io::Error) -> IoError {
@@ -41,10 +41,39 @@ pub fn io_error(e: &io::Error) -> IoError {
     }
 }
 
+const SOCKET: Token = Token(0);
+const STOP: Token = Token(1);
+
+/// Wakers waiting for readiness, filled by the task and emptied by the reactor.
+#[derive(Debug, Default)]
+struct Wakers {
+    read: Mutex<Option<Waker>>,
+    write: Mutex<Option<Waker>>,
+    stop: AtomicBool,
+}
+
+fn store(slot: &Mutex<Option<Waker>>, w: &Waker) {
+    let mut s = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    match s.as_ref() {
+        Some(old) if old.will_wake(w) => {}
+        _ => *s = Some(w.clone()),
+    }
+}
+
+fn wake(slot: &Mutex<Option<Waker>>) {
+    let w = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(w) = w {
+        w.wake();
+    }
+}
+
 /// One TCP connection to a target.
 #[derive(Debug)]
 pub struct HostTransport {
-    tcp: ThreadedTcp,
+    stream: mio::net::TcpStream,
+    wakers: Arc<Wakers>,
+    stop: Arc<mio::Waker>,
+    reactor: Option<thread::JoinHandle<()>>,
 }
 
 impl HostTransport {
@@ -52,23 +81,111 @@ impl HostTransport {
     pub fn new(stream: TcpStream) -> io::Result<HostTransport> {
         // iSCSI sends small PDUs (commands, R2Ts, NOPs) that must not wait for an ACK.
         stream.set_nodelay(true)?;
+        stream.set_nonblocking(true)?;
+        let mut stream = mio::net::TcpStream::from_std(stream);
+        let poll = mio::Poll::new()?;
+        poll.registry()
+            .register(&mut stream, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+        let stop = Arc::new(mio::Waker::new(poll.registry(), STOP)?);
+        let wakers = Arc::new(Wakers::default());
+        let w = wakers.clone();
+        let reactor = thread::Builder::new()
+            .name("isboot-reactor".into())
+            .spawn(move || react(poll, &w))?;
         Ok(HostTransport {
-            tcp: ThreadedTcp::with_buffer(stream, BUFFER)?,
+            stream,
+            wakers,
+            stop,
+            reactor: Some(reactor),
         })
+    }
+
+    /// Runs `op` on the socket; on `WouldBlock` stores the waker in `slot` and tries once more,
+    /// so readiness that arrived before the waker was stored is not missed (the reactor wakes
+    /// only what is stored when an event comes).
+    fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: bool,
+        mut op: impl FnMut(&mut mio::net::TcpStream) -> io::Result<usize>,
+    ) -> Poll<Result<usize, IoError>> {
+        if self.reactor.is_none() {
+            return Poll::Ready(Err(IoError::Reset));
+        }
+        let mut stored = false;
+        loop {
+            match op(&mut self.stream) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if stored {
+                        return Poll::Pending;
+                    }
+                    let slot = if read {
+                        &self.wakers.read
+                    } else {
+                        &self.wakers.write
+                    };
+                    store(slot, cx.waker());
+                    stored = true;
+                }
+                Err(e) => return Poll::Ready(Err(io_error(&e))),
+            }
+        }
+    }
+}
+
+/// The reactor: waits for readiness and wakes whichever task waits for it.
+fn react(mut poll: mio::Poll, wakers: &Wakers) {
+    let mut events = Events::with_capacity(8);
+    while !wakers.stop.load(Ordering::Acquire) {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Without readiness nobody would ever be woken: wake both so the task sees the error
+            // on its next read or write.
+            wake(&wakers.read);
+            wake(&wakers.write);
+            return;
+        }
+        for ev in events.iter() {
+            if ev.token() != SOCKET {
+                continue;
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                wake(&wakers.read);
+            }
+            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                wake(&wakers.write);
+            }
+        }
     }
 }
 
 impl Transport for HostTransport {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>> {
-        self.tcp.poll_read(cx, buf).map_err(|e| io_error(&e))
+        self.poll_io(cx, true, |s| s.read(buf))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
-        self.tcp.poll_write(cx, buf).map_err(|e| io_error(&e))
+        self.poll_io(cx, false, |s| s.write(buf))
     }
 
     fn close(&mut self) {
-        self.tcp.close();
+        let Some(reactor) = self.reactor.take() else {
+            return;
+        };
+        let _ = self.stream.shutdown(Shutdown::Both);
+        self.wakers.stop.store(true, Ordering::Release);
+        let _ = self.stop.wake();
+        let _ = reactor.join();
+    }
+}
+
+impl Drop for HostTransport {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
