@@ -5,7 +5,16 @@
 //! Only the glue in `driver/kmod` uses this crate; it wraps every call in a safe function with a
 //! `// SAFETY:` argument. The items generated are listed in `allowlist*.txt`.
 #![no_std]
-#![allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code)]
-#![allow(clippy::all, clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
+#![allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code
+)]
+#![allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    unsafe_op_in_unsafe_fn
+)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
