@@ -408,33 +408,37 @@ impl Sim {
         let mut path: *mut sys::cam_path = ptr::null_mut();
         let err = shared.mtx.with(|| {
             // SAFETY: the SIM is allocated and its mutex held, as xpt_bus_register requires.
-            if unsafe { sys::xpt_bus_register(sim, ptr::null_mut(), 0) } != 0 {
-                return Some(sys::ENXIO as c_int);
-            }
-            // SAFETY: the bus is registered; `path` receives a new path.
-            let st = unsafe {
-                sys::xpt_create_path(
-                    &mut path,
-                    ptr::null_mut(),
-                    (*sim).path_id,
-                    TARGET_WILDCARD,
-                    LUN_WILDCARD,
-                )
+            let e = if unsafe { sys::xpt_bus_register(sim, ptr::null_mut(), 0) } != 0 {
+                Some(sys::ENXIO as c_int)
+            } else {
+                // SAFETY: the bus is registered; `path` receives a new path.
+                let st = unsafe {
+                    sys::xpt_create_path(
+                        &mut path,
+                        ptr::null_mut(),
+                        (*sim).path_id,
+                        TARGET_WILDCARD,
+                        LUN_WILDCARD,
+                    )
+                };
+                if st == sys::cam_status_CAM_REQ_CMP {
+                    None
+                } else {
+                    // SAFETY: registered above; deregistering undoes it (SIM mutex held).
+                    unsafe { sys::xpt_bus_deregister((*sim).path_id) };
+                    Some(sys::ENOMEM as c_int)
+                }
             };
-            if st != sys::cam_status_CAM_REQ_CMP {
-                // SAFETY: registered above; deregistering undoes it.
-                unsafe { sys::xpt_bus_deregister((*sim).path_id) };
-                return Some(sys::ENOMEM as c_int);
+            if e.is_some() {
+                // SAFETY: the SIM is not registered; cam_sim_free needs its mutex held (it may
+                // sleep on it for the last reference) and frees the devq too.
+                unsafe { sys::cam_sim_free(sim, 1) };
             }
-            None
+            e
         });
         if let Some(e) = err {
-            // SAFETY: the SIM is no longer registered; freeing it (and its devq) drops CAM's use
-            // of `softc`, whose reference we then return.
-            unsafe {
-                sys::cam_sim_free(sim, 1);
-                drop(Arc::from_raw(softc.cast::<SimShared>()));
-            }
+            // SAFETY: the SIM that used `softc` is freed; return the reference it held.
+            unsafe { drop(Arc::from_raw(softc.cast::<SimShared>())) };
             return Err(Errno(e));
         }
         let s = Sim { shared, sim, path };
