@@ -746,3 +746,92 @@ fn rw_cdb(write: bool, lba: u64, blocks: u32) -> Vec<u8> {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_write_cdbs_use_ten_bytes_when_they_fit() {
+        assert_eq!(
+            rw_cdb(false, 0x0102_0304, 0x0506),
+            [0x28, 0, 1, 2, 3, 4, 0, 5, 6, 0]
+        );
+        let c = rw_cdb(true, 1 << 32, 8);
+        assert_eq!(c.len(), 16);
+        assert_eq!(c[0], 0x8a);
+        assert_eq!(&c[2..10], &(1u64 << 32).to_be_bytes());
+        assert_eq!(&c[10..14], &8u32.to_be_bytes());
+        assert_eq!(rw_cdb(false, 0, 70_000)[0], 0x88);
+    }
+
+    #[test]
+    fn chap_debug_hides_secrets() {
+        let c = Chap {
+            user: "u".into(),
+            secret: b"hunter2hunter2".to_vec(),
+            target: Some(("t".into(), b"s3cr3tmutual".to_vec())),
+        };
+        let d = format!("{c:?}");
+        assert!(!d.contains("hunter2") && !d.contains("s3cr3t"), "{d}");
+        let mut cfg = DiskConfig::new("127.0.0.1:3260".parse().unwrap(), "iqn.x", 0, "iqn.y");
+        cfg.chap = Some(c);
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn session_config_carries_digests_and_chap() {
+        let mut cfg = DiskConfig::new("127.0.0.1:3260".parse().unwrap(), "iqn.t", 1, "iqn.i");
+        cfg.digests = true;
+        cfg.login_attempts = Some(3);
+        cfg.chap = Some(Chap {
+            user: "u".into(),
+            secret: b"secretsecret".to_vec(),
+            target: None,
+        });
+        let s = cfg.session_config(Isid([0x80, 1, 2, 3, 4, 5]));
+        assert_eq!(s.offer.header_digest, DigestOffer::PreferCrc32c);
+        assert_eq!(s.offer.data_digest, DigestOffer::PreferCrc32c);
+        assert_eq!(s.backoff.max_attempts, Some(3));
+        assert_eq!(s.targets.len(), 1);
+        assert_eq!(s.targets[0].name, "iqn.t");
+        assert!(s.targets[0]
+            .chap
+            .as_ref()
+            .is_some_and(|c| c.target.is_none()));
+    }
+
+    #[test]
+    fn good_completions_give_exactly_the_transferred_data() {
+        use isboot_core::scsi::ScsiResult;
+        let ok = |transferred| Completion {
+            tag: 1,
+            data: vec![7u8; 64],
+            result: Ok(ScsiResult {
+                status: status::GOOD,
+                sense: Sense::default(),
+                transferred,
+                residual: 64 - transferred,
+                overflow: 0,
+            }),
+        };
+        assert_eq!(into_data(ok(64), 64).unwrap().len(), 64);
+        assert_eq!(into_data(ok(36), 8).unwrap().len(), 36);
+        assert_eq!(
+            into_data(ok(16), 64),
+            Err(Error::Short {
+                wanted: 64,
+                got: 16
+            })
+        );
+        let failed = Completion {
+            tag: 1,
+            data: vec![],
+            result: Err(TransportError::Timeout),
+        };
+        assert_eq!(
+            into_data(failed, 0),
+            Err(Error::Transport(TransportError::Timeout))
+        );
+    }
+}

@@ -272,3 +272,89 @@ impl Future for HostConnect {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isboot_executor::host::block_on;
+    use std::future::poll_fn;
+    use std::net::{Ipv4Addr, TcpListener};
+
+    fn pair() -> (HostTransport, TcpStream) {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (HostTransport::new(c).unwrap(), s)
+    }
+
+    #[test]
+    fn a_read_waits_for_data_that_arrives_later_and_eof_reads_zero() {
+        let (mut t, mut peer) = pair();
+        let writer = thread::spawn(move || {
+            // Arrives after the task has found the socket empty and parked.
+            thread::sleep(Duration::from_millis(50));
+            peer.write_all(b"ping").unwrap();
+            peer
+        });
+        let mut buf = [0u8; 16];
+        let n = block_on(poll_fn(|cx| t.poll_read(cx, &mut buf))).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        drop(writer.join().unwrap());
+        let n = block_on(poll_fn(|cx| t.poll_read(cx, &mut buf))).unwrap();
+        assert_eq!(n, 0, "the peer closed");
+    }
+
+    #[test]
+    fn writes_larger_than_the_socket_buffers_complete_once_the_peer_reads() {
+        let (mut t, mut peer) = pair();
+        let data: Vec<u8> = (0..8 << 20).map(|i| (i % 251) as u8).collect();
+        let want = data.clone();
+        let reader = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            let mut got = vec![0u8; want.len()];
+            peer.read_exact(&mut got).unwrap();
+            assert!(got == want);
+        });
+        let mut at = 0;
+        while at < data.len() {
+            at += block_on(poll_fn(|cx| t.poll_write(cx, &data[at..]))).unwrap();
+        }
+        reader.join().unwrap();
+    }
+
+    #[test]
+    fn closed_transport_fails_and_a_reset_peer_maps_to_reset() {
+        let (mut t, peer) = pair();
+        drop(peer);
+        let mut buf = [0u8; 4];
+        // The peer's close is an EOF; writing into it then fails with a reset or broken pipe.
+        assert_eq!(block_on(poll_fn(|cx| t.poll_read(cx, &mut buf))), Ok(0));
+        let r = (0..100)
+            .map(|_| block_on(poll_fn(|cx| t.poll_write(cx, &[0u8; 65536]))))
+            .find(Result::is_err);
+        assert_eq!(r, Some(Err(IoError::Reset)));
+        t.close();
+        t.close();
+        assert_eq!(
+            block_on(poll_fn(|cx| t.poll_read(cx, &mut buf))),
+            Err(IoError::Reset)
+        );
+    }
+
+    #[test]
+    fn connecting_to_a_closed_port_is_refused_and_redirect_is_followed() {
+        let port = {
+            let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let portal = Portal {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            nic: 0,
+        };
+        let mut c = HostConnector::default();
+        assert_eq!(block_on(c.connect(portal)).err(), Some(IoError::Refused));
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        c.redirect = Some(l.local_addr().unwrap());
+        assert!(block_on(c.connect(portal)).is_ok());
+    }
+}

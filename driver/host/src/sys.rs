@@ -110,3 +110,27 @@ impl Log for StderrLog {
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_bytes_differ_between_draws() {
+        let mut r = OsRandom::new();
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        r.fill(&mut a);
+        r.fill(&mut b);
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32]);
+    }
+
+    #[test]
+    fn log_level_gates_messages() {
+        let l = StderrLog::new(2);
+        assert!(l.enabled(Level::Note) && l.enabled(Level::Info));
+        assert!(!l.enabled(Level::Trace));
+        assert!(!StderrLog::new(0).enabled(Level::Note));
+        assert_eq!(StderrLog::new(9).level(), 3);
+    }
+}
