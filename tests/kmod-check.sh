@@ -23,6 +23,8 @@ for tool in ld.lld llvm-objcopy llvm-nm objdump python3 cargo; do
   command -v "$tool" >/dev/null || { echo "kmod-check: $tool missing (tests/setup.sh installs it)" >&2; exit 1; }
 done
 
+# shellcheck source=tests/kmod-env.sh
+source "$top/tests/kmod-env.sh"
 "$top/tests/kmod-headers.sh"
 "$top/tests/kmod-gate-test.sh"
 "$top/tests/kmod-contract-test.sh"
@@ -64,59 +66,38 @@ check_layout() { # dir obj cflags...
 }
 
 build_one() {
-  local major=$1 dir="$out/freebsd$1"
-  local ZIG FREEBSD_VERSION INCLUDES
-  # shellcheck source=/dev/null
-  source "$dir/env"
-  local obj="$dir/obj" inc=() d
-  mkdir -p "$obj"
-  for d in "${INCLUDES[@]}"; do inc+=(-isystem "$d"); done
+  local major=$1
+  ( # a subshell: each release's environment stays its own
+    kmod_env "$major"
+    local dir="$KMOD_DIR" obj="$KMOD_DIR/obj"
+    mkdir -p "$obj"
+    local t0=$SECONDS src objs=()
+    for src in "$top"/bindings/helpers*.c; do
+      local o="$obj/$(basename "${src%.c}").o"
+      "$ZIG" cc "${KMOD_CFLAGS[@]}" -c "$src" -o "$o"
+      objs+=("$o")
+    done
 
-  # What both the C compiler and bindgen see.
-  local pp=(-D_KERNEL -DKLD_MODULE -nostdinc "${inc[@]}" -include opt_global.h
-            -U__FreeBSD_version "-D__FreeBSD_version=$FREEBSD_VERSION")
-  # bsd.kmod.mk's amd64 code generation flags; -mcpu keeps zig from re-enabling SSE.
-  local cflags=(-target x86_64-freebsd -mcpu=x86_64-sse-sse2-mmx "${pp[@]}" -I "$top/bindings"
-                -O2 -pipe -std=gnu99 -ffreestanding -fwrapv -fno-common -fno-strict-aliasing
-                -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float
-                -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
-                -fstack-protector -fno-sanitize=undefined -g0
-                # sys/conf/kern.mk's warning set for kernel code, as errors.
-                -Wall -Werror -Wredundant-decls -Wnested-externs -Wstrict-prototypes
-                -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wundef -Wno-pointer-sign
-                -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Wno-unknown-pragmas)
-  local t0=$SECONDS src objs=()
-  for src in "$top"/bindings/helpers*.c; do
-    local o="$obj/$(basename "${src%.c}").o"
-    "$ZIG" cc "${cflags[@]}" -c "$src" -o "$o"
-    objs+=("$o")
-  done
+    local lib="$dir/cargo/x86_64-unknown-freebsd-kernel/release/libisboot.a"
+    (cd "$top/driver/kmod" && cargo build --quiet "${KMOD_CARGO_ARGS[@]}")
 
-  local lib="$dir/cargo/x86_64-unknown-freebsd-kernel/release/libisboot.a"
-  (
-    cd "$top/driver/kmod"
-    export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$dir/cargo"
-    export ISBOOT_KMOD_CFLAGS="--target=x86_64-unknown-freebsd$major ${pp[*]} -ffreestanding -mcmodel=kernel -mno-red-zone -mno-sse -msoft-float"
-    cargo build --quiet --release -Zbuild-std=core,alloc -Zjson-target-spec \
-      --target x86_64-unknown-freebsd-kernel.json
+    check_layout "$dir" "$obj" "${KMOD_CFLAGS[@]}"
+
+    # As the Makefile: the Rust archive becomes one object holding what the module handler's
+    # entry points need, then kmod.mk's link.
+    ld.lld -m elf_x86_64_fbsd -r -u isboot_rust_load -u isboot_rust_quiesce -u isboot_rust_unload \
+      -o "$obj/isboot_rust.o" "$lib"
+    local ko="$dir/isboot.ko"
+    ld.lld -m elf_x86_64_fbsd -r -T "$top/driver/kmod/ldscript.kmod.amd64" -o "$ko.tmp" "${objs[@]}" \
+      "$obj/isboot_rust.o"
+    llvm-nm --defined-only --extern-only --format=just-symbols "$ko.tmp" > "$obj/localize.txt"
+    llvm-objcopy --strip-debug --localize-symbols="$obj/localize.txt" "$ko.tmp"
+    mv "$ko.tmp" "$ko"
+    echo "kmod-check: FreeBSD $major (__FreeBSD_version $FREEBSD_VERSION): built $ko in $((SECONDS - t0)) s"
+
+    python3 "$top/tests/kmod-gate.py" "$ko" --headers "${INCLUDES[@]}"
+    python3 "$top/tests/kmod-contract.py" "$ko" "$FREEBSD_VERSION"
   )
-
-  check_layout "$dir" "$obj" "${cflags[@]}"
-
-  # As the Makefile: the Rust archive becomes one object holding what the module handler's
-  # entry points need, then kmod.mk's link.
-  ld.lld -m elf_x86_64_fbsd -r -u isboot_rust_load -u isboot_rust_quiesce -u isboot_rust_unload \
-    -o "$obj/isboot_rust.o" "$lib"
-  local ko="$dir/isboot.ko"
-  ld.lld -m elf_x86_64_fbsd -r -T "$top/driver/kmod/ldscript.kmod.amd64" -o "$ko.tmp" "${objs[@]}" \
-    "$obj/isboot_rust.o"
-  llvm-nm --defined-only --extern-only --format=just-symbols "$ko.tmp" > "$obj/localize.txt"
-  llvm-objcopy --strip-debug --localize-symbols="$obj/localize.txt" "$ko.tmp"
-  mv "$ko.tmp" "$ko"
-  echo "kmod-check: FreeBSD $major (__FreeBSD_version $FREEBSD_VERSION): built $ko in $((SECONDS - t0)) s"
-
-  python3 "$top/tests/kmod-gate.py" "$ko" --headers "${INCLUDES[@]}"
-  python3 "$top/tests/kmod-contract.py" "$ko" "$FREEBSD_VERSION"
 }
 
 for v in "${versions[@]}"; do
