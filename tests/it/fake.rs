@@ -1013,22 +1013,7 @@ fn encode(h: &dyn Header, data: &[u8], d: Digests) -> io::Result<Vec<u8>> {
 
 /// Makes the coming close of `s` (its only descriptor) reset the connection: SO_LINGER 0.
 fn reset(s: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `s` owns a valid socket descriptor for the duration of the call, and `linger` is a
-    // properly initialised `struct linger` whose size is passed alongside it.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
 /// `key=value` pairs of a text data segment (NUL-separated).

@@ -117,10 +117,10 @@ both_targets! {
         verify_backing_file(&t, 2, 16384, 12000, 512);
     };
     target_nop_in_pings_are_answered => |kind| {
-        // tgtd pings every second and drops a connection after 2 unanswered pings; istgt sends a
+        // tgtd pings every second and drops a connection after 3 unanswered pings; istgt sends a
         // NOP-In that wants no answer when the connection idles. Through the relay, a second
         // connection would show a drop.
-        let t = start(kind, Config { nop_interval: Some(1), nop_count: Some(2), ..Config::new(MIB) });
+        let t = start(kind, Config { nop_interval: Some(1), nop_count: Some(3), ..Config::new(MIB) });
         let relay = Relay::start(t.addr()).unwrap();
         let disk = open(&t, Some(relay.addr()), |c| {
             // Our own keepalive stays out of the way, so the target's pings are what happens.
@@ -128,8 +128,9 @@ both_targets! {
         });
         write_range(&disk, 3, 0, 64, 8, 2).unwrap();
         let before = relay.bytes_down();
-        // Idle long enough for several pings; waiting is the condition under test here.
-        std::thread::sleep(Duration::from_secs(5));
+        // Idle for twice as long as tgtd takes to drop a silent initiator; waiting is the
+        // condition under test here.
+        std::thread::sleep(Duration::from_secs(8));
         let pings = if kind == Kind::Tgtd { 3 } else { 1 };
         assert!(relay.bytes_down() >= before + pings * 48, "the target sent no pings");
         verify_range(&disk, 3, 0, 64, 8, 2).unwrap();

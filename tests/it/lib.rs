@@ -5,6 +5,8 @@
 //! gets a free loopback port (and tgtd its own control port), a private temporary directory, and
 //! is torn down by `Drop` also when the test fails. Every wait is bounded in time.
 
+#![forbid(unsafe_code)]
+
 pub mod fake;
 pub mod io;
 pub mod libiscsi;

@@ -3,13 +3,14 @@
 //! (SO_LINGER 0, then close), as a failing middlebox would do mid-transfer.
 //!
 //! Each connection is served by one thread that owns both sockets (non-blocking, driven by
-//! `poll(2)`), so that the close really is the last close of the socket and sends the RST. A cut
+//! epoll through `mio`), so that the close really is the last close of the socket and sends the
+//! RST. A cut
 //! is either asked for (`cut`) or armed to happen by itself after a number of bytes has been
 //! relayed towards the initiator (`cut_after_down`), which puts it reliably in mid-transfer.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use crate::wait;
 
 /// How often a connection thread looks at the cut and stop flags when no data moves.
-const POLL_MS: i32 = 20;
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const BUF: usize = 64 * 1024;
 
 /// Relays connections from its own port to `upstream`.
@@ -127,22 +128,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Closes `s` with a RST instead of a FIN: with SO_LINGER on and a zero timeout, the close drops
 /// unsent data and resets the connection. `s` must be the socket's only descriptor.
-fn reset(s: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `s` owns a valid socket descriptor for the duration of the call, and `linger` is a
-    // properly initialised `struct linger` whose size is passed alongside it.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+fn reset<S: AsFd>(s: S) {
+    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
     drop(s);
 }
 
@@ -215,7 +202,7 @@ impl Pipe {
     }
 
     /// Reads what is available; the count read.
-    fn fill(&mut self, from: &mut TcpStream) -> io::Result<usize> {
+    fn fill(&mut self, from: &mut impl Read) -> io::Result<usize> {
         if !self.is_empty() || self.eof {
             return Ok(0);
         }
@@ -229,13 +216,13 @@ impl Pipe {
                 self.end = n;
                 Ok(n)
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if would_block(&e) => Ok(0),
             Err(e) => Err(e),
         }
     }
 
     /// Writes what is buffered; the count written.
-    fn flush(&mut self, to: &mut TcpStream) -> io::Result<usize> {
+    fn flush(&mut self, to: &mut mio::net::TcpStream) -> io::Result<usize> {
         let mut done = 0;
         while !self.is_empty() {
             match to.write(&self.buf[self.start..self.end]) {
@@ -244,7 +231,7 @@ impl Pipe {
                     self.start += n;
                     done += n;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if would_block(&e) => break,
                 Err(e) => return Err(e),
             }
         }
@@ -256,9 +243,16 @@ impl Pipe {
     }
 }
 
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
 fn relay_conn(
-    mut client: TcpStream,
-    mut server: TcpStream,
+    client: TcpStream,
+    server: TcpStream,
     my_gen: u64,
     shared: &Shared,
 ) -> io::Result<()> {
@@ -266,11 +260,19 @@ fn relay_conn(
     server.set_nonblocking(true)?;
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    let mut client = mio::net::TcpStream::from_std(client);
+    let mut server = mio::net::TcpStream::from_std(server);
+    let mut poll = mio::Poll::new()?;
+    let both = mio::Interest::READABLE | mio::Interest::WRITABLE;
+    poll.registry().register(&mut client, mio::Token(0), both)?;
+    poll.registry().register(&mut server, mio::Token(1), both)?;
+    let mut events = mio::Events::with_capacity(4);
     let mut up = Pipe::new();
     let mut down = Pipe::new();
     loop {
         if shared.stop.load(Ordering::SeqCst) || shared.cut_gen.load(Ordering::SeqCst) != my_gen {
             shared.resets.fetch_add(1, Ordering::SeqCst);
+            drop(poll);
             reset(client);
             reset(server);
             return Ok(());
@@ -278,59 +280,39 @@ fn relay_conn(
         if up.closed && down.closed {
             return Ok(());
         }
-        let mut fds = [
-            libc::pollfd {
-                fd: client.as_raw_fd(),
-                events: interest(&up, &down),
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: server.as_raw_fd(),
-                events: interest(&down, &up),
-                revents: 0,
-            },
-        ];
-        // SAFETY: `fds` is a valid array of two initialised pollfd structures that outlives the
-        // call, and its length is passed with it.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, POLL_MS) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        // Readiness is edge-triggered: move data until no direction makes progress, then wait.
+        loop {
+            let read_up = up.fill(&mut client)?;
+            let wrote_up = up.flush(&mut server)?;
+            shared.up_bytes.fetch_add(wrote_up as u64, Ordering::SeqCst);
+            let read_down = down.fill(&mut server)?;
+            let wrote_down = down.flush(&mut client)?;
+            let total = shared
+                .down_bytes
+                .fetch_add(wrote_down as u64, Ordering::SeqCst)
+                + wrote_down as u64;
+            let at = shared.cut_at_down.load(Ordering::SeqCst);
+            if at != 0
+                && total >= at
+                && shared
+                    .cut_at_down
+                    .compare_exchange(at, 0, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                shared.resets.fetch_add(1, Ordering::SeqCst);
+                drop(poll);
+                reset(client);
+                reset(server);
+                return Ok(());
             }
-            return Err(e);
+            if read_up + wrote_up + read_down + wrote_down == 0 {
+                break;
+            }
         }
-        up.fill(&mut client)?;
-        shared
-            .up_bytes
-            .fetch_add(up.flush(&mut server)? as u64, Ordering::SeqCst);
-        down.fill(&mut server)?;
-        let sent = down.flush(&mut client)? as u64;
-        let total = shared.down_bytes.fetch_add(sent, Ordering::SeqCst) + sent;
-        let at = shared.cut_at_down.load(Ordering::SeqCst);
-        if at != 0
-            && total >= at
-            && shared
-                .cut_at_down
-                .compare_exchange(at, 0, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        {
-            shared.resets.fetch_add(1, Ordering::SeqCst);
-            reset(client);
-            reset(server);
-            return Ok(());
+        match poll.poll(&mut events, Some(POLL_INTERVAL)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-}
-
-/// What to wait for on the socket that is the source of `from` and the sink of `to`.
-fn interest(from: &Pipe, to: &Pipe) -> i16 {
-    let mut ev = 0;
-    if from.is_empty() && !from.eof {
-        ev |= libc::POLLIN;
-    }
-    if !to.is_empty() {
-        ev |= libc::POLLOUT;
-    }
-    ev
 }
