@@ -149,6 +149,8 @@ pub struct Target {
     port: u16,
     /// tgtd's management channel number (`-C`); unused for istgt.
     ctl: u16,
+    /// Our tgtd holds the lock of management channel `ctl` (its files are ours to remove).
+    owns_ctl: bool,
     child: Option<Child>,
     disk: PathBuf,
     dir: TempDir,
@@ -176,6 +178,7 @@ impl Target {
             cfg,
             port: 0,
             ctl: 0,
+            owns_ctl: false,
             child: None,
             disk,
             dir,
@@ -411,6 +414,8 @@ impl Target {
             }
             Err(e) => return Err(e),
         }
+        // Listening means tgtd got past its management lock.
+        self.owns_ctl = true;
         // The management socket comes up before the portal, but check tgtd answers at all.
         let portals = self.tgtadm(&["--op", "show", "--mode", "portal"])?;
         let want = format!("Portal: 127.0.0.1:{},1", self.port);
@@ -535,10 +540,11 @@ impl Target {
     }
 
     fn stop_tgtd(&mut self) {
-        let Some(child) = self.child.as_mut() else {
-            return;
-        };
-        if matches!(child.try_wait(), Ok(None)) {
+        let running = self
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        if running {
             // Errors are expected when the target was never created; the system delete still works.
             let _ = self.tgtadm(&[
                 "--op", "delete", "--mode", "target", "--tid", "1", "--force",
@@ -546,9 +552,12 @@ impl Target {
             let _ = self.tgtadm(&["--op", "delete", "--mode", "system"]);
         }
         self.reap();
-        // tgtd leaves its socket and lock files behind; they hold nothing once it is gone.
-        for suffix in ["", ".lock"] {
-            let _ = std::fs::remove_file(format!("/var/run/tgtd/socket.{}{suffix}", self.ctl));
+        // tgtd leaves its socket and lock files behind; they hold nothing once it is gone. Only
+        // ours are removed: a tgtd that lost the race for the number belongs to someone else.
+        if std::mem::take(&mut self.owns_ctl) {
+            for suffix in ["", ".lock"] {
+                let _ = std::fs::remove_file(format!("/var/run/tgtd/socket.{}{suffix}", self.ctl));
+            }
         }
     }
 
