@@ -567,6 +567,7 @@ enum RxStage {
 }
 
 struct Rx {
+    ahead: ReadAhead,
     hdr: [u8; HDR_MAX],
     have: usize,
     info: Option<HeaderInfo>,
@@ -576,9 +577,68 @@ struct Rx {
     trailer: [u8; 3 + DIGEST_LEN],
 }
 
+/// Bytes read from the transport ahead of need, so that a burst of small PDUs (responses, R2Ts,
+/// short Data-In) costs one transport read instead of two or three per PDU. Large data segments
+/// bypass it and go straight from the transport into the request buffer.
+struct ReadAhead {
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+}
+
+/// Size of the read-ahead buffer.
+const READ_AHEAD: usize = 64 * 1024;
+/// Reads at least this large go directly into their destination when nothing is buffered.
+const DIRECT_READ: usize = 16 * 1024;
+
+impl ReadAhead {
+    fn new() -> Self {
+        ReadAhead {
+            buf: Vec::new(),
+            pos: 0,
+            end: 0,
+        }
+    }
+
+    /// Fills a prefix of `dst` (never empty): from the buffer if it holds anything, else from
+    /// the transport. `Ok(0)` only on end of stream.
+    fn read<T: Transport>(
+        &mut self,
+        cx: &mut Context<'_>,
+        t: &mut T,
+        dst: &mut [u8],
+    ) -> Poll<Result<usize, IoError>> {
+        if self.pos >= self.end {
+            if dst.len() >= DIRECT_READ {
+                return t.poll_read(cx, dst);
+            }
+            if self.buf.is_empty() {
+                self.buf.resize(READ_AHEAD, 0);
+            }
+            self.pos = 0;
+            self.end = 0;
+            match t.poll_read(cx, &mut self.buf) {
+                Poll::Ready(Ok(n)) => self.end = n.min(self.buf.len()),
+                other => return other,
+            }
+            if self.end == 0 {
+                return Poll::Ready(Ok(0));
+            }
+        }
+        let avail = self.buf.get(self.pos..self.end).unwrap_or(&[]);
+        let n = avail.len().min(dst.len());
+        if let (Some(d), Some(s)) = (dst.get_mut(..n), avail.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        self.pos += n;
+        Poll::Ready(Ok(n))
+    }
+}
+
 impl Rx {
     fn new() -> Self {
         Rx {
+            ahead: ReadAhead::new(),
             hdr: [0; HDR_MAX],
             have: 0,
             info: None,
@@ -605,7 +665,7 @@ impl Rx {
                 RxStage::Header { need } => {
                     if self.have < need {
                         let buf = self.hdr.get_mut(self.have..need).unwrap_or(&mut []);
-                        let n = read_or_return!(t.poll_read(cx, buf));
+                        let n = read_or_return!(self.ahead.read(cx, t, buf));
                         self.have += n;
                         continue;
                     }
@@ -655,7 +715,7 @@ impl Rx {
                         let Some(dst) = buf.get_mut(have..len).filter(|b| !b.is_empty()) else {
                             return Poll::Ready(Err(Disconnect::Io(IoError::Other(-1))));
                         };
-                        let n = read_or_return!(t.poll_read(cx, dst));
+                        let n = read_or_return!(self.ahead.read(cx, t, dst));
                         if digests.data {
                             self.crc = self.crc.update(dst.get(..n).unwrap_or(&[]));
                         }
@@ -687,7 +747,7 @@ impl Rx {
                 } => {
                     if have < need {
                         let buf = self.trailer.get_mut(have..need).unwrap_or(&mut []);
-                        let n = read_or_return!(t.poll_read(cx, buf));
+                        let n = read_or_return!(self.ahead.read(cx, t, buf));
                         self.stage = RxStage::Trailer {
                             sink,
                             pad,
