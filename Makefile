@@ -47,6 +47,15 @@ LIBCLANG_PATH!=	ls -d /usr/local/llvm*/lib 2>/dev/null | sort -V | tail -n 1; ec
 .if !empty(LIBCLANG_PATH)
 ISBOOT_CARGO_ENV=	LIBCLANG_PATH=${LIBCLANG_PATH}
 .endif
+# Panic locations name source files: keep the build machine's paths out of the module.
+ISBOOT_SYSROOT!=	rustc --print sysroot 2>/dev/null || true
+ISBOOT_RUSTFLAGS=	--remap-path-prefix=${.CURDIR}=isboot
+.if defined(HOME)
+ISBOOT_RUSTFLAGS+=	--remap-path-prefix=${CARGO_HOME:U${HOME}/.cargo}=cargo
+.endif
+.if !empty(ISBOOT_SYSROOT)
+ISBOOT_RUSTFLAGS+=	--remap-path-prefix=${ISBOOT_SYSROOT}=rust
+.endif
 
 ISBOOT_MANDIR?=	/usr/local/share/man/man4
 ISBOOT_RCDIR?=	/usr/local/etc/rc.d
@@ -71,7 +80,7 @@ ISBOOT_BINDGEN_FLAGS+=	-include ${KERNBUILDDIR}/opt_global.h
 ${RUST_LIB}: .PHONY ${_ILINKS} ${SRCS:M*.h}
 	@command -v ${CARGO} >/dev/null || { echo "isboot: cargo not found (install Rust with rustup)"; exit 1; }
 	cd ${.CURDIR}/driver/kmod && env RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=${RUST_OUT} \
-	    ISBOOT_KMOD_CFLAGS="${ISBOOT_BINDGEN_FLAGS}" \
+	    ISBOOT_KMOD_CFLAGS="${ISBOOT_BINDGEN_FLAGS}" RUSTFLAGS="${ISBOOT_RUSTFLAGS}" \
 	    ${ISBOOT_CARGO_ENV} \
 	    ${CARGO} build --release -Zbuild-std=core,alloc -Zjson-target-spec \
 	    --target ${RUST_TARGET_JSON}

@@ -6,7 +6,8 @@
 #     ZIG, FREEBSD_VERSION, INCLUDES   from the release's env file
 #     KMOD_CFLAGS         zig cc flags for the C helpers (bsd.kmod.mk's amd64 set, kern.mk warnings)
 #     ISBOOT_KMOD_CFLAGS  (exported) what bindgen sees: the same preprocessor view
-#     RUSTC_BOOTSTRAP, CARGO_TARGET_DIR (exported) for cargo -Zbuild-std on the kernel target
+#     RUSTC_BOOTSTRAP, CARGO_TARGET_DIR, RUSTFLAGS (exported) for cargo -Zbuild-std on the
+#                         kernel target, source paths remapped
 #     KMOD_CARGO_ARGS     cargo arguments selecting the kernel target
 kmod_env() {
   local major=$1 d inc=()
@@ -25,12 +26,17 @@ kmod_env() {
                -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float
                -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-omit-frame-pointer
                -mno-omit-leaf-frame-pointer -fstack-protector -fno-sanitize=undefined -g0
+               "-ffile-prefix-map=$top=isboot"
                # sys/conf/kern.mk's warning set for kernel code, as errors.
                -Wall -Werror -Wredundant-decls -Wnested-externs -Wstrict-prototypes
                -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wundef -Wno-pointer-sign
                -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Wno-unknown-pragmas)
   export ISBOOT_KMOD_CFLAGS="--target=x86_64-unknown-freebsd$major ${pp[*]} -ffreestanding -mcmodel=kernel -mno-red-zone -mno-sse -msoft-float"
   export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$KMOD_DIR/cargo"
+  # Panic locations name source files: keep the build machine's paths out of the module.
+  local sysroot
+  sysroot=$(rustc --print sysroot)
+  export RUSTFLAGS="--remap-path-prefix=$top=isboot --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=cargo --remap-path-prefix=$sysroot=rust"
   KMOD_CARGO_ARGS=(--release -Zbuild-std=core,alloc -Zjson-target-spec
                    --target x86_64-unknown-freebsd-kernel.json)
 }
