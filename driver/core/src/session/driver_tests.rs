@@ -243,7 +243,10 @@ impl Conn {
                             let d = self.disk.lock().expect("disk lock");
                             d.data[lba * BLOCK..lba * BLOCK + len].to_vec()
                         };
-                        let chunks: Vec<&[u8]> = bytes.chunks(4096).collect();
+                        // Large reads come in odd-sized 20000-byte PDUs: padding, and data
+                        // segments big enough to bypass the read-ahead buffer.
+                        let piece: usize = if len >= 65536 { 20_000 } else { 4096 };
+                        let chunks: Vec<&[u8]> = bytes.chunks(piece).collect();
                         for (i, chunk) in chunks.iter().enumerate() {
                             let last = i + 1 == chunks.len();
                             let (exp, max) = self.window();
@@ -259,7 +262,7 @@ impl Conn {
                                 exp_cmd_sn: exp,
                                 max_cmd_sn: max,
                                 data_sn: Sn(i as u32),
-                                buffer_offset: (i * 4096) as u32,
+                                buffer_offset: (i * piece) as u32,
                             };
                             emit_with(&mut self.out, &d, chunk, self.digests);
                             let mut disk = self.disk.lock().expect("disk lock");
@@ -860,4 +863,24 @@ fn command_timeout_aborts_it_at_the_target() {
     let d = r.disk.lock().expect("disk lock");
     assert_eq!(d.aborts.len(), 1, "ABORT TASK sent once");
     assert_eq!(d.connections, 1, "no reconnect needed");
+}
+
+#[test]
+fn large_reads_in_odd_sized_pdus_land_exactly() {
+    let r = rig(|_| {});
+    let (h, task) = start(&r);
+    let payload: Vec<u8> = (0..256 * BLOCK).map(|i| (i * 31 + 7) as u8).collect();
+    h.submit(write16(1, 500, payload.clone()))
+        .expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("write completes"));
+    for tag in 2..5 {
+        h.submit(read16(tag, 500, 256)).expect("submitted");
+    }
+    for _ in 2..5 {
+        let c = r.done.recv_timeout(WAIT).expect("read completes");
+        expect_good(&c);
+        assert_eq!(c.data, payload, "request {}", c.tag);
+    }
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
 }
