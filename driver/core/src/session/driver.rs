@@ -224,7 +224,7 @@ where
                         front.log,
                         Level::Info,
                         "isboot: next attempt in {} ms",
-                        delay.as_millis()
+                        delay.as_secs() * 1000 + u64::from(delay.subsec_millis())
                     );
                     if !front.sleep(delay).await {
                         front.finish();

@@ -156,7 +156,12 @@ impl Backoff {
     /// Delay before attempt `failures + 1`, with `jitter` a random number.
     pub fn delay(&self, failures: u32, jitter: u32) -> Duration {
         let base = self.step.saturating_mul(failures.max(1)).min(self.max);
-        let quarter = base.as_millis() as u64 / 4;
+        // Milliseconds without u128 arithmetic (kernel targets).
+        let quarter = base
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(base.subsec_millis()))
+            / 4;
         let j = if quarter == 0 {
             0
         } else {
