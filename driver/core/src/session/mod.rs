@@ -5,11 +5,12 @@
 //! 1. Build a [`SessionConfig`]: the initiator name, an [`Isid`] drawn once per boot from the
 //!    platform's [`Random`](crate::port::Random), and the ordered target candidates
 //!    ([`SessionConfig::from_boot`] takes them from the iBFT's `BootConfig`).
-//! 2. `let (handle, session) = Session::new(config, ports)` with the platform's
-//!    [`Connector`](crate::port::Connector), [`Events`](crate::port::Events) sink,
-//!    [`Random`](crate::port::Random), [`Log`](crate::port::Log) and the executor's
-//!    [`Timer`](isboot_executor::Timer); spawn `session.run()` on the executor. It logs in (trying
-//!    the candidates in turn), then serves requests until shut down, reconnecting by itself.
+//! 2. `let (handle, session) = Session::new(config, connector, events, random, log, timer)` with
+//!    the platform's [`Connector`](crate::port::Connector), [`Events`](crate::port::Events) sink,
+//!    [`Random`](crate::port::Random), [`Log`](crate::port::Log) (`Clone`) and the executor's
+//!    [`Timer`](isboot_executor::Timer); spawn `session.run()` on the executor (the future is
+//!    `Send`). It logs in (trying the candidates in turn), then serves requests until shut down,
+//!    reconnecting by itself, and returns [`End`].
 //! 3. Submit work through the [`Handle`] from any context (CAM's action routine, a test thread):
 //!    [`Handle::submit`] queues a [`ScsiRequest`](crate::scsi::ScsiRequest) and wakes the session,
 //!    or gives the request back when the queue is full (CAM requeues it). [`Handle::abort`] and
@@ -29,10 +30,21 @@
 //! one receive path that reads Data-In straight into request buffers, one transmit path, the
 //! engine's deadline as one timer, and recovery with capped backoff and jitter.
 //!
+//! ```text
+//! let isid = Isid::random(&mut rng);                       // once per boot
+//! let cfg = SessionConfig::from_boot(&boot_config, isid);
+//! let (handle, session) = Session::new(cfg, connector, events, rng, log, executor.timer());
+//! let task = executor.spawn(session.run());
+//! handle.submit(ScsiRequest::read(tag, lun, cdb, len))?;   // any context; Err = requeue
+//! // ... Events::complete(Completion { tag, data, result }) on the polling context ...
+//! handle.shutdown();                                       // logout; then await `task`
+//! ```
+//!
 //! # Memory
 //! Bounded by configuration and negotiation: `max_tasks` request slots, an inbox of
-//! [`INBOX_LEN`] requests, one receive scratch buffer of our MaxRecvDataSegmentLength, one
-//! transmit batch buffer, and control queues bounded in the engine.
+//! [`INBOX_LEN`] requests, one receive scratch buffer of our MaxRecvDataSegmentLength, a 64 KiB
+//! read-ahead buffer, one transmit batch buffer (256 KiB plus one PDU), and control queues
+//! bounded in the engine. Request data lives in the requests' own buffers.
 
 mod driver;
 mod engine;
