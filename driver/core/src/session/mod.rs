@@ -3,16 +3,16 @@
 //!
 //! # Using it from a platform
 //! 1. Build a [`SessionConfig`]: the initiator name, an [`Isid`] drawn once per boot from the
-//!    platform's [`Random`](crate::port::Random), and the ordered target candidates
+//!    platform's [`Random`], and the ordered target candidates
 //!    ([`SessionConfig::from_boot`] takes them from the iBFT's `BootConfig`).
 //! 2. `let (handle, session) = Session::new(config, connector, events, random, log, timer)` with
 //!    the platform's [`Connector`](crate::port::Connector), [`Events`](crate::port::Events) sink,
-//!    [`Random`](crate::port::Random), [`Log`](crate::port::Log) (`Clone`) and the executor's
+//!    [`Random`], [`Log`](crate::port::Log) (`Clone`) and the executor's
 //!    [`Timer`](isboot_executor::Timer); spawn `session.run()` on the executor (the future is
 //!    `Send`). It logs in (trying the candidates in turn), then serves requests until shut down,
 //!    reconnecting by itself, and returns [`End`].
 //! 3. Submit work through the [`Handle`] from any context (CAM's action routine, a test thread):
-//!    [`Handle::submit`] queues a [`ScsiRequest`](crate::scsi::ScsiRequest) and wakes the session,
+//!    [`Handle::submit`] queues a [`ScsiRequest`] and wakes the session,
 //!    or gives the request back when the queue is full (CAM requeues it). [`Handle::abort`] and
 //!    [`Handle::reset_lun`] queue task management.
 //! 4. Completions arrive through [`Events::complete`](crate::port::Events::complete) on the
