@@ -23,6 +23,9 @@ step "executor under miri"
 CARGO_TARGET_DIR="$top/target/miri" MIRIFLAGS="-Zmiri-strict-provenance" \
   cargo +nightly miri test -p isboot-executor
 
+step "fuzz smoke run: every cargo-fuzz target for 20 s"
+CARGO_TARGET_DIR="$top/target/fuzz" tests/fuzz.sh 20
+
 step "rc.d script, man pages, bhyve script syntax"
 tests/rc/test-isbootifname.sh
 tests/man/check-isboot4.sh

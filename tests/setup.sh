@@ -11,7 +11,8 @@ SUDO=$(need_root)
 # Debian packages: real iSCSI targets and peers, firmware for the qemu test, the kernel-header
 # helpers, and the tools the scripts use.
 pkgs=(tgt istgt libiscsi-bin qemu-system-x86 ipxe-qemu makefs mandoc libclang-dev libck-dev
-      freebsd-manpages socat iproute2 gdisk python3 python3-pip binutils lld llvm clang)
+      freebsd-manpages socat iproute2 gdisk python3 python3-pip binutils lld llvm clang
+      libiscsi-dev bmake)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,6 +33,8 @@ if command -v rustup >/dev/null; then
   rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' \
     || rustup component add --toolchain nightly miri rust-src
 fi
+# The fuzz smoke run (tests/fuzz.sh) drives libFuzzer through cargo-fuzz.
+if ! command -v cargo-fuzz >/dev/null; then cargo install --locked cargo-fuzz; fi
 
 # FreeBSD kernel headers for the module build check (tests/kmod-check.sh unpacks them).
 if [ -x "$top/tests/kmod-headers.sh" ]; then "$top/tests/kmod-headers.sh"; fi
