@@ -213,9 +213,7 @@ where
                         }
                     );
                     if back.cfg.backoff.max_attempts.is_some_and(|m| failures >= m) {
-                        front.engine.close();
-                        front.deliver();
-                        front.set_state(State::Closed, back.current);
+                        front.finish();
                         return End::GaveUp;
                     }
                     back.next_target();

@@ -842,6 +842,8 @@ fn bounded_attempts_give_up_and_complete_every_request() {
     assert_eq!(c.result, Err(crate::scsi::TransportError::SessionClosed));
     assert_eq!(r.disk.lock().expect("disk lock").portals.len(), 3);
     assert_eq!(h.status().state, State::Closed);
+    // Nothing is accepted once the session has given up.
+    assert!(h.submit(read16(2, 0, 1)).is_err());
 }
 
 #[test]
