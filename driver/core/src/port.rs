@@ -47,7 +47,9 @@ impl fmt::Display for IoError {
 /// A connected, non-blocking byte stream (one TCP connection).
 ///
 /// `poll_*` never block: when no progress is possible they arrange for `cx`'s waker to be woken
-/// once it may be (a socket upcall ringing a doorbell) and return `Pending`.
+/// once it may be (a socket upcall ringing a doorbell) and return `Pending`. Dropping a transport
+/// must close it as [`Transport::close`] does: the session drops one without closing it when a
+/// shutdown interrupts a login.
 pub trait Transport: Send {
     /// Reads into `buf` (never empty). `Ok(0)` means the peer closed the stream.
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>>;
