@@ -1271,3 +1271,126 @@ fn backoff_grows_to_its_cap_with_bounded_jitter() {
         "jitter spreads initiators apart"
     );
 }
+
+#[test]
+fn target_failure_and_missing_data_are_named() {
+    let mut s = session_in_ffp(PARAMS);
+    let req = read(1, 512);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    let failed = ScsiResponse {
+        response: 1,
+        ..response(ITT0, 100, 0)
+    };
+    send!(s, failed);
+    assert_eq!(
+        s.completions()[0].result,
+        Err(TransportError::TargetFailure(1))
+    );
+    // GOOD status for a read that got no data and claims no underflow.
+    s.submit(req.clone());
+    // Slot 0 again, in its next generation.
+    let again = 0x0003_0000;
+    let c = ScsiCommand {
+        exp_stat_sn: Sn(101),
+        ..cmd(again, 11, &req)
+    };
+    recv!(s, [c]);
+    assert!(matches!(
+        s.deliver(&response(again, 101, 0), &[]),
+        Err(Disconnect::Violation(Violation::MissingData {
+            received: 0,
+            expected: 512,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn write_underflow_and_data_in_against_a_write() {
+    let mut s = session_in_ffp(Params {
+        immediate_data: true,
+        ..PARAMS
+    });
+    let req = write(1, 1024);
+    s.submit(req.clone());
+    recv!(s, [(cmd(ITT0, 10, &req), req.data.clone())]);
+    assert!(matches!(
+        s.deliver(&data_in(ITT0, 0, 0), &[1, 2, 3]),
+        Err(Disconnect::Violation(Violation::WrongDirection { .. }))
+    ));
+    let mut s = session_in_ffp(Params {
+        immediate_data: true,
+        ..PARAMS
+    });
+    s.submit(req.clone());
+    recv!(s, [(cmd(ITT0, 10, &req), req.data.clone())]);
+    let short = ScsiResponse {
+        residual: Residual::Underflow(24),
+        ..response(ITT0, 100, 0)
+    };
+    send!(s, short);
+    let r = s.completions()[0].result.unwrap();
+    assert_eq!((r.transferred, r.residual), (1000, 24));
+}
+
+#[test]
+fn rejected_ping_is_not_a_reason_to_reconnect() {
+    let mut s = session_in_ffp(PARAMS);
+    assert_eq!(s.advance(Duration::from_secs(5)), Ok(()));
+    let out = s.transmit();
+    let wire = emit_with(&out[0].0, &[], Digests::default());
+    let rej = Reject {
+        reason: RejectReason::ImmediateCommandReject,
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        data_sn: Sn(0),
+    };
+    send!(s, rej, &wire[..48]);
+    assert_eq!(s.e.phase(), Phase::Up);
+    // The ping is settled: the next one comes after another idle interval, no timeout.
+    assert_eq!(s.advance(Duration::from_secs(5)), Ok(()));
+    assert_eq!(s.transmit().len(), 1);
+}
+
+#[test]
+fn unsent_requests_abort_and_time_out_locally() {
+    let mut e = Engine::new(4, Timeouts::default());
+    let mut r = read(1, 512);
+    r.timeout = Some(Duration::from_secs(2));
+    assert!(e.submit(r, T0).is_ok());
+    assert!(e.submit(read(2, 512), T0).is_ok());
+    assert!(e.abort(2));
+    assert!(!e.abort(99));
+    assert_eq!(e.poll_at(), Some(T0 + Duration::from_secs(2)));
+    assert_eq!(e.on_timer(T0 + Duration::from_secs(2)), Ok(()));
+    let mut got = Vec::new();
+    while let Some(Event::Complete(c)) = e.poll_event() {
+        got.push((c.tag, c.result));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (2, Err(TransportError::Aborted)),
+            (1, Err(TransportError::Timeout))
+        ]
+    );
+    assert_eq!(e.outstanding(), 0);
+}
+
+#[test]
+fn target_ping_flood_is_bounded() {
+    let mut s = session_in_ffp(PARAMS);
+    for ttt in 1..=10 {
+        let ping = NopIn {
+            ttt,
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+            ..NopIn::default()
+        };
+        send!(s, ping);
+    }
+    assert_eq!(s.transmit().len(), 4, "at most four answers queued");
+}
