@@ -419,10 +419,10 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                     return Poll::Ready(Some(v));
                 }
                 let now = timer.now();
-                self.take_requests(cx, now);
                 // While down the engine only times out requests; it never asks to disconnect.
                 let _ = self.engine.on_timer(now);
                 self.deliver();
+                self.take_requests(cx, now);
                 let next = self.engine.poll_at().unwrap_or(Instant::MAX);
                 if next != deadline {
                     deadline = next;
@@ -455,7 +455,7 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
             let trace = self.log.enabled(Level::Trace);
             for _ in 0..ROUNDS_PER_POLL {
                 let now = timer.now();
-                let mut progress = self.take_requests(cx, now);
+                let mut progress = false;
                 if self.poll_shutdown(cx) {
                     self.engine.shutdown(now);
                 }
@@ -475,6 +475,9 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                 if self.engine.phase() == Phase::Closed {
                     return Poll::Ready(None);
                 }
+                // New requests after the completions, which free the slots they need (a full
+                // table leaves the inbox unpolled, so it must be looked at once room appears).
+                progress |= self.take_requests(cx, now);
                 // Transmit: gather a batch, write until the transport pushes back.
                 loop {
                     if sent == tx.len() {

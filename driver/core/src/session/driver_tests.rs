@@ -886,3 +886,25 @@ fn large_reads_in_odd_sized_pdus_land_exactly() {
     h.shutdown();
     assert_eq!(r.rt.block_on(task), End::LoggedOut);
 }
+
+#[test]
+fn more_requests_than_slots_wait_in_the_inbox() {
+    let r = rig(|_| {});
+    let mut cfg = config();
+    cfg.max_tasks = 2;
+    let (h, task) = start_with(&r, cfg);
+    for tag in 0..20u64 {
+        h.submit(read16(tag, tag, 1)).expect("the inbox takes them");
+    }
+    let mut tags: Vec<u64> = (0..20)
+        .map(|_| {
+            let c = r.done.recv_timeout(WAIT).expect("every read completes");
+            expect_good(&c);
+            c.tag
+        })
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(tags, (0..20).collect::<Vec<u64>>());
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+}
