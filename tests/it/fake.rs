@@ -21,10 +21,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use isboot_core::pdu::{
-    self, data_trailer_len, emit_data_trailer, DataIn, Digests, Header, HeaderInfo, LoginRequest,
-    LoginResponse, LogoutRequest, LogoutResponse, LogoutResponseCode, Lun, NopIn, NopOut, Pdu, R2t,
-    RawPdu, Residual, ScsiCommand, ScsiResponse, Stage, TaskMgmtRequest, TaskMgmtResponse,
-    TmfResponse, BHS_LEN, RESERVED_TAG,
+    self, data_trailer_len, emit_data_trailer, AsyncEvent, AsyncMessage, DataIn, Digests, Header,
+    HeaderInfo, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, LogoutResponseCode,
+    Lun, NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual, ScsiCommand,
+    ScsiResponse, Stage, TaskMgmtRequest, TaskMgmtResponse, TmfResponse, BHS_LEN, RESERVED_TAG,
 };
 use isboot_core::sn::Sn;
 
@@ -67,6 +67,13 @@ pub enum Fault {
     /// READ: nothing at all is answered, and pings are ignored (the initiator's NOP-Out timeout
     /// or command timeout must act).
     Silence,
+    /// READ: an Async Message asks the initiator to log out (the READ itself is served).
+    AsyncLogoutRequest,
+    /// READ: an Async Message announces that the target drops the connection, which it then
+    /// does without serving the READ.
+    AsyncDropConnection,
+    /// READ: the command PDU is rejected (Reject, reason "protocol error").
+    RejectCommand,
 }
 
 /// How the target is set up.
@@ -89,6 +96,9 @@ pub struct FakeConfig {
     /// MaxRecvDataSegmentLength), so that a read spans several PDUs and a fault can sit between
     /// them.
     pub data_in_pdu: u32,
+    /// Answer logins with a redirect to this portal (`true`: permanent), `times` times. Port 0
+    /// means this target's own address (a redirect loop).
+    pub redirect: Option<(SocketAddr, bool)>,
 }
 
 impl FakeConfig {
@@ -103,6 +113,7 @@ impl FakeConfig {
             first_burst: 65536,
             immediate_data: true,
             data_in_pdu: 8192,
+            redirect: None,
         }
     }
 }
@@ -113,6 +124,8 @@ pub struct Stats {
     pub connections: u32,
     /// Logins that reached full feature phase.
     pub logins: u32,
+    /// Logins answered with a redirect.
+    pub redirects: u32,
     pub commands: u32,
     pub faults_fired: u32,
     /// Protocol violations by the initiator, described.
@@ -137,6 +150,7 @@ impl fmt::Debug for FakeTarget {
 
 struct Shared {
     cfg: FakeConfig,
+    addr: SocketAddr,
     stop: AtomicBool,
     fired: AtomicU32,
     next_tsih: AtomicU32,
@@ -165,6 +179,7 @@ impl FakeTarget {
         let disk = (0..cfg.size).map(pattern).collect();
         let shared = Arc::new(Shared {
             cfg,
+            addr,
             stop: AtomicBool::new(false),
             fired: AtomicU32::new(0),
             next_tsih: AtomicU32::new(1),
@@ -443,6 +458,28 @@ impl Conn {
 
     fn login(&mut self, req: &LoginRequest, data: &[u8]) -> io::Result<()> {
         self.exp_cmd_sn = req.cmd_sn;
+        if let Some((to, permanent)) = self.cfg().redirect {
+            let to = if to.port() == 0 { self.shared.addr } else { to };
+            let cfg = self.cfg();
+            if self.shared.fired.fetch_add(1, Ordering::SeqCst) < cfg.times {
+                lock(&self.shared.stats).redirects += 1;
+                let resp = LoginResponse {
+                    csg: req.csg,
+                    nsg: req.csg,
+                    isid: req.isid,
+                    itt: req.itt,
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: req.cmd_sn,
+                    max_cmd_sn: req.cmd_sn,
+                    status_class: 1,
+                    status_detail: if permanent { 2 } else { 1 },
+                    ..LoginResponse::default()
+                };
+                let text = emit_text(&[("TargetAddress".into(), format!("{to},1"))]);
+                self.send(&resp, &text)?;
+                return Err(closed("redirected"));
+            }
+        }
         let keys = parse_text(data);
         let mut answer: Vec<(String, String)> = Vec::new();
         let cfg = self.cfg();
@@ -664,6 +701,41 @@ impl Conn {
         if self.fire(Fault::Silence) {
             self.silent = true;
             return Ok(());
+        }
+        if self.fire(Fault::RejectCommand) {
+            let mut header = vec![0u8; BHS_LEN];
+            cmd.emit(0, false, &mut header).map_err(invalid)?;
+            let rej = Reject {
+                reason: RejectReason::ProtocolError,
+                stat_sn: self.next_stat_sn(),
+                exp_cmd_sn: self.exp_cmd_sn,
+                max_cmd_sn: self.max_cmd_sn(),
+                data_sn: Sn(0),
+            };
+            return self.send(&rej, &header);
+        }
+        if self.fire(Fault::AsyncDropConnection) {
+            let msg = AsyncMessage {
+                stat_sn: self.next_stat_sn(),
+                exp_cmd_sn: self.exp_cmd_sn,
+                max_cmd_sn: self.max_cmd_sn(),
+                event: AsyncEvent::DropConnection,
+                // Time2Wait 0, Time2Retain 0: reconnect at once, nothing is kept.
+                ..AsyncMessage::default()
+            };
+            self.send(&msg, &[])?;
+            return Err(closed("dropped the connection on cue"));
+        }
+        if self.fire(Fault::AsyncLogoutRequest) {
+            let msg = AsyncMessage {
+                stat_sn: self.next_stat_sn(),
+                exp_cmd_sn: self.exp_cmd_sn,
+                max_cmd_sn: self.max_cmd_sn(),
+                event: AsyncEvent::LogoutRequest,
+                parameter3: 5,
+                ..AsyncMessage::default()
+            };
+            self.send(&msg, &[])?;
         }
         self.send_data_in(cmd, &bytes)
     }

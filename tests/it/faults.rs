@@ -172,17 +172,20 @@ fn scripted(fault: Fault, write: bool) {
     let want: Vec<u8> = (512 * BLOCK..520 * BLOCK).map(pattern).collect();
     assert_eq!(again, want, "{fault:?}: read after the fault");
     let stats = t.stats();
-    assert!(
-        stats.violations.is_empty(),
-        "{fault:?}: {:?}",
-        stats.violations
-    );
     if outcome.is_ok() && fault != Fault::WrongItt {
         assert!(
             stats.logins >= 2,
             "{fault:?} should have cost a reconnect: {stats:?}"
         );
     }
+    // The orderly end breaks no rule either.
+    disk.close().expect("logout");
+    let stats = t.stats();
+    assert!(
+        stats.violations.is_empty(),
+        "{fault:?}: {:?}",
+        stats.violations
+    );
 }
 
 #[test]
@@ -255,4 +258,64 @@ fn scripted_target_that_keeps_misbehaving_gives_an_error_not_a_hang() {
         Err(e) => eprintln!("persistent fault: clean error: {e}"),
     }
     assert!(t.stats().violations.is_empty());
+}
+
+#[test]
+fn scripted_async_logout_request_is_honoured_and_io_goes_on() {
+    scripted(Fault::AsyncLogoutRequest, false);
+}
+
+#[test]
+fn scripted_async_drop_connection_replays_the_read() {
+    scripted(Fault::AsyncDropConnection, false);
+}
+
+#[test]
+fn scripted_rejected_command() {
+    scripted(Fault::RejectCommand, false);
+}
+
+// ---- login redirects ----
+
+fn redirected(permanent: bool) {
+    let real = FakeTarget::start(FakeConfig::new(FAKE_SIZE, Fault::None)).unwrap();
+    let front = FakeTarget::start(FakeConfig {
+        redirect: Some((real.addr(), permanent)),
+        ..FakeConfig::new(FAKE_SIZE, Fault::None)
+    })
+    .unwrap();
+    let disk = HostDisk::open(fake_config(&front)).expect("login through the redirect");
+    let want: Vec<u8> = (0..16 * BLOCK).map(pattern).collect();
+    assert_eq!(disk.read(0, 16).unwrap(), want);
+    let (f, r) = (front.stats(), real.stats());
+    assert_eq!((f.redirects, f.logins), (1, 0), "{f:?}");
+    assert_eq!(r.logins, 1, "{r:?}");
+}
+
+#[test]
+fn temporary_login_redirect_is_followed() {
+    redirected(false);
+}
+
+#[test]
+fn permanent_login_redirect_is_followed() {
+    redirected(true);
+}
+
+#[test]
+fn endless_redirects_end_in_a_clean_login_error() {
+    // A target that redirects to itself forever: every attempt fails after the redirect limit.
+    let t = FakeTarget::start(FakeConfig {
+        times: u32::MAX,
+        redirect: Some(("127.0.0.1:0".parse().unwrap(), false)),
+        ..FakeConfig::new(FAKE_SIZE, Fault::None)
+    })
+    .unwrap();
+    let mut cfg = fake_config(&t);
+    cfg.login_attempts = Some(2);
+    match HostDisk::open(cfg) {
+        Ok(_) => panic!("a login that is only ever redirected succeeded"),
+        Err(e) => eprintln!("endless redirect: clean error: {e}"),
+    }
+    assert!(t.stats().redirects >= 1);
 }
