@@ -61,6 +61,8 @@ struct Disk {
     /// Commands with this opcode get no answer (until aborted).
     ignore_opcode: Option<u8>,
     aborts: Vec<u32>,
+    /// Refuse a login that skips the security stage.
+    require_security: bool,
 }
 
 struct Write {
@@ -73,6 +75,7 @@ struct Write {
 struct Conn {
     disk: Arc<StdMutex<Disk>>,
     port: u16,
+    secured: bool,
     inbuf: Vec<u8>,
     out: VecDeque<u8>,
     reader: Option<Waker>,
@@ -131,8 +134,53 @@ impl Conn {
 
     fn handle(&mut self, pdu: Pdu, data: &[u8]) {
         match pdu {
+            Pdu::LoginRequest(l) if l.csg == Stage::Security => {
+                let pairs = crate::text::parse_pairs(data).expect("login text");
+                assert!(pairs.contains(&("AuthMethod", "None")), "{pairs:?}");
+                self.secured = true;
+                let mut t = TextBuilder::new(1024);
+                t.push("AuthMethod", "None").expect("text");
+                let r = LoginResponse {
+                    transit: true,
+                    continue_bit: false,
+                    csg: Stage::Security,
+                    nsg: Stage::Operational,
+                    version_max: 0,
+                    version_active: 0,
+                    isid: l.isid,
+                    tsih: 0,
+                    itt: l.itt,
+                    stat_sn: Sn(self.stat_sn),
+                    exp_cmd_sn: Sn(l.cmd_sn.get()),
+                    max_cmd_sn: Sn(l.cmd_sn.get()),
+                    status_class: 0,
+                    status_detail: 0,
+                };
+                emit_with(&mut self.out, &r, t.as_bytes(), self.digests);
+            }
             Pdu::LoginRequest(l) => {
                 let mut d = self.disk.lock().expect("disk lock");
+                if d.require_security && !self.secured {
+                    drop(d);
+                    let r = LoginResponse {
+                        transit: false,
+                        continue_bit: false,
+                        csg: Stage::Operational,
+                        nsg: Stage::Security,
+                        version_max: 0,
+                        version_active: 0,
+                        isid: l.isid,
+                        tsih: 0,
+                        itt: l.itt,
+                        stat_sn: Sn(0),
+                        exp_cmd_sn: Sn(0),
+                        max_cmd_sn: Sn(0),
+                        status_class: 2,
+                        status_detail: 0,
+                    };
+                    emit_with(&mut self.out, &r, &[], self.digests);
+                    return;
+                }
                 if let Some((_, to)) = d.redirect.filter(|(p, _)| *p == self.port) {
                     drop(d);
                     let mut t = TextBuilder::new(1024);
@@ -484,6 +532,7 @@ impl Connector for FakeConnector {
         Ready(Some(FakeTransport(Arc::new(StdMutex::new(Conn {
             disk: self.0.clone(),
             port: portal.addr.port(),
+            secured: false,
             inbuf: Vec::new(),
             out: VecDeque::new(),
             reader: None,
@@ -907,4 +956,20 @@ fn more_requests_than_slots_wait_in_the_inbox() {
     assert_eq!(tags, (0..20).collect::<Vec<u64>>());
     h.shutdown();
     assert_eq!(r.rt.block_on(task), End::LoggedOut);
+}
+
+#[test]
+fn target_that_requires_a_security_stage_gets_one() {
+    let r = rig(|d| d.require_security = true);
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    let d = r.disk.lock().expect("disk lock");
+    assert_eq!(
+        d.connections, 2,
+        "one refused operational-first login, then one with security"
+    );
+    assert_eq!(d.logins.len(), 1);
 }
