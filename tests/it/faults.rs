@@ -53,6 +53,42 @@ fn killed_and_restarted_during_writes(kind: Kind) {
     assert!(disk.stats().replays > 0 || disk.reconnects() > 0);
 }
 
+/// Two tgtd portals serve one backing file; the session's portal dies for good in the middle of a
+/// write loop, and the session carries on through the alternate portal.
+#[test]
+fn failover_to_an_alternate_portal_during_a_write_loop() {
+    let mut a = Target::start(Kind::Tgtd, Config::new(16 * MIB)).unwrap();
+    let b = Target::start_sharing(Kind::Tgtd, Config::new(16 * MIB), &a).unwrap();
+    let disk = open(&a, None, |c| {
+        c.alternates = vec![b.addr()];
+        c.timeouts.nop_interval = Duration::from_secs(1);
+        c.timeouts.nop_timeout = Duration::from_secs(3);
+    });
+    let blocks_total = 16 * MIB / 512;
+    let done = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let step = 2048u64;
+            let mut lba = 0;
+            while lba < blocks_total {
+                write_range(&disk, 31, lba, step, 128, 4)?;
+                lba += step;
+                done.store(lba, Ordering::SeqCst);
+            }
+            Ok::<(), String>(())
+        });
+        wait::until(Duration::from_secs(120), || {
+            (done.load(Ordering::SeqCst) >= 2 * 2048).then_some(())
+        })
+        .expect("writes made progress before the kill");
+        a.kill();
+        writer.join().unwrap().unwrap();
+    });
+    verify_range(&disk, 31, 0, blocks_total, 2048, 4).unwrap();
+    verify_backing_file(&b, 31, 0, blocks_total, 512);
+    assert!(disk.reconnects() > 0);
+}
+
 #[test]
 fn tgtd_killed_and_restarted_during_a_write_loop() {
     killed_and_restarted_during_writes(Kind::Tgtd);

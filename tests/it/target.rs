@@ -159,6 +159,16 @@ pub struct Target {
 impl Target {
     /// Starts `kind` serving a fresh sparse disk as configured.
     pub fn start(kind: Kind, cfg: Config) -> io::Result<Target> {
+        Self::start_on(kind, cfg, None)
+    }
+
+    /// Starts `kind` serving the backing file of `other` (a second portal to the same disk, for
+    /// failover tests).
+    pub fn start_sharing(kind: Kind, cfg: Config, other: &Target) -> io::Result<Target> {
+        Self::start_on(kind, cfg, Some(other.disk_path()))
+    }
+
+    fn start_on(kind: Kind, cfg: Config, disk: Option<&Path>) -> io::Result<Target> {
         if kind == Kind::Istgt && cfg.initial_r2t == Some(false) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -172,7 +182,10 @@ impl Target {
             ));
         }
         let dir = TempDir::new(&format!("isboot-{}", kind.name()))?;
-        let disk = dir.sparse_file("disk.img", cfg.size)?;
+        let disk = match disk {
+            Some(p) => p.to_path_buf(),
+            None => dir.sparse_file("disk.img", cfg.size)?,
+        };
         let mut t = Target {
             kind,
             cfg,

@@ -77,6 +77,9 @@ pub struct DiskConfig {
     /// Connect here instead of `portal` (a relay in tests); the session still believes it talks
     /// to `portal`.
     pub connect_via: Option<SocketAddr>,
+    /// Further portals of the same target (same name and CHAP), tried in turn after a failed
+    /// attempt, as the iBFT's second target is.
+    pub alternates: Vec<SocketAddr>,
     /// Messages up to this level go to stderr (0..=3, as `net.isboot.debug`); `ISBOOT_DEBUG` in
     /// the environment overrides it.
     pub log_level: u8,
@@ -99,6 +102,7 @@ impl DiskConfig {
             command_timeout: None,
             io_timeout: Duration::from_secs(120),
             connect_via: None,
+            alternates: Vec::new(),
             log_level: 1,
         }
     }
@@ -116,15 +120,15 @@ impl DiskConfig {
                 }),
             )
         });
-        let target = TargetConfig {
-            portal: Portal {
-                addr: self.portal,
-                nic: 0,
-            },
-            name: self.target_name.clone(),
-            chap,
-        };
-        let mut cfg = SessionConfig::new(self.initiator_name.clone(), isid, vec![target]);
+        let targets = std::iter::once(self.portal)
+            .chain(self.alternates.iter().copied())
+            .map(|addr| TargetConfig {
+                portal: Portal { addr, nic: 0 },
+                name: self.target_name.clone(),
+                chap: chap.clone(),
+            })
+            .collect();
+        let mut cfg = SessionConfig::new(self.initiator_name.clone(), isid, targets);
         let mut offer = self.offer.clone();
         if self.digests {
             offer.header_digest = DigestOffer::PreferCrc32c;
