@@ -793,13 +793,15 @@ mod tests {
             secret: b"secretsecret".to_vec(),
             target: None,
         });
+        cfg.alternates = vec!["127.0.0.2:3260".parse().unwrap()];
         let s = cfg.session_config(Isid([0x80, 1, 2, 3, 4, 5]));
         assert_eq!(s.offer.header_digest, DigestOffer::PreferCrc32c);
         assert_eq!(s.offer.data_digest, DigestOffer::PreferCrc32c);
         assert_eq!(s.backoff.max_attempts, Some(3));
-        assert_eq!(s.targets.len(), 1);
-        assert_eq!(s.targets[0].name, "iqn.t");
-        assert!(s.targets[0]
+        assert_eq!(s.targets.len(), 2);
+        assert_eq!(s.targets[1].portal.addr, cfg.alternates[0]);
+        assert!(s.targets.iter().all(|t| t.name == "iqn.t"));
+        assert!(s.targets[1]
             .chap
             .as_ref()
             .is_some_and(|c| c.target.is_none()));
