@@ -11,6 +11,9 @@
 #include <sys/types.h>
 #include <sys/_callout.h>
 #include <sys/_task.h>
+/* bus_dma_segment_t: the layout of a CAM_DATA_SG list. */
+#include <machine/bus.h>
+#include <sys/bus_dma.h>
 
 struct socket;
 struct ifnet;

@@ -387,8 +387,7 @@ fn submit_io(ctx: &Ctx, ccb: CcbRef, len: usize) {
         Ok(cmd) => {
             let data = match cmd.direction {
                 logic::Direction::In => bridge::try_zeroed(cmd.transfer_len as usize),
-                logic::Direction::Out => bridge::try_copy(ccb.data_out()),
-                logic::Direction::None => Some(Vec::new()),
+                logic::Direction::Out | logic::Direction::None => ccb.gather(&cmd),
             };
             match data {
                 // Memory is short: CAM retries the CCB later (never panic on the I/O path).
@@ -460,14 +459,12 @@ impl Events for KEvents {
         };
         let stats = crate::sysctl::stats();
         stats.add_commands(1);
-        let buf = ccb.data_in();
-        let n = bridge::data_in_len(&c, buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), c.data.get(..n)) {
-            dst.copy_from_slice(src);
-            stats.add_bytes_in(n as u64);
+        let n = bridge::data_in_len(&c, ccb.buffer_len());
+        if let Some(src) = c.data.get(..n) {
+            stats.add_bytes_in(ccb.scatter(src) as u64);
         }
         if let Ok(r) = &c.result {
-            if !ccb.data_out().is_empty() {
+            if ccb.is_write() {
                 stats.add_bytes_out(u64::from(r.transferred));
             }
         }

@@ -17,6 +17,7 @@
 //!   until `cam_sim_free` in [`Sim::detach`], so the action routine never sees freed memory.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::ffi::{c_int, c_void};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -175,44 +176,104 @@ impl CcbRef {
             cdb,
             dxfer_len: csio.dxfer_len,
             has_data_ptr: !csio.data_ptr.is_null(),
+            sg_count: csio.sglist_cnt,
             tag_action: csio.tag_action,
             priority: csio.priority,
         };
-        logic::translate_scsi_io(&view, maxio)
+        let cmd = logic::translate_scsi_io(&view, maxio)?;
+        if let Some(segs) = self.segments(&cmd) {
+            logic::check_segments(segs.iter().map(|s| s.ds_len), csio.dxfer_len)?;
+        }
+        Ok(cmd)
     }
 
-    /// The Data-In buffer of a read (empty for other directions). Valid until completion.
-    pub fn data_in(&mut self) -> &mut [u8] {
-        let h = self.hdr();
-        if h.flags & flags::DIR_MASK != flags::DIR_IN {
-            return &mut [];
+    /// The S/G list of a `CAM_DATA_SG` command that `translate_scsi_io` accepted.
+    fn segments(&self, cmd: &logic::Command<'_>) -> Option<&[sys::bus_dma_segment]> {
+        let logic::Layout::Segments(n) = cmd.layout else {
+            return None;
+        };
+        // SAFETY: an `XPT_SCSI_IO` CCB is a `ccb_scsiio`.
+        let p = unsafe { self.0.as_ref().csio.data_ptr };
+        if p.is_null() {
+            return None;
         }
-        // SAFETY: an `XPT_SCSI_IO` CCB accepted by `command()` has a virtual-address buffer of
-        // `dxfer_len` bytes (CAM_DATA_VADDR, checked there), mapped and owned by the peripheral
-        // until we complete the CCB; `&mut self` makes this the only view of it.
-        unsafe {
-            let csio = &self.0.as_ref().csio;
-            if csio.data_ptr.is_null() {
-                return &mut [];
-            }
-            core::slice::from_raw_parts_mut(csio.data_ptr, csio.dxfer_len as usize)
-        }
+        // SAFETY: with CAM_DATA_SG, `data_ptr` points to `sglist_cnt` (= n, checked non-zero
+        // and bounded by translation) `bus_dma_segment_t`s owned by the peripheral until the
+        // CCB completes.
+        Some(unsafe {
+            core::slice::from_raw_parts(p.cast::<sys::bus_dma_segment>(), usize::from(n))
+        })
     }
 
-    /// The Data-Out buffer of a write (empty for other directions). Valid until completion.
-    pub fn data_out(&self) -> &[u8] {
-        let h = self.hdr();
-        if h.flags & flags::DIR_MASK != flags::DIR_OUT {
-            return &[];
-        }
-        // SAFETY: as in `data_in`; read-only here.
-        unsafe {
-            let csio = &self.0.as_ref().csio;
-            if csio.data_ptr.is_null() {
-                return &[];
+    /// The buffer pieces of an accepted command, in order: one for `CAM_DATA_VADDR`, one per
+    /// segment for `CAM_DATA_SG`. Their lengths add up to `dxfer_len` (checked by `command`).
+    fn pieces(&self, cmd: &logic::Command<'_>) -> impl Iterator<Item = (*mut u8, usize)> + '_ {
+        // SAFETY: an `XPT_SCSI_IO` CCB is a `ccb_scsiio`.
+        let csio = unsafe { &self.0.as_ref().csio };
+        let single = match cmd.layout {
+            logic::Layout::Contiguous if !csio.data_ptr.is_null() => {
+                Some((csio.data_ptr, csio.dxfer_len as usize))
             }
-            core::slice::from_raw_parts(csio.data_ptr, csio.dxfer_len as usize)
+            _ => None,
+        };
+        let segs = self.segments(cmd).unwrap_or(&[]);
+        single.into_iter().chain(
+            segs.iter()
+                .map(|s| (s.ds_addr as usize as *mut u8, s.ds_len as usize)),
+        )
+    }
+
+    /// A copy of a write's data (gathered from its S/G list if it has one), or `None` when
+    /// memory is short. Reads and commands without data get an empty buffer.
+    pub fn gather(&self, cmd: &logic::Command<'_>) -> Option<Vec<u8>> {
+        if cmd.direction != logic::Direction::Out {
+            return Some(Vec::new());
         }
+        let mut v = Vec::new();
+        v.try_reserve_exact(cmd.transfer_len as usize).ok()?;
+        for (p, len) in self.pieces(cmd) {
+            if p.is_null() || len == 0 {
+                continue;
+            }
+            // SAFETY: each piece is kernel memory of `len` bytes the peripheral owns until
+            // completion (CAM_DATA_VADDR, or CAM_DATA_SG with virtual addresses); the pieces add
+            // up to the reserved length, so extending never reallocates.
+            v.extend_from_slice(unsafe { core::slice::from_raw_parts(p, len) });
+        }
+        Some(v)
+    }
+
+    /// Copies a read's received bytes into the CCB's buffer (scattering over its S/G list);
+    /// never more than the buffer holds. Returns the bytes copied.
+    pub fn scatter(&mut self, src: &[u8]) -> usize {
+        // Re-derive the layout: the CCB did not change since `command` accepted it (the size
+        // limit was checked then, so none is applied here).
+        let Ok(cmd) = self.command(u32::MAX) else {
+            return 0;
+        };
+        if cmd.direction != logic::Direction::In {
+            return 0;
+        }
+        let mut done = 0;
+        for (p, len) in self.pieces(&cmd) {
+            let Some(rest) = src.get(done..) else {
+                break;
+            };
+            let n = len.min(rest.len());
+            if p.is_null() || n == 0 {
+                continue;
+            }
+            // SAFETY: as in `gather`, writable: the CCB is ours (`&mut self`) and a read's
+            // buffer is there to be filled; `n` <= the piece's length.
+            unsafe { core::ptr::copy_nonoverlapping(rest.as_ptr(), p, n) };
+            done += n;
+        }
+        done
+    }
+
+    /// Whether this is a write (Data-Out) command.
+    pub fn is_write(&self) -> bool {
+        self.hdr().flags & flags::DIR_MASK == flags::DIR_OUT
     }
 
     /// Completes an `XPT_SCSI_IO` CCB with the session's outcome (status, sense, residual, devq

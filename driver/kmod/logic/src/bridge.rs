@@ -129,6 +129,7 @@ mod tests {
             lun: Lun::from_cam(1),
             cdb: &READ10,
             direction: dir,
+            layout: crate::cam::Layout::Contiguous,
             transfer_len: len,
             attr: TaskAttr::Ordered,
             priority: 0,

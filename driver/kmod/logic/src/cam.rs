@@ -147,11 +147,26 @@ pub struct ScsiIoView<'a> {
     pub dxfer_len: u32,
     /// `data_ptr` is not NULL.
     pub has_data_ptr: bool,
+    /// `sglist_cnt`: segments behind `data_ptr` for `CAM_DATA_SG`.
+    pub sg_count: u16,
     /// `tag_action`.
     pub tag_action: u8,
     /// `priority` (SAM command priority, 0 = none).
     pub priority: u8,
 }
+
+/// How the CCB's data buffer is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `CAM_DATA_VADDR`: one kernel virtual buffer at `data_ptr` (also used without data).
+    Contiguous,
+    /// `CAM_DATA_SG`: `data_ptr` points to this many `bus_dma_segment_t` holding kernel
+    /// virtual addresses.
+    Segments(u16),
+}
+
+/// Most S/G segments accepted in one CCB (a 1 MiB transfer in 4 KiB pages is 256).
+pub const MAX_SG_SEGMENTS: u16 = 1024;
 
 /// A SCSI command as the session needs it; the data buffer stays with the glue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +174,7 @@ pub struct Command<'a> {
     pub lun: Lun,
     pub cdb: &'a [u8],
     pub direction: Direction,
+    pub layout: Layout,
     /// Expected Data Transfer Length.
     pub transfer_len: u32,
     pub attr: TaskAttr,
@@ -177,8 +193,12 @@ pub enum Refusal {
     CdbLength(u8),
     /// `CAM_DIR_BOTH`: bidirectional commands need a second buffer CAM does not describe here.
     Bidirectional,
-    /// Physical addresses, scatter/gather lists and bios are not accepted (no `PIM_UNMAPPED`).
+    /// Physical addresses and bios are not accepted (no `PIM_UNMAPPED`).
     DataType(u32),
+    /// An S/G list with no segment or more than [`MAX_SG_SEGMENTS`].
+    SegmentCount(u16),
+    /// The S/G segments do not add up to `dxfer_len`.
+    SegmentTotal { total: u64, len: u32 },
     /// A data phase with a NULL `data_ptr`.
     NoBuffer,
     /// More data than `maxio` announced in `XPT_PATH_INQ`.
@@ -203,7 +223,11 @@ impl core::fmt::Display for Refusal {
             Refusal::NotScsiIo(code) => write!(f, "function code {code:#x} is not XPT_SCSI_IO"),
             Refusal::CdbLength(len) => write!(f, "CDB length {len} is not supported"),
             Refusal::Bidirectional => f.write_str("bidirectional data transfer is not supported"),
-            Refusal::DataType(t) => write!(f, "CCB data type {t:#x} is not a virtual address"),
+            Refusal::DataType(t) => write!(f, "CCB data type {t:#x} is not virtual memory"),
+            Refusal::SegmentCount(n) => write!(f, "S/G list of {n} segments is not supported"),
+            Refusal::SegmentTotal { total, len } => {
+                write!(f, "S/G segments hold {total} bytes, the transfer is {len}")
+            }
             Refusal::NoBuffer => f.write_str("data phase without a data buffer"),
             Refusal::TooBig { len, max } => {
                 write!(f, "transfer of {len} bytes exceeds maxio {max}")
@@ -228,12 +252,19 @@ pub fn translate_scsi_io<'a>(ccb: &ScsiIoView<'a>, maxio: u32) -> Result<Command
         _ => return Err(Refusal::Bidirectional),
     };
     // Without a data phase `dxfer_len` and the data type mean nothing (CAM leaves them stale).
+    let mut layout = Layout::Contiguous;
     let transfer_len = if direction == Direction::None {
         0
     } else {
-        let data_type = ccb.flags & flags::DATA_MASK;
-        if data_type != flags::DATA_VADDR {
-            return Err(Refusal::DataType(data_type));
+        match ccb.flags & flags::DATA_MASK {
+            flags::DATA_VADDR => {}
+            flags::DATA_SG => {
+                if ccb.sg_count == 0 || ccb.sg_count > MAX_SG_SEGMENTS {
+                    return Err(Refusal::SegmentCount(ccb.sg_count));
+                }
+                layout = Layout::Segments(ccb.sg_count);
+            }
+            other => return Err(Refusal::DataType(other)),
         }
         if ccb.dxfer_len > maxio {
             return Err(Refusal::TooBig {
@@ -267,11 +298,26 @@ pub fn translate_scsi_io<'a>(ccb: &ScsiIoView<'a>, maxio: u32) -> Result<Command
         lun: Lun::from_cam(ccb.target_lun),
         cdb: ccb.cdb,
         direction,
+        layout,
         transfer_len,
         attr,
         priority: ccb.priority.min(15),
         timeout_ms,
     })
+}
+
+/// Checks that S/G segment lengths add up to exactly `dxfer_len`, so gathering and scattering
+/// never run past either the segments or the request's buffer.
+pub fn check_segments(lens: impl IntoIterator<Item = u64>, dxfer_len: u32) -> Result<(), Refusal> {
+    let total = lens.into_iter().fold(0u64, |acc, l| acc.saturating_add(l));
+    if total == u64::from(dxfer_len) {
+        Ok(())
+    } else {
+        Err(Refusal::SegmentTotal {
+            total,
+            len: dxfer_len,
+        })
+    }
 }
 
 /// Timeout for a CCB that asked for `CAM_TIME_DEFAULT` (da(4) always sets its own, 60 s).
@@ -582,6 +628,7 @@ mod tests {
             cdb: &READ10,
             dxfer_len: len,
             has_data_ptr: true,
+            sg_count: 0,
             tag_action: tag::SIMPLE,
             priority: 0,
         }
@@ -644,13 +691,51 @@ mod tests {
     }
 
     #[test]
+    fn virtual_sg_lists_are_accepted_within_bounds() {
+        let mut ccb = read(4096);
+        ccb.flags |= flags::DATA_SG;
+        ccb.sg_count = 3;
+        assert_eq!(
+            translate_scsi_io(&ccb, MAXIO_CAP).unwrap().layout,
+            Layout::Segments(3)
+        );
+        ccb.sg_count = 0;
+        assert_eq!(
+            translate_scsi_io(&ccb, MAXIO_CAP),
+            Err(Refusal::SegmentCount(0))
+        );
+        ccb.sg_count = MAX_SG_SEGMENTS + 1;
+        let err = translate_scsi_io(&ccb, MAXIO_CAP).unwrap_err();
+        assert_eq!(err, Refusal::SegmentCount(MAX_SG_SEGMENTS + 1));
+        assert_eq!(err.cam_status(), status::REQ_INVALID);
+        assert_eq!(
+            translate_scsi_io(&read(4096), MAXIO_CAP).unwrap().layout,
+            Layout::Contiguous
+        );
+    }
+
+    #[test]
+    fn sg_segments_must_add_up_to_the_transfer() {
+        assert_eq!(check_segments([1024, 2048, 1024], 4096), Ok(()));
+        assert_eq!(
+            check_segments([1024, 2048], 4096),
+            Err(Refusal::SegmentTotal {
+                total: 3072,
+                len: 4096
+            })
+        );
+        assert_eq!(
+            check_segments([u64::MAX, 1], 4096),
+            Err(Refusal::SegmentTotal {
+                total: u64::MAX,
+                len: 4096
+            })
+        );
+    }
+
+    #[test]
     fn non_virtual_data_types_are_refused_as_invalid() {
-        for dt in [
-            flags::DATA_PADDR,
-            flags::DATA_SG,
-            flags::DATA_SG_PADDR,
-            flags::DATA_BIO,
-        ] {
+        for dt in [flags::DATA_PADDR, flags::DATA_SG_PADDR, flags::DATA_BIO] {
             let mut ccb = read(512);
             ccb.flags |= dt;
             let err = translate_scsi_io(&ccb, MAXIO_CAP).unwrap_err();
