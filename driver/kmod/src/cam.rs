@@ -4,8 +4,9 @@
 //! The action routine runs with the SIM mutex held, in the caller's context. It answers the
 //! informational CCBs (`XPT_PATH_INQ`, `XPT_GET_TRAN_SETTINGS`, `XPT_CALC_GEOMETRY`) at once,
 //! refuses what cannot be sent, and queues everything else (`XPT_SCSI_IO`, `XPT_ABORT`,
-//! `XPT_RESET_DEV`) into the session's bounded [`Channel`], whose `try_send` wakes the session task
-//! (and so calls the pender). It never does I/O. Decisions (what a CCB asks for, which status a
+//! `XPT_RESET_DEV`) into a bounded executor [`Channel`], whose `try_send` wakes the CAM pump task
+//! (and so calls the pender); the pump, on the taskqueue thread, builds the session's requests
+//! (allocating their buffers there, never in the action routine). It never does I/O. Decisions (what a CCB asks for, which status a
 //! completion gets, when the device queue freezes) are `isboot_kmod_logic::cam`'s, tested on the
 //! host; this file only reads and writes the CCB.
 //!
