@@ -141,6 +141,11 @@ pub trait Events: Send {
     fn reset_done(&mut self, tag: u64, result: Result<(), crate::session::TmfError>);
     /// The session changed state (the kernel rescans the bus after `Up`, and keeps statistics).
     fn state(&mut self, state: crate::session::State);
+    /// The target reported a SCSI asynchronous event (Async Message event 0) for `lun`, with
+    /// its sense data (e.g. REPORTED LUNS DATA HAS CHANGED: rescan). Ignored by default.
+    fn scsi_event(&mut self, lun: crate::pdu::Lun, sense: &crate::scsi::Sense) {
+        let _ = (lun, sense);
+    }
 }
 
 /// Writes a formatted message if `level` is enabled: `log!(log, Level::Note, "x {}", y)`.

@@ -338,6 +338,7 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
             match ev {
                 Event::Complete(c) => self.events.complete(c),
                 Event::ResetDone { tag, result } => self.events.reset_done(tag, result),
+                Event::ScsiEvent { lun, sense } => self.events.scsi_event(lun, &sense),
             }
         }
     }

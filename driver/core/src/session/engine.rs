@@ -292,15 +292,16 @@ pub enum SubmitError {
 
 /// What the engine reports to the platform.
 #[derive(Debug, PartialEq, Eq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "completions are the common case; boxing them would allocate per command"
-)]
 pub enum Event {
     Complete(Completion),
     ResetDone {
         tag: u64,
         result: Result<(), TmfError>,
+    },
+    /// A SCSI asynchronous event from the target, with its sense data.
+    ScsiEvent {
+        lun: Lun,
+        sense: Sense,
     },
 }
 
@@ -1105,7 +1106,7 @@ impl Engine {
         }
     }
 
-    fn on_async(&mut self, a: &AsyncMessage, _data: &[u8], now: Instant) -> Result<(), Disconnect> {
+    fn on_async(&mut self, a: &AsyncMessage, data: &[u8], now: Instant) -> Result<(), Disconnect> {
         self.update_window(a.exp_cmd_sn, a.max_cmd_sn);
         self.update_stat_sn(a.stat_sn);
         match a.event {
@@ -1128,8 +1129,18 @@ impl Engine {
                     wait: Duration::from_secs(u64::from(a.parameter2)),
                 })
             }
-            // SCSI events (sense in the data segment), renegotiation requests and vendor
-            // events need nothing from us at ERL 0.
+            AsyncEvent::ScsiEvent => {
+                // The data segment is laid out like a SCSI Response's: SenseLength, sense.
+                let rd = parse_response_data(data).map_err(Violation::Sense)?;
+                if self.events.len() < self.tasks.capacity() + MAX_RESETS {
+                    self.events.push_back(Event::ScsiEvent {
+                        lun: a.lun,
+                        sense: Sense::new(rd.sense),
+                    });
+                }
+                Ok(())
+            }
+            // Renegotiation requests and vendor events need nothing from us at ERL 0.
             _ => Ok(()),
         }
     }

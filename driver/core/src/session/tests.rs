@@ -881,6 +881,7 @@ fn lun_reset_completes_the_tasks_on_that_lun() {
                 aborted += 1;
             }
             Event::ResetDone { tag, result } => reset = Some((tag, result)),
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(aborted, 2);
@@ -977,6 +978,15 @@ fn scsi_async_event_and_unknown_events_change_nothing() {
     }
     recv!(s, []);
     assert_eq!(s.e.phase(), Phase::Up);
+    // The SCSI event reaches the platform with its sense; the others are dropped.
+    match s.e.poll_event() {
+        Some(Event::ScsiEvent { lun, sense }) => {
+            assert_eq!(lun, lun1());
+            assert_eq!(sense.as_slice(), &[0x70, 0, 6, 0]);
+        }
+        other => panic!("expected a SCSI event, got {other:?}"),
+    }
+    assert_eq!(s.e.poll_event(), None);
 }
 
 #[test]
