@@ -22,6 +22,18 @@
 //! Every response is checked: ISID, ITT, version, stages, status class, text syntax, each
 //! operational answer against its range and result function (done by [`crate::text`]).
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
+
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -385,7 +397,7 @@ impl<'a> Login<'a> {
         data: &[u8],
         random: &mut dyn FnMut(&mut [u8]),
     ) -> Result<Step, LoginError> {
-        self.rounds += 1;
+        self.rounds = self.rounds.saturating_add(1);
         if self.rounds > MAX_ROUNDS {
             return Err(LoginError::TooManyRounds);
         }

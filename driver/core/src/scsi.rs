@@ -9,6 +9,18 @@
 //! with the SCSI status, bounded sense data and the residual, or says why there is no status
 //! ([`TransportError`]).
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
+
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
@@ -116,7 +128,9 @@ impl Sense {
     pub fn new(sense: &[u8]) -> Self {
         let n = sense.len().min(MAX_SENSE_LEN);
         let mut bytes = [0u8; MAX_SENSE_LEN];
-        bytes[..n].copy_from_slice(&sense[..n]);
+        if let (Some(d), Some(s)) = (bytes.get_mut(..n), sense.get(..n)) {
+            d.copy_from_slice(s);
+        }
         Sense {
             // n <= 252.
             len: n as u8,
@@ -125,7 +139,7 @@ impl Sense {
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
     pub fn is_empty(&self) -> bool {

@@ -198,7 +198,7 @@ where
                 }
                 Some(Ok(up)) => up,
                 Some(Err(e)) => {
-                    failures += 1;
+                    failures = failures.saturating_add(1);
                     let target = back.target_name();
                     log!(
                         front.log,
@@ -222,7 +222,10 @@ where
                         front.log,
                         Level::Info,
                         "isboot: next attempt in {} ms",
-                        delay.as_secs() * 1000 + u64::from(delay.subsec_millis())
+                        delay
+                            .as_secs()
+                            .saturating_mul(1000)
+                            .saturating_add(u64::from(delay.subsec_millis()))
                     );
                     if !front.sleep(delay).await {
                         front.finish();
@@ -260,7 +263,10 @@ where
             first = false;
             let now = front.timer.now();
             front.engine.connected(params, est.sns, now);
-            front.shared.status.lock(|s| s.logins += 1);
+            front
+                .shared
+                .status
+                .lock(|s| s.logins = s.logins.saturating_add(1));
             front.set_state(State::Up, back.current);
             let up_since = front.timer.now();
             let end = front.connection(&mut transport).await;
@@ -275,21 +281,28 @@ where
                 }
                 Some(r) => r,
             };
-            front.shared.status.lock(|s| s.disconnects += 1);
+            front
+                .shared
+                .status
+                .lock(|s| s.disconnects = s.disconnects.saturating_add(1));
             log!(front.log, Level::Note, "isboot: {}; reconnecting", reason);
             front.set_state(State::Recovering, back.current);
             // A connection that keeps dying soon after login (a command the target chokes on,
             // a flapping link) backs off like failed logins; one that lived reconnects at once.
-            if front.timer.now() >= up_since + STABLE_CONNECTION {
+            if front.timer.now() >= up_since.saturating_add(STABLE_CONNECTION) {
                 drops = 0;
             }
-            drops += 1;
+            drops = drops.saturating_add(1);
             let jitter = back.rng.next_u32();
             let delay = reason.wait().unwrap_or_else(|| {
                 if drops <= 1 {
-                    back.cfg.backoff.delay(0, jitter) / 4
+                    back.cfg
+                        .backoff
+                        .delay(0, jitter)
+                        .checked_div(4)
+                        .unwrap_or_default()
                 } else {
-                    back.cfg.backoff.delay(drops - 1, jitter)
+                    back.cfg.backoff.delay(drops.saturating_sub(1), jitter)
                 }
             });
             if !front.sleep(delay).await {
@@ -503,7 +516,7 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                             return Poll::Ready(Some(Disconnect::Io(IoError::Closed)))
                         }
                         Poll::Ready(Ok(n)) => {
-                            sent += n.min(pending.len());
+                            sent = sent.saturating_add(n.min(pending.len()));
                             progress = true;
                         }
                         Poll::Ready(Err(e)) => return Poll::Ready(Some(Disconnect::Io(e))),
@@ -632,7 +645,7 @@ impl ReadAhead {
         if let (Some(d), Some(s)) = (dst.get_mut(..n), avail.get(..n)) {
             d.copy_from_slice(s);
         }
-        self.pos += n;
+        self.pos = self.pos.saturating_add(n);
         Poll::Ready(Ok(n))
     }
 }
@@ -668,7 +681,7 @@ impl Rx {
                     if self.have < need {
                         let buf = self.hdr.get_mut(self.have..need).unwrap_or(&mut []);
                         let n = read_or_return!(self.ahead.read(cx, t, buf));
-                        self.have += n;
+                        self.have = self.have.saturating_add(n);
                         continue;
                     }
                     let info = match self.info {
@@ -679,8 +692,11 @@ impl Rx {
                             info.check_data_len(engine.params().max_recv_dsl)
                                 .map_err(|e| Disconnect::Violation(super::Violation::Pdu(e)))?;
                             self.info = Some(info);
-                            let full =
-                                info.header_len() + if digests.header { DIGEST_LEN } else { 0 };
+                            let full = info.header_len().saturating_add(if digests.header {
+                                DIGEST_LEN
+                            } else {
+                                0
+                            });
                             if full > need {
                                 self.stage = RxStage::Header { need: full };
                                 continue;
@@ -691,7 +707,10 @@ impl Rx {
                     let hl = info.header_len();
                     let header = self.hdr.get(..hl).unwrap_or(&[]);
                     if digests.header {
-                        let d = self.hdr.get(hl..hl + DIGEST_LEN).unwrap_or(&[]);
+                        let d = self
+                            .hdr
+                            .get(hl..hl.saturating_add(DIGEST_LEN))
+                            .unwrap_or(&[]);
                         pdu::check_header_digest(header, d)
                             .map_err(|e| Disconnect::Violation(super::Violation::Pdu(e)))?;
                     }
@@ -724,7 +743,7 @@ impl Rx {
                         self.stage = RxStage::Data {
                             sink,
                             len,
-                            have: have + n,
+                            have: have.saturating_add(n),
                         };
                         continue;
                     }
@@ -737,7 +756,7 @@ impl Rx {
                     self.stage = RxStage::Trailer {
                         sink,
                         pad,
-                        need: pad + dd,
+                        need: pad.saturating_add(dd),
                         have: 0,
                     };
                 }
@@ -754,7 +773,7 @@ impl Rx {
                             sink,
                             pad,
                             need,
-                            have: have + n,
+                            have: have.saturating_add(n),
                         };
                         continue;
                     }
@@ -802,7 +821,7 @@ impl<C: Connector, R: Random, G: Log> Back<C, R, G> {
 
     fn next_target(&mut self) {
         let n = self.cfg.targets.len().max(1);
-        self.current = (self.current + 1) % n;
+        self.current = self.current.saturating_add(1).checked_rem(n).unwrap_or(0);
     }
 
     /// Connects and logs in to the current target, following redirects and retrying at once
@@ -812,8 +831,8 @@ impl<C: Connector, R: Random, G: Log> Back<C, R, G> {
             return Err(AttemptError::Io(IoError::Unreachable));
         };
         let mut portal = target.portal;
-        let mut redirects = 0;
-        let mut relearned = 0;
+        let mut redirects: u32 = 0;
+        let mut relearned: u32 = 0;
         loop {
             log!(
                 self.log,
@@ -822,7 +841,7 @@ impl<C: Connector, R: Random, G: Log> Back<C, R, G> {
                 target.name,
                 portal
             );
-            let deadline = self.timer.now() + self.cfg.connect_timeout;
+            let deadline = self.timer.now().saturating_add(self.cfg.connect_timeout);
             let timer = self.timer.clone();
             let mut transport = match timer
                 .timeout(deadline, self.connector.connect(portal))
@@ -832,7 +851,7 @@ impl<C: Connector, R: Random, G: Log> Back<C, R, G> {
                 Ok(Err(e)) => return Err(AttemptError::Io(e)),
                 Err(_) => return Err(AttemptError::ConnectTimeout),
             };
-            let deadline = self.timer.now() + self.cfg.login_timeout;
+            let deadline = self.timer.now().saturating_add(self.cfg.login_timeout);
             let login = self.login(&mut transport, &target);
             let result = match timer.timeout(deadline, login).await {
                 Ok(r) => r,
@@ -840,12 +859,12 @@ impl<C: Connector, R: Random, G: Log> Back<C, R, G> {
             };
             match result {
                 Ok(Step::Done(est)) => {
-                    self.logins += 1;
+                    self.logins = self.logins.saturating_add(1);
                     return Ok((transport, est));
                 }
                 Ok(Step::Redirect { address, permanent }) => {
                     transport.close();
-                    redirects += 1;
+                    redirects = redirects.saturating_add(1);
                     if redirects > self.cfg.max_redirects {
                         return Err(AttemptError::TooManyRedirects);
                     }
@@ -879,7 +898,7 @@ impl<C: Connector, R: Random, G: Log> Back<C, R, G> {
                     e @ (LoginError::ChapListRefused | LoginError::SecurityStageRequired),
                 )) if relearned < 2 => {
                     transport.close();
-                    relearned += 1;
+                    relearned = relearned.saturating_add(1);
                     log!(self.log, Level::Note, "isboot: {}", e);
                     if let Some(f) = self.flags.get_mut(self.current) {
                         match e {
@@ -987,7 +1006,7 @@ async fn read_exact<T: Transport>(t: &mut T, buf: &mut [u8]) -> Result<(), IoErr
             let dst = buf.get_mut(have..).unwrap_or(&mut []);
             match t.poll_read(cx, dst) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(IoError::Closed)),
-                Poll::Ready(Ok(n)) => have += n,
+                Poll::Ready(Ok(n)) => have = have.saturating_add(n),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }

@@ -517,7 +517,7 @@ impl Engine {
             match t.abort {
                 Abort::None => {
                     if t.cmd_sn.is_some() {
-                        self.stats.replays += 1;
+                        self.stats.replays = self.stats.replays.saturating_add(1);
                     }
                     t.cmd_sn = None;
                     t.received = 0;
@@ -575,7 +575,7 @@ impl Engine {
             return Ok(());
         }
         let edtl = req.expected_len();
-        let deadline = req.timeout.map(|t| now + t);
+        let deadline = req.timeout.map(|t| now.saturating_add(t));
         let task = Task {
             req,
             seq: self.next_seq,
@@ -590,7 +590,7 @@ impl Engine {
         };
         match self.tasks.insert(task) {
             Ok(slot) => {
-                self.next_seq += 1;
+                self.next_seq = self.next_seq.saturating_add(1);
                 self.cmd_queue.push_back(slot);
                 Ok(())
             }
@@ -647,7 +647,7 @@ impl Engine {
             Phase::Up => {}
         }
         self.phase = Phase::Closing;
-        self.closing_deadline = Some(now + self.timeouts.logout_timeout);
+        self.closing_deadline = Some(now.saturating_add(self.timeouts.logout_timeout));
         let unsent: Vec<u16> = self.cmd_queue.drain(..).collect();
         for slot in unsent {
             self.complete_err(slot, TransportError::SessionClosed);
@@ -687,7 +687,7 @@ impl Engine {
         self.next_itt = if itt >= 0xffff_fffe {
             NON_TASK_ITT
         } else {
-            itt + 1
+            itt.saturating_add(1)
         };
         itt
     }
@@ -718,7 +718,7 @@ impl Engine {
     fn complete_err(&mut self, slot: u16, e: TransportError) {
         if let Some(t) = self.tasks.remove(slot) {
             if e == TransportError::Timeout {
-                self.stats.timeouts += 1;
+                self.stats.timeouts = self.stats.timeouts.saturating_add(1);
             }
             self.events.push_back(Event::Complete(Completion {
                 tag: t.req.tag,
@@ -763,7 +763,7 @@ impl Engine {
         self.last_rx = now;
         if let Some((itt, _)) = self.ping {
             // Any PDU shows the connection is alive; the ping's own answer is still accepted.
-            self.ping = Some((itt, now + self.timeouts.nop_timeout));
+            self.ping = Some((itt, now.saturating_add(self.timeouts.nop_timeout)));
         }
         let info = pdu::HeaderInfo::parse(header).map_err(Violation::Pdu)?;
         info.check_data_len(self.params.max_recv_dsl)
@@ -883,7 +883,7 @@ impl Engine {
             }
             .into());
         }
-        let end = u64::from(d.buffer_offset) + u64::from(len);
+        let end = u64::from(d.buffer_offset).saturating_add(u64::from(len));
         if end > u64::from(t.edtl) {
             return Err(Violation::DataInOverrun {
                 itt: d.itt,
@@ -907,7 +907,7 @@ impl Engine {
         if let Some(t) = self.tasks.get_mut(slot) {
             t.received = t.received.saturating_add(len);
             t.exp_data_sn = t.exp_data_sn.next();
-            self.stats.bytes_in += u64::from(len);
+            self.stats.bytes_in = self.stats.bytes_in.wrapping_add(u64::from(len));
         }
         if let Some(status) = d.status {
             self.update_stat_sn(d.stat_sn);
@@ -970,7 +970,7 @@ impl Engine {
             }
             .into());
         }
-        let end = u64::from(r.buffer_offset) + u64::from(r.desired_len);
+        let end = u64::from(r.buffer_offset).saturating_add(u64::from(r.desired_len));
         if r.desired_len == 0 || end > u64::from(t.edtl) || r.desired_len > max_burst {
             return Err(Violation::R2tRange {
                 itt: r.itt,
@@ -988,7 +988,7 @@ impl Engine {
             .into());
         }
         t.exp_r2t_sn = t.exp_r2t_sn.next();
-        t.r2t_outstanding += 1;
+        t.r2t_outstanding = t.r2t_outstanding.saturating_add(1);
         if matches!(t.abort, Abort::None) {
             self.bursts.push_back(Burst {
                 slot,
@@ -1115,7 +1115,7 @@ impl Engine {
                     let itt = self.alloc_itt();
                     // Parameter3 is the time the target gives us to log out.
                     let limit = Duration::from_secs(u64::from(a.parameter3.max(1)));
-                    self.logout = Some((itt, now + limit));
+                    self.logout = Some((itt, now.saturating_add(limit)));
                     self.ctl.push_back(Ctl::Logout {
                         itt,
                         reason: LogoutReason::CloseSession,
@@ -1132,7 +1132,7 @@ impl Engine {
             AsyncEvent::ScsiEvent => {
                 // The data segment is laid out like a SCSI Response's: SenseLength, sense.
                 let rd = parse_response_data(data).map_err(Violation::Sense)?;
-                if self.events.len() < self.tasks.capacity() + MAX_RESETS {
+                if self.events.len() < self.tasks.capacity().saturating_add(MAX_RESETS) {
                     self.events.push_back(Event::ScsiEvent {
                         lun: a.lun,
                         sense: Sense::new(rd.sense),
@@ -1212,7 +1212,7 @@ impl Engine {
             Phase::Up | Phase::Closing => {
                 match self.ping {
                     Some((_, deadline)) => consider(deadline),
-                    None => consider(self.last_rx + self.timeouts.nop_interval),
+                    None => consider(self.last_rx.saturating_add(self.timeouts.nop_interval)),
                 }
                 if let Some((_, d)) = self.logout {
                     consider(d);
@@ -1286,9 +1286,9 @@ impl Engine {
             Some((_, deadline)) if deadline <= now => return Err(Disconnect::NopTimeout),
             Some(_) => {}
             None => {
-                if now >= self.last_rx + self.timeouts.nop_interval {
+                if now >= self.last_rx.saturating_add(self.timeouts.nop_interval) {
                     let itt = self.alloc_itt();
-                    self.ping = Some((itt, now + self.timeouts.nop_timeout));
+                    self.ping = Some((itt, now.saturating_add(self.timeouts.nop_timeout)));
                     self.ctl.push_back(Ctl::Ping { itt });
                 }
             }
@@ -1298,7 +1298,7 @@ impl Engine {
 
     fn queue_shutdown_logout(&mut self, now: Instant) {
         let itt = self.alloc_itt();
-        self.logout = Some((itt, now + self.timeouts.logout_timeout));
+        self.logout = Some((itt, now.saturating_add(self.timeouts.logout_timeout)));
         self.ctl.push_back(Ctl::Logout {
             itt,
             reason: LogoutReason::CloseSession,
@@ -1390,12 +1390,12 @@ impl Engine {
                 }
                 self.abort_deadlines.retain(|(i, _)| *i != itt);
                 self.abort_deadlines
-                    .push((itt, now + self.timeouts.tmf_timeout));
+                    .push((itt, now.saturating_add(self.timeouts.tmf_timeout)));
                 emit(out, &tmf, &[], d);
             }
             Ctl::LunReset { itt, lun } => {
                 if let Some(r) = self.resets.iter_mut().find(|r| r.itt == itt) {
-                    r.deadline = Some(now + self.timeouts.tmf_timeout);
+                    r.deadline = Some(now.saturating_add(self.timeouts.tmf_timeout));
                 }
                 let tmf = TaskMgmtRequest {
                     immediate: true,
@@ -1435,8 +1435,9 @@ impl Engine {
                 continue;
             }
             let max = self.params.max_send_dsl.max(512);
-            let len = (b.end - b.offset).min(max);
-            let last = b.offset + len == b.end;
+            let len = b.end.saturating_sub(b.offset).min(max);
+            let next = b.offset.saturating_add(len);
+            let last = next == b.end;
             let hdr = DataOut {
                 final_bit: last,
                 lun: t.req.lun,
@@ -1446,10 +1447,10 @@ impl Engine {
                 data_sn: b.data_sn,
                 buffer_offset: b.offset,
             };
-            let range = b.offset as usize..(b.offset + len) as usize;
+            let range = b.offset as usize..next as usize;
             let data = t.req.data.get(range).unwrap_or(&[]);
             emit(out, &hdr, data, self.params.digests);
-            self.stats.bytes_out += u64::from(len);
+            self.stats.bytes_out = self.stats.bytes_out.wrapping_add(u64::from(len));
             if last {
                 self.bursts.pop_front();
                 if b.solicited {
@@ -1458,7 +1459,7 @@ impl Engine {
                     }
                 }
             } else if let Some(f) = self.bursts.front_mut() {
-                f.offset += len;
+                f.offset = next;
                 f.data_sn = f.data_sn.next();
             }
             return true;
@@ -1512,8 +1513,8 @@ impl Engine {
         let data = t.req.data.get(..immediate as usize).unwrap_or(&[]);
         emit(out, &cmd, data, p.digests);
         self.cmd_sn = cmd_sn.next();
-        self.stats.commands += 1;
-        self.stats.bytes_out += u64::from(immediate);
+        self.stats.commands = self.stats.commands.saturating_add(1);
+        self.stats.bytes_out = self.stats.bytes_out.wrapping_add(u64::from(immediate));
         if unsolicited_end > immediate {
             self.bursts.push_back(Burst {
                 slot,
@@ -1552,7 +1553,7 @@ fn no_data(opcode: pdu::Opcode, data: &[u8]) -> Result<(), Violation> {
 fn emit(out: &mut Vec<u8>, h: &dyn Header, data: &[u8], d: Digests) {
     let start = out.len();
     let hl = h.header_wire_len(d.header);
-    out.resize(start + hl, 0);
+    out.resize(start.saturating_add(hl), 0);
     let ok = match out.get_mut(start..) {
         Some(buf) => h.emit(data.len(), d.header, buf).is_ok(),
         None => false,
@@ -1563,7 +1564,10 @@ fn emit(out: &mut Vec<u8>, h: &dyn Header, data: &[u8], d: Digests) {
     }
     out.extend_from_slice(data);
     let at = out.len();
-    out.resize(at + pdu::data_trailer_len(data.len(), d.data), 0);
+    out.resize(
+        at.saturating_add(pdu::data_trailer_len(data.len(), d.data)),
+        0,
+    );
     if let Some(buf) = out.get_mut(at..) {
         let _ = pdu::emit_data_trailer(data, d.data, buf);
     }

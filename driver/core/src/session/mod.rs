@@ -46,6 +46,18 @@
 //! read-ahead buffer, one transmit batch buffer (256 KiB plus one PDU), and control queues
 //! bounded in the engine. Request data lives in the requests' own buffers.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
+
 mod driver;
 mod engine;
 mod table;
@@ -177,9 +189,11 @@ impl Backoff {
         let j = if quarter == 0 {
             0
         } else {
-            u64::from(jitter) % (quarter + 1)
+            u64::from(jitter)
+                .checked_rem(quarter.saturating_add(1))
+                .unwrap_or(0)
         };
-        base + Duration::from_millis(j)
+        base.saturating_add(Duration::from_millis(j))
     }
 }
 

@@ -46,7 +46,7 @@ impl<T> Table<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.slots.len().saturating_sub(self.free.len())
     }
 
     pub fn is_empty(&self) -> bool {
