@@ -106,8 +106,7 @@ impl LoginRequest {
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::LoginRequest)?;
         let (transit, continue_bit, csg, nsg) = parse_login_flags(bhs.flags())?;
-        let mut isid = [0u8; 6];
-        isid.copy_from_slice(&bhs.as_bytes()[field::ISID..field::ISID + 6]);
+        let isid = bhs.array(field::ISID);
         Ok(LoginRequest {
             transit,
             continue_bit,
@@ -141,9 +140,7 @@ impl Header for LoginRequest {
         ));
         bhs.set_u8(field::VERSION_MAX, self.version_max);
         bhs.set_u8(field::VERSION_MIN, self.version_min);
-        for (i, &b) in self.isid.iter().enumerate() {
-            bhs.set_u8(field::ISID + i, b);
-        }
+        bhs.put(field::ISID, &self.isid);
         bhs.set_u16(field::TSIH, self.tsih);
         bhs.set_itt(self.itt);
         bhs.set_u16(field::CID, self.cid);
@@ -176,8 +173,7 @@ impl LoginResponse {
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::LoginResponse)?;
         let (transit, continue_bit, csg, nsg) = parse_login_flags(bhs.flags())?;
-        let mut isid = [0u8; 6];
-        isid.copy_from_slice(&bhs.as_bytes()[field::ISID..field::ISID + 6]);
+        let isid = bhs.array(field::ISID);
         Ok(LoginResponse {
             transit,
             continue_bit,
@@ -210,9 +206,7 @@ impl Header for LoginResponse {
         ));
         bhs.set_u8(field::VERSION_MAX, self.version_max);
         bhs.set_u8(field::VERSION_MIN, self.version_active);
-        for (i, &b) in self.isid.iter().enumerate() {
-            bhs.set_u8(field::ISID + i, b);
-        }
+        bhs.put(field::ISID, &self.isid);
         bhs.set_u16(field::TSIH, self.tsih);
         bhs.set_itt(self.itt);
         bhs.set_sn(field::STAT_SN, self.stat_sn);

@@ -21,6 +21,17 @@
 //! # Panics
 //! None on any input: every buffer is length-checked before a fixed-offset access, and those
 //! offsets are constants inside [`BHS_LEN`]. Unknown opcodes and enum values are data.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 use core::fmt;
 
@@ -325,8 +336,8 @@ impl<'a> Bhs<'a> {
 
     /// The 24-bit DataSegmentLength (without padding).
     pub fn data_segment_len(&self) -> u32 {
-        let d = field::DATA_SEGMENT_LEN;
-        u32::from_be_bytes([0, self.raw[d], self.raw[d + 1], self.raw[d + 2]])
+        let [a, b, c] = self.array(field::DATA_SEGMENT_LEN);
+        u32::from_be_bytes([0, a, b, c])
     }
 
     /// Bytes 8..16: the LUN, or ISID+TSIH for Login, or opcode-specific.
@@ -338,21 +349,27 @@ impl<'a> Bhs<'a> {
         self.u32_at(field::ITT)
     }
 
+    /// `N` bytes at `at`. Callers pass field constants inside [`BHS_LEN`]; a wrong one reads
+    /// zeros instead of panicking.
+    fn array<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        if let Some(src) = at.checked_add(N).and_then(|end| self.raw.get(at..end)) {
+            out.copy_from_slice(src);
+        }
+        out
+    }
+
     pub(crate) fn u8_at(&self, at: usize) -> u8 {
-        self.raw[at]
+        let [v] = self.array(at);
+        v
     }
 
     pub(crate) fn u16_at(&self, at: usize) -> u16 {
-        u16::from_be_bytes([self.raw[at], self.raw[at + 1]])
+        u16::from_be_bytes(self.array(at))
     }
 
     pub(crate) fn u32_at(&self, at: usize) -> u32 {
-        u32::from_be_bytes([
-            self.raw[at],
-            self.raw[at + 1],
-            self.raw[at + 2],
-            self.raw[at + 3],
-        ])
+        u32::from_be_bytes(self.array(at))
     }
 
     pub(crate) fn sn_at(&self, at: usize) -> Sn {
@@ -360,9 +377,7 @@ impl<'a> Bhs<'a> {
     }
 
     pub(crate) fn bytes8(&self, at: usize) -> [u8; 8] {
-        let mut out = [0u8; 8];
-        out.copy_from_slice(&self.raw[at..at + 8]);
-        out
+        self.array(at)
     }
 
     pub(crate) fn expect_opcode(&self, expected: Opcode) -> Result<(), Error> {
@@ -401,9 +416,8 @@ impl<'a> BhsMut<'a> {
     }
 
     pub fn set_data_segment_len(&mut self, len: u32) {
-        let b = len.to_be_bytes();
-        let d = field::DATA_SEGMENT_LEN;
-        self.raw[d..d + 3].copy_from_slice(&b[1..4]);
+        let [_, a, b, c] = len.to_be_bytes();
+        self.put(field::DATA_SEGMENT_LEN, &[a, b, c]);
     }
 
     pub fn set_lun(&mut self, lun: Lun) {
@@ -414,16 +428,27 @@ impl<'a> BhsMut<'a> {
         self.set_u32(field::ITT, itt);
     }
 
+    /// Writes `bytes` at `at`. Callers pass field constants inside [`BHS_LEN`]; a wrong one
+    /// writes nothing instead of panicking (the emit tests' 0xa5 fill shows the missing field).
+    fn put(&mut self, at: usize, bytes: &[u8]) {
+        if let Some(dst) = at
+            .checked_add(bytes.len())
+            .and_then(|end| self.raw.get_mut(at..end))
+        {
+            dst.copy_from_slice(bytes);
+        }
+    }
+
     pub(crate) fn set_u8(&mut self, at: usize, v: u8) {
-        self.raw[at] = v;
+        self.put(at, &[v]);
     }
 
     pub(crate) fn set_u16(&mut self, at: usize, v: u16) {
-        self.raw[at..at + 2].copy_from_slice(&v.to_be_bytes());
+        self.put(at, &v.to_be_bytes());
     }
 
     pub(crate) fn set_u32(&mut self, at: usize, v: u32) {
-        self.raw[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        self.put(at, &v.to_be_bytes());
     }
 
     pub(crate) fn set_sn(&mut self, at: usize, v: Sn) {
@@ -431,7 +456,7 @@ impl<'a> BhsMut<'a> {
     }
 
     pub(crate) fn set_bytes8(&mut self, at: usize, v: [u8; 8]) {
-        self.raw[at..at + 8].copy_from_slice(&v);
+        self.put(at, &v);
     }
 }
 
@@ -485,7 +510,7 @@ impl HeaderInfo {
 
     /// Bytes of BHS+AHS, the span the header digest covers.
     pub fn header_len(&self) -> usize {
-        BHS_LEN + self.ahs_len
+        BHS_LEN.saturating_add(self.ahs_len)
     }
 
     /// Bytes that follow the BHS on the wire: AHS, header digest, padded data, data digest.
@@ -496,23 +521,26 @@ impl HeaderInfo {
         } else {
             0
         };
-        self.ahs_len + hd + self.padded_data_len() + dd
+        self.ahs_len
+            .saturating_add(hd)
+            .saturating_add(self.padded_data_len())
+            .saturating_add(dd)
     }
 
     /// Bytes of the whole PDU on the wire.
     pub fn total_len(&self, digests: Digests) -> usize {
-        BHS_LEN + self.remaining(digests)
+        BHS_LEN.saturating_add(self.remaining(digests))
     }
 }
 
 /// Length of `len` bytes rounded up to a multiple of 4.
 pub const fn padded_len(len: usize) -> usize {
-    (len + 3) & !3
+    len.saturating_add(pad_len(len))
 }
 
 /// Number of zero bytes that follow a data segment of `len` bytes.
 pub const fn pad_len(len: usize) -> usize {
-    padded_len(len) - len
+    len.wrapping_neg() & 3
 }
 
 fn read_digest(digest: &[u8]) -> Result<u32, Error> {
@@ -574,7 +602,7 @@ pub fn emit_data_trailer(
     } else {
         0
     };
-    let needed = pad + dd;
+    let needed = pad.saturating_add(dd);
     let got = buf.len();
     let out = buf
         .get_mut(..needed)
@@ -589,12 +617,12 @@ pub fn emit_data_trailer(
 
 /// Bytes of trailer [`emit_data_trailer`] writes for a data segment of `data_len` bytes.
 pub fn data_trailer_len(data_len: usize, data_digest_on: bool) -> usize {
-    pad_len(data_len)
-        + if data_digest_on && data_len > 0 {
-            DIGEST_LEN
-        } else {
-            0
-        }
+    let dd = if data_digest_on && data_len > 0 {
+        DIGEST_LEN
+    } else {
+        0
+    };
+    pad_len(data_len).saturating_add(dd)
 }
 
 /// Appends a whole PDU to `out`: BHS, AHS, header digest, data, padding and data digest.
@@ -605,10 +633,20 @@ pub fn emit_pdu(
     digests: Digests,
     out: &mut alloc::vec::Vec<u8>,
 ) -> Result<(), Error> {
+    // Refused before `out` grows: `Header::emit` would refuse it too, but only after the
+    // buffer had been sized for it.
+    if data.len() > MAX_DATA_SEGMENT_LEN as usize {
+        return Err(Error::DataSegmentTooLong {
+            len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+            max: MAX_DATA_SEGMENT_LEN,
+        });
+    }
     let start = out.len();
     let hl = h.header_wire_len(digests.header);
-    let total = hl + data.len() + data_trailer_len(data.len(), digests.data);
-    out.resize(start + total, 0);
+    let total = hl
+        .saturating_add(data.len())
+        .saturating_add(data_trailer_len(data.len(), digests.data));
+    out.resize(start.saturating_add(total), 0);
     let result = (|| {
         let buf = out.get_mut(start..).ok_or(Error::BufferTooSmall {
             needed: total,
@@ -652,7 +690,8 @@ pub trait Header {
 
     /// Bytes [`Header::emit`] writes.
     fn header_wire_len(&self, header_digest: bool) -> usize {
-        BHS_LEN + self.ahs_len() + if header_digest { DIGEST_LEN } else { 0 }
+        let hd = if header_digest { DIGEST_LEN } else { 0 };
+        BHS_LEN.saturating_add(self.ahs_len()).saturating_add(hd)
     }
 
     /// Writes BHS, AHS and the optional header digest for a PDU whose data segment is `data_len`
@@ -670,7 +709,7 @@ pub trait Header {
         if ahs_len % 4 != 0 || ahs_len > MAX_AHS_LEN {
             return Err(Error::AhsOverrun { offset: ahs_len });
         }
-        let header_len = BHS_LEN + ahs_len;
+        let header_len = BHS_LEN.saturating_add(ahs_len);
         let needed = self.header_wire_len(header_digest);
         let got = buf.len();
         let out = buf
@@ -730,13 +769,11 @@ impl Pdu {
     /// [`Error::UnknownOpcode`].
     pub fn parse(header: &[u8]) -> Result<Pdu, Error> {
         let bhs = Bhs::new_checked(header)?;
-        let ahs_len = bhs.total_ahs_len();
-        let ahs = header
-            .get(BHS_LEN..BHS_LEN + ahs_len)
-            .ok_or(Error::Truncated {
-                needed: BHS_LEN + ahs_len,
-                got: header.len(),
-            })?;
+        let header_len = BHS_LEN.saturating_add(bhs.total_ahs_len());
+        let ahs = header.get(BHS_LEN..header_len).ok_or(Error::Truncated {
+            needed: header_len,
+            got: header.len(),
+        })?;
         Ok(match bhs.opcode() {
             Opcode::NopOut => Pdu::NopOut(NopOut::parse(&bhs)?),
             Opcode::ScsiCommand => Pdu::ScsiCommand(ScsiCommand::parse(&bhs, ahs)?),
@@ -866,18 +903,21 @@ impl<'a> RawPdu<'a> {
         };
         let hl = info.header_len();
         let header = buf.get(..hl).ok_or(truncated)?;
+        // Every offset below is at most `total`, which `buf` holds: the sums cannot saturate.
         let mut at = hl;
         if digests.header {
             check_header_digest(header, buf.get(at..).ok_or(truncated)?)?;
-            at += DIGEST_LEN;
+            at = at.saturating_add(DIGEST_LEN);
         }
         let dl = info.data_len as usize;
-        let padded = buf.get(at..at + info.padded_data_len()).ok_or(truncated)?;
+        let padded = buf
+            .get(at..at.saturating_add(info.padded_data_len()))
+            .ok_or(truncated)?;
         let data = padded.get(..dl).ok_or(truncated)?;
-        at += padded.len();
+        at = at.saturating_add(padded.len());
         if digests.data && dl > 0 {
             check_data_digest(padded, buf.get(at..).ok_or(truncated)?)?;
-            at += DIGEST_LEN;
+            at = at.saturating_add(DIGEST_LEN);
         }
         Ok((RawPdu { info, header, data }, at))
     }
@@ -1126,6 +1166,35 @@ mod tests {
         let huge = vec![0u8; 1 << 24];
         assert!(emit_pdu(&NopIn::default(), &huge, both, &mut out).is_err());
         assert_eq!(out, vec![1, 2]);
+    }
+
+    #[test]
+    fn emit_pdu_refuses_an_oversized_segment_before_growing_the_buffer() {
+        let mut out = alloc::vec::Vec::new();
+        let huge = vec![0u8; 1 << 24];
+        assert_eq!(
+            emit_pdu(&NopIn::default(), &huge, Digests::default(), &mut out),
+            Err(Error::DataSegmentTooLong {
+                len: 1 << 24,
+                max: MAX_DATA_SEGMENT_LEN
+            })
+        );
+        // A 16 MiB segment the header cannot describe must not cost 16 MiB of kernel memory.
+        assert_eq!(out.capacity(), 0);
+    }
+
+    #[test]
+    fn padding_of_extreme_lengths_does_not_wrap() {
+        assert_eq!(pad_len(usize::MAX), 1);
+        assert_eq!(padded_len(usize::MAX - 3), usize::MAX - 3);
+        assert_eq!(padded_len(usize::MAX), usize::MAX);
+        let info = HeaderInfo {
+            opcode: Opcode::DataIn,
+            immediate: false,
+            ahs_len: usize::MAX,
+            data_len: MAX_DATA_SEGMENT_LEN,
+        };
+        assert_eq!(info.total_len(Digests::default()), usize::MAX);
     }
 
     #[test]

@@ -73,12 +73,12 @@ impl Cdb {
             return Err(Error::BadCdbLength(cdb.len()));
         }
         let mut bytes = [0u8; MAX_CDB_LEN];
-        bytes[..cdb.len()].copy_from_slice(cdb);
-        Ok(Cdb {
-            // Bounded by MAX_CDB_LEN above.
-            len: cdb.len() as u16,
-            bytes,
-        })
+        let (len, dst) = match (u16::try_from(cdb.len()), bytes.get_mut(..cdb.len())) {
+            (Ok(len), Some(dst)) => (len, dst),
+            _ => return Err(Error::BadCdbLength(cdb.len())),
+        };
+        dst.copy_from_slice(cdb);
+        Ok(Cdb { len, bytes })
     }
 
     pub fn as_slice(&self) -> &[u8] {
@@ -140,25 +140,28 @@ impl ScsiCommand {
         bhs.expect_opcode(Opcode::ScsiCommand)?;
         let flags = bhs.u8_at(field::FLAGS);
         let mut cdb_bytes = [0u8; MAX_CDB_LEN];
-        cdb_bytes[..field::CDB_LEN]
-            .copy_from_slice(&bhs.as_bytes()[field::CDB..field::CDB + field::CDB_LEN]);
+        if let Some(head) = cdb_bytes.get_mut(..field::CDB_LEN) {
+            head.copy_from_slice(&bhs.array::<{ field::CDB_LEN }>(field::CDB));
+        }
         let mut cdb_len = field::CDB_LEN;
         let mut bidi_read_len = None;
         let mut seen_ext = false;
-        let mut off = 0;
+        // `off` stays below `ahs.len()` inside the loop, so the saturating sums are exact.
+        let mut off = 0usize;
         while off < ahs.len() {
-            let Some(&[l0, l1, ahs_type, _]) = ahs.get(off..off + 4) else {
+            let Some(&[l0, l1, ahs_type, _]) = ahs.get(off..off.saturating_add(4)) else {
                 return Err(Error::AhsOverrun { offset: off });
             };
             let length = usize::from(u16::from_be_bytes([l0, l1]));
             // AHSLength counts the bytes after AHSType (the type-specific byte and the rest).
+            let start = off.saturating_add(3);
             let body = ahs
-                .get(off + 3..off + 3 + length)
+                .get(start..start.saturating_add(length))
                 .ok_or(Error::AhsOverrun { offset: off })?;
             match ahs_type {
                 AHS_TYPE_EXTENDED_CDB if !seen_ext && length >= 2 => {
                     let ext = body.get(1..).unwrap_or(&[]);
-                    let total = field::CDB_LEN + ext.len();
+                    let total = field::CDB_LEN.saturating_add(ext.len());
                     let dst = cdb_bytes
                         .get_mut(field::CDB_LEN..total)
                         .ok_or(Error::BadCdbLength(total))?;
@@ -172,7 +175,7 @@ impl ScsiCommand {
                 },
                 other => return Err(Error::BadAhs { ahs_type: other }),
             }
-            off += super::padded_len(3 + length);
+            off = off.saturating_add(super::padded_len(3 + length));
         }
         Ok(ScsiCommand {
             immediate: bhs.immediate(),
@@ -198,7 +201,7 @@ impl ScsiCommand {
         if ext == 0 {
             0
         } else {
-            super::padded_len(4 + ext)
+            super::padded_len(ext.saturating_add(4))
         }
     }
 }
@@ -228,20 +231,18 @@ impl Header for ScsiCommand {
         bhs.set_sn(field::CMD_SN, self.cmd_sn);
         bhs.set_sn(field::EXP_STAT_SN, self.exp_stat_sn);
         let cdb = self.cdb.as_slice();
-        let head = cdb.get(..field::CDB_LEN).unwrap_or(cdb);
-        for (i, &b) in head.iter().enumerate() {
-            bhs.set_u8(field::CDB + i, b);
-        }
+        bhs.put(field::CDB, cdb.get(..field::CDB_LEN).unwrap_or(cdb));
     }
     fn ahs_len(&self) -> usize {
-        self.ext_cdb_ahs_len() + if self.bidi_read_len.is_some() { 8 } else { 0 }
+        let bidi = if self.bidi_read_len.is_some() { 8 } else { 0 };
+        self.ext_cdb_ahs_len().saturating_add(bidi)
     }
     fn emit_ahs(&self, buf: &mut [u8]) {
         let ext = self.cdb.extension();
         let mut off = 0;
         if !ext.is_empty() {
             // At most MAX_CDB_LEN - 16 + 1, far below u16::MAX.
-            let length = (ext.len() + 1) as u16;
+            let length = u16::try_from(ext.len().saturating_add(1)).unwrap_or(u16::MAX);
             if let Some(h) = buf.get_mut(0..4) {
                 h.copy_from_slice(&[
                     length.to_be_bytes()[0],
@@ -250,12 +251,13 @@ impl Header for ScsiCommand {
                     0,
                 ]);
             }
-            if let Some(d) = buf.get_mut(4..4 + ext.len()) {
+            if let Some(d) = buf.get_mut(4..ext.len().saturating_add(4)) {
                 d.copy_from_slice(ext);
             }
             off = self.ext_cdb_ahs_len();
         }
-        if let (Some(len), Some(h)) = (self.bidi_read_len, buf.get_mut(off..off + 8)) {
+        if let (Some(len), Some(h)) = (self.bidi_read_len, buf.get_mut(off..off.saturating_add(8)))
+        {
             let l = BIDI_AHS_LENGTH.to_be_bytes();
             let v = len.to_be_bytes();
             h.copy_from_slice(&[
