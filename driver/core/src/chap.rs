@@ -14,6 +14,17 @@
 //! error (checked by hand against that tgtd). [`Chap::retry_algorithms`] gives the offer for a
 //! second attempt without the algorithm the target chose (`8,6,5`: tgtd then picks MD5), in the
 //! same way as the `CHAP_A=5` retry for targets that reject a list.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -202,12 +213,9 @@ pub fn decode_binary(key: &'static str, value: &str) -> Result<Vec<u8>, Error> {
 
 fn decode_hex(key: &'static str, digits: &str) -> Result<Vec<u8>, Error> {
     fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
     }
     let d = digits.as_bytes();
     let mut out = Vec::with_capacity(d.len().div_ceil(2));
@@ -230,12 +238,12 @@ fn decode_hex(key: &'static str, digits: &str) -> Result<Vec<u8>, Error> {
 
 /// Encodes bytes as `0x` + lowercase hex.
 pub fn encode_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(2 + bytes.len() * 2);
+    let mut s = String::with_capacity(bytes.len().saturating_mul(2).saturating_add(2));
     s.push_str("0x");
     for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        for n in [b >> 4, b & 0x0f] {
+            s.extend(char::from_digit(u32::from(n), 16));
+        }
     }
     s
 }

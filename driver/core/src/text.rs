@@ -8,6 +8,17 @@
 //!   pair at a time, checks every value against the key's range and result function, tells the
 //!   caller what to reply, and [`Negotiation::finish`] yields the [`SessionParams`].
 //! * Security keys (`AuthMethod`, `CHAP_*`) are not handled here: see `crate::chap`.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -221,8 +232,9 @@ impl TextBuilder {
         if self.contains_key(key) {
             return Err(Error::DuplicateKey(key.to_string()));
         }
-        let add = key.len() + 1 + value.len() + 1;
-        if self.buf.len() + add > self.limit {
+        // key, '=', value, NUL
+        let add = key.len().saturating_add(value.len()).saturating_add(2);
+        if self.buf.len().saturating_add(add) > self.limit {
             return Err(Error::TooMuchText { limit: self.limit });
         }
         self.buf.extend_from_slice(key.as_bytes());
@@ -274,9 +286,9 @@ pub fn split_for_pdus(text: &[u8], max_segment: usize) -> impl Iterator<Item = (
     let max = max_segment.max(1);
     let n = text.len().div_ceil(max).max(1);
     (0..n).map(move |i| {
-        let start = i * max;
-        let end = (start + max).min(text.len());
-        (text.get(start..end).unwrap_or(&[]), i + 1 < n)
+        let start = i.saturating_mul(max);
+        let end = start.saturating_add(max).min(text.len());
+        (text.get(start..end).unwrap_or(&[]), i.saturating_add(1) < n)
     })
 }
 
@@ -305,7 +317,7 @@ impl Accumulator {
     /// text is complete (read it with [`Accumulator::text`] or [`Accumulator::pairs`], then
     /// [`Accumulator::clear`]).
     pub fn push(&mut self, data: &[u8], continue_bit: bool) -> Result<bool, Error> {
-        if self.buf.len() + data.len() > self.limit {
+        if self.buf.len().saturating_add(data.len()) > self.limit {
             return Err(Error::TooMuchText { limit: self.limit });
         }
         self.buf.extend_from_slice(data);
