@@ -6,6 +6,16 @@
 //! 16-byte boundary like iPXE places them, then the string heap (each string NUL-terminated, which
 //! the spec does not require but C readers assume). `parse(build(t)) == t` for every parsed `t`.
 
+#![cfg_attr(
+    not(test),
+    expect(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        reason = "writes an `Ibft` value (never firmware bytes) into a buffer it sized itself; \
+                  `finish` refuses tables beyond the 16-bit offsets"
+    )
+)]
+
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;

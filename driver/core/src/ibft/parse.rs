@@ -166,10 +166,10 @@ impl<'a> Parser<'a> {
         }
         let mut pairs = pair_bytes / 4;
         let last_used = (0..pairs).rev().find(|&k| {
-            let at = control::FIRST_PAIR + 4 * k;
-            control.u16(at) != 0 || control.u16(at + 2) != 0
+            let (nic_at, target_at) = pair_offsets(k);
+            control.u16(nic_at) != 0 || control.u16(target_at) != 0
         });
-        pairs = last_used.map_or(0, |k| k + 1);
+        pairs = last_used.map_or(0, |k| k.saturating_add(1));
         if pairs > MAX_PAIRS {
             self.warnings.push(Warning::TooManyPairs {
                 pairs,
@@ -191,9 +191,9 @@ impl<'a> Parser<'a> {
         let mut nics = Vec::with_capacity(pairs);
         let mut targets = Vec::with_capacity(pairs);
         for k in 0..pairs {
-            let at = control::FIRST_PAIR + 4 * k;
-            let nic_off = usize::from(control.u16(at));
-            let target_off = usize::from(control.u16(at + 2));
+            let (nic_at, target_at) = pair_offsets(k);
+            let nic_off = usize::from(control.u16(nic_at));
+            let target_off = usize::from(control.u16(target_at));
             let nic = match self.structure(Structure::Nic(k), nic_off, id::NIC, NIC_MIN_LEN)? {
                 Some(f) => Some(self.nic(k, f)?),
                 None => None,
@@ -248,7 +248,7 @@ impl<'a> Parser<'a> {
         };
         let head = self
             .table
-            .get(offset..offset + 6)
+            .get(offset..offset.saturating_add(6))
             .map(Fields)
             .ok_or(out_of_range(6))?;
         let found = head.u8(0);
@@ -284,7 +284,7 @@ impl<'a> Parser<'a> {
         }
         let body = self
             .table
-            .get(offset..offset + usize::from(length))
+            .get(offset..offset.saturating_add(usize::from(length)))
             .ok_or(out_of_range(usize::from(length)))?;
         Ok(Some(Fields(body)))
     }
@@ -298,7 +298,7 @@ impl<'a> Parser<'a> {
         at: usize,
     ) -> Result<Option<&'a [u8]>, Error> {
         let length = f.u16(at);
-        let offset = f.u16(at + 2);
+        let offset = f.u16(at.saturating_add(2));
         if length == 0 {
             return Ok(None);
         }
@@ -311,7 +311,7 @@ impl<'a> Parser<'a> {
         }
         let start = usize::from(offset);
         self.table
-            .get(start..start + usize::from(length))
+            .get(start..start.saturating_add(usize::from(length)))
             .map(Some)
             .ok_or(Error::StringOutOfRange {
                 structure,
@@ -336,7 +336,7 @@ impl<'a> Parser<'a> {
                 .map_err(|_| Error::StringNotUtf8 {
                     structure,
                     field,
-                    offset: f.u16(at + 2),
+                    offset: f.u16(at.saturating_add(2)),
                 }),
         }
     }
@@ -398,6 +398,13 @@ impl<'a> Parser<'a> {
             reverse_chap_secret: self.secret(s, StringField::ReverseChapSecret, f, 50)?,
         })
     }
+}
+
+/// Offsets in the Control structure of pair `k`'s NIC and target offset fields. `k` is below
+/// the Control length / 4, so the sums cannot saturate.
+fn pair_offsets(k: usize) -> (usize, usize) {
+    let nic = control::FIRST_PAIR.saturating_add(k.saturating_mul(4));
+    (nic, nic.saturating_add(2))
 }
 
 fn trim_trailing_none<T>(v: &mut Vec<Option<T>>) {
