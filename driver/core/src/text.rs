@@ -90,6 +90,8 @@ pub enum Error {
     BadOffer { key: &'static str },
     /// A TargetAddress value that is not `host[:port][,tpgt]`.
     BadTargetAddress(String),
+    /// A SendTargets answer with a TargetAddress before any TargetName it could belong to.
+    TargetAddressWithoutName(String),
 }
 
 impl fmt::Display for Error {
@@ -133,6 +135,9 @@ impl fmt::Display for Error {
             }
             Error::BadOffer { key } => write!(f, "our offer for {key} is invalid"),
             Error::BadTargetAddress(v) => write!(f, "bad TargetAddress {v:?}"),
+            Error::TargetAddressWithoutName(v) => {
+                write!(f, "TargetAddress {v:?} before any TargetName")
+            }
         }
     }
 }
@@ -368,7 +373,7 @@ pub fn parse_send_targets(pairs: &[(&str, &str)]) -> Result<Vec<DiscoveredTarget
             "TargetAddress" => {
                 let addr = TargetAddress::parse(v)?;
                 out.last_mut()
-                    .ok_or_else(|| Error::BadTargetAddress(v.to_string()))?
+                    .ok_or_else(|| Error::TargetAddressWithoutName(v.to_string()))?
                     .addresses
                     .push(addr);
             }
@@ -1549,7 +1554,7 @@ ErrorRecoveryLevel=0\0MaxConnections=1\0TargetPortalGroupTag=1\0TargetAlias=disk
             "[::1]3260",
             "h:70000",
         ] {
-            assert!(t(bad).is_err(), "{bad:?}");
+            assert_eq!(t(bad), Err(Error::BadTargetAddress(bad.into())), "{bad:?}");
         }
     }
 
@@ -1604,7 +1609,13 @@ TargetAddress=[::1]:3260,1\0TargetName=iqn.a:2\0";
         assert_eq!(t[0].addresses.len(), 2);
         assert_eq!(t[0].addresses[1].host, "::1");
         assert_eq!(t[1].addresses, vec![]);
-        assert!(parse_send_targets(&[("TargetAddress", "h:1,1")]).is_err());
+    }
+
+    #[test]
+    fn send_targets_address_before_any_name_is_refused_as_such() {
+        let err = parse_send_targets(&[("TargetAddress", "h:1,1")]).unwrap_err();
+        assert_eq!(err, Error::TargetAddressWithoutName("h:1,1".into()));
+        assert!(err.to_string().contains("before any TargetName"), "{err}");
     }
 
     #[test]

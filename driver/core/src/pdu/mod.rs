@@ -1198,6 +1198,21 @@ mod tests {
     }
 
     #[test]
+    fn a_family_parser_refuses_another_opcode_by_name() {
+        let wire = emit_with(&NopIn::default(), &[], Digests::default());
+        let bhs = Bhs::new_checked(&wire).unwrap();
+        let err = NopOut::parse(&bhs).unwrap_err();
+        assert_eq!(
+            err,
+            Error::WrongOpcode {
+                expected: Opcode::NopOut,
+                got: Opcode::NopIn
+            }
+        );
+        assert!(alloc::format!("{err}").contains("NopIn"), "{err}");
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         // Deterministic xorshift sweep over headers with every opcode and random fields; a
         // stand-in for the fuzzer that runs in every test pass.
