@@ -9,9 +9,6 @@ use super::{u8_enum, Bhs, BhsMut, Error, Header, Lun, Opcode, FINAL_BIT, RESERVE
 use crate::sn::Sn;
 
 mod field {
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
     pub const ASYNC_EVENT: usize = 36;
     pub const ASYNC_VCODE: usize = 37;
     pub const PARAMETER1: usize = 38;
@@ -59,9 +56,9 @@ impl AsyncMessage {
         bhs.expect_opcode(Opcode::AsyncMessage)?;
         Ok(AsyncMessage {
             lun: bhs.lun(),
-            stat_sn: bhs.sn_at(field::STAT_SN),
-            exp_cmd_sn: bhs.sn_at(field::EXP_CMD_SN),
-            max_cmd_sn: bhs.sn_at(field::MAX_CMD_SN),
+            stat_sn: bhs.stat_sn(),
+            exp_cmd_sn: bhs.exp_cmd_sn(),
+            max_cmd_sn: bhs.max_cmd_sn(),
             event: AsyncEvent::from(bhs.u8_at(field::ASYNC_EVENT)),
             vcode: bhs.u8_at(field::ASYNC_VCODE),
             parameter1: bhs.u16_at(field::PARAMETER1),
@@ -79,9 +76,9 @@ impl Header for AsyncMessage {
         bhs.set_flags(FINAL_BIT);
         bhs.set_lun(self.lun);
         bhs.set_itt(RESERVED_TAG);
-        bhs.set_sn(field::STAT_SN, self.stat_sn);
-        bhs.set_sn(field::EXP_CMD_SN, self.exp_cmd_sn);
-        bhs.set_sn(field::MAX_CMD_SN, self.max_cmd_sn);
+        bhs.set_stat_sn(self.stat_sn);
+        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
+        bhs.set_max_cmd_sn(self.max_cmd_sn);
         bhs.set_u8(field::ASYNC_EVENT, u8::from(self.event));
         bhs.set_u8(field::ASYNC_VCODE, self.vcode);
         bhs.set_u16(field::PARAMETER1, self.parameter1);

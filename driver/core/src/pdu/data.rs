@@ -11,14 +11,9 @@ use crate::sn::Sn;
 mod field {
     pub const STATUS: usize = 3;
     pub const TTT: usize = 20;
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
     pub const DATA_SN: usize = 36;
     pub const BUFFER_OFFSET: usize = 40;
     pub const RESIDUAL: usize = 44;
-
-    pub const OUT_EXP_STAT_SN: usize = 28;
 
     pub const R2T_SN: usize = 36;
     pub const DESIRED_LEN: usize = 44;
@@ -49,7 +44,7 @@ impl DataOut {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            exp_stat_sn: bhs.sn_at(field::OUT_EXP_STAT_SN),
+            exp_stat_sn: bhs.exp_stat_sn(),
             data_sn: bhs.sn_at(field::DATA_SN),
             buffer_offset: bhs.u32_at(field::BUFFER_OFFSET),
         })
@@ -65,7 +60,7 @@ impl Header for DataOut {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_sn(field::OUT_EXP_STAT_SN, self.exp_stat_sn);
+        bhs.set_exp_stat_sn(self.exp_stat_sn);
         bhs.set_sn(field::DATA_SN, self.data_sn);
         bhs.set_u32(field::BUFFER_OFFSET, self.buffer_offset);
     }
@@ -119,9 +114,9 @@ impl DataIn {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            stat_sn: bhs.sn_at(field::STAT_SN),
-            exp_cmd_sn: bhs.sn_at(field::EXP_CMD_SN),
-            max_cmd_sn: bhs.sn_at(field::MAX_CMD_SN),
+            stat_sn: bhs.stat_sn(),
+            exp_cmd_sn: bhs.exp_cmd_sn(),
+            max_cmd_sn: bhs.max_cmd_sn(),
             data_sn: bhs.sn_at(field::DATA_SN),
             buffer_offset: bhs.u32_at(field::BUFFER_OFFSET),
         })
@@ -150,9 +145,9 @@ impl Header for DataIn {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_sn(field::STAT_SN, self.stat_sn);
-        bhs.set_sn(field::EXP_CMD_SN, self.exp_cmd_sn);
-        bhs.set_sn(field::MAX_CMD_SN, self.max_cmd_sn);
+        bhs.set_stat_sn(self.stat_sn);
+        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
+        bhs.set_max_cmd_sn(self.max_cmd_sn);
         bhs.set_sn(field::DATA_SN, self.data_sn);
         bhs.set_u32(field::BUFFER_OFFSET, self.buffer_offset);
     }
@@ -179,9 +174,9 @@ impl R2t {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            stat_sn: bhs.sn_at(field::STAT_SN),
-            exp_cmd_sn: bhs.sn_at(field::EXP_CMD_SN),
-            max_cmd_sn: bhs.sn_at(field::MAX_CMD_SN),
+            stat_sn: bhs.stat_sn(),
+            exp_cmd_sn: bhs.exp_cmd_sn(),
+            max_cmd_sn: bhs.max_cmd_sn(),
             r2t_sn: bhs.sn_at(field::R2T_SN),
             buffer_offset: bhs.u32_at(field::BUFFER_OFFSET),
             desired_len: bhs.u32_at(field::DESIRED_LEN),
@@ -198,9 +193,9 @@ impl Header for R2t {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_sn(field::STAT_SN, self.stat_sn);
-        bhs.set_sn(field::EXP_CMD_SN, self.exp_cmd_sn);
-        bhs.set_sn(field::MAX_CMD_SN, self.max_cmd_sn);
+        bhs.set_stat_sn(self.stat_sn);
+        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
+        bhs.set_max_cmd_sn(self.max_cmd_sn);
         bhs.set_sn(field::R2T_SN, self.r2t_sn);
         bhs.set_u32(field::BUFFER_OFFSET, self.buffer_offset);
         bhs.set_u32(field::DESIRED_LEN, self.desired_len);

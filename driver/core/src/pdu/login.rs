@@ -13,12 +13,7 @@ mod field {
     pub const ISID: usize = 8;
     pub const TSIH: usize = 14;
     pub const CID: usize = 20;
-    pub const CMD_SN: usize = 24;
-    pub const EXP_STAT_SN: usize = 28;
 
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
     pub const STATUS_CLASS: usize = 36;
     pub const STATUS_DETAIL: usize = 37;
 }
@@ -118,8 +113,8 @@ impl LoginRequest {
             tsih: bhs.u16_at(field::TSIH),
             itt: bhs.itt(),
             cid: bhs.u16_at(field::CID),
-            cmd_sn: bhs.sn_at(field::CMD_SN),
-            exp_stat_sn: bhs.sn_at(field::EXP_STAT_SN),
+            cmd_sn: bhs.cmd_sn(),
+            exp_stat_sn: bhs.exp_stat_sn(),
         })
     }
 }
@@ -144,8 +139,8 @@ impl Header for LoginRequest {
         bhs.set_u16(field::TSIH, self.tsih);
         bhs.set_itt(self.itt);
         bhs.set_u16(field::CID, self.cid);
-        bhs.set_sn(field::CMD_SN, self.cmd_sn);
-        bhs.set_sn(field::EXP_STAT_SN, self.exp_stat_sn);
+        bhs.set_cmd_sn(self.cmd_sn);
+        bhs.set_exp_stat_sn(self.exp_stat_sn);
     }
 }
 
@@ -184,9 +179,9 @@ impl LoginResponse {
             isid,
             tsih: bhs.u16_at(field::TSIH),
             itt: bhs.itt(),
-            stat_sn: bhs.sn_at(field::STAT_SN),
-            exp_cmd_sn: bhs.sn_at(field::EXP_CMD_SN),
-            max_cmd_sn: bhs.sn_at(field::MAX_CMD_SN),
+            stat_sn: bhs.stat_sn(),
+            exp_cmd_sn: bhs.exp_cmd_sn(),
+            max_cmd_sn: bhs.max_cmd_sn(),
             status_class: bhs.u8_at(field::STATUS_CLASS),
             status_detail: bhs.u8_at(field::STATUS_DETAIL),
         })
@@ -209,9 +204,9 @@ impl Header for LoginResponse {
         bhs.put(field::ISID, &self.isid);
         bhs.set_u16(field::TSIH, self.tsih);
         bhs.set_itt(self.itt);
-        bhs.set_sn(field::STAT_SN, self.stat_sn);
-        bhs.set_sn(field::EXP_CMD_SN, self.exp_cmd_sn);
-        bhs.set_sn(field::MAX_CMD_SN, self.max_cmd_sn);
+        bhs.set_stat_sn(self.stat_sn);
+        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
+        bhs.set_max_cmd_sn(self.max_cmd_sn);
         bhs.set_u8(field::STATUS_CLASS, self.status_class);
         bhs.set_u8(field::STATUS_DETAIL, self.status_detail);
     }

@@ -7,13 +7,8 @@ use crate::sn::Sn;
 mod field {
     pub const REASON: usize = 1;
     pub const CID: usize = 20;
-    pub const CMD_SN: usize = 24;
-    pub const EXP_STAT_SN: usize = 28;
 
     pub const RESPONSE: usize = 2;
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
     pub const TIME2WAIT: usize = 40;
     pub const TIME2RETAIN: usize = 42;
 }
@@ -73,8 +68,8 @@ impl LogoutRequest {
             reason: LogoutReason::from(bhs.u8_at(field::REASON) & REASON_MASK),
             itt: bhs.itt(),
             cid: bhs.u16_at(field::CID),
-            cmd_sn: bhs.sn_at(field::CMD_SN),
-            exp_stat_sn: bhs.sn_at(field::EXP_STAT_SN),
+            cmd_sn: bhs.cmd_sn(),
+            exp_stat_sn: bhs.exp_stat_sn(),
         })
     }
 }
@@ -90,8 +85,8 @@ impl Header for LogoutRequest {
         bhs.set_flags(FINAL_BIT | (u8::from(self.reason) & REASON_MASK));
         bhs.set_itt(self.itt);
         bhs.set_u16(field::CID, self.cid);
-        bhs.set_sn(field::CMD_SN, self.cmd_sn);
-        bhs.set_sn(field::EXP_STAT_SN, self.exp_stat_sn);
+        bhs.set_cmd_sn(self.cmd_sn);
+        bhs.set_exp_stat_sn(self.exp_stat_sn);
     }
 }
 
@@ -115,9 +110,9 @@ impl LogoutResponse {
         Ok(LogoutResponse {
             response: LogoutResponseCode::from(bhs.u8_at(field::RESPONSE)),
             itt: bhs.itt(),
-            stat_sn: bhs.sn_at(field::STAT_SN),
-            exp_cmd_sn: bhs.sn_at(field::EXP_CMD_SN),
-            max_cmd_sn: bhs.sn_at(field::MAX_CMD_SN),
+            stat_sn: bhs.stat_sn(),
+            exp_cmd_sn: bhs.exp_cmd_sn(),
+            max_cmd_sn: bhs.max_cmd_sn(),
             time2wait: bhs.u16_at(field::TIME2WAIT),
             time2retain: bhs.u16_at(field::TIME2RETAIN),
         })
@@ -132,9 +127,9 @@ impl Header for LogoutResponse {
         bhs.set_flags(FINAL_BIT);
         bhs.set_u8(field::RESPONSE, u8::from(self.response));
         bhs.set_itt(self.itt);
-        bhs.set_sn(field::STAT_SN, self.stat_sn);
-        bhs.set_sn(field::EXP_CMD_SN, self.exp_cmd_sn);
-        bhs.set_sn(field::MAX_CMD_SN, self.max_cmd_sn);
+        bhs.set_stat_sn(self.stat_sn);
+        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
+        bhs.set_max_cmd_sn(self.max_cmd_sn);
         bhs.set_u16(field::TIME2WAIT, self.time2wait);
         bhs.set_u16(field::TIME2RETAIN, self.time2retain);
     }

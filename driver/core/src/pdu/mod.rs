@@ -276,6 +276,13 @@ mod field {
     pub const DATA_SEGMENT_LEN: usize = 5;
     pub const LUN: usize = 8;
     pub const ITT: usize = 16;
+    // RFC 7143 puts the sequence numbers at the same offsets in every PDU that carries them:
+    // CmdSN/ExpStatSN in initiator PDUs, StatSN/ExpCmdSN/MaxCmdSN in target PDUs.
+    pub const CMD_SN: usize = 24;
+    pub const EXP_STAT_SN: usize = 28;
+    pub const STAT_SN: usize = 24;
+    pub const EXP_CMD_SN: usize = 28;
+    pub const MAX_CMD_SN: usize = 32;
 }
 
 const IMMEDIATE_BIT: u8 = 0x40;
@@ -376,6 +383,26 @@ impl<'a> Bhs<'a> {
         Sn(self.u32_at(at))
     }
 
+    pub(crate) fn cmd_sn(&self) -> Sn {
+        self.sn_at(field::CMD_SN)
+    }
+
+    pub(crate) fn exp_stat_sn(&self) -> Sn {
+        self.sn_at(field::EXP_STAT_SN)
+    }
+
+    pub(crate) fn stat_sn(&self) -> Sn {
+        self.sn_at(field::STAT_SN)
+    }
+
+    pub(crate) fn exp_cmd_sn(&self) -> Sn {
+        self.sn_at(field::EXP_CMD_SN)
+    }
+
+    pub(crate) fn max_cmd_sn(&self) -> Sn {
+        self.sn_at(field::MAX_CMD_SN)
+    }
+
     pub(crate) fn bytes8(&self, at: usize) -> [u8; 8] {
         self.array(at)
     }
@@ -453,6 +480,26 @@ impl<'a> BhsMut<'a> {
 
     pub(crate) fn set_sn(&mut self, at: usize, v: Sn) {
         self.set_u32(at, v.0);
+    }
+
+    pub(crate) fn set_cmd_sn(&mut self, v: Sn) {
+        self.set_sn(field::CMD_SN, v);
+    }
+
+    pub(crate) fn set_exp_stat_sn(&mut self, v: Sn) {
+        self.set_sn(field::EXP_STAT_SN, v);
+    }
+
+    pub(crate) fn set_stat_sn(&mut self, v: Sn) {
+        self.set_sn(field::STAT_SN, v);
+    }
+
+    pub(crate) fn set_exp_cmd_sn(&mut self, v: Sn) {
+        self.set_sn(field::EXP_CMD_SN, v);
+    }
+
+    pub(crate) fn set_max_cmd_sn(&mut self, v: Sn) {
+        self.set_sn(field::MAX_CMD_SN, v);
     }
 
     pub(crate) fn set_bytes8(&mut self, at: usize, v: [u8; 8]) {

@@ -7,9 +7,6 @@ use crate::sn::Sn;
 
 mod field {
     pub const REASON: usize = 2;
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
     pub const DATA_SN: usize = 36;
 }
 
@@ -47,9 +44,9 @@ impl Reject {
         bhs.expect_opcode(Opcode::Reject)?;
         Ok(Reject {
             reason: RejectReason::from(bhs.u8_at(field::REASON)),
-            stat_sn: bhs.sn_at(field::STAT_SN),
-            exp_cmd_sn: bhs.sn_at(field::EXP_CMD_SN),
-            max_cmd_sn: bhs.sn_at(field::MAX_CMD_SN),
+            stat_sn: bhs.stat_sn(),
+            exp_cmd_sn: bhs.exp_cmd_sn(),
+            max_cmd_sn: bhs.max_cmd_sn(),
             data_sn: bhs.sn_at(field::DATA_SN),
         })
     }
@@ -71,9 +68,9 @@ impl Header for Reject {
         bhs.set_flags(FINAL_BIT);
         bhs.set_u8(field::REASON, u8::from(self.reason));
         bhs.set_itt(RESERVED_TAG);
-        bhs.set_sn(field::STAT_SN, self.stat_sn);
-        bhs.set_sn(field::EXP_CMD_SN, self.exp_cmd_sn);
-        bhs.set_sn(field::MAX_CMD_SN, self.max_cmd_sn);
+        bhs.set_stat_sn(self.stat_sn);
+        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
+        bhs.set_max_cmd_sn(self.max_cmd_sn);
         bhs.set_sn(field::DATA_SN, self.data_sn);
     }
 }

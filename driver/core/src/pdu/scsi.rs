@@ -12,17 +12,12 @@ use core::fmt;
 mod field {
     pub const FLAGS: usize = 1;
     pub const EXPECTED_DATA_LEN: usize = 20;
-    pub const CMD_SN: usize = 24;
-    pub const EXP_STAT_SN: usize = 28;
     pub const CDB: usize = 32;
     pub const CDB_LEN: usize = 16;
 
     pub const RESPONSE: usize = 2;
     pub const STATUS: usize = 3;
     pub const SNACK_TAG: usize = 20;
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
     pub const EXP_DATA_SN: usize = 36;
     pub const BIDI_RESIDUAL: usize = 40;
     pub const RESIDUAL: usize = 44;
@@ -186,8 +181,8 @@ impl ScsiCommand {
             lun: bhs.lun(),
             itt: bhs.itt(),
             expected_data_len: bhs.u32_at(field::EXPECTED_DATA_LEN),
-            cmd_sn: bhs.sn_at(field::CMD_SN),
-            exp_stat_sn: bhs.sn_at(field::EXP_STAT_SN),
+            cmd_sn: bhs.cmd_sn(),
+            exp_stat_sn: bhs.exp_stat_sn(),
             cdb: Cdb {
                 len: cdb_len as u16,
                 bytes: cdb_bytes,
@@ -228,8 +223,8 @@ impl Header for ScsiCommand {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::EXPECTED_DATA_LEN, self.expected_data_len);
-        bhs.set_sn(field::CMD_SN, self.cmd_sn);
-        bhs.set_sn(field::EXP_STAT_SN, self.exp_stat_sn);
+        bhs.set_cmd_sn(self.cmd_sn);
+        bhs.set_exp_stat_sn(self.exp_stat_sn);
         let cdb = self.cdb.as_slice();
         bhs.put(field::CDB, cdb.get(..field::CDB_LEN).unwrap_or(cdb));
     }
@@ -337,9 +332,9 @@ impl ScsiResponse {
             status: bhs.u8_at(field::STATUS),
             itt: bhs.itt(),
             snack_tag: bhs.u32_at(field::SNACK_TAG),
-            stat_sn: bhs.sn_at(field::STAT_SN),
-            exp_cmd_sn: bhs.sn_at(field::EXP_CMD_SN),
-            max_cmd_sn: bhs.sn_at(field::MAX_CMD_SN),
+            stat_sn: bhs.stat_sn(),
+            exp_cmd_sn: bhs.exp_cmd_sn(),
+            max_cmd_sn: bhs.max_cmd_sn(),
             exp_data_sn: bhs.sn_at(field::EXP_DATA_SN),
             bidi_residual: Residual::parse(
                 flags,
@@ -376,9 +371,9 @@ impl Header for ScsiResponse {
         bhs.set_u8(field::STATUS, self.status);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::SNACK_TAG, self.snack_tag);
-        bhs.set_sn(field::STAT_SN, self.stat_sn);
-        bhs.set_sn(field::EXP_CMD_SN, self.exp_cmd_sn);
-        bhs.set_sn(field::MAX_CMD_SN, self.max_cmd_sn);
+        bhs.set_stat_sn(self.stat_sn);
+        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
+        bhs.set_max_cmd_sn(self.max_cmd_sn);
         bhs.set_sn(field::EXP_DATA_SN, self.exp_data_sn);
         bhs.set_u32(field::BIDI_RESIDUAL, bc);
         bhs.set_u32(field::RESIDUAL, c);

@@ -8,7 +8,6 @@ use crate::sn::Sn;
 mod field {
     pub const TYPE: usize = 1;
     pub const TTT: usize = 20;
-    pub const EXP_STAT_SN: usize = 28;
     pub const BEG_RUN: usize = 40;
     pub const RUN_LENGTH: usize = 44;
 }
@@ -46,7 +45,7 @@ impl SnackRequest {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            exp_stat_sn: bhs.sn_at(field::EXP_STAT_SN),
+            exp_stat_sn: bhs.exp_stat_sn(),
             beg_run: bhs.u32_at(field::BEG_RUN),
             run_length: bhs.u32_at(field::RUN_LENGTH),
         })
@@ -62,7 +61,7 @@ impl Header for SnackRequest {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_sn(field::EXP_STAT_SN, self.exp_stat_sn);
+        bhs.set_exp_stat_sn(self.exp_stat_sn);
         bhs.set_u32(field::BEG_RUN, self.beg_run);
         bhs.set_u32(field::RUN_LENGTH, self.run_length);
     }

@@ -6,11 +6,6 @@ use crate::sn::Sn;
 
 mod field {
     pub const TTT: usize = 20;
-    pub const CMD_SN: usize = 24;
-    pub const EXP_STAT_SN: usize = 28;
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
 }
 
 const CONTINUE_BIT: u8 = 0x40;
@@ -44,8 +39,8 @@ impl TextRequest {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            cmd_sn: bhs.sn_at(field::CMD_SN),
-            exp_stat_sn: bhs.sn_at(field::EXP_STAT_SN),
+            cmd_sn: bhs.cmd_sn(),
+            exp_stat_sn: bhs.exp_stat_sn(),
         })
     }
 }
@@ -62,8 +57,8 @@ impl Header for TextRequest {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_sn(field::CMD_SN, self.cmd_sn);
-        bhs.set_sn(field::EXP_STAT_SN, self.exp_stat_sn);
+        bhs.set_cmd_sn(self.cmd_sn);
+        bhs.set_exp_stat_sn(self.exp_stat_sn);
     }
 }
 
@@ -89,9 +84,9 @@ impl TextResponse {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            stat_sn: bhs.sn_at(field::STAT_SN),
-            exp_cmd_sn: bhs.sn_at(field::EXP_CMD_SN),
-            max_cmd_sn: bhs.sn_at(field::MAX_CMD_SN),
+            stat_sn: bhs.stat_sn(),
+            exp_cmd_sn: bhs.exp_cmd_sn(),
+            max_cmd_sn: bhs.max_cmd_sn(),
         })
     }
 }
@@ -105,9 +100,9 @@ impl Header for TextResponse {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_sn(field::STAT_SN, self.stat_sn);
-        bhs.set_sn(field::EXP_CMD_SN, self.exp_cmd_sn);
-        bhs.set_sn(field::MAX_CMD_SN, self.max_cmd_sn);
+        bhs.set_stat_sn(self.stat_sn);
+        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
+        bhs.set_max_cmd_sn(self.max_cmd_sn);
     }
 }
 

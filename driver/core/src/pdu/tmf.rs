@@ -7,15 +7,10 @@ use crate::sn::Sn;
 mod field {
     pub const FUNCTION: usize = 1;
     pub const REFERENCED_TASK_TAG: usize = 20;
-    pub const CMD_SN: usize = 24;
-    pub const EXP_STAT_SN: usize = 28;
     pub const REF_CMD_SN: usize = 32;
     pub const EXP_DATA_SN: usize = 36;
 
     pub const RESPONSE: usize = 2;
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
 }
 
 const FUNCTION_MASK: u8 = 0x7f;
@@ -91,8 +86,8 @@ impl TaskMgmtRequest {
             lun: bhs.lun(),
             itt: bhs.itt(),
             referenced_task_tag: bhs.u32_at(field::REFERENCED_TASK_TAG),
-            cmd_sn: bhs.sn_at(field::CMD_SN),
-            exp_stat_sn: bhs.sn_at(field::EXP_STAT_SN),
+            cmd_sn: bhs.cmd_sn(),
+            exp_stat_sn: bhs.exp_stat_sn(),
             ref_cmd_sn: bhs.sn_at(field::REF_CMD_SN),
             exp_data_sn: bhs.sn_at(field::EXP_DATA_SN),
         })
@@ -111,8 +106,8 @@ impl Header for TaskMgmtRequest {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::REFERENCED_TASK_TAG, self.referenced_task_tag);
-        bhs.set_sn(field::CMD_SN, self.cmd_sn);
-        bhs.set_sn(field::EXP_STAT_SN, self.exp_stat_sn);
+        bhs.set_cmd_sn(self.cmd_sn);
+        bhs.set_exp_stat_sn(self.exp_stat_sn);
         bhs.set_sn(field::REF_CMD_SN, self.ref_cmd_sn);
         bhs.set_sn(field::EXP_DATA_SN, self.exp_data_sn);
     }
@@ -134,9 +129,9 @@ impl TaskMgmtResponse {
         Ok(TaskMgmtResponse {
             response: TmfResponse::from(bhs.u8_at(field::RESPONSE)),
             itt: bhs.itt(),
-            stat_sn: bhs.sn_at(field::STAT_SN),
-            exp_cmd_sn: bhs.sn_at(field::EXP_CMD_SN),
-            max_cmd_sn: bhs.sn_at(field::MAX_CMD_SN),
+            stat_sn: bhs.stat_sn(),
+            exp_cmd_sn: bhs.exp_cmd_sn(),
+            max_cmd_sn: bhs.max_cmd_sn(),
         })
     }
 }
@@ -149,9 +144,9 @@ impl Header for TaskMgmtResponse {
         bhs.set_flags(FINAL_BIT);
         bhs.set_u8(field::RESPONSE, u8::from(self.response));
         bhs.set_itt(self.itt);
-        bhs.set_sn(field::STAT_SN, self.stat_sn);
-        bhs.set_sn(field::EXP_CMD_SN, self.exp_cmd_sn);
-        bhs.set_sn(field::MAX_CMD_SN, self.max_cmd_sn);
+        bhs.set_stat_sn(self.stat_sn);
+        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
+        bhs.set_max_cmd_sn(self.max_cmd_sn);
     }
 }
 
