@@ -23,6 +23,12 @@ step "executor under miri"
 CARGO_TARGET_DIR="$top/target/miri" MIRIFLAGS="-Zmiri-strict-provenance" \
   cargo +nightly miri test -p isboot-executor
 
+step "kernel module: fmt, clippy (kernel target), glue logic host tests"
+tests/kmod-lint.sh
+
+step "kernel module: isboot.ko for FreeBSD 14 and 15, linked and gated (kernel-clean object)"
+tests/kmod-check.sh
+
 step "fuzz smoke run: every cargo-fuzz target for 20 s"
 CARGO_TARGET_DIR="$top/target/fuzz" tests/fuzz.sh 20
 
