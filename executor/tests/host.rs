@@ -1,24 +1,16 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The std platform: a driver thread that polls and keeps time, and `block_on`.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use common::within;
 use isboot_executor::host::{self, block_on, Runtime, StdLock};
 use isboot_executor::{Channel, Doorbell, Elapsed};
-
-/// Runs `f` on its own thread and fails the test if it takes longer than a generous bound, so a lost
-/// wake-up fails instead of hanging the suite.
-fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("did not finish within 60 s: a wake-up was lost")
-}
 
 #[test]
 fn block_on_waits_for_a_spawned_task() {

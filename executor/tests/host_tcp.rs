@@ -2,6 +2,8 @@
 //! `ThreadedTcp` against loopback peers: back-pressure both ways, EOF, refusal, close.
 #![cfg(not(miri))] // Miri has no sockets.
 
+mod common;
+
 use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener};
@@ -9,17 +11,8 @@ use std::task::Poll;
 use std::thread;
 use std::time::Duration;
 
+use common::within;
 use isboot_executor::host::{block_on, Runtime, ThreadedTcp};
-
-/// Fails instead of hanging when a wake-up is lost.
-fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("did not finish within 60 s: a wake-up was lost")
-}
 
 fn listener() -> (TcpListener, std::net::SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -113,3 +113,14 @@ impl CountingWaker {
 pub fn poll_once<F: Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
     Pin::new(fut).poll(&mut Context::from_waker(waker))
 }
+
+/// Runs `f` on its own thread and fails the test if it takes longer than a generous bound, so a lost
+/// wake-up fails instead of hanging the suite.
+pub fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("did not finish within 60 s: a wake-up was lost")
+}
