@@ -60,7 +60,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let algorithm = chap.algorithm().expect("answer chose an algorithm");
-    let get = |k: &str| answer.iter().find(|(key, _)| *key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        answer
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let r = chap::decode_binary("CHAP_R", get("CHAP_R").expect("CHAP_R sent")).expect("own hex");
     assert_eq!(r.len(), algorithm.digest_len());
     assert_eq!(get("CHAP_N"), Some("iqn.initiator"));
@@ -74,12 +79,17 @@ fuzz_target!(|data: &[u8]| {
     let ours = chap::decode_binary("CHAP_C", get("CHAP_C").expect("CHAP_C sent")).expect("own hex");
     if mode & 4 != 0 {
         let good = algorithm.response(id, &Secret::new(b"target-secret-16"), &ours);
-        assert_eq!(chap.verify_target("iqn.target", &chap::encode_hex(&good)), Ok(()));
+        assert_eq!(
+            chap.verify_target("iqn.target", &chap::encode_hex(&good)),
+            Ok(())
+        );
         let mut bad = good.clone();
         if let Some(b) = bad.get_mut(usize::from(mode >> 3) % good.len()) {
             *b ^= 1;
         }
-        assert!(chap.verify_target("iqn.target", &chap::encode_hex(&bad)).is_err());
+        assert!(chap
+            .verify_target("iqn.target", &chap::encode_hex(&bad))
+            .is_err());
     } else {
         let _ = chap.verify_target(field(3), field(4));
     }

@@ -18,7 +18,8 @@ fuzz_target!(|data: &[u8]| {
         header: mode & 1 != 0,
         data: mode & 2 != 0,
     };
-    let max_data_len = [512u32, 8192, 262_144, pdu::MAX_DATA_SEGMENT_LEN][usize::from(mode >> 2 & 3)];
+    let max_data_len =
+        [512u32, 8192, 262_144, pdu::MAX_DATA_SEGMENT_LEN][usize::from(mode >> 2 & 3)];
 
     if let Ok(info) = HeaderInfo::parse(stream) {
         assert!(info.ahs_len <= MAX_AHS_LEN && info.ahs_len % 4 == 0);
@@ -54,8 +55,12 @@ fn round_trip(p: &Pdu, data: &[u8]) {
     for header_digest in [false, true] {
         let mut a = vec![0xa5u8; p.header_wire_len(header_digest)];
         let mut b = vec![0x5au8; a.len()];
-        let n = p.emit(data.len(), header_digest, &mut a).expect("parsed PDU re-emits");
-        let m = p.emit(data.len(), header_digest, &mut b).expect("parsed PDU re-emits");
+        let n = p
+            .emit(data.len(), header_digest, &mut a)
+            .expect("parsed PDU re-emits");
+        let m = p
+            .emit(data.len(), header_digest, &mut b)
+            .expect("parsed PDU re-emits");
         assert_eq!(n, a.len());
         assert_eq!(a[..n], b[..m], "emit depends on the buffer's old contents");
         let again = Pdu::parse(&a).expect("emitted PDU parses");

@@ -67,7 +67,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(targets) = text::parse_send_targets(&pairs) {
         let _ = format!("{targets:?}");
     }
-    let _ = pairs.iter().filter(|(k, _)| text::is_security_key(k)).count();
+    let _ = pairs
+        .iter()
+        .filter(|(k, _)| text::is_security_key(k))
+        .count();
 
     let mut n = Negotiation::new(Offer::default()).expect("default offer is valid");
     let mut ok = true;
