@@ -27,9 +27,10 @@ use isboot_core::session::{
     End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
 };
 use isboot_core::text::{DigestOffer, Offer};
-use isboot_executor::host::{Runtime, StdLock};
+use isboot_executor::host::StdLock;
 
 use crate::net::HostConnector;
+use crate::runtime::HostRuntime;
 use crate::sys::{OsRandom, StderrLog};
 
 /// CHAP credentials for [`DiskConfig::chap`].
@@ -496,9 +497,10 @@ impl HostDisk {
             out: StderrLog::from_env(cfg.log_level),
             shared: shared.clone(),
         };
-        let connector = HostConnector {
+        let mut connector = HostConnector {
             timeout: session_cfg.connect_timeout,
             redirect: cfg.connect_via,
+            reactor: None,
         };
         let (tx, rx) = mpsc::channel();
         let events = HostEvents {
@@ -510,7 +512,19 @@ impl HostDisk {
         let owner = std::thread::Builder::new()
             .name("isboot-session".into())
             .spawn(move || {
-                let rt = Runtime::new();
+                let rt = match HostRuntime::new() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let mut b = board.lock();
+                        b.ended = Some(format!("cannot start the executor: {e}"));
+                        drop(b);
+                        board.cond.notify_all();
+                        return;
+                    }
+                };
+                // Connections are watched by the executor's own loop: no thread hop between
+                // "data arrived" and "the session reads it".
+                connector.reactor = Some(rt.reactor().clone());
                 let (handle, session) =
                     Session::new(session_cfg, connector, events, random, log, rt.timer());
                 let _ = tx.send(handle);
@@ -530,9 +544,14 @@ impl HostDisk {
                 board.cond.notify_all();
             })
             .map_err(|e| Error::Ended(format!("cannot start the session thread: {e}")))?;
-        let handle = rx
-            .recv_timeout(cfg.io_timeout)
-            .map_err(|_| Error::Timeout("the session to start"))?;
+        let handle = match rx.recv_timeout(cfg.io_timeout) {
+            Ok(h) => h,
+            Err(_) => {
+                let why = shared.lock().ended.clone();
+                let _ = owner.join();
+                return Err(why.map_or(Error::Timeout("the session to start"), Error::Ended));
+            }
+        };
         let mut disk = HostDisk {
             inner: Arc::new(Inner {
                 handle,

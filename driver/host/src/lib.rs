@@ -6,9 +6,12 @@
 //! - [`net`]: [`HostTransport`](net::HostTransport) and [`HostConnector`](net::HostConnector),
 //!   the session's byte stream and connector;
 //! - [`sys`]: [`OsRandom`](sys::OsRandom) and [`StderrLog`](sys::StderrLog);
+//! - [`runtime`]: [`HostRuntime`](runtime::HostRuntime), the executor's thread with socket
+//!   readiness (epoll) built into its wait;
 //! - [`disk`]: [`HostDisk`](disk::HostDisk), the synchronous block-device API.
 #![forbid(unsafe_code)]
 
 pub mod disk;
 pub mod net;
+pub mod runtime;
 pub mod sys;

@@ -24,6 +24,8 @@ use isboot_core::port::{Connector, IoError, Portal, Transport};
 use isboot_executor::Doorbell;
 use mio::{Events, Interest, Token};
 
+use crate::runtime::Reactor;
+
 /// Maps a std I/O error to the session's transport error.
 pub fn io_error(e: &io::Error) -> IoError {
     use io::ErrorKind as K;
@@ -46,10 +48,34 @@ const STOP: Token = Token(1);
 
 /// Wakers waiting for readiness, filled by the task and emptied by the reactor.
 #[derive(Debug, Default)]
-struct Wakers {
+pub(crate) struct Wakers {
     read: Mutex<Option<Waker>>,
     write: Mutex<Option<Waker>>,
     stop: AtomicBool,
+}
+
+impl Wakers {
+    /// Wakes the task waiting for what became ready.
+    pub(crate) fn ready(&self, read: bool, write: bool) {
+        if read {
+            wake(&self.read);
+        }
+        if write {
+            wake(&self.write);
+        }
+    }
+}
+
+/// Who watches the socket's readiness.
+#[derive(Debug)]
+enum Watch {
+    /// A reactor thread of this connection's own.
+    Own {
+        stop: Arc<mio::Waker>,
+        thread: Option<thread::JoinHandle<()>>,
+    },
+    /// The executor loop of a [`HostRuntime`](crate::runtime::HostRuntime).
+    Shared { reactor: Arc<Reactor>, token: Token },
 }
 
 fn store(slot: &Mutex<Option<Waker>>, w: &Waker) {
@@ -72,31 +98,51 @@ fn wake(slot: &Mutex<Option<Waker>>) {
 pub struct HostTransport {
     stream: mio::net::TcpStream,
     wakers: Arc<Wakers>,
-    stop: Arc<mio::Waker>,
-    reactor: Option<thread::JoinHandle<()>>,
+    watch: Watch,
+    closed: bool,
+}
+
+fn prepare(stream: TcpStream) -> io::Result<mio::net::TcpStream> {
+    // iSCSI sends small PDUs (commands, R2Ts, NOPs) that must not wait for an ACK.
+    stream.set_nodelay(true)?;
+    stream.set_nonblocking(true)?;
+    Ok(mio::net::TcpStream::from_std(stream))
 }
 
 impl HostTransport {
-    /// Takes over a connected stream.
+    /// Takes over a connected stream, with a reactor thread of its own.
     pub fn new(stream: TcpStream) -> io::Result<HostTransport> {
-        // iSCSI sends small PDUs (commands, R2Ts, NOPs) that must not wait for an ACK.
-        stream.set_nodelay(true)?;
-        stream.set_nonblocking(true)?;
-        let mut stream = mio::net::TcpStream::from_std(stream);
+        let mut stream = prepare(stream)?;
         let poll = mio::Poll::new()?;
         poll.registry()
             .register(&mut stream, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
         let stop = Arc::new(mio::Waker::new(poll.registry(), STOP)?);
         let wakers = Arc::new(Wakers::default());
         let w = wakers.clone();
-        let reactor = thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("isboot-reactor".into())
             .spawn(move || react(poll, &w))?;
         Ok(HostTransport {
             stream,
             wakers,
-            stop,
-            reactor: Some(reactor),
+            watch: Watch::Own {
+                stop,
+                thread: Some(thread),
+            },
+            closed: false,
+        })
+    }
+
+    /// Takes over a connected stream, watched by the executor loop that owns `reactor`.
+    pub fn with_reactor(stream: TcpStream, reactor: Arc<Reactor>) -> io::Result<HostTransport> {
+        let mut stream = prepare(stream)?;
+        let wakers = Arc::new(Wakers::default());
+        let token = reactor.register(&mut stream, wakers.clone())?;
+        Ok(HostTransport {
+            stream,
+            wakers,
+            watch: Watch::Shared { reactor, token },
+            closed: false,
         })
     }
 
@@ -109,7 +155,7 @@ impl HostTransport {
         read: bool,
         mut op: impl FnMut(&mut mio::net::TcpStream) -> io::Result<usize>,
     ) -> Poll<Result<usize, IoError>> {
-        if self.reactor.is_none() {
+        if self.closed {
             return Poll::Ready(Err(IoError::Reset));
         }
         let mut stored = false;
@@ -173,13 +219,20 @@ impl Transport for HostTransport {
     }
 
     fn close(&mut self) {
-        let Some(reactor) = self.reactor.take() else {
+        if std::mem::replace(&mut self.closed, true) {
             return;
-        };
+        }
         let _ = self.stream.shutdown(Shutdown::Both);
-        self.wakers.stop.store(true, Ordering::Release);
-        let _ = self.stop.wake();
-        let _ = reactor.join();
+        match &mut self.watch {
+            Watch::Own { stop, thread } => {
+                self.wakers.stop.store(true, Ordering::Release);
+                let _ = stop.wake();
+                if let Some(t) = thread.take() {
+                    let _ = t.join();
+                }
+            }
+            Watch::Shared { reactor, token } => reactor.deregister(&mut self.stream, *token),
+        }
     }
 }
 
@@ -198,6 +251,9 @@ pub struct HostConnector {
     /// Connects go here instead of the portal's address when set (tests route a session through a
     /// relay this way without changing what the session believes the portal is).
     pub redirect: Option<SocketAddr>,
+    /// The executor loop that watches the connections' readiness; `None` gives each connection
+    /// a reactor thread of its own.
+    pub reactor: Option<Arc<Reactor>>,
 }
 
 impl Default for HostConnector {
@@ -205,6 +261,7 @@ impl Default for HostConnector {
         HostConnector {
             timeout: Duration::from_secs(10),
             redirect: None,
+            reactor: None,
         }
     }
 }
@@ -214,7 +271,11 @@ impl Connector for HostConnector {
     type Connect<'a> = HostConnect;
 
     fn connect(&mut self, portal: Portal) -> HostConnect {
-        HostConnect::start(self.redirect.unwrap_or(portal.addr), self.timeout)
+        HostConnect::start(
+            self.redirect.unwrap_or(portal.addr),
+            self.timeout,
+            self.reactor.clone(),
+        )
     }
 }
 
@@ -232,13 +293,16 @@ pub struct HostConnect {
 }
 
 impl HostConnect {
-    fn start(addr: SocketAddr, timeout: Duration) -> HostConnect {
+    fn start(addr: SocketAddr, timeout: Duration, reactor: Option<Arc<Reactor>>) -> HostConnect {
         let slot: Arc<Slot> = Arc::default();
         let s = slot.clone();
         let spawned = thread::Builder::new()
             .name("isboot-connect".into())
             .spawn(move || {
-                let res = TcpStream::connect_timeout(&addr, timeout).and_then(HostTransport::new);
+                let res = TcpStream::connect_timeout(&addr, timeout).and_then(|s| match reactor {
+                    Some(r) => HostTransport::with_reactor(s, r),
+                    None => HostTransport::new(s),
+                });
                 *s.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(res);
                 s.bell.ring();
             });
