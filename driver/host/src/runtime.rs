@@ -214,3 +214,55 @@ impl Drop for HostRuntime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::HostTransport;
+    use isboot_core::port::Transport;
+    use std::future::poll_fn;
+    use std::io::Write;
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+
+    #[test]
+    fn timers_fire_and_tasks_spawned_from_other_threads_run() {
+        let rt = HostRuntime::new().unwrap();
+        let timer = rt.timer();
+        let start = std::time::Instant::now();
+        let t = rt.spawn(async move {
+            timer.sleep(Duration::from_millis(30)).await;
+            7
+        });
+        assert_eq!(rt.block_on(t), 7);
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        let n = thread::scope(|s| {
+            s.spawn(|| rt.block_on(rt.spawn(async { 5 })))
+                .join()
+                .unwrap()
+        });
+        assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn socket_readiness_wakes_a_task_on_the_loop() {
+        let rt = HostRuntime::new().unwrap();
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        let mut t = HostTransport::with_reactor(c, rt.reactor().clone()).unwrap();
+        let task = rt.spawn(async move {
+            let mut buf = [0u8; 8];
+            let n = poll_fn(|cx| t.poll_read(cx, &mut buf)).await.unwrap();
+            t.close();
+            buf[..n].to_vec()
+        });
+        // The task parks on an empty socket first; the write below is what wakes it.
+        thread::sleep(Duration::from_millis(30));
+        peer.write_all(b"pong").unwrap();
+        assert_eq!(rt.block_on(task), b"pong");
+        assert!(
+            rt.reactor().sockets.lock().unwrap().is_empty(),
+            "closed transports deregister"
+        );
+    }
+}
