@@ -848,6 +848,8 @@ pub struct Negotiation {
     /// Every key name seen, for duplicate detection across PDUs.
     seen: Vec<String>,
     target_address: Option<TargetAddress>,
+    /// The target answered FirstBurstLength with a number (not left out, Irrelevant or Reject).
+    first_burst_from_target: bool,
 }
 
 impl Negotiation {
@@ -864,6 +866,7 @@ impl Negotiation {
             answered: 0,
             seen: Vec::new(),
             target_address: None,
+            first_burst_from_target: false,
         })
     }
 
@@ -1007,6 +1010,9 @@ impl Negotiation {
                 v
             }
         };
+        if k == Key::FirstBurstLength {
+            self.first_burst_from_target = true;
+        }
         self.params.set(k, v);
         Ok(Reply::None)
     }
@@ -1038,7 +1044,9 @@ impl Negotiation {
     }
 
     /// Ends the negotiation: keys the target never answered get the result function of our
-    /// offer and the RFC default, then FirstBurstLength <= MaxBurstLength is checked.
+    /// offer and the RFC default, then FirstBurstLength <= MaxBurstLength is checked. A
+    /// FirstBurstLength the target did not give (it is irrelevant with InitialR2T=Yes and
+    /// ImmediateData=No) is lowered to MaxBurstLength instead; one it gave is its error.
     pub fn finish(mut self) -> Result<SessionParams, Error> {
         for (i, &k) in KEYS.iter().enumerate() {
             if self.answered & (1 << i) == 0 {
@@ -1046,7 +1054,10 @@ impl Negotiation {
                 self.params.set(k, v);
             }
         }
-        let p = self.params;
+        let mut p = self.params;
+        if !self.first_burst_from_target {
+            p.first_burst_len = p.first_burst_len.min(p.max_burst_len);
+        }
         if p.first_burst_len > p.max_burst_len {
             return Err(Error::FirstBurstAboveMaxBurst {
                 first: p.first_burst_len,
@@ -1429,6 +1440,28 @@ ErrorRecoveryLevel=0\0MaxConnections=1\0TargetPortalGroupTag=1\0TargetAlias=disk
                 max: 4096
             })
         );
+    }
+
+    #[test]
+    fn first_burst_the_target_left_out_is_clamped_to_its_small_max_burst() {
+        // FirstBurstLength is irrelevant with InitialR2T=Yes and ImmediateData=No, so a target
+        // may leave it out (or answer Irrelevant) while declaring a MaxBurstLength below the
+        // RFC default FirstBurstLength of 65536: that must not fail the login.
+        for first in [None, Some(IRRELEVANT), Some(REJECT)] {
+            let mut n = Negotiation::new(Offer::default()).unwrap();
+            n.handle("MaxBurstLength", "16384").unwrap();
+            n.handle("InitialR2T", "Yes").unwrap();
+            n.handle("ImmediateData", "No").unwrap();
+            if let Some(v) = first {
+                n.handle("FirstBurstLength", v).unwrap();
+            }
+            let p = n.finish().unwrap();
+            assert_eq!(
+                (p.first_burst_len, p.max_burst_len),
+                (16384, 16384),
+                "{first:?}"
+            );
+        }
     }
 
     #[test]
