@@ -111,6 +111,43 @@ fn dropping_an_armed_sleep_unlinks_it() {
     assert_eq!(count.count(), 1);
 }
 
+/// The intrusive list is shared by every thread that holds a `Timer`: arming, re-polling and
+/// dropping sleeps on several threads while another thread expires them must keep it consistent
+/// (Miri checks the pointer accesses of this test for races and aliasing violations).
+#[test]
+fn sleeps_armed_and_dropped_on_other_threads_while_the_clock_ticks() {
+    let (ex, _rec) = executor();
+    let rounds: u64 = if cfg!(miri) { 30 } else { 3000 };
+    let workers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let timer = ex.timer();
+            std::thread::spawn(move || {
+                let waker = std::task::Waker::noop();
+                let mut cx = Context::from_waker(waker);
+                let mut pending = 0u64;
+                for i in 0..rounds {
+                    // Deadlines 50..60 lie beyond the last tick: those are always armed.
+                    let mut s = pin!(timer.sleep_until(at((i * 7 + t) % 60)));
+                    if s.as_mut().poll(&mut cx).is_pending() {
+                        pending += 1;
+                        // A second poll of an armed sleep keeps it linked once.
+                        let _ = s.as_mut().poll(&mut cx);
+                    }
+                    // Dropped here, armed or not.
+                }
+                pending
+            })
+        })
+        .collect();
+    for k in 0..rounds {
+        ex.on_tick(at(k * 50 / rounds));
+    }
+    let pending: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(pending > 0, "no sleep was ever linked");
+    // Every armed sleep unlinked itself when dropped.
+    assert_eq!(ex.next_deadline(), None);
+}
+
 #[test]
 fn cancelling_a_sleeping_task_disarms_its_timer() {
     let (ex, rec) = executor();
