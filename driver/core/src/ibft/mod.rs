@@ -330,6 +330,16 @@ pub enum StringField {
     ReverseChapSecret,
 }
 
+impl StringField {
+    /// CHAP secrets are bytes, not text.
+    pub fn is_secret(self) -> bool {
+        matches!(
+            self,
+            StringField::ChapSecret | StringField::ReverseChapSecret
+        )
+    }
+}
+
 impl fmt::Display for StringField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -502,6 +512,11 @@ pub enum Warning {
     ControlTrailingBytes { length: u16 },
     /// More (NIC, target) pairs than [`MAX_PAIRS`]; only the first `read` were read.
     TooManyPairs { pairs: usize, read: usize },
+    /// A string whose length counts a NUL (the spec's excludes it); read up to the NUL.
+    StringWithNul {
+        structure: Structure,
+        field: StringField,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -535,6 +550,9 @@ impl fmt::Display for Warning {
                     f,
                     "iBFT control lists {pairs} NIC/target pairs; only the first {read} read"
                 )
+            }
+            Warning::StringWithNul { structure, field } => {
+                write!(f, "iBFT {structure} {field} contains a NUL; read up to it")
             }
         }
     }

@@ -289,9 +289,12 @@ impl<'a> Parser<'a> {
         Ok(Some(Fields(body)))
     }
 
-    /// The bytes of the string whose (length, offset) pair sits at `at` in `f`.
+    /// The bytes of the string whose (length, offset) pair sits at `at` in `f`. Firmware that
+    /// counts the NUL terminator in the length works with C readers, which stop at it, so a NUL
+    /// ends the string here too (with a warning): names end at the first NUL; secrets, which
+    /// may hold any byte, lose only trailing NULs. A string of NULs only is absent.
     fn bytes(
-        &self,
+        &mut self,
         structure: Structure,
         field: StringField,
         f: Fields<'_>,
@@ -310,20 +313,33 @@ impl<'a> Parser<'a> {
             });
         }
         let start = usize::from(offset);
-        self.table
+        let raw = self
+            .table
             .get(start..start.saturating_add(usize::from(length)))
-            .map(Some)
             .ok_or(Error::StringOutOfRange {
                 structure,
                 field,
                 offset,
                 length,
                 table_length: self.table.len(),
-            })
+            })?;
+        let end = if field.is_secret() {
+            raw.iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |last| last.saturating_add(1))
+        } else {
+            raw.iter().position(|&b| b == 0).unwrap_or(raw.len())
+        };
+        if end == raw.len() {
+            return Ok(Some(raw));
+        }
+        self.warnings
+            .push(Warning::StringWithNul { structure, field });
+        Ok(raw.get(..end).filter(|s| !s.is_empty()))
     }
 
     fn text(
-        &self,
+        &mut self,
         structure: Structure,
         field: StringField,
         f: Fields<'_>,
@@ -342,7 +358,7 @@ impl<'a> Parser<'a> {
     }
 
     fn secret(
-        &self,
+        &mut self,
         structure: Structure,
         field: StringField,
         f: Fields<'_>,
@@ -351,7 +367,7 @@ impl<'a> Parser<'a> {
         Ok(self.bytes(structure, field, f, at)?.map(Secret::new))
     }
 
-    fn initiator(&self, f: Fields<'_>) -> Result<Initiator, Error> {
+    fn initiator(&mut self, f: Fields<'_>) -> Result<Initiator, Error> {
         Ok(Initiator {
             index: f.u8(4),
             flags: f.u8(5),
@@ -363,7 +379,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn nic(&self, k: usize, f: Fields<'_>) -> Result<Nic, Error> {
+    fn nic(&mut self, k: usize, f: Fields<'_>) -> Result<Nic, Error> {
         Ok(Nic {
             index: f.u8(4),
             flags: f.u8(5),
@@ -381,7 +397,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn target(&self, k: usize, f: Fields<'_>) -> Result<Target, Error> {
+    fn target(&mut self, k: usize, f: Fields<'_>) -> Result<Target, Error> {
         let s = Structure::Target(k);
         Ok(Target {
             index: f.u8(4),

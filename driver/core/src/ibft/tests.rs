@@ -586,6 +586,40 @@ fn unknown_structure_ids_are_warnings_and_the_slot_is_absent() {
 }
 
 #[test]
+fn a_string_length_that_counts_the_nul_is_read_up_to_the_nul() {
+    // The spec's lengths exclude the NUL, but C readers (Linux, isboot) stop at the first NUL,
+    // so firmware that counts it works with them: it must work here too, not send
+    // "TargetName=iqn…\0" or a secret with a NUL to the target.
+    let t = sample();
+    let name_len = u16::try_from("iqn.2025-01.example:t0".len() + 1).unwrap();
+    let b = patched(&t, |b| target_off(b, 0) + 34, &name_len.to_le_bytes());
+    let secret_len = u16::try_from(b"0123456789ab".len() + 1).unwrap();
+    let b = {
+        let mut b = b;
+        let at = target_off(&b, 0) + 42;
+        b[at..at + 2].copy_from_slice(&secret_len.to_le_bytes());
+        set_checksum(&mut b);
+        b
+    };
+    let p = parse(&b).unwrap();
+    assert_eq!(p.ibft, t);
+    assert_eq!(
+        p.warnings,
+        [
+            Warning::StringWithNul {
+                structure: Structure::Target(0),
+                field: StringField::TargetName
+            },
+            Warning::StringWithNul {
+                structure: Structure::Target(0),
+                field: StringField::ChapSecret
+            }
+        ]
+    );
+    assert!(p.warnings[0].to_string().contains("target name"));
+}
+
+#[test]
 fn odd_versions_extensions_and_half_pairs_are_warnings() {
     let t = sample();
     let b = patched(&t, |b| nic_off(b, 0) + 1, &[2]);
@@ -656,10 +690,16 @@ fn strings_out_of_range_are_refused() {
             table_length: len
         }
     );
-    // Ends exactly at the table's end: fine.
+    // Ends exactly at the table's end: fine (those 4 bytes end in the heap's last NUL).
     pair[..2].copy_from_slice(&4u16.to_le_bytes());
     let b = patched(&t, |b| target_off(b, 0) + 42, &pair);
-    parse_ok(&b);
+    assert_eq!(
+        parse(&b).unwrap().warnings,
+        [Warning::StringWithNul {
+            structure: Structure::Target(0),
+            field: StringField::ChapSecret
+        }]
+    );
     // Maximum offset and length must not overflow anything.
     let b = patched(&t, |b| initiator_off(b) + 70, &[0xff; 4]);
     assert!(matches!(
