@@ -54,8 +54,10 @@ pub enum Error {
     MissingEquals,
     /// A value longer than [`MAX_VALUE_LEN`].
     ValueTooLong { key: String, len: usize },
-    /// A value containing a NUL (when encoding) or invalid UTF-8.
+    /// A received value that is not UTF-8.
     BadValue { key: String },
+    /// A value to send that contains a NUL, which would end it early on the wire.
+    ValueWithNul { key: String },
     /// Text data whose last pair is not terminated by NUL.
     MissingTerminator,
     /// Joined text (C bit) or an encoded negotiation beyond its bound.
@@ -107,6 +109,7 @@ impl fmt::Display for Error {
                 write!(f, "value of {key} is {len} bytes, above {MAX_VALUE_LEN}")
             }
             Error::BadValue { key } => write!(f, "value of {key} is not valid UTF-8 text"),
+            Error::ValueWithNul { key } => write!(f, "value of {key} contains a NUL byte"),
             Error::MissingTerminator => f.write_str("text data does not end with NUL"),
             Error::TooMuchText { limit } => write!(f, "text exceeds {limit} bytes"),
             Error::TooManyKeys => write!(f, "more than {MAX_KEYS} keys"),
@@ -230,7 +233,7 @@ impl TextBuilder {
             });
         }
         if value.as_bytes().contains(&0) {
-            return Err(Error::BadValue {
+            return Err(Error::ValueWithNul {
                 key: key.to_string(),
             });
         }
@@ -1153,10 +1156,11 @@ mod tests {
             Err(Error::BadValue { key: "V".into() })
         );
         let mut b = TextBuilder::new(10);
-        assert_eq!(
-            b.push("A", "a\0b").err(),
-            Some(Error::BadValue { key: "A".into() })
-        );
+        let nul = b.push("A", "a\0b").err().unwrap();
+        assert_eq!(nul, Error::ValueWithNul { key: "A".into() });
+        assert!(nul.to_string().contains("NUL"), "{nul}");
+        let utf8 = parse_pairs(b"V=\xff\0").unwrap_err().to_string();
+        assert!(utf8.contains("UTF-8") && !utf8.contains("NUL"), "{utf8}");
         b.push("A", "1234567").unwrap();
         assert_eq!(
             b.push("B", "1").err(),
