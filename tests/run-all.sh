@@ -8,7 +8,8 @@ cd "$top"
 
 "$top/tests/setup.sh"
 
-step() { printf '\n==> %s\n' "$*"; }
+steps=0
+step() { steps=$((steps + 1)); printf '\n==> %s\n' "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -45,3 +46,6 @@ tests/qemu/run.sh
 
 step "the demo (README's first command)"
 tests/demo.sh
+
+# Every step above stops the run on failure (set -e), so reaching this line means all passed.
+printf '\nrun-all: %d passed, 0 failed\n' "$steps"
