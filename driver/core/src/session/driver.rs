@@ -28,7 +28,7 @@ use core::time::Duration;
 use isboot_crc32c::Crc32c;
 use isboot_executor::{Channel, Doorbell, Instant, Mutex, RawLock, Timer};
 
-use super::engine::{Disconnect, Engine, Event, Params, Phase, RxSink, SubmitError};
+use super::engine::{Disconnect, Engine, Event, LogoutOutcome, Params, Phase, RxSink, SubmitError};
 use super::{Handle, Request, SessionConfig, Shared, State, Status, DEFAULT_PORT};
 use crate::log;
 use crate::login::{Attempt, Established, Login, LoginConfig, LoginError, Step, LOGIN_MAX_DATA};
@@ -51,7 +51,9 @@ const ROUNDS_PER_POLL: usize = 64;
 /// How `run` ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
-    /// Orderly shutdown: logged out (or never connected) and every request completed.
+    /// Orderly shutdown after [`Handle::shutdown`](super::Handle::shutdown): logged out, never
+    /// connected, or the connection ended during the logout (the target refused or ignored the
+    /// Logout, or closed first); every request completed. No reconnect follows a shutdown.
     LoggedOut,
     /// [`Backoff::max_attempts`](super::Backoff::max_attempts) failed attempts in a row; every
     /// request completed with `SessionClosed`.
@@ -275,7 +277,36 @@ where
             front.deliver();
             let reason = match end {
                 None => {
-                    log!(front.log, Level::Note, "isboot: logged out");
+                    match front.engine.logout_outcome() {
+                        Some(LogoutOutcome::Refused(code)) => log!(
+                            front.log,
+                            Level::Note,
+                            "isboot: target answered the Logout with {:?}; session closed",
+                            code
+                        ),
+                        Some(LogoutOutcome::TimedOut) => log!(
+                            front.log,
+                            Level::Note,
+                            "isboot: {}; session closed",
+                            Disconnect::LogoutTimeout
+                        ),
+                        Some(LogoutOutcome::Done) | None => {
+                            log!(front.log, Level::Note, "isboot: logged out")
+                        }
+                    }
+                    front.finish();
+                    return End::LoggedOut;
+                }
+                // Once shutdown has begun the connection ending is expected (the target's FIN
+                // after its Logout Response) or at least no reason to come back: a reconnect
+                // would only log out again.
+                Some(r) if front.shutting_down() => {
+                    log!(
+                        front.log,
+                        Level::Note,
+                        "isboot: {} during logout; session closed",
+                        r
+                    );
                     front.finish();
                     return End::LoggedOut;
                 }
@@ -411,6 +442,13 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
         any
     }
 
+    /// Whether the orderly shutdown has begun (the engine is closing or closed, or the platform
+    /// asked for it).
+    fn shutting_down(&self) -> bool {
+        matches!(self.engine.phase(), Phase::Closing | Phase::Closed)
+            || self.shared.shutdown_requested.load(Ordering::Acquire)
+    }
+
     /// Whether shutdown was asked for (clears the doorbell, registers the waker otherwise).
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
         let _ = self.shared.shutdown.poll_wait(cx);
@@ -477,6 +515,11 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
                 // that a target streaming Data-In cannot starve the transmit path.
                 for _ in 0..RX_PER_ROUND {
                     match rx.poll(cx, t, &mut self.engine, now, trace.then_some(&self.log)) {
+                        // The Logout Response closed the session: whatever follows it in the
+                        // stream (the target's FIN, even in the same read) is not looked at.
+                        Poll::Ready(Ok(())) if self.engine.phase() == Phase::Closed => {
+                            return Poll::Ready(None)
+                        }
                         Poll::Ready(Ok(())) => progress = true,
                         Poll::Ready(Err(d)) => return Poll::Ready(Some(d)),
                         Poll::Pending => break,

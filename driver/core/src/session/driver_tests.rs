@@ -23,8 +23,8 @@ use isboot_executor::host::{Runtime, StdLock};
 
 use super::*;
 use crate::pdu::{
-    Cdb, DataIn, Digests, Header, LoginResponse, LogoutResponse, Lun, NopIn, Pdu, R2t, RawPdu,
-    Residual, ScsiResponse, Stage, RESERVED_TAG,
+    Cdb, DataIn, Digests, Header, LoginResponse, LogoutResponse, LogoutResponseCode, Lun, NopIn,
+    Pdu, R2t, RawPdu, Residual, ScsiResponse, Stage, RESERVED_TAG,
 };
 use crate::port::{Connector, Events, IoError, Level, Log, Portal, Random, Transport};
 use crate::scsi::{Completion, ScsiRequest};
@@ -63,6 +63,24 @@ struct Disk {
     aborts: Vec<u32>,
     /// Refuse a login that skips the security stage.
     require_security: bool,
+    /// What the target does with a Logout Request.
+    on_logout: OnLogout,
+}
+
+/// A target's ways of ending a connection on Logout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum OnLogout {
+    /// Answer with this code and keep the connection open.
+    #[default]
+    Answer,
+    /// Answer, then close the connection (FIN after the response, as istgt does).
+    AnswerThenFin,
+    /// Answer with a failure code, then close.
+    RefuseThenFin(LogoutResponseCode),
+    /// Close the connection without answering.
+    Fin,
+    /// Never answer, keep the connection open.
+    Ignore,
 }
 
 struct Write {
@@ -80,6 +98,8 @@ struct Conn {
     out: VecDeque<u8>,
     reader: Option<Waker>,
     broken: bool,
+    /// The target closed its side: reads see end of stream once `out` is drained.
+    fin: bool,
     stat_sn: u32,
     exp_cmd_sn: u32,
     writes: Vec<(u32, Write)>,
@@ -414,9 +434,22 @@ impl Conn {
                 emit_with(&mut self.out, &r, &[], self.digests);
             }
             Pdu::LogoutRequest(l) => {
-                self.disk.lock().expect("disk lock").logouts += 1;
+                let mut d = self.disk.lock().expect("disk lock");
+                d.logouts += 1;
+                let how = d.on_logout;
+                drop(d);
+                let response = match how {
+                    OnLogout::Answer | OnLogout::AnswerThenFin => LogoutResponseCode::Success,
+                    OnLogout::RefuseThenFin(code) => code,
+                    OnLogout::Fin => {
+                        self.fin = true;
+                        return;
+                    }
+                    OnLogout::Ignore => return,
+                };
                 let (exp, max) = self.window();
                 let r = LogoutResponse {
+                    response,
                     itt: l.itt,
                     stat_sn: self.next_stat_sn(),
                     exp_cmd_sn: exp,
@@ -424,6 +457,7 @@ impl Conn {
                     ..LogoutResponse::default()
                 };
                 emit_with(&mut self.out, &r, &[], self.digests);
+                self.fin = how != OnLogout::Answer;
             }
             other => panic!("fake target got {other:?}"),
         }
@@ -460,6 +494,9 @@ impl Transport for FakeTransport {
         let mut c = self.0.lock().expect("conn lock");
         if c.broken {
             return Poll::Ready(Err(IoError::Reset));
+        }
+        if c.out.is_empty() && c.fin {
+            return Poll::Ready(Ok(0));
         }
         if c.out.is_empty() {
             c.reader = Some(cx.waker().clone());
@@ -537,6 +574,7 @@ impl Connector for FakeConnector {
             out: VecDeque::new(),
             reader: None,
             broken: false,
+            fin: false,
             stat_sn: 1000,
             exp_cmd_sn: 0,
             writes: Vec::new(),
@@ -547,6 +585,25 @@ impl Connector for FakeConnector {
 }
 
 struct Sink(mpsc::Sender<Completion>, Arc<StdMutex<Vec<State>>>);
+
+/// Keeps every line up to Info (and echoes everything to stderr when ISBOOT_TEST_LOG is set).
+#[derive(Clone)]
+struct Recorder(Arc<StdMutex<Vec<String>>>);
+
+impl Log for Recorder {
+    fn enabled(&self, level: Level) -> bool {
+        level != Level::Trace || std::env::var_os("ISBOOT_TEST_LOG").is_some()
+    }
+    fn log(&self, level: Level, args: core::fmt::Arguments<'_>) {
+        let line = std::format!("{args}");
+        if std::env::var_os("ISBOOT_TEST_LOG").is_some() {
+            std::eprintln!("[{level:?}] {line}");
+        }
+        if level != Level::Trace {
+            self.0.lock().expect("log lock").push(line);
+        }
+    }
+}
 
 impl Events for Sink {
     fn complete(&mut self, c: Completion) {
@@ -614,6 +671,7 @@ struct Rig {
     done: mpsc::Receiver<Completion>,
     tx: StdMutex<Option<mpsc::Sender<Completion>>>,
     states: Arc<StdMutex<Vec<State>>>,
+    lines: Arc<StdMutex<Vec<String>>>,
 }
 
 fn rig(setup: impl FnOnce(&mut Disk)) -> Rig {
@@ -631,6 +689,7 @@ fn rig(setup: impl FnOnce(&mut Disk)) -> Rig {
         done: rx,
         tx: StdMutex::new(Some(tx)),
         states: Arc::new(StdMutex::new(Vec::new())),
+        lines: Arc::new(StdMutex::new(Vec::new())),
     }
 }
 
@@ -641,6 +700,16 @@ impl Rig {
             .expect("tx lock")
             .take()
             .expect("one session per rig")
+    }
+
+    /// Logged lines that contain `needle`.
+    fn logged(&self, needle: &str) -> Vec<String> {
+        let lines = self.lines.lock().expect("log lock");
+        lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
     }
 }
 
@@ -677,7 +746,7 @@ fn start_with(
         FakeConnector(r.disk.clone()),
         Sink(tx, r.states.clone()),
         Counter(1),
-        Quiet,
+        Recorder(r.lines.clone()),
         r.rt.timer(),
     );
     (handle, r.rt.spawn(session.run()))
@@ -972,4 +1041,108 @@ fn target_that_requires_a_security_stage_gets_one() {
         "one refused operational-first login, then one with security"
     );
     assert_eq!(d.logins.len(), 1);
+}
+
+/// The end of an orderly shutdown as the platform sees it: `LoggedOut`, no `Recovering` state
+/// after the last `Up`, no disconnect counted for the logout, and no "reconnecting" line after
+/// the shutdown began.
+fn assert_clean_end(r: &Rig, h: &Handle<StdLock>, end: End, disconnects_before: u64) {
+    assert_eq!(end, End::LoggedOut);
+    let states = r.states.lock().expect("states").clone();
+    let last_up = states
+        .iter()
+        .rposition(|s| *s == State::Up)
+        .expect("was up");
+    assert_eq!(
+        &states[last_up..],
+        &[State::Up, State::Closed],
+        "{states:?}"
+    );
+    assert_eq!(h.status().disconnects, disconnects_before);
+    let lines = r.lines.lock().expect("log lock").clone();
+    let last_login = lines
+        .iter()
+        .rposition(|l| l.contains("logged in") || l.contains("reconnected"))
+        .expect("a login line");
+    assert!(
+        lines[last_login..]
+            .iter()
+            .all(|l| !l.contains("reconnecting")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn logout_response_followed_by_fin_in_the_same_read_is_a_clean_logout() {
+    let r = rig(|d| d.on_logout = OnLogout::AnswerThenFin);
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    let end = r.rt.block_on(task);
+    assert_clean_end(&r, &h, end, 0);
+    assert_eq!(r.logged("logged out").len(), 1);
+    assert_eq!(r.disk.lock().expect("disk lock").connections, 1);
+}
+
+#[test]
+fn logout_with_fin_after_a_reconnect_is_a_clean_logout() {
+    let r = rig(|d| {
+        d.break_after = Some(0);
+        d.on_logout = OnLogout::AnswerThenFin;
+    });
+    let (h, task) = start(&r);
+    for tag in 0..4u64 {
+        h.submit(read16(tag, tag, 1)).expect("submitted");
+    }
+    for _ in 0..4 {
+        expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    }
+    assert_eq!(h.status().disconnects, 1, "the break cost one reconnect");
+    h.shutdown();
+    let end = r.rt.block_on(task);
+    assert_clean_end(&r, &h, end, 1);
+    assert_eq!(r.logged("logged out").len(), 1);
+    assert_eq!(r.disk.lock().expect("disk lock").connections, 2);
+}
+
+#[test]
+fn refused_logout_still_ends_the_session_without_reconnecting() {
+    let r = rig(|d| d.on_logout = OnLogout::RefuseThenFin(LogoutResponseCode::CleanupFailed));
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    let end = r.rt.block_on(task);
+    assert_clean_end(&r, &h, end, 0);
+    assert_eq!(r.logged("CleanupFailed").len(), 1, "{:?}", r.lines);
+    assert_eq!(r.disk.lock().expect("disk lock").connections, 1);
+}
+
+#[test]
+fn target_closing_instead_of_answering_the_logout_ends_the_session() {
+    let r = rig(|d| d.on_logout = OnLogout::Fin);
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    let end = r.rt.block_on(task);
+    assert_clean_end(&r, &h, end, 0);
+    assert_eq!(r.logged("during logout").len(), 1, "{:?}", r.lines);
+    assert_eq!(r.disk.lock().expect("disk lock").connections, 1);
+}
+
+#[test]
+fn unanswered_logout_ends_the_session_at_the_logout_timeout() {
+    let r = rig(|d| d.on_logout = OnLogout::Ignore);
+    let mut cfg = config();
+    cfg.timeouts.logout_timeout = Duration::from_millis(200);
+    let (h, task) = start_with(&r, cfg);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    let end = r.rt.block_on(task);
+    assert_clean_end(&r, &h, end, 0);
+    assert_eq!(r.logged("no Logout Response").len(), 1, "{:?}", r.lines);
+    assert_eq!(r.disk.lock().expect("disk lock").connections, 1);
 }

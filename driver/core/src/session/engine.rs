@@ -305,6 +305,18 @@ pub enum Event {
     },
 }
 
+/// How the Logout of an orderly shutdown ended. The session is closed in every case: a target
+/// that refuses or ignores a logout cannot keep the initiator from leaving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogoutOutcome {
+    /// The target answered Success.
+    Done,
+    /// The target answered with this failure code.
+    Refused(LogoutResponseCode),
+    /// No Logout Response within [`Timeouts::logout_timeout`].
+    TimedOut,
+}
+
 /// Lifecycle of the engine (not of one connection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -416,6 +428,8 @@ pub struct Engine {
     ping: Option<(u32, Instant)>,
     logout: Option<(u32, Instant)>,
     closing_deadline: Option<Instant>,
+    /// How the shutdown's Logout ended, once it has.
+    logout_outcome: Option<LogoutOutcome>,
     /// The header [`Engine::rx_header`] accepted, with its DataSegmentLength.
     rx: Option<(Pdu, u32)>,
     /// ABORT TASK requests in flight and when their answer is due.
@@ -446,6 +460,7 @@ impl Engine {
             ping: None,
             logout: None,
             closing_deadline: None,
+            logout_outcome: None,
             rx: None,
             abort_deadlines: Vec::new(),
             stats: Stats::default(),
@@ -454,6 +469,12 @@ impl Engine {
 
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// How the orderly shutdown's Logout ended (`None` until it has, and when the session
+    /// closed otherwise).
+    pub fn logout_outcome(&self) -> Option<LogoutOutcome> {
+        self.logout_outcome
     }
 
     pub fn params(&self) -> &Params {
@@ -1189,6 +1210,10 @@ impl Engine {
         }
         self.logout = None;
         if self.phase == Phase::Closing {
+            self.logout_outcome = Some(match r.response {
+                LogoutResponseCode::Success => LogoutOutcome::Done,
+                code => LogoutOutcome::Refused(code),
+            });
             self.phase = Phase::Closed;
             self.fail_all(TransportError::SessionClosed);
             return Ok(());
@@ -1270,6 +1295,7 @@ impl Engine {
         }
         if self.logout.is_some_and(|(_, d)| d <= now) {
             if self.phase == Phase::Closing {
+                self.logout_outcome = Some(LogoutOutcome::TimedOut);
                 self.close();
                 return Ok(());
             }
