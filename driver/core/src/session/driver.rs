@@ -265,10 +265,12 @@ where
             first = false;
             let now = front.timer.now();
             front.engine.connected(params, est.sns, now);
-            front
-                .shared
-                .status
-                .lock(|s| s.logins = s.logins.saturating_add(1));
+            let window = front.engine.window_size();
+            front.shared.status.lock(|s| {
+                s.logins = s.logins.saturating_add(1);
+                s.params = Some(params);
+                s.cmd_window = window;
+            });
             front.set_state(State::Up, back.current);
             let up_since = front.timer.now();
             let end = front.connection(&mut transport).await;
@@ -373,7 +375,11 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
 
     fn publish_stats(&self) {
         let stats = self.engine.stats();
-        self.shared.status.lock(|s| s.stats = stats);
+        let window = self.engine.window_size();
+        self.shared.status.lock(|s| {
+            s.stats = stats;
+            s.cmd_window = window;
+        });
     }
 
     /// Hands every engine event to the platform.

@@ -1146,3 +1146,27 @@ fn unanswered_logout_ends_the_session_at_the_logout_timeout() {
     assert_eq!(r.logged("no Logout Response").len(), 1, "{:?}", r.lines);
     assert_eq!(r.disk.lock().expect("disk lock").connections, 1);
 }
+
+#[test]
+fn status_reports_the_negotiated_parameters_and_the_command_window() {
+    let r = rig(|_| {});
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    let s = h.status();
+    let p = s.params.expect("parameters of the login");
+    // What the fake target answers (see Conn::handle) combined with our offer.
+    assert_eq!(p.max_recv_dsl, 262_144, "ours");
+    assert_eq!(p.max_send_dsl, 8192, "the target's");
+    assert_eq!(p.max_burst, 16_384);
+    assert_eq!(p.first_burst, 8192);
+    assert!(p.initial_r2t);
+    assert!(!p.immediate_data);
+    assert_eq!(p.max_outstanding_r2t, 1);
+    assert_eq!(p.digests, Digests::default());
+    // The fake target keeps MaxCmdSN = ExpCmdSN + 15.
+    assert_eq!(s.cmd_window, 16);
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    assert_eq!(h.status().params, Some(p), "kept after the session ended");
+}

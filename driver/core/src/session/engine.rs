@@ -500,6 +500,21 @@ impl Engine {
         !self.tasks.is_full()
     }
 
+    /// How many commands the window `[ExpCmdSN, MaxCmdSN]` admits: 0 when MaxCmdSN =
+    /// ExpCmdSN - 1 (closed) or when MaxCmdSN lies behind ExpCmdSN in serial arithmetic.
+    pub fn window_size(&self) -> u32 {
+        let n = self
+            .max_cmd_sn
+            .0
+            .wrapping_sub(self.exp_cmd_sn.0)
+            .wrapping_add(1);
+        if n > 1 << 31 {
+            0
+        } else {
+            n
+        }
+    }
+
     /// The command window `[ExpCmdSN, MaxCmdSN]` and the next CmdSN.
     pub fn window(&self) -> (Sn, Sn, Sn) {
         (self.exp_cmd_sn, self.max_cmd_sn, self.cmd_sn)

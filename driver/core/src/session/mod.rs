@@ -312,6 +312,15 @@ pub struct Status {
     pub disconnects: u64,
     /// Index into `SessionConfig::targets` of the current (or last) target.
     pub target: usize,
+    /// The operational values of the current (or last) login, as the full feature phase obeys
+    /// them: MaxRecvDataSegmentLength both ways, MaxBurstLength, FirstBurstLength, InitialR2T,
+    /// ImmediateData, MaxOutstandingR2T, digests, DefaultTime2Wait/Retain. `None` before the
+    /// first login. Platforms show these (sysctls, `isbootctl status`) instead of parsing the
+    /// "negotiated" log line.
+    pub params: Option<Params>,
+    /// Commands the target's window admits now (MaxCmdSN - ExpCmdSN + 1; 0 when closed), as of
+    /// the last time the session ran.
+    pub cmd_window: u32,
 }
 
 /// State shared between the platform's [`Handle`]s and the session task.

@@ -406,6 +406,32 @@ fn sense_length_past_the_segment_is_a_violation() {
 }
 
 #[test]
+fn a_window_closed_at_login_admits_nothing_until_a_pdu_opens_it() {
+    let mut s = session_in_ffp(PARAMS);
+    s.e.connected(
+        PARAMS,
+        LoginSns {
+            stat_sn: Sn(99),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(9),
+        },
+        T0,
+    );
+    assert_eq!(s.e.window_size(), 0);
+    let req = read(1, 512);
+    s.submit(req.clone());
+    recv!(s, []);
+    let open = NopIn {
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(10),
+        ..NopIn::default()
+    };
+    send!(s, open);
+    assert_eq!(s.e.window_size(), 1);
+    recv!(s, [cmd(ITT0, 10, &req)]);
+}
+
+#[test]
 fn commands_wait_while_the_window_is_closed() {
     let mut s = session_in_ffp(PARAMS);
     s.e.connected(
@@ -421,6 +447,7 @@ fn commands_wait_while_the_window_is_closed() {
     for r in &reqs {
         s.submit(r.clone());
     }
+    assert_eq!(s.e.window_size(), 2);
     recv!(s, [cmd(ITT0, 10, &reqs[0]), cmd(ITT1, 11, &reqs[1])]);
     recv!(s, []);
     // A NOP-In opening the window by one lets the third command go.
@@ -439,6 +466,7 @@ fn commands_wait_while_the_window_is_closed() {
     };
     send!(s, bogus);
     assert_eq!(s.e.window(), (Sn(11), Sn(12), Sn(13)));
+    assert_eq!(s.e.window_size(), 2);
 }
 
 #[test]
