@@ -67,6 +67,17 @@ struct Front<L: RawLock, E, G> {
     events: E,
     log: G,
     timer: Timer,
+    /// Set by [`Handle::give_up_after`]: past it, the session no longer recovers.
+    give_up_at: Option<Instant>,
+}
+
+/// Why serving stopped before the awaited future finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// [`Handle::shutdown`].
+    Shutdown,
+    /// The [`Handle::give_up_after`] deadline passed while not connected.
+    GiveUp,
 }
 
 /// The part that opens connections and logs in.
@@ -147,6 +158,7 @@ where
             inbox: Channel::new(),
             shutdown: Doorbell::new(),
             shutdown_requested: AtomicBool::new(false),
+            give_up_after: Mutex::new(None),
             status: Mutex::new(Status::default()),
         });
         let engine = Engine::new(cfg.max_tasks, cfg.timeouts);
@@ -161,6 +173,7 @@ where
                 events,
                 log: log.clone(),
                 timer: timer.clone(),
+                give_up_at: None,
             },
             back: Back {
                 log,
@@ -193,13 +206,9 @@ where
         loop {
             let attempt = front.serve_while(back.establish()).await;
             let (mut transport, est) = match attempt {
-                None => {
-                    // Shut down while not connected.
-                    front.finish();
-                    return End::LoggedOut;
-                }
-                Some(Ok(up)) => up,
-                Some(Err(e)) => {
+                Err(stop) => return front.stop(stop),
+                Ok(Ok(up)) => up,
+                Ok(Err(e)) => {
                     failures = failures.saturating_add(1);
                     let target = back.target_name();
                     log!(
@@ -229,9 +238,8 @@ where
                             .saturating_mul(1000)
                             .saturating_add(u64::from(delay.subsec_millis()))
                     );
-                    if !front.sleep(delay).await {
-                        front.finish();
-                        return End::LoggedOut;
+                    if let Err(stop) = front.sleep(delay).await {
+                        return front.stop(stop);
                     }
                     continue;
                 }
@@ -318,6 +326,16 @@ where
                 .shared
                 .status
                 .lock(|s| s.disconnects = s.disconnects.saturating_add(1));
+            if front.give_up_due() {
+                log!(
+                    front.log,
+                    Level::Note,
+                    "isboot: {}; giving up (past the give-up deadline), held requests fail",
+                    reason
+                );
+                front.finish();
+                return End::GaveUp;
+            }
             log!(front.log, Level::Note, "isboot: {}; reconnecting", reason);
             front.set_state(State::Recovering, back.current);
             // A connection that keeps dying soon after login (a command the target chokes on,
@@ -338,9 +356,8 @@ where
                     back.cfg.backoff.delay(drops.saturating_sub(1), jitter)
                 }
             });
-            if !front.sleep(delay).await {
-                front.finish();
-                return End::LoggedOut;
+            if let Err(stop) = front.sleep(delay).await {
+                return front.stop(stop);
             }
         }
     }
@@ -456,14 +473,45 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
     }
 
     /// Whether shutdown was asked for (clears the doorbell, registers the waker otherwise).
+    /// Adopts a give-up deadline the platform set since the last look.
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
         let _ = self.shared.shutdown.poll_wait(cx);
+        if let Some(d) = self.shared.give_up_after.lock(Option::take) {
+            self.give_up_at = Some(self.timer.now().saturating_add(d));
+        }
         self.shared.shutdown_requested.load(Ordering::Acquire)
     }
 
+    /// Whether the give-up deadline has passed.
+    fn give_up_due(&self) -> bool {
+        self.give_up_at.is_some_and(|d| d <= self.timer.now())
+    }
+
+    /// Ends the session for `stop`.
+    fn stop(&mut self, stop: Stop) -> End {
+        match stop {
+            Stop::Shutdown => {
+                self.finish();
+                End::LoggedOut
+            }
+            Stop::GiveUp => {
+                let held = self.engine.outstanding();
+                log!(
+                    self.log,
+                    Level::Note,
+                    "isboot: not connected at the give-up deadline; giving up, {} held requests fail",
+                    held
+                );
+                self.finish();
+                End::GaveUp
+            }
+        }
+    }
+
     /// Runs `fut` (connecting, logging in) while requests keep being accepted, command timeouts
-    /// keep running and completions keep flowing. `None` if shutdown was asked for first.
-    async fn serve_while<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+    /// keep running and completions keep flowing. Stops first on shutdown or at the give-up
+    /// deadline.
+    async fn serve_while<F: Future>(&mut self, fut: F) -> Result<F::Output, Stop> {
         let mut fut = pin!(fut);
         let timer = self.timer.clone();
         let mut deadline = Instant::MAX;
@@ -471,17 +519,24 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
         poll_fn(|cx| {
             loop {
                 if self.poll_shutdown(cx) {
-                    return Poll::Ready(None);
+                    return Poll::Ready(Err(Stop::Shutdown));
+                }
+                if self.give_up_due() {
+                    return Poll::Ready(Err(Stop::GiveUp));
                 }
                 if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-                    return Poll::Ready(Some(v));
+                    return Poll::Ready(Ok(v));
                 }
                 let now = timer.now();
                 // While down the engine only times out requests; it never asks to disconnect.
                 let _ = self.engine.on_timer(now);
                 self.deliver();
                 self.take_requests(cx, now);
-                let next = self.engine.poll_at().unwrap_or(Instant::MAX);
+                let next = self
+                    .engine
+                    .poll_at()
+                    .unwrap_or(Instant::MAX)
+                    .min(self.give_up_at.unwrap_or(Instant::MAX));
                 if next != deadline {
                     deadline = next;
                     sleep.set(timer.sleep_until(deadline));
@@ -494,10 +549,10 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
         .await
     }
 
-    /// Sleeps for `d` while serving. False if shutdown was asked for.
-    async fn sleep(&mut self, d: Duration) -> bool {
+    /// Sleeps for `d` while serving, unless stopped first.
+    async fn sleep(&mut self, d: Duration) -> Result<(), Stop> {
         let timer = self.timer.clone();
-        self.serve_while(timer.sleep(d)).await.is_some()
+        self.serve_while(timer.sleep(d)).await
     }
 
     /// Runs one connection in full feature phase. `None`: logged out (orderly shutdown done);

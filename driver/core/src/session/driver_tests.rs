@@ -1170,3 +1170,83 @@ fn status_reports_the_negotiated_parameters_and_the_command_window() {
     assert_eq!(r.rt.block_on(task), End::LoggedOut);
     assert_eq!(h.status().params, Some(p), "kept after the session ended");
 }
+
+#[test]
+fn give_up_after_stops_recovery_from_a_dead_target() {
+    let r = rig(|_| {});
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    // The target dies: the next command breaks the connection and no reconnect succeeds.
+    {
+        let mut d = r.disk.lock().expect("disk lock");
+        d.break_after = Some(0);
+        d.refuse_ports = vec![3260];
+    }
+    h.submit(read16(2, 0, 1)).expect("submitted");
+    // Retrying forever is the default: nothing completes until a bound is set.
+    assert!(r.done.recv_timeout(Duration::from_millis(300)).is_err());
+    let start = std::time::Instant::now();
+    while h.status().state != State::Recovering {
+        assert!(start.elapsed() < WAIT, "the session notices the loss");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.give_up_after(Duration::from_millis(100));
+    let c = r.done.recv_timeout(WAIT).expect("the held read completes");
+    assert_eq!(c.tag, 2);
+    assert_eq!(c.result, Err(crate::scsi::TransportError::SessionClosed));
+    assert_eq!(r.rt.block_on(task), End::GaveUp);
+    assert_eq!(h.status().state, State::Closed);
+    assert!(h.submit(read16(3, 0, 1)).is_err());
+    assert_eq!(r.logged("giving up").len(), 1, "{:?}", r.lines);
+}
+
+#[test]
+fn give_up_after_keeps_a_live_session_serving_until_it_breaks() {
+    let r = rig(|_| {});
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    // The deadline passes at once, but the connection is up: the final sync still gets through.
+    h.give_up_after(Duration::ZERO);
+    for tag in 2..6u64 {
+        h.submit(write16(tag, tag, vec![tag as u8; BLOCK]))
+            .expect("submitted");
+        expect_good(&r.done.recv_timeout(WAIT).expect("write completes"));
+    }
+    // A loss after the deadline ends the session instead of reconnecting.
+    r.disk.lock().expect("disk lock").break_after = Some(0);
+    h.submit(read16(9, 0, 1)).expect("submitted");
+    let c = r.done.recv_timeout(WAIT).expect("the read completes");
+    assert_eq!(c.result, Err(crate::scsi::TransportError::SessionClosed));
+    assert_eq!(r.rt.block_on(task), End::GaveUp);
+    assert_eq!(
+        r.disk.lock().expect("disk lock").connections,
+        1,
+        "no reconnect"
+    );
+    assert!(!r
+        .states
+        .lock()
+        .expect("states")
+        .contains(&State::Recovering));
+}
+
+#[test]
+fn shutdown_while_recovering_from_a_dead_target_ends_at_once() {
+    let r = rig(|_| {});
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    {
+        let mut d = r.disk.lock().expect("disk lock");
+        d.break_after = Some(0);
+        d.refuse_ports = vec![3260];
+    }
+    h.submit(read16(2, 0, 1)).expect("submitted");
+    assert!(r.done.recv_timeout(Duration::from_millis(300)).is_err());
+    h.shutdown();
+    let c = r.done.recv_timeout(WAIT).expect("the held read completes");
+    assert_eq!(c.result, Err(crate::scsi::TransportError::SessionClosed));
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+}

@@ -22,7 +22,16 @@
 //!    [`Events::state`](crate::port::Events::state) reports `Up` after every login (the kernel
 //!    rescans then) and `Recovering` while reconnecting.
 //! 5. Shut down with [`Handle::shutdown`]: requests not yet sent complete with `SessionClosed`,
-//!    outstanding ones may finish, the session logs out, `run()` returns. Await its task.
+//!    outstanding ones may finish, the session logs out, `run()` returns [`End::LoggedOut`].
+//!    Await its task. It never reconnects and is bounded with a dead target (at most twice
+//!    [`Timeouts::logout_timeout`] while connected, at once while not connected).
+//! 6. A system going down that still needs the disk (the kernel between `shutdown_pre_sync` and
+//!    the final sync) bounds recovery with [`Handle::give_up_after`]: the session keeps serving
+//!    while connected, but once the time has passed it stops reconnecting, fails what it holds
+//!    with `SessionClosed` and `run()` returns [`End::GaveUp`].
+//!
+//! [`Handle::status`] gives the state, counters, and the negotiated parameters of the last
+//! login ([`Status::params`]) for sysctls and `isbootctl status`.
 //!
 //! # Layers
 //! [`Engine`] is the full feature phase as a sans-IO state machine (transcript-tested without
@@ -328,6 +337,8 @@ pub(crate) struct Shared<L: RawLock> {
     pub(crate) inbox: Channel<L, Request, INBOX_LEN>,
     pub(crate) shutdown: Doorbell,
     pub(crate) shutdown_requested: AtomicBool,
+    /// A [`Handle::give_up_after`] the session has not adopted yet.
+    pub(crate) give_up_after: Mutex<L, Option<Duration>>,
     pub(crate) status: Mutex<L, Status>,
 }
 
@@ -399,7 +410,35 @@ impl<L: RawLock> Handle<L> {
         )
     }
 
-    /// Starts the orderly shutdown (logout); `run()` returns when it is done.
+    /// Bounds recovery from now on, for a system that is going down but still needs its disk
+    /// (the kernel calls it at `shutdown_pre_sync`, before the final sync, and
+    /// [`Handle::shutdown`] after it). The session goes on serving while connected, so the sync
+    /// reaches a live target. Once `d` has passed, it no longer recovers: if it is not in full
+    /// feature phase at that instant (reconnecting, or still logging in), or loses its
+    /// connection at any later time, every request it holds completes with
+    /// [`TransportError::SessionClosed`](crate::scsi::TransportError::SessionClosed), later
+    /// submissions are refused, and `run()` returns [`End::GaveUp`]. A connection that died
+    /// silently is noticed by the keepalive, at most `nop_interval + nop_timeout` (see
+    /// [`Timeouts`]) after the target's last PDU. Calling it again replaces the deadline,
+    /// counting from the new call.
+    pub fn give_up_after(&self, d: Duration) {
+        self.shared.give_up_after.lock(|g| *g = Some(d));
+        self.shared.shutdown.ring();
+    }
+
+    /// Starts the orderly shutdown; `run()` returns [`End::LoggedOut`] when it is done. It
+    /// never reconnects, and needs no live target to finish:
+    /// - not connected (reconnecting, logging in, or waiting between attempts): it ends at the
+    ///   session's next poll; every held request completes with `SessionClosed`.
+    /// - connected: requests not yet sent complete with `SessionClosed` at once; the outstanding
+    ///   ones may finish for up to [`Timeouts::logout_timeout`], then the Logout is sent (at once
+    ///   when none is outstanding) and its answer awaited for another `logout_timeout`. A
+    ///   Logout Response with any code, its timeout, the connection closing or breaking, or a
+    ///   keepalive timeout ends the session; whatever is still held completes with
+    ///   `SessionClosed`. So with the defaults a dead target holds a shutdown for at most
+    ///   2 × `logout_timeout` (20 s).
+    ///
+    /// Submissions are refused from this call on (`submit` gives the request back).
     pub fn shutdown(&self) {
         self.shared
             .shutdown_requested
