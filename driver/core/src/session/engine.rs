@@ -102,6 +102,29 @@ impl Default for Timeouts {
     }
 }
 
+/// The longest Time2Wait (Async Message, Logout Response) honoured, in seconds: the largest
+/// DefaultTime2Wait RFC 7143 allows (§13.15). The PDU fields reach 65535 s (18 hours), which
+/// would keep a root disk away far beyond any sensible target restart.
+pub const MAX_TIME2WAIT: u16 = 3600;
+
+/// A target's Time2Wait, capped at [`MAX_TIME2WAIT`].
+fn time2wait(secs: u16) -> Duration {
+    Duration::from_secs(u64::from(secs.min(MAX_TIME2WAIT)))
+}
+
+/// ", at most N s honoured" when a wait is at the cap (the target may have asked for more).
+struct CapNote(Duration);
+
+impl fmt::Display for CapNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.as_secs() >= u64::from(MAX_TIME2WAIT) {
+            write!(f, ", capped at {MAX_TIME2WAIT}s")
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Why the connection must be dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disconnect {
@@ -145,11 +168,17 @@ impl fmt::Display for Disconnect {
             Disconnect::TargetRequest { event, wait } => {
                 write!(
                     f,
-                    "target asked to drop the connection ({event:?}, wait {}s)",
-                    wait.as_secs()
+                    "target asked to drop the connection ({event:?}, wait {}s{})",
+                    wait.as_secs(),
+                    CapNote(*wait)
                 )
             }
-            Disconnect::LoggedOut { .. } => f.write_str("logged out at the target's request"),
+            Disconnect::LoggedOut { wait } => write!(
+                f,
+                "logged out at the target's request (wait {}s{})",
+                wait.as_secs(),
+                CapNote(*wait)
+            ),
             Disconnect::Rejected(r) => write!(f, "target rejected a PDU ({r:?})"),
             Disconnect::Io(e) => write!(f, "{e}"),
         }
@@ -1162,7 +1191,7 @@ impl Engine {
             AsyncEvent::DropConnection | AsyncEvent::DropAllConnections => {
                 Err(Disconnect::TargetRequest {
                     event: a.event,
-                    wait: Duration::from_secs(u64::from(a.parameter2)),
+                    wait: time2wait(a.parameter2),
                 })
             }
             AsyncEvent::ScsiEvent => {
@@ -1234,11 +1263,11 @@ impl Engine {
             return Ok(());
         }
         let wait = match r.response {
-            LogoutResponseCode::Success => u64::from(r.time2wait),
-            _ => u64::from(self.params.default_time2wait),
+            LogoutResponseCode::Success => r.time2wait,
+            _ => self.params.default_time2wait,
         };
         Err(Disconnect::LoggedOut {
-            wait: Duration::from_secs(wait),
+            wait: time2wait(wait),
         })
     }
 

@@ -822,6 +822,70 @@ fn async_drop_connection_waits_time2wait() {
 }
 
 #[test]
+fn async_drop_connection_time2wait_beyond_an_hour_is_capped_and_says_so() {
+    let mut s = session_in_ffp(PARAMS);
+    let msg = AsyncMessage {
+        lun: Lun::default(),
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        event: AsyncEvent::DropConnection,
+        vcode: 0,
+        parameter1: 0,
+        parameter2: 65535,
+        parameter3: 0,
+    };
+    let d = s.deliver(&msg, &[]);
+    assert_eq!(
+        d,
+        Err(Disconnect::TargetRequest {
+            event: AsyncEvent::DropConnection,
+            wait: Duration::from_secs(3600)
+        })
+    );
+    let line = alloc::format!("{}", d.unwrap_err());
+    assert!(line.contains("wait 3600s, capped at 3600s"), "{line}");
+}
+
+#[test]
+fn logout_response_time2wait_beyond_an_hour_is_capped_and_says_so() {
+    let mut s = session_in_ffp(PARAMS);
+    let msg = AsyncMessage {
+        lun: Lun::default(),
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        event: AsyncEvent::LogoutRequest,
+        vcode: 0,
+        parameter1: 0,
+        parameter2: 0,
+        parameter3: 5,
+    };
+    send!(s, msg);
+    let out = s.transmit();
+    let Some(Pdu::LogoutRequest(l)) = out.first().map(|o| &o.0) else {
+        panic!("expected Logout, got {out:?}");
+    };
+    let resp = LogoutResponse {
+        itt: l.itt,
+        stat_sn: Sn(101),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        time2wait: 40_000,
+        ..LogoutResponse::default()
+    };
+    let d = s.deliver(&resp, &[]);
+    assert_eq!(
+        d,
+        Err(Disconnect::LoggedOut {
+            wait: Duration::from_secs(3600)
+        })
+    );
+    let line = alloc::format!("{}", d.unwrap_err());
+    assert!(line.contains("capped at 3600s"), "{line}");
+}
+
+#[test]
 fn rejected_command_fails_it_and_reconnects() {
     let mut s = session_in_ffp(PARAMS);
     let req = read(4, 512);
