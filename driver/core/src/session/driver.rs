@@ -345,17 +345,23 @@ where
             }
             drops = drops.saturating_add(1);
             let jitter = back.rng.next_u32();
-            let delay = reason.wait().unwrap_or_else(|| {
-                if drops <= 1 {
-                    back.cfg
-                        .backoff
-                        .delay(0, jitter)
-                        .checked_div(4)
-                        .unwrap_or_default()
-                } else {
-                    back.cfg.backoff.delay(drops.saturating_sub(1), jitter)
-                }
-            });
+            let backoff = if drops <= 1 {
+                back.cfg
+                    .backoff
+                    .delay(0, jitter)
+                    .checked_div(4)
+                    .unwrap_or_default()
+            } else {
+                back.cfg.backoff.delay(drops.saturating_sub(1), jitter)
+            };
+            // The target's Time2Wait is a minimum: a target that drops every new connection at
+            // once with Time2Wait 0 (stuck in a restart loop) still gets the backoff instead of
+            // a login storm.
+            let delay = match reason.wait() {
+                Some(w) if drops <= 1 => w,
+                Some(w) => w.max(backoff),
+                None => backoff,
+            };
             if let Err(stop) = front.sleep(delay).await {
                 return front.stop(stop);
             }

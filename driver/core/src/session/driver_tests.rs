@@ -65,6 +65,9 @@ struct Disk {
     require_security: bool,
     /// What the target does with a Logout Request.
     on_logout: OnLogout,
+    /// Right after this many more logins, ask the initiator to drop the connection with
+    /// Time2Wait 0 (a target stuck in a restart loop).
+    drop_after_login: usize,
 }
 
 /// A target's ways of ending a connection on Logout.
@@ -227,6 +230,8 @@ impl Conn {
                 d.logins.push((l.isid, l.tsih));
                 let ping = d.ping_ttt;
                 let d_digests = d.digests;
+                let drop_now = d.drop_after_login > 0;
+                d.drop_after_login = d.drop_after_login.saturating_sub(1);
                 drop(d);
                 self.exp_cmd_sn = l.cmd_sn.get();
                 let digest = if d_digests { "CRC32C" } else { "None" };
@@ -283,6 +288,21 @@ impl Conn {
                         max_cmd_sn: max,
                     };
                     emit_with(&mut self.out, &p, b"are you there", self.digests);
+                }
+                if drop_now {
+                    let (exp, max) = self.window();
+                    let a = crate::pdu::AsyncMessage {
+                        lun: Lun::default(),
+                        stat_sn: self.next_stat_sn(),
+                        exp_cmd_sn: exp,
+                        max_cmd_sn: max,
+                        event: crate::pdu::AsyncEvent::DropConnection,
+                        vcode: 0,
+                        parameter1: 0,
+                        parameter2: 0,
+                        parameter3: 0,
+                    };
+                    emit_with(&mut self.out, &a, &[], self.digests);
                 }
             }
             Pdu::ScsiCommand(c) => {
@@ -1249,4 +1269,31 @@ fn shutdown_while_recovering_from_a_dead_target_ends_at_once() {
     let c = r.done.recv_timeout(WAIT).expect("the held read completes");
     assert_eq!(c.result, Err(crate::scsi::TransportError::SessionClosed));
     assert_eq!(r.rt.block_on(task), End::LoggedOut);
+}
+
+#[test]
+fn a_target_dropping_every_new_connection_at_once_is_backed_off_despite_time2wait_0() {
+    let r = rig(|d| d.drop_after_login = 3);
+    let mut cfg = config();
+    cfg.backoff.step = Duration::from_millis(200);
+    cfg.backoff.max = Duration::from_secs(1);
+    let (h, task) = start_with(&r, cfg);
+    let t0 = std::time::Instant::now();
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(
+        &r.done
+            .recv_timeout(WAIT)
+            .expect("read completes on the fourth connection"),
+    );
+    // The first drop reconnects at once (Time2Wait 0); the next ones, each soon after the
+    // login before, wait the backoff: at least 200 ms, then 400 ms.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "reconnected without backing off: {:?}",
+        t0.elapsed()
+    );
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    assert_eq!(r.disk.lock().expect("disk lock").connections, 4);
+    assert_eq!(h.status().disconnects, 3);
 }
