@@ -1178,9 +1178,10 @@ impl Engine {
             AsyncEvent::LogoutRequest => {
                 if self.logout.is_none() {
                     let itt = self.alloc_itt();
-                    // Parameter3 is the time the target gives us to log out.
-                    let limit = Duration::from_secs(u64::from(a.parameter3.max(1)));
-                    self.logout = Some((itt, now.saturating_add(limit)));
+                    // Parameter3 is the time the target gives us to send the Logout, which goes
+                    // at once; how long its answer may take is ours to bound (the field allows
+                    // 18 hours of waiting on a target that never answers).
+                    self.logout = Some((itt, now.saturating_add(self.timeouts.logout_timeout)));
                     self.ctl.push_back(Ctl::Logout {
                         itt,
                         reason: LogoutReason::CloseSession,

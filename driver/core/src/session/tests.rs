@@ -886,6 +886,34 @@ fn logout_response_time2wait_beyond_an_hour_is_capped_and_says_so() {
 }
 
 #[test]
+fn target_requested_logout_waits_our_logout_timeout_not_the_targets_parameter3() {
+    let mut s = session_in_ffp(PARAMS);
+    let msg = AsyncMessage {
+        lun: Lun::default(),
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(10),
+        max_cmd_sn: Sn(41),
+        event: AsyncEvent::LogoutRequest,
+        vcode: 0,
+        parameter1: 0,
+        parameter2: 0,
+        parameter3: 65535,
+    };
+    send!(s, msg);
+    let out = s.transmit();
+    assert!(
+        matches!(out.first(), Some((Pdu::LogoutRequest(_), _))),
+        "{out:?}"
+    );
+    // No answer: the connection goes after our logout timeout (10 s), not 18 hours.
+    assert_eq!(s.advance(Duration::from_secs(9)), Ok(()));
+    assert_eq!(
+        s.advance(Duration::from_secs(1)),
+        Err(Disconnect::LogoutTimeout)
+    );
+}
+
+#[test]
 fn rejected_command_fails_it_and_reconnects() {
     let mut s = session_in_ffp(PARAMS);
     let req = read(4, 512);
