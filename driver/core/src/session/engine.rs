@@ -764,7 +764,10 @@ impl Engine {
         if t.abort != Abort::None {
             return;
         }
-        if t.cmd_sn.is_none() || self.phase != Phase::Up {
+        // While closing the connection is still in full feature phase and the target still owns
+        // what it was sent: completing such a command locally would hand its buffer back while
+        // Data-In for it may be landing, and leave its ITT unknown to the rest of the stream.
+        if t.cmd_sn.is_none() || !matches!(self.phase, Phase::Up | Phase::Closing) {
             // Never reached the target on this connection: nothing to abort there.
             self.cmd_queue.retain(|&s| s != slot);
             self.complete_err(slot, error);

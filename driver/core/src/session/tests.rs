@@ -681,6 +681,58 @@ fn command_timeout_aborts_the_task() {
 }
 
 #[test]
+fn command_timeout_while_closing_aborts_at_the_target_and_keeps_the_buffer_for_data_under_way() {
+    let mut s = session_in_ffp(PARAMS);
+    let mut req = read(9, 4096);
+    req.timeout = Some(Duration::from_secs(2));
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    s.e.shutdown(s.now);
+    // A Data-In for it has begun arriving when its timeout expires.
+    let wire = emit_with(&data_in(ITT0, 0, 0), &[7u8; 1024], Digests::default());
+    let (raw, _) = RawPdu::split(&wire, Digests::default(), u32::MAX).expect("splits");
+    let sink = s.e.rx_header(s.now, raw.header).expect("accepted");
+    let RxSink::Task { slot, range } = sink else {
+        panic!("Data-In goes to the task, got {sink:?}");
+    };
+    assert_eq!(s.advance(Duration::from_secs(2)), Ok(()));
+    // The target still owns the command: ABORT TASK, not a local completion.
+    assert!(s.completions().is_empty());
+    let out = s.transmit();
+    let abort = out
+        .iter()
+        .find_map(|(p, _)| match p {
+            Pdu::TaskMgmtRequest(t) => Some(t.clone()),
+            _ => None,
+        })
+        .expect("ABORT TASK sent while closing");
+    assert_eq!(abort.referenced_task_tag, ITT0);
+    assert!(out.iter().all(|(p, _)| !matches!(p, Pdu::LogoutRequest(_))));
+    // The data segment under way still has somewhere to go.
+    let buf = s.e.rx_task_buf(slot, range);
+    assert_eq!(buf.len(), 1024);
+    buf.copy_from_slice(&[7u8; 1024]);
+    assert_eq!(s.e.rx_finish(s.now, &[]), Ok(()));
+    let resp = TaskMgmtResponse {
+        response: TmfResponse::Complete,
+        itt: abort.itt,
+        stat_sn: Sn(100),
+        exp_cmd_sn: Sn(11),
+        max_cmd_sn: Sn(42),
+    };
+    send!(s, resp);
+    let c = s.completions();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].result, Err(TransportError::Timeout));
+    // Nothing outstanding: the Logout follows.
+    let out = s.transmit();
+    assert!(
+        matches!(out.first(), Some((Pdu::LogoutRequest(_), _))),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn unanswered_abort_drops_the_connection() {
     let mut s = session_in_ffp(PARAMS);
     s.submit(read(1, 512));
