@@ -402,11 +402,29 @@ struct Burst {
 
 #[derive(Debug)]
 enum Ctl {
-    Ping { itt: u32 },
-    NopReply { ttt: u32, lun: Lun, data: Vec<u8> },
-    AbortTask { slot: u16, itt: u32 },
-    LunReset { itt: u32, lun: Lun },
-    Logout { itt: u32, reason: LogoutReason },
+    Ping {
+        itt: u32,
+    },
+    NopReply {
+        ttt: u32,
+        lun: Lun,
+        data: Vec<u8>,
+    },
+    /// `task` is the aborted task's ITT when the abort was decided: the slot may hold another
+    /// task by the time this is sent.
+    AbortTask {
+        slot: u16,
+        itt: u32,
+        task: u32,
+    },
+    LunReset {
+        itt: u32,
+        lun: Lun,
+    },
+    Logout {
+        itt: u32,
+        reason: LogoutReason,
+    },
 }
 
 #[derive(Debug)]
@@ -780,7 +798,8 @@ impl Engine {
             t.deadline = None;
         }
         self.bursts.retain(|b| b.slot != slot);
-        self.ctl.push_back(Ctl::AbortTask { slot, itt });
+        let task = self.tasks.itt(slot);
+        self.ctl.push_back(Ctl::AbortTask { slot, itt, task });
     }
 
     fn complete_err(&mut self, slot: u16, e: TransportError) {
@@ -1438,15 +1457,18 @@ impl Engine {
                 let max = self.params.max_send_dsl as usize;
                 emit(out, &nop, data.get(..max).unwrap_or(&data), d);
             }
-            Ctl::AbortTask { slot, itt } => {
-                let (lun, ref_itt, ref_cmd_sn) = match self.tasks.get(slot) {
-                    Some(t) => (
-                        t.req.lun,
-                        self.tasks.itt(slot),
-                        t.cmd_sn.unwrap_or(self.cmd_sn),
-                    ),
-                    None => (Lun::default(), RESERVED_TAG, self.cmd_sn),
+            Ctl::AbortTask { slot, itt, task } => {
+                // The task may have completed since the abort was decided (its response crossed
+                // the abort), and its slot may already hold the next request: abort nothing then.
+                let current = self
+                    .tasks
+                    .lookup(task)
+                    .filter(|&s| s == slot)
+                    .and_then(|s| self.tasks.get(s));
+                let Some(t) = current else {
+                    return;
                 };
+                let (lun, ref_itt, ref_cmd_sn) = (t.req.lun, task, t.cmd_sn.unwrap_or(self.cmd_sn));
                 let tmf = TaskMgmtRequest {
                     immediate: true,
                     function: TmfFunction::AbortTask,

@@ -733,6 +733,49 @@ fn command_timeout_while_closing_aborts_at_the_target_and_keeps_the_buffer_for_d
 }
 
 #[test]
+fn abort_not_yet_sent_is_dropped_when_its_task_completes_and_never_hits_the_slots_next_task() {
+    let mut s = session_in_ffp(PARAMS);
+    let a = read(1, 512);
+    s.submit(a.clone());
+    recv!(s, [cmd(ITT0, 10, &a)]);
+    // The platform aborts it; before ABORT TASK goes out, the target answers the command.
+    assert!(s.e.abort(1));
+    // BUSY: a status without data, so the read needs no Data-In.
+    send!(s, response(ITT0, 100, 0x08));
+    let c = s.completions();
+    assert_eq!((c.len(), c[0].tag), (1, 1));
+    // A new request takes the freed slot (with a new generation).
+    let b = read(2, 512);
+    s.submit(b.clone());
+    let out = s.transmit();
+    assert!(
+        out.iter()
+            .all(|(p, _)| !matches!(p, Pdu::TaskMgmtRequest(_))),
+        "an ABORT TASK for a finished task (or its slot's next one) went out: {out:?}"
+    );
+    let Some((Pdu::ScsiCommand(sent), _)) = out.first() else {
+        panic!("expected the new command, got {out:?}");
+    };
+    assert_eq!(sent.itt & 0xffff, ITT0 & 0xffff, "same slot, reused");
+    // The new command is answered normally, no abort deadline is left to drop the connection.
+    send!(s, response(sent.itt, 101, 0x08));
+    assert_eq!(s.completions()[0].tag, 2);
+    assert_eq!(s.advance(Duration::from_secs(4)), Ok(()));
+    let _ = s.transmit();
+    send!(
+        s,
+        NopIn {
+            itt: RESERVED_TAG,
+            stat_sn: Sn(102),
+            exp_cmd_sn: Sn(12),
+            max_cmd_sn: Sn(43),
+            ..NopIn::default()
+        }
+    );
+    assert_eq!(s.advance(Duration::from_secs(20)), Ok(()));
+}
+
+#[test]
 fn unanswered_abort_drops_the_connection() {
     let mut s = session_in_ffp(PARAMS);
     s.submit(read(1, 512));
