@@ -55,8 +55,9 @@ pub enum End {
     /// connected, or the connection ended during the logout (the target refused or ignored the
     /// Logout, or closed first); every request completed. No reconnect follows a shutdown.
     LoggedOut,
-    /// [`Backoff::max_attempts`](super::Backoff::max_attempts) failed attempts in a row; every
-    /// request completed with `SessionClosed`.
+    /// [`Backoff::max_attempts`](super::Backoff::max_attempts) failed attempts in a row, or not
+    /// connected past the [`Handle::give_up_after`](super::Handle::give_up_after) deadline;
+    /// every request completed with `SessionClosed`.
     GaveUp,
 }
 
