@@ -25,10 +25,12 @@
 //!    outstanding ones may finish, the session logs out, `run()` returns [`End::LoggedOut`].
 //!    Await its task. It never reconnects and is bounded with a dead target (at most twice
 //!    [`Timeouts::logout_timeout`] while connected, at once while not connected).
-//! 6. A system going down that still needs the disk (the kernel between `shutdown_pre_sync` and
-//!    the final sync) bounds recovery with [`Handle::give_up_after`]: the session keeps serving
-//!    while connected, but once the time has passed it stops reconnecting, fails what it holds
-//!    with `SessionClosed` and `run()` returns [`End::GaveUp`].
+//! 6. A system going down that still needs the disk for its final sync bounds recovery with
+//!    [`Handle::give_up_after`] (the kernel at `shutdown_pre_sync`), then logs out with
+//!    [`Handle::shutdown`] once the sync is done (`shutdown_post_sync`). The session keeps
+//!    serving while connected, but once the time has passed it stops reconnecting, fails what
+//!    it holds with `SessionClosed` and `run()` returns [`End::GaveUp`]; a later `shutdown()` is
+//!    then a no-op.
 //!
 //! [`Handle::status`] gives the state, counters, and the negotiated parameters of the last
 //! login ([`Status::params`]) for sysctls and `isbootctl status`.
