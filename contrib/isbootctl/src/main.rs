@@ -167,7 +167,7 @@ impl Args {
     }
 }
 
-/// Parses HOST:PORT (IPv6 as [ADDR]:PORT); HOST may be a name.
+/// Parses `HOST:PORT` (IPv6 as `[ADDR]:PORT`); HOST may be a name.
 fn parse_portal(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
