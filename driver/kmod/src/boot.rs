@@ -359,15 +359,16 @@ async fn cam_pump(ctx: Arc<Ctx>) {
                 }
                 submit_io(&ctx, ccb, len);
             }
-            CamRequest::Abort { ccb, target } => {
+            CamRequest::Abort { target } => {
+                // The XPT_ABORT CCB was answered in the action routine (an immediate CCB). A
+                // target no longer filed here completed already (or never reached the session):
+                // nothing to abort.
                 let tag = ctx.pending.lock(|p| p.find(|c| c.is(target)));
-                let st = match tag {
-                    // Not ours (already completed, or never seen): nothing to abort.
-                    None => status::REQ_CMP,
-                    Some(tag) if session_abort(&ctx, tag) => status::REQ_CMP,
-                    Some(_) => logic::tmf_status(TmfKind::AbortTask, None),
-                };
-                ccb.complete_status(st);
+                if let Some(tag) = tag {
+                    if !session_abort(&ctx, tag) {
+                        crate::klog!(1, "abort of tag {:#x} not queued: session inbox full", tag);
+                    }
+                }
             }
             CamRequest::ResetDev(ccb) => {
                 let lun = isboot_core::scsi::Lun(CamLun::from_cam(ccb.lun()).0);

@@ -2,9 +2,10 @@
 //! The CAM SIM: one bus, one target, the LUNs the target reports.
 //!
 //! The action routine runs with the SIM mutex held, in the caller's context. It answers the
-//! informational CCBs (`XPT_PATH_INQ`, `XPT_GET_TRAN_SETTINGS`, `XPT_CALC_GEOMETRY`) at once,
-//! refuses what cannot be sent, and queues everything else (`XPT_SCSI_IO`, `XPT_ABORT`,
-//! `XPT_RESET_DEV`) into a bounded executor [`Channel`], whose `try_send` wakes the CAM pump task
+//! immediate CCBs (`XPT_PATH_INQ`, `XPT_GET_TRAN_SETTINGS`, `XPT_CALC_GEOMETRY`, `XPT_ABORT`:
+//! no `XPT_FC_QUEUED` bit, so CAM reads their status when the routine returns) at once,
+//! refuses what cannot be sent, and queues the rest (`XPT_SCSI_IO`, `XPT_RESET_DEV`, and the
+//! abort request behind an `XPT_ABORT`) into a bounded executor [`Channel`], whose `try_send` wakes the CAM pump task
 //! (and so calls the pender); the pump, on the taskqueue thread, builds the session's requests
 //! (allocating their buffers there, never in the action routine). It never does I/O. Decisions (what a CCB asks for, which status a
 //! completion gets, when the device queue freezes) are `isboot_kmod_logic::cam`'s, tested on the
@@ -71,6 +72,7 @@ const _: () = {
     assert!(func::GET_TRAN_SETTINGS == sys::xpt_opcode_XPT_GET_TRAN_SETTINGS);
     assert!(func::SET_TRAN_SETTINGS == sys::xpt_opcode_XPT_SET_TRAN_SETTINGS);
     assert!(func::CALC_GEOMETRY == sys::xpt_opcode_XPT_CALC_GEOMETRY);
+    assert!(func::FC_QUEUED == sys::xpt_opcode_XPT_FC_QUEUED);
     assert!(logic::tag::SIMPLE as u32 == sys::MSG_SIMPLE_Q_TAG);
     assert!(logic::tag::HEAD_OF_QUEUE as u32 == sys::MSG_HEAD_OF_Q_TAG);
     assert!(logic::tag::ORDERED as u32 == sys::MSG_ORDERED_Q_TAG);
@@ -109,10 +111,9 @@ pub enum CamRequest {
     /// `XPT_SCSI_IO`, already checked by [`logic::translate_scsi_io`].
     Io(CcbRef),
     /// `XPT_ABORT` of the CCB at `target` (compare with [`CcbRef::is`]; never dereferenced).
-    Abort {
-        ccb: CcbRef,
-        target: *const sys::ccb,
-    },
+    /// The `XPT_ABORT` CCB itself was answered in the action routine: it is an immediate CCB
+    /// (see [`func::is_immediate`]), so it is not ours once the action routine returns.
+    Abort { target: *const sys::ccb },
     /// `XPT_RESET_DEV`: a LOGICAL UNIT RESET of the CCB's LUN.
     ResetDev(CcbRef),
 }
@@ -590,7 +591,8 @@ impl Sim {
 pub fn fail_request(req: CamRequest, st: u32) {
     match req {
         CamRequest::Io(c) | CamRequest::ResetDev(c) => c.complete_status(st),
-        CamRequest::Abort { ccb, .. } => ccb.complete_status(status::UA_ABORT),
+        // Its XPT_ABORT CCB was answered in the action routine; nothing is left to complete.
+        CamRequest::Abort { .. } => {}
     }
 }
 
@@ -635,9 +637,19 @@ unsafe extern "C" fn sim_action(sim: *mut sys::cam_sim, ccb: *mut sys::ccb) {
             queue(shared, CamRequest::Io(c));
         }
         func::ABORT => {
+            // XPT_ABORT is immediate: its caller reads the status when we return and may then
+            // free or reuse the CCB (pass(4) copies it out at once; in-kernel callers keep it on
+            // their stack), and xpt_done ignores immediate CCBs. Completing it later from the
+            // taskqueue, as this routine did, wrote the status into memory the caller no longer
+            // owned. So it is answered here; the abort itself goes to the session.
             // SAFETY: an XPT_ABORT CCB is a `ccb_abort`.
             let target = unsafe { (*ccb.as_ptr()).cab.abort_ccb }.cast_const();
-            queue(shared, CamRequest::Abort { ccb: c, target });
+            let handoff = match shared.requests.try_send(CamRequest::Abort { target }) {
+                Ok(()) => logic::AbortHandoff::Queued,
+                Err(TrySendError::Full(_)) => logic::AbortHandoff::Full,
+                Err(TrySendError::Closed(_)) => logic::AbortHandoff::Closed,
+            };
+            c.complete_status(logic::abort_status(handoff));
         }
         func::RESET_DEV => queue(shared, CamRequest::ResetDev(c)),
         func::PATH_INQ => {

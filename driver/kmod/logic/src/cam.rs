@@ -64,6 +64,16 @@ pub mod func {
     pub const GET_TRAN_SETTINGS: u32 = 0x15;
     pub const SET_TRAN_SETTINGS: u32 = 0x16;
     pub const CALC_GEOMETRY: u32 = 0x17;
+    /// `XPT_FC_QUEUED`: set in every function code whose CCB the SIM may complete later.
+    pub const FC_QUEUED: u32 = 0x100;
+
+    /// Whether CAM treats `func_code` as immediate: `xpt_action`'s caller reads the status as
+    /// soon as the action routine returns (and may free or reuse the CCB, often its own stack
+    /// variable), and `xpt_done` ignores such a CCB. It must be answered before the action
+    /// routine returns, never later.
+    pub const fn is_immediate(func_code: u32) -> bool {
+        func_code & FC_QUEUED == 0
+    }
 }
 
 /// Tag messages a CCB may carry in `tag_action` (`cam/scsi/scsi_message.h`).
@@ -538,6 +548,28 @@ pub fn tmf_status(kind: TmfKind, response: Option<u8>) -> u32 {
     }
 }
 
+/// What became of an `XPT_ABORT` handed to the session from the action routine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortHandoff {
+    /// Queued: the session sends ABORT TASK if the command is still outstanding; the aborted CCB
+    /// completes on its own (aborted, or with its result if it finished first).
+    Queued,
+    /// The request channel is full (a burst of aborts and resets).
+    Full,
+    /// The SIM is closing: every CCB it holds completes as gone anyway.
+    Closed,
+}
+
+/// The status the `XPT_ABORT` CCB itself gets, in the action routine ([`func::is_immediate`]):
+/// success means the abort was started, as CAM's own abort of a CCB still in its queues does;
+/// the outcome shows on the aborted CCB.
+pub fn abort_status(handoff: AbortHandoff) -> u32 {
+    match handoff {
+        AbortHandoff::Queued => status::REQ_CMP,
+        AbortHandoff::Full | AbortHandoff::Closed => status::UA_ABORT,
+    }
+}
+
 /// `XPT_PATH_INQ` answer fields that depend on the session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PathInq {
@@ -616,6 +648,19 @@ impl Tag {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abort_is_immediate_and_answered_in_the_action_routine() {
+        assert!(func::is_immediate(func::ABORT));
+        assert!(func::is_immediate(func::PATH_INQ));
+        assert!(func::is_immediate(func::GET_TRAN_SETTINGS));
+        assert!(func::is_immediate(func::CALC_GEOMETRY));
+        assert!(!func::is_immediate(func::SCSI_IO));
+        assert!(!func::is_immediate(func::RESET_DEV));
+        assert_eq!(abort_status(AbortHandoff::Queued), status::REQ_CMP);
+        assert_eq!(abort_status(AbortHandoff::Full), status::UA_ABORT);
+        assert_eq!(abort_status(AbortHandoff::Closed), status::UA_ABORT);
+    }
 
     const READ10: [u8; 10] = [0x28, 0, 0, 0, 0, 8, 0, 0, 8, 0];
 
