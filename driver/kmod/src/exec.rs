@@ -326,9 +326,13 @@ impl Host {
     pub fn shutdown(self) -> (Option<PollFn>, Stopped) {
         let inner = self.inner;
         inner.stopping.store(true, Ordering::SeqCst);
-        // A pend that counted itself before `stopping` was set may still be enqueueing.
+        // A pend that counted itself before `stopping` was set may still be enqueueing. Its
+        // thread may have been preempted right there (an upcall runs in an ordinary thread),
+        // possibly on this CPU: spinning could keep it from running (on one CPU, or with it
+        // at lower priority) and hang unload or shutdown, so sleep between looks. The wait
+        // is a few instructions of a running pend, and this is a sleepable thread context.
         while inner.pends.load(Ordering::SeqCst) != 0 {
-            core::hint::spin_loop();
+            pause_ms(1);
         }
         // SAFETY: the tasks were initialised in `start` and the queue exists. Draining waits for
         // a running instance; with `stopping` set, later instances return at once and the
