@@ -253,6 +253,23 @@ isboot_shutdown_deregister(void *tag)
 	EVENTHANDLER_DEREGISTER(shutdown_post_sync, (eventhandler_tag)tag);
 }
 
+void *
+isboot_shutdown_pre_register(void (*fn)(void *, int), void *arg)
+{
+	/*
+	 * First, as iscsi(4) does: the session's recovery must be bounded before bufshutdown()
+	 * starts writing dirty buffers, or a dead target holds the reboot forever.
+	 */
+	return (EVENTHANDLER_REGISTER(shutdown_pre_sync, fn, arg, SHUTDOWN_PRI_FIRST));
+}
+
+void
+isboot_shutdown_pre_deregister(void *tag)
+{
+	/* Waits for a running invocation, like EVENTHANDLER_DEREGISTER above. */
+	EVENTHANDLER_DEREGISTER(shutdown_pre_sync, (eventhandler_tag)tag);
+}
+
 int
 isboot_shutdown_may_wait(void)
 {

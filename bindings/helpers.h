@@ -84,6 +84,10 @@ int isboot_tunable_verbose(void);	/* hw.ibft.verbose */
  * first); returns NULL on failure. */
 void *isboot_shutdown_register(void (*fn)(void *, int), void *arg);
 void isboot_shutdown_deregister(void *tag);
+/* Registers fn in shutdown_pre_sync before every other handler (before the file systems are
+ * synced); returns NULL on failure. */
+void *isboot_shutdown_pre_register(void (*fn)(void *, int), void *arg);
+void isboot_shutdown_pre_deregister(void *tag);
 /* 0 while the kernel panics or the scheduler is stopped: nothing may wait for other threads. */
 int isboot_shutdown_may_wait(void);
 

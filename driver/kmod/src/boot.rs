@@ -34,7 +34,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use isboot_core::ibft::BootConfig;
@@ -59,6 +59,13 @@ pub const LOGOUT_WAIT: Duration = Duration::from_secs(10);
 /// Most bytes of request buffers (read buffers and write copies) held at once; a request that
 /// would exceed it waits until completions free room (a single larger request runs alone).
 pub const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
+/// How long a session may still recover once the system is going down (from
+/// `shutdown_pre_sync`): a reconnect that succeeds within it lets the final sync reach the disk;
+/// past it, a session that is not in full feature phase fails what it holds and never
+/// reconnects, so a dead target cannot hold the reboot. About half of `bufshutdown`'s own
+/// patience with busy buffers (~19 s), so the sync's writes either land or fail before it gives
+/// up on them.
+pub const SHUTDOWN_RECOVERY_WAIT: Duration = Duration::from_secs(10);
 /// Longest time teardown waits for cancelled tasks to drop their futures.
 const CANCEL_WAIT_MS: u32 = 5_000;
 
@@ -105,6 +112,8 @@ struct Ctx {
     closed: AtomicBool,
     /// Set by `stop`/`shutdown`: the session should log out.
     logout: AtomicBool,
+    /// Set by [`prepare_shutdown`]: the system is going down, recovery is bounded.
+    going_down: AtomicBool,
     /// CAM queue depth: the session's request slots.
     depth: AtomicU32,
     /// Request buffer bytes in flight, bounded by [`BUFFER_BUDGET`].
@@ -170,6 +179,7 @@ pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
         up_once: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         logout: AtomicBool::new(false),
+        going_down: AtomicBool::new(false),
         depth: AtomicU32::new(crate::cam::MAX_TAGS),
         buffered: AtomicUsize::new(0),
         room: Doorbell::new(),
@@ -236,7 +246,17 @@ fn bring_up(ctx: Arc<Ctx>) {
     let events = KEvents { ctx: ctx.clone() };
     let (handle, session): (Handle<KSpin>, KSession) =
         Session::new(scfg, KConnector, events, KRandom, KLog, exec.timer());
+    let bound = handle.clone();
     ctx.handle.lock(|h| *h = Some(handle));
+    // Shutdown may have begun while the NIC came up: `prepare_shutdown` then found no handle.
+    // It sets `going_down` before reading the handle and we publish the handle before reading
+    // `going_down`, each side with a SeqCst fence between its write and its read, so at least
+    // one of us sees the other's write and bounds the session.
+    fence(Ordering::SeqCst);
+    if ctx.going_down.load(Ordering::SeqCst) {
+        bound.give_up_after(SHUTDOWN_RECOVERY_WAIT);
+    }
+    drop(bound);
     let handles = [
         exec.spawn(session_task(ctx.clone(), session)),
         exec.spawn(cam_pump(ctx.clone())),
@@ -560,6 +580,28 @@ impl Random for KRandom {
 /// Whether the session holds a disk: then unloading would pull the root file system away.
 pub fn busy(h: &BootHandle) -> bool {
     h.ctx.sim.lock(|s| s.is_some())
+}
+
+/// The system is going down (`shutdown_pre_sync`, before the file systems are synced): from
+/// now on the session recovers for at most [`SHUTDOWN_RECOVERY_WAIT`]. A live session goes on
+/// serving, so the sync and da(4)'s cache flush reach the target, and logs out later in
+/// [`shutdown`]; one that is reconnecting (or loses its connection later) fails its I/O with
+/// `CAM_DEV_NOT_THERE` once the bound has passed instead of reconnecting forever, which would
+/// hold the reboot for as long as the target stays dead. The session does the bounding
+/// ([`Handle::give_up_after`]); this only hands it the deadline.
+pub fn prepare_shutdown(h: &BootHandle) {
+    let ctx = &h.ctx;
+    ctx.going_down.store(true, Ordering::SeqCst);
+    // Pairs with the fence in `bring_up` (see there).
+    fence(Ordering::SeqCst);
+    if let Some(session) = handle(ctx) {
+        crate::klog!(
+            2,
+            "system going down: the session recovers for at most {} s",
+            SHUTDOWN_RECOVERY_WAIT.as_secs()
+        );
+        session.give_up_after(SHUTDOWN_RECOVERY_WAIT);
+    }
 }
 
 /// Logs out after the file systems were synced (shutdown); frees nothing. New requests are

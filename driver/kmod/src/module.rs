@@ -12,7 +12,9 @@
 //! root file system). Otherwise the shutdown hook is removed first (so it cannot run against a
 //! stopped session), then the session is stopped and freed.
 //!
-//! Shutdown: `shutdown_post_sync` at the last priority, after the file systems are synced and
+//! Shutdown: `shutdown_pre_sync` at the first priority bounds the session's recovery (a dead
+//! target must not hold the reboot; a live session still serves the sync), then
+//! `shutdown_post_sync` at the last priority, after the file systems are synced and
 //! da(4) has flushed its cache: log out so the target does not wait for a dead initiator.
 //! Skipped during a panic, when no other thread may run.
 //!
@@ -35,7 +37,10 @@ use crate::{boot, klog, sysctl};
 
 struct Loaded {
     boot: boot::BootHandle,
+    /// `shutdown_post_sync` registration: log out.
     shutdown_tag: *mut c_void,
+    /// `shutdown_pre_sync` registration: bound recovery before the sync.
+    pre_sync_tag: *mut c_void,
 }
 
 /// The running session, or null. Written only in module events (serialised by the kernel).
@@ -98,6 +103,7 @@ fn load() -> Result<(), LoadError> {
     let loaded = match try_box(Loaded {
         boot: handle,
         shutdown_tag: ptr::null_mut(),
+        pre_sync_tag: ptr::null_mut(),
     }) {
         Ok(b) => Box::into_raw(b),
         Err(l) => {
@@ -105,18 +111,36 @@ fn load() -> Result<(), LoadError> {
             return Err(LoadError::NoMemory);
         }
     };
-    // SAFETY: `loaded` stays valid until unload, which deregisters the handler (waiting for a
-    // running invocation) before freeing it.
-    let tag = unsafe { sys::isboot_shutdown_register(Some(on_shutdown), loaded.cast()) };
-    if tag.is_null() {
-        // SAFETY: `loaded` came from Box::into_raw above and was published nowhere.
-        let l = unsafe { Box::from_raw(loaded) };
+    // SAFETY: `loaded` stays valid until unload, which deregisters both handlers (waiting for
+    // a running invocation) before freeing it.
+    let (pre, post) = unsafe {
+        (
+            sys::isboot_shutdown_pre_register(Some(on_shutdown_pre), loaded.cast()),
+            sys::isboot_shutdown_register(Some(on_shutdown), loaded.cast()),
+        )
+    };
+    if pre.is_null() || post.is_null() {
+        // SAFETY: the tags that exist were just registered with `loaded`, which came from
+        // Box::into_raw above and was published nowhere else; deregistering waits for a
+        // running invocation, so the box is unused when it is freed.
+        let l = unsafe {
+            if !pre.is_null() {
+                sys::isboot_shutdown_pre_deregister(pre);
+            }
+            if !post.is_null() {
+                sys::isboot_shutdown_deregister(post);
+            }
+            Box::from_raw(loaded)
+        };
         boot::stop(l.boot);
         return Err(LoadError::ShutdownHook);
     }
-    // SAFETY: nobody else has `loaded` yet (the handler only runs at shutdown, and module events
-    // are serialised); this initialises its last field.
-    unsafe { (*loaded).shutdown_tag = tag };
+    // SAFETY: nobody else reads these fields before LOADED is published (the handlers do not
+    // touch them, and module events are serialised); this initialises them.
+    unsafe {
+        (*loaded).pre_sync_tag = pre;
+        (*loaded).shutdown_tag = post;
+    }
     LOADED.store(loaded, Ordering::Release);
     Ok(())
 }
@@ -175,15 +199,31 @@ pub extern "C" fn isboot_rust_unload() -> c_int {
     if loaded.is_null() {
         return 0;
     }
-    // SAFETY: `loaded` came from Box::into_raw in load() and is unpublished now; the handler is
-    // deregistered (and any running call drained) before the box is freed.
+    // SAFETY: `loaded` came from Box::into_raw in load() and is unpublished now; the handlers
+    // are deregistered (and any running call drained) before the box is freed.
     let l = unsafe {
+        sys::isboot_shutdown_pre_deregister((*loaded).pre_sync_tag);
         sys::isboot_shutdown_deregister((*loaded).shutdown_tag);
         Box::from_raw(loaded)
     };
     boot::stop(l.boot);
     klog!(HIGH, "unloaded");
     0
+}
+
+/// shutdown_pre_sync handler (first of all): bounds the session's recovery before the sync,
+/// as iscsi(4) fails disconnected sessions at this point; a live session keeps serving.
+///
+/// # Safety
+/// As [`on_shutdown`].
+unsafe extern "C" fn on_shutdown_pre(arg: *mut c_void, _howto: c_int) {
+    // SAFETY: no preconditions.
+    if unsafe { sys::isboot_shutdown_may_wait() } == 0 {
+        return;
+    }
+    // SAFETY: per this function's contract, `arg` points to a live Loaded.
+    let loaded = unsafe { &*arg.cast::<Loaded>() };
+    boot::prepare_shutdown(&loaded.boot);
 }
 
 /// shutdown_post_sync handler.
