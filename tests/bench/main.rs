@@ -187,9 +187,36 @@ fn peer(
     Result::parse(stdout.trim()).ok_or_else(|| format!("unreadable peer output {stdout:?}"))
 }
 
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn compare(peer_path: &str, secs: f64, kinds: &[Kind]) -> std::result::Result<(), String> {
-    println!("| target | workload | libiscsi | isboot | isboot/libiscsi |");
-    println!("|---|---|---|---|---|");
+    // ISBOOT_BENCH_REPS runs each workload that many times per initiator (alternately) and
+    // reports the medians; ISBOOT_BENCH_ONLY keeps the workloads whose label contains it.
+    let reps: usize = std::env::var("ISBOOT_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let only = std::env::var("ISBOOT_BENCH_ONLY").ok();
+    let ab = std::env::var_os("ISBOOT_BENCH_AB").is_some();
+    if reps > 1 {
+        println!("(median of {reps} alternating runs of {secs} s each)");
+    }
+    if ab {
+        println!("| target | workload | libiscsi | isboot | isboot/libiscsi | isboot handoff | handoff/libiscsi |");
+        println!("|---|---|---|---|---|---|---|");
+    } else {
+        println!("| target | workload | libiscsi | isboot | isboot/libiscsi |");
+        println!("|---|---|---|---|---|");
+    }
     for &kind in kinds {
         let t = Target::start(
             kind,
@@ -206,29 +233,55 @@ fn compare(peer_path: &str, secs: f64, kinds: &[Kind]) -> std::result::Result<()
             "iqn.2026-11.org.isboot:bench",
         );
         cfg.max_commands = 64;
+        // ISBOOT_BENCH_AB=1 adds a column: a second session whose callers leave all driving to
+        // the runtime's thread (the handoff the caller-driven default avoids).
+        let handoff = if ab {
+            let mut c = cfg.clone();
+            c.drive_on_wait = false;
+            Some(HostDisk::open(c).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
         let disk = HostDisk::open(cfg).map_err(|e| e.to_string())?;
         let url = t.libiscsi_url();
         for (mode, block, depth) in WORKLOADS {
-            let theirs = peer(peer_path, &url, mode, block, depth, secs)?;
-            let ours = run(&disk, mode, block, depth, secs)?;
-            let (unit, a, b) = if block >= 1 << 20 {
-                ("MB/s", theirs.mbps(), ours.mbps())
-            } else {
-                ("IOPS", theirs.iops(), ours.iops())
-            };
             let size = if block >= 1 << 20 {
                 format!("{} MiB", block >> 20)
             } else {
                 format!("{} KiB", block >> 10)
             };
+            let label = format!("{} {size} QD{depth}", mode.name());
+            if only.as_ref().is_some_and(|o| !label.contains(o.as_str())) {
+                continue;
+            }
+            // Alternate the two initiators so that a change in the machine's load hits both.
+            let (mut theirs, mut ours, mut other) = (Vec::new(), Vec::new(), Vec::new());
+            let rate = |r: Result| if block >= 1 << 20 { r.mbps() } else { r.iops() };
+            for _ in 0..reps {
+                theirs.push(rate(peer(peer_path, &url, mode, block, depth, secs)?));
+                ours.push(rate(run(&disk, mode, block, depth, secs)?));
+                if let Some(h) = &handoff {
+                    other.push(rate(run(h, mode, block, depth, secs)?));
+                }
+            }
+            let unit = if block >= 1 << 20 { "MB/s" } else { "IOPS" };
+            let (a, b) = (median(&mut theirs), median(&mut ours));
+            let extra = if other.is_empty() {
+                String::new()
+            } else {
+                let c = median(&mut other);
+                format!(" {c:.0} {unit} | {:.2} |", c / a)
+            };
             println!(
-                "| {} | {} {size} QD{depth} | {a:.0} {unit} | {b:.0} {unit} | {:.2} |",
+                "| {} | {label} | {a:.0} {unit} | {b:.0} {unit} | {:.2} |{extra}",
                 kind.name(),
-                mode.name(),
                 b / a
             );
         }
         disk.close().map_err(|e| e.to_string())?;
+        if let Some(h) = handoff {
+            h.close().map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }

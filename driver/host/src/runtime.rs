@@ -1,22 +1,30 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! The host's executor thread with socket readiness built in.
+//! The host's executor loop with socket readiness built in, driven by whichever thread waits.
 //!
-//! One thread runs the loop a kernel taskqueue handler plus its callout and socket upcalls
-//! would: poll the executor until nothing is ready, then sleep in `epoll_wait` (through `mio`)
-//! until a socket is ready, a task is pended from another thread, or the next timer deadline. A
-//! readiness event wakes the waiting task right there, on the thread that then polls it, so a
-//! completion costs no thread hop between "data arrived" and "the session reads it".
+//! The loop does what a kernel taskqueue handler plus its callout and socket upcalls would: poll
+//! the executor until nothing is ready, then sleep in `epoll_wait` (through `mio`) until a socket
+//! is ready, a task is pended, or the next timer deadline. A readiness event wakes the waiting
+//! task right there, on the thread that then polls it.
 //!
-//! The pender writes to an eventfd (`mio::Waker`) only when called from another thread: pends
-//! from the loop's own thread are already followed by a poll.
+//! Any thread may drive the loop. A caller that waits for a completion takes the loop and runs
+//! it on its own thread until its completion is in ([`Helper::drive_until`]), as libiscsi's
+//! caller runs its event loop: submit, send, receive and complete then happen without a single
+//! thread hop or cross-thread wake. The runtime's own thread is the fallback driver: it takes the
+//! loop over once no caller has held it for [`GRACE`], so timers, keepalives and commands nobody
+//! waits for still progress, and hands it back (one eventfd write) when a caller asks.
+//!
+//! Pends are merged through two flags: a pend while the driver runs costs nothing (it polls again
+//! before sleeping), a pend while it sleeps in `epoll_wait` writes the eventfd, and a pend while
+//! nobody drives leaves the work for the next driver (a waiting caller at once, else the
+//! runtime's thread within [`GRACE`]).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::thread::{self, ThreadId};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use isboot_executor::host::{block_on, now, StdLock};
 use isboot_executor::{Config, Executor, JoinHandle, Pender, Timer};
@@ -27,6 +35,32 @@ use crate::net::Wakers;
 /// The token of the loop's own eventfd; sockets get tokens above it.
 const WAKE: Token = Token(0);
 
+/// How long the loop must have been left alone by callers before the runtime's thread takes it
+/// over. Short enough for keepalives and unwaited commands, long enough that a caller running
+/// one command after another never loses the loop to it in between.
+pub const GRACE: Duration = Duration::from_millis(1);
+
+/// Nobody drives the loop.
+const FREE: u8 = 0;
+/// A thread drives it and will poll the executor again before it sleeps.
+const RUNNING: u8 = 1;
+/// The driver sleeps (or is about to) in `epoll_wait`: a pend must write the eventfd.
+const SLEEPING: u8 = 2;
+
+/// The epoll instance and its event buffer: what the driving thread owns.
+#[derive(Debug)]
+struct Loop {
+    poll: mio::Poll,
+    events: Events,
+}
+
+/// The loop while nobody drives it, and when it was last released.
+#[derive(Debug)]
+struct Slot {
+    idle: Option<Loop>,
+    released: Instant,
+}
+
 /// Readiness registrations and the loop's doorbell, shared with transports and the pender.
 #[derive(Debug)]
 pub struct Reactor {
@@ -35,8 +69,15 @@ pub struct Reactor {
     sockets: Mutex<HashMap<usize, Arc<Wakers>>>,
     next_token: AtomicUsize,
     stop: AtomicBool,
-    /// The loop's thread: pends from it need no eventfd write.
-    driver: OnceLock<ThreadId>,
+    slot: Mutex<Slot>,
+    /// Signalled when the loop is put back into the slot while callers want it, and at stop.
+    freed: Condvar,
+    /// FREE, RUNNING or SLEEPING.
+    state: AtomicU8,
+    /// Set by every pend, cleared by the driver before it polls.
+    pending: AtomicBool,
+    /// Callers waiting for (or holding) the loop: the runtime's thread yields to them.
+    callers: AtomicUsize,
 }
 
 impl Reactor {
@@ -95,25 +136,156 @@ impl Reactor {
             }
         }
     }
+
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn put_back(&self, lp: Loop) {
+        self.state.store(FREE, Ordering::SeqCst);
+        let mut s = self.slot();
+        s.idle = Some(lp);
+        s.released = Instant::now();
+        drop(s);
+        if self.callers.load(Ordering::SeqCst) > 0 || self.stop.load(Ordering::Acquire) {
+            self.freed.notify_all();
+        }
+    }
+
+    /// Runs the loop until `done()` (checked after every executor poll), `until` passes, or the
+    /// runtime stops. Errors are epoll's own.
+    fn run(
+        &self,
+        lp: &mut Loop,
+        executor: &ReactorExecutor,
+        mut done: impl FnMut() -> bool,
+        until: Option<Instant>,
+    ) -> io::Result<()> {
+        loop {
+            self.state.store(RUNNING, Ordering::SeqCst);
+            self.pending.store(false, Ordering::SeqCst);
+            executor.on_tick(now());
+            let more = executor.poll();
+            if done() || self.stop.load(Ordering::Acquire) {
+                if more {
+                    // Queued tasks go to the next driver: leave the mark it looks for.
+                    self.pending.store(true, Ordering::SeqCst);
+                }
+                return Ok(());
+            }
+            if more {
+                continue;
+            }
+            let timer = executor
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(now()));
+            let limit = until.map(|u| u.saturating_duration_since(Instant::now()));
+            if limit == Some(Duration::ZERO) {
+                return Ok(());
+            }
+            let timeout = match (timer, limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if timeout == Some(Duration::ZERO) {
+                continue;
+            }
+            self.state.store(SLEEPING, Ordering::SeqCst);
+            // A pend between the poll above and the store would otherwise sleep unseen: the
+            // pender reads the state after setting the flag, the driver the flag after setting
+            // the state, so one of them sees the other.
+            if self.pending.load(Ordering::SeqCst) {
+                continue;
+            }
+            match lp.poll.poll(&mut lp.events, timeout) {
+                Ok(()) => {
+                    self.state.store(RUNNING, Ordering::SeqCst);
+                    self.dispatch(&lp.events);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 impl Pender for Reactor {
     fn pend(&self) {
-        if self.driver.get() == Some(&thread::current().id()) {
-            return;
+        self.pending.store(true, Ordering::SeqCst);
+        if self.state.load(Ordering::SeqCst) == SLEEPING {
+            // An eventfd write cannot fail short of a broken descriptor; the loop would then
+            // also fail in epoll_wait and stop.
+            let _ = self.waker.wake();
         }
-        // An eventfd write cannot fail short of a broken descriptor; the loop would then also
-        // fail in epoll_wait and stop.
-        let _ = self.waker.wake();
     }
 }
 
 /// The executor type a [`HostRuntime`] drives.
 pub type ReactorExecutor = Executor<StdLock, Arc<Reactor>>;
 
-/// An executor and its reactor, polled by one thread (see the module documentation). Dropping it
-/// stops and joins the thread; like the executor, it cannot be dropped while a [`JoinHandle`]
-/// lives.
+/// Lets a waiting caller drive the runtime's loop on its own thread (see the module
+/// documentation). Cheap to clone; usable from any thread.
+#[derive(Clone, Debug)]
+pub struct Helper {
+    executor: Arc<ReactorExecutor>,
+    reactor: Arc<Reactor>,
+}
+
+impl Helper {
+    /// Drives the loop on this thread until `done()` returns true or `until` passes. Returns
+    /// `false` without driving when another thread holds the loop and does not give it up
+    /// before `until`, or within `patience` (the caller then waits its own way, as the other
+    /// driver completes its work for it). `done` runs after every executor poll, so it must be
+    /// cheap, and must not wait for anything the loop itself has to do.
+    pub fn drive_until(
+        &self,
+        until: Instant,
+        patience: Duration,
+        mut done: impl FnMut() -> bool,
+    ) -> bool {
+        let r = &*self.reactor;
+        r.callers.fetch_add(1, Ordering::SeqCst);
+        // The runtime's thread may sleep in epoll_wait with the loop: ask it to give it back.
+        r.pend();
+        let give_up = until.min(Instant::now() + patience);
+        let mut s = r.slot();
+        let lp = loop {
+            if let Some(lp) = s.idle.take() {
+                break Some(lp);
+            }
+            let now = Instant::now();
+            if now >= give_up || r.stop.load(Ordering::Acquire) {
+                break None;
+            }
+            s = r
+                .freed
+                .wait_timeout(s, give_up - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        };
+        drop(s);
+        let Some(mut lp) = lp else {
+            r.callers.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        };
+        let res = r.run(&mut lp, &self.executor, &mut done, Some(until));
+        r.callers.fetch_sub(1, Ordering::SeqCst);
+        r.put_back(lp);
+        if let Err(e) = res {
+            eprintln!("isboot: the executor's epoll wait failed: {e}");
+        }
+        true
+    }
+
+    /// Whether other callers wait for the loop (a caller that stops driving then wakes them).
+    pub fn contended(&self) -> bool {
+        self.reactor.callers.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// An executor and its reactor, driven by waiting callers or by the runtime's own thread (see the
+/// module documentation). Dropping it stops and joins the thread; like the executor, it cannot be
+/// dropped while a [`JoinHandle`] lives.
 #[derive(Debug)]
 pub struct HostRuntime {
     executor: Arc<ReactorExecutor>,
@@ -122,7 +294,7 @@ pub struct HostRuntime {
 }
 
 impl HostRuntime {
-    /// Starts the loop's thread.
+    /// Starts the runtime's thread.
     pub fn new() -> io::Result<HostRuntime> {
         let poll = mio::Poll::new()?;
         let reactor = Arc::new(Reactor {
@@ -131,7 +303,17 @@ impl HostRuntime {
             sockets: Mutex::new(HashMap::new()),
             next_token: AtomicUsize::new(1),
             stop: AtomicBool::new(false),
-            driver: OnceLock::new(),
+            slot: Mutex::new(Slot {
+                idle: Some(Loop {
+                    poll,
+                    events: Events::with_capacity(64),
+                }),
+                released: Instant::now(),
+            }),
+            freed: Condvar::new(),
+            state: AtomicU8::new(FREE),
+            pending: AtomicBool::new(false),
+            callers: AtomicUsize::new(0),
         });
         let executor = Arc::new(Executor::with_config(
             reactor.clone(),
@@ -143,7 +325,7 @@ impl HostRuntime {
         let (e, r) = (executor.clone(), reactor.clone());
         let thread = thread::Builder::new()
             .name("isboot-executor".into())
-            .spawn(move || drive(poll, &e, &r))?;
+            .spawn(move || fallback(&e, &r))?;
         Ok(HostRuntime {
             executor,
             reactor,
@@ -151,7 +333,7 @@ impl HostRuntime {
         })
     }
 
-    /// Starts `future` on the loop's thread.
+    /// Starts `future` on the loop.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<'_, F::Output>
     where
         F: Future + Send + 'static,
@@ -170,33 +352,60 @@ impl HostRuntime {
         &self.reactor
     }
 
+    /// A handle that lets waiting callers drive the loop themselves.
+    pub fn helper(&self) -> Helper {
+        Helper {
+            executor: self.executor.clone(),
+            reactor: self.reactor.clone(),
+        }
+    }
+
     /// Runs `future` on the calling thread until it completes, parking between wakes.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         block_on(future)
     }
 }
 
-fn drive(mut poll: mio::Poll, executor: &ReactorExecutor, reactor: &Reactor) {
-    let _ = reactor.driver.set(thread::current().id());
-    let mut events = Events::with_capacity(64);
-    while !reactor.stop.load(Ordering::Acquire) {
-        executor.on_tick(now());
-        if executor.poll() {
-            continue;
-        }
-        let timeout = executor
-            .next_deadline()
-            .map(|d| d.saturating_duration_since(now()));
-        if timeout == Some(Duration::ZERO) {
-            continue;
-        }
-        match poll.poll(&mut events, timeout) {
-            Ok(()) => reactor.dispatch(&events),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                eprintln!("isboot: the executor's epoll wait failed: {e}; stopping");
+/// The runtime's thread: takes the loop whenever callers have left it alone for [`GRACE`], and
+/// drives it until a caller asks for it.
+fn fallback(executor: &ReactorExecutor, reactor: &Reactor) {
+    loop {
+        let mut s = reactor.slot();
+        let mut lp = loop {
+            if reactor.stop.load(Ordering::Acquire) {
                 return;
             }
+            let idle_for = s.released.elapsed();
+            if reactor.callers.load(Ordering::SeqCst) == 0 && idle_for >= GRACE {
+                if let Some(lp) = s.idle.take() {
+                    break lp;
+                }
+            }
+            // Polled rather than signalled: a signal on every release would cost a wake per
+            // command, which is what callers driving the loop avoid.
+            let wait = if s.idle.is_some() {
+                GRACE.saturating_sub(idle_for).max(GRACE / 4)
+            } else {
+                GRACE
+            };
+            s = reactor
+                .freed
+                .wait_timeout(s, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        };
+        drop(s);
+        let res = reactor.run(
+            &mut lp,
+            executor,
+            || reactor.callers.load(Ordering::SeqCst) > 0,
+            None,
+        );
+        reactor.put_back(lp);
+        if let Err(e) = res {
+            eprintln!("isboot: the executor's epoll wait failed: {e}; stopping");
+            reactor.stop.store(true, Ordering::Release);
+            return;
         }
     }
 }
@@ -205,6 +414,8 @@ impl Drop for HostRuntime {
     fn drop(&mut self) {
         self.reactor.stop.store(true, Ordering::Release);
         let _ = self.reactor.waker.wake();
+        drop(self.reactor.slot());
+        self.reactor.freed.notify_all();
         if let Some(t) = self.thread.take() {
             if let Err(panic) = t.join() {
                 if !thread::panicking() {
@@ -214,7 +425,6 @@ impl Drop for HostRuntime {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
