@@ -416,6 +416,35 @@ fn route(
     e
 }
 
+/// Routes `target` through the gateway `gw` (a host route the session needs: an error), then adds
+/// a default route via the same gateway, which helps the rest of the boot (best effort: one that
+/// already exists is left alone). `S` is the family's `sockaddr_in`/`sockaddr_in6`; `any` and
+/// `any_mask` are its unspecified address.
+fn via_gateway<S: Copy>(
+    mut target: S,
+    mut gw: S,
+    mut any: S,
+    mut any_mask: S,
+    ifp: *mut sys::ifnet,
+    family: &str,
+) -> Result<(), NetError> {
+    let sa = |s: &mut S| ptr::from_mut(s).cast::<sys::sockaddr>();
+    let e = route(sa(&mut target), ptr::null_mut(), sa(&mut gw), ifp);
+    if e != 0 {
+        return Err(NetError::Route(Errno(e)));
+    }
+    let e = route(sa(&mut any), sa(&mut any_mask), sa(&mut gw), ifp);
+    if e != 0 {
+        crate::klog!(
+            1,
+            "default {}route via the iBFT gateway not added ({})",
+            family,
+            Errno(e)
+        );
+    }
+    Ok(())
+}
+
 fn configure4(
     so: &IoctlSocket,
     name: &[u8; IFNAMSIZ],
@@ -443,34 +472,8 @@ fn configure4(
         return Err(NetError::Address(Errno(e)));
     }
     if let Reach::Gateway(g) = plan.reach {
-        let mut gws = sin(Ipv4Addr::from(g));
-        let mut dst = sin(target);
-        let e = route(
-            ptr::from_mut(&mut dst).cast(),
-            ptr::null_mut(),
-            ptr::from_mut(&mut gws).cast(),
-            ifp,
-        );
-        if e != 0 {
-            return Err(NetError::Route(Errno(e)));
-        }
-        // The host route above is what the session needs; a default route helps the rest of
-        // the boot, and one that already exists is left alone.
-        let mut any = sin(Ipv4Addr::UNSPECIFIED);
-        let mut any_mask = sin(Ipv4Addr::UNSPECIFIED);
-        let e = route(
-            ptr::from_mut(&mut any).cast(),
-            ptr::from_mut(&mut any_mask).cast(),
-            ptr::from_mut(&mut gws).cast(),
-            ifp,
-        );
-        if e != 0 {
-            crate::klog!(
-                1,
-                "default route via the iBFT gateway not added ({})",
-                Errno(e)
-            );
-        }
+        let any = sin(Ipv4Addr::UNSPECIFIED);
+        via_gateway(sin(target), sin(Ipv4Addr::from(g)), any, any, ifp, "")?;
     }
     Ok(())
 }
@@ -508,31 +511,8 @@ fn configure6(
             // kernel's routing table stores scoped addresses.
             unsafe { sys::isboot_in6_setscope(&mut gws, ifp) };
         }
-        let mut dst = sin6(target.octets());
-        let e = route(
-            ptr::from_mut(&mut dst).cast(),
-            ptr::null_mut(),
-            ptr::from_mut(&mut gws).cast(),
-            ifp,
-        );
-        if e != 0 {
-            return Err(NetError::Route(Errno(e)));
-        }
-        let mut any = sin6(Ipv6Addr::UNSPECIFIED.octets());
-        let mut any_mask = sin6([0; 16]);
-        let e = route(
-            ptr::from_mut(&mut any).cast(),
-            ptr::from_mut(&mut any_mask).cast(),
-            ptr::from_mut(&mut gws).cast(),
-            ifp,
-        );
-        if e != 0 {
-            crate::klog!(
-                1,
-                "default IPv6 route via the iBFT gateway not added ({})",
-                Errno(e)
-            );
-        }
+        let any = sin6(Ipv6Addr::UNSPECIFIED.octets());
+        via_gateway(sin6(target.octets()), gws, any, any, ifp, "IPv6 ")?;
     }
     Ok(())
 }
