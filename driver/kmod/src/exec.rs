@@ -186,7 +186,9 @@ pub struct Host {
 // SAFETY: the raw kernel objects inside are designed for cross-thread use (taskqueue, callout
 // with its mutex); `poll_fn` is only touched per the module invariants.
 unsafe impl Send for Host {}
-// SAFETY: as above; the only `&self` methods are `pender` and `now`, which touch no Rust data.
+// SAFETY: as above; the `&self` methods are `pender` (copies a pointer) and `run_job`, which
+// touches only the job slot (behind the executor mutex) and `taskqueue_enqueue` (callable from
+// any thread); `poll_fn` is never reached through `&Host`.
 unsafe impl Sync for Host {}
 
 /// A copyable handle that makes the poll task run soon: the executor's pender.
