@@ -11,12 +11,12 @@
 //! costs one wakeup, not one per segment.
 //!
 //! # Invariants
-//! - While a [`KSocket`] lives, its upcalls are installed with a pointer to its `Arc<Bells>`,
+//! - While a [`KSocket`] lives, its upcalls are installed with a pointer to its boxed `Bells`,
 //!   which the socket keeps alive; dropping the socket clears the upcalls under the sockbuf locks
 //!   the upcalls run under, so none runs afterwards, before it releases that reference and closes
 //!   the socket.
 
-use alloc::sync::Arc;
+use alloc::boxed::Box;
 use core::ffi::{c_int, c_void};
 use core::future::Future;
 use core::net::{IpAddr, SocketAddr};
@@ -108,7 +108,7 @@ unsafe extern "C" fn snd_upcall(
 /// A connected (or connecting) kernel TCP socket.
 pub struct KSocket {
     so: *mut sys::socket,
-    bells: Arc<Bells>,
+    bells: Box<Bells>,
     lowat: usize,
 }
 
@@ -187,7 +187,12 @@ fn errno(e: c_int) -> Result<(), Errno> {
 impl KSocket {
     /// Creates a TCP socket, installs the upcalls and starts connecting to `dst`. Completion is
     /// observed with [`KSocket::poll_connected`].
-    pub fn connect(dst: SocketAddr, bells: Arc<Bells>) -> Result<KSocket, Errno> {
+    pub fn connect(dst: SocketAddr) -> Result<KSocket, Errno> {
+        // Every reconnect comes here, possibly while memory is short (a diskless machine whose
+        // root disk is away cannot page out): an infallible allocation would end in a kernel
+        // panic, a refused one is a failed attempt the session retries after its backoff.
+        let bells =
+            crate::kalloc::try_box(Bells::default()).map_err(|_| Errno(sys::ENOMEM as c_int))?;
         let mut sa = SockAddr::new(dst);
         let mut so: *mut sys::socket = ptr::null_mut();
         // SAFETY: `so` receives the new socket; the helper passes the current thread's cred.
@@ -205,7 +210,9 @@ impl KSocket {
             bells,
             lowat: BHS_LEN,
         };
-        let arg = Arc::as_ptr(&sock.bells).cast_mut().cast::<c_void>();
+        let arg = ptr::from_ref::<Bells>(&sock.bells)
+            .cast_mut()
+            .cast::<c_void>();
         // SAFETY: `so` is a fresh socket; options are plain ints; the upcall argument outlives
         // the upcalls (module invariant, enforced by Drop).
         unsafe {
@@ -360,8 +367,7 @@ impl Future for KConnect {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.sock.is_none() {
-            let sock =
-                KSocket::connect(self.portal, Arc::new(Bells::default())).map_err(io_error)?;
+            let sock = KSocket::connect(self.portal).map_err(io_error)?;
             self.sock = Some(sock);
         }
         let Some(sock) = &self.sock else {
