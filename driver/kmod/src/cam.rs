@@ -317,6 +317,13 @@ impl CcbRef {
         let (st, freeze) = logic::bare_status(h.func_code, st, h.status & status::DEV_QFRZN != 0);
         finish_ccb(&mut this, st, freeze);
     }
+
+    /// Hands the CCB back with the status CAM already put in it (no freeze of our own).
+    fn complete_unchanged(self) {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        let st = this.hdr().status;
+        finish_ccb(&mut this, st, false);
+    }
 }
 
 /// Sets the status, freezes the devq when asked, and calls `xpt_done`.
@@ -621,6 +628,12 @@ unsafe extern "C" fn sim_action(sim: *mut sys::cam_sim, ccb: *mut sys::ccb) {
     // INVARIANT: CAM handed us this CCB; it is completed exactly once through `CcbRef`.
     let c = CcbRef(ccb);
     let code = c.hdr().func_code;
+    if logic::aborted_en_route(code, c.hdr().status) {
+        // CAM aborted it between its device queue and us, froze the queue and expects the CCB
+        // back with the status it set (see `aborted_en_route`).
+        c.complete_unchanged();
+        return;
+    }
     if shared.closing.load(Ordering::Acquire) {
         c.complete_status(status::DEV_NOT_THERE);
         return;

@@ -548,6 +548,15 @@ pub fn tmf_status(kind: TmfKind, response: Option<u8>) -> u32 {
     }
 }
 
+/// Whether CAM aborted a queued CCB on its way to the SIM: an `XPT_ABORT` that finds it taken
+/// off the device queue but not yet `CAM_SIM_QUEUED` sets `CAM_REQ_ABORTED | CAM_DEV_QFRZN`,
+/// freezes the device queue and leaves the completion to the SIM "just before starting real
+/// work". Such a CCB must go back untouched: running it and replacing its status would drop
+/// `CAM_DEV_QFRZN`, so nobody would release the freeze CAM took and the disk would stall.
+pub fn aborted_en_route(func_code: u32, st: u32) -> bool {
+    !func::is_immediate(func_code) && st & status::STATUS_MASK != status::REQ_INPROG
+}
+
 /// What became of an `XPT_ABORT` handed to the session from the action routine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AbortHandoff {
@@ -648,6 +657,16 @@ impl Tag {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queued_ccb_cam_aborted_on_its_way_is_handed_back_as_is() {
+        let aborted = status::REQ_ABORTED | status::DEV_QFRZN;
+        assert!(aborted_en_route(func::SCSI_IO, aborted));
+        assert!(aborted_en_route(func::RESET_DEV, aborted));
+        assert!(!aborted_en_route(func::SCSI_IO, status::REQ_INPROG));
+        // Immediate CCBs are never on a device queue; their status is ours to set.
+        assert!(!aborted_en_route(func::PATH_INQ, aborted));
+    }
 
     #[test]
     fn abort_is_immediate_and_answered_in_the_action_routine() {
