@@ -211,6 +211,9 @@ struct Board {
     last_note: Option<String>,
     /// The session's last report of negotiated values.
     negotiated: Option<String>,
+    /// Threads asleep on `Shared::cond`: a completion nobody sleeps for needs no futex wake
+    /// (the caller driving the loop sees it when its poll returns).
+    sleepers: usize,
 }
 
 struct Shared {
@@ -227,6 +230,18 @@ const PATIENCE: Duration = Duration::from_millis(1);
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Board> {
         self.board.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps on the condition variable for at most `d`, counted in `sleepers`.
+    fn sleep<'a>(&'a self, mut b: MutexGuard<'a, Board>, d: Duration) -> MutexGuard<'a, Board> {
+        b.sleepers += 1;
+        let mut b = self
+            .cond
+            .wait_timeout(b, d)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        b.sleepers -= 1;
+        b
     }
 
     /// Waits until `f` gives a value or `deadline` passes.
@@ -246,10 +261,7 @@ impl Shared {
                 return Err(Error::Timeout(what));
             }
             let Some(helper) = self.helper.get() else {
-                let _ = self
-                    .cond
-                    .wait_timeout(b, deadline - now)
-                    .unwrap_or_else(PoisonError::into_inner);
+                drop(self.sleep(b, deadline - now));
                 continue;
             };
             drop(b);
@@ -260,26 +272,21 @@ impl Shared {
                 got = f(&mut self.lock());
                 got.is_some()
             });
+            if drove && self.lock().sleepers > 0 {
+                // Callers asleep here while this one drove can drive now.
+                self.cond.notify_all();
+            }
             if let Some(v) = got {
-                if helper.contended() {
-                    self.cond.notify_all();
-                }
                 return Ok(v);
             }
             if drove {
-                if helper.contended() {
-                    self.cond.notify_all();
-                }
                 continue;
             }
             let b = self.lock();
-            let _ = self
-                .cond
-                .wait_timeout(
-                    b,
-                    PATIENCE.min(deadline.saturating_duration_since(Instant::now())),
-                )
-                .unwrap_or_else(PoisonError::into_inner);
+            drop(self.sleep(
+                b,
+                PATIENCE.min(deadline.saturating_duration_since(Instant::now())),
+            ));
         }
     }
 }
@@ -291,8 +298,13 @@ struct HostEvents {
 
 impl Events for HostEvents {
     fn complete(&mut self, completion: Completion) {
-        self.shared.lock().done.insert(completion.tag, completion);
-        self.shared.cond.notify_all();
+        let mut b = self.shared.lock();
+        b.done.insert(completion.tag, completion);
+        let sleepers = b.sleepers;
+        drop(b);
+        if sleepers > 0 {
+            self.shared.cond.notify_all();
+        }
     }
 
     fn reset_done(&mut self, _tag: u64, _result: Result<(), TmfError>) {}
@@ -484,11 +496,7 @@ impl Inner {
                         return Err(Error::Timeout("room in the session's inbox"));
                     }
                     let b = self.shared.lock();
-                    let _ = self
-                        .shared
-                        .cond
-                        .wait_timeout(b, Duration::from_millis(2))
-                        .unwrap_or_else(PoisonError::into_inner);
+                    drop(self.shared.sleep(b, Duration::from_millis(2)));
                 }
             }
         }
