@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
@@ -46,11 +46,16 @@ pub fn io_error(e: &io::Error) -> IoError {
 const SOCKET: Token = Token(0);
 const STOP: Token = Token(1);
 
-/// Wakers waiting for readiness, filled by the task and emptied by the reactor.
+/// Wakers waiting for readiness, filled by the task and emptied by the reactor, and a count of
+/// readiness events per direction. The socket is registered edge-triggered, so after a
+/// `WouldBlock` it cannot become ready without an event: while the count has not moved, another
+/// attempt would fail too and is skipped (no system call for a read that must fail).
 #[derive(Debug, Default)]
 pub(crate) struct Wakers {
     read: Mutex<Option<Waker>>,
     write: Mutex<Option<Waker>>,
+    read_events: AtomicU64,
+    write_events: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -58,9 +63,11 @@ impl Wakers {
     /// Wakes the task waiting for what became ready.
     pub(crate) fn ready(&self, read: bool, write: bool) {
         if read {
+            self.read_events.fetch_add(1, Ordering::SeqCst);
             wake(&self.read);
         }
         if write {
+            self.write_events.fetch_add(1, Ordering::SeqCst);
             wake(&self.write);
         }
     }
@@ -100,6 +107,9 @@ pub struct HostTransport {
     wakers: Arc<Wakers>,
     watch: Watch,
     closed: bool,
+    /// The event count at the last `WouldBlock` of a read and of a write.
+    read_idle: Option<u64>,
+    write_idle: Option<u64>,
 }
 
 fn prepare(stream: TcpStream) -> io::Result<mio::net::TcpStream> {
@@ -130,6 +140,8 @@ impl HostTransport {
                 thread: Some(thread),
             },
             closed: false,
+            read_idle: None,
+            write_idle: None,
         })
     }
 
@@ -143,12 +155,15 @@ impl HostTransport {
             wakers,
             watch: Watch::Shared { reactor, token },
             closed: false,
+            read_idle: None,
+            write_idle: None,
         })
     }
 
-    /// Runs `op` on the socket; on `WouldBlock` stores the waker in `slot` and tries once more,
-    /// so readiness that arrived before the waker was stored is not missed (the reactor wakes
-    /// only what is stored when an event comes).
+    /// Runs `op` on the socket unless it is known to block (no readiness event since its last
+    /// `WouldBlock`). On `WouldBlock` stores the waker and tries again only if an event came
+    /// meanwhile: the reactor counts an event before it looks for a waker, and the task stores
+    /// its waker before it looks at the count, so one of them sees the other.
     fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
@@ -158,24 +173,44 @@ impl HostTransport {
         if self.closed {
             return Poll::Ready(Err(IoError::Reset));
         }
-        let mut stored = false;
+        let (slot, events, idle) = if read {
+            (
+                &self.wakers.read,
+                &self.wakers.read_events,
+                &mut self.read_idle,
+            )
+        } else {
+            (
+                &self.wakers.write,
+                &self.wakers.write_events,
+                &mut self.write_idle,
+            )
+        };
+        if let Some(at) = *idle {
+            store(slot, cx.waker());
+            if events.load(Ordering::SeqCst) == at {
+                return Poll::Pending;
+            }
+        }
         loop {
+            let seen = events.load(Ordering::SeqCst);
             match op(&mut self.stream) {
-                Ok(n) => return Poll::Ready(Ok(n)),
+                Ok(n) => {
+                    *idle = None;
+                    return Poll::Ready(Ok(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if stored {
+                    store(slot, cx.waker());
+                    if events.load(Ordering::SeqCst) == seen {
+                        *idle = Some(seen);
                         return Poll::Pending;
                     }
-                    let slot = if read {
-                        &self.wakers.read
-                    } else {
-                        &self.wakers.write
-                    };
-                    store(slot, cx.waker());
-                    stored = true;
                 }
-                Err(e) => return Poll::Ready(Err(io_error(&e))),
+                Err(e) => {
+                    *idle = None;
+                    return Poll::Ready(Err(io_error(&e)));
+                }
             }
         }
     }
@@ -199,12 +234,10 @@ fn react(mut poll: mio::Poll, wakers: &Wakers) {
             if ev.token() != SOCKET {
                 continue;
             }
-            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                wake(&wakers.read);
-            }
-            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-                wake(&wakers.write);
-            }
+            wakers.ready(
+                ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                ev.is_writable() || ev.is_write_closed() || ev.is_error(),
+            );
         }
     }
 }
