@@ -18,8 +18,7 @@
 //! [`select`] waits for the first of two futures (biased to the first). Hand-written `poll_*` code
 //! uses [`Doorbell::poll_wait`] and [`Channel::poll_recv`]. With feature
 //! `std`, module `host` adds `Runtime` (a driver thread that is pender and timer, on the host clock),
-//! `block_on`, `StdLock`, and `ThreadedTcp`, a TCP stream with `poll_read`/`poll_write` whose helper
-//! threads ring doorbells as the kernel's socket upcalls do.
+//! `block_on` and `StdLock`.
 //!
 //! # Allocation
 //! Only [`Executor::new`] and [`Executor::spawn`] allocate ([`Executor::timer`] bumps a reference

@@ -6,13 +6,8 @@
 //! variable until the next pend or [`Executor::next_deadline`], whichever is first. That is exactly the
 //! loop a kernel taskqueue handler plus one callout performs, so host tests exercise the same contract.
 //!
-//! # Socket readiness on a host
-//! The executor has no reactor. [`ThreadedTcp`] gets readiness from threads that block for it and
-//! ring [`Doorbell`](crate::Doorbell)s, as the kernel's socket upcalls do: a reader and a writer thread
-//! per connection, each linked to the task by a bounded buffer. It offers `poll_read`, `poll_write`
-//! and `close`, the shape of the session's transport port, and [`ThreadedTcp::connect`] connects on a
-//! helper thread. No `unsafe`, no extra dependency; two threads per connection is fine for tests and
-//! the userland tool, and keeps the host on the same doorbell contract as the kernel.
+//! Socket readiness is the platform's business, not the executor's: `isboot-host` (driver/host) runs
+//! an epoll reactor whose events ring [`Doorbell`](crate::Doorbell)s, as the kernel's socket upcalls do.
 
 use alloc::sync::Arc;
 use core::future::Future;
@@ -23,11 +18,8 @@ use std::sync::{Condvar, Mutex as StdMutex, OnceLock, PoisonError};
 use std::task::Wake;
 use std::thread::{self, Thread};
 
-mod tcp;
-
 pub use crate::raw::std_lock::StdLock;
 use crate::{Config, Executor, Instant, JoinHandle, Pender, Timer};
-pub use tcp::{Connect, ThreadedTcp, DEFAULT_BUFFER};
 
 /// The host's monotonic clock: nanoseconds since the first call in this process.
 pub fn now() -> Instant {
