@@ -251,6 +251,18 @@ impl Shared {
         what: &'static str,
         mut f: impl FnMut(&mut Board) -> Option<T>,
     ) -> Result<T, Error> {
+        self.wait_driving(deadline, what, true, &mut f)
+    }
+
+    /// As [`Shared::wait_for`]; `drive` false leaves the loop to the runtime's thread (asked to
+    /// take it at once), which then receives in parallel with what this thread does next.
+    fn wait_driving<T>(
+        &self,
+        deadline: Instant,
+        what: &'static str,
+        drive: bool,
+        mut f: impl FnMut(&mut Board) -> Option<T>,
+    ) -> Result<T, Error> {
         loop {
             let mut b = self.lock();
             if let Some(v) = f(&mut b) {
@@ -260,9 +272,15 @@ impl Shared {
             if now >= deadline {
                 return Err(Error::Timeout(what));
             }
-            let Some(helper) = self.helper.get() else {
-                drop(self.sleep(b, deadline - now));
-                continue;
+            let helper = match self.helper.get() {
+                Some(h) if drive => h,
+                other => {
+                    if let Some(h) = other {
+                        h.hand_off();
+                    }
+                    drop(self.sleep(b, deadline - now));
+                    continue;
+                }
             };
             drop(b);
             // Run the session on this thread until the answer is there: no wake of another
@@ -359,7 +377,13 @@ pub struct Pending {
     cdb: Vec<u8>,
     read_len: usize,
     write: bool,
+    /// Bytes the command transfers.
+    len: usize,
 }
+
+/// The largest transfer whose caller drives the session while it waits (see
+/// [`Pending::completion`]).
+const DRIVE_MAX: usize = 64 * 1024;
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -408,9 +432,13 @@ impl Pending {
     pub fn completion(&self) -> Result<Completion, Error> {
         let deadline = Instant::now() + self.inner.cfg.io_timeout;
         let tag = self.tag;
+        // Small commands are latency-bound: this thread runs the session itself. Large ones
+        // are copy-bound: the runtime's thread receives them while this one goes on (allocating
+        // and submitting the next, checking the last), which keeps both cores busy.
+        let drive = self.len <= DRIVE_MAX;
         self.inner
             .shared
-            .wait_for(deadline, "a command to complete", |b| {
+            .wait_driving(deadline, "a command to complete", drive, |b| {
                 if let Some(c) = b.done.remove(&tag) {
                     return Some(Ok(c));
                 }
@@ -469,6 +497,7 @@ impl Inner {
         let cdb = Cdb::new(cdb).map_err(|e| Error::Invalid(e.to_string()))?;
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
         let is_write = write.is_some();
+        let len = write.as_ref().map_or(read_len, Vec::len);
         let read_len = if is_write { 0 } else { read_len };
         let mut req = match write {
             Some(data) => ScsiRequest::write(tag, self.lun, cdb, data),
@@ -506,6 +535,7 @@ impl Inner {
             cdb: cdb_bytes,
             read_len,
             write: is_write,
+            len,
         })
     }
 }

@@ -78,6 +78,8 @@ pub struct Reactor {
     pending: AtomicBool,
     /// Callers waiting for (or holding) the loop: the runtime's thread yields to them.
     callers: AtomicUsize,
+    /// A caller asked the runtime's thread to take the free loop at once (no grace).
+    handoff: AtomicBool,
 }
 
 impl Reactor {
@@ -277,6 +279,18 @@ impl Helper {
         true
     }
 
+    /// Asks the runtime's thread to drive the loop now if nobody does: for a caller that waits
+    /// without driving and wants the work done meanwhile on the other thread.
+    pub fn hand_off(&self) {
+        let r = &*self.reactor;
+        if r.state.load(Ordering::SeqCst) != FREE {
+            return;
+        }
+        r.handoff.store(true, Ordering::SeqCst);
+        drop(r.slot());
+        r.freed.notify_all();
+    }
+
     /// Whether other callers wait for the loop (a caller that stops driving then wakes them).
     pub fn contended(&self) -> bool {
         self.reactor.callers.load(Ordering::SeqCst) > 0
@@ -314,6 +328,7 @@ impl HostRuntime {
             state: AtomicU8::new(FREE),
             pending: AtomicBool::new(false),
             callers: AtomicUsize::new(0),
+            handoff: AtomicBool::new(false),
         });
         let executor = Arc::new(Executor::with_config(
             reactor.clone(),
@@ -376,8 +391,11 @@ fn fallback(executor: &ReactorExecutor, reactor: &Reactor) {
                 return;
             }
             let idle_for = s.released.elapsed();
-            if reactor.callers.load(Ordering::SeqCst) == 0 && idle_for >= GRACE {
+            if reactor.callers.load(Ordering::SeqCst) == 0
+                && (idle_for >= GRACE || reactor.handoff.load(Ordering::SeqCst))
+            {
                 if let Some(lp) = s.idle.take() {
+                    reactor.handoff.store(false, Ordering::SeqCst);
                     break lp;
                 }
             }
