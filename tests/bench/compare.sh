@@ -7,7 +7,9 @@
 #   tests/bench/compare.sh [SECONDS_PER_RUN] [tgtd|istgt ...]
 #
 # Needs root (tgtd), tgt, istgt, libiscsi-dev and a C compiler. Not a test: figures swing with
-# the load of the machine, so both initiators run alternately in one invocation.
+# the load of the machine, so both initiators run alternately in one invocation; see
+# tests/README.md for ISBOOT_BENCH_REPS (medians of repeated runs), ISBOOT_BENCH_ONLY and
+# ISBOOT_BENCH_AB.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-5}
