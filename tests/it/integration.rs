@@ -72,14 +72,14 @@ both_targets! {
     header_and_data_digests_round_trip => |kind| {
         let t = start(kind, Config { digests: true, ..Config::new(16 * MIB) });
         let disk = open(&t, None, |_| {});
-        let n = disk.negotiated();
+        let n = disk.negotiated().expect("logged in").to_string();
         assert!(n.contains("HeaderDigest true, DataDigest true"), "{n}");
         round_trip(&t, &disk, 16, 512, 8);
     };
     max_recv_data_segment_length_512_both_ways => |kind| {
         let t = start(kind, Config { max_recv_dsl: Some(512), ..Config::new(4 * MIB) });
         let disk = open(&t, None, |c| c.offer.max_recv_data_segment_len = 512);
-        let n = disk.negotiated();
+        let n = disk.negotiated().expect("logged in").to_string();
         assert!(n.contains("MaxRecvDataSegmentLength 512/512 "), "{n}");
         round_trip(&t, &disk, 4, 64, 8);
     };
@@ -91,14 +91,14 @@ both_targets! {
             ..Config::new(8 * MIB)
         });
         let disk = open(&t, None, |_| {});
-        let n = disk.negotiated();
+        let n = disk.negotiated().expect("logged in").to_string();
         assert!(n.contains("InitialR2T true") && n.contains("MaxBurstLength 16384,"), "{n}");
         round_trip(&t, &disk, 8, 256, 8);
     };
     immediate_data_no => |kind| {
         let t = start(kind, Config { immediate_data: Some(false), ..Config::new(8 * MIB) });
         let disk = open(&t, None, |_| {});
-        let n = disk.negotiated();
+        let n = disk.negotiated().expect("logged in").to_string();
         assert!(n.contains("ImmediateData false"), "{n}");
         round_trip(&t, &disk, 8, 128, 8);
     };
@@ -150,7 +150,7 @@ fn tgtd_initial_r2t_no_with_unsolicited_data() {
         },
     );
     let disk = open(&t, None, |c| c.offer.initial_r2t = false);
-    let n = disk.negotiated();
+    let n = disk.negotiated().expect("logged in").to_string();
     assert!(
         n.contains("InitialR2T false") && n.contains("FirstBurstLength 8192,"),
         "{n}"
@@ -170,7 +170,7 @@ fn tgtd_initial_r2t_no_and_immediate_data_no() {
         },
     );
     let disk = open(&t, None, |c| c.offer.initial_r2t = false);
-    let n = disk.negotiated();
+    let n = disk.negotiated().expect("logged in").to_string();
     assert!(
         n.contains("InitialR2T false") && n.contains("ImmediateData false"),
         "{n}"

@@ -84,10 +84,8 @@ impl Initiator for HostInitiator {
         self.lun = Some(p.lun);
         Ok(LoginInfo {
             summary: negotiated
-                .lines()
-                .map(|l| l.trim().trim_start_matches("isboot: "))
-                .filter(|l| !l.is_empty())
-                .map(String::from)
+                .map(|params| format!("negotiated {params}"))
+                .into_iter()
                 .collect(),
         })
     }

@@ -24,7 +24,8 @@ use isboot_core::port::{Events, Level, Log, Portal, Random};
 use isboot_core::scsi::{status, Cdb, Completion, Lun, ScsiRequest, Sense, TransportError};
 use isboot_core::secret::Secret;
 use isboot_core::session::{
-    End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
+    End, Handle, Isid, Params, Session, SessionConfig, State, Stats, TargetConfig, Timeouts,
+    TmfError,
 };
 use isboot_core::text::{DigestOffer, Offer};
 use isboot_executor::host::StdLock;
@@ -209,8 +210,6 @@ struct Board {
     ups: u64,
     /// The session's last high-level message (why a login failed, what was violated).
     last_note: Option<String>,
-    /// The session's last report of negotiated values.
-    negotiated: Option<String>,
     /// Threads asleep on `Shared::cond`: a completion nobody sleeps for needs no futex wake
     /// (the caller driving the loop sees it when its poll returns).
     sleepers: usize,
@@ -339,7 +338,7 @@ impl Events for HostEvents {
 }
 
 /// The session's log: printed to stderr up to the configured level, and the messages a caller
-/// needs (the last note, the negotiated values) kept on the board whatever the level.
+/// needs (the last note) kept on the board whatever the level.
 #[derive(Clone)]
 struct HostLog {
     out: StderrLog,
@@ -348,22 +347,15 @@ struct HostLog {
 
 impl Log for HostLog {
     fn enabled(&self, level: Level) -> bool {
-        level <= Level::Info || self.out.enabled(level)
+        level <= Level::Note || self.out.enabled(level)
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
         if self.out.enabled(level) {
             self.out.log(level, args);
         }
-        if level == Level::Trace {
-            return;
-        }
-        let line = args.to_string();
-        let mut b = self.shared.lock();
-        if line.contains("negotiated") {
-            b.negotiated = Some(line);
-        } else if level == Level::Note {
-            b.last_note = Some(line);
+        if level == Level::Note {
+            self.shared.lock().last_note = Some(args.to_string());
         }
     }
 }
@@ -665,15 +657,10 @@ impl HostDisk {
         self.block_len
     }
 
-    /// The session's report of the values negotiated at the last login (MaxRecvDataSegmentLength
-    /// both ways, bursts, InitialR2T, ImmediateData, digests), as logged.
-    pub fn negotiated(&self) -> String {
-        self.inner
-            .shared
-            .lock()
-            .negotiated
-            .clone()
-            .unwrap_or_default()
+    /// The values negotiated at the last login (MaxRecvDataSegmentLength both ways, bursts,
+    /// InitialR2T, ImmediateData, digests); `None` before the first login.
+    pub fn negotiated(&self) -> Option<Params> {
+        self.inner.handle.status().params
     }
 
     /// The session's counters.

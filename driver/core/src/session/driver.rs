@@ -255,22 +255,7 @@ where
                 back.target_name(),
                 est.tsih
             );
-            log!(
-                front.log,
-                Level::Info,
-                "isboot: negotiated MaxRecvDataSegmentLength {}/{} (ours/target's), MaxBurstLength \
-                 {}, FirstBurstLength {}, InitialR2T {}, ImmediateData {}, MaxOutstandingR2T {}, \
-                 HeaderDigest {}, DataDigest {}",
-                params.max_recv_dsl,
-                params.max_send_dsl,
-                params.max_burst,
-                params.first_burst,
-                params.initial_r2t,
-                params.immediate_data,
-                params.max_outstanding_r2t,
-                params.digests.header,
-                params.digests.data,
-            );
+            log!(front.log, Level::Info, "isboot: negotiated {}", params);
             first = false;
             let now = front.timer.now();
             front.engine.connected(params, est.sns, now);

@@ -51,6 +51,26 @@ pub struct Params {
     pub default_time2retain: u16,
 }
 
+/// The form the session's "negotiated" log line, `isbootctl boot` and the tests share.
+impl core::fmt::Display for Params {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "MaxRecvDataSegmentLength {}/{} (ours/target's), MaxBurstLength {}, FirstBurstLength {}, \
+             InitialR2T {}, ImmediateData {}, MaxOutstandingR2T {}, HeaderDigest {}, DataDigest {}",
+            self.max_recv_dsl,
+            self.max_send_dsl,
+            self.max_burst,
+            self.first_burst,
+            self.initial_r2t,
+            self.immediate_data,
+            self.max_outstanding_r2t,
+            self.digests.header,
+            self.digests.data,
+        )
+    }
+}
+
 impl Default for Params {
     /// The RFC 7143 defaults (§13).
     fn default() -> Self {
