@@ -15,6 +15,39 @@ use isboot_tests::wait;
 
 const MIB: u64 = 1024 * 1024;
 
+/// Writes `blocks` blocks from LBA 0 in 1 MiB chunks (`per_cmd` blocks a command, four in flight,
+/// pattern `seed`) on a writer thread; once `mib_before` MiB are done, runs `interrupt` on this
+/// thread, then waits for the writer, which must finish without an error.
+fn write_loop_interrupted(
+    disk: &HostDisk,
+    seed: u32,
+    blocks: u64,
+    per_cmd: u32,
+    mib_before: u64,
+    interrupt: impl FnOnce(),
+) {
+    // Chunks of 1 MiB so progress is visible to the interrupter.
+    const STEP: u64 = 2048;
+    let done = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut lba = 0;
+            while lba < blocks {
+                write_range(disk, seed, lba, STEP, per_cmd, 4)?;
+                lba += STEP;
+                done.store(lba, Ordering::SeqCst);
+            }
+            Ok::<(), String>(())
+        });
+        wait::until(Duration::from_secs(120), || {
+            (done.load(Ordering::SeqCst) >= mib_before * STEP).then_some(())
+        })
+        .expect("writes made progress before the interruption");
+        interrupt();
+        writer.join().unwrap().unwrap();
+    });
+}
+
 /// Sequential writes of 64 KiB commands, four in flight, while the target is killed with SIGKILL
 /// and started again: every write completes, and every byte is on the disk afterwards.
 fn killed_and_restarted_during_writes(kind: Kind) {
@@ -24,29 +57,11 @@ fn killed_and_restarted_during_writes(kind: Kind) {
         c.timeouts.nop_timeout = Duration::from_secs(3);
     });
     let blocks_total = 32 * MIB / 512;
-    let per_cmd = 128u32;
-    let done = AtomicU64::new(0);
-    std::thread::scope(|s| {
-        let writer = s.spawn(|| {
-            // Chunks of 1 MiB so progress is visible to the killer below.
-            let step = 2048u64;
-            let mut lba = 0;
-            while lba < blocks_total {
-                write_range(&disk, 11, lba, step, per_cmd, 4)?;
-                lba += step;
-                done.store(lba, Ordering::SeqCst);
-            }
-            Ok::<(), String>(())
-        });
-        wait::until(Duration::from_secs(120), || {
-            (done.load(Ordering::SeqCst) >= 4 * 2048).then_some(())
-        })
-        .expect("writes made progress before the kill");
+    write_loop_interrupted(&disk, 11, blocks_total, 128, 4, || {
         t.kill();
         // Down for a moment with writes queued, then back on the same port and disk.
         std::thread::sleep(Duration::from_millis(500));
         t.restart().unwrap();
-        writer.join().unwrap().unwrap();
     });
     verify_range(&disk, 11, 0, blocks_total, 2048, 4).unwrap();
     verify_backing_file(&t, 11, 0, blocks_total, 512);
@@ -65,25 +80,7 @@ fn failover_to_an_alternate_portal_during_a_write_loop() {
         c.timeouts.nop_timeout = Duration::from_secs(3);
     });
     let blocks_total = 16 * MIB / 512;
-    let done = AtomicU64::new(0);
-    std::thread::scope(|s| {
-        let writer = s.spawn(|| {
-            let step = 2048u64;
-            let mut lba = 0;
-            while lba < blocks_total {
-                write_range(&disk, 31, lba, step, 128, 4)?;
-                lba += step;
-                done.store(lba, Ordering::SeqCst);
-            }
-            Ok::<(), String>(())
-        });
-        wait::until(Duration::from_secs(120), || {
-            (done.load(Ordering::SeqCst) >= 2 * 2048).then_some(())
-        })
-        .expect("writes made progress before the kill");
-        a.kill();
-        writer.join().unwrap().unwrap();
-    });
+    write_loop_interrupted(&disk, 31, blocks_total, 128, 2, || a.kill());
     verify_range(&disk, 31, 0, blocks_total, 2048, 4).unwrap();
     verify_backing_file(&b, 31, 0, blocks_total, 512);
     assert!(disk.reconnects() > 0);
@@ -112,25 +109,7 @@ fn reset_mid_transfer(kind: Kind) {
     assert_eq!(relay.resets(), 1, "the read was cut");
     assert!(relay.connections() >= 2, "the session reconnected");
 
-    let done = AtomicU64::new(0);
-    std::thread::scope(|s| {
-        let writer = s.spawn(|| {
-            let step = 2048u64;
-            let mut lba = 0;
-            while lba < blocks {
-                write_range(&disk, 22, lba, step, 256, 4)?;
-                lba += step;
-                done.store(lba, Ordering::SeqCst);
-            }
-            Ok::<(), String>(())
-        });
-        wait::until(Duration::from_secs(120), || {
-            (done.load(Ordering::SeqCst) >= 4 * 2048).then_some(())
-        })
-        .expect("writes made progress before the cut");
-        assert!(relay.cut());
-        writer.join().unwrap().unwrap();
-    });
+    write_loop_interrupted(&disk, 22, blocks, 256, 4, || assert!(relay.cut()));
     verify_range(&disk, 22, 0, blocks, 2048, 4).unwrap();
     verify_backing_file(&t, 22, 0, blocks, 512);
     assert_eq!(relay.resets(), 2);
