@@ -124,11 +124,13 @@ fn layout_check_c(rust: &str) -> String {
     // With c_naming, records are `struct_foo`/`union_foo`. An anonymous record behind a typedef
     // is named after the typedef and aliased by it (`pub type foo = struct_foo;`): C knows it
     // only as `foo`, which also works for a tag that has a same-named typedef.
+    // Split at `;`, not at lines: without rustfmt, bindgen's output is one long line.
     let typedefs: std::collections::HashSet<&str> = rust
-        .lines()
-        .filter_map(|l| {
-            let (alias, target) = l.trim().strip_prefix("pub type ")?.split_once(" = ")?;
-            let target = target.strip_suffix(';')?;
+        .split(';')
+        .filter_map(|stmt| {
+            let stmt = &stmt[stmt.rfind("pub type ")? + "pub type ".len()..];
+            let (alias, target) = stmt.split_once(" = ")?;
+            let (alias, target) = (alias.trim(), target.trim());
             let tag = target
                 .strip_prefix("struct_")
                 .or_else(|| target.strip_prefix("union_"))?;
@@ -154,8 +156,9 @@ fn layout_check_c(rust: &str) -> String {
          #include <sys/types.h>\n#include <sys/stddef.h>\n#include \"wrapper.h\"\n",
     );
     let mut n = 0usize;
-    // Each layout test is `["<label>"][<expr> - <value>usize];`, possibly over several lines.
-    let flat = rust.replace('\n', " ");
+    // Each layout test is `["<label>"][<expr> - <value>usize];`, possibly over several lines;
+    // without rustfmt (a minimal toolchain) bindgen leaves token spacing: `] ;`.
+    let flat = rust.replace('\n', " ").replace("] ;", "];");
     for chunk in flat.split("];") {
         let Some(start) = chunk.rfind("[\"") else {
             continue;

@@ -6,8 +6,11 @@
 #
 #   C helpers   zig cc -target x86_64-freebsd with bsd.kmod.mk's amd64 flags and the real
 #               __FreeBSD_version of each release (zig predefines major*100000+500)
-#   Rust        cargo build -Zbuild-std=core,alloc for driver/kmod/x86_64-unknown-freebsd-kernel.json,
-#               bindgen seeing the same headers and flags as the C compiler
+#   Rust        driver/kmod/build-rust.sh, the FreeBSD Makefile's recipe: core, compiler_builtins
+#               and alloc compiled by rustc from rust-src into a private sysroot, then cargo for
+#               driver/kmod/x86_64-unknown-freebsd-kernel.json against it (vendored crates from
+#               ISBOOT_VENDOR_DIR or vendor/ when present), bindgen seeing the same headers and
+#               flags as the C compiler
 #   link        ld.lld -m elf_x86_64_fbsd -r -T driver/kmod/ldscript.kmod.amd64, then every
 #               global localised and debug info stripped (kmod.mk with EXPORT_SYMS=NO)
 #
@@ -78,8 +81,8 @@ build_one() {
       objs+=("$o")
     done
 
-    local lib="$dir/cargo/x86_64-unknown-freebsd-kernel/release/libisboot.a"
-    (cd "$top/driver/kmod" && cargo build --quiet "${KMOD_CARGO_ARGS[@]}")
+    local lib="$KMOD_RUST_OUT/x86_64-unknown-freebsd-kernel/release/libisboot.a"
+    "$top/driver/kmod/build-rust.sh" build "$KMOD_RUST_OUT" --quiet
 
     check_layout "$dir" "$obj" "${KMOD_CFLAGS[@]}"
 

@@ -6,9 +6,9 @@
 #     ZIG, FREEBSD_VERSION, INCLUDES   from the release's env file
 #     KMOD_CFLAGS         zig cc flags for the C helpers (bsd.kmod.mk's amd64 set, kern.mk warnings)
 #     ISBOOT_KMOD_CFLAGS  (exported) what bindgen sees: the same preprocessor view
-#     RUSTC_BOOTSTRAP, CARGO_TARGET_DIR, RUSTFLAGS (exported) for cargo -Zbuild-std on the
-#                         kernel target, source paths remapped
-#     KMOD_CARGO_ARGS     cargo arguments selecting the kernel target
+#     KMOD_RUST_OUT       driver/kmod/build-rust.sh's output directory (sysroot, cargo target dir)
+#   kmod_cargo SUBCOMMAND ARGS...   cargo for the kernel target as the FreeBSD Makefile runs it
+#                                   (driver/kmod/build-rust.sh: private sysroot, vendored crates)
 kmod_env() {
   local major=$1 d inc=()
   local out="${ISBOOT_KMOD_DIR:-$top/target/kmod}"
@@ -32,11 +32,9 @@ kmod_env() {
                -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wundef -Wno-pointer-sign
                -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Wno-unknown-pragmas)
   export ISBOOT_KMOD_CFLAGS="--target=x86_64-unknown-freebsd$major ${pp[*]} -ffreestanding -mcmodel=kernel -mno-red-zone -mno-sse -msoft-float"
-  export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$KMOD_DIR/cargo"
-  # Panic locations name source files: keep the build machine's paths out of the module.
-  local sysroot
-  sysroot=$(rustc --print sysroot)
-  export RUSTFLAGS="--remap-path-prefix=$top=isboot --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=cargo --remap-path-prefix=$sysroot=rust"
-  KMOD_CARGO_ARGS=(--release -Zbuild-std=core,alloc -Zjson-target-spec
-                   --target x86_64-unknown-freebsd-kernel.json)
+  KMOD_RUST_OUT="$KMOD_DIR/cargo"
+}
+
+kmod_cargo() {
+  "$top/driver/kmod/build-rust.sh" cargo "$KMOD_RUST_OUT" "$@"
 }

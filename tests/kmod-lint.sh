@@ -13,11 +13,10 @@ kmod_env 14
 
 (cd "$top/driver/kmod" && cargo fmt --check -p isboot-kmod -p isboot-kmod-logic)
 (cd "$top/bindings" && cargo fmt --check)
-(cd "$top/driver/kmod" && cargo clippy --quiet "${KMOD_CARGO_ARGS[@]}" -- -D warnings)
+kmod_cargo clippy --quiet -- -D warnings
 
-# Host builds: their own target directory, no kernel target or build-std.
+# Host builds: their own target directory, no kernel target or private sysroot.
 export CARGO_TARGET_DIR="$KMOD_DIR/cargo-host"
-unset RUSTC_BOOTSTRAP
 (cd "$top/bindings" && cargo clippy --quiet --all-targets -- -D warnings)
 (cd "$top/driver/kmod/logic" && cargo clippy --quiet --all-targets -- -D warnings)
 (cd "$top/driver/kmod/logic" && cargo test --quiet)
