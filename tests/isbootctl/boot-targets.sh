@@ -95,7 +95,7 @@ case_ "istgt, mutual CHAP, target proves the wrong secret: not usable" 1 "target
 	--portal "127.0.0.1:${iport[CHAP Mutual]}" "${I[@]}" --chap u1:secret-u1-1234 --mutual u2:wrong-secret
 case_ "istgt demands mutual CHAP, one-way offered: not usable" 1 "authentication failed" \
 	--portal "127.0.0.1:${iport[CHAP Mutual]}" "${I[@]}" --chap u1:secret-u1-1234
-case_ "usage error: exit 2" 2 "usage:" --lun x --portal "127.0.0.1:$port" --target "$P-nochap"
+case_ "usage error: exit 64 (EX_USAGE)" 64 "usage:" --lun x --portal "127.0.0.1:$port" --target "$P-nochap"
 
 if [ "$fails" -ne 0 ]; then echo "boot-targets: $fails failure(s)"; exit 1; fi
 echo "boot-targets: all passed"

@@ -10,6 +10,7 @@ use isboot_core::secret::Secret;
 
 use crate::json::Json;
 use crate::sys;
+use crate::text::{self, esc};
 
 /// A table and where it came from.
 #[derive(Debug)]
@@ -25,7 +26,9 @@ pub struct Loaded {
 pub fn load(file: Option<&str>) -> Result<Loaded, String> {
     let (bytes, source, image) = match file {
         Some(f) => {
-            let b = std::fs::read(f).map_err(|e| format!("{f}: {e}"))?;
+            // A table, or a memory image of which only the first MiB (the legacy scan
+            // range) matters: a larger file (a whole RAM dump) is read that far only.
+            let b = text::read_file_capped(f, ibft::LEGACY_SCAN_END)?;
             (b, f.to_string(), true)
         }
         None => {
@@ -275,7 +278,7 @@ pub fn to_text(l: &Loaded, show_secrets: bool) -> String {
     let _ = writeln!(
         o,
         "iBFT from {}: {} bytes, signature {}, OEM \"{}\" \"{}\"",
-        l.source,
+        esc(&l.source),
         l.raw.len(),
         String::from_utf8_lossy(&t.signature),
         printable(&t.oem_id),
@@ -284,10 +287,11 @@ pub fn to_text(l: &Loaded, show_secrets: bool) -> String {
     let _ = writeln!(
         o,
         "initiator: {}",
-        t.initiator
+        esc(t
+            .initiator
             .as_ref()
             .and_then(|i| i.name.as_deref())
-            .unwrap_or("(no name)")
+            .unwrap_or("(no name)"))
     );
     for (pair, n) in t.nics.iter().enumerate() {
         let Some(n) = n else { continue };
@@ -320,7 +324,7 @@ pub fn to_text(l: &Loaded, show_secrets: bool) -> String {
             let _ = write!(o, " vlan {v}");
         }
         if let Some(h) = &n.hostname {
-            let _ = write!(o, " hostname {h}");
+            let _ = write!(o, " hostname {}", esc(h));
         }
         let _ = writeln!(
             o,
@@ -340,7 +344,7 @@ pub fn to_text(l: &Loaded, show_secrets: bool) -> String {
         let _ = write!(
             o,
             "target{pair}: {} at {addr} lun {} via nic index {} auth {}",
-            g.name.as_deref().unwrap_or("(no name)"),
+            esc(g.name.as_deref().unwrap_or("(no name)")),
             lun_text(g),
             g.nic_index,
             chap(g.chap_type)
@@ -348,15 +352,17 @@ pub fn to_text(l: &Loaded, show_secrets: bool) -> String {
         if let Some(n) = &g.chap_name {
             let _ = write!(
                 o,
-                " user {n} secret {}",
-                secret(&g.chap_secret, show_secrets).unwrap_or_else(|| "-".into())
+                " user {} secret {}",
+                esc(n),
+                esc(&secret(&g.chap_secret, show_secrets).unwrap_or_else(|| "-".into()))
             );
         }
         if let Some(n) = &g.reverse_chap_name {
             let _ = write!(
                 o,
-                " target-user {n} target-secret {}",
-                secret(&g.reverse_chap_secret, show_secrets).unwrap_or_else(|| "-".into())
+                " target-user {} target-secret {}",
+                esc(n),
+                esc(&secret(&g.reverse_chap_secret, show_secrets).unwrap_or_else(|| "-".into()))
             );
         }
         let _ = writeln!(o, "{}", flags(g.is_valid(), g.is_boot_selected()));
@@ -367,15 +373,15 @@ pub fn to_text(l: &Loaded, show_secrets: bool) -> String {
                 let _ = writeln!(o, "boot: nic{n} -> target{g}");
             }
             for s in &cfg.skipped {
-                let _ = writeln!(o, "note: {s}");
+                let _ = writeln!(o, "note: {}", esc(&s.to_string()));
             }
         }
         Err(e) => {
-            let _ = writeln!(o, "boot: none: {e}");
+            let _ = writeln!(o, "boot: none: {}", esc(&e.to_string()));
         }
     }
     for w in &l.parsed.warnings {
-        let _ = writeln!(o, "warning: {w}");
+        let _ = writeln!(o, "warning: {}", esc(&w.to_string()));
     }
     o
 }

@@ -559,8 +559,9 @@ pub struct FileDisk {
 }
 
 impl FileDisk {
+    /// Opens a disk image, which must be a regular file (its size is the disk's).
     pub fn open(path: &str, bs: u32) -> Result<FileDisk, String> {
-        let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+        let file = crate::text::regular_file(path)?;
         let len = file.metadata().map_err(|e| format!("{path}: {e}"))?.len();
         if bs == 0 {
             return Err("block size 0".into());

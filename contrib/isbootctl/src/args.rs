@@ -1,0 +1,607 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The command line: parsed with lexopt, every value checked here, before a file is opened or a
+//! connection made. A bad argument is a [`Usage`] error: one line on stderr, the command's
+//! synopsis, exit status 64 (EX_USAGE, sysexits(3)).
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use lexopt::prelude::*;
+
+/// A command-line error. `synopsis` is the usage of the command it concerns.
+#[derive(Debug)]
+pub struct Usage {
+    pub message: String,
+    pub synopsis: &'static str,
+}
+
+fn usage(message: impl Into<String>, synopsis: &'static str) -> Usage {
+    Usage {
+        message: message.into(),
+        synopsis,
+    }
+}
+
+pub const IBFT_SYNOPSIS: &str = "\
+usage: isbootctl ibft [--json] [--show-secrets] [FILE]
+       isbootctl ibft --rewrite HOST[:PORT] --output OUT [FILE]
+";
+pub const BOOT_SYNOPSIS: &str = "\
+usage: isbootctl boot [--ibft FILE] [--portal HOST[:PORT]] [--target NAME] [--lun N]
+                      [--chap NAME:SECRET] [--mutual NAME:SECRET] [--initiator NAME]
+                      [--digests] [--timeout SECONDS] [--debug 0-3]
+";
+pub const PART_SYNOPSIS: &str = "usage: isbootctl part [--block-size N] IMAGE\n";
+pub const SYNOPSIS: &str = "\
+usage: isbootctl ibft [--json] [--show-secrets] [FILE]
+       isbootctl ibft --rewrite HOST[:PORT] --output OUT [FILE]
+       isbootctl boot [--ibft FILE] [--portal HOST[:PORT]] [--target NAME] [--lun N]
+                      [--chap NAME:SECRET] [--mutual NAME:SECRET] [--initiator NAME]
+                      [--digests] [--timeout SECONDS] [--debug 0-3]
+       isbootctl part [--block-size N] IMAGE
+       isbootctl help [COMMAND] | --help | --version
+";
+
+pub const IBFT_HELP: &str = "\
+Decode and validate an iSCSI Boot Firmware Table. FILE is a raw table (starting with
+\"iBFT\") or an image of physical memory from address 0 (qemu's pmemsave, /dev/mem), which is
+scanned like the kernel scans low memory; it must be a regular file, of which the first MiB is
+read. Without FILE the running system's table is read (FreeBSD: the ACPI table found from
+machdep.acpi_root through /dev/mem, then a /dev/mem low-memory scan; Linux:
+/sys/firmware/acpi/tables/iBFT, then /dev/mem). Control characters in the table's strings are
+shown escaped (\\xNN).
+  --json          one JSON object instead of text
+  --show-secrets  print CHAP secrets (redacted by default)
+  --rewrite HOST[:PORT] --output OUT
+                  write a copy of the table whose boot target is HOST:PORT (default port
+                  3260), to try a firmware's table against another target; OUT is a raw table
+";
+pub const BOOT_HELP: &str = "\
+Do what isboot.ko does at boot, from userland: log in, REPORT LUNS, INQUIRY, READ CAPACITY,
+read the partition table (and the UFS superblock of the root partition), log out. Parameters
+come from the iBFT (--ibft FILE, or the running system's when neither --ibft nor both --portal
+and --target are given); the other options override the table. Prints a transcript like the
+kernel's boot messages; exit status 0 only if the disk is usable as a FreeBSD boot disk.
+  --portal HOST[:PORT]   an IPv4 address, [IPv6] or a host name; port 1-65535, default 3260
+  --target NAME          the target's iSCSI name: iqn.YYYY-MM.domain[:...], eui. (16 hex
+  --initiator NAME       digits) or naa. (16 or 32 hex digits), at most 223 bytes
+  --lun N                0-16383 (single-level LUN)
+  --chap NAME:SECRET     one-way CHAP; the secret must be at least 12 bytes (RFC 7143
+  --mutual NAME:SECRET   section 9.2.1); --mutual sets what the target must prove, with a
+                         different secret
+  --digests              offer CRC32C header and data digests
+  --timeout SECONDS      bounds the login and each command, 1-3600 (default 30)
+  --debug 0-3            the session's message level, as net.isboot.debug
+Secrets given as options are visible to other users in ps(1): prefer the table.
+";
+pub const PART_HELP: &str = "\
+Show the partition table (GPT or MBR, FreeBSD type names) of a disk image, a regular file, as
+`isbootctl boot` shows the boot disk's, and the UFS file systems in it.
+  --block-size N  512 (default) to 65536, a power of two
+";
+
+/// What a command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Help(Option<&'static str>),
+    Version,
+    Ibft(IbftArgs),
+    Boot(BootArgs),
+    Part(PartArgs),
+}
+
+#[derive(Debug, Default)]
+pub struct IbftArgs {
+    pub json: bool,
+    pub show_secrets: bool,
+    pub rewrite: Option<Portal>,
+    pub output: Option<String>,
+    pub file: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct PartArgs {
+    pub block_size: u32,
+    pub image: String,
+}
+
+#[derive(Debug)]
+pub struct BootArgs {
+    pub ibft: Option<String>,
+    pub portal: Option<Portal>,
+    pub target: Option<String>,
+    pub initiator: Option<String>,
+    pub lun: Option<u16>,
+    pub chap: Option<Cred>,
+    pub mutual: Option<Cred>,
+    pub digests: bool,
+    pub timeout: u64,
+    pub debug: u8,
+}
+
+/// CHAP credentials. The secret stays out of `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Cred {
+    pub name: String,
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Cred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cred({:?}, <{} bytes>)", self.name, self.secret.len())
+    }
+}
+
+/// A target portal as given: an address, or a host name to resolve when it is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Portal {
+    Addr(SocketAddr),
+    Name(String, u16),
+}
+
+impl Portal {
+    /// The address to connect to (a name is resolved now; the first address wins).
+    pub fn resolve(&self) -> Result<SocketAddr, String> {
+        match self {
+            Portal::Addr(a) => Ok(*a),
+            Portal::Name(host, port) => {
+                use std::net::ToSocketAddrs;
+                (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .map_err(|e| format!("portal {host}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("portal {host}: no address"))
+            }
+        }
+    }
+}
+
+pub const DEFAULT_PORT: u16 = 3260;
+/// RFC 7143 §9.2.1: a CHAP secret with fewer than 96 random bits needs IPsec, which an iSCSI
+/// boot does not have.
+pub const CHAP_SECRET_MIN: usize = 12;
+/// RFC 7143 §9.2.1 requires support for secrets up to 128 bits; some targets and initiators
+/// refuse longer ones.
+pub const CHAP_SECRET_PORTABLE: usize = 16;
+/// RFC 7143 §4.2.7.1 (via RFC 3722): an iSCSI name is at most 223 bytes.
+pub const ISCSI_NAME_MAX: usize = 223;
+
+/// Parses `HOST[:PORT]`: an IPv4 address, `[IPv6]` (a bare IPv6 address, without a port, is
+/// accepted too) or a DNS name (RFC 1123 labels); the port is 1-65535.
+pub fn parse_portal(s: &str) -> Result<Portal, String> {
+    let bad = |why: &str| format!("portal {s:?}: {why}");
+    let port = |p: &str| -> Result<u16, String> {
+        match p.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+            Ok(_) => Err(bad("the port must be 1-65535")),
+            Err(_) => Err(bad("the port is not a number")),
+        }
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let (addr, tail) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("missing ']' after the IPv6 address"))?;
+        let ip: Ipv6Addr = addr
+            .parse()
+            .map_err(|_| bad("not an IPv6 address inside [...]"))?;
+        let port = match tail {
+            "" => DEFAULT_PORT,
+            t => port(
+                t.strip_prefix(':')
+                    .ok_or_else(|| bad("expected :PORT after ']'"))?,
+            )?,
+        };
+        return Ok(Portal::Addr(SocketAddr::new(IpAddr::V6(ip), port)));
+    }
+    if s.matches(':').count() > 1 {
+        return s
+            .parse::<Ipv6Addr>()
+            .map(|ip| Portal::Addr(SocketAddr::new(IpAddr::V6(ip), DEFAULT_PORT)))
+            .map_err(|_| bad("an IPv6 address with a port is written [ADDRESS]:PORT"));
+    }
+    let (host, p) = match s.split_once(':') {
+        Some((h, p)) => (h, port(p)?),
+        None => (s, DEFAULT_PORT),
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return host
+            .parse::<std::net::Ipv4Addr>()
+            .map(|ip| Portal::Addr(SocketAddr::new(IpAddr::V4(ip), p)))
+            .map_err(|_| bad("not an IPv4 address"));
+    }
+    if !valid_hostname(host) {
+        return Err(bad("not an IP address or host name"));
+    }
+    Ok(Portal::Name(host.to_string(), p))
+}
+
+/// RFC 1123 host name: labels of letters, digits and '-', not starting or ending with '-',
+/// 1-63 bytes each, 253 in all (a trailing dot allowed).
+fn valid_hostname(h: &str) -> bool {
+    let h = h.strip_suffix('.').unwrap_or(h);
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Checks an iSCSI name (RFC 7143 §4.2.7, RFC 3720 §3.2.6.3): `iqn.YYYY-MM.reversed.domain`
+/// optionally followed by `:anything`, `eui.` with 16 hex digits, or `naa.` with 16 or 32 hex
+/// digits. Names are compared after RFC 3722 normalisation, which lowercases: an uppercase
+/// letter is refused here rather than silently changed.
+pub fn check_iscsi_name(s: &str) -> Result<(), String> {
+    let bad = |why: &str| format!("{s:?} is not an iSCSI name: {why}");
+    if s.len() > ISCSI_NAME_MAX {
+        return Err(bad("longer than 223 bytes"));
+    }
+    let hex = |h: &str, lens: &[usize]| {
+        lens.contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    if let Some(h) = s.strip_prefix("eui.") {
+        return if hex(h, &[16]) {
+            Ok(())
+        } else {
+            Err(bad("eui. takes 16 hex digits"))
+        };
+    }
+    if let Some(h) = s.strip_prefix("naa.") {
+        return if hex(h, &[16, 32]) {
+            Ok(())
+        } else {
+            Err(bad("naa. takes 16 or 32 hex digits"))
+        };
+    }
+    let Some(rest) = s.strip_prefix("iqn.") else {
+        return Err(bad("expected iqn., eui. or naa."));
+    };
+    let date_ok = rest.len() >= 8
+        && rest.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && rest.as_bytes()[4] == b'-'
+        && matches!(rest[5..7].parse::<u8>(), Ok(1..=12))
+        && rest.as_bytes()[7] == b'.';
+    if !date_ok {
+        return Err(bad("iqn. is followed by the year and month, iqn.YYYY-MM."));
+    }
+    let rest = &rest[8..];
+    let (authority, _unique) = rest.split_once(':').unwrap_or((rest, ""));
+    if authority.is_empty() || authority.split('.').any(str::is_empty) {
+        return Err(bad(
+            "no naming authority (reversed domain name) after the date",
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| {
+        !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'))
+            && (c.is_ascii() || c.is_control())
+    }) {
+        return Err(bad(&if c.is_ascii_uppercase() {
+            "iSCSI names are lowercase (RFC 3722)".to_string()
+        } else {
+            format!("character {c:?} is not allowed")
+        }));
+    }
+    Ok(())
+}
+
+/// `NAME:SECRET` for --chap and --mutual. The secret is split at the first ':'.
+fn parse_cred(flag: &str, v: &str) -> Result<Cred, String> {
+    let Some((name, secret)) = v.split_once(':') else {
+        return Err(format!("--{flag} wants NAME:SECRET"));
+    };
+    if name.is_empty() {
+        return Err(format!("--{flag}: empty CHAP name"));
+    }
+    if name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(format!(
+            "--{flag}: the CHAP name must be 1-255 bytes without control characters"
+        ));
+    }
+    if secret.len() < CHAP_SECRET_MIN {
+        return Err(format!(
+            "--{flag}: the CHAP secret is {} bytes; RFC 7143 wants at least {CHAP_SECRET_MIN} \
+             (96 bits) without IPsec",
+            secret.len()
+        ));
+    }
+    Ok(Cred {
+        name: name.to_string(),
+        secret: secret.as_bytes().to_vec(),
+    })
+}
+
+fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
+    flag: &str,
+    v: &str,
+    lo: T,
+    hi: T,
+) -> Result<T, String> {
+    match v.parse::<T>() {
+        Ok(n) if n >= lo && n <= hi => Ok(n),
+        _ => Err(format!(
+            "--{flag} {v:?}: expected a number from {lo} to {hi}"
+        )),
+    }
+}
+
+fn string(v: OsString, what: &str) -> Result<String, String> {
+    v.into_string()
+        .map_err(|v| format!("{what} {v:?} is not valid UTF-8"))
+}
+
+/// Parses the whole command line (without the program name).
+pub fn parse(args: Vec<OsString>) -> Result<Command, Usage> {
+    let mut p = lexopt::Parser::from_args(args);
+    let first = p.next().map_err(|e| usage(e.to_string(), SYNOPSIS))?;
+    match first {
+        None => Err(usage("no command given", SYNOPSIS)),
+        Some(Short('h') | Long("help")) => Ok(Command::Help(None)),
+        Some(Short('V') | Long("version")) => Ok(Command::Version),
+        Some(Value(cmd)) => match cmd.to_str() {
+            Some("ibft") => ibft(p),
+            Some("boot") => boot(p),
+            Some("part") => part(p),
+            Some("help") => help(p),
+            _ => Err(usage(format!("unknown command {cmd:?}"), SYNOPSIS)),
+        },
+        Some(other) => Err(usage(other.unexpected().to_string(), SYNOPSIS)),
+    }
+}
+
+fn help(mut p: lexopt::Parser) -> Result<Command, Usage> {
+    let topic = match p.next().map_err(|e| usage(e.to_string(), SYNOPSIS))? {
+        None => None,
+        Some(Value(v)) => Some(match v.to_str() {
+            Some("ibft") => "ibft",
+            Some("boot") => "boot",
+            Some("part") => "part",
+            _ => return Err(usage(format!("no help on {v:?}"), SYNOPSIS)),
+        }),
+        Some(other) => return Err(usage(other.unexpected().to_string(), SYNOPSIS)),
+    };
+    if let Some(extra) = p.next().map_err(|e| usage(e.to_string(), SYNOPSIS))? {
+        return Err(usage(extra.unexpected().to_string(), SYNOPSIS));
+    }
+    Ok(Command::Help(topic))
+}
+
+fn ibft(mut p: lexopt::Parser) -> Result<Command, Usage> {
+    let u = |m: String| usage(m, IBFT_SYNOPSIS);
+    let mut a = IbftArgs::default();
+    while let Some(arg) = p.next().map_err(|e| u(e.to_string()))? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help(Some("ibft"))),
+            Long("json") => a.json = true,
+            Long("show-secrets") => a.show_secrets = true,
+            Long("rewrite") => {
+                let v = string(p.value().map_err(|e| u(e.to_string()))?, "--rewrite").map_err(u)?;
+                a.rewrite = Some(parse_portal(&v).map_err(|e| u(format!("--rewrite: {e}")))?);
+            }
+            Long("output") => {
+                a.output =
+                    Some(string(p.value().map_err(|e| u(e.to_string()))?, "--output").map_err(u)?)
+            }
+            Value(v) if a.file.is_none() => a.file = Some(string(v, "FILE").map_err(u)?),
+            Value(v) => return Err(u(format!("unexpected argument {v:?}: at most one FILE"))),
+            other => return Err(u(other.unexpected().to_string())),
+        }
+    }
+    if a.rewrite.is_some() != a.output.is_some() {
+        return Err(u("--rewrite and --output go together".into()));
+    }
+    if a.rewrite.is_some() && (a.json || a.show_secrets) {
+        return Err(u(
+            "--rewrite prints the new table as text: no --json or --show-secrets".into(),
+        ));
+    }
+    Ok(Command::Ibft(a))
+}
+
+fn part(mut p: lexopt::Parser) -> Result<Command, Usage> {
+    let u = |m: String| usage(m, PART_SYNOPSIS);
+    let mut block_size = 512;
+    let mut image = None;
+    while let Some(arg) = p.next().map_err(|e| u(e.to_string()))? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help(Some("part"))),
+            Long("block-size") => {
+                let v =
+                    string(p.value().map_err(|e| u(e.to_string()))?, "--block-size").map_err(u)?;
+                block_size = number("block-size", &v, 512u32, 65536).map_err(u)?;
+                if !block_size.is_power_of_two() {
+                    return Err(u(format!("--block-size {v}: not a power of two")));
+                }
+            }
+            Value(v) if image.is_none() => image = Some(string(v, "IMAGE").map_err(u)?),
+            Value(v) => return Err(u(format!("unexpected argument {v:?}: one IMAGE"))),
+            other => return Err(u(other.unexpected().to_string())),
+        }
+    }
+    let image = image.ok_or_else(|| u("part needs an IMAGE".into()))?;
+    Ok(Command::Part(PartArgs { block_size, image }))
+}
+
+fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
+    let u = |m: String| usage(m, BOOT_SYNOPSIS);
+    let mut a = BootArgs {
+        ibft: None,
+        portal: None,
+        target: None,
+        initiator: None,
+        lun: None,
+        chap: None,
+        mutual: None,
+        digests: false,
+        timeout: 30,
+        debug: 0,
+    };
+    let value = |p: &mut lexopt::Parser, flag: &str| -> Result<String, Usage> {
+        string(
+            p.value().map_err(|e| u(e.to_string()))?,
+            &format!("--{flag}"),
+        )
+        .map_err(u)
+    };
+    while let Some(arg) = p.next().map_err(|e| u(e.to_string()))? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help(Some("boot"))),
+            Long("digests") => a.digests = true,
+            Long("ibft") => a.ibft = Some(value(&mut p, "ibft")?),
+            Long("portal") => {
+                let v = value(&mut p, "portal")?;
+                a.portal = Some(parse_portal(&v).map_err(|e| u(format!("--portal: {e}")))?);
+            }
+            Long("target") => {
+                let v = value(&mut p, "target")?;
+                check_iscsi_name(&v).map_err(|e| u(format!("--target: {e}")))?;
+                a.target = Some(v);
+            }
+            Long("initiator") => {
+                let v = value(&mut p, "initiator")?;
+                check_iscsi_name(&v).map_err(|e| u(format!("--initiator: {e}")))?;
+                a.initiator = Some(v);
+            }
+            Long("lun") => {
+                let v = value(&mut p, "lun")?;
+                a.lun = Some(number("lun", &v, 0, isboot_core::pdu::MAX_FLAT_LUN).map_err(u)?);
+            }
+            Long("chap") => a.chap = Some(parse_cred("chap", &value(&mut p, "chap")?).map_err(u)?),
+            Long("mutual") => {
+                a.mutual = Some(parse_cred("mutual", &value(&mut p, "mutual")?).map_err(u)?)
+            }
+            Long("timeout") => {
+                a.timeout = number("timeout", &value(&mut p, "timeout")?, 1, 3600).map_err(u)?
+            }
+            Long("debug") => {
+                a.debug = number("debug", &value(&mut p, "debug")?, 0, 3).map_err(u)?
+            }
+            Value(v) => return Err(u(format!("unexpected argument {v:?}"))),
+            other => return Err(u(other.unexpected().to_string())),
+        }
+    }
+    if let (Some(c), Some(m)) = (&a.chap, &a.mutual) {
+        if c.secret == m.secret {
+            return Err(u(
+                "--mutual: the target's secret must differ from the initiator's (RFC 7143 section 9.2.1)".into(),
+            ));
+        }
+    }
+    Ok(Command::Boot(a))
+}
+
+/// The full help of a command (synopsis and description), or of all of them.
+pub fn help_text(topic: Option<&str>) -> String {
+    match topic {
+        Some("ibft") => format!("{IBFT_SYNOPSIS}\n{IBFT_HELP}"),
+        Some("boot") => format!("{BOOT_SYNOPSIS}\n{BOOT_HELP}"),
+        Some("part") => format!("{PART_SYNOPSIS}\n{PART_HELP}"),
+        _ => format!(
+            "{SYNOPSIS}\nibft\n{}\nboot\n{}\npart\n{}\nExit status: 0 success, 1 failure (for boot: the disk is not usable), 64 usage error.\n",
+            indent(IBFT_HELP),
+            indent(BOOT_HELP),
+            indent(PART_HELP)
+        ),
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("socket address")
+    }
+
+    #[test]
+    fn portals_in_every_written_form() {
+        for (s, want) in [
+            ("192.0.2.1", Portal::Addr(addr("192.0.2.1:3260"))),
+            ("192.0.2.1:3261", Portal::Addr(addr("192.0.2.1:3261"))),
+            ("[::1]:3260", Portal::Addr(addr("[::1]:3260"))),
+            ("[fe80::1]", Portal::Addr(addr("[fe80::1]:3260"))),
+            ("2001:db8::5", Portal::Addr(addr("[2001:db8::5]:3260"))),
+            (
+                "target.example.org:860",
+                Portal::Name("target.example.org".into(), 860),
+            ),
+            ("san", Portal::Name("san".into(), 3260)),
+        ] {
+            assert_eq!(parse_portal(s), Ok(want), "{s}");
+        }
+    }
+
+    #[test]
+    fn bad_portals_say_what_is_wrong() {
+        for (s, why) in [
+            ("192.0.2.1:0", "1-65535"),
+            ("192.0.2.1:65536", "1-65535"),
+            ("192.0.2.1:x", "not a number"),
+            ("[::1", "missing ']'"),
+            ("[::1]3260", ":PORT"),
+            ("[192.0.2.1]:3260", "IPv6"),
+            ("::1:3260:", "[ADDRESS]:PORT"),
+            ("300.1.1.1", "IPv4"),
+            (":3260", "no host"),
+            ("bad_host:1", "host name"),
+            ("-lead.example", "host name"),
+        ] {
+            let e = parse_portal(s).expect_err(s);
+            assert!(e.contains(why), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn iscsi_names_follow_rfc_3720() {
+        for ok in [
+            "iqn.2026-01.org.example:host1-root",
+            "iqn.1992-01.com.example",
+            "iqn.2001-04.com.example:storage.disk2.sys1.xyz",
+            "eui.02004567A425678D",
+            "naa.52004567BA64678D",
+            "naa.62004567BA64678D0123456789ABCDEF",
+        ] {
+            assert_eq!(check_iscsi_name(ok), Ok(()), "{ok}");
+        }
+        let long = format!("iqn.2026-01.org.example:{}", "a".repeat(200));
+        for (bad, why) in [
+            ("iqn.2026-13.org.example", "year and month"),
+            ("iqn.26-01.org.example", "year and month"),
+            ("iqn.2026-01.", "naming authority"),
+            ("iqn.2026-01.org..example", "naming authority"),
+            ("iqn.2026-01.org.Example", "lowercase"),
+            ("iqn.2026-01.org.example:a b", "' '"),
+            ("iqn.2026-01.org.example:a\u{1b}", "not allowed"),
+            ("eui.0200456", "16 hex digits"),
+            ("naa.52004567BA64678DAB", "16 or 32"),
+            ("target1", "iqn., eui. or naa."),
+            (long.as_str(), "223"),
+        ] {
+            let e = check_iscsi_name(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn chap_secrets_shorter_than_96_bits_are_refused() {
+        assert!(parse_cred("chap", "user:0123456789a").is_err());
+        let c = parse_cred("chap", "user:0123456789ab").expect("12 bytes");
+        assert_eq!(
+            (c.name.as_str(), c.secret.as_slice()),
+            ("user", &b"0123456789ab"[..])
+        );
+        // The secret may hold ':' itself.
+        let c = parse_cred("chap", "u:a:b:c:d:e:f:g").expect("colons");
+        assert_eq!(c.secret, b"a:b:c:d:e:f:g");
+        assert!(format!("{c:?}").contains("<13 bytes>"));
+    }
+}
