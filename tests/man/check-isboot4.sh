@@ -1,8 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# Checks contrib/isboot.4 (and contrib/isbootctl/isbootctl.8): clean under mandoc -Tlint (every level, except cross-references to pages
-# this host does not have, which depends on the machine, not on the page), and documents every
-# user-visible name of the driver's contract.
+# Checks contrib/isboot.4 and contrib/isbootctl/isbootctl.8: clean under mandoc -Tlint (every
+# level, except cross-references to pages this host does not have, which depends on the machine,
+# not on the page); isboot.4 documents every user-visible name of the driver's contract; both
+# refer to each other and to iscsi(4), ctld(8) and ctl.conf(5); isboot.4's DIAGNOSTICS match the
+# messages in the code (tests/man/check-diagnostics.py, which also proves it can fail).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 page="$top/contrib/isboot.4"
@@ -31,5 +33,17 @@ done
 for sec in "LOADER TUNABLES" "SYSCTL VARIABLES" "RC.CONF SETTINGS" FIREWALL EXAMPLES DIAGNOSTICS "SEE ALSO"; do
 	printf '%s\n' "$text" | grep -qx "$sec" || { echo "FAIL: section $sec missing"; fails=$((fails + 1)); }
 done
+see_also() { # page -> the "name(section)" references of its SEE ALSO section
+	awk '/^\.Sh /{ in_sa = ($0 == ".Sh SEE ALSO") } in_sa && /^\.Xr /{ print $2 "(" $3 ")" }' "$1"
+}
+ctl="$top/contrib/isbootctl/isbootctl.8"
+for want in "iscsi(4)" "ctld(8)" "ctl.conf(5)" "isbootctl(8)"; do
+	see_also "$page" | grep -qxF "$want" || { echo "FAIL: isboot.4's SEE ALSO lacks $want"; fails=$((fails + 1)); }
+done
+for want in "isboot(4)" "iscsi(4)" "ctld(8)" "ctl.conf(5)"; do
+	see_also "$ctl" | grep -qxF "$want" || { echo "FAIL: isbootctl.8's SEE ALSO lacks $want"; fails=$((fails + 1)); }
+done
+python3 "$top/tests/man/check-diagnostics.py" || fails=$((fails + 1))
+python3 "$top/tests/man/check-diagnostics.py" --self-test || fails=$((fails + 1))
 if [ "$fails" -ne 0 ]; then echo "check-isboot4: $fails failure(s)"; exit 1; fi
 echo "check-isboot4: ok"
