@@ -6,7 +6,8 @@
 #     ZIG, FREEBSD_VERSION, INCLUDES   from the release's env file
 #     KMOD_CFLAGS         zig cc flags for the C helpers (bsd.kmod.mk's amd64 set, kern.mk warnings)
 #     ISBOOT_KMOD_CFLAGS  (exported) what bindgen sees: the same preprocessor view
-#     KMOD_RUST_OUT       driver/kmod/build-rust.sh's output directory (sysroot, cargo target dir)
+#     KMOD_RUST_OUT       driver/kmod/build-rust.sh's cargo target directory
+#     ISBOOT_SYSROOT      (exported) its core/alloc sysroot, shared by the releases
 #   kmod_cargo SUBCOMMAND ARGS...   cargo for the kernel target as the FreeBSD Makefile runs it
 #                                   (driver/kmod/build-rust.sh: private sysroot, vendored crates)
 kmod_env() {
@@ -33,6 +34,8 @@ kmod_env() {
                -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Wno-unknown-pragmas)
   export ISBOOT_KMOD_CFLAGS="--target=x86_64-unknown-freebsd$major ${pp[*]} -ffreestanding -mcmodel=kernel -mno-red-zone -mno-sse -msoft-float"
   KMOD_RUST_OUT="$KMOD_DIR/cargo"
+  # core/alloc for the kernel target depend on the compiler, not on the release: one for both.
+  export ISBOOT_SYSROOT="$out/sysroot"
 }
 
 kmod_cargo() {

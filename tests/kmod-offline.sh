@@ -34,6 +34,7 @@ rm -rf "$vendor"
 # 2. Without network.
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
+rm -rf "$out/sysroot"
 for v in "${versions[@]}"; do rm -rf "$out/freebsd$v/cargo" "$out/freebsd$v/isboot.ko"; done
 
 # The namespace must have no interface but loopback, and no route out.

@@ -22,7 +22,8 @@
 #        build-rust.sh isbootctl OUT           OUT/release/isbootctl
 #        build-rust.sh vendor DIR              (needs network) the crates of both into DIR
 #
-# Environment: RUSTC, CARGO (default rustc, cargo); ISBOOT_VENDOR_DIR; for bindgen
+# Environment: RUSTC, CARGO (default rustc, cargo); ISBOOT_VENDOR_DIR; ISBOOT_SYSROOT (default
+# OUT/sysroot: it depends on the compiler only, so several builds may share one); for bindgen
 # ISBOOT_KMOD_CFLAGS or SYSDIR, and LIBCLANG_PATH (bindings/build.rs).
 set -eu
 
@@ -96,7 +97,7 @@ edition_of() {
 sysroot() {
 	out=$1
 	check
-	dest="$out/sysroot"
+	dest=${ISBOOT_SYSROOT:-$out/sysroot}
 	cfgs=$(RUSTC_BOOTSTRAP=1 "$RUSTC" -Zunstable-options --print cfg --target "$target_json")
 	# compiler_builtins' build script enables f16/f128 where the compiler calls them reliable.
 	fcfg=""
@@ -177,7 +178,7 @@ kernel_cargo() {
 	# RUSTFLAGS; with --target it reaches the kernel crates only, not build scripts (bindgen).
 	remaps
 	sep=$(printf '\037')
-	flags="--sysroot=$out/sysroot$sep$r_top$sep$r_cargo$sep$r_vendor$sep$r_rust"
+	flags="--sysroot=${ISBOOT_SYSROOT:-$out/sysroot}$sep$r_top$sep$r_cargo$sep$r_vendor$sep$r_rust"
 	cd "$here"
 	export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$out" CARGO_ENCODED_RUSTFLAGS="$flags" RUSTC
 	cargo_run "$sub" "$@"
@@ -223,7 +224,7 @@ vendor)
 	dir=$(cd "$2" && pwd)
 	cd "$top"
 	# Both workspaces: the module's (driver/kmod, with bindgen for the build) and isbootctl's.
-	"$CARGO" vendor --locked --versioned-dirs --sync driver/kmod/Cargo.toml "$dir" >/dev/null
+	"$CARGO" vendor --quiet --locked --versioned-dirs --sync driver/kmod/Cargo.toml "$dir" >/dev/null
 	echo "isboot: crates for the module and isbootctl vendored in $dir ($(ls "$dir" | wc -l | tr -d ' ') crates)"
 	;;
 *)
