@@ -55,7 +55,9 @@ install: afterinstall
 cleandir:
 MK
 
-mk() { (cd "$work/obj" && MAKEOBJDIR="$work/obj" bmake -m "$work/mk" -f "$top/Makefile" -C "$top" \
+# The caller's environment (kmod-offline sets ISBOOT_VENDOR_DIR, a port PREFIX...) stays out.
+mk() { (cd "$work/obj" && env -u ISBOOT_VENDOR_DIR -u RUSTC -u CARGO -u LIBCLANG_PATH -u PREFIX \
+  -u KMODDIR -u DESTDIR -u SYSDIR MAKEOBJDIR="$work/obj" bmake -m "$work/mk" -f "$top/Makefile" -C "$top" \
   SYSDIR=/usr/src/sys LIBCLANG_PATH=/usr/local/llvm19/lib "$@"); }
 
 fails=0
