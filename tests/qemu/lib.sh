@@ -1,6 +1,8 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: BSD-2-Clause
-# Shell helpers shared by tests/demo.sh and tests/qemu/run.sh: bounded waits and a tgtd target
-# that is always torn down. Source it; it defines functions only.
+# Shell helpers shared by tests/demo.sh, tests/isbootctl/boot-targets.sh and tests/qemu/run.sh:
+# bounded waits, the test harness's targets (target_start), a FreeBSD-style boot disk. Source it;
+# it defines functions only.
 #
 # tgtd ignores SIGTERM and keeps its control socket in /var/run/tgtd/socket.N, shared by every
 # network namespace, so each instance gets its own random control channel (-C) and is stopped
@@ -18,6 +20,55 @@ wait_until() {
 	done
 	echo "timed out after ${_secs}s waiting for: $_what" >&2
 	return 1
+}
+
+# target_start DIR ARGS...: starts `isboot-target ARGS...` (tests/target/main.rs: a target set up
+# by the Rust test harness, as the integration tests use it) in the background, inside the network
+# namespace $TARGET_NETNS when that is set, and waits until it serves. Sets TARGET_PORT,
+# TARGET_IQN, TARGET_LUN and TARGET_DISK. The target lives while this shell holds its input
+# open; target_stop_all stops every target started so far (and the target stops by itself when
+# this shell dies). $ISBOOT_TARGET is the binary. Its log goes to DIR/targetN.log.
+TARGET_PIDS=() TARGET_FDS=()
+target_start() {
+	_dir=$1
+	shift
+	_n=${#TARGET_PIDS[@]}
+	_base="$_dir/target$_n"
+	rm -f "$_base.in"
+	mkfifo "$_base.in"
+	${TARGET_NETNS:+ip netns exec "$TARGET_NETNS"} "$ISBOOT_TARGET" "$@" --log "$_base.log" \
+		< "$_base.in" > "$_base.out" 2> "$_base.err" &
+	TARGET_PIDS+=("$!")
+	# Opening the write end waits for the target to open the read end, which it has done
+	# before it runs.
+	exec {_fd}> "$_base.in"
+	TARGET_FDS+=("$_fd")
+	# A cold LIO image build downloads a kernel package; a guest boot takes seconds under TCG.
+	wait_until 900 "isboot-target $1 ready" sh -c "grep -qx ready '$_base.out' || ! kill -0 $!"
+	if ! grep -qx ready "$_base.out"; then
+		echo "isboot-target $* did not start:" >&2
+		cat "$_base.err" >&2
+		return 1
+	fi
+	TARGET_PORT=$(sed -n 's/^port=//p' "$_base.out")
+	TARGET_IQN=$(sed -n 's/^iqn=//p' "$_base.out")
+	TARGET_LUN=$(sed -n 's/^lun=//p' "$_base.out")
+	TARGET_DISK=$(sed -n 's/^disk=//p' "$_base.out")
+}
+
+# target_stop_all: closes every target's input, waits up to 30 s for each to stop, then kills.
+target_stop_all() {
+	for _fd in ${TARGET_FDS[@]+"${TARGET_FDS[@]}"}; do exec {_fd}>&-; done
+	for _pid in ${TARGET_PIDS[@]+"${TARGET_PIDS[@]}"}; do
+		_tries=150
+		while [ "$_tries" -gt 0 ] && kill -0 "$_pid" 2>/dev/null; do
+			sleep 0.2
+			_tries=$((_tries - 1))
+		done
+		kill -KILL "$_pid" 2>/dev/null || true
+		wait "$_pid" 2>/dev/null || true
+	done
+	TARGET_PIDS=() TARGET_FDS=()
 }
 
 # tgt_start DIR PORT [NETNS]: starts tgtd on 127.0.0.1:PORT (inside NETNS when given).
