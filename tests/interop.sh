@@ -15,8 +15,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 mode=check run=1
 for a in "$@"; do
 	case $a in
-	--check) mode=check ;;
-	--write) mode=write ;;
+	--check) mode="check" ;;
+	--write) mode="write" ;;
 	--no-run) run="" ;;
 	*) echo "usage: $0 [--check|--write] [--no-run]" >&2; exit 2 ;;
 	esac

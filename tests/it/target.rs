@@ -134,6 +134,8 @@ pub struct Config {
     /// Listen on this port rather than on a free one (for a private network namespace, where
     /// firmware expects 3260); start fails if it stays taken.
     pub port: Option<u16>,
+    /// The target's name instead of the kind's default (a full IQN, with a colon).
+    pub iqn: Option<String>,
 }
 
 impl Config {
@@ -153,6 +155,7 @@ impl Config {
             nop_count: None,
             queue_depth: None,
             port: None,
+            iqn: None,
         }
     }
 }
@@ -204,6 +207,16 @@ impl Target {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "istgt refuses to start with InitialR2T No",
+            ));
+        }
+        if cfg
+            .iqn
+            .as_deref()
+            .is_some_and(|n| !n.contains(':') || n.contains(char::is_whitespace))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a target name needs a colon (istgt prefixes its NodeBase otherwise) and no space",
             ));
         }
         if cfg.size == 0 || cfg.size % 512 != 0 {
@@ -267,7 +280,10 @@ impl Target {
     }
 
     /// The target's iSCSI name.
-    pub fn iqn(&self) -> &'static str {
+    pub fn iqn(&self) -> &str {
+        if let Some(iqn) = &self.cfg.iqn {
+            return iqn;
+        }
         match self.kind {
             Kind::Tgtd => "iqn.2026-11.org.isboot:tgtd.disk",
             Kind::Istgt => "iqn.2026-11.org.isboot:istgt.disk",

@@ -68,7 +68,9 @@ fi
 
 say "building $key"
 if [ -z "$deb" ]; then
-	deb=$(ls "$cache/debs/${pkg}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
+	# apt-get download names the file PACKAGE_VERSION_ARCH.deb, the epoch's colon as %3a.
+	pattern="$cache/debs/${pkg}_${ver//:/%3a}_*.deb"
+	deb=$(ls $pattern 2>/dev/null | head -n1 || true)
 	if [ -z "$deb" ]; then
 		say "downloading $pkg=$ver"
 		sandbox=()
@@ -84,7 +86,7 @@ if [ -z "$deb" ]; then
 			fi
 			die "apt-get download $pkg=$ver failed"
 		fi
-		deb=$(ls "$cache/debs/${pkg}_"*.deb | head -n1)
+		deb=$(ls $pattern | head -n1)
 	fi
 fi
 

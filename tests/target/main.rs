@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! isboot-target KIND [--chap USER:SECRET [--mutual USER:SECRET]] [--digests]
-//!               [--size BYTES | --disk FILE] [--port PORT] [--log FILE]
+//!               [--size BYTES | --disk FILE] [--port PORT] [--iqn IQN] [--log FILE]
 //! ```
 //!
 //! Starts the target on 127.0.0.1 (in the caller's network namespace), prints `KEY=VALUE` lines
@@ -23,7 +23,7 @@ use isboot_tests::target::{Auth, Config, Kind, Target};
 fn usage() -> ! {
     eprintln!(
         "usage: isboot-target tgtd|istgt|lio [--chap USER:SECRET [--mutual USER:SECRET]] \
-         [--digests] [--size BYTES | --disk FILE] [--port PORT] [--log FILE]"
+         [--digests] [--size BYTES | --disk FILE] [--port PORT] [--iqn IQN] [--log FILE]"
     );
     exit(2)
 }
@@ -52,6 +52,7 @@ fn main() {
             "--size" => cfg.size = value().parse().unwrap_or_else(|_| usage()),
             "--disk" => disk = Some(PathBuf::from(value())),
             "--port" => cfg.port = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--iqn" => cfg.iqn = Some(value()),
             "--log" => log = Some(PathBuf::from(value())),
             _ => usage(),
         }
