@@ -139,11 +139,11 @@ every_target! {
         // Idle for twice as long as tgtd takes to drop a silent initiator; waiting is the
         // condition under test here.
         std::thread::sleep(Duration::from_secs(8));
-        // LIO pings every 3 s at the least and drops a silent initiator after another 3 s.
+        // LIO pings after 3 s of quiet and drops an initiator that has not answered 3 s later;
+        // its second ping may come late when the guest's CPU is busy elsewhere.
         let pings = match kind {
             Kind::Tgtd => 3,
-            Kind::Istgt => 1,
-            Kind::Lio => 2,
+            Kind::Istgt | Kind::Lio => 1,
         };
         assert!(relay.bytes_down() >= before + pings * 48, "the target sent no pings");
         verify_range(&disk, 3, 0, 64, 8, 2).unwrap();
