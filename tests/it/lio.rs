@@ -72,23 +72,17 @@ fn build() -> io::Result<PathBuf> {
 
 /// The guest's configuration file (the format is described in `tests/lio/init`).
 pub fn conf(cfg: &Config, iqn: &str, initiator: &str) -> io::Result<String> {
-    let mut lines = vec![format!("iqn {iqn}")];
-    match &cfg.auth {
-        Auth::None => lines.push("auth none".into()),
-        Auth::Chap { user, secret } => {
-            lines.push("auth chap".into());
-            lines.push(format!("chap {user} {secret}"));
-        }
-        Auth::Mutual {
-            user,
-            secret,
-            target_user,
-            target_secret,
-        } => {
-            lines.push("auth mutual".into());
-            lines.push(format!("chap {user} {secret}"));
-            lines.push(format!("mutual {target_user} {target_secret}"));
-        }
+    let mode = match (cfg.auth.initiator(), cfg.auth.target()) {
+        (None, _) => "none",
+        (Some(_), None) => "chap",
+        (Some(_), Some(_)) => "mutual",
+    };
+    let mut lines = vec![format!("iqn {iqn}"), format!("auth {mode}")];
+    if let Some((user, secret)) = cfg.auth.initiator() {
+        lines.push(format!("chap {user} {secret}"));
+    }
+    if let Some((user, secret)) = cfg.auth.target() {
+        lines.push(format!("mutual {user} {secret}"));
     }
     let mut param = |name: &str, v: Option<String>| {
         if let Some(v) = v {

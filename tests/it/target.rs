@@ -97,6 +97,26 @@ impl Auth {
         }
     }
 
+    /// The name and secret the initiator proves, if any.
+    pub fn initiator(&self) -> Option<(&str, &str)> {
+        match self {
+            Auth::None => None,
+            Auth::Chap { user, secret } | Auth::Mutual { user, secret, .. } => Some((user, secret)),
+        }
+    }
+
+    /// The name and secret the target proves back (mutual CHAP).
+    pub fn target(&self) -> Option<(&str, &str)> {
+        match self {
+            Auth::Mutual {
+                target_user,
+                target_secret,
+                ..
+            } => Some((target_user, target_secret)),
+            _ => None,
+        }
+    }
+
     /// Mutual CHAP with test credentials.
     pub fn mutual() -> Auth {
         Auth::Mutual {
