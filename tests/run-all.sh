@@ -9,8 +9,13 @@ cd "$top"
 
 "$top/tests/setup.sh"
 
-steps=0
-step() { steps=$((steps + 1)); printf '\n==> %s\n' "$*"; }
+steps=0 step_start=$SECONDS
+# step DESCRIPTION: announces the next step and how long the previous one took.
+step() {
+	[ "$steps" -eq 0 ] || printf '<== %d s\n' $((SECONDS - step_start))
+	steps=$((steps + 1)) step_start=$SECONDS
+	printf '\n==> %s\n' "$*"
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -58,4 +63,4 @@ step "the demo (README's first command)"
 tests/demo.sh
 
 # Every step above stops the run on failure (set -e), so reaching this line means all passed.
-printf '\nrun-all: %d passed, 0 failed\n' "$steps"
+printf '<== %d s\n\nrun-all: %d passed, 0 failed (%d s)\n' $((SECONDS - step_start)) "$steps" "$SECONDS"
