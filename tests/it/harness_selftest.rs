@@ -117,6 +117,27 @@ fn lio_serves_every_configuration() {
     }
 }
 
+/// A guest that cannot apply its configuration says why on its console before it powers off,
+/// and the start error carries the console: LIO takes no MaxRecvDataSegmentLength below 512.
+#[test]
+fn lio_start_failure_shows_the_guest_console() {
+    let e = Target::start(
+        Kind::Lio,
+        Config {
+            max_recv_dsl: Some(100),
+            ..Config::new(MIB)
+        },
+    )
+    .expect_err("LIO accepted MaxRecvDataSegmentLength 100");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("the guest failed: writing '100' to")
+            && msg.contains("param/MaxRecvDataSegmentLength"),
+        "{msg}"
+    );
+    assert!(msg.contains("--- guest console ---"), "{msg}");
+}
+
 #[test]
 fn tgtd_accepts_initial_r2t_no() {
     check(

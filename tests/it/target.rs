@@ -757,11 +757,13 @@ impl Target {
         let pid = child.id();
         let mut exited = None;
         let state = wait::until(lio::READY_TIMEOUT, || {
-            if let Ok(Some(status)) = child.try_wait() {
-                exited = Some(status);
-                return Some(Err(String::new()));
-            }
-            lio::console_state(&read_from(&serial, from))
+            // Looked at before the console, so that a guest that said why it powered off is
+            // heard: qemu writes the console file before it exits.
+            let status = child.try_wait().ok().flatten();
+            lio::console_state(&read_from(&serial, from)).or_else(|| {
+                exited = status;
+                status.map(|_| Err(String::new()))
+            })
         });
         match state {
             Some(Ok(())) if net::pid_listens_on(pid, self.port) => Ok(()),
@@ -769,16 +771,17 @@ impl Target {
                 "the guest is ready, but qemu does not listen on 127.0.0.1:{}",
                 self.port
             ))),
-            Some(Err(why)) => {
-                if let Some(status) = exited {
-                    let log = read_from(&dir.join("daemon.log"), log_from);
-                    // qemu sets up its port forwarding first and exits when the port is taken.
-                    if log.contains("host forwarding rule") {
-                        return Err(io::Error::new(io::ErrorKind::AddrInUse, log));
-                    }
-                    return Err(io::Error::other(format!("qemu exited early: {status}")));
-                }
+            Some(Err(why)) if !why.is_empty() => {
                 Err(io::Error::other(format!("the guest failed: {why}")))
+            }
+            Some(Err(_)) => {
+                let log = read_from(&dir.join("daemon.log"), log_from);
+                // qemu sets up its port forwarding first and exits when the port is taken.
+                if log.contains("host forwarding rule") {
+                    return Err(io::Error::new(io::ErrorKind::AddrInUse, log));
+                }
+                let status = exited.map(|s| s.to_string()).unwrap_or_default();
+                Err(io::Error::other(format!("qemu exited early: {status}")))
             }
             None => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
