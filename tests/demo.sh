@@ -7,8 +7,8 @@
 #   2. builds a disk image laid out like a FreeBSD install: GPT with freebsd-boot and freebsd-ufs
 #      partitions (sgdisk), the UFS file system made by makefs with /boot/loader.conf
 #      (isboot_load="YES"), /etc/fstab and /etc/rc.conf (ifconfig_bootnet0="NOAUTO");
-#   3. starts tgtd on 127.0.0.1 (a free port) exporting it as LUN 1 with mutual CHAP (or
-#      ISBOOT_DEMO_AUTH=none|chap);
+#   3. starts tgtd on 127.0.0.1 (a free port; set up by the test harness's isboot-target)
+#      exporting it as LUN 1 with mutual CHAP (or ISBOOT_DEMO_AUTH=none|chap);
 #   4. takes the iBFT iPXE wrote in qemu (tests/data/ibft/ibft-ipxe-dhcp-mutualchap.bin) and points
 #      its boot target at the local tgtd (isbootctl ibft --rewrite, which uses the core's builder);
 #   5. runs `isbootctl boot --ibft` with it and prints the boot transcript.
@@ -24,9 +24,9 @@ USER_IN=rigin SECRET_IN=rigin-secret-12
 USER_OUT=rigout SECRET_OUT=rigout-secret-12
 case $auth in
 none) FIXTURE=ibft-ipxe-dhcp-nochap.bin TARGET_IQN=iqn.2025-01.test.rig:tgt-nochap creds=() ;;
-chap) FIXTURE=ibft-ipxe-dhcp-chap.bin TARGET_IQN=iqn.2025-01.test.rig:tgt-chap creds=("$USER_IN" "$SECRET_IN") ;;
+chap) FIXTURE=ibft-ipxe-dhcp-chap.bin TARGET_IQN=iqn.2025-01.test.rig:tgt-chap creds=(--chap "$USER_IN:$SECRET_IN") ;;
 mutual) FIXTURE=ibft-ipxe-dhcp-mutualchap.bin TARGET_IQN=iqn.2025-01.test.rig:tgt-mutual
-	creds=("$USER_IN" "$SECRET_IN" "$USER_OUT" "$SECRET_OUT") ;;
+	creds=(--chap "$USER_IN:$SECRET_IN" --mutual "$USER_OUT:$SECRET_OUT") ;;
 *) echo "ISBOOT_DEMO_AUTH must be none, chap or mutual" >&2; exit 2 ;;
 esac
 FIXTURE="$top/tests/data/ibft/$FIXTURE"
@@ -38,19 +38,19 @@ if [ -z "${ISBOOT_DEMO_NO_SETUP:-}" ]; then
 	"$top/tests/setup.sh"
 fi
 
-say "building isbootctl (cargo build --release -p isbootctl)"
-(cd "$top" && cargo build --release -q -p isbootctl)
+say "building isbootctl and isboot-target (cargo build --release)"
+(cd "$top" && cargo build --release -q -p isbootctl -p isboot-tests --bin isbootctl --bin isboot-target)
 ctl="${CARGO_TARGET_DIR:-$top/target}/release/isbootctl"
+ISBOOT_TARGET="${CARGO_TARGET_DIR:-$top/target}/release/isboot-target"
 
 work=$(mktemp -d /tmp/isboot-demo.XXXXXX)
-TGT_PID=""
 cleanup() {
 	rc=$?
 	trap - EXIT INT TERM
-	tgt_stop || true
-	if [ "$rc" -ne 0 ] && [ -s "$work/tgtd.log" ]; then
+	target_stop_all || true
+	if [ "$rc" -ne 0 ] && [ -s "$work/target0.log" ]; then
 		echo "--- tgtd log" >&2
-		tail -n 20 "$work/tgtd.log" >&2
+		tail -n 20 "$work/target0.log" >&2
 	fi
 	rm -rf "$work"
 	exit "$rc"
@@ -64,9 +64,8 @@ make_freebsd_disk "$work" "$disk"
 "$ctl" part "$disk"
 
 say "starting tgtd on 127.0.0.1 (target $TARGET_IQN, LUN 1, auth $auth)"
-port=$(free_port)
-tgt_start "$work" "$port"
-tgt_add 1 "$TARGET_IQN" "$disk" ${creds[@]+"${creds[@]}"}
+target_start "$work" tgtd --iqn "$TARGET_IQN" --disk "$disk" ${creds[@]+"${creds[@]}"}
+port=$TARGET_PORT
 echo "tgtd listening on 127.0.0.1:$port"
 
 say "the iBFT iPXE wrote in qemu ($(basename "$FIXTURE"))"

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
 # Runs every test of the project: formatting, lints, unit and integration tests against real
-# targets, the executor under miri, the kernel-module build check, and the firmware test in qemu.
+# targets (tgtd, istgt, and LIO in a qemu guest), the interoperability table, the executor under
+# miri, the kernel-module build check, and the firmware test in qemu (BIOS and UEFI).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 "$top/tests/setup.sh"
 
-steps=0
-step() { steps=$((steps + 1)); printf '\n==> %s\n' "$*"; }
+steps=0 step_start=$SECONDS
+# step DESCRIPTION: announces the next step and how long the previous one took.
+step() {
+	[ "$steps" -eq 0 ] || printf '<== %d s\n' $((SECONDS - step_start))
+	steps=$((steps + 1)) step_start=$SECONDS
+	printf '\n==> %s\n' "$*"
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -20,8 +26,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo doc --workspace (intra-doc links resolve)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
-step "cargo test --workspace"
-cargo test --workspace
+step "cargo test --workspace (the LIO share and the interop matrix are the next steps)"
+cargo test --workspace -- --skip lio --skip interop
+
+step "LIO, the Linux kernel target in a qemu guest: integration, fault and harness tests"
+cargo test -p isboot-tests lio -- --skip interop
+
+step "interoperability matrix (tgtd, istgt, LIO x auth x digests); README.md's table must match"
+tests/interop.sh --check
 
 step "executor under miri"
 CARGO_TARGET_DIR="$top/target/miri" MIRIFLAGS="-Zmiri-strict-provenance" \
@@ -46,11 +58,11 @@ sh -n tests/bhyve/run.sh
 step "isbootctl boot preflight against tgtd and istgt"
 tests/isbootctl/boot-targets.sh
 
-step "real firmware: iPXE in qemu writes the iBFT, isbootctl reads it and boots from it"
+step "real firmware: iPXE in qemu (BIOS and UEFI) writes the iBFT, isbootctl reads and boots it"
 tests/qemu/run.sh
 
 step "the demo (README's first command)"
 tests/demo.sh
 
 # Every step above stops the run on failure (set -e), so reaching this line means all passed.
-printf '\nrun-all: %d passed, 0 failed\n' "$steps"
+printf '<== %d s\n\nrun-all: %d passed, 0 failed (%d s)\n' $((SECONDS - step_start)) "$steps" "$SECONDS"

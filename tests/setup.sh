@@ -8,11 +8,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }
 SUDO=$(need_root)
 
-# Debian packages: real iSCSI targets and peers, firmware for the qemu test, the kernel-header
-# helpers, and the tools the scripts use.
-pkgs=(tgt istgt libiscsi-bin qemu-system-x86 ipxe-qemu makefs mandoc libclang-dev libck-dev
-      freebsd-manpages socat iproute2 gdisk python3 python3-pip binutils lld llvm clang
-      libiscsi-dev bmake)
+# Debian packages: real iSCSI targets and peers, firmware for the qemu test (BIOS and UEFI), what
+# the LIO guest's image is built with (tests/lio/image.sh), the kernel-header helpers, and the
+# tools the scripts use.
+pkgs=(tgt istgt libiscsi-bin qemu-system-x86 ipxe-qemu ovmf busybox-static cpio kmod makefs
+      mandoc libclang-dev libck-dev freebsd-manpages socat iproute2 gdisk python3 python3-pip
+      binutils lld llvm clang libiscsi-dev bmake)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,4 +39,7 @@ if ! command -v cargo-fuzz >/dev/null; then cargo install --locked cargo-fuzz; f
 
 # FreeBSD kernel headers for the module build check (tests/kmod-check.sh unpacks them).
 if [ -x "$top/tests/kmod-headers.sh" ]; then "$top/tests/kmod-headers.sh"; fi
+# The LIO guest's kernel and initramfs (downloads Debian's cloud kernel once; cached outside the
+# checkout), so that the tests themselves need no network.
+"$top/tests/lio/image.sh" > /dev/null
 echo "setup: done"

@@ -12,15 +12,13 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 for t in tgtd tgtadm istgt sgdisk makefs python3; do
 	command -v $t >/dev/null || { echo "boot-targets: $t missing (run tests/setup.sh)" >&2; exit 1; }
 done
-(cd "$top" && cargo build -q -p isbootctl)
+(cd "$top" && cargo build -q -p isbootctl -p isboot-tests --bin isbootctl --bin isboot-target)
 ctl="${CARGO_TARGET_DIR:-$top/target}/debug/isbootctl"
+ISBOOT_TARGET="${CARGO_TARGET_DIR:-$top/target}/debug/isboot-target"
 
 work=$(mktemp -d /tmp/isboot-boottest.XXXXXX)
-TGT_PID=""
-istgt_pids=()
 stop_all() {
-	tgt_stop || true
-	for p in ${istgt_pids[@]+"${istgt_pids[@]}"}; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	target_stop_all || true
 	rm -rf "$work"
 }
 trap stop_all EXIT
@@ -28,23 +26,26 @@ trap 'exit 130' INT TERM
 
 make_freebsd_disk "$work" "$work/disk.img"
 truncate -s 16M "$work/blank.img"
-port=$(free_port)
-tgt_start "$work" "$port"
+# The test harness's targets (tests/target/main.rs), one per configuration: tgtd serves the disk
+# as LUN 1 (LUN 0 is its controller), istgt as LUN 0.
 P=iqn.2026-11.org.isboot:boottest
-tgt_add 1 "$P-nochap" "$work/disk.img"
-tgt_add 2 "$P-chap" "$work/disk.img" u1 secret-u1-1234
-tgt_add 3 "$P-mutual" "$work/disk.img" u1 secret-u1-1234 u2 secret-u2-1234
-tgt_add 4 "$P-blank" "$work/blank.img"
-# One istgt per authentication mode (istgt's auth method is per logical unit).
-declare -A iport
-for mode in None CHAP "CHAP Mutual"; do
-	d="$work/istgt-${mode// /-}"
-	mkdir -p "$d"
-	cp --sparse=always "$work/disk.img" "$d/disk.img"
-	iport[$mode]=$(free_port)
-	istgt_start "$d" "${iport[$mode]}" "$P:istgt" "$d/disk.img" "$mode" u1 secret-u1-1234 u2 secret-u2-1234
-	istgt_pids+=("$ISTGT_PID")
-done
+C1=(--chap u1:secret-u1-1234) C2=(--mutual u2:secret-u2-1234)
+declare -A port iport
+start() { # start NAME ARGS...: remembers the target's port as port[NAME]
+	_name=$1
+	shift
+	target_start "$work" "$@"
+	port[$_name]=$TARGET_PORT
+}
+start nochap tgtd --iqn "$P-nochap" --disk "$work/disk.img"
+start chap tgtd --iqn "$P-chap" --disk "$work/disk.img" "${C1[@]}"
+start mutual tgtd --iqn "$P-mutual" --disk "$work/disk.img" "${C1[@]}" "${C2[@]}"
+start blank tgtd --iqn "$P-blank" --disk "$work/blank.img"
+# istgt enforces mutual CHAP, unlike tgtd.
+start i-none istgt --iqn "$P:istgt" --disk "$work/disk.img"
+start i-chap istgt --iqn "$P:istgt" --disk "$work/disk.img" "${C1[@]}"
+start i-mutual istgt --iqn "$P:istgt" --disk "$work/disk.img" "${C1[@]}" "${C2[@]}"
+iport[None]=${port[i-none]} iport[CHAP]=${port[i-chap]} iport[CHAP Mutual]=${port[i-mutual]}
 dead=$(free_port)
 
 fails=0
@@ -66,24 +67,28 @@ case_() {
 		echo "ok: $name"
 	fi
 }
-A=(--portal "127.0.0.1:$port" --lun 1)
-case_ "no auth: usable" 0 "boot disk usable: $P-nochap LUN 1" "${A[@]}" --target "$P-nochap"
-case_ "CHAP: usable" 0 "boot disk usable: $P-chap LUN 1" "${A[@]}" --target "$P-chap" --chap u1:secret-u1-1234
-case_ "mutual CHAP: usable" 0 "boot disk usable: $P-mutual LUN 1" "${A[@]}" --target "$P-mutual" \
+# tgt NAME: the portal and LUN of the tgtd target NAME.
+tgt() { echo "--portal 127.0.0.1:${port[$1]} --lun 1"; }
+# shellcheck disable=SC2046 # tgt's output is meant to split into arguments
+{
+case_ "no auth: usable" 0 "boot disk usable: $P-nochap LUN 1" $(tgt nochap) --target "$P-nochap"
+case_ "CHAP: usable" 0 "boot disk usable: $P-chap LUN 1" $(tgt chap) --target "$P-chap" --chap u1:secret-u1-1234
+case_ "mutual CHAP: usable" 0 "boot disk usable: $P-mutual LUN 1" $(tgt mutual) --target "$P-mutual" \
 	--chap u1:secret-u1-1234 --mutual u2:secret-u2-1234
 case_ "wrong CHAP secret: not usable" 1 "authentication failed" \
-	"${A[@]}" --target "$P-chap" --chap u1:wrong-secret
-case_ "CHAP target without credentials: not usable" 1 "boot disk NOT usable: login" "${A[@]}" --target "$P-chap"
-case_ "unknown target: not usable" 1 "boot disk NOT usable: login" "${A[@]}" --target "$P-nonexistent"
+	$(tgt chap) --target "$P-chap" --chap u1:wrong-secret
+case_ "CHAP target without credentials: not usable" 1 "boot disk NOT usable: login" $(tgt chap) --target "$P-chap"
+case_ "unknown target: not usable" 1 "boot disk NOT usable: login" $(tgt nochap) --target "$P-nonexistent"
 case_ "LUN 7 absent: not usable" 1 "LUN 7: READ CAPACITY failed: ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED" \
-	--portal "127.0.0.1:$port" --lun 7 --target "$P-nochap"
+	--portal "127.0.0.1:${port[nochap]}" --lun 7 --target "$P-nochap"
 case_ "LUN 0 is tgt's controller: no capacity" 1 "LUN 0: READ CAPACITY failed: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE" \
-	--portal "127.0.0.1:$port" --lun 0 --target "$P-nochap"
-case_ "blank disk: not usable" 1 "has no partition table" "${A[@]}" --target "$P-blank"
+	--portal "127.0.0.1:${port[nochap]}" --lun 0 --target "$P-nochap"
+case_ "blank disk: not usable" 1 "has no partition table" $(tgt blank) --target "$P-blank"
 case_ "nothing listening: not usable" 1 "boot disk NOT usable: login to 127.0.0.1:$dead failed" \
 	--portal "127.0.0.1:$dead" --lun 1 --target "$P-nochap"
 case_ "iBFT rewritten to the target: usable" 0 "boot parameters from iBFT" \
-	--ibft "$top/tests/data/ibft/ibft-ipxe-dhcp-nochap.bin" --portal "127.0.0.1:$port" --target "$P-nochap"
+	--ibft "$top/tests/data/ibft/ibft-ipxe-dhcp-nochap.bin" --portal "127.0.0.1:${port[nochap]}" --target "$P-nochap"
+}
 I=(--lun 0 --target "$P:istgt")
 case_ "istgt, no auth, LUN 0: usable" 0 "boot disk usable: $P:istgt LUN 0" \
 	--portal "127.0.0.1:${iport[None]}" "${I[@]}"
@@ -95,7 +100,7 @@ case_ "istgt, mutual CHAP, target proves the wrong secret: not usable" 1 "target
 	--portal "127.0.0.1:${iport[CHAP Mutual]}" "${I[@]}" --chap u1:secret-u1-1234 --mutual u2:wrong-secret
 case_ "istgt demands mutual CHAP, one-way offered: not usable" 1 "authentication failed" \
 	--portal "127.0.0.1:${iport[CHAP Mutual]}" "${I[@]}" --chap u1:secret-u1-1234
-case_ "usage error: exit 64 (EX_USAGE)" 64 "usage:" --lun x --portal "127.0.0.1:$port" --target "$P-nochap"
+case_ "usage error: exit 64 (EX_USAGE)" 64 "usage:" --lun x --portal "127.0.0.1:${port[nochap]}" --target "$P-nochap"
 
 if [ "$fails" -ne 0 ]; then echo "boot-targets: $fails failure(s)"; exit 1; fi
 echo "boot-targets: all passed"

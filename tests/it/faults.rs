@@ -96,6 +96,13 @@ fn istgt_killed_and_restarted_during_a_write_loop() {
     killed_and_restarted_during_writes(Kind::Istgt);
 }
 
+/// The whole guest is killed: for about as long as it takes to boot again (seconds), qemu's
+/// forwarded port refuses connections, and then accepts them before LIO listens.
+#[test]
+fn lio_killed_and_restarted_during_a_write_loop() {
+    killed_and_restarted_during_writes(Kind::Lio);
+}
+
 /// A 24 MiB read through a relay that resets the connection after 8 MiB came down, then a write
 /// cut by hand mid-way: both complete with the right data over a new connection.
 fn reset_mid_transfer(kind: Kind) {
@@ -123,6 +130,11 @@ fn tgtd_tcp_reset_mid_transfer() {
 #[test]
 fn istgt_tcp_reset_mid_transfer() {
     reset_mid_transfer(Kind::Istgt);
+}
+
+#[test]
+fn lio_tcp_reset_mid_transfer() {
+    reset_mid_transfer(Kind::Lio);
 }
 
 // ---- the scripted misbehaving target ----

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! Real iSCSI targets for the tests: tgtd (Debian `tgt`) and istgt, each on its own loopback port,
-//! serving a sparse backing file from a private temporary directory.
+//! Real iSCSI targets for the tests: tgtd (Debian `tgt`), istgt, and LIO (the Linux kernel's
+//! target, in a qemu guest: see `lio.rs`), each on its own loopback port, serving a sparse backing
+//! file from a private temporary directory.
 //!
-//! `Target::start` returns only when the daemon listens on its port (checked by the listening
-//! socket's owner, not just by a successful connect) and is configured; `Drop` stops it. tgtd
-//! ignores SIGTERM, so it is stopped through its control channel (targets deleted with `--force`,
-//! then the system), with SIGKILL as the bounded fallback.
+//! `Target::start` returns only when the target listens on its port (checked by the listening
+//! socket's owner, not just by a successful connect; for LIO, by the guest's ready line on its
+//! console) and is configured; `Drop` stops it. tgtd ignores SIGTERM, so it is stopped through its
+//! control channel (targets deleted with `--force`, then the system), with SIGKILL as the bounded
+//! fallback.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -20,21 +22,36 @@ use crate::process;
 use crate::tmp::TempDir;
 use crate::wait;
 
-/// Which daemon serves the disk.
+#[path = "lio.rs"]
+mod lio;
+
+/// Which target serves the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Tgtd,
     Istgt,
+    /// LIO in a qemu guest: seconds to start, so tests ask for it by name (and carry `lio` in
+    /// theirs) rather than through [`Kind::ALL`].
+    Lio,
 }
 
 impl Kind {
+    /// The targets that run as daemons on this host.
     pub const ALL: [Kind; 2] = [Kind::Tgtd, Kind::Istgt];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Tgtd => "tgtd",
             Kind::Istgt => "istgt",
+            Kind::Lio => "lio",
         }
+    }
+
+    /// The kind called `name` (as [`Kind::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [Kind::Tgtd, Kind::Istgt, Kind::Lio]
+            .into_iter()
+            .find(|k| k.name() == name)
     }
 }
 
@@ -80,6 +97,26 @@ impl Auth {
         }
     }
 
+    /// The name and secret the initiator proves, if any.
+    pub fn initiator(&self) -> Option<(&str, &str)> {
+        match self {
+            Auth::None => None,
+            Auth::Chap { user, secret } | Auth::Mutual { user, secret, .. } => Some((user, secret)),
+        }
+    }
+
+    /// The name and secret the target proves back (mutual CHAP).
+    pub fn target(&self) -> Option<(&str, &str)> {
+        match self {
+            Auth::Mutual {
+                target_user,
+                target_secret,
+                ..
+            } => Some((target_user, target_secret)),
+            _ => None,
+        }
+    }
+
     /// Mutual CHAP with test credentials.
     pub fn mutual() -> Auth {
         Auth::Mutual {
@@ -107,12 +144,18 @@ pub struct Config {
     pub first_burst: Option<u32>,
     pub max_burst: Option<u32>,
     pub max_outstanding_r2t: Option<u32>,
-    /// Seconds between the target's NOP-In pings.
+    /// Seconds between the target's NOP-In pings. LIO: at least 3, and a ping unanswered for as
+    /// long drops the connection.
     pub nop_interval: Option<u32>,
     /// tgtd: unanswered pings before it drops the connection.
     pub nop_count: Option<u32>,
     /// Commands the target queues per session.
     pub queue_depth: Option<u32>,
+    /// Listen on this port rather than on a free one (for a private network namespace, where
+    /// firmware expects 3260); start fails if it stays taken.
+    pub port: Option<u16>,
+    /// The target's name instead of the kind's default (a full IQN, with a colon).
+    pub iqn: Option<String>,
 }
 
 impl Config {
@@ -131,6 +174,8 @@ impl Config {
             nop_interval: None,
             nop_count: None,
             queue_depth: None,
+            port: None,
+            iqn: None,
         }
     }
 }
@@ -153,6 +198,8 @@ pub struct Target {
     owns_ctl: bool,
     child: Option<Child>,
     disk: PathBuf,
+    /// LIO: where this run's output starts in the guest's console log (restarts append to it).
+    serial_from: u64,
     dir: TempDir,
 }
 
@@ -168,11 +215,28 @@ impl Target {
         Self::start_on(kind, cfg, Some(other.disk_path()))
     }
 
+    /// Starts `kind` serving the existing file `disk` (a prepared boot disk); `cfg.size` is
+    /// ignored.
+    pub fn start_serving(kind: Kind, mut cfg: Config, disk: &Path) -> io::Result<Target> {
+        cfg.size = std::fs::metadata(disk)?.len();
+        Self::start_on(kind, cfg, Some(disk))
+    }
+
     fn start_on(kind: Kind, cfg: Config, disk: Option<&Path>) -> io::Result<Target> {
         if kind == Kind::Istgt && cfg.initial_r2t == Some(false) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "istgt refuses to start with InitialR2T No",
+            ));
+        }
+        if cfg
+            .iqn
+            .as_deref()
+            .is_some_and(|n| !n.contains(':') || n.contains(char::is_whitespace))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a target name needs a colon (istgt prefixes its NodeBase otherwise) and no space",
             ));
         }
         if cfg.size == 0 || cfg.size % 512 != 0 {
@@ -194,11 +258,16 @@ impl Target {
             owns_ctl: false,
             child: None,
             disk,
+            serial_from: 0,
             dir,
         };
         let mut last = None;
+        // Also with a fixed port: tgtd's control channel may be what was taken.
         for _ in 0..START_ATTEMPTS {
-            t.port = net::free_port()?;
+            t.port = match t.cfg.port {
+                Some(p) => p,
+                None => net::free_port()?,
+            };
             t.ctl = random_ctl_port()?;
             match t.launch() {
                 Ok(()) => return Ok(t),
@@ -231,10 +300,14 @@ impl Target {
     }
 
     /// The target's iSCSI name.
-    pub fn iqn(&self) -> &'static str {
+    pub fn iqn(&self) -> &str {
+        if let Some(iqn) = &self.cfg.iqn {
+            return iqn;
+        }
         match self.kind {
             Kind::Tgtd => "iqn.2026-11.org.isboot:tgtd.disk",
             Kind::Istgt => "iqn.2026-11.org.isboot:istgt.disk",
+            Kind::Lio => "iqn.2026-11.org.isboot:lio.disk",
         }
     }
 
@@ -242,7 +315,7 @@ impl Target {
     pub fn lun(&self) -> u64 {
         match self.kind {
             Kind::Tgtd => 1,
-            Kind::Istgt => 0,
+            Kind::Istgt | Kind::Lio => 0,
         }
     }
 
@@ -251,9 +324,16 @@ impl Target {
         &self.disk
     }
 
-    /// The daemon's output so far (both runs when it was restarted).
+    /// The daemon's output so far (both runs when it was restarted); for LIO, qemu's messages
+    /// and the guest's serial console.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        let mut log =
+            std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
+        if self.kind == Kind::Lio {
+            log.push_str("--- guest console ---\n");
+            log.push_str(&read_from(&self.dir.path().join("serial.log"), 0).replace('\r', ""));
+        }
+        log
     }
 
     /// Whether the daemon process is running.
@@ -348,6 +428,7 @@ impl Target {
         match self.kind {
             Kind::Tgtd => self.launch_tgtd(),
             Kind::Istgt => self.launch_istgt(),
+            Kind::Lio => self.launch_lio(),
         }
     }
 
@@ -655,14 +736,73 @@ impl Target {
         format!("[AuthGroup1]\n{line}[AuthGroup10000]\n  Auth \"nobody\" \"unusable-secret\"\n")
     }
 
-    // ---- both ----
+    // ---- LIO ----
+
+    fn launch_lio(&mut self) -> io::Result<()> {
+        let img = lio::image()?;
+        let dir = self.dir.path().to_path_buf();
+        std::fs::write(
+            dir.join("lio.conf"),
+            lio::conf(&self.cfg, self.iqn(), crate::io::INITIATOR)?,
+        )?;
+        let serial = dir.join("serial.log");
+        self.serial_from = std::fs::metadata(&serial).map_or(0, |m| m.len());
+        let log_from = std::fs::metadata(dir.join("daemon.log")).map_or(0, |m| m.len());
+        self.spawn(&mut lio::qemu(&img, &dir, self.port, &self.disk))?;
+        let from = self.serial_from;
+        let child = self
+            .child
+            .as_mut()
+            .ok_or_else(|| io::Error::other("qemu not started"))?;
+        let pid = child.id();
+        let mut exited = None;
+        let state = wait::until(lio::READY_TIMEOUT, || {
+            // Looked at before the console, so that a guest that said why it powered off is
+            // heard: qemu writes the console file before it exits.
+            let status = child.try_wait().ok().flatten();
+            lio::console_state(&read_from(&serial, from)).or_else(|| {
+                exited = status;
+                status.map(|_| Err(String::new()))
+            })
+        });
+        match state {
+            Some(Ok(())) if net::pid_listens_on(pid, self.port) => Ok(()),
+            Some(Ok(())) => Err(io::Error::other(format!(
+                "the guest is ready, but qemu does not listen on 127.0.0.1:{}",
+                self.port
+            ))),
+            Some(Err(why)) if !why.is_empty() => {
+                Err(io::Error::other(format!("the guest failed: {why}")))
+            }
+            Some(Err(_)) => {
+                let log = read_from(&dir.join("daemon.log"), log_from);
+                // qemu sets up its port forwarding first and exits when the port is taken.
+                if log.contains("host forwarding rule") {
+                    return Err(io::Error::new(io::ErrorKind::AddrInUse, log));
+                }
+                let status = exited.map(|s| s.to_string()).unwrap_or_default();
+                Err(io::Error::other(format!("qemu exited early: {status}")))
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no {} on the guest's console after {:?}",
+                    lio::READY,
+                    lio::READY_TIMEOUT
+                ),
+            )),
+        }
+    }
+
+    // ---- all ----
 
     /// Stops the daemon: orderly where the daemon needs it, SIGKILL after a bounded wait.
     fn stop(&mut self) {
         match self.kind {
             Kind::Tgtd => self.stop_tgtd(),
-            // istgt keeps nothing we need in memory (writes go to the file), so it is killed.
-            Kind::Istgt => self.reap(),
+            // istgt keeps nothing we need in memory (writes go to the file), and neither does the
+            // LIO guest (iblock writes reach qemu's file before they complete), so they are killed.
+            Kind::Istgt | Kind::Lio => self.reap(),
         }
     }
 
@@ -695,6 +835,18 @@ impl Drop for Target {
         }
         self.stop();
     }
+}
+
+/// The text of `path` from byte `from` on (empty when it cannot be read).
+fn read_from(path: &Path, from: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut s = Vec::new();
+    if let Ok(mut f) = File::open(path) {
+        if f.seek(SeekFrom::Start(from)).is_ok() {
+            let _ = f.read_to_end(&mut s);
+        }
+    }
+    String::from_utf8_lossy(&s).into_owned()
 }
 
 fn yes_no(v: bool) -> &'static str {
