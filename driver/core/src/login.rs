@@ -22,18 +22,6 @@
 //! Every response is checked: ISID, ITT, version, stages, status class, text syntax, each
 //! operational answer against its range and result function (done by [`crate::text`]).
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
-
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;

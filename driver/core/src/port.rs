@@ -7,18 +7,6 @@
 //! over a scripted in-memory target. Time is not a port: it comes from the executor's
 //! [`Timer`](isboot_executor::Timer), which the platform drives.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
-
 use core::fmt;
 use core::future::Future;
 use core::net::SocketAddr;

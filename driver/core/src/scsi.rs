@@ -9,18 +9,6 @@
 //! with the SCSI status, bounded sense data and the residual, or says why there is no status
 //! ([`TransportError`]).
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
-
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;

@@ -20,17 +20,6 @@
 //!     nic      >=102 B id 3: ip, prefix, origin, gateway, dns1/2, dhcp, vlan, mac, pci bdf, hostname
 //!     target    >=54 B id 4: ip, port, lun[8], chap type, nic index, name, CHAP (reverse) name/secret
 //! ```
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
 
 mod boot;
 mod build;
