@@ -3,6 +3,7 @@
 //!
 //! `isbootctl ibft` shows the boot firmware's table as the driver reads it (same parser);
 //! `isbootctl boot` does what the driver does at boot, from userland, as a preflight check.
+#![forbid(unsafe_code)]
 
 mod boot;
 mod hostini;

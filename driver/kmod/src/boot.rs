@@ -643,7 +643,7 @@ pub fn stop(mut h: BootHandle) {
     let mut waited = 0;
     while ctx.exec.task_count() > 0 && waited < CANCEL_WAIT_MS {
         pause_ms(20);
-        waited += 20;
+        waited = waited.saturating_add(20);
     }
     if ctx.exec.task_count() > 0 {
         crate::klog!(0, "tasks still alive after cancelling; tearing down anyway");

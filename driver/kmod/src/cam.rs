@@ -158,7 +158,9 @@ impl CcbRef {
         let src = logic::cdb_source(h.flags, csio.cdb_len)?;
         let cdb: &[u8] = match src {
             // SAFETY: `cdb_bytes` is the active member without CAM_CDB_POINTER; `len` <= 16.
-            logic::CdbSource::Inline(len) => unsafe { &csio.cdb_io.cdb_bytes[..len] },
+            logic::CdbSource::Inline(len) => unsafe {
+                csio.cdb_io.cdb_bytes.get(..len).unwrap_or(&[])
+            },
             logic::CdbSource::Pointer(len) => {
                 // SAFETY: with CAM_CDB_POINTER the peripheral stores a pointer to `cdb_len`
                 // bytes that stay valid until the CCB completes.
@@ -268,7 +270,7 @@ impl CcbRef {
             // SAFETY: as in `gather`, writable: the CCB is ours (`&mut self`) and a read's
             // buffer is there to be filled; `n` <= the piece's length.
             unsafe { core::ptr::copy_nonoverlapping(rest.as_ptr(), p, n) };
-            done += n;
+            done = done.saturating_add(n);
         }
         done
     }
@@ -606,7 +608,7 @@ pub fn fail_request(req: CamRequest, st: u32) {
 /// Copies `s` into a fixed C char array, NUL-terminated and truncated to fit.
 fn set_cstr(dst: &mut [core::ffi::c_char], s: &str) {
     let n = s.len().min(dst.len().saturating_sub(1));
-    for (d, b) in dst.iter_mut().zip(s.as_bytes()[..n].iter()) {
+    for (d, b) in dst.iter_mut().zip(s.as_bytes().iter().take(n)) {
         *d = *b as core::ffi::c_char;
     }
     if let Some(z) = dst.get_mut(n) {

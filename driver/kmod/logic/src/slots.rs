@@ -40,7 +40,7 @@ impl<T> Slots<T> {
 
     /// Slots in use.
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.slots.len().saturating_sub(self.free.len())
     }
 
     pub fn is_empty(&self) -> bool {
