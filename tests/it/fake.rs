@@ -20,11 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use isboot_core::lun::Lun;
 use isboot_core::pdu::{
     self, data_trailer_len, emit_data_trailer, AsyncEvent, AsyncMessage, DataIn, Digests, Header,
     HeaderInfo, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, LogoutResponseCode,
-    Lun, NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual, ScsiCommand,
-    ScsiResponse, Stage, TaskMgmtRequest, TaskMgmtResponse, TmfResponse, BHS_LEN, RESERVED_TAG,
+    NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual, ScsiCommand, ScsiResponse,
+    Stage, TaskMgmtRequest, TaskMgmtResponse, TmfResponse, BHS_LEN, RESERVED_TAG,
 };
 use isboot_core::sn::Sn;
 

@@ -32,6 +32,7 @@ extern crate std;
 pub mod chap;
 pub mod ibft;
 pub mod login;
+pub mod lun;
 pub mod pdu;
 pub mod port;
 pub mod scsi;

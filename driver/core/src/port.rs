@@ -143,7 +143,7 @@ pub trait Events: Send {
     fn state(&mut self, state: crate::session::State);
     /// The target reported a SCSI asynchronous event (Async Message event 0) for `lun`, with
     /// its sense data (e.g. REPORTED LUNS DATA HAS CHANGED: rescan). Ignored by default.
-    fn scsi_event(&mut self, lun: crate::pdu::Lun, sense: &crate::scsi::Sense) {
+    fn scsi_event(&mut self, lun: crate::lun::Lun, sense: &crate::scsi::Sense) {
         let _ = (lun, sense);
     }
 }

@@ -13,7 +13,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
-pub use crate::pdu::{Cdb, Lun, TaskAttr, MAX_CDB_LEN};
+pub use crate::pdu::{Cdb, TaskAttr, MAX_CDB_LEN};
+
+use crate::lun::Lun;
 
 /// Largest sense data kept (`SSD_FULL_SIZE` in CAM); longer sense is truncated, never copied past.
 pub const MAX_SENSE_LEN: usize = 252;

@@ -20,8 +20,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use isboot_core::chap::{ChapConfig, Credentials};
+use isboot_core::lun::Lun;
 use isboot_core::port::{Events, Level, Log, Portal, Random};
-use isboot_core::scsi::{status, Cdb, Completion, Lun, ScsiRequest, Sense, TransportError};
+use isboot_core::scsi::{status, Cdb, Completion, ScsiRequest, Sense, TransportError};
 use isboot_core::secret::Secret;
 use isboot_core::session::{
     End, Handle, Isid, Params, Session, SessionConfig, State, Stats, TargetConfig, Timeouts,
@@ -555,7 +556,7 @@ impl HostDisk {
     /// Logs in and reads the block size; fails when the session gives up or nothing happens
     /// within `io_timeout`.
     pub fn open(cfg: DiskConfig) -> Result<HostDisk, Error> {
-        let lun = Lun::from_number(cfg.lun)
+        let lun = Lun::from_number(u64::from(cfg.lun))
             .ok_or_else(|| Error::Invalid(format!("LUN {} cannot be addressed", cfg.lun)))?;
         let shared = Arc::new(Shared {
             board: Mutex::new(Board::default()),
@@ -790,7 +791,7 @@ impl HostDisk {
             .filter_map(|e| {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(e);
-                Lun(b).number()
+                Lun(b).number().and_then(|n| u16::try_from(n).ok())
             })
             .collect())
     }

@@ -23,7 +23,6 @@
 
 mod boot;
 mod build;
-mod lun;
 mod parse;
 mod scan;
 #[cfg(test)]
@@ -34,11 +33,11 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
 
+use crate::lun::Lun;
 use crate::secret::Secret;
 
 pub use boot::{BootCandidate, BootConfig, BootError, SkipReason, Skipped};
 pub use build::{build, set_checksum, BuildError};
-pub use lun::{Lun, LunAddress};
 pub use parse::{parse, Parsed, MAX_PAIRS};
 pub use scan::{scan, scan_all, ScanHit, LEGACY_SCAN_END, LEGACY_SCAN_START};
 

@@ -24,13 +24,14 @@
 
 use core::fmt;
 
+use crate::lun::Lun;
+
 use isboot_crc32c::{crc32c, Crc32c};
 
 mod async_msg;
 mod data;
 mod login;
 mod logout;
-mod lun;
 mod nop;
 mod reject;
 mod scsi;
@@ -42,7 +43,6 @@ pub use async_msg::{AsyncEvent, AsyncMessage};
 pub use data::{DataIn, DataOut, R2t};
 pub use login::{LoginRequest, LoginResponse, Stage, LOGIN_STATUS_SUCCESS};
 pub use logout::{LogoutReason, LogoutRequest, LogoutResponse, LogoutResponseCode};
-pub use lun::{Lun, MAX_FLAT_LUN};
 pub use nop::{NopIn, NopOut};
 pub use reject::{Reject, RejectReason};
 pub use scsi::{

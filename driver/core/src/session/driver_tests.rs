@@ -22,9 +22,10 @@ use std::sync::Mutex as StdMutex;
 use isboot_executor::host::{Runtime, StdLock};
 
 use super::*;
+use crate::lun::Lun;
 use crate::pdu::{
-    Cdb, DataIn, Digests, Header, LoginResponse, LogoutResponse, LogoutResponseCode, Lun, NopIn,
-    Pdu, R2t, RawPdu, Residual, ScsiResponse, Stage, RESERVED_TAG,
+    Cdb, DataIn, Digests, Header, LoginResponse, LogoutResponse, LogoutResponseCode, NopIn, Pdu,
+    R2t, RawPdu, Residual, ScsiResponse, Stage, RESERVED_TAG,
 };
 use crate::port::{Connector, Events, IoError, Level, Log, Portal, Random, Transport};
 use crate::scsi::{Completion, ScsiRequest};

@@ -25,9 +25,10 @@ use isboot_executor::Instant;
 
 use super::table::{Table, NON_TASK_ITT};
 use super::TmfError;
+use crate::lun::Lun;
 use crate::pdu::{
     self, parse_response_data, AsyncEvent, AsyncMessage, DataIn, DataOut, Digests, Header,
-    LogoutReason, LogoutRequest, LogoutResponse, LogoutResponseCode, Lun, NopIn, NopOut, Pdu, R2t,
+    LogoutReason, LogoutRequest, LogoutResponse, LogoutResponseCode, NopIn, NopOut, Pdu, R2t,
     Reject, RejectReason, Residual, ScsiCommand, ScsiResponse, TaskMgmtRequest, TaskMgmtResponse,
     TmfFunction, TmfResponse, RESERVED_TAG,
 };

@@ -85,7 +85,7 @@ pub use table::MAX_SLOTS;
 
 use crate::chap::{ChapConfig, Credentials};
 use crate::ibft::{BootConfig, ChapType};
-use crate::pdu::Lun;
+use crate::lun::Lun;
 use crate::port::{Portal, Random};
 use crate::scsi::ScsiRequest;
 use crate::text::Offer;

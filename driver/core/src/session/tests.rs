@@ -11,11 +11,12 @@ use isboot_executor::Instant;
 
 use super::engine::*;
 use super::TmfError;
+use crate::lun::Lun;
 use crate::pdu::testutil::emit_with;
 use crate::pdu::{
     AsyncEvent, AsyncMessage, Cdb, DataIn, DataOut, Digests, Header, LogoutReason, LogoutRequest,
-    LogoutResponse, Lun, NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual,
-    ScsiCommand, ScsiResponse, TaskAttr, TaskMgmtResponse, TmfFunction, TmfResponse, RESERVED_TAG,
+    LogoutResponse, NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual, ScsiCommand,
+    ScsiResponse, TaskAttr, TaskMgmtResponse, TmfFunction, TmfResponse, RESERVED_TAG,
 };
 use crate::scsi::{Completion, ScsiRequest, TransportError};
 use crate::sn::Sn;

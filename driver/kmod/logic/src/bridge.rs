@@ -52,7 +52,7 @@ pub fn request(cmd: &Command<'_>, tag: u64, data: Vec<u8>) -> Result<ScsiRequest
     };
     Ok(ScsiRequest {
         tag,
-        lun: scsi::Lun(cmd.lun.0),
+        lun: cmd.lun,
         cdb,
         direction,
         data: if direction == scsi::Direction::None {
@@ -119,14 +119,13 @@ pub fn data_in_len(c: &Completion, ccb_len: usize) -> usize {
 mod tests {
     use super::*;
     use crate::cam::{status, CcbShape};
-    use crate::lun::Lun;
     use isboot_core::scsi::{ScsiResult, Sense};
 
     const READ10: [u8; 10] = [0x28, 0, 0, 0, 0, 8, 0, 0, 8, 0];
 
     fn cmd(dir: Direction, len: u32) -> Command<'static> {
         Command {
-            lun: Lun::from_cam(1),
+            lun: crate::lun::from_cam(1),
             cdb: &READ10,
             direction: dir,
             layout: crate::cam::Layout::Contiguous,

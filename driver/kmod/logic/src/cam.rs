@@ -11,7 +11,7 @@
 //! Every constant below mirrors a value from `cam/cam.h`, `cam/cam_ccb.h` or
 //! `cam/scsi/scsi_message.h`; the kernel crate asserts each one against the bindgen output.
 
-use crate::lun::Lun;
+use isboot_core::lun::Lun;
 
 /// `cam_status` values and flags (`cam/cam.h`).
 pub mod status {
@@ -305,7 +305,7 @@ pub fn translate_scsi_io<'a>(ccb: &ScsiIoView<'a>, maxio: u32) -> Result<Command
         ms => Some(ms),
     };
     Ok(Command {
-        lun: Lun::from_cam(ccb.target_lun),
+        lun: crate::lun::from_cam(ccb.target_lun),
         cdb: ccb.cdb,
         direction,
         layout,
