@@ -93,25 +93,10 @@ pub const TIME_DEFAULT: u32 = 0;
 /// `CAM_TIME_INFINITY`: the command never times out.
 pub const TIME_INFINITY: u32 = 0xffff_ffff;
 
-/// Data direction of a command, as the iSCSI R and W bits see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    None,
-    /// Data-In: target to initiator (READ).
-    In,
-    /// Data-Out: initiator to target (WRITE).
-    Out,
-}
-
-/// SAM task attribute, numbered as in the iSCSI SCSI Command PDU's ATTR field (RFC 7143 §11.3.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskAttr {
-    Untagged = 0,
-    Simple = 1,
-    Ordered = 2,
-    HeadOfQueue = 3,
-    Aca = 4,
-}
+/// The session's types for what a CCB says: data direction, task attribute and the residual of
+/// a completion are the core's own, so a translated CCB needs no second conversion.
+pub use isboot_core::pdu::{Residual, TaskAttr};
+pub use isboot_core::scsi::Direction;
 
 /// Where the CDB of a CCB lives, decided before the glue reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,16 +317,6 @@ pub fn check_segments(lens: impl IntoIterator<Item = u64>, dxfer_len: u32) -> Re
 
 /// Timeout for a CCB that asked for `CAM_TIME_DEFAULT` (da(4) always sets its own, 60 s).
 pub const DEFAULT_TIMEOUT_MS: u32 = 60_000;
-
-/// Residual as the target reported it (RFC 7143 §11.4.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Residual {
-    None,
-    /// U bit: this many expected bytes were not transferred.
-    Underflow(u32),
-    /// O bit: the target had this many bytes more than expected.
-    Overflow(u32),
-}
 
 /// How the session finished a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
