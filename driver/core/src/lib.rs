@@ -38,5 +38,6 @@ pub mod port;
 pub mod scsi;
 pub mod secret;
 pub mod session;
+pub mod slab;
 pub mod sn;
 pub mod text;
