@@ -425,7 +425,7 @@ impl<L: RawLock, E: Events, G: Log> Front<L, E, G> {
             }),
             Request::ResetLun { tag, .. } => self
                 .events
-                .reset_done(tag, Err(super::TmfError::NotConnected)),
+                .reset_done(tag, Err(crate::port::TmfError::NotConnected)),
             Request::Abort(_) => {}
         }
     }

@@ -24,7 +24,6 @@ use core::time::Duration;
 use isboot_executor::Instant;
 
 use super::table::{Table, NON_TASK_ITT};
-use super::TmfError;
 use crate::lun::Lun;
 use crate::pdu::{
     self, parse_response_data, AsyncEvent, AsyncMessage, DataIn, DataOut, Digests, Header,
@@ -32,6 +31,7 @@ use crate::pdu::{
     Reject, RejectReason, Residual, ScsiCommand, ScsiResponse, TaskMgmtRequest, TaskMgmtResponse,
     TmfFunction, TmfResponse, RESERVED_TAG,
 };
+use crate::port::TmfError;
 use crate::scsi::{Completion, Direction, ScsiRequest, ScsiResult, Sense, TransportError};
 use crate::sn::Sn;
 

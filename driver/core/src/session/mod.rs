@@ -87,6 +87,7 @@ use crate::chap::{ChapConfig, Credentials};
 use crate::ibft::{BootConfig, ChapType};
 use crate::lun::Lun;
 use crate::port::{Portal, Random};
+pub use crate::port::{State, TmfError};
 use crate::scsi::ScsiRequest;
 use crate::text::Offer;
 
@@ -94,41 +95,6 @@ use crate::text::Offer;
 pub const INBOX_LEN: usize = 64;
 /// The iSCSI well-known port.
 pub const DEFAULT_PORT: u16 = 3260;
-
-/// Why a LOGICAL UNIT RESET did not happen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TmfError {
-    /// The session is not in full feature phase (or too many resets are in flight).
-    NotConnected,
-    /// The connection was lost before the target answered.
-    ConnectionLost,
-    /// The target answered with this TMF response code (RFC 7143 §11.6.1).
-    Refused(u8),
-}
-
-impl fmt::Display for TmfError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            TmfError::NotConnected => f.write_str("session not connected"),
-            TmfError::ConnectionLost => f.write_str("connection lost before the answer"),
-            TmfError::Refused(r) => write!(f, "target refused (response {r})"),
-        }
-    }
-}
-
-/// What the session is doing, as reported to [`crate::port::Events::state`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum State {
-    /// Connecting and logging in (first time).
-    #[default]
-    LoggingIn,
-    /// In full feature phase; commands flow.
-    Up,
-    /// The connection was lost; reconnecting (commands are kept).
-    Recovering,
-    /// Logged out or given up; every request has completed.
-    Closed,
-}
 
 /// The Initiator Session ID: random per boot (type "Random", RFC 7143 §10.12.5), the same for
 /// every connection of the session so that a new login reinstates it.

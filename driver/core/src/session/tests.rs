@@ -10,7 +10,6 @@ use core::time::Duration;
 use isboot_executor::Instant;
 
 use super::engine::*;
-use super::TmfError;
 use crate::lun::Lun;
 use crate::pdu::testutil::emit_with;
 use crate::pdu::{
@@ -18,6 +17,7 @@ use crate::pdu::{
     LogoutResponse, NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual, ScsiCommand,
     ScsiResponse, TaskAttr, TaskMgmtResponse, TmfFunction, TmfResponse, RESERVED_TAG,
 };
+use crate::port::TmfError;
 use crate::scsi::{Completion, ScsiRequest, TransportError};
 use crate::sn::Sn;
 
