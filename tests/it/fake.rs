@@ -25,7 +25,7 @@ use isboot_core::pdu::{
     self, data_trailer_len, emit_data_trailer, AsyncEvent, AsyncMessage, DataIn, Digests, Header,
     HeaderInfo, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, LogoutResponseCode,
     NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual, ScsiCommand, ScsiResponse,
-    Stage, TaskMgmtRequest, TaskMgmtResponse, TmfResponse, BHS_LEN, RESERVED_TAG,
+    Stage, TargetSns, TaskMgmtRequest, TaskMgmtResponse, TmfResponse, BHS_LEN, RESERVED_TAG,
 };
 use isboot_core::sn::Sn;
 
@@ -469,9 +469,11 @@ impl Conn {
                     nsg: req.csg,
                     isid: req.isid,
                     itt: req.itt,
-                    stat_sn: self.next_stat_sn(),
-                    exp_cmd_sn: req.cmd_sn,
-                    max_cmd_sn: req.cmd_sn,
+                    sns: TargetSns {
+                        stat_sn: self.next_stat_sn(),
+                        exp_cmd_sn: req.cmd_sn,
+                        max_cmd_sn: req.cmd_sn,
+                    },
                     status_class: 1,
                     status_detail: if permanent { 2 } else { 1 },
                     ..LoginResponse::default()
@@ -580,9 +582,11 @@ impl Conn {
             isid: req.isid,
             tsih: if req.tsih != 0 { req.tsih } else { tsih },
             itt: req.itt,
-            stat_sn: self.next_stat_sn(),
-            exp_cmd_sn: req.cmd_sn,
-            max_cmd_sn: Sn(req.cmd_sn.0.wrapping_add(WINDOW - 1)),
+            sns: TargetSns {
+                stat_sn: self.next_stat_sn(),
+                exp_cmd_sn: req.cmd_sn,
+                max_cmd_sn: Sn(req.cmd_sn.0.wrapping_add(WINDOW - 1)),
+            },
             status_class: 0,
             status_detail: 0,
         };
@@ -668,9 +672,11 @@ impl Conn {
             response: 0,
             status: 0x02,
             itt,
-            stat_sn: self.next_stat_sn(),
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
+            sns: TargetSns {
+                stat_sn: self.next_stat_sn(),
+                exp_cmd_sn: self.exp_cmd_sn,
+                max_cmd_sn: self.max_cmd_sn(),
+            },
             ..ScsiResponse::default()
         };
         self.send(&resp, &seg)
@@ -692,9 +698,11 @@ impl Conn {
             let resp = ScsiResponse {
                 status: 0x02,
                 itt: cmd.itt,
-                stat_sn: self.next_stat_sn(),
-                exp_cmd_sn: self.exp_cmd_sn,
-                max_cmd_sn: self.max_cmd_sn(),
+                sns: TargetSns {
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: self.exp_cmd_sn,
+                    max_cmd_sn: self.max_cmd_sn(),
+                },
                 ..ScsiResponse::default()
             };
             return self.send(&resp, &seg);
@@ -708,18 +716,22 @@ impl Conn {
             cmd.emit(0, false, &mut header).map_err(invalid)?;
             let rej = Reject {
                 reason: RejectReason::ProtocolError,
-                stat_sn: self.next_stat_sn(),
-                exp_cmd_sn: self.exp_cmd_sn,
-                max_cmd_sn: self.max_cmd_sn(),
+                sns: TargetSns {
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: self.exp_cmd_sn,
+                    max_cmd_sn: self.max_cmd_sn(),
+                },
                 data_sn: Sn(0),
             };
             return self.send(&rej, &header);
         }
         if self.fire(Fault::AsyncDropConnection) {
             let msg = AsyncMessage {
-                stat_sn: self.next_stat_sn(),
-                exp_cmd_sn: self.exp_cmd_sn,
-                max_cmd_sn: self.max_cmd_sn(),
+                sns: TargetSns {
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: self.exp_cmd_sn,
+                    max_cmd_sn: self.max_cmd_sn(),
+                },
                 event: AsyncEvent::DropConnection,
                 // Time2Wait 0, Time2Retain 0: reconnect at once, nothing is kept.
                 ..AsyncMessage::default()
@@ -729,9 +741,11 @@ impl Conn {
         }
         if self.fire(Fault::AsyncLogoutRequest) {
             let msg = AsyncMessage {
-                stat_sn: self.next_stat_sn(),
-                exp_cmd_sn: self.exp_cmd_sn,
-                max_cmd_sn: self.max_cmd_sn(),
+                sns: TargetSns {
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: self.exp_cmd_sn,
+                    max_cmd_sn: self.max_cmd_sn(),
+                },
                 event: AsyncEvent::LogoutRequest,
                 parameter3: 5,
                 ..AsyncMessage::default()
@@ -773,9 +787,11 @@ impl Conn {
             let resp = ScsiResponse {
                 status: 0,
                 itt: cmd.itt,
-                stat_sn: self.next_stat_sn(),
-                exp_cmd_sn: self.exp_cmd_sn,
-                max_cmd_sn: self.max_cmd_sn(),
+                sns: TargetSns {
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: self.exp_cmd_sn,
+                    max_cmd_sn: self.max_cmd_sn(),
+                },
                 residual,
                 ..ScsiResponse::default()
             };
@@ -796,8 +812,11 @@ impl Conn {
                 lun: cmd.lun,
                 itt: cmd.itt,
                 ttt: RESERVED_TAG,
-                exp_cmd_sn: self.exp_cmd_sn,
-                max_cmd_sn: self.max_cmd_sn(),
+                sns: TargetSns {
+                    exp_cmd_sn: self.exp_cmd_sn,
+                    max_cmd_sn: self.max_cmd_sn(),
+                    ..TargetSns::default()
+                },
                 data_sn: Sn(data_sn),
                 buffer_offset: off as u32,
                 ..DataIn::default()
@@ -805,7 +824,7 @@ impl Conn {
             if last {
                 din.status = Some(0);
                 din.residual = residual;
-                din.stat_sn = self.next_stat_sn();
+                din.sns.stat_sn = self.next_stat_sn();
             }
             let chunk = &bytes[off..off + len];
             match fault {
@@ -954,9 +973,11 @@ impl Conn {
             let resp = ScsiResponse {
                 status: 0,
                 itt,
-                stat_sn: self.next_stat_sn(),
-                exp_cmd_sn: self.exp_cmd_sn,
-                max_cmd_sn: self.max_cmd_sn(),
+                sns: TargetSns {
+                    stat_sn: self.next_stat_sn(),
+                    exp_cmd_sn: self.exp_cmd_sn,
+                    max_cmd_sn: self.max_cmd_sn(),
+                },
                 ..ScsiResponse::default()
             };
             return self.send(&resp, &[]);
@@ -972,9 +993,11 @@ impl Conn {
             lun: task.lun,
             itt,
             ttt,
-            stat_sn: Sn(self.stat_sn),
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: Sn(self.exp_cmd_sn.0.wrapping_add(WINDOW - 1)),
+            sns: TargetSns {
+                stat_sn: Sn(self.stat_sn),
+                exp_cmd_sn: self.exp_cmd_sn,
+                max_cmd_sn: Sn(self.exp_cmd_sn.0.wrapping_add(WINDOW - 1)),
+            },
             r2t_sn: Sn(task.r2t_sn),
             buffer_offset: task.received,
             desired_len: burst,
@@ -1025,9 +1048,11 @@ impl Conn {
             lun: n.lun,
             itt: n.itt,
             ttt: RESERVED_TAG,
-            stat_sn: self.next_stat_sn(),
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
+            sns: TargetSns {
+                stat_sn: self.next_stat_sn(),
+                exp_cmd_sn: self.exp_cmd_sn,
+                max_cmd_sn: self.max_cmd_sn(),
+            },
         };
         self.send(&resp, data)
     }
@@ -1038,9 +1063,11 @@ impl Conn {
         let resp = TaskMgmtResponse {
             response: TmfResponse::Complete,
             itt: t.itt,
-            stat_sn: self.next_stat_sn(),
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
+            sns: TargetSns {
+                stat_sn: self.next_stat_sn(),
+                exp_cmd_sn: self.exp_cmd_sn,
+                max_cmd_sn: self.max_cmd_sn(),
+            },
         };
         self.send(&resp, &[])
     }
@@ -1050,9 +1077,11 @@ impl Conn {
         let resp = LogoutResponse {
             response: LogoutResponseCode::Success,
             itt: l.itt,
-            stat_sn: self.next_stat_sn(),
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
+            sns: TargetSns {
+                stat_sn: self.next_stat_sn(),
+                exp_cmd_sn: self.exp_cmd_sn,
+                max_cmd_sn: self.max_cmd_sn(),
+            },
             ..LogoutResponse::default()
         };
         self.send(&resp, &[])?;

@@ -27,8 +27,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::chap::{self, Algorithm, Chap, ChapConfig};
-use crate::pdu::{self, LoginRequest, LoginResponse, Stage};
-use crate::session::LoginSns;
+use crate::pdu::{self, LoginRequest, LoginResponse, Stage, TargetSns};
 use crate::sn::Sn;
 use crate::text::{
     self, Accumulator, Negotiation, Offer, SessionParams, TargetAddress, TextBuilder,
@@ -75,7 +74,7 @@ pub struct LoginPdu {
 pub struct Established {
     pub params: SessionParams,
     pub tsih: u16,
-    pub sns: LoginSns,
+    pub sns: TargetSns,
 }
 
 /// What to do after a Login Response.
@@ -441,7 +440,7 @@ impl<'a> Login<'a> {
         if resp.itt != self.itt {
             return Err(LoginError::Unexpected("ITT differs from ours"));
         }
-        self.exp_stat_sn = resp.stat_sn.next();
+        self.exp_stat_sn = resp.sns.stat_sn.next();
         if resp.version_active != 0 {
             return Err(LoginError::Unexpected("Version-active is not 0"));
         }
@@ -633,11 +632,7 @@ impl<'a> Login<'a> {
             return Ok(Step::Done(Established {
                 params,
                 tsih: resp.tsih,
-                sns: LoginSns {
-                    stat_sn: resp.stat_sn,
-                    exp_cmd_sn: resp.exp_cmd_sn,
-                    max_cmd_sn: resp.max_cmd_sn,
-                },
+                sns: resp.sns,
             }));
         }
         let mut t = TextBuilder::new(LOGIN_MAX_DATA as usize);

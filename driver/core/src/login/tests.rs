@@ -57,9 +57,11 @@ fn resp(csg: Stage, nsg: Stage, transit: bool) -> LoginResponse {
         isid: ISID,
         tsih: 0,
         itt: ITT,
-        stat_sn: crate::sn::Sn(41),
-        exp_cmd_sn: crate::sn::Sn(7),
-        max_cmd_sn: crate::sn::Sn(38),
+        sns: TargetSns {
+            stat_sn: crate::sn::Sn(41),
+            exp_cmd_sn: crate::sn::Sn(7),
+            max_cmd_sn: crate::sn::Sn(38),
+        },
         status_class: 0,
         status_detail: 0,
     }

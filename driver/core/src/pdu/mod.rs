@@ -30,6 +30,7 @@ use isboot_crc32c::{crc32c, Crc32c};
 
 mod async_msg;
 mod data;
+mod field;
 mod login;
 mod logout;
 mod nop;
@@ -257,25 +258,18 @@ macro_rules! u8_enum {
 }
 pub(crate) use u8_enum;
 
-/// Field offsets shared by every BHS (RFC 7143 §11.2.1).
-mod field {
-    pub const OPCODE: usize = 0;
-    pub const FLAGS: usize = 1;
-    pub const TOTAL_AHS_LEN: usize = 4;
-    pub const DATA_SEGMENT_LEN: usize = 5;
-    pub const LUN: usize = 8;
-    pub const ITT: usize = 16;
-    // RFC 7143 puts the sequence numbers at the same offsets in every PDU that carries them:
-    // CmdSN/ExpStatSN in initiator PDUs, StatSN/ExpCmdSN/MaxCmdSN in target PDUs.
-    pub const CMD_SN: usize = 24;
-    pub const EXP_STAT_SN: usize = 28;
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
-}
-
 const IMMEDIATE_BIT: u8 = 0x40;
 const FINAL_BIT: u8 = 0x80;
+
+/// The sequence numbers every target PDU carries (RFC 7143 §11.2.1, bytes 24..36): StatSN,
+/// ExpCmdSN and MaxCmdSN. The session's command window and StatSN bookkeeping read them once
+/// per received PDU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TargetSns {
+    pub stat_sn: Sn,
+    pub exp_cmd_sn: Sn,
+    pub max_cmd_sn: Sn,
+}
 
 /// Read-only view of a 48-byte BHS with named accessors for the common fields.
 #[derive(Clone, Copy, Debug)]
@@ -376,6 +370,14 @@ impl<'a> Bhs<'a> {
         self.sn_at(field::CMD_SN)
     }
 
+    pub(crate) fn target_sns(&self) -> TargetSns {
+        TargetSns {
+            stat_sn: self.stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn(),
+            max_cmd_sn: self.max_cmd_sn(),
+        }
+    }
+
     pub(crate) fn exp_stat_sn(&self) -> Sn {
         self.sn_at(field::EXP_STAT_SN)
     }
@@ -473,6 +475,12 @@ impl<'a> BhsMut<'a> {
 
     pub(crate) fn set_cmd_sn(&mut self, v: Sn) {
         self.set_sn(field::CMD_SN, v);
+    }
+
+    pub(crate) fn set_target_sns(&mut self, sns: TargetSns) {
+        self.set_stat_sn(sns.stat_sn);
+        self.set_exp_cmd_sn(sns.exp_cmd_sn);
+        self.set_max_cmd_sn(sns.max_cmd_sn);
     }
 
     pub(crate) fn set_exp_stat_sn(&mut self, v: Sn) {
@@ -831,6 +839,23 @@ impl Pdu {
             Opcode::Reject => Pdu::Reject(Reject::parse(&bhs)?),
             Opcode::Unknown(op) => return Err(Error::UnknownOpcode(op)),
         })
+    }
+
+    /// StatSN, ExpCmdSN and MaxCmdSN of a target PDU; `None` for initiator PDUs.
+    pub fn target_sns(&self) -> Option<&TargetSns> {
+        match self {
+            Pdu::NopIn(p) => Some(&p.sns),
+            Pdu::ScsiResponse(p) => Some(&p.sns),
+            Pdu::TaskMgmtResponse(p) => Some(&p.sns),
+            Pdu::LoginResponse(p) => Some(&p.sns),
+            Pdu::TextResponse(p) => Some(&p.sns),
+            Pdu::DataIn(p) => Some(&p.sns),
+            Pdu::LogoutResponse(p) => Some(&p.sns),
+            Pdu::R2t(p) => Some(&p.sns),
+            Pdu::AsyncMessage(p) => Some(&p.sns),
+            Pdu::Reject(p) => Some(&p.sns),
+            _ => None,
+        }
     }
 
     fn inner(&self) -> &dyn Header {

@@ -23,6 +23,7 @@ use isboot_executor::host::{Runtime, StdLock};
 
 use super::*;
 use crate::lun::Lun;
+use crate::pdu::TargetSns;
 use crate::pdu::{
     Cdb, DataIn, Digests, Header, LoginResponse, LogoutResponse, LogoutResponseCode, NopIn, Pdu,
     R2t, RawPdu, Residual, ScsiResponse, Stage, RESERVED_TAG,
@@ -146,9 +147,11 @@ impl Conn {
             status,
             itt,
             snack_tag: 0,
-            stat_sn: self.next_stat_sn(),
-            exp_cmd_sn: exp,
-            max_cmd_sn: max,
+            sns: TargetSns {
+                stat_sn: self.next_stat_sn(),
+                exp_cmd_sn: exp,
+                max_cmd_sn: max,
+            },
             exp_data_sn: Sn(0),
             bidi_residual: Residual::None,
             residual: Residual::None,
@@ -174,9 +177,11 @@ impl Conn {
                     isid: l.isid,
                     tsih: 0,
                     itt: l.itt,
-                    stat_sn: Sn(self.stat_sn),
-                    exp_cmd_sn: Sn(l.cmd_sn.get()),
-                    max_cmd_sn: Sn(l.cmd_sn.get()),
+                    sns: TargetSns {
+                        stat_sn: Sn(self.stat_sn),
+                        exp_cmd_sn: Sn(l.cmd_sn.get()),
+                        max_cmd_sn: Sn(l.cmd_sn.get()),
+                    },
                     status_class: 0,
                     status_detail: 0,
                 };
@@ -196,9 +201,11 @@ impl Conn {
                         isid: l.isid,
                         tsih: 0,
                         itt: l.itt,
-                        stat_sn: Sn(0),
-                        exp_cmd_sn: Sn(0),
-                        max_cmd_sn: Sn(0),
+                        sns: TargetSns {
+                            stat_sn: Sn(0),
+                            exp_cmd_sn: Sn(0),
+                            max_cmd_sn: Sn(0),
+                        },
                         status_class: 2,
                         status_detail: 0,
                     };
@@ -219,9 +226,11 @@ impl Conn {
                         isid: l.isid,
                         tsih: 0,
                         itt: l.itt,
-                        stat_sn: Sn(0),
-                        exp_cmd_sn: Sn(0),
-                        max_cmd_sn: Sn(0),
+                        sns: TargetSns {
+                            stat_sn: Sn(0),
+                            exp_cmd_sn: Sn(0),
+                            max_cmd_sn: Sn(0),
+                        },
                         status_class: 1,
                         status_detail: 1,
                     };
@@ -266,9 +275,11 @@ impl Conn {
                     isid: l.isid,
                     tsih: 7,
                     itt: l.itt,
-                    stat_sn: self.next_stat_sn(),
-                    exp_cmd_sn: exp,
-                    max_cmd_sn: max,
+                    sns: TargetSns {
+                        stat_sn: self.next_stat_sn(),
+                        exp_cmd_sn: exp,
+                        max_cmd_sn: max,
+                    },
                     status_class: 0,
                     status_detail: 0,
                 };
@@ -284,9 +295,11 @@ impl Conn {
                         lun: Lun::default(),
                         itt: RESERVED_TAG,
                         ttt,
-                        stat_sn: Sn(self.stat_sn),
-                        exp_cmd_sn: exp,
-                        max_cmd_sn: max,
+                        sns: TargetSns {
+                            stat_sn: Sn(self.stat_sn),
+                            exp_cmd_sn: exp,
+                            max_cmd_sn: max,
+                        },
                     };
                     emit_with(&mut self.out, &p, b"are you there", self.digests);
                 }
@@ -294,9 +307,11 @@ impl Conn {
                     let (exp, max) = self.window();
                     let a = crate::pdu::AsyncMessage {
                         lun: Lun::default(),
-                        stat_sn: self.next_stat_sn(),
-                        exp_cmd_sn: exp,
-                        max_cmd_sn: max,
+                        sns: TargetSns {
+                            stat_sn: self.next_stat_sn(),
+                            exp_cmd_sn: exp,
+                            max_cmd_sn: max,
+                        },
                         event: crate::pdu::AsyncEvent::DropConnection,
                         vcode: 0,
                         parameter1: 0,
@@ -347,9 +362,11 @@ impl Conn {
                                 lun: c.lun,
                                 itt: c.itt,
                                 ttt: RESERVED_TAG,
-                                stat_sn: if last { self.next_stat_sn() } else { Sn(0) },
-                                exp_cmd_sn: exp,
-                                max_cmd_sn: max,
+                                sns: TargetSns {
+                                    stat_sn: if last { self.next_stat_sn() } else { Sn(0) },
+                                    exp_cmd_sn: exp,
+                                    max_cmd_sn: max,
+                                },
                                 data_sn: Sn(i as u32),
                                 buffer_offset: (i * piece) as u32,
                             };
@@ -389,9 +406,11 @@ impl Conn {
                             lun: c.lun,
                             itt: c.itt,
                             ttt: RESERVED_TAG,
-                            stat_sn: self.next_stat_sn(),
-                            exp_cmd_sn: exp,
-                            max_cmd_sn: max,
+                            sns: TargetSns {
+                                stat_sn: self.next_stat_sn(),
+                                exp_cmd_sn: exp,
+                                max_cmd_sn: max,
+                            },
                             data_sn: Sn(0),
                             buffer_offset: 0,
                         };
@@ -428,9 +447,11 @@ impl Conn {
                         lun: Lun::default(),
                         itt: n.itt,
                         ttt: RESERVED_TAG,
-                        stat_sn: self.next_stat_sn(),
-                        exp_cmd_sn: exp,
-                        max_cmd_sn: max,
+                        sns: TargetSns {
+                            stat_sn: self.next_stat_sn(),
+                            exp_cmd_sn: exp,
+                            max_cmd_sn: max,
+                        },
                     };
                     emit_with(&mut self.out, &r, data, self.digests);
                 } else {
@@ -448,9 +469,11 @@ impl Conn {
                 let r = crate::pdu::TaskMgmtResponse {
                     response: crate::pdu::TmfResponse::Complete,
                     itt: t.itt,
-                    stat_sn: self.next_stat_sn(),
-                    exp_cmd_sn: exp,
-                    max_cmd_sn: max,
+                    sns: TargetSns {
+                        stat_sn: self.next_stat_sn(),
+                        exp_cmd_sn: exp,
+                        max_cmd_sn: max,
+                    },
                 };
                 emit_with(&mut self.out, &r, &[], self.digests);
             }
@@ -472,9 +495,11 @@ impl Conn {
                 let r = LogoutResponse {
                     response,
                     itt: l.itt,
-                    stat_sn: self.next_stat_sn(),
-                    exp_cmd_sn: exp,
-                    max_cmd_sn: max,
+                    sns: TargetSns {
+                        stat_sn: self.next_stat_sn(),
+                        exp_cmd_sn: exp,
+                        max_cmd_sn: max,
+                    },
                     ..LogoutResponse::default()
                 };
                 emit_with(&mut self.out, &r, &[], self.digests);
@@ -497,9 +522,11 @@ impl Conn {
             lun,
             itt,
             ttt: self.next_ttt,
-            stat_sn: Sn(self.stat_sn),
-            exp_cmd_sn: exp,
-            max_cmd_sn: max,
+            sns: TargetSns {
+                stat_sn: Sn(self.stat_sn),
+                exp_cmd_sn: exp,
+                max_cmd_sn: max,
+            },
             r2t_sn: Sn(r2t_sn),
             buffer_offset: offset as u32,
             desired_len: len as u32,

@@ -28,8 +28,8 @@ use crate::lun::Lun;
 use crate::pdu::{
     self, parse_response_data, AsyncEvent, AsyncMessage, DataIn, DataOut, Digests, Header,
     LogoutReason, LogoutRequest, LogoutResponse, LogoutResponseCode, NopIn, NopOut, Pdu, R2t,
-    Reject, RejectReason, Residual, ScsiCommand, ScsiResponse, TaskMgmtRequest, TaskMgmtResponse,
-    TmfFunction, TmfResponse, RESERVED_TAG,
+    Reject, RejectReason, Residual, ScsiCommand, ScsiResponse, TargetSns, TaskMgmtRequest,
+    TaskMgmtResponse, TmfFunction, TmfResponse, RESERVED_TAG,
 };
 use crate::port::TmfError;
 use crate::scsi::{Completion, Direction, ScsiRequest, ScsiResult, Sense, TransportError};
@@ -88,14 +88,6 @@ impl Default for Params {
             default_time2retain: 20,
         }
     }
-}
-
-/// Sequence numbers from the final login response.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LoginSns {
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
 }
 
 /// Timers of the full feature phase.
@@ -595,7 +587,7 @@ impl Engine {
 
     /// A new connection reached full feature phase: adopt its parameters and sequence numbers,
     /// and replay every task that has not completed, in submission order, with fresh ITTs.
-    pub fn connected(&mut self, params: Params, sns: LoginSns, now: Instant) {
+    pub fn connected(&mut self, params: Params, sns: TargetSns, now: Instant) {
         self.params = params;
         self.cmd_sn = sns.exp_cmd_sn;
         self.exp_cmd_sn = sns.exp_cmd_sn;
@@ -900,6 +892,14 @@ impl Engine {
         let Some((pdu, len)) = self.rx.take() else {
             return Ok(());
         };
+        // The window and StatSN bookkeeping of every target PDU, before its own handling
+        // (RFC 7143 §4.2.2.1, §4.2.2.2).
+        if let Some(sns) = pdu.target_sns() {
+            self.update_window(sns.exp_cmd_sn, sns.max_cmd_sn);
+        }
+        if let Some(stat_sn) = acknowledged_stat_sn(&pdu) {
+            self.update_stat_sn(stat_sn);
+        }
         match pdu {
             Pdu::DataIn(d) => self.on_data_in(&d, len),
             Pdu::ScsiResponse(r) => self.on_response(&r, data),
@@ -1009,7 +1009,6 @@ impl Engine {
     }
 
     fn on_data_in(&mut self, d: &DataIn, len: u32) -> Result<(), Disconnect> {
-        self.update_window(d.exp_cmd_sn, d.max_cmd_sn);
         // rx_header validated ITT, DataSN, offset and length against the buffer.
         let slot = self.task_for(pdu::Opcode::DataIn, d.itt)?;
         if let Some(t) = self.tasks.get_mut(slot) {
@@ -1018,16 +1017,13 @@ impl Engine {
             self.stats.bytes_in = self.stats.bytes_in.wrapping_add(u64::from(len));
         }
         if let Some(status) = d.status {
-            self.update_stat_sn(d.stat_sn);
             self.complete_ok(slot, status, &[], d.residual);
         }
         Ok(())
     }
 
     fn on_response(&mut self, r: &ScsiResponse, data: &[u8]) -> Result<(), Disconnect> {
-        self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
         let slot = self.task_for(pdu::Opcode::ScsiResponse, r.itt)?;
-        self.update_stat_sn(r.stat_sn);
         if r.response != 0 {
             self.complete_err(slot, TransportError::TargetFailure(r.response));
             return Ok(());
@@ -1056,7 +1052,6 @@ impl Engine {
 
     fn on_r2t(&mut self, r: &R2t, data: &[u8]) -> Result<(), Disconnect> {
         no_data(pdu::Opcode::R2t, data)?;
-        self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
         let slot = self.task_for(pdu::Opcode::R2t, r.itt)?;
         let max_r2t = self.params.max_outstanding_r2t;
         let max_burst = self.params.max_burst;
@@ -1113,7 +1108,6 @@ impl Engine {
     }
 
     fn on_nop_in(&mut self, n: &NopIn, data: &[u8]) -> Result<(), Disconnect> {
-        self.update_window(n.exp_cmd_sn, n.max_cmd_sn);
         if n.itt != RESERVED_TAG {
             // Our ping's answer: it must not also be a ping.
             if n.ttt != RESERVED_TAG {
@@ -1126,7 +1120,6 @@ impl Engine {
                 }
                 .into());
             }
-            self.update_stat_sn(n.stat_sn);
             if self.ping.is_some_and(|(itt, _)| itt == n.itt) {
                 self.ping = None;
             }
@@ -1158,8 +1151,6 @@ impl Engine {
 
     fn on_tmf_response(&mut self, r: &TaskMgmtResponse, data: &[u8]) -> Result<(), Disconnect> {
         no_data(pdu::Opcode::TaskMgmtResponse, data)?;
-        self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
-        self.update_stat_sn(r.stat_sn);
         if let Some(i) = self.resets.iter().position(|x| x.itt == r.itt) {
             let reset = self.resets.swap_remove(i);
             let result = match r.response {
@@ -1215,8 +1206,6 @@ impl Engine {
     }
 
     fn on_async(&mut self, a: &AsyncMessage, data: &[u8], now: Instant) -> Result<(), Disconnect> {
-        self.update_window(a.exp_cmd_sn, a.max_cmd_sn);
-        self.update_stat_sn(a.stat_sn);
         match a.event {
             AsyncEvent::LogoutRequest => {
                 if self.logout.is_none() {
@@ -1255,8 +1244,6 @@ impl Engine {
     }
 
     fn on_reject(&mut self, r: &Reject, data: &[u8]) -> Result<(), Disconnect> {
-        self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
-        self.update_stat_sn(r.stat_sn);
         let bhs = Reject::rejected_header(data).map_err(Violation::Pdu)?;
         let itt = bhs.itt();
         match bhs.opcode() {
@@ -1287,8 +1274,6 @@ impl Engine {
 
     fn on_logout_response(&mut self, r: &LogoutResponse, data: &[u8]) -> Result<(), Disconnect> {
         no_data(pdu::Opcode::LogoutResponse, data)?;
-        self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
-        self.update_stat_sn(r.stat_sn);
         if self.logout.is_none_or(|(itt, _)| itt != r.itt) {
             return Err(Violation::UnknownResponse {
                 opcode: pdu::Opcode::LogoutResponse,
@@ -1645,6 +1630,20 @@ impl Engine {
         }
         true
     }
+}
+
+/// The StatSN a target PDU acknowledges, if it carries a status: Data-In only with the S bit,
+/// NOP-In only as the answer to our ping (an unsolicited one repeats the current StatSN
+/// without advancing it), R2T never (RFC 7143 §11.7.4, §11.8.3, §11.19.3).
+fn acknowledged_stat_sn(pdu: &Pdu) -> Option<Sn> {
+    let sns = pdu.target_sns()?;
+    let counted = match pdu {
+        Pdu::DataIn(d) => d.status.is_some(),
+        Pdu::NopIn(n) => n.itt != RESERVED_TAG,
+        Pdu::R2t(_) => false,
+        _ => true,
+    };
+    counted.then_some(sns.stat_sn)
 }
 
 fn residual_overflow(r: Residual) -> u32 {

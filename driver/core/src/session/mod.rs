@@ -78,8 +78,8 @@ use isboot_executor::{Channel, Doorbell, Mutex, RawLock, TrySendError};
 
 pub use driver::{End, Session};
 pub use engine::{
-    Disconnect, Engine, Event, LoginSns, LogoutOutcome, Params, Phase, RxSink, Stats, SubmitError,
-    Timeouts, Violation,
+    Disconnect, Engine, Event, LogoutOutcome, Params, Phase, RxSink, Stats, SubmitError, Timeouts,
+    Violation,
 };
 pub use table::MAX_SLOTS;
 

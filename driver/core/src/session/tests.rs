@@ -12,6 +12,7 @@ use isboot_executor::Instant;
 use super::engine::*;
 use crate::lun::Lun;
 use crate::pdu::testutil::emit_with;
+use crate::pdu::TargetSns;
 use crate::pdu::{
     AsyncEvent, AsyncMessage, Cdb, DataIn, DataOut, Digests, Header, LogoutReason, LogoutRequest,
     LogoutResponse, NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual, ScsiCommand,
@@ -66,7 +67,7 @@ const PARAMS: Params = Params {
 };
 
 /// StatSN 100, CmdSN window [10, 41].
-const SNS: LoginSns = LoginSns {
+const SNS: TargetSns = TargetSns {
     stat_sn: Sn(99),
     exp_cmd_sn: Sn(10),
     max_cmd_sn: Sn(41),
@@ -190,9 +191,11 @@ fn data_in(itt: u32, data_sn: u32, offset: u32) -> DataIn {
         lun: lun1(),
         itt,
         ttt: RESERVED_TAG,
-        stat_sn: Sn(0),
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(42),
+        sns: TargetSns {
+            stat_sn: Sn(0),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+        },
         data_sn: Sn(data_sn),
         buffer_offset: offset,
     }
@@ -204,9 +207,11 @@ fn response(itt: u32, stat_sn: u32, status: u8) -> ScsiResponse {
         status,
         itt,
         snack_tag: 0,
-        stat_sn: Sn(stat_sn),
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(42),
+        sns: TargetSns {
+            stat_sn: Sn(stat_sn),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+        },
         exp_data_sn: Sn(0),
         bidi_residual: Residual::None,
         residual: Residual::None,
@@ -218,9 +223,11 @@ fn r2t(itt: u32, ttt: u32, r2t_sn: u32, offset: u32, len: u32) -> R2t {
         lun: lun1(),
         itt,
         ttt,
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(42),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+        },
         r2t_sn: Sn(r2t_sn),
         buffer_offset: offset,
         desired_len: len,
@@ -268,7 +275,10 @@ fn read_with_status_in_the_last_data_in() {
     let last = DataIn {
         final_bit: true,
         status: Some(0),
-        stat_sn: Sn(100),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            ..data_in(ITT0, 1, 4096).sns
+        },
         ..data_in(ITT0, 1, 4096)
     };
     send!(s, last, &b);
@@ -411,7 +421,7 @@ fn a_window_closed_at_login_admits_nothing_until_a_pdu_opens_it() {
     let mut s = session_in_ffp(PARAMS);
     s.e.connected(
         PARAMS,
-        LoginSns {
+        TargetSns {
             stat_sn: Sn(99),
             exp_cmd_sn: Sn(10),
             max_cmd_sn: Sn(9),
@@ -423,8 +433,11 @@ fn a_window_closed_at_login_admits_nothing_until_a_pdu_opens_it() {
     s.submit(req.clone());
     recv!(s, []);
     let open = NopIn {
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(10),
+        sns: TargetSns {
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(10),
+            ..TargetSns::default()
+        },
         ..NopIn::default()
     };
     send!(s, open);
@@ -437,7 +450,7 @@ fn commands_wait_while_the_window_is_closed() {
     let mut s = session_in_ffp(PARAMS);
     s.e.connected(
         PARAMS,
-        LoginSns {
+        TargetSns {
             stat_sn: Sn(99),
             exp_cmd_sn: Sn(10),
             max_cmd_sn: Sn(11),
@@ -453,16 +466,22 @@ fn commands_wait_while_the_window_is_closed() {
     recv!(s, []);
     // A NOP-In opening the window by one lets the third command go.
     let nop = NopIn {
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(12),
+        sns: TargetSns {
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(12),
+            ..TargetSns::default()
+        },
         ..NopIn::default()
     };
     send!(s, nop);
     recv!(s, [cmd(ITT2, 12, &reqs[2])]);
     // A MaxCmdSN below ExpCmdSN-1 is ignored; the window does not shrink.
     let bogus = NopIn {
-        exp_cmd_sn: Sn(20),
-        max_cmd_sn: Sn(5),
+        sns: TargetSns {
+            exp_cmd_sn: Sn(20),
+            max_cmd_sn: Sn(5),
+            ..TargetSns::default()
+        },
         ..NopIn::default()
     };
     send!(s, bogus);
@@ -583,9 +602,11 @@ fn target_ping_is_answered_with_its_ttt_lun_and_data() {
         lun: lun1(),
         itt: RESERVED_TAG,
         ttt: 0x1234,
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
     };
     send!(s, ping, b"ping!");
     let answer = NopOut {
@@ -616,9 +637,11 @@ fn idle_connection_pings_and_drops_without_an_answer() {
     // The answer clears it; the next ping comes after another idle interval.
     let answer = NopIn {
         itt: 0x8000_0000,
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         ..NopIn::default()
     };
     send!(s, answer);
@@ -645,9 +668,11 @@ fn command_timeout_aborts_the_task() {
         let _ = s.transmit();
         let answer = NopIn {
             itt: RESERVED_TAG,
-            stat_sn: Sn(100),
-            exp_cmd_sn: Sn(11),
-            max_cmd_sn: Sn(42),
+            sns: TargetSns {
+                stat_sn: Sn(100),
+                exp_cmd_sn: Sn(11),
+                max_cmd_sn: Sn(42),
+            },
             ..NopIn::default()
         };
         send!(s, answer);
@@ -670,9 +695,11 @@ fn command_timeout_aborts_the_task() {
     let resp = TaskMgmtResponse {
         response: TmfResponse::Complete,
         itt: abort.itt,
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(42),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+        },
     };
     send!(s, resp);
     let c = s.completions();
@@ -717,9 +744,11 @@ fn command_timeout_while_closing_aborts_at_the_target_and_keeps_the_buffer_for_d
     let resp = TaskMgmtResponse {
         response: TmfResponse::Complete,
         itt: abort.itt,
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(42),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+        },
     };
     send!(s, resp);
     let c = s.completions();
@@ -767,9 +796,11 @@ fn abort_not_yet_sent_is_dropped_when_its_task_completes_and_never_hits_the_slot
         s,
         NopIn {
             itt: RESERVED_TAG,
-            stat_sn: Sn(102),
-            exp_cmd_sn: Sn(12),
-            max_cmd_sn: Sn(43),
+            sns: TargetSns {
+                stat_sn: Sn(102),
+                exp_cmd_sn: Sn(12),
+                max_cmd_sn: Sn(43),
+            },
             ..NopIn::default()
         }
     );
@@ -812,7 +843,7 @@ fn connection_loss_replays_in_flight_commands_in_order() {
     // Reinstatement: new StatSN and window; commands go again with new ITTs and CmdSNs.
     s.e.connected(
         PARAMS,
-        LoginSns {
+        TargetSns {
             stat_sn: Sn(499),
             exp_cmd_sn: Sn(70),
             max_cmd_sn: Sn(80),
@@ -834,7 +865,10 @@ fn connection_loss_replays_in_flight_commands_in_order() {
     let last = DataIn {
         final_bit: true,
         status: Some(0),
-        stat_sn: Sn(500),
+        sns: TargetSns {
+            stat_sn: Sn(500),
+            ..data_in(0x0002_0000, 0, 0).sns
+        },
         ..data_in(0x0002_0000, 0, 0)
     };
     send!(s, last, &full);
@@ -851,9 +885,11 @@ fn async_logout_request_logs_out_then_reconnects() {
     let mut s = session_in_ffp(PARAMS);
     let msg = AsyncMessage {
         lun: Lun::default(),
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         event: AsyncEvent::LogoutRequest,
         vcode: 0,
         parameter1: 0,
@@ -875,9 +911,11 @@ fn async_logout_request_logs_out_then_reconnects() {
     recv!(s, []);
     let resp = LogoutResponse {
         itt: 0x8000_0000,
-        stat_sn: Sn(101),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(101),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         time2wait: 3,
         ..LogoutResponse::default()
     };
@@ -899,9 +937,11 @@ fn async_drop_connection_waits_time2wait() {
     let mut s = session_in_ffp(PARAMS);
     let msg = AsyncMessage {
         lun: Lun::default(),
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         event: AsyncEvent::DropConnection,
         vcode: 0,
         parameter1: 0,
@@ -922,9 +962,11 @@ fn async_drop_connection_time2wait_beyond_an_hour_is_capped_and_says_so() {
     let mut s = session_in_ffp(PARAMS);
     let msg = AsyncMessage {
         lun: Lun::default(),
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         event: AsyncEvent::DropConnection,
         vcode: 0,
         parameter1: 0,
@@ -948,9 +990,11 @@ fn logout_response_time2wait_beyond_an_hour_is_capped_and_says_so() {
     let mut s = session_in_ffp(PARAMS);
     let msg = AsyncMessage {
         lun: Lun::default(),
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         event: AsyncEvent::LogoutRequest,
         vcode: 0,
         parameter1: 0,
@@ -964,9 +1008,11 @@ fn logout_response_time2wait_beyond_an_hour_is_capped_and_says_so() {
     };
     let resp = LogoutResponse {
         itt: l.itt,
-        stat_sn: Sn(101),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(101),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         time2wait: 40_000,
         ..LogoutResponse::default()
     };
@@ -986,9 +1032,11 @@ fn target_requested_logout_waits_our_logout_timeout_not_the_targets_parameter3()
     let mut s = session_in_ffp(PARAMS);
     let msg = AsyncMessage {
         lun: Lun::default(),
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         event: AsyncEvent::LogoutRequest,
         vcode: 0,
         parameter1: 0,
@@ -1018,9 +1066,11 @@ fn rejected_command_fails_it_and_reconnects() {
     let wire = emit_with(&out[0].0, &[], Digests::default());
     let rej = Reject {
         reason: RejectReason::InvalidPduField,
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         data_sn: Sn(0),
     };
     assert_eq!(
@@ -1046,7 +1096,10 @@ fn shutdown_waits_for_outstanding_commands_then_logs_out() {
     let last = DataIn {
         final_bit: true,
         status: Some(0),
-        stat_sn: Sn(100),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            ..data_in(ITT0, 0, 0).sns
+        },
         ..data_in(ITT0, 0, 0)
     };
     send!(s, last, &pattern(512, 0));
@@ -1058,9 +1111,11 @@ fn shutdown_waits_for_outstanding_commands_then_logs_out() {
     assert_eq!(l.reason, LogoutReason::CloseSession);
     let resp = LogoutResponse {
         itt: l.itt,
-        stat_sn: Sn(101),
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(42),
+        sns: TargetSns {
+            stat_sn: Sn(101),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+        },
         ..LogoutResponse::default()
     };
     send!(s, resp);
@@ -1083,9 +1138,11 @@ fn lun_reset_completes_the_tasks_on_that_lun() {
     let resp = TaskMgmtResponse {
         response: TmfResponse::Complete,
         itt: t.itt,
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(12),
-        max_cmd_sn: Sn(43),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(12),
+            max_cmd_sn: Sn(43),
+        },
     };
     send!(s, resp);
     let mut aborted = 0;
@@ -1143,16 +1200,21 @@ fn abort_answered_after_the_command_completed_is_harmless() {
     let last = DataIn {
         final_bit: true,
         status: Some(0),
-        stat_sn: Sn(100),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            ..data_in(ITT0, 0, 0).sns
+        },
         ..data_in(ITT0, 0, 0)
     };
     send!(s, last, &pattern(512, 9));
     let resp = TaskMgmtResponse {
         response: TmfResponse::TaskDoesNotExist,
         itt: abort.itt,
-        stat_sn: Sn(101),
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(42),
+        sns: TargetSns {
+            stat_sn: Sn(101),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+        },
     };
     send!(s, resp);
     let c = s.completions();
@@ -1181,9 +1243,11 @@ fn scsi_async_event_and_unknown_events_change_nothing() {
     ] {
         let msg = AsyncMessage {
             lun: lun1(),
-            stat_sn: Sn(100),
-            exp_cmd_sn: Sn(10),
-            max_cmd_sn: Sn(41),
+            sns: TargetSns {
+                stat_sn: Sn(100),
+                exp_cmd_sn: Sn(10),
+                max_cmd_sn: Sn(41),
+            },
             event,
             vcode: 0,
             parameter1: 0,
@@ -1227,7 +1291,7 @@ fn cmd_sn_wraps_at_two_to_the_32() {
     let mut e = Engine::new(4, Timeouts::default());
     e.connected(
         PARAMS,
-        LoginSns {
+        TargetSns {
             stat_sn: Sn(u32::MAX),
             exp_cmd_sn: Sn(u32::MAX),
             max_cmd_sn: Sn(2),
@@ -1260,9 +1324,11 @@ fn shutdown_logs_out_after_the_logout_timeout_when_a_command_hangs() {
     s.e.shutdown(s.now);
     let alive = NopIn {
         itt: RESERVED_TAG,
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(42),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+        },
         ..NopIn::default()
     };
     for _ in 0..3 {
@@ -1287,9 +1353,11 @@ fn shutdown_logs_out_after_the_logout_timeout_when_a_command_hangs() {
     assert!(s.e.poll_at().is_some_and(|d| d > s.now));
     let resp = LogoutResponse {
         itt: l.itt,
-        stat_sn: Sn(101),
-        exp_cmd_sn: Sn(11),
-        max_cmd_sn: Sn(42),
+        sns: TargetSns {
+            stat_sn: Sn(101),
+            exp_cmd_sn: Sn(11),
+            max_cmd_sn: Sn(42),
+        },
         ..LogoutResponse::default()
     };
     send!(s, resp);
@@ -1465,9 +1533,11 @@ fn random_login_responses_never_panic_the_login() {
                 isid: [0x80, 1, 2, 3, 4, 5],
                 tsih: rng.next() as u16,
                 itt: 1,
-                stat_sn: Sn(rng.next()),
-                exp_cmd_sn: Sn(rng.next()),
-                max_cmd_sn: Sn(rng.next()),
+                sns: TargetSns {
+                    stat_sn: Sn(rng.next()),
+                    exp_cmd_sn: Sn(rng.next()),
+                    max_cmd_sn: Sn(rng.next()),
+                },
                 status_class: (rng.next() % 9 == 0) as u8 * (rng.next() % 4) as u8,
                 status_detail: rng.next() as u8,
             };
@@ -1568,9 +1638,11 @@ fn rejected_ping_is_not_a_reason_to_reconnect() {
     let wire = emit_with(&out[0].0, &[], Digests::default());
     let rej = Reject {
         reason: RejectReason::ImmediateCommandReject,
-        stat_sn: Sn(100),
-        exp_cmd_sn: Sn(10),
-        max_cmd_sn: Sn(41),
+        sns: TargetSns {
+            stat_sn: Sn(100),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(41),
+        },
         data_sn: Sn(0),
     };
     send!(s, rej, &wire[..48]);
@@ -1611,9 +1683,11 @@ fn target_ping_flood_is_bounded() {
     for ttt in 1..=10 {
         let ping = NopIn {
             ttt,
-            stat_sn: Sn(100),
-            exp_cmd_sn: Sn(10),
-            max_cmd_sn: Sn(41),
+            sns: TargetSns {
+                stat_sn: Sn(100),
+                exp_cmd_sn: Sn(10),
+                max_cmd_sn: Sn(41),
+            },
             ..NopIn::default()
         };
         send!(s, ping);
