@@ -6,8 +6,9 @@
 //! [`super::parse_response_data`]).
 
 use super::{
-    field, u8_enum, Bhs, BhsMut, Error, Header, Lun, Opcode, TargetSns, FINAL_BIT, RESERVED_TAG,
+    field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT, RESERVED_TAG,
 };
+use crate::lun::Lun;
 
 u8_enum! {
     /// AsyncEvent codes (RFC 7143 §11.9.1).
@@ -71,6 +72,9 @@ impl Header for AsyncMessage {
         bhs.set_u16(field::PARAMETER1, self.parameter1);
         bhs.set_u16(field::PARAMETER2, self.parameter2);
         bhs.set_u16(field::PARAMETER3, self.parameter3);
+    }
+    fn target_sns(&self) -> Option<&TargetSns> {
+        Some(&self.sns)
     }
 }
 

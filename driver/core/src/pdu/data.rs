@@ -5,7 +5,8 @@
 //! session's check (it knows the buffer).
 
 use super::scsi::{Residual, OVERFLOW_BIT, UNDERFLOW_BIT};
-use super::{field, Bhs, BhsMut, Error, Header, Lun, Opcode, TargetSns, FINAL_BIT};
+use super::{field, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT};
+use crate::lun::Lun;
 use crate::sn::Sn;
 
 const ACK_BIT: u8 = 0x40;
@@ -134,6 +135,9 @@ impl Header for DataIn {
         bhs.set_sn(field::DATA_SN, self.data_sn);
         bhs.set_u32(field::BUFFER_OFFSET, self.buffer_offset);
     }
+    fn target_sns(&self) -> Option<&TargetSns> {
+        Some(&self.sns)
+    }
 }
 
 /// Ready To Transfer (target → initiator).
@@ -176,6 +180,9 @@ impl Header for R2t {
         bhs.set_sn(field::R2T_SN, self.r2t_sn);
         bhs.set_u32(field::BUFFER_OFFSET, self.buffer_offset);
         bhs.set_u32(field::DESIRED_LEN, self.desired_len);
+    }
+    fn target_sns(&self) -> Option<&TargetSns> {
+        Some(&self.sns)
     }
 }
 

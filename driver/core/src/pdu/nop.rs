@@ -5,7 +5,8 @@
 //! The target's ping: NOP-In with ITT 0xffffffff and a TTT other than 0xffffffff, answered by a
 //! NOP-Out echoing TTT, LUN and ping data, with ITT 0xffffffff and the I bit.
 
-use super::{field, Bhs, BhsMut, Error, Header, Lun, Opcode, TargetSns, FINAL_BIT, RESERVED_TAG};
+use super::{field, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT, RESERVED_TAG};
+use crate::lun::Lun;
 use crate::sn::Sn;
 
 /// NOP-Out (initiator → target).
@@ -127,6 +128,9 @@ impl Header for NopIn {
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
         bhs.set_target_sns(self.sns);
+    }
+    fn target_sns(&self) -> Option<&TargetSns> {
+        Some(&self.sns)
     }
 }
 

@@ -5,7 +5,8 @@
 //! bidirectional command carries its expected read length in a second AHS. The response's
 //! data segment (SenseLength, sense data, response data) is bounded by the segment.
 
-use super::{field, u8_enum, Bhs, BhsMut, Error, Header, Lun, Opcode, TargetSns, FINAL_BIT};
+use super::{field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT};
+use crate::lun::Lun;
 use crate::sn::Sn;
 use core::fmt;
 
@@ -357,6 +358,9 @@ impl Header for ScsiResponse {
         bhs.set_sn(field::EXP_DATA_SN, self.exp_data_sn);
         bhs.set_u32(field::BIDI_RESIDUAL, bc);
         bhs.set_u32(field::RESIDUAL, c);
+    }
+    fn target_sns(&self) -> Option<&TargetSns> {
+        Some(&self.sns)
     }
 }
 

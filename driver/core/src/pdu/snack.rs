@@ -2,7 +2,8 @@
 //! SNACK Request (RFC 7143 §11.16). Only used at ErrorRecoveryLevel > 0; encoded so that a
 //! session at a higher level (or a test target) has it.
 
-use super::{field, u8_enum, Bhs, BhsMut, Error, Header, Lun, Opcode, FINAL_BIT};
+use super::{field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, FINAL_BIT};
+use crate::lun::Lun;
 use crate::sn::Sn;
 
 const TYPE_MASK: u8 = 0x0f;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Text Request (RFC 7143 §11.10) and Text Response (§11.11). Keys live in `crate::text`.
 
-use super::{field, Bhs, BhsMut, Error, Header, Lun, Opcode, TargetSns, FINAL_BIT};
+use super::{field, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT};
+use crate::lun::Lun;
 use crate::sn::Sn;
 
 const CONTINUE_BIT: u8 = 0x40;
@@ -93,6 +94,9 @@ impl Header for TextResponse {
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
         bhs.set_target_sns(self.sns);
+    }
+    fn target_sns(&self) -> Option<&TargetSns> {
+        Some(&self.sns)
     }
 }
 

@@ -2,8 +2,9 @@
 //! Task Management Function Request (RFC 7143 §11.5) and Response (§11.6).
 
 use super::{
-    field, u8_enum, Bhs, BhsMut, Error, Header, Lun, Opcode, TargetSns, FINAL_BIT, RESERVED_TAG,
+    field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT, RESERVED_TAG,
 };
+use crate::lun::Lun;
 use crate::sn::Sn;
 
 const FUNCTION_MASK: u8 = 0x7f;
@@ -134,6 +135,9 @@ impl Header for TaskMgmtResponse {
         bhs.set_u8(field::RESPONSE, u8::from(self.response));
         bhs.set_itt(self.itt);
         bhs.set_target_sns(self.sns);
+    }
+    fn target_sns(&self) -> Option<&TargetSns> {
+        Some(&self.sns)
     }
 }
 
