@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use isboot_core::text::Key;
 use isboot_tests::io::{open, verify_backing_file, verify_range, write_range};
 use isboot_tests::relay::Relay;
 use isboot_tests::target::{Auth, Config, Kind, Target};
@@ -78,7 +79,9 @@ both_targets! {
     };
     max_recv_data_segment_length_512_both_ways => |kind| {
         let t = start(kind, Config { max_recv_dsl: Some(512), ..Config::new(4 * MIB) });
-        let disk = open(&t, None, |c| c.offer.max_recv_data_segment_len = 512);
+        let disk = open(&t, None, |c| {
+            c.offer.set(Key::MaxRecvDataSegmentLength, 512);
+        });
         let n = disk.negotiated().expect("logged in").to_string();
         assert!(n.contains("MaxRecvDataSegmentLength 512/512 "), "{n}");
         round_trip(&t, &disk, 4, 64, 8);
@@ -149,7 +152,9 @@ fn tgtd_initial_r2t_no_with_unsolicited_data() {
             ..Config::new(8 * MIB)
         },
     );
-    let disk = open(&t, None, |c| c.offer.initial_r2t = false);
+    let disk = open(&t, None, |c| {
+        c.offer.set_flag(Key::InitialR2T, false);
+    });
     let n = disk.negotiated().expect("logged in").to_string();
     assert!(
         n.contains("InitialR2T false") && n.contains("FirstBurstLength 8192,"),
@@ -169,7 +174,9 @@ fn tgtd_initial_r2t_no_and_immediate_data_no() {
             ..Config::new(4 * MIB)
         },
     );
-    let disk = open(&t, None, |c| c.offer.initial_r2t = false);
+    let disk = open(&t, None, |c| {
+        c.offer.set_flag(Key::InitialR2T, false);
+    });
     let n = disk.negotiated().expect("logged in").to_string();
     assert!(
         n.contains("InitialR2T false") && n.contains("ImmediateData false"),

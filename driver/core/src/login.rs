@@ -29,9 +29,7 @@ use core::fmt;
 use crate::chap::{self, Algorithm, Chap, ChapConfig};
 use crate::pdu::{self, LoginRequest, LoginResponse, Stage, TargetSns};
 use crate::sn::Sn;
-use crate::text::{
-    self, Accumulator, Negotiation, Offer, SessionParams, TargetAddress, TextBuilder,
-};
+use crate::text::{self, Accumulator, Negotiation, Offer, Params, TargetAddress, TextBuilder};
 
 /// Data segment limit during login (RFC 7143 §12.12: 8192 until negotiated).
 pub const LOGIN_MAX_DATA: u32 = 8192;
@@ -72,7 +70,7 @@ pub struct LoginPdu {
 /// A completed login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Established {
-    pub params: SessionParams,
+    pub params: Params,
     pub tsih: u16,
     pub sns: TargetSns,
 }

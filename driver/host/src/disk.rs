@@ -25,10 +25,9 @@ use isboot_core::port::{Events, Level, Log, Portal, Random};
 use isboot_core::scsi::{status, Cdb, Completion, ScsiRequest, Sense, TransportError};
 use isboot_core::secret::Secret;
 use isboot_core::session::{
-    End, Handle, Isid, Params, Session, SessionConfig, State, Stats, TargetConfig, Timeouts,
-    TmfError,
+    End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
 };
-use isboot_core::text::{DigestOffer, Offer};
+use isboot_core::text::{DigestOffer, Key, Offer, Params};
 use isboot_executor::host::StdLock;
 
 use crate::net::HostConnector;
@@ -139,8 +138,9 @@ impl DiskConfig {
         let mut cfg = SessionConfig::new(self.initiator_name.clone(), isid, targets);
         let mut offer = self.offer.clone();
         if self.digests {
-            offer.header_digest = DigestOffer::PreferCrc32c;
-            offer.data_digest = DigestOffer::PreferCrc32c;
+            offer
+                .set_digest(Key::HeaderDigest, DigestOffer::PreferCrc32c)
+                .set_digest(Key::DataDigest, DigestOffer::PreferCrc32c);
         }
         cfg.offer = offer;
         cfg.timeouts = self.timeouts;
@@ -886,8 +886,8 @@ mod tests {
         });
         cfg.alternates = vec!["127.0.0.2:3260".parse().unwrap()];
         let s = cfg.session_config(Isid([0x80, 1, 2, 3, 4, 5]));
-        assert_eq!(s.offer.header_digest, DigestOffer::PreferCrc32c);
-        assert_eq!(s.offer.data_digest, DigestOffer::PreferCrc32c);
+        assert_eq!(s.offer.digest(Key::HeaderDigest), DigestOffer::PreferCrc32c);
+        assert_eq!(s.offer.digest(Key::DataDigest), DigestOffer::PreferCrc32c);
         assert_eq!(s.backoff.max_attempts, Some(3));
         assert_eq!(s.targets.len(), 2);
         assert_eq!(s.targets[1].portal.addr, cfg.alternates[0]);

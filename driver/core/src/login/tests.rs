@@ -160,9 +160,9 @@ fn without_chap_one_round_trip_reaches_full_feature_phase() {
         panic!("expected Done, got {done:?}");
     };
     assert_eq!(est.tsih, 0x1234);
-    assert_eq!(est.params.max_send_data_segment_len, 65536);
-    assert_eq!(est.params.max_burst_len, 1_048_576);
-    assert!(!est.params.initial_r2t);
+    assert_eq!(est.params.max_send_dsl(), 65536);
+    assert_eq!(est.params.max_burst(), 1_048_576);
+    assert!(!est.params.initial_r2t());
     assert_eq!(est.sns.exp_cmd_sn, crate::sn::Sn(7));
 }
 

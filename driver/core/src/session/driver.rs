@@ -28,14 +28,14 @@ use core::time::Duration;
 use isboot_crc32c::Crc32c;
 use isboot_executor::{Channel, Doorbell, Instant, Mutex, RawLock, Timer};
 
-use super::engine::{Disconnect, Engine, Event, LogoutOutcome, Params, Phase, RxSink, SubmitError};
+use super::engine::{Disconnect, Engine, Event, LogoutOutcome, Phase, RxSink, SubmitError};
 use super::{Handle, Request, SessionConfig, Shared, State, Status, DEFAULT_PORT};
 use crate::log;
 use crate::login::{Attempt, Established, Login, LoginConfig, LoginError, Step, LOGIN_MAX_DATA};
 use crate::pdu::{self, Digests, HeaderInfo, Pdu, BHS_LEN, DIGEST_LEN, MAX_AHS_LEN};
 use crate::port::{Connector, Events, IoError, Level, Log, Portal, Random, Transport};
 use crate::scsi::{Completion, TransportError};
-use crate::text::{SessionParams, TargetAddress};
+use crate::text::TargetAddress;
 
 /// BHS, the largest AHS and a header digest.
 const HDR_MAX: usize = BHS_LEN + MAX_AHS_LEN + DIGEST_LEN;
@@ -246,7 +246,7 @@ where
                 }
             };
             failures = 0;
-            let params = engine_params(&est.params);
+            let params = est.params;
             log!(
                 front.log,
                 Level::Note,
@@ -352,22 +352,6 @@ where
                 return front.stop(stop);
             }
         }
-    }
-}
-
-/// The engine's view of the negotiated parameters.
-fn engine_params(p: &SessionParams) -> Params {
-    Params {
-        max_recv_dsl: p.max_recv_data_segment_len,
-        max_send_dsl: p.max_send_data_segment_len,
-        max_burst: p.max_burst_len,
-        first_burst: p.first_burst_len,
-        initial_r2t: p.initial_r2t,
-        immediate_data: p.immediate_data,
-        max_outstanding_r2t: u16::try_from(p.max_outstanding_r2t.max(1)).unwrap_or(u16::MAX),
-        digests: p.digests(),
-        default_time2wait: u16::try_from(p.default_time2wait).unwrap_or(u16::MAX),
-        default_time2retain: u16::try_from(p.default_time2retain).unwrap_or(u16::MAX),
     }
 }
 
@@ -770,7 +754,7 @@ impl Rx {
         now: Instant,
         trace: Option<&G>,
     ) -> Poll<Result<(), Disconnect>> {
-        let digests: Digests = engine.params().digests;
+        let digests: Digests = engine.params().digests();
         loop {
             match self.stage.clone() {
                 RxStage::Header { need } => {
@@ -785,7 +769,7 @@ impl Rx {
                         None => {
                             let info = HeaderInfo::parse(&self.hdr)
                                 .map_err(|e| Disconnect::Violation(super::Violation::Pdu(e)))?;
-                            info.check_data_len(engine.params().max_recv_dsl)
+                            info.check_data_len(engine.params().max_recv_dsl())
                                 .map_err(|e| Disconnect::Violation(super::Violation::Pdu(e)))?;
                             self.info = Some(info);
                             let full = info.header_len().saturating_add(if digests.header {

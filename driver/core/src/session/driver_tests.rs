@@ -32,6 +32,7 @@ use crate::port::{Connector, Events, IoError, Level, Log, Portal, Random, Transp
 use crate::scsi::{Completion, ScsiRequest};
 use crate::sn::Sn;
 use crate::text::TextBuilder;
+use crate::text::{DigestOffer, Key};
 
 const BLOCK: usize = 512;
 const DISK_BLOCKS: usize = 2048;
@@ -933,8 +934,9 @@ fn digests_on_and_a_bad_data_digest_recovers() {
         d.corrupt_digest_once = true;
     });
     let mut cfg = config();
-    cfg.offer.header_digest = crate::text::DigestOffer::PreferCrc32c;
-    cfg.offer.data_digest = crate::text::DigestOffer::PreferCrc32c;
+    cfg.offer
+        .set_digest(Key::HeaderDigest, DigestOffer::PreferCrc32c)
+        .set_digest(Key::DataDigest, DigestOffer::PreferCrc32c);
     let (h, task) = start_with(&r, cfg);
     let payload: Vec<u8> = (0..24 * BLOCK).map(|i| (i * 5 + 1) as u8).collect();
     h.submit(write16(1, 300, payload.clone()))
@@ -1204,14 +1206,14 @@ fn status_reports_the_negotiated_parameters_and_the_command_window() {
     let s = h.status();
     let p = s.params.expect("parameters of the login");
     // What the fake target answers (see Conn::handle) combined with our offer.
-    assert_eq!(p.max_recv_dsl, 262_144, "ours");
-    assert_eq!(p.max_send_dsl, 8192, "the target's");
-    assert_eq!(p.max_burst, 16_384);
-    assert_eq!(p.first_burst, 8192);
-    assert!(p.initial_r2t);
-    assert!(!p.immediate_data);
-    assert_eq!(p.max_outstanding_r2t, 1);
-    assert_eq!(p.digests, Digests::default());
+    assert_eq!(p.max_recv_dsl(), 262_144, "ours");
+    assert_eq!(p.max_send_dsl(), 8192, "the target's");
+    assert_eq!(p.max_burst(), 16_384);
+    assert_eq!(p.first_burst(), 8192);
+    assert!(p.initial_r2t());
+    assert!(!p.immediate_data());
+    assert_eq!(p.max_outstanding_r2t(), 1);
+    assert_eq!(p.digests(), Digests::default());
     // The fake target keeps MaxCmdSN = ExpCmdSN + 15.
     assert_eq!(s.cmd_window, 16);
     h.shutdown();

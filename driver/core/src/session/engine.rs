@@ -34,61 +34,7 @@ use crate::pdu::{
 use crate::port::TmfError;
 use crate::scsi::{Completion, Direction, ScsiRequest, ScsiResult, Sense, TransportError};
 use crate::sn::Sn;
-
-/// Operational values negotiated at login that the full feature phase obeys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Params {
-    /// Our MaxRecvDataSegmentLength: the largest data segment the target may send us.
-    pub max_recv_dsl: u32,
-    /// The target's MaxRecvDataSegmentLength: the largest data segment we may send.
-    pub max_send_dsl: u32,
-    pub max_burst: u32,
-    pub first_burst: u32,
-    pub initial_r2t: bool,
-    pub immediate_data: bool,
-    pub max_outstanding_r2t: u16,
-    pub digests: Digests,
-    pub default_time2wait: u16,
-    pub default_time2retain: u16,
-}
-
-/// The form the session's "negotiated" log line, `isbootctl boot` and the tests share.
-impl core::fmt::Display for Params {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "MaxRecvDataSegmentLength {}/{} (ours/target's), MaxBurstLength {}, FirstBurstLength {}, \
-             InitialR2T {}, ImmediateData {}, MaxOutstandingR2T {}, HeaderDigest {}, DataDigest {}",
-            self.max_recv_dsl,
-            self.max_send_dsl,
-            self.max_burst,
-            self.first_burst,
-            self.initial_r2t,
-            self.immediate_data,
-            self.max_outstanding_r2t,
-            self.digests.header,
-            self.digests.data,
-        )
-    }
-}
-
-impl Default for Params {
-    /// The RFC 7143 defaults (§13).
-    fn default() -> Self {
-        Params {
-            max_recv_dsl: 8192,
-            max_send_dsl: 8192,
-            max_burst: 262_144,
-            first_burst: 65_536,
-            initial_r2t: true,
-            immediate_data: true,
-            max_outstanding_r2t: 1,
-            digests: Digests::default(),
-            default_time2wait: 2,
-            default_time2retain: 20,
-        }
-    }
-}
+use crate::text::Params;
 
 /// Timers of the full feature phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -866,7 +812,7 @@ impl Engine {
             self.ping = Some((itt, now.saturating_add(self.timeouts.nop_timeout)));
         }
         let info = pdu::HeaderInfo::parse(header).map_err(Violation::Pdu)?;
-        info.check_data_len(self.params.max_recv_dsl)
+        info.check_data_len(self.params.max_recv_dsl())
             .map_err(Violation::Pdu)?;
         let pdu = Pdu::parse(header).map_err(Violation::Pdu)?;
         let len = info.data_len;
@@ -1053,8 +999,8 @@ impl Engine {
     fn on_r2t(&mut self, r: &R2t, data: &[u8]) -> Result<(), Disconnect> {
         no_data(pdu::Opcode::R2t, data)?;
         let slot = self.task_for(pdu::Opcode::R2t, r.itt)?;
-        let max_r2t = self.params.max_outstanding_r2t;
-        let max_burst = self.params.max_burst;
+        let max_r2t = self.params.max_outstanding_r2t();
+        let max_burst = self.params.max_burst();
         let Some(t) = self.tasks.get_mut(slot) else {
             return Err(Violation::UnknownItt {
                 opcode: pdu::Opcode::R2t,
@@ -1293,7 +1239,7 @@ impl Engine {
         }
         let wait = match r.response {
             LogoutResponseCode::Success => r.time2wait,
-            _ => self.params.default_time2wait,
+            _ => self.params.default_time2wait(),
         };
         Err(Disconnect::LoggedOut {
             wait: time2wait(wait),
@@ -1438,7 +1384,7 @@ impl Engine {
     }
 
     fn emit_ctl(&mut self, c: Ctl, now: Instant, out: &mut Vec<u8>) {
-        let d = self.params.digests;
+        let d = self.params.digests();
         match c {
             Ctl::Ping { itt } => {
                 let nop = NopOut {
@@ -1460,7 +1406,7 @@ impl Engine {
                     cmd_sn: self.cmd_sn,
                     exp_stat_sn: self.exp_stat_sn,
                 };
-                let max = self.params.max_send_dsl as usize;
+                let max = self.params.max_send_dsl() as usize;
                 emit(out, &nop, data.get(..max).unwrap_or(&data), d);
             }
             Ctl::AbortTask { slot, itt, task } => {
@@ -1536,7 +1482,7 @@ impl Engine {
                 self.bursts.pop_front();
                 continue;
             }
-            let max = self.params.max_send_dsl.max(512);
+            let max = self.params.max_send_dsl().max(512);
             let len = b.end.saturating_sub(b.offset).min(max);
             let next = b.offset.saturating_add(len);
             let last = next == b.end;
@@ -1551,7 +1497,7 @@ impl Engine {
             };
             let range = b.offset as usize..next as usize;
             let data = t.req.data.get(range).unwrap_or(&[]);
-            emit(out, &hdr, data, self.params.digests);
+            emit(out, &hdr, data, self.params.digests());
             self.stats.bytes_out = self.stats.bytes_out.wrapping_add(u64::from(len));
             if last {
                 self.bursts.pop_front();
@@ -1586,13 +1532,13 @@ impl Engine {
         };
         let write = t.req.direction == Direction::Out;
         let (immediate, unsolicited_end) = if write {
-            let first = p.first_burst.min(t.edtl);
-            let imm = if p.immediate_data {
-                first.min(p.max_send_dsl)
+            let first = p.first_burst().min(t.edtl);
+            let imm = if p.immediate_data() {
+                first.min(p.max_send_dsl())
             } else {
                 0
             };
-            let end = if p.initial_r2t { imm } else { first };
+            let end = if p.initial_r2t() { imm } else { first };
             (imm, end)
         } else {
             (0, 0)
@@ -1613,7 +1559,7 @@ impl Engine {
             bidi_read_len: None,
         };
         let data = t.req.data.get(..immediate as usize).unwrap_or(&[]);
-        emit(out, &cmd, data, p.digests);
+        emit(out, &cmd, data, p.digests());
         self.cmd_sn = cmd_sn.next();
         self.stats.commands = self.stats.commands.saturating_add(1);
         self.stats.bytes_out = self.stats.bytes_out.wrapping_add(u64::from(immediate));

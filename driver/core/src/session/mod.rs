@@ -78,7 +78,7 @@ use isboot_executor::{Channel, Doorbell, Mutex, RawLock, TrySendError};
 
 pub use driver::{End, Session};
 pub use engine::{
-    Disconnect, Engine, Event, LogoutOutcome, Params, Phase, RxSink, Stats, SubmitError, Timeouts,
+    Disconnect, Engine, Event, LogoutOutcome, Phase, RxSink, Stats, SubmitError, Timeouts,
     Violation,
 };
 pub use table::MAX_SLOTS;
@@ -89,7 +89,7 @@ use crate::lun::Lun;
 use crate::port::{Portal, Random};
 pub use crate::port::{State, TmfError};
 use crate::scsi::ScsiRequest;
-use crate::text::Offer;
+use crate::text::{Offer, Params};
 
 /// Requests that can wait in the inbox between the platform and the session task.
 pub const INBOX_LEN: usize = 64;

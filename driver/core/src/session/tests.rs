@@ -21,6 +21,7 @@ use crate::pdu::{
 use crate::port::TmfError;
 use crate::scsi::{Completion, ScsiRequest, TransportError};
 use crate::sn::Sn;
+use crate::text::{Key, Params};
 
 const T0: Instant = Instant::from_nanos(1_000_000_000);
 const ITT0: u32 = 0x0001_0000;
@@ -50,21 +51,13 @@ fn write(tag: u64, len: usize) -> ScsiRequest {
     ScsiRequest::write(tag, lun1(), write16(1), data)
 }
 
-const PARAMS: Params = Params {
-    max_recv_dsl: 65536,
-    max_send_dsl: 65536,
-    max_burst: 262_144,
-    first_burst: 65_536,
-    initial_r2t: true,
-    immediate_data: false,
-    max_outstanding_r2t: 1,
-    digests: Digests {
-        header: false,
-        data: false,
-    },
-    default_time2wait: 2,
-    default_time2retain: 20,
-};
+/// 64 KiB segments both ways, InitialR2T=Yes, ImmediateData=No, the RFC defaults otherwise.
+fn params() -> Params {
+    Params::default()
+        .with_max_recv_dsl(65536)
+        .with(Key::MaxRecvDataSegmentLength, 65536)
+        .with(Key::ImmediateData, 0)
+}
 
 /// StatSN 100, CmdSN window [10, 41].
 const SNS: TargetSns = TargetSns {
@@ -90,7 +83,7 @@ impl Script {
     }
 
     fn deliver(&mut self, h: &dyn Header, data: &[u8]) -> Result<(), Disconnect> {
-        let d = self.e.params().digests;
+        let d = self.e.params().digests();
         let wire = emit_with(h, data, d);
         let (raw, _) = RawPdu::split(&wire, d, u32::MAX).expect("test PDU splits");
         self.e.receive(self.now, raw.header, raw.data)
@@ -100,7 +93,7 @@ impl Script {
     fn transmit(&mut self) -> Vec<(Pdu, Vec<u8>)> {
         let mut out = Vec::new();
         while self.e.poll_transmit(self.now, &mut out) {}
-        let d = self.e.params().digests;
+        let d = self.e.params().digests();
         let mut pdus = Vec::new();
         let mut at = 0;
         while at < out.len() {
@@ -265,7 +258,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 
 #[test]
 fn read_with_status_in_the_last_data_in() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(7, 8192);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -296,7 +289,7 @@ fn read_with_status_in_the_last_data_in() {
 
 #[test]
 fn check_condition_with_sense_in_the_scsi_response() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(1, 512);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -316,7 +309,7 @@ fn check_condition_with_sense_in_the_scsi_response() {
 
 #[test]
 fn underflow_reports_the_residual() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(1, 1024);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -332,7 +325,7 @@ fn underflow_reports_the_residual() {
 
 #[test]
 fn data_in_at_the_wrong_offset_drops_the_connection() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(1, 8192);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -350,7 +343,7 @@ fn data_in_at_the_wrong_offset_drops_the_connection() {
 
 #[test]
 fn data_in_past_the_buffer_is_refused_before_any_byte_is_written() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(1, 1001);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -368,7 +361,7 @@ fn data_in_past_the_buffer_is_refused_before_any_byte_is_written() {
 
 #[test]
 fn data_in_with_a_stale_or_unknown_itt_is_a_violation() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(1, 512);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -385,10 +378,7 @@ fn data_in_with_a_stale_or_unknown_itt_is_a_violation() {
 
 #[test]
 fn oversized_data_segment_is_refused_from_the_header() {
-    let mut s = session_in_ffp(Params {
-        max_recv_dsl: 512,
-        ..PARAMS
-    });
+    let mut s = session_in_ffp(params().with_max_recv_dsl(512));
     let req = read(1, 4096);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -406,7 +396,7 @@ fn oversized_data_segment_is_refused_from_the_header() {
 
 #[test]
 fn sense_length_past_the_segment_is_a_violation() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(1, 512);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -418,9 +408,9 @@ fn sense_length_past_the_segment_is_a_violation() {
 
 #[test]
 fn a_window_closed_at_login_admits_nothing_until_a_pdu_opens_it() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     s.e.connected(
-        PARAMS,
+        params(),
         TargetSns {
             stat_sn: Sn(99),
             exp_cmd_sn: Sn(10),
@@ -447,9 +437,9 @@ fn a_window_closed_at_login_admits_nothing_until_a_pdu_opens_it() {
 
 #[test]
 fn commands_wait_while_the_window_is_closed() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     s.e.connected(
-        PARAMS,
+        params(),
         TargetSns {
             stat_sn: Sn(99),
             exp_cmd_sn: Sn(10),
@@ -491,10 +481,7 @@ fn commands_wait_while_the_window_is_closed() {
 
 #[test]
 fn r2t_is_split_by_the_targets_max_recv_data_segment_length() {
-    let mut s = session_in_ffp(Params {
-        max_send_dsl: 8192,
-        ..PARAMS
-    });
+    let mut s = session_in_ffp(params().with(Key::MaxRecvDataSegmentLength, 8192));
     let req = write(1, 20_000);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -514,14 +501,14 @@ fn r2t_is_split_by_the_targets_max_recv_data_segment_length() {
 
 #[test]
 fn immediate_and_unsolicited_data_up_to_first_burst_length() {
-    let mut s = session_in_ffp(Params {
-        max_send_dsl: 4096,
-        first_burst: 10_000,
-        immediate_data: true,
-        initial_r2t: false,
-        max_outstanding_r2t: 2,
-        ..PARAMS
-    });
+    let mut s = session_in_ffp(
+        params()
+            .with(Key::MaxRecvDataSegmentLength, 4096)
+            .with(Key::FirstBurstLength, 10_000)
+            .with(Key::ImmediateData, 1)
+            .with(Key::InitialR2T, 0)
+            .with(Key::MaxOutstandingR2T, 2),
+    );
     let req = write(1, 30_000);
     s.submit(req.clone());
     let c = ScsiCommand {
@@ -554,12 +541,12 @@ fn immediate_and_unsolicited_data_up_to_first_burst_length() {
 
 #[test]
 fn immediate_data_only_with_initial_r2t() {
-    let mut s = session_in_ffp(Params {
-        immediate_data: true,
-        initial_r2t: true,
-        first_burst: 1000,
-        ..PARAMS
-    });
+    let mut s = session_in_ffp(
+        params()
+            .with(Key::ImmediateData, 1)
+            .with(Key::InitialR2T, 1)
+            .with(Key::FirstBurstLength, 1000),
+    );
     let req = write(1, 3000);
     s.submit(req.clone());
     recv!(s, [(cmd(ITT0, 10, &req), req.data[..1000].to_vec())]);
@@ -569,7 +556,7 @@ fn immediate_data_only_with_initial_r2t() {
 
 #[test]
 fn r2t_checks() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = write(1, 4096);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -577,7 +564,7 @@ fn r2t_checks() {
         s.deliver(&r2t(ITT0, 1, 0, 4000, 200), &[]),
         Err(Disconnect::Violation(Violation::R2tRange { .. }))
     ));
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
     send!(s, r2t(ITT0, 1, 0, 0, 1000));
@@ -585,7 +572,7 @@ fn r2t_checks() {
         s.deliver(&r2t(ITT0, 2, 1, 1000, 1000), &[]),
         Err(Disconnect::Violation(Violation::TooManyR2t { max: 1, .. }))
     ));
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let rd = read(1, 4096);
     s.submit(rd.clone());
     recv!(s, [cmd(ITT0, 10, &rd)]);
@@ -597,7 +584,7 @@ fn r2t_checks() {
 
 #[test]
 fn target_ping_is_answered_with_its_ttt_lun_and_data() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let ping = NopIn {
         lun: lun1(),
         itt: RESERVED_TAG,
@@ -622,7 +609,7 @@ fn target_ping_is_answered_with_its_ttt_lun_and_data() {
 
 #[test]
 fn idle_connection_pings_and_drops_without_an_answer() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     assert_eq!(s.e.poll_at(), Some(T0 + Duration::from_secs(5)));
     assert_eq!(s.advance(Duration::from_secs(5)), Ok(()));
     let ping = NopOut {
@@ -657,7 +644,7 @@ fn idle_connection_pings_and_drops_without_an_answer() {
 
 #[test]
 fn command_timeout_aborts_the_task() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let mut req = read(9, 512);
     req.timeout = Some(Duration::from_secs(30));
     s.submit(req.clone());
@@ -710,7 +697,7 @@ fn command_timeout_aborts_the_task() {
 
 #[test]
 fn command_timeout_while_closing_aborts_at_the_target_and_keeps_the_buffer_for_data_under_way() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let mut req = read(9, 4096);
     req.timeout = Some(Duration::from_secs(2));
     s.submit(req.clone());
@@ -764,7 +751,7 @@ fn command_timeout_while_closing_aborts_at_the_target_and_keeps_the_buffer_for_d
 
 #[test]
 fn abort_not_yet_sent_is_dropped_when_its_task_completes_and_never_hits_the_slots_next_task() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let a = read(1, 512);
     s.submit(a.clone());
     recv!(s, [cmd(ITT0, 10, &a)]);
@@ -809,7 +796,7 @@ fn abort_not_yet_sent_is_dropped_when_its_task_completes_and_never_hits_the_slot
 
 #[test]
 fn unanswered_abort_drops_the_connection() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     s.submit(read(1, 512));
     let _ = s.transmit();
     assert!(s.e.abort(1));
@@ -831,7 +818,7 @@ fn unanswered_abort_drops_the_connection() {
 
 #[test]
 fn connection_loss_replays_in_flight_commands_in_order() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let a = read(1, 512);
     let b = write(2, 512);
     s.submit(a.clone());
@@ -842,7 +829,7 @@ fn connection_loss_replays_in_flight_commands_in_order() {
     recv!(s, []);
     // Reinstatement: new StatSN and window; commands go again with new ITTs and CmdSNs.
     s.e.connected(
-        PARAMS,
+        params(),
         TargetSns {
             stat_sn: Sn(499),
             exp_cmd_sn: Sn(70),
@@ -882,7 +869,7 @@ fn connection_loss_replays_in_flight_commands_in_order() {
 
 #[test]
 fn async_logout_request_logs_out_then_reconnects() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let msg = AsyncMessage {
         lun: Lun::default(),
         sns: TargetSns {
@@ -934,7 +921,7 @@ fn async_logout_request_logs_out_then_reconnects() {
 
 #[test]
 fn async_drop_connection_waits_time2wait() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let msg = AsyncMessage {
         lun: Lun::default(),
         sns: TargetSns {
@@ -959,7 +946,7 @@ fn async_drop_connection_waits_time2wait() {
 
 #[test]
 fn async_drop_connection_time2wait_beyond_an_hour_is_capped_and_says_so() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let msg = AsyncMessage {
         lun: Lun::default(),
         sns: TargetSns {
@@ -987,7 +974,7 @@ fn async_drop_connection_time2wait_beyond_an_hour_is_capped_and_says_so() {
 
 #[test]
 fn logout_response_time2wait_beyond_an_hour_is_capped_and_says_so() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let msg = AsyncMessage {
         lun: Lun::default(),
         sns: TargetSns {
@@ -1029,7 +1016,7 @@ fn logout_response_time2wait_beyond_an_hour_is_capped_and_says_so() {
 
 #[test]
 fn target_requested_logout_waits_our_logout_timeout_not_the_targets_parameter3() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let msg = AsyncMessage {
         lun: Lun::default(),
         sns: TargetSns {
@@ -1059,7 +1046,7 @@ fn target_requested_logout_waits_our_logout_timeout_not_the_targets_parameter3()
 
 #[test]
 fn rejected_command_fails_it_and_reconnects() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(4, 512);
     s.submit(req.clone());
     let out = s.transmit();
@@ -1083,7 +1070,7 @@ fn rejected_command_fails_it_and_reconnects() {
 
 #[test]
 fn shutdown_waits_for_outstanding_commands_then_logs_out() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let a = read(1, 512);
     s.submit(a.clone());
     recv!(s, [cmd(ITT0, 10, &a)]);
@@ -1124,7 +1111,7 @@ fn shutdown_waits_for_outstanding_commands_then_logs_out() {
 
 #[test]
 fn lun_reset_completes_the_tasks_on_that_lun() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     s.submit(read(1, 512));
     s.submit(read(2, 512));
     let _ = s.transmit();
@@ -1171,14 +1158,12 @@ fn full_table_gives_the_request_back() {
 
 #[test]
 fn digests_on_both_sides() {
-    let mut s = session_in_ffp(Params {
-        digests: Digests {
-            header: true,
-            data: true,
-        },
-        immediate_data: true,
-        ..PARAMS
-    });
+    let mut s = session_in_ffp(
+        params()
+            .with(Key::HeaderDigest, 1)
+            .with(Key::DataDigest, 1)
+            .with(Key::ImmediateData, 1),
+    );
     let req = write(1, 1001);
     s.submit(req.clone());
     // `transmit` splits with digests on: a wrong digest would fail there.
@@ -1187,7 +1172,7 @@ fn digests_on_both_sides() {
 
 #[test]
 fn abort_answered_after_the_command_completed_is_harmless() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(3, 512);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -1235,7 +1220,7 @@ fn abort_answered_after_the_command_completed_is_harmless() {
 
 #[test]
 fn scsi_async_event_and_unknown_events_change_nothing() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     for event in [
         AsyncEvent::ScsiEvent,
         AsyncEvent::RequestNegotiation,
@@ -1271,12 +1256,12 @@ fn scsi_async_event_and_unknown_events_change_nothing() {
 
 #[test]
 fn unsolicited_nop_in_with_data_and_out_of_order_r2t_are_violations() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     assert!(matches!(
         s.deliver(&NopIn::default(), b"junk"),
         Err(Disconnect::Violation(Violation::UnexpectedData { .. }))
     ));
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = write(1, 4096);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -1290,7 +1275,7 @@ fn unsolicited_nop_in_with_data_and_out_of_order_r2t_are_violations() {
 fn cmd_sn_wraps_at_two_to_the_32() {
     let mut e = Engine::new(4, Timeouts::default());
     e.connected(
-        PARAMS,
+        params(),
         TargetSns {
             stat_sn: Sn(u32::MAX),
             exp_cmd_sn: Sn(u32::MAX),
@@ -1317,7 +1302,7 @@ fn cmd_sn_wraps_at_two_to_the_32() {
 
 #[test]
 fn shutdown_logs_out_after_the_logout_timeout_when_a_command_hangs() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let a = read(1, 512);
     s.submit(a.clone());
     recv!(s, [cmd(ITT0, 10, &a)]);
@@ -1431,11 +1416,11 @@ fn random_target_pdus_never_panic_the_engine() {
     const TARGET_OPS: [u8; 9] = [0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x31, 0x32];
     let mut rng = Lcg(7);
     for round in 0..300 {
-        let mut s = session_in_ffp(Params {
-            max_recv_dsl: 4096,
-            max_outstanding_r2t: 2,
-            ..PARAMS
-        });
+        let mut s = session_in_ffp(
+            params()
+                .with_max_recv_dsl(4096)
+                .with(Key::MaxOutstandingR2T, 2),
+        );
         s.submit(read(1, 3000));
         s.submit(write(2, 5000));
         s.submit(ScsiRequest::new(3, lun1(), read16(0)));
@@ -1460,7 +1445,7 @@ fn random_target_pdus_never_panic_the_engine() {
             let data: Vec<u8> = (0..dsl).map(|_| rng.next() as u8).collect();
             if s.e.receive(s.now, &h, &data).is_err() {
                 s.e.disconnected();
-                s.e.connected(PARAMS, SNS, s.now);
+                s.e.connected(params(), SNS, s.now);
             }
             let _ = s.transmit();
             let _ = s.e.on_timer(s.now);
@@ -1570,7 +1555,7 @@ fn backoff_grows_to_its_cap_with_bounded_jitter() {
 
 #[test]
 fn target_failure_and_missing_data_are_named() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     let req = read(1, 512);
     s.submit(req.clone());
     recv!(s, [cmd(ITT0, 10, &req)]);
@@ -1604,10 +1589,7 @@ fn target_failure_and_missing_data_are_named() {
 
 #[test]
 fn write_underflow_and_data_in_against_a_write() {
-    let mut s = session_in_ffp(Params {
-        immediate_data: true,
-        ..PARAMS
-    });
+    let mut s = session_in_ffp(params().with(Key::ImmediateData, 1));
     let req = write(1, 1024);
     s.submit(req.clone());
     recv!(s, [(cmd(ITT0, 10, &req), req.data.clone())]);
@@ -1615,10 +1597,7 @@ fn write_underflow_and_data_in_against_a_write() {
         s.deliver(&data_in(ITT0, 0, 0), &[1, 2, 3]),
         Err(Disconnect::Violation(Violation::WrongDirection { .. }))
     ));
-    let mut s = session_in_ffp(Params {
-        immediate_data: true,
-        ..PARAMS
-    });
+    let mut s = session_in_ffp(params().with(Key::ImmediateData, 1));
     s.submit(req.clone());
     recv!(s, [(cmd(ITT0, 10, &req), req.data.clone())]);
     let short = ScsiResponse {
@@ -1632,7 +1611,7 @@ fn write_underflow_and_data_in_against_a_write() {
 
 #[test]
 fn rejected_ping_is_not_a_reason_to_reconnect() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     assert_eq!(s.advance(Duration::from_secs(5)), Ok(()));
     let out = s.transmit();
     let wire = emit_with(&out[0].0, &[], Digests::default());
@@ -1679,7 +1658,7 @@ fn unsent_requests_abort_and_time_out_locally() {
 
 #[test]
 fn target_ping_flood_is_bounded() {
-    let mut s = session_in_ffp(PARAMS);
+    let mut s = session_in_ffp(params());
     for ttt in 1..=10 {
         let ping = NopIn {
             ttt,
