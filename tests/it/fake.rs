@@ -27,6 +27,7 @@ use isboot_core::pdu::{
     NopIn, NopOut, Pdu, R2t, RawPdu, Reject, RejectReason, Residual, ScsiCommand, ScsiResponse,
     Stage, TargetSns, TaskMgmtRequest, TaskMgmtResponse, TmfResponse, BHS_LEN, RESERVED_TAG,
 };
+use isboot_core::scsi::cdb;
 use isboot_core::sn::Sn;
 
 /// Block size of the RAM disk.
@@ -683,7 +684,7 @@ impl Conn {
     }
 
     fn read(&mut self, cmd: &ScsiCommand, cdb: &[u8]) -> io::Result<()> {
-        let Some((lba, blocks)) = lba_and_len(cdb) else {
+        let Some((lba, blocks)) = cdb::lba_and_blocks(cdb) else {
             return self.check_condition(cmd.itt, &sense(0x05, 0x24, 0x00));
         };
         let Some(off) = self.range(lba, blocks) else {
@@ -913,7 +914,7 @@ impl Conn {
     }
 
     fn write(&mut self, cmd: ScsiCommand, cdb: &[u8], imm: Vec<u8>) -> io::Result<()> {
-        let Some((lba, blocks)) = lba_and_len(cdb) else {
+        let Some((lba, blocks)) = cdb::lba_and_blocks(cdb) else {
             return self.check_condition(cmd.itt, &sense(0x05, 0x24, 0x00));
         };
         let Some(off) = self.range(lba, blocks) else {
@@ -1150,21 +1151,6 @@ fn sense(key: u8, asc: u8, ascq: u8) -> Vec<u8> {
     s[12] = asc;
     s[13] = ascq;
     s
-}
-
-/// LBA and block count of READ/WRITE (10) and (16).
-fn lba_and_len(cdb: &[u8]) -> Option<(u64, u32)> {
-    match *cdb.first()? {
-        0x28 | 0x2a if cdb.len() >= 10 => Some((
-            u64::from(u32::from_be_bytes(cdb[2..6].try_into().ok()?)),
-            u32::from(u16::from_be_bytes(cdb[7..9].try_into().ok()?)),
-        )),
-        0x88 | 0x8a if cdb.len() >= 16 => Some((
-            u64::from_be_bytes(cdb[2..10].try_into().ok()?),
-            u32::from_be_bytes(cdb[10..14].try_into().ok()?),
-        )),
-        _ => None,
-    }
 }
 
 fn inquiry(cdb: &[u8]) -> Result<Vec<u8>, Vec<u8>> {

@@ -59,7 +59,7 @@ both_targets! {
         let t = start(kind, Config::new(3 * MIB));
         let disk = open(&t, None, |_| {});
         let inq = disk.inquiry().unwrap();
-        assert_eq!(inq.peripheral_type, 0, "direct access");
+        assert_eq!(inq.device_type, 0, "direct access");
         let vendor = match kind {
             Kind::Tgtd => "IET",
             Kind::Istgt => "FreeBSD",

@@ -96,11 +96,9 @@ impl Initiator for HostInitiator {
     }
 
     fn inquiry(&mut self, lun: u64) -> Result<Vec<u8>, String> {
-        Ok(self
-            .check_lun(lun, "INQUIRY")?
-            .inquiry()
-            .map_err(|e| e.to_string())?
-            .raw)
+        self.check_lun(lun, "INQUIRY")?
+            .inquiry_data()
+            .map_err(|e| e.to_string())
     }
 
     fn read_capacity(&mut self, lun: u64) -> Result<(u64, u32), String> {

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use isboot_core::chap::{ChapConfig, Credentials};
 use isboot_core::lun::Lun;
 use isboot_core::port::{Events, Level, Log, Portal, Random};
-use isboot_core::scsi::{status, Cdb, Completion, ScsiRequest, Sense, TransportError};
+use isboot_core::scsi::{
+    cdb, status, Cdb, Completion, Inquiry, ScsiRequest, Sense, TransportError, STANDARD_INQUIRY_LEN,
+};
 use isboot_core::secret::Secret;
 use isboot_core::session::{
     End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
@@ -190,16 +192,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// The standard INQUIRY data's useful fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Inquiry {
-    pub peripheral_type: u8,
-    pub vendor: String,
-    pub product: String,
-    pub revision: String,
-    pub raw: Vec<u8>,
-}
 
 /// What the session reported, shared between the session task and callers.
 #[derive(Default)]
@@ -705,7 +697,7 @@ impl HostDisk {
     /// Submits a READ of `blocks` blocks at `lba`.
     pub fn submit_read(&self, lba: u64, blocks: u32) -> Result<Pending, Error> {
         let len = self.check_len(u64::from(blocks))?;
-        self.submit(&rw_cdb(false, lba, blocks), None, len)
+        self.submit(cdb::read_write(false, lba, blocks).as_slice(), None, len)
     }
 
     /// Submits a WRITE of `data` (whole blocks) at `lba`.
@@ -720,7 +712,7 @@ impl HostDisk {
         let blocks = u32::try_from(data.len() / self.block_len as usize)
             .map_err(|_| Error::Invalid("write too large".into()))?;
         self.check_len(u64::from(blocks))?;
-        self.submit(&rw_cdb(true, lba, blocks), Some(data), 0)
+        self.submit(cdb::read_write(true, lba, blocks).as_slice(), Some(data), 0)
     }
 
     /// Reads `blocks` blocks at `lba`.
@@ -733,66 +725,43 @@ impl HostDisk {
         self.submit_write(lba, data.to_vec())?.wait().map(drop)
     }
 
-    /// Standard INQUIRY.
+    /// Standard INQUIRY data as the target returned it (at least the 36 standard bytes).
+    pub fn inquiry_data(&self) -> Result<Vec<u8>, Error> {
+        self.submit(cdb::inquiry(96).as_slice(), None, 96)?
+            .wait_partial(STANDARD_INQUIRY_LEN)
+    }
+
+    /// Standard INQUIRY, decoded.
     pub fn inquiry(&self) -> Result<Inquiry, Error> {
-        let data = self
-            .submit(&[0x12, 0, 0, 0, 96, 0], None, 96)?
-            .wait_partial(36)?;
-        let text =
-            |r: std::ops::Range<usize>| String::from_utf8_lossy(&data[r]).trim_end().to_string();
-        Ok(Inquiry {
-            peripheral_type: data[0] & 0x1f,
-            vendor: text(8..16),
-            product: text(16..32),
-            revision: text(32..36),
-            raw: data.clone(),
+        let data = self.inquiry_data()?;
+        Inquiry::parse(&data).map_err(|e| Error::Short {
+            wanted: STANDARD_INQUIRY_LEN,
+            got: e.got,
         })
     }
 
     /// READ CAPACITY(16): (number of blocks, block length).
     pub fn read_capacity(&self) -> Result<(u64, u32), Error> {
-        let mut cdb = [0u8; 16];
-        cdb[0] = 0x9e;
-        cdb[1] = 0x10;
-        cdb[13] = 32;
-        let d = self.execute(&cdb, None, 32)?;
-        let last = u64::from_be_bytes(d[0..8].try_into().map_err(|_| Error::Short {
-            wanted: 8,
-            got: d.len(),
-        })?);
-        let bl = u32::from_be_bytes(d[8..12].try_into().map_err(|_| Error::Short {
+        let d = self.execute(cdb::read_capacity16(32).as_slice(), None, 32)?;
+        let (blocks, bl) = cdb::parse_read_capacity16(&d).ok_or(Error::Short {
             wanted: 12,
             got: d.len(),
-        })?);
+        })?;
         if bl == 0 || bl % 512 != 0 {
             return Err(Error::Invalid(format!("target reports a {bl}-byte block")));
         }
-        Ok((last.saturating_add(1), bl))
+        Ok((blocks, bl))
     }
 
     /// REPORT LUNS: the single-level LUN numbers the target lists.
     pub fn report_luns(&self) -> Result<Vec<u16>, Error> {
         let alloc = 8 + 8 * 256;
-        let mut cdb = [0u8; 12];
-        cdb[0] = 0xa0;
-        cdb[6..10].copy_from_slice(&(alloc as u32).to_be_bytes());
-        let d = self.submit(&cdb, None, alloc)?.wait_partial(8)?;
-        let list_len = d
-            .get(0..4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or(Error::Short {
-                wanted: 4,
-                got: d.len(),
-            })?;
-        let entries = d.get(8..).unwrap_or(&[]);
-        Ok(entries
-            .chunks_exact(8)
-            .take(list_len / 8)
-            .filter_map(|e| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(e);
-                Lun(b).number().and_then(|n| u16::try_from(n).ok())
-            })
+        let d = self
+            .submit(cdb::report_luns(alloc as u32).as_slice(), None, alloc)?
+            .wait_partial(8)?;
+        Ok(cdb::parse_report_luns(&d)
+            .into_iter()
+            .filter_map(|l| l.number().and_then(|n| u16::try_from(n).ok()))
             .collect())
     }
 
@@ -825,40 +794,9 @@ impl Drop for HostDisk {
     }
 }
 
-/// READ/WRITE (10) when the LBA and length fit, else (16).
-fn rw_cdb(write: bool, lba: u64, blocks: u32) -> Vec<u8> {
-    if let (Ok(l), Ok(n)) = (u32::try_from(lba), u16::try_from(blocks)) {
-        let mut c = vec![0u8; 10];
-        c[0] = if write { 0x2a } else { 0x28 };
-        c[2..6].copy_from_slice(&l.to_be_bytes());
-        c[7..9].copy_from_slice(&n.to_be_bytes());
-        c
-    } else {
-        let mut c = vec![0u8; 16];
-        c[0] = if write { 0x8a } else { 0x88 };
-        c[2..10].copy_from_slice(&lba.to_be_bytes());
-        c[10..14].copy_from_slice(&blocks.to_be_bytes());
-        c
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn read_write_cdbs_use_ten_bytes_when_they_fit() {
-        assert_eq!(
-            rw_cdb(false, 0x0102_0304, 0x0506),
-            [0x28, 0, 1, 2, 3, 4, 0, 5, 6, 0]
-        );
-        let c = rw_cdb(true, 1 << 32, 8);
-        assert_eq!(c.len(), 16);
-        assert_eq!(c[0], 0x8a);
-        assert_eq!(&c[2..10], &(1u64 << 32).to_be_bytes());
-        assert_eq!(&c[10..14], &8u32.to_be_bytes());
-        assert_eq!(rw_cdb(false, 0, 70_000)[0], 0x88);
-    }
 
     #[test]
     fn chap_debug_hides_secrets() {

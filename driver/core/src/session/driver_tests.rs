@@ -29,7 +29,7 @@ use crate::pdu::{
     R2t, RawPdu, Residual, ScsiResponse, Stage, RESERVED_TAG,
 };
 use crate::port::{Connector, Events, IoError, Level, Log, Portal, Random, Transport};
-use crate::scsi::{Completion, ScsiRequest};
+use crate::scsi::{cdb, Completion, ScsiRequest};
 use crate::sn::Sn;
 use crate::text::TextBuilder;
 use crate::text::{DigestOffer, Key};
@@ -120,14 +120,8 @@ fn emit_with(out: &mut VecDeque<u8>, h: &dyn Header, data: &[u8], d: Digests) {
 }
 
 fn lba_and_len(cdb: &[u8]) -> (usize, usize) {
-    let mut lba = [0u8; 8];
-    lba.copy_from_slice(&cdb[2..10]);
-    let mut n = [0u8; 4];
-    n.copy_from_slice(&cdb[10..14]);
-    (
-        u64::from_be_bytes(lba) as usize,
-        u32::from_be_bytes(n) as usize * BLOCK,
-    )
+    let (lba, blocks) = cdb::lba_and_blocks(cdb).expect("a READ or WRITE");
+    (lba as usize, blocks as usize * BLOCK)
 }
 
 impl Conn {
@@ -693,25 +687,13 @@ fn lun1() -> Lun {
 }
 
 fn read16(tag: u64, lba: u64, blocks: u32) -> ScsiRequest {
-    let mut cdb = [0u8; 16];
-    cdb[0] = 0x88;
-    cdb[2..10].copy_from_slice(&lba.to_be_bytes());
-    cdb[10..14].copy_from_slice(&blocks.to_be_bytes());
-    ScsiRequest::read(
-        tag,
-        lun1(),
-        Cdb::new(&cdb).unwrap_or_default(),
-        blocks as usize * BLOCK,
-    )
+    let cdb = cdb::rw16(false, lba, blocks);
+    ScsiRequest::read(tag, lun1(), cdb, blocks as usize * BLOCK)
 }
 
 fn write16(tag: u64, lba: u64, data: Vec<u8>) -> ScsiRequest {
     let blocks = (data.len() / BLOCK) as u32;
-    let mut cdb = [0u8; 16];
-    cdb[0] = 0x8a;
-    cdb[2..10].copy_from_slice(&lba.to_be_bytes());
-    cdb[10..14].copy_from_slice(&blocks.to_be_bytes());
-    ScsiRequest::write(tag, lun1(), Cdb::new(&cdb).unwrap_or_default(), data)
+    ScsiRequest::write(tag, lun1(), cdb::rw16(true, lba, blocks), data)
 }
 
 struct Rig {

@@ -19,7 +19,7 @@ use crate::pdu::{
     ScsiResponse, TaskAttr, TaskMgmtResponse, TmfFunction, TmfResponse, RESERVED_TAG,
 };
 use crate::port::TmfError;
-use crate::scsi::{Completion, ScsiRequest, TransportError};
+use crate::scsi::{cdb, Completion, ScsiRequest, TransportError};
 use crate::sn::Sn;
 use crate::text::{Key, Params};
 
@@ -35,11 +35,11 @@ fn lun1() -> Lun {
 /// READ(16) and WRITE(16): the BHS always carries 16 CDB bytes, so a shorter CDB would come
 /// back zero-padded from the parser.
 fn read16(blocks: u8) -> Cdb {
-    Cdb::new(&[0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, blocks, 0, 0]).unwrap_or_default()
+    cdb::rw16(false, 0, u32::from(blocks))
 }
 
 fn write16(blocks: u8) -> Cdb {
-    Cdb::new(&[0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, blocks, 0, 0]).unwrap_or_default()
+    cdb::rw16(true, 0, u32::from(blocks))
 }
 
 fn read(tag: u64, len: usize) -> ScsiRequest {

@@ -8,12 +8,18 @@
 //! (`Direction::Out`) the buffer holds the bytes to send. The completion hands the buffer back
 //! with the SCSI status, bounded sense data and the residual, or says why there is no status
 //! ([`TransportError`]).
+//!
+//! [`cdb`] builds and reads the CDBs isboot sends; [`Inquiry`] decodes standard INQUIRY data.
 
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
+pub mod cdb;
+mod inquiry;
+
 pub use crate::pdu::{Cdb, TaskAttr, MAX_CDB_LEN};
+pub use inquiry::{Inquiry, ShortInquiry, STANDARD_INQUIRY_LEN};
 
 use crate::lun::Lun;
 
