@@ -77,7 +77,7 @@ impl Inquiry {
         })
     }
 
-    /// CAM's wording (`scsi_print_inquiry`): "<VENDOR PRODUCT REV> Fixed Direct Access SPC-3
+    /// CAM's wording (`scsi_print_inquiry`): "\<VENDOR PRODUCT REV\> Fixed Direct Access SPC-3
     /// SCSI device".
     pub fn describe(&self) -> String {
         let kind = match self.device_type {

@@ -28,7 +28,7 @@ fn check_key(key: &[u8]) -> Result<(), Error> {
 ///
 /// Every pair must end with NUL. Empty entries (a NUL right after a NUL, as some targets pad)
 /// are skipped. Keys are checked against RFC 7143 §6.1; values must be UTF-8 and at most
-/// [`MAX_VALUE_LEN`] bytes. Duplicates are not checked here (see [`Negotiation`]).
+/// [`MAX_VALUE_LEN`] bytes. Duplicates are not checked here (see [`Negotiation`](super::Negotiation)).
 pub fn parse_pairs(data: &[u8]) -> Result<Vec<(&str, &str)>, Error> {
     let body = match data {
         [] => return Ok(Vec::new()),
@@ -209,7 +209,7 @@ impl Accumulator {
 }
 
 /// Keys of the security stage (handled by the login and `crate::chap`, not by
-/// [`Negotiation`]).
+/// [`Negotiation`](super::Negotiation)).
 pub fn is_security_key(key: &str) -> bool {
     key == "AuthMethod"
         || ["CHAP_", "SRP_", "KRB_", "SPKM_"]
