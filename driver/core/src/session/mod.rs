@@ -57,8 +57,11 @@
 //! read-ahead buffer, one transmit batch buffer (256 KiB plus one PDU), and control queues
 //! bounded in the engine. Request data lives in the requests' own buffers.
 
+mod connect;
 mod driver;
 mod engine;
+mod recovery;
+mod rx;
 mod table;
 
 #[cfg(test)]
@@ -81,6 +84,7 @@ pub use engine::{
     Disconnect, Engine, Event, LogoutOutcome, Phase, RxSink, Stats, SubmitError, Timeouts,
     Violation,
 };
+pub use recovery::Backoff;
 pub use table::MAX_SLOTS;
 
 use crate::chap::{ChapConfig, Credentials};
@@ -117,49 +121,6 @@ pub struct TargetConfig {
     pub portal: Portal,
     pub name: String,
     pub chap: Option<ChapConfig>,
-}
-
-/// Reconnect pacing: the delay grows by `step` per failed attempt up to `max`, plus up to a
-/// quarter of it as random jitter (so many initiators rebooting together do not hammer a
-/// recovering target in lockstep).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
-    pub step: Duration,
-    pub max: Duration,
-    /// Failed attempts in a row before the session gives up; `None` retries forever (the default:
-    /// a root disk must come back).
-    pub max_attempts: Option<u32>,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            step: Duration::from_secs(1),
-            max: Duration::from_secs(10),
-            max_attempts: None,
-        }
-    }
-}
-
-impl Backoff {
-    /// Delay before attempt `failures + 1`, with `jitter` a random number.
-    pub fn delay(&self, failures: u32, jitter: u32) -> Duration {
-        let base = self.step.saturating_mul(failures.max(1)).min(self.max);
-        // Milliseconds without u128 arithmetic (kernel targets).
-        let quarter = base
-            .as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(base.subsec_millis()))
-            / 4;
-        let j = if quarter == 0 {
-            0
-        } else {
-            u64::from(jitter)
-                .checked_rem(quarter.saturating_add(1))
-                .unwrap_or(0)
-        };
-        base.saturating_add(Duration::from_millis(j))
-    }
 }
 
 /// Everything a session needs to know.

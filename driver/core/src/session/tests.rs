@@ -1534,26 +1534,6 @@ fn random_login_responses_never_panic_the_login() {
 }
 
 #[test]
-fn backoff_grows_to_its_cap_with_bounded_jitter() {
-    let b = super::Backoff::default();
-    for (failures, base) in [(0u32, 1u64), (1, 1), (2, 2), (5, 5), (10, 10), (1000, 10)] {
-        for jitter in [0u32, 1, 777, u32::MAX] {
-            let d = b.delay(failures, jitter);
-            let base = Duration::from_secs(base);
-            assert!(
-                d >= base && d <= base + base / 4,
-                "{failures} {jitter}: {d:?}"
-            );
-        }
-    }
-    assert_ne!(
-        b.delay(3, 1),
-        b.delay(3, 2),
-        "jitter spreads initiators apart"
-    );
-}
-
-#[test]
 fn target_failure_and_missing_data_are_named() {
     let mut s = session_in_ffp(params());
     let req = read(1, 512);
