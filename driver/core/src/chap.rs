@@ -170,6 +170,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl core::error::Error for Error {}
+
 /// Decodes a binary value: `0x`/`0X` hex (case-insensitive, an odd digit count implies a
 /// leading zero nibble) or `0b`/`0B` base64. At most [`MAX_CHALLENGE_LEN`] bytes.
 pub fn decode_binary(key: &'static str, value: &str) -> Result<Vec<u8>, Error> {

@@ -241,6 +241,17 @@ impl fmt::Display for LoginError {
     }
 }
 
+impl core::error::Error for LoginError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            LoginError::Pdu(e) => Some(e),
+            LoginError::Text(e) => Some(e),
+            LoginError::Chap(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl From<text::Error> for LoginError {
     fn from(e: text::Error) -> Self {
         LoginError::Text(e)

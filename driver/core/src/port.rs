@@ -44,6 +44,8 @@ impl fmt::Display for IoError {
     }
 }
 
+impl core::error::Error for IoError {}
+
 /// Why a LOGICAL UNIT RESET did not happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TmfError {
@@ -64,6 +66,8 @@ impl fmt::Display for TmfError {
         }
     }
 }
+
+impl core::error::Error for TmfError {}
 
 /// What the session is doing, as reported to [`Events::state`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

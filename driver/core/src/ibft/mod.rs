@@ -482,6 +482,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl core::error::Error for Error {}
+
 /// Something a reader may skip, reported so the driver can log it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Warning {

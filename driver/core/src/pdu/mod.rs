@@ -148,6 +148,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl core::error::Error for Error {}
+
 /// The one list of PDU kinds (RFC 7143 §11.2.1.2): each opcode's value and the family type
 /// that parses and emits it. [`Opcode`] and its `u8` conversions, [`Pdu`], the dispatch of
 /// [`Pdu::parse`] and the `From<Family> for Pdu` impls are generated from it. A family marked

@@ -232,6 +232,8 @@ impl fmt::Display for TransportError {
     }
 }
 
+impl core::error::Error for TransportError {}
+
 /// A finished request: the platform's tag, the buffer (filled for reads) and the outcome.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Completion {

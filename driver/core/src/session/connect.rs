@@ -44,7 +44,22 @@ pub(super) enum AttemptError {
     NotLoginResponse(pdu::Opcode),
     TooManyRedirects,
     BadRedirect(String),
+    /// A bug of ours (or of the platform's transport), not a fault of the target; see
+    /// [`AttemptError::internal`].
+    Internal(&'static str),
 }
+
+impl AttemptError {
+    /// An internal error: `what` invariant did not hold. Debug builds stop here.
+    #[track_caller]
+    fn internal(what: &'static str) -> Self {
+        debug_assert!(false, "internal error: {what}");
+        AttemptError::Internal(what)
+    }
+}
+
+/// A transport said it moved more bytes than it was given.
+const TRANSPORT_OVERRAN: &str = "the transport reported more bytes than it was given";
 
 impl core::fmt::Display for AttemptError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -57,6 +72,7 @@ impl core::fmt::Display for AttemptError {
             AttemptError::NotLoginResponse(op) => write!(f, "{op:?} during login"),
             AttemptError::TooManyRedirects => f.write_str("too many login redirects"),
             AttemptError::BadRedirect(a) => write!(f, "redirect to unusable address {a}"),
+            AttemptError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
 }
@@ -112,7 +128,7 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
     /// when the target taught us a login choice (security stage first, MD5 only).
     pub(super) async fn establish(&mut self) -> Result<(C::Transport, Established), AttemptError> {
         let Some(target) = self.cfg.targets.get(self.current).cloned() else {
-            return Err(AttemptError::Io(IoError::Unreachable));
+            return Err(AttemptError::internal("no target at the current index"));
         };
         let mut portal = target.portal;
         let mut redirects: u32 = 0;
@@ -224,7 +240,7 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
             out.clear();
             pdu::emit_pdu(&req.header, &req.data, Digests::default(), &mut out)
                 .map_err(AttemptError::Pdu)?;
-            write_all(t, &out).await.map_err(AttemptError::Io)?;
+            write_all(t, &out).await?;
             let (header, data) = read_pdu(t, LOGIN_MAX_DATA).await?;
             let resp = match Pdu::parse(&header).map_err(AttemptError::Pdu)? {
                 Pdu::LoginResponse(r) => r,
@@ -254,13 +270,16 @@ fn redirect_portal(a: &TargetAddress, nic: u8) -> Result<Portal, AttemptError> {
     })
 }
 
-async fn write_all<T: Transport>(t: &mut T, mut buf: &[u8]) -> Result<(), IoError> {
+async fn write_all<T: Transport>(t: &mut T, mut buf: &[u8]) -> Result<(), AttemptError> {
     poll_fn(|cx| {
         while !buf.is_empty() {
             match t.poll_write(cx, buf) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(IoError::Closed)),
-                Poll::Ready(Ok(n)) => buf = buf.get(n..).unwrap_or(&[]),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
+                Poll::Ready(Ok(n)) => match buf.get(n..) {
+                    Some(rest) => buf = rest,
+                    None => return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN))),
+                },
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -269,15 +288,17 @@ async fn write_all<T: Transport>(t: &mut T, mut buf: &[u8]) -> Result<(), IoErro
     .await
 }
 
-async fn read_exact<T: Transport>(t: &mut T, buf: &mut [u8]) -> Result<(), IoError> {
+async fn read_exact<T: Transport>(t: &mut T, buf: &mut [u8]) -> Result<(), AttemptError> {
     let mut have = 0;
     poll_fn(|cx| {
-        while have < buf.len() {
-            let dst = buf.get_mut(have..).unwrap_or(&mut []);
+        while let Some(dst) = buf.get_mut(have..).filter(|d| !d.is_empty()) {
             match t.poll_read(cx, dst) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(IoError::Closed)),
-                Poll::Ready(Ok(n)) => have = have.saturating_add(n),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
+                Poll::Ready(Ok(n)) if n <= dst.len() => have = have.saturating_add(n),
+                Poll::Ready(Ok(_)) => {
+                    return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN)))
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -292,15 +313,15 @@ async fn read_pdu<T: Transport>(
     max_data: u32,
 ) -> Result<(Vec<u8>, Vec<u8>), AttemptError> {
     let mut header = vec![0u8; BHS_LEN];
-    read_exact(t, &mut header).await.map_err(AttemptError::Io)?;
+    read_exact(t, &mut header).await?;
     let info = HeaderInfo::parse(&header).map_err(AttemptError::Pdu)?;
     info.check_data_len(max_data).map_err(AttemptError::Pdu)?;
     header.resize(info.header_len(), 0);
     if let Some(ahs) = header.get_mut(BHS_LEN..) {
-        read_exact(t, ahs).await.map_err(AttemptError::Io)?;
+        read_exact(t, ahs).await?;
     }
     let mut data = vec![0u8; info.padded_data_len()];
-    read_exact(t, &mut data).await.map_err(AttemptError::Io)?;
+    read_exact(t, &mut data).await?;
     data.truncate(info.data_len as usize);
     Ok((header, data))
 }

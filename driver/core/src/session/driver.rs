@@ -612,7 +612,8 @@ impl TxBatch {
                     return Ok(wrote);
                 }
             }
-            let pending = self.buf.get(self.sent..).unwrap_or(&[]);
+            // sent < buf.len(): it only grows by what was written of the rest.
+            let pending = self.buf.get(self.sent..).unwrap_or_default();
             match t.poll_write(cx, pending) {
                 Poll::Ready(Ok(0)) => return Err(Disconnect::Io(IoError::Closed)),
                 Poll::Ready(Ok(n)) => {

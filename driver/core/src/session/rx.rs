@@ -23,12 +23,17 @@ use core::task::{Context, Poll};
 use isboot_crc32c::Crc32c;
 use isboot_executor::Instant;
 
-use super::engine::{Disconnect, Engine, RxSink, Violation};
+use super::engine::{Disconnect, Engine, RxSink, Violation, TASK_GONE};
 use crate::pdu::{self, Digests, HeaderInfo, BHS_LEN, DIGEST_LEN, MAX_AHS_LEN};
 use crate::port::{IoError, Level, Log, Transport};
 
 /// BHS, the largest AHS and a header digest.
 const HDR_MAX: usize = BHS_LEN + MAX_AHS_LEN + DIGEST_LEN;
+
+/// Internal errors of the receive path: bounds the code guarantees by construction.
+const HEADER_BOUNDS: &str = "header beyond its buffer";
+const TRAILER_BOUNDS: &str = "padding and digest beyond their buffer";
+const OVERREAD: &str = "the transport reported more bytes than it was given room for";
 
 /// Bytes read, or return from the poll: `Pending`, or the error that ends the connection (EOF
 /// included).
@@ -152,7 +157,9 @@ impl Rx {
         need: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if self.have < need {
-            let buf = self.hdr.get_mut(self.have..need).unwrap_or(&mut []);
+            let Some(buf) = self.hdr.get_mut(self.have..need) else {
+                return Poll::Ready(Err(Disconnect::internal(HEADER_BOUNDS)));
+            };
             let n = read_or_return!(self.ahead.read(io.cx, io.t, buf));
             self.have = self.have.saturating_add(n);
             return Poll::Ready(Ok(Progress::Stage));
@@ -178,12 +185,12 @@ impl Rx {
             }
         };
         let hl = info.header_len();
-        let header = self.hdr.get(..hl).unwrap_or(&[]);
+        let Some(header) = self.hdr.get(..hl) else {
+            return Poll::Ready(Err(Disconnect::internal(HEADER_BOUNDS)));
+        };
         if io.digests.header {
-            let d = self
-                .hdr
-                .get(hl..hl.saturating_add(DIGEST_LEN))
-                .unwrap_or(&[]);
+            let d = self.hdr.get(hl..hl.saturating_add(DIGEST_LEN));
+            let d = d.ok_or_else(|| Disconnect::internal(HEADER_BOUNDS))?;
             pdu::check_header_digest(header, d).map_err(bad)?;
         }
         if let Some(log) = io.trace {
@@ -208,16 +215,26 @@ impl Rx {
         have: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if have < len {
-            let buf: &mut [u8] = match &sink {
-                RxSink::Task { slot, range } => io.engine.rx_task_buf(*slot, range.clone()),
-                RxSink::Scratch => self.scratch.get_mut(..len).unwrap_or(&mut []),
+            let buf = match &sink {
+                RxSink::Task { slot, range } => io
+                    .engine
+                    .rx_task_buf(*slot, range.clone())
+                    .ok_or_else(|| Disconnect::internal(TASK_GONE))?,
+                RxSink::Scratch => self
+                    .scratch
+                    .get_mut(..len)
+                    .ok_or_else(|| Disconnect::internal("scratch buffer below the segment"))?,
             };
-            let Some(dst) = buf.get_mut(have..len).filter(|b| !b.is_empty()) else {
-                return Poll::Ready(Err(Disconnect::Io(IoError::Other(-1))));
-            };
+            // have < len and the buffer is the segment's length.
+            let dst = buf
+                .get_mut(have..len)
+                .ok_or_else(|| Disconnect::internal("data segment beyond its buffer"))?;
             let n = read_or_return!(self.ahead.read(io.cx, io.t, dst));
+            let Some(got) = dst.get(..n) else {
+                return Poll::Ready(Err(Disconnect::internal(OVERREAD)));
+            };
             if io.digests.data {
-                self.crc = self.crc.update(dst.get(..n).unwrap_or(&[]));
+                self.crc = self.crc.update(got);
             }
             self.stage = RxStage::Data {
                 sink,
@@ -251,7 +268,9 @@ impl Rx {
         have: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if have < need {
-            let buf = self.trailer.get_mut(have..need).unwrap_or(&mut []);
+            let Some(buf) = self.trailer.get_mut(have..need) else {
+                return Poll::Ready(Err(Disconnect::internal(TRAILER_BOUNDS)));
+            };
             let n = read_or_return!(self.ahead.read(io.cx, io.t, buf));
             self.stage = RxStage::Trailer {
                 sink,
@@ -264,15 +283,13 @@ impl Rx {
         let info = self.info.take();
         let len = info.map_or(0, |i| i.data_len as usize);
         if need > pad {
-            let crc = self
-                .crc
-                .update(self.trailer.get(..pad).unwrap_or(&[]))
-                .finish();
-            let got = self.trailer.get(pad..need).unwrap_or(&[]);
-            let received = match got {
-                &[a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
-                _ => 0,
+            let (Some(padding), Some(&[a, b, c, d])) =
+                (self.trailer.get(..pad), self.trailer.get(pad..need))
+            else {
+                return Poll::Ready(Err(Disconnect::internal(TRAILER_BOUNDS)));
             };
+            let crc = self.crc.update(padding).finish();
+            let received = u32::from_le_bytes([a, b, c, d]);
             if received != crc {
                 return Poll::Ready(Err(Disconnect::Violation(Violation::Pdu(
                     pdu::Error::DataDigestMismatch {
@@ -285,7 +302,10 @@ impl Rx {
         self.have = 0;
         self.stage = RxStage::Header { need: BHS_LEN };
         let data = match sink {
-            RxSink::Scratch => self.scratch.get(..len).unwrap_or(&[]),
+            RxSink::Scratch => self
+                .scratch
+                .get(..len)
+                .ok_or_else(|| Disconnect::internal("scratch buffer below the segment"))?,
             RxSink::Task { .. } => &[],
         };
         Poll::Ready(io.engine.rx_finish(io.now, data).map(|()| Progress::Pdu))
@@ -340,7 +360,10 @@ impl ReadAhead {
                 return Poll::Ready(Ok(0));
             }
         }
-        let avail = self.buf.get(self.pos..self.end).unwrap_or(&[]);
+        // pos < end <= buf.len(): `end` was clamped to the buffer when it was read.
+        let avail = self.buf.get(self.pos..self.end);
+        debug_assert!(avail.is_some(), "read-ahead window outside its buffer");
+        let avail = avail.unwrap_or_default();
         let n = avail.len().min(dst.len());
         if let (Some(d), Some(s)) = (dst.get_mut(..n), avail.get(..n)) {
             d.copy_from_slice(s);

@@ -724,7 +724,9 @@ fn command_timeout_while_closing_aborts_at_the_target_and_keeps_the_buffer_for_d
     assert_eq!(abort.referenced_task_tag, ITT0);
     assert!(out.iter().all(|(p, _)| !matches!(p, Pdu::LogoutRequest(_))));
     // The data segment under way still has somewhere to go.
-    let buf = s.e.rx_task_buf(slot, range);
+    let buf =
+        s.e.rx_task_buf(slot, range)
+            .expect("the task keeps its buffer");
     assert_eq!(buf.len(), 1024);
     buf.copy_from_slice(&[7u8; 1024]);
     assert_eq!(s.e.rx_finish(s.now, &[]), Ok(()));

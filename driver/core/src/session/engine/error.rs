@@ -49,9 +49,20 @@ pub enum Disconnect {
     Rejected(RejectReason),
     /// The transport failed (reported by the driver, not the engine).
     Io(crate::port::IoError),
+    /// A bug of ours, not a fault of the target: an invariant the code relies on did not
+    /// hold. Debug builds (the tests) stop at the assertion in [`Disconnect::internal`];
+    /// release builds drop the connection and recover, as for a fault.
+    Internal(&'static str),
 }
 
 impl Disconnect {
+    /// An internal error: `what` invariant did not hold.
+    #[track_caller]
+    pub(crate) fn internal(what: &'static str) -> Disconnect {
+        debug_assert!(false, "internal error: {what}");
+        Disconnect::Internal(what)
+    }
+
     /// How long to wait before reconnecting, when the target said so.
     pub fn wait(&self) -> Option<Duration> {
         match *self {
@@ -86,6 +97,17 @@ impl fmt::Display for Disconnect {
             ),
             Disconnect::Rejected(r) => write!(f, "target rejected a PDU ({r:?})"),
             Disconnect::Io(e) => write!(f, "{e}"),
+            Disconnect::Internal(what) => write!(f, "internal error: {what}"),
+        }
+    }
+}
+
+impl core::error::Error for Disconnect {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Disconnect::Violation(v) => Some(v),
+            Disconnect::Io(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -200,8 +222,47 @@ impl fmt::Display for Violation {
     }
 }
 
+impl core::error::Error for Violation {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Violation::Pdu(e) | Violation::Sense(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl From<Violation> for Disconnect {
     fn from(v: Violation) -> Self {
         Disconnect::Violation(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use core::error::Error as _;
+
+    #[test]
+    fn errors_chain_to_their_cause_and_internal_ones_say_so() {
+        let d = Disconnect::Violation(Violation::Pdu(pdu::Error::ReservedStage));
+        let v = d.source().expect("a violation is the cause");
+        assert_eq!(
+            v.to_string(),
+            "bad PDU: login stage field holds the reserved value 2"
+        );
+        assert!(v.source().is_some(), "and the PDU error is its cause");
+        assert!(Disconnect::NopTimeout.source().is_none());
+        assert_eq!(
+            Disconnect::Internal("x").to_string(),
+            "internal error: x",
+            "logged as ours, not the target's"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "internal error: broken")]
+    fn an_internal_error_stops_debug_builds() {
+        let _ = Disconnect::internal("broken");
     }
 }

@@ -61,6 +61,7 @@ mod window;
 
 pub use error::{Disconnect, Violation};
 pub use rx::RxSink;
+pub(crate) use rx::TASK_GONE;
 pub use timers::Timeouts;
 
 use keepalive::Keepalive;
@@ -74,6 +75,17 @@ pub enum SubmitError {
     /// The session is shutting down or closed.
     Closed(ScsiRequest),
 }
+
+impl core::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SubmitError::Full(_) => "every task slot is in use",
+            SubmitError::Closed(_) => "the session is shutting down or closed",
+        })
+    }
+}
+
+impl core::error::Error for SubmitError {}
 
 /// What the engine reports to the platform.
 #[derive(Debug, PartialEq, Eq)]

@@ -24,6 +24,9 @@ use crate::scsi::{Direction, Sense, TransportError};
 use crate::session::table::NON_TASK_ITT;
 use crate::sn::Sn;
 
+/// [`Engine::rx_task_buf`] found no buffer (see there).
+pub(crate) const TASK_GONE: &str = "the task of a Data-In left the table before its data was read";
+
 /// Where a received PDU's data segment goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RxSink {
@@ -51,19 +54,18 @@ impl Engine {
         Ok(sink)
     }
 
-    /// The task buffer range an [`RxSink::Task`] names. Empty if the slot went away.
-    pub fn rx_task_buf(&mut self, slot: u16, range: Range<usize>) -> &mut [u8] {
-        match self.tasks.get_mut(slot) {
-            Some(t) => t.req.data.get_mut(range).unwrap_or(&mut []),
-            None => &mut [],
-        }
+    /// The task buffer range an [`RxSink::Task`] names. `None` only if the task left the
+    /// table between [`Engine::rx_header`] and the end of its data segment, which nothing in
+    /// the engine does: the caller reports that as an internal error.
+    pub fn rx_task_buf(&mut self, slot: u16, range: Range<usize>) -> Option<&mut [u8]> {
+        self.tasks.get_mut(slot)?.req.data.get_mut(range)
     }
 
     /// Finishes the PDU begun by [`Engine::rx_header`]; `data` is the data segment when it went
     /// to scratch (empty for [`RxSink::Task`]).
     pub fn rx_finish(&mut self, now: Instant, data: &[u8]) -> Result<(), Disconnect> {
         let Some((pdu, len)) = self.rx.take() else {
-            return Ok(());
+            return Err(Disconnect::internal("rx_finish without an accepted header"));
         };
         // The window and StatSN bookkeeping of every target PDU, before its own handling.
         self.window.on_target_pdu(&pdu);
@@ -86,7 +88,9 @@ impl Engine {
         match self.rx_header(now, header)? {
             RxSink::Scratch => self.rx_finish(now, data),
             RxSink::Task { slot, range } => {
-                let dst = self.rx_task_buf(slot, range);
+                let Some(dst) = self.rx_task_buf(slot, range) else {
+                    return Err(Disconnect::internal(TASK_GONE));
+                };
                 let n = dst.len().min(data.len());
                 if let (Some(d), Some(s)) = (dst.get_mut(..n), data.get(..n)) {
                     d.copy_from_slice(s);

@@ -162,7 +162,10 @@ impl Engine {
                 buffer_offset: b.offset,
             };
             let range = b.offset as usize..next as usize;
-            let data = t.req.data.get(range).unwrap_or(&[]);
+            // offset < next <= end <= edtl, the length of a write's buffer.
+            let data = t.req.data.get(range);
+            debug_assert!(data.is_some(), "internal error: burst outside its buffer");
+            let data = data.unwrap_or_default();
             emit(out, &hdr, data, self.params.digests());
             self.stats.bytes_out = self.stats.bytes_out.wrapping_add(u64::from(len));
             if last {
@@ -224,7 +227,13 @@ impl Engine {
             cdb: t.req.cdb,
             bidi_read_len: None,
         };
-        let data = t.req.data.get(..immediate as usize).unwrap_or(&[]);
+        // immediate <= FirstBurstLength and <= edtl, the length of a write's buffer.
+        let data = t.req.data.get(..immediate as usize);
+        debug_assert!(
+            data.is_some(),
+            "internal error: immediate data outside its buffer"
+        );
+        let data = data.unwrap_or_default();
         emit(out, &cmd, data, p.digests());
         self.window.take_cmd_sn();
         self.stats.commands = self.stats.commands.saturating_add(1);
