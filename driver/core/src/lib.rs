@@ -26,7 +26,7 @@
 )]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 extern crate std;
 
 pub mod chap;
@@ -40,4 +40,6 @@ pub mod secret;
 pub mod session;
 pub mod slab;
 pub mod sn;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod text;

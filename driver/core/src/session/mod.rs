@@ -65,8 +65,6 @@ mod rx;
 mod table;
 
 #[cfg(test)]
-mod driver_tests;
-#[cfg(test)]
 mod tests;
 
 use alloc::string::String;

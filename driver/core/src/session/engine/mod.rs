@@ -59,6 +59,9 @@ mod timers;
 mod tx;
 mod window;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::{Disconnect, Violation};
 pub use rx::RxSink;
 pub(crate) use rx::TASK_GONE;
