@@ -534,19 +534,7 @@ impl<'a> Login<'a> {
                 )))
             }
             Some("None") if self.mutual() => Err(LoginError::MutualChapRefused),
-            Some("None") => {
-                if resp.transit {
-                    self.operational_offer().map(Step::Send)
-                } else {
-                    self.state = State::SecurityTransit;
-                    Ok(Step::Send(self.request(
-                        Stage::Security,
-                        Stage::Operational,
-                        true,
-                        TextBuilder::new(0),
-                    )))
-                }
-            }
+            Some("None") => self.leave_security_stage(resp),
             // Some targets omit AuthMethod when they accept None and transit at once.
             None if resp.transit && !self.mutual() && self.chap.is_none() => {
                 self.operational_offer().map(Step::Send)
@@ -611,18 +599,23 @@ impl<'a> Login<'a> {
                 chap.verify_target_pairs(pairs)?;
             }
         }
+        self.leave_security_stage(resp)
+    }
+
+    /// The security stage is done on our side: on to the operational offer if the target
+    /// transited, else ask to transit again with an empty request (it wants another round
+    /// trip without keys).
+    fn leave_security_stage(&mut self, resp: &LoginResponse) -> Result<Step, LoginError> {
         if resp.transit {
-            self.operational_offer().map(Step::Send)
-        } else {
-            // The target wants another security round trip without keys: ask to transit again.
-            self.state = State::SecurityTransit;
-            Ok(Step::Send(self.request(
-                Stage::Security,
-                Stage::Operational,
-                true,
-                TextBuilder::new(0),
-            )))
+            return self.operational_offer().map(Step::Send);
         }
+        self.state = State::SecurityTransit;
+        Ok(Step::Send(self.request(
+            Stage::Security,
+            Stage::Operational,
+            true,
+            TextBuilder::new(0),
+        )))
     }
 
     fn on_operational(
