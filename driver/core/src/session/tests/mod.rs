@@ -21,7 +21,7 @@ use core::time::Duration;
 use std::sync::mpsc;
 use std::sync::Mutex as StdMutex;
 
-use isboot_executor::host::{Runtime, StdLock};
+use isboot_executor::host::{StdLock, TestRuntime};
 
 use super::*;
 use crate::lun::Lun;
@@ -143,7 +143,7 @@ impl Connector for FakeConnector {
 }
 
 pub(super) struct Rig {
-    pub(super) rt: Runtime,
+    pub(super) rt: TestRuntime,
     pub(super) target: FakeTarget,
     net: Arc<StdMutex<Net>>,
     pub(super) done: mpsc::Receiver<Completion>,
@@ -178,7 +178,7 @@ pub(super) fn rig(setup: impl FnOnce(&mut Setup)) -> Rig {
     }
     let (tx, rx) = mpsc::channel();
     Rig {
-        rt: Runtime::new(),
+        rt: TestRuntime::new(),
         target,
         net: Arc::new(StdMutex::new(Net {
             portals: Vec::new(),
