@@ -13,8 +13,9 @@
 //!
 //! # Invariants
 //! - A [`CcbRef`] is the only handle to a CCB CAM gave us; it is consumed by exactly one
-//!   completion (`xpt_done`). Dropping an uncompleted one completes it with `CAM_REQUEUE_REQ`, so a
-//!   CCB is never lost or completed twice.
+//!   completion (`xpt_done`). Dropping an uncompleted one completes it, an `XPT_SCSI_IO` with
+//!   `CAM_REQUEUE_REQ` and anything else with `CAM_REQ_ABORTED`, so a CCB is never lost or
+//!   completed twice. The whole life cycle is drawn in `isboot_kmod_logic::cam`.
 //! - `SimShared` is reference counted; the SIM's `softc` holds one reference from `cam_sim_alloc`
 //!   until `cam_sim_free` in [`Sim::detach`], so the action routine never sees freed memory.
 

@@ -309,15 +309,16 @@ impl<L: RawLock> Handle<L> {
         }
     }
 
-    /// Asks the session to abort the request submitted with `tag`. False when the inbox is full
-    /// (try again).
+    /// Asks the session to abort the request submitted with `tag`. False when the request could
+    /// not be queued: the inbox is full (try again later) or the session has ended (then every
+    /// request has completed or will, and retrying is pointless).
     pub fn abort(&self, tag: u64) -> bool {
         self.send(Request::Abort(tag))
     }
 
     /// Asks for a LOGICAL UNIT RESET; the outcome comes through
     /// [`Events::reset_done`](crate::port::Events::reset_done) with `tag`. False when the inbox
-    /// is full (try again).
+    /// is full (try again later) or the session has ended (nothing to reset any more).
     pub fn reset_lun(&self, lun: Lun, tag: u64) -> bool {
         self.send(Request::ResetLun { lun, tag })
     }

@@ -10,6 +10,27 @@
 //!
 //! Every constant below mirrors a value from `cam/cam.h`, `cam/cam_ccb.h` or
 //! `cam/scsi/scsi_message.h`; the kernel crate asserts each one against the bindgen output.
+//!
+//! # Life cycle of a CCB
+//! Each arrow names the decision made here; the glue (`driver/kmod/src/cam.rs`, `boot.rs`)
+//! carries it out.
+//! ```text
+//! sim_action (caller's context, SIM mutex held)
+//!   CCB ─┬─ aborted_en_route ───────────────────────► handed back unchanged (CAM's status)
+//!        ├─ func::is_immediate (PATH_INQ, GET_TRAN_SETTINGS, CALC_GEOMETRY, ABORT)
+//!        │    └─ answered now, status read by the caller on return (abort_status; the
+//!        │       abort itself is queued to the session), never xpt_done'd later
+//!        ├─ SCSI_IO refused (translate_scsi_io) ─────► xpt_done(Refusal::cam_status)
+//!        └─ SCSI_IO, RESET_DEV ─► channel to the pump; full: REQUEUE_REQ, closed: DEV_NOT_THERE
+//! pump task (taskqueue thread)
+//!   buffer (bridge::try_zeroed / try_copy; memory short: REQUEUE_REQ)
+//!   filed in Slots under a Tag (table full: REQUEUE_REQ)
+//!   Handle::submit (inbox full: REQUEUE_REQ; session over: DEV_NOT_THERE)
+//! session completion (taskqueue thread)
+//!   Slots::take(tag) ─► bridge::finish ─► complete_scsi_io ─► xpt_done (DEV_QFRZN when asked)
+//! teardown: Slots::take_any ─► DEV_NOT_THERE; a CCB handle dropped uncompleted goes back as
+//!   REQUEUE_REQ (SCSI_IO) or REQ_ABORTED (anything else)
+//! ```
 
 use isboot_core::lun::Lun;
 

@@ -50,7 +50,7 @@ pub enum Disconnect {
     /// The transport failed (reported by the driver, not the engine).
     Io(crate::port::IoError),
     /// A bug of ours, not a fault of the target: an invariant the code relies on did not
-    /// hold. Debug builds (the tests) stop at the assertion in [`Disconnect::internal`];
+    /// hold. Debug builds (the tests) stop at the assertion of `Disconnect::internal`;
     /// release builds drop the connection and recover, as for a fault.
     Internal(&'static str),
 }

@@ -145,7 +145,7 @@ pub struct FakeConfig {
     pub redirect: Option<Redirect>,
     /// Refuse a login that starts in the operational stage (status 2/0).
     pub require_security: bool,
-    /// Ping the initiator right after each login with this TTT and [`PING_DATA`].
+    /// Ping the initiator right after each login with this TTT and the data "are you there".
     pub ping_after_login: Option<u32>,
     /// Right after each of the next this many logins, ask the initiator to drop the
     /// connection with Time2Wait 0 (a target stuck in a restart loop).
