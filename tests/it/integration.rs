@@ -223,7 +223,7 @@ fn wrong_chap_secret_fails_cleanly(kind: Kind) {
     );
     let mut cfg = isboot_tests::io::config_for(&t);
     if let Some(c) = cfg.chap.as_mut() {
-        c.secret = b"not-the-secret".to_vec();
+        c.initiator.secret = isboot_core::secret::Secret::new(b"not-the-secret");
     }
     cfg.login_attempts = Some(2);
     let e = isboot_host::disk::HostDisk::open(cfg).expect_err("a wrong secret must not log in");

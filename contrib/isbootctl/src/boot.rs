@@ -12,37 +12,22 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use isboot_core::chap::Credentials;
 use isboot_core::scsi::Inquiry;
 
 use crate::part::{self, BlockRead, PartError, Scheme};
 
-/// Who logs in to what, with which credentials. Secrets are kept out of `Debug`.
-#[derive(Clone)]
+/// Who logs in to what, with which credentials (their secrets print redacted).
+#[derive(Clone, Debug)]
 pub struct BootParams {
     pub initiator: String,
     pub portal: SocketAddr,
     pub target: String,
     pub lun: u64,
-    pub chap: Option<(String, Vec<u8>)>,
-    pub mutual: Option<(String, Vec<u8>)>,
+    pub chap: Option<Credentials>,
+    pub mutual: Option<Credentials>,
     /// Where the parameters came from (table source and overriding flags), for the transcript.
     pub origin: String,
-}
-
-impl std::fmt::Debug for BootParams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BootParams")
-            .field("initiator", &self.initiator)
-            .field("portal", &self.portal)
-            .field("target", &self.target)
-            .field("lun", &self.lun)
-            .field("chap", &self.chap.as_ref().map(|(n, _)| (n, "<redacted>")))
-            .field(
-                "mutual",
-                &self.mutual.as_ref().map(|(n, _)| (n, "<redacted>")),
-            )
-            .finish()
-    }
 }
 
 impl BootParams {
@@ -449,8 +434,14 @@ mod tests {
             portal: "127.0.0.1:3260".parse().expect("addr"),
             target: "iqn.2025-01.test.rig:tgt-mutual".into(),
             lun: 1,
-            chap: Some(("rigin".into(), b"rigin-secret-12".to_vec())),
-            mutual: Some(("rigout".into(), b"rigout-secret-12".to_vec())),
+            chap: Some(Credentials {
+                name: "rigin".into(),
+                secret: isboot_core::secret::Secret::new(b"rigin-secret-12"),
+            }),
+            mutual: Some(Credentials {
+                name: "rigout".into(),
+                secret: isboot_core::secret::Secret::new(b"rigout-secret-12"),
+            }),
             origin: "test".into(),
         }
     }

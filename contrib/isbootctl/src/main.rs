@@ -13,6 +13,9 @@ mod part;
 mod sys;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use isboot_core::chap::Credentials;
+use isboot_core::secret::Secret;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -239,11 +242,12 @@ fn cmd_part(argv: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn split_cred(flag: &str, v: &str) -> Result<(String, Vec<u8>), Usage> {
+fn split_cred(flag: &str, v: &str) -> Result<Credentials, Usage> {
     match v.split_once(':') {
-        Some((n, s)) if !n.is_empty() && !s.is_empty() => {
-            Ok((n.to_string(), s.as_bytes().to_vec()))
-        }
+        Some((n, s)) if !n.is_empty() && !s.is_empty() => Ok(Credentials {
+            name: n.to_string(),
+            secret: Secret::new(s.as_bytes()),
+        }),
         _ => Err(Usage(format!("--{flag} wants NAME:SECRET"))),
     }
 }
@@ -280,8 +284,11 @@ fn boot_params(a: &Args) -> Result<boot::BootParams, Failure> {
                 l.source, t.lun.0
             )
         })?);
-        let cred = |n: &Option<String>, s: &Option<isboot_core::secret::Secret>| match (n, s) {
-            (Some(n), Some(s)) => Some((n.clone(), s.expose().to_vec())),
+        let cred = |n: &Option<String>, s: &Option<Secret>| match (n, s) {
+            (Some(n), Some(s)) => Some(Credentials {
+                name: n.clone(),
+                secret: s.clone(),
+            }),
             _ => None,
         };
         match t.chap_type {

@@ -19,13 +19,12 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use isboot_core::chap::{ChapConfig, Credentials};
+use isboot_core::chap::ChapConfig;
 use isboot_core::lun::Lun;
 use isboot_core::port::{Events, Level, Log, Portal, Random};
 use isboot_core::scsi::{
     cdb, status, Cdb, Completion, Inquiry, ScsiRequest, Sense, TransportError, STANDARD_INQUIRY_LEN,
 };
-use isboot_core::secret::Secret;
 use isboot_core::session::{
     End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
 };
@@ -36,25 +35,6 @@ use crate::net::HostConnector;
 use crate::runtime::{Helper, HostRuntime};
 use crate::sys::{OsRandom, StderrLog};
 
-/// CHAP credentials for [`DiskConfig::chap`].
-#[derive(Clone)]
-pub struct Chap {
-    pub user: String,
-    pub secret: Vec<u8>,
-    /// Mutual CHAP: the name and secret the target must prove.
-    pub target: Option<(String, Vec<u8>)>,
-}
-
-impl fmt::Debug for Chap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Chap")
-            .field("user", &self.user)
-            .field("secret", &"<redacted>")
-            .field("target", &self.target.as_ref().map(|(n, _)| n))
-            .finish()
-    }
-}
-
 /// How to reach and use the disk.
 #[derive(Clone, Debug)]
 pub struct DiskConfig {
@@ -62,7 +42,8 @@ pub struct DiskConfig {
     pub target_name: String,
     pub lun: u16,
     pub initiator_name: String,
-    pub chap: Option<Chap>,
+    /// CHAP (one-way, or mutual with the target's credentials); secrets print redacted.
+    pub chap: Option<ChapConfig>,
     /// Offer CRC32C header and data digests (preferred over None).
     pub digests: bool,
     /// Operational values offered at login; `digests` overrides the digest entries.
@@ -117,18 +98,7 @@ impl DiskConfig {
     }
 
     fn session_config(&self, isid: Isid) -> SessionConfig {
-        let chap = self.chap.as_ref().map(|c| {
-            ChapConfig::new(
-                Credentials {
-                    name: c.user.clone(),
-                    secret: Secret::new(&c.secret),
-                },
-                c.target.as_ref().map(|(name, secret)| Credentials {
-                    name: name.clone(),
-                    secret: Secret::new(secret),
-                }),
-            )
-        });
+        let chap = self.chap.clone();
         let targets = std::iter::once(self.portal)
             .chain(self.alternates.iter().copied())
             .map(|addr| TargetConfig {
@@ -797,14 +767,21 @@ impl Drop for HostDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use isboot_core::chap::Credentials;
+    use isboot_core::secret::Secret;
 
     #[test]
     fn chap_debug_hides_secrets() {
-        let c = Chap {
-            user: "u".into(),
-            secret: b"hunter2hunter2".to_vec(),
-            target: Some(("t".into(), b"s3cr3tmutual".to_vec())),
-        };
+        let c = ChapConfig::new(
+            Credentials {
+                name: "u".into(),
+                secret: Secret::new(b"hunter2hunter2"),
+            },
+            Some(Credentials {
+                name: "t".into(),
+                secret: Secret::new(b"s3cr3tmutual"),
+            }),
+        );
         let d = format!("{c:?}");
         assert!(!d.contains("hunter2") && !d.contains("s3cr3t"), "{d}");
         let mut cfg = DiskConfig::new("127.0.0.1:3260".parse().unwrap(), "iqn.x", 0, "iqn.y");
@@ -817,11 +794,13 @@ mod tests {
         let mut cfg = DiskConfig::new("127.0.0.1:3260".parse().unwrap(), "iqn.t", 1, "iqn.i");
         cfg.digests = true;
         cfg.login_attempts = Some(3);
-        cfg.chap = Some(Chap {
-            user: "u".into(),
-            secret: b"secretsecret".to_vec(),
-            target: None,
-        });
+        cfg.chap = Some(ChapConfig::new(
+            Credentials {
+                name: "u".into(),
+                secret: Secret::new(b"secretsecret"),
+            },
+            None,
+        ));
         cfg.alternates = vec!["127.0.0.2:3260".parse().unwrap()];
         let s = cfg.session_config(Isid([0x80, 1, 2, 3, 4, 5]));
         assert_eq!(s.offer.digest(Key::HeaderDigest), DigestOffer::PreferCrc32c);
