@@ -73,9 +73,6 @@ impl Header for AsyncMessage {
         bhs.set_u16(field::PARAMETER2, self.parameter2);
         bhs.set_u16(field::PARAMETER3, self.parameter3);
     }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        Some(&self.sns)
-    }
 }
 
 #[cfg(test)]

@@ -135,9 +135,6 @@ impl Header for DataIn {
         bhs.set_sn(field::DATA_SN, self.data_sn);
         bhs.set_u32(field::BUFFER_OFFSET, self.buffer_offset);
     }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        Some(&self.sns)
-    }
 }
 
 /// Ready To Transfer (target → initiator).
@@ -180,9 +177,6 @@ impl Header for R2t {
         bhs.set_sn(field::R2T_SN, self.r2t_sn);
         bhs.set_u32(field::BUFFER_OFFSET, self.buffer_offset);
         bhs.set_u32(field::DESIRED_LEN, self.desired_len);
-    }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        Some(&self.sns)
     }
 }
 

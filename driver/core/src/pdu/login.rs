@@ -192,9 +192,6 @@ impl Header for LoginResponse {
         bhs.set_u8(field::STATUS_CLASS, self.status_class);
         bhs.set_u8(field::STATUS_DETAIL, self.status_detail);
     }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        Some(&self.sns)
-    }
 }
 
 #[cfg(test)]

@@ -118,9 +118,6 @@ impl Header for LogoutResponse {
         bhs.set_u16(field::TIME2WAIT, self.time2wait);
         bhs.set_u16(field::TIME2RETAIN, self.time2retain);
     }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        Some(&self.sns)
-    }
 }
 
 #[cfg(test)]

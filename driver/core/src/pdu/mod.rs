@@ -152,10 +152,11 @@ impl core::error::Error for Error {}
 
 /// The one list of PDU kinds (RFC 7143 §11.2.1.2): each opcode's value and the family type
 /// that parses and emits it. [`Opcode`] and its `u8` conversions, [`Pdu`], the dispatch of
-/// [`Pdu::parse`] and the `From<Family> for Pdu` impls are generated from it. A family marked
-/// `ahs` parses its AHS too.
+/// [`Pdu::parse`], [`Pdu::target_sns`] and the `From<Family> for Pdu` impls are generated from
+/// it. A family marked `ahs` parses its AHS too; one marked `target` is a target PDU and carries
+/// a [`TargetSns`] in its `sns` field.
 macro_rules! pdu_kinds {
-    ($($name:ident = $code:literal $($ahs:ident)?,)*) => {
+    ($($name:ident = $code:literal $($flag:ident)*,)*) => {
         /// The opcode in BHS byte 0 (6 bits).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Opcode {
@@ -205,9 +206,16 @@ macro_rules! pdu_kinds {
                     got: header.len(),
                 })?;
                 Ok(match bhs.opcode() {
-                    $(Opcode::$name => Pdu::$name(pdu_kinds!(@parse $name, bhs, ahs $($ahs)?)),)*
+                    $(Opcode::$name => Pdu::$name(pdu_kinds!(@parse $name, bhs, ahs [$($flag)*])),)*
                     Opcode::Unknown(op) => return Err(Error::UnknownOpcode(op)),
                 })
+            }
+
+            /// StatSN, ExpCmdSN and MaxCmdSN of a target PDU; `None` for initiator PDUs.
+            pub fn target_sns(&self) -> Option<&TargetSns> {
+                match self {
+                    $(Pdu::$name(_p) => pdu_kinds!(@sns _p, [$($flag)*]),)*
+                }
             }
 
             fn inner(&self) -> &dyn Header {
@@ -223,8 +231,16 @@ macro_rules! pdu_kinds {
             }
         })*
     };
-    (@parse $name:ident, $bhs:ident, $ahs:ident) => { $name::parse(&$bhs)? };
-    (@parse $name:ident, $bhs:ident, $ahs:ident ahs) => { $name::parse(&$bhs, $ahs)? };
+    (@parse $name:ident, $bhs:ident, $ahs:ident []) => { $name::parse(&$bhs)? };
+    (@parse $name:ident, $bhs:ident, $ahs:ident [ahs $($rest:ident)*]) => {
+        $name::parse(&$bhs, $ahs)?
+    };
+    (@parse $name:ident, $bhs:ident, $ahs:ident [$other:ident $($rest:ident)*]) => {
+        pdu_kinds!(@parse $name, $bhs, $ahs [$($rest)*])
+    };
+    (@sns $p:ident, []) => { None };
+    (@sns $p:ident, [target $($rest:ident)*]) => { Some(&$p.sns) };
+    (@sns $p:ident, [$other:ident $($rest:ident)*]) => { pdu_kinds!(@sns $p, [$($rest)*]) };
 }
 
 pdu_kinds! {
@@ -236,16 +252,16 @@ pdu_kinds! {
     DataOut = 0x05,
     LogoutRequest = 0x06,
     SnackRequest = 0x10,
-    NopIn = 0x20,
-    ScsiResponse = 0x21,
-    TaskMgmtResponse = 0x22,
-    LoginResponse = 0x23,
-    TextResponse = 0x24,
-    DataIn = 0x25,
-    LogoutResponse = 0x26,
-    R2t = 0x31,
-    AsyncMessage = 0x32,
-    Reject = 0x3f,
+    NopIn = 0x20 target,
+    ScsiResponse = 0x21 target,
+    TaskMgmtResponse = 0x22 target,
+    LoginResponse = 0x23 target,
+    TextResponse = 0x24 target,
+    DataIn = 0x25 target,
+    LogoutResponse = 0x26 target,
+    R2t = 0x31 target,
+    AsyncMessage = 0x32 target,
+    Reject = 0x3f target,
 }
 
 impl Opcode {
@@ -303,10 +319,6 @@ pub trait Header {
     }
     /// Writes the AHS into `buf`, which is exactly [`Header::ahs_len`] bytes and zeroed.
     fn emit_ahs(&self, _buf: &mut [u8]) {}
-    /// StatSN, ExpCmdSN and MaxCmdSN of a target PDU; `None` for initiator PDUs.
-    fn target_sns(&self) -> Option<&TargetSns> {
-        None
-    }
 
     /// Bytes [`Header::emit`] writes.
     fn header_wire_len(&self, header_digest: bool) -> usize {
@@ -355,13 +367,6 @@ pub trait Header {
     }
 }
 
-impl Pdu {
-    /// StatSN, ExpCmdSN and MaxCmdSN of a target PDU; `None` for initiator PDUs.
-    pub fn target_sns(&self) -> Option<&TargetSns> {
-        self.inner().target_sns()
-    }
-}
-
 impl Header for Pdu {
     fn opcode(&self) -> Opcode {
         self.inner().opcode()
@@ -377,9 +382,6 @@ impl Header for Pdu {
     }
     fn emit_ahs(&self, buf: &mut [u8]) {
         self.inner().emit_ahs(buf)
-    }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        self.inner().target_sns()
     }
 }
 
@@ -422,6 +424,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use crate::sn::Sn;
     use alloc::vec;
 
     #[test]
@@ -438,6 +441,30 @@ mod tests {
         assert_eq!(Opcode::from(0x43), Opcode::LoginRequest);
         assert!(Opcode::R2t.is_target_opcode());
         assert!(!Opcode::DataOut.is_target_opcode());
+    }
+
+    #[test]
+    fn exactly_the_target_pdus_carry_target_sns() {
+        let mut checked = 0;
+        for v in 0u8..0x40 {
+            let mut bhs = [0u8; 48];
+            bhs[0] = v;
+            bhs[1] = 0x80;
+            bhs[28..32].copy_from_slice(&7u32.to_be_bytes());
+            if let Ok(p) = Pdu::parse(&bhs) {
+                let sns = p.target_sns();
+                assert_eq!(
+                    sns.is_some(),
+                    Opcode::from(v).is_target_opcode(),
+                    "{v:#04x}"
+                );
+                if let Some(s) = sns {
+                    assert_eq!(s.exp_cmd_sn, Sn(7), "{v:#04x}");
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 18, "every defined opcode parsed");
     }
 
     #[test]

@@ -64,9 +64,6 @@ impl Header for Reject {
         bhs.set_target_sns(self.sns);
         bhs.set_sn(field::DATA_SN, self.data_sn);
     }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        Some(&self.sns)
-    }
 }
 
 #[cfg(test)]

@@ -359,9 +359,6 @@ impl Header for ScsiResponse {
         bhs.set_u32(field::BIDI_RESIDUAL, bc);
         bhs.set_u32(field::RESIDUAL, c);
     }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        Some(&self.sns)
-    }
 }
 
 /// The data segment of a SCSI Response (or of an Async Message SCSI event), split.

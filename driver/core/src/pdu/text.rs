@@ -95,9 +95,6 @@ impl Header for TextResponse {
         bhs.set_u32(field::TTT, self.ttt);
         bhs.set_target_sns(self.sns);
     }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        Some(&self.sns)
-    }
 }
 
 #[cfg(test)]

@@ -136,9 +136,6 @@ impl Header for TaskMgmtResponse {
         bhs.set_itt(self.itt);
         bhs.set_target_sns(self.sns);
     }
-    fn target_sns(&self) -> Option<&TargetSns> {
-        Some(&self.sns)
-    }
 }
 
 #[cfg(test)]
