@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-2-Clause
-"""Checks the user-visible contract of a built isboot.ko (REFERENCE §2, issue 6).
+"""Checks the user-visible contract of a built isboot.ko (the names README.md promises to keep).
 
     kmod-contract.py OBJ FREEBSD_VERSION
 

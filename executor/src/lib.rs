@@ -17,8 +17,8 @@
 //! gives closure-scoped access to data shared between tasks and contexts under the platform lock.
 //! [`select`] waits for the first of two futures (biased to the first). Hand-written `poll_*` code
 //! uses [`Doorbell::poll_wait`] and [`Channel::poll_recv`]. With feature
-//! `std`, module `host` adds `Runtime` (a driver thread that is pender and timer, on the host clock),
-//! `block_on` and `StdLock`.
+//! `std`, module `host` adds `block_on`, the host clock and `StdLock`; feature `test-runtime` adds
+//! `TestRuntime` (a driver thread that is pender and timer, on the host clock) for tests.
 //!
 //! # Allocation
 //! Only [`Executor::new`] and [`Executor::spawn`] allocate ([`Executor::timer`] bumps a reference

@@ -9,19 +9,19 @@ use std::thread;
 use std::time::Duration;
 
 use common::within;
-use isboot_executor::host::{self, block_on, Runtime, StdLock};
+use isboot_executor::host::{self, block_on, StdLock, TestRuntime};
 use isboot_executor::{Channel, Doorbell, Elapsed};
 
 #[test]
 fn block_on_waits_for_a_spawned_task() {
-    let rt = Runtime::new();
+    let rt = TestRuntime::new();
     let handle = rt.spawn(async { 6 * 7 });
     assert_eq!(block_on(handle), 42);
 }
 
 #[test]
 fn sleep_on_the_host_clock_takes_at_least_its_duration() {
-    let rt = Runtime::new();
+    let rt = TestRuntime::new();
     let timer = rt.timer();
     let start = host::now();
     let handle = rt.spawn(async move {
@@ -34,7 +34,7 @@ fn sleep_on_the_host_clock_takes_at_least_its_duration() {
 
 #[test]
 fn a_timer_armed_from_block_on_rearms_the_driver() {
-    let rt = Runtime::new();
+    let rt = TestRuntime::new();
     // The driver first sleeps with no deadline at all (nothing armed): only the pend on a new earliest
     // timer can wake it up for this sleep, which runs on the test thread, not on the driver.
     thread::sleep(Duration::from_millis(5));
@@ -46,7 +46,7 @@ fn a_timer_armed_from_block_on_rearms_the_driver() {
 
 #[test]
 fn timeout_on_the_host_clock() {
-    let rt = Runtime::new();
+    let rt = TestRuntime::new();
     let timer = rt.timer();
     let never = Doorbell::new();
     let deadline = timer.now() + Duration::from_millis(10);
@@ -63,7 +63,7 @@ fn timeout_on_the_host_clock() {
 #[test]
 fn a_producer_thread_feeds_a_task_through_a_channel() {
     // The pattern the host TCP transport uses: a blocking thread produces, rings, the task consumes.
-    let rt = Runtime::new();
+    let rt = TestRuntime::new();
     let chan: Arc<Channel<StdLock, u32, 4>> = Arc::new(Channel::new());
     let c = chan.clone();
     let consumer = rt.spawn(async move {
@@ -97,7 +97,7 @@ fn dropping_the_runtime_drops_cancelled_tasks() {
         }
     }
     {
-        let rt = Runtime::new();
+        let rt = TestRuntime::new();
         let flag = Flag(dropped.clone());
         let handle = rt.spawn(async move {
             let _flag = flag;

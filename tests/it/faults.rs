@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use isboot_host::disk::{DiskConfig, HostDisk};
-use isboot_tests::fake::{pattern, FakeConfig, FakeTarget, Fault, BLOCK, POISON};
+use isboot_tests::fake::{pattern, FakeConfig, FakeTarget, Fault, Redirect, BLOCK, POISON};
 use isboot_tests::io::{open, verify_backing_file, verify_range, write_range, INITIATOR};
 use isboot_tests::relay::Relay;
 use isboot_tests::target::{Config, Kind, Target};
@@ -307,7 +307,12 @@ fn scripted_rejected_command() {
 fn redirected(permanent: bool) {
     let real = FakeTarget::start(FakeConfig::new(FAKE_SIZE, Fault::None)).unwrap();
     let front = FakeTarget::start(FakeConfig {
-        redirect: Some((real.addr(), permanent)),
+        redirect: Some(Redirect {
+            on_port: None,
+            to: real.addr(),
+            permanent,
+            times: 1,
+        }),
         ..FakeConfig::new(FAKE_SIZE, Fault::None)
     })
     .unwrap();
@@ -333,8 +338,12 @@ fn permanent_login_redirect_is_followed() {
 fn endless_redirects_end_in_a_clean_login_error() {
     // A target that redirects to itself forever: every attempt fails after the redirect limit.
     let t = FakeTarget::start(FakeConfig {
-        times: u32::MAX,
-        redirect: Some(("127.0.0.1:0".parse().unwrap(), false)),
+        redirect: Some(Redirect {
+            on_port: None,
+            to: "127.0.0.1:0".parse().unwrap(),
+            permanent: false,
+            times: u32::MAX,
+        }),
         ..FakeConfig::new(FAKE_SIZE, Fault::None)
     })
     .unwrap();

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use isboot_core::text::Key;
 use isboot_tests::io::{open, verify_backing_file, verify_range, write_range};
 use isboot_tests::relay::Relay;
 use isboot_tests::target::{Auth, Config, Kind, Target};
@@ -63,7 +64,7 @@ every_target! {
         let t = start(kind, Config::new(3 * MIB));
         let disk = open(&t, None, |_| {});
         let inq = disk.inquiry().unwrap();
-        assert_eq!(inq.peripheral_type, 0, "direct access");
+        assert_eq!(inq.device_type, 0, "direct access");
         let vendor = match kind {
             Kind::Tgtd => "IET",
             Kind::Istgt => "FreeBSD",
@@ -86,7 +87,9 @@ every_target! {
     };
     max_recv_data_segment_length_512_both_ways => |kind| {
         let t = start(kind, Config { max_recv_dsl: Some(512), ..Config::new(4 * MIB) });
-        let disk = open(&t, None, |c| c.offer.max_recv_data_segment_len = 512);
+        let disk = open(&t, None, |c| {
+            c.offer.set(Key::MaxRecvDataSegmentLength, 512);
+        });
         let n = disk.negotiated().expect("logged in").to_string();
         assert!(n.contains("MaxRecvDataSegmentLength 512/512 "), "{n}");
         round_trip(&t, &disk, 4, 64, 8);
@@ -162,7 +165,9 @@ fn tgtd_initial_r2t_no_with_unsolicited_data() {
             ..Config::new(8 * MIB)
         },
     );
-    let disk = open(&t, None, |c| c.offer.initial_r2t = false);
+    let disk = open(&t, None, |c| {
+        c.offer.set_flag(Key::InitialR2T, false);
+    });
     let n = disk.negotiated().expect("logged in").to_string();
     assert!(
         n.contains("InitialR2T false") && n.contains("FirstBurstLength 8192,"),
@@ -182,7 +187,9 @@ fn tgtd_initial_r2t_no_and_immediate_data_no() {
             ..Config::new(4 * MIB)
         },
     );
-    let disk = open(&t, None, |c| c.offer.initial_r2t = false);
+    let disk = open(&t, None, |c| {
+        c.offer.set_flag(Key::InitialR2T, false);
+    });
     let n = disk.negotiated().expect("logged in").to_string();
     assert!(
         n.contains("InitialR2T false") && n.contains("ImmediateData false"),
@@ -229,7 +236,7 @@ fn wrong_chap_secret_fails_cleanly(kind: Kind) {
     );
     let mut cfg = isboot_tests::io::config_for(&t);
     if let Some(c) = cfg.chap.as_mut() {
-        c.secret = b"not-the-secret".to_vec();
+        c.initiator.secret = isboot_core::secret::Secret::new(b"not-the-secret");
     }
     cfg.login_attempts = Some(2);
     let e = isboot_host::disk::HostDisk::open(cfg).expect_err("a wrong secret must not log in");

@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use isboot_core::text::DigestOffer;
+use isboot_core::text::{DigestOffer, Key};
 use isboot_host::disk::{Error, HostDisk};
 use isboot_tests::io::{config_for, verify_range, write_range};
 use isboot_tests::target::{Auth, Config, Kind, Target};
@@ -52,16 +52,13 @@ impl Ours {
         match self {
             Ours::Defaults => {
                 let d = isboot_core::text::Offer::default();
+                let (h, dd) = (d.digest(Key::HeaderDigest), d.digest(Key::DataDigest));
                 format!(
                     "defaults ({})",
-                    if d.header_digest == d.data_digest {
-                        offer_text(d.header_digest).to_string()
+                    if h == dd {
+                        offer_text(h).to_string()
                     } else {
-                        format!(
-                            "{}/{}",
-                            offer_text(d.header_digest),
-                            offer_text(d.data_digest)
-                        )
+                        format!("{}/{}", offer_text(h), offer_text(dd))
                     }
                 )
             }
@@ -113,8 +110,9 @@ fn cell(t: &Target, ours: Ours, gen: u32) -> Outcome {
     let mut cfg = config_for(t);
     cfg.digests = false;
     if let Ours::Offer(o) = ours {
-        cfg.offer.header_digest = o;
-        cfg.offer.data_digest = o;
+        cfg.offer
+            .set_digest(Key::HeaderDigest, o)
+            .set_digest(Key::DataDigest, o);
     }
     // Bounded everywhere: a refused login gives up after two attempts, a command the target
     // never answers (it may expect digests we do not send) fails after 5 s.

@@ -6,12 +6,21 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use isboot_host::disk::{Chap, DiskConfig, HostDisk, Pending};
+use isboot_core::chap::{ChapConfig, Credentials};
+use isboot_core::secret::Secret;
+use isboot_host::disk::{DiskConfig, HostDisk, Pending};
 
 use crate::target::{Auth, Target};
 
 /// An initiator name for tests (targets accept any).
 pub const INITIATOR: &str = "iqn.2026-11.org.isboot:tests";
+
+fn credentials(name: &str, secret: &str) -> Credentials {
+    Credentials {
+        name: name.to_string(),
+        secret: Secret::new(secret.as_bytes()),
+    }
+}
 
 /// A session configuration that logs in to `t` with its credentials, offering digests when the
 /// target demands them.
@@ -19,21 +28,16 @@ pub fn config_for(t: &Target) -> DiskConfig {
     let mut cfg = DiskConfig::new(t.addr(), t.iqn(), t.lun() as u16, INITIATOR);
     cfg.chap = match &t.config().auth {
         Auth::None => None,
-        Auth::Chap { user, secret } => Some(Chap {
-            user: user.clone(),
-            secret: secret.as_bytes().to_vec(),
-            target: None,
-        }),
+        Auth::Chap { user, secret } => Some(ChapConfig::new(credentials(user, secret), None)),
         Auth::Mutual {
             user,
             secret,
             target_user,
             target_secret,
-        } => Some(Chap {
-            user: user.clone(),
-            secret: secret.as_bytes().to_vec(),
-            target: Some((target_user.clone(), target_secret.as_bytes().to_vec())),
-        }),
+        } => Some(ChapConfig::new(
+            credentials(user, secret),
+            Some(credentials(target_user, target_secret)),
+        )),
     };
     cfg.digests = t.config().digests;
     cfg

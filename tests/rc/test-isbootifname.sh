@@ -132,7 +132,7 @@ run "stop honours isbootifname_name" 0 \
 "ifconfig iscsi0
 ifconfig iscsi0 name vtnet1" "lo0 vtnet1" stop
 
-# The rcorder header is part of the contract (REFERENCE §2).
+# The rcorder header is part of the contract (README.md promises to keep it).
 for line in "# PROVIDE: isbootifname" "# BEFORE: dhclient netif" "# KEYWORD: nojail"; do
 	grep -qx "$line" "$script" || { echo "FAIL: header line missing: $line"; fails=$((fails + 1)); }
 done

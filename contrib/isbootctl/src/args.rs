@@ -469,7 +469,7 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
             }
             Long("lun") => {
                 let v = value(&mut p, "lun")?;
-                a.lun = Some(number("lun", &v, 0, isboot_core::pdu::MAX_FLAT_LUN).map_err(u)?);
+                a.lun = Some(number("lun", &v, 0, isboot_core::lun::MAX_FLAT_LUN).map_err(u)?);
             }
             Long("chap") => a.chap = Some(parse_cred("chap", &value(&mut p, "chap")?).map_err(u)?),
             Long("mutual") => {

@@ -12,35 +12,22 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use isboot_core::chap::Credentials;
+use isboot_core::scsi::Inquiry;
+
 use crate::part::{self, BlockRead, PartError, Scheme};
 
-/// Who logs in to what, with which credentials. Secrets are kept out of `Debug`.
-#[derive(Clone)]
+/// Who logs in to what, with which credentials (their secrets print redacted).
+#[derive(Clone, Debug)]
 pub struct BootParams {
     pub initiator: String,
     pub portal: SocketAddr,
     pub target: String,
     pub lun: u64,
-    pub chap: Option<(String, Vec<u8>)>,
-    pub mutual: Option<(String, Vec<u8>)>,
+    pub chap: Option<Credentials>,
+    pub mutual: Option<Credentials>,
     /// Where the parameters came from (table source and overriding flags), for the transcript.
     pub origin: String,
-}
-
-impl std::fmt::Debug for BootParams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BootParams")
-            .field("initiator", &self.initiator)
-            .field("portal", &self.portal)
-            .field("target", &self.target)
-            .field("lun", &self.lun)
-            .field("chap", &self.chap.as_ref().map(|(n, _)| (n, "<redacted>")))
-            .field(
-                "mutual",
-                &self.mutual.as_ref().map(|(n, _)| (n, "<redacted>")),
-            )
-            .finish()
-    }
 }
 
 impl BootParams {
@@ -57,77 +44,6 @@ impl BootParams {
 #[derive(Clone, Debug, Default)]
 pub struct LoginInfo {
     pub summary: Vec<String>,
-}
-
-/// Standard INQUIRY data, decoded (SPC-5 §6.6.2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Inquiry {
-    pub qualifier: u8,
-    pub device_type: u8,
-    pub removable: bool,
-    pub version: u8,
-    pub vendor: String,
-    pub product: String,
-    pub revision: String,
-}
-
-impl Inquiry {
-    pub fn parse(d: &[u8]) -> Result<Inquiry, String> {
-        if d.len() < 36 {
-            return Err(format!(
-                "INQUIRY returned {} bytes, standard data needs 36",
-                d.len()
-            ));
-        }
-        let text = |r: std::ops::Range<usize>| {
-            String::from_utf8_lossy(&d[r])
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_graphic() || c == ' ' {
-                        c
-                    } else {
-                        '?'
-                    }
-                })
-                .collect::<String>()
-                .trim_end()
-                .to_string()
-        };
-        Ok(Inquiry {
-            qualifier: d[0] >> 5,
-            device_type: d[0] & 0x1f,
-            removable: d[1] & 0x80 != 0,
-            version: d[2],
-            vendor: text(8..16),
-            product: text(16..32),
-            revision: text(32..36),
-        })
-    }
-
-    /// CAM's wording (`scsi_print_inquiry`): "Fixed Direct Access SPC-3 SCSI device".
-    pub fn describe(&self) -> String {
-        let kind = match self.device_type {
-            0x00 => "Direct Access",
-            0x05 => "CD-ROM",
-            0x0c => "Storage Array",
-            0x0d => "Enclosure Services",
-            0x1f => "Unknown or no device",
-            _ => "Other",
-        };
-        let version = match self.version {
-            0 => "SCSI".to_string(),
-            3 => "SCSI-3".to_string(),
-            v @ 4..=8 => format!("SPC-{} SCSI", v - 2),
-            v => format!("version {v:#04x} SCSI"),
-        };
-        format!(
-            "<{} {} {}> {} {kind} {version} device",
-            self.vendor,
-            self.product,
-            self.revision,
-            if self.removable { "Removable" } else { "Fixed" }
-        )
-    }
 }
 
 /// Why [`Initiator::login`] failed.
@@ -518,8 +434,14 @@ mod tests {
             portal: "127.0.0.1:3260".parse().expect("addr"),
             target: "iqn.2025-01.test.rig:tgt-mutual".into(),
             lun: 1,
-            chap: Some(("rigin".into(), b"rigin-secret-12".to_vec())),
-            mutual: Some(("rigout".into(), b"rigout-secret-12".to_vec())),
+            chap: Some(Credentials {
+                name: "rigin".into(),
+                secret: isboot_core::secret::Secret::new(b"rigin-secret-12"),
+            }),
+            mutual: Some(Credentials {
+                name: "rigout".into(),
+                secret: isboot_core::secret::Secret::new(b"rigout-secret-12"),
+            }),
             origin: "test".into(),
         }
     }

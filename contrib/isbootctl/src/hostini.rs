@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use isboot_host::disk::{Chap, DiskConfig, Error, HostDisk};
+use isboot_core::chap::ChapConfig;
+use isboot_host::disk::{DiskConfig, Error, HostDisk};
 
 use crate::boot::{sense_text, BootParams, Initiator, LoginError, LoginInfo};
 
@@ -59,11 +60,7 @@ impl Initiator for HostInitiator {
             ))
         })?;
         let mut cfg = DiskConfig::new(p.portal, &p.target, lun, &p.initiator);
-        cfg.chap = p.chap.as_ref().map(|(user, secret)| Chap {
-            user: user.clone(),
-            secret: secret.clone(),
-            target: p.mutual.clone(),
-        });
+        cfg.chap = p.chap.clone().map(|c| ChapConfig::new(c, p.mutual.clone()));
         cfg.digests = self.digests;
         // A preflight reports a refused login at once; the kernel retries forever instead.
         cfg.login_attempts = Some(1);
@@ -96,11 +93,9 @@ impl Initiator for HostInitiator {
     }
 
     fn inquiry(&mut self, lun: u64) -> Result<Vec<u8>, String> {
-        Ok(self
-            .check_lun(lun, "INQUIRY")?
-            .inquiry()
-            .map_err(|e| e.to_string())?
-            .raw)
+        self.check_lun(lun, "INQUIRY")?
+            .inquiry_data()
+            .map_err(|e| e.to_string())
     }
 
     fn read_capacity(&mut self, lun: u64) -> Result<(u64, u32), String> {

@@ -3,6 +3,7 @@
 //!
 //! `isbootctl ibft` shows the boot firmware's table as the driver reads it (same parser);
 //! `isbootctl boot` does what the driver does at boot, from userland, as a preflight check.
+#![forbid(unsafe_code)]
 
 mod args;
 mod boot;
@@ -14,6 +15,9 @@ mod sys;
 mod text;
 
 use std::net::SocketAddr;
+
+use isboot_core::chap::Credentials;
+use isboot_core::secret::Secret;
 use std::process::ExitCode;
 
 use args::{BootArgs, Command, IbftArgs, PartArgs, Usage};
@@ -141,8 +145,11 @@ fn boot_params(a: &BootArgs) -> Result<boot::BootParams, Failure> {
                 l.source, t.lun.0
             )
         })?);
-        let cred = |n: &Option<String>, s: &Option<isboot_core::secret::Secret>| match (n, s) {
-            (Some(n), Some(s)) => Some((n.clone(), s.expose().to_vec())),
+        let cred = |n: &Option<String>, s: &Option<Secret>| match (n, s) {
+            (Some(n), Some(s)) => Some(Credentials {
+                name: n.clone(),
+                secret: s.clone(),
+            }),
             _ => None,
         };
         match t.chap_type {
@@ -171,12 +178,16 @@ fn boot_params(a: &BootArgs) -> Result<boot::BootParams, Failure> {
         lun = Some(u64::from(v));
         over.push("--lun");
     }
+    let cred = |c: &args::Cred| Credentials {
+        name: c.name.clone(),
+        secret: Secret::new(&c.secret),
+    };
     if let Some(c) = &a.chap {
-        chap = Some((c.name.clone(), c.secret.clone()));
+        chap = Some(cred(c));
         over.push("--chap");
     }
     if let Some(c) = &a.mutual {
-        mutual = Some((c.name.clone(), c.secret.clone()));
+        mutual = Some(cred(c));
         over.push("--mutual");
     }
     match (&chap, &mutual) {
@@ -185,18 +196,18 @@ fn boot_params(a: &BootArgs) -> Result<boot::BootParams, Failure> {
                 "--mutual needs CHAP credentials too (--chap or the table's)",
             ))
         }
-        (Some((_, c)), Some((_, m))) if c == m => return Err(u(
+        (Some(c), Some(m)) if c.secret == m.secret => return Err(u(
             "the target's CHAP secret must differ from the initiator's (RFC 7143 section 9.2.1)",
         )),
         _ => {}
     }
     for (flag, cred) in [("--chap", &chap), ("--mutual", &mutual)] {
-        if let Some((_, s)) = cred {
-            if s.len() > args::CHAP_SECRET_PORTABLE {
+        if let Some(c) = cred {
+            if c.secret.len() > args::CHAP_SECRET_PORTABLE {
                 eprintln!(
                     "isbootctl: note: the {flag} secret is {} bytes; some targets and initiators \
                      accept at most {} (RFC 7143 requires support up to 128 bits)",
-                    s.len(),
+                    c.secret.len(),
                     args::CHAP_SECRET_PORTABLE
                 );
             }

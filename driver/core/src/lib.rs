@@ -5,20 +5,41 @@
 //! `no_std` (with `alloc`), free of `unsafe`, and never panics on bytes that come from firmware or
 //! from the network: every parser returns an error naming what was wrong. The same code runs in the
 //! FreeBSD kernel module and in userspace on Linux; it does not know which.
+//!
+//! # No panics
+//! The lints below hold for every module outside tests, so that a later edit cannot bring a panic
+//! on target or firmware input back unnoticed: no `unwrap`/`expect`, no indexing or slicing that
+//! can go out of bounds, no unchecked arithmetic, no `panic!`/`unreachable!`. A module that writes
+//! into buffers it sized itself may `expect` an exception with its reason (`ibft::build`).
 #![no_std]
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 extern crate std;
 
 pub mod chap;
 pub mod ibft;
 pub mod login;
+pub mod lun;
 pub mod pdu;
 pub mod port;
 pub mod scsi;
 pub mod secret;
 pub mod session;
+pub mod slab;
 pub mod sn;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod text;

@@ -22,29 +22,14 @@
 //! Every response is checked: ISID, ITT, version, stages, status class, text syntax, each
 //! operational answer against its range and result function (done by [`crate::text`]).
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
-
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::chap::{self, Algorithm, Chap, ChapConfig};
-use crate::pdu::{self, LoginRequest, LoginResponse, Stage};
-use crate::session::LoginSns;
+use crate::pdu::{self, LoginRequest, LoginResponse, Stage, TargetSns};
 use crate::sn::Sn;
-use crate::text::{
-    self, Accumulator, Negotiation, Offer, SessionParams, TargetAddress, TextBuilder,
-};
+use crate::text::{self, Accumulator, Negotiation, Offer, Params, TargetAddress, TextBuilder};
 
 /// Data segment limit during login (RFC 7143 §12.12: 8192 until negotiated).
 pub const LOGIN_MAX_DATA: u32 = 8192;
@@ -85,9 +70,9 @@ pub struct LoginPdu {
 /// A completed login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Established {
-    pub params: SessionParams,
+    pub params: Params,
     pub tsih: u16,
-    pub sns: LoginSns,
+    pub sns: TargetSns,
 }
 
 /// What to do after a Login Response.
@@ -252,6 +237,17 @@ impl fmt::Display for LoginError {
             LoginError::Unexpected(what) => write!(f, "unexpected Login Response: {what}"),
             LoginError::BadRedirect => f.write_str("redirect without a usable TargetAddress"),
             LoginError::TooManyRounds => f.write_str("login did not finish within 32 exchanges"),
+        }
+    }
+}
+
+impl core::error::Error for LoginError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            LoginError::Pdu(e) => Some(e),
+            LoginError::Text(e) => Some(e),
+            LoginError::Chap(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -453,7 +449,7 @@ impl<'a> Login<'a> {
         if resp.itt != self.itt {
             return Err(LoginError::Unexpected("ITT differs from ours"));
         }
-        self.exp_stat_sn = resp.stat_sn.next();
+        self.exp_stat_sn = resp.sns.stat_sn.next();
         if resp.version_active != 0 {
             return Err(LoginError::Unexpected("Version-active is not 0"));
         }
@@ -538,19 +534,7 @@ impl<'a> Login<'a> {
                 )))
             }
             Some("None") if self.mutual() => Err(LoginError::MutualChapRefused),
-            Some("None") => {
-                if resp.transit {
-                    self.operational_offer().map(Step::Send)
-                } else {
-                    self.state = State::SecurityTransit;
-                    Ok(Step::Send(self.request(
-                        Stage::Security,
-                        Stage::Operational,
-                        true,
-                        TextBuilder::new(0),
-                    )))
-                }
-            }
+            Some("None") => self.leave_security_stage(resp),
             // Some targets omit AuthMethod when they accept None and transit at once.
             None if resp.transit && !self.mutual() && self.chap.is_none() => {
                 self.operational_offer().map(Step::Send)
@@ -615,18 +599,23 @@ impl<'a> Login<'a> {
                 chap.verify_target_pairs(pairs)?;
             }
         }
+        self.leave_security_stage(resp)
+    }
+
+    /// The security stage is done on our side: on to the operational offer if the target
+    /// transited, else ask to transit again with an empty request (it wants another round
+    /// trip without keys).
+    fn leave_security_stage(&mut self, resp: &LoginResponse) -> Result<Step, LoginError> {
         if resp.transit {
-            self.operational_offer().map(Step::Send)
-        } else {
-            // The target wants another security round trip without keys: ask to transit again.
-            self.state = State::SecurityTransit;
-            Ok(Step::Send(self.request(
-                Stage::Security,
-                Stage::Operational,
-                true,
-                TextBuilder::new(0),
-            )))
+            return self.operational_offer().map(Step::Send);
         }
+        self.state = State::SecurityTransit;
+        Ok(Step::Send(self.request(
+            Stage::Security,
+            Stage::Operational,
+            true,
+            TextBuilder::new(0),
+        )))
     }
 
     fn on_operational(
@@ -645,11 +634,7 @@ impl<'a> Login<'a> {
             return Ok(Step::Done(Established {
                 params,
                 tsih: resp.tsih,
-                sns: LoginSns {
-                    stat_sn: resp.stat_sn,
-                    exp_cmd_sn: resp.exp_cmd_sn,
-                    max_cmd_sn: resp.max_cmd_sn,
-                },
+                sns: resp.sns,
             }));
         }
         let mut t = TextBuilder::new(LOGIN_MAX_DATA as usize);

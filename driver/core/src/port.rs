@@ -7,18 +7,6 @@
 //! over a scripted in-memory target. Time is not a port: it comes from the executor's
 //! [`Timer`](isboot_executor::Timer), which the platform drives.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
-
 use core::fmt;
 use core::future::Future;
 use core::net::SocketAddr;
@@ -54,6 +42,45 @@ impl fmt::Display for IoError {
             IoError::Other(e) => write!(f, "I/O error {e}"),
         }
     }
+}
+
+impl core::error::Error for IoError {}
+
+/// Why a LOGICAL UNIT RESET did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TmfError {
+    /// The session is not in full feature phase (or too many resets are in flight).
+    NotConnected,
+    /// The connection was lost before the target answered.
+    ConnectionLost,
+    /// The target answered with this TMF response code (RFC 7143 §11.6.1).
+    Refused(u8),
+}
+
+impl fmt::Display for TmfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TmfError::NotConnected => f.write_str("session not connected"),
+            TmfError::ConnectionLost => f.write_str("connection lost before the answer"),
+            TmfError::Refused(r) => write!(f, "target refused (response {r})"),
+        }
+    }
+}
+
+impl core::error::Error for TmfError {}
+
+/// What the session is doing, as reported to [`Events::state`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum State {
+    /// Connecting and logging in (first time).
+    #[default]
+    LoggingIn,
+    /// In full feature phase; commands flow.
+    Up,
+    /// The connection was lost; reconnecting (commands are kept).
+    Recovering,
+    /// Logged out or given up; every request has completed.
+    Closed,
 }
 
 /// A connected, non-blocking byte stream (one TCP connection).
@@ -150,12 +177,12 @@ pub trait Events: Send {
     /// A request finished (exactly once per submitted request).
     fn complete(&mut self, completion: Completion);
     /// A LOGICAL UNIT RESET asked for with `tag` finished; `Ok` when the target performed it.
-    fn reset_done(&mut self, tag: u64, result: Result<(), crate::session::TmfError>);
+    fn reset_done(&mut self, tag: u64, result: Result<(), TmfError>);
     /// The session changed state (the kernel rescans the bus after `Up`, and keeps statistics).
-    fn state(&mut self, state: crate::session::State);
+    fn state(&mut self, state: State);
     /// The target reported a SCSI asynchronous event (Async Message event 0) for `lun`, with
     /// its sense data (e.g. REPORTED LUNS DATA HAS CHANGED: rescan). Ignored by default.
-    fn scsi_event(&mut self, lun: crate::pdu::Lun, sense: &crate::scsi::Sense) {
+    fn scsi_event(&mut self, lun: crate::lun::Lun, sense: &crate::scsi::Sense) {
         let _ = (lun, sense);
     }
 }

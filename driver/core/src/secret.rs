@@ -5,17 +5,6 @@
 //! makes printing impossible (`Debug` and `Display` show `<redacted>`), reading the bytes a visible
 //! act (`expose`), comparison constant-time (`ct_eq`, also behind `==`), and wipes its buffer when
 //! dropped.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
 
 use alloc::vec::Vec;
 use core::fmt;

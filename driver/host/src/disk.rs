@@ -19,39 +19,21 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use isboot_core::chap::{ChapConfig, Credentials};
+use isboot_core::chap::ChapConfig;
+use isboot_core::lun::Lun;
 use isboot_core::port::{Events, Level, Log, Portal, Random};
-use isboot_core::scsi::{status, Cdb, Completion, Lun, ScsiRequest, Sense, TransportError};
-use isboot_core::secret::Secret;
-use isboot_core::session::{
-    End, Handle, Isid, Params, Session, SessionConfig, State, Stats, TargetConfig, Timeouts,
-    TmfError,
+use isboot_core::scsi::{
+    cdb, status, Cdb, Completion, Inquiry, ScsiRequest, Sense, TransportError, STANDARD_INQUIRY_LEN,
 };
-use isboot_core::text::{DigestOffer, Offer};
+use isboot_core::session::{
+    End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
+};
+use isboot_core::text::{DigestOffer, Key, Offer, Params};
 use isboot_executor::host::StdLock;
 
 use crate::net::HostConnector;
 use crate::runtime::{Helper, HostRuntime};
 use crate::sys::{OsRandom, StderrLog};
-
-/// CHAP credentials for [`DiskConfig::chap`].
-#[derive(Clone)]
-pub struct Chap {
-    pub user: String,
-    pub secret: Vec<u8>,
-    /// Mutual CHAP: the name and secret the target must prove.
-    pub target: Option<(String, Vec<u8>)>,
-}
-
-impl fmt::Debug for Chap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Chap")
-            .field("user", &self.user)
-            .field("secret", &"<redacted>")
-            .field("target", &self.target.as_ref().map(|(n, _)| n))
-            .finish()
-    }
-}
 
 /// How to reach and use the disk.
 #[derive(Clone, Debug)]
@@ -60,7 +42,8 @@ pub struct DiskConfig {
     pub target_name: String,
     pub lun: u16,
     pub initiator_name: String,
-    pub chap: Option<Chap>,
+    /// CHAP (one-way, or mutual with the target's credentials); secrets print redacted.
+    pub chap: Option<ChapConfig>,
     /// Offer CRC32C header and data digests (preferred over None).
     pub digests: bool,
     /// Operational values offered at login; `digests` overrides the digest entries.
@@ -115,18 +98,7 @@ impl DiskConfig {
     }
 
     fn session_config(&self, isid: Isid) -> SessionConfig {
-        let chap = self.chap.as_ref().map(|c| {
-            ChapConfig::new(
-                Credentials {
-                    name: c.user.clone(),
-                    secret: Secret::new(&c.secret),
-                },
-                c.target.as_ref().map(|(name, secret)| Credentials {
-                    name: name.clone(),
-                    secret: Secret::new(secret),
-                }),
-            )
-        });
+        let chap = self.chap.clone();
         let targets = std::iter::once(self.portal)
             .chain(self.alternates.iter().copied())
             .map(|addr| TargetConfig {
@@ -138,8 +110,9 @@ impl DiskConfig {
         let mut cfg = SessionConfig::new(self.initiator_name.clone(), isid, targets);
         let mut offer = self.offer.clone();
         if self.digests {
-            offer.header_digest = DigestOffer::PreferCrc32c;
-            offer.data_digest = DigestOffer::PreferCrc32c;
+            offer
+                .set_digest(Key::HeaderDigest, DigestOffer::PreferCrc32c)
+                .set_digest(Key::DataDigest, DigestOffer::PreferCrc32c);
         }
         cfg.offer = offer;
         cfg.timeouts = self.timeouts;
@@ -189,16 +162,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// The standard INQUIRY data's useful fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Inquiry {
-    pub peripheral_type: u8,
-    pub vendor: String,
-    pub product: String,
-    pub revision: String,
-    pub raw: Vec<u8>,
-}
 
 /// What the session reported, shared between the session task and callers.
 #[derive(Default)]
@@ -555,7 +518,7 @@ impl HostDisk {
     /// Logs in and reads the block size; fails when the session gives up or nothing happens
     /// within `io_timeout`.
     pub fn open(cfg: DiskConfig) -> Result<HostDisk, Error> {
-        let lun = Lun::from_number(cfg.lun)
+        let lun = Lun::from_number(u64::from(cfg.lun))
             .ok_or_else(|| Error::Invalid(format!("LUN {} cannot be addressed", cfg.lun)))?;
         let shared = Arc::new(Shared {
             board: Mutex::new(Board::default()),
@@ -704,7 +667,7 @@ impl HostDisk {
     /// Submits a READ of `blocks` blocks at `lba`.
     pub fn submit_read(&self, lba: u64, blocks: u32) -> Result<Pending, Error> {
         let len = self.check_len(u64::from(blocks))?;
-        self.submit(&rw_cdb(false, lba, blocks), None, len)
+        self.submit(cdb::read_write(false, lba, blocks).as_slice(), None, len)
     }
 
     /// Submits a WRITE of `data` (whole blocks) at `lba`.
@@ -719,7 +682,7 @@ impl HostDisk {
         let blocks = u32::try_from(data.len() / self.block_len as usize)
             .map_err(|_| Error::Invalid("write too large".into()))?;
         self.check_len(u64::from(blocks))?;
-        self.submit(&rw_cdb(true, lba, blocks), Some(data), 0)
+        self.submit(cdb::read_write(true, lba, blocks).as_slice(), Some(data), 0)
     }
 
     /// Reads `blocks` blocks at `lba`.
@@ -732,66 +695,43 @@ impl HostDisk {
         self.submit_write(lba, data.to_vec())?.wait().map(drop)
     }
 
-    /// Standard INQUIRY.
+    /// Standard INQUIRY data as the target returned it (at least the 36 standard bytes).
+    pub fn inquiry_data(&self) -> Result<Vec<u8>, Error> {
+        self.submit(cdb::inquiry(96).as_slice(), None, 96)?
+            .wait_partial(STANDARD_INQUIRY_LEN)
+    }
+
+    /// Standard INQUIRY, decoded.
     pub fn inquiry(&self) -> Result<Inquiry, Error> {
-        let data = self
-            .submit(&[0x12, 0, 0, 0, 96, 0], None, 96)?
-            .wait_partial(36)?;
-        let text =
-            |r: std::ops::Range<usize>| String::from_utf8_lossy(&data[r]).trim_end().to_string();
-        Ok(Inquiry {
-            peripheral_type: data[0] & 0x1f,
-            vendor: text(8..16),
-            product: text(16..32),
-            revision: text(32..36),
-            raw: data.clone(),
+        let data = self.inquiry_data()?;
+        Inquiry::parse(&data).map_err(|e| Error::Short {
+            wanted: STANDARD_INQUIRY_LEN,
+            got: e.got,
         })
     }
 
     /// READ CAPACITY(16): (number of blocks, block length).
     pub fn read_capacity(&self) -> Result<(u64, u32), Error> {
-        let mut cdb = [0u8; 16];
-        cdb[0] = 0x9e;
-        cdb[1] = 0x10;
-        cdb[13] = 32;
-        let d = self.execute(&cdb, None, 32)?;
-        let last = u64::from_be_bytes(d[0..8].try_into().map_err(|_| Error::Short {
-            wanted: 8,
-            got: d.len(),
-        })?);
-        let bl = u32::from_be_bytes(d[8..12].try_into().map_err(|_| Error::Short {
+        let d = self.execute(cdb::read_capacity16(32).as_slice(), None, 32)?;
+        let (blocks, bl) = cdb::parse_read_capacity16(&d).ok_or(Error::Short {
             wanted: 12,
             got: d.len(),
-        })?);
+        })?;
         if bl == 0 || bl % 512 != 0 {
             return Err(Error::Invalid(format!("target reports a {bl}-byte block")));
         }
-        Ok((last.saturating_add(1), bl))
+        Ok((blocks, bl))
     }
 
     /// REPORT LUNS: the single-level LUN numbers the target lists.
     pub fn report_luns(&self) -> Result<Vec<u16>, Error> {
         let alloc = 8 + 8 * 256;
-        let mut cdb = [0u8; 12];
-        cdb[0] = 0xa0;
-        cdb[6..10].copy_from_slice(&(alloc as u32).to_be_bytes());
-        let d = self.submit(&cdb, None, alloc)?.wait_partial(8)?;
-        let list_len = d
-            .get(0..4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or(Error::Short {
-                wanted: 4,
-                got: d.len(),
-            })?;
-        let entries = d.get(8..).unwrap_or(&[]);
-        Ok(entries
-            .chunks_exact(8)
-            .take(list_len / 8)
-            .filter_map(|e| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(e);
-                Lun(b).number()
-            })
+        let d = self
+            .submit(cdb::report_luns(alloc as u32).as_slice(), None, alloc)?
+            .wait_partial(8)?;
+        Ok(cdb::parse_report_luns(&d)
+            .into_iter()
+            .filter_map(|l| l.number().and_then(|n| u16::try_from(n).ok()))
             .collect())
     }
 
@@ -824,48 +764,24 @@ impl Drop for HostDisk {
     }
 }
 
-/// READ/WRITE (10) when the LBA and length fit, else (16).
-fn rw_cdb(write: bool, lba: u64, blocks: u32) -> Vec<u8> {
-    if let (Ok(l), Ok(n)) = (u32::try_from(lba), u16::try_from(blocks)) {
-        let mut c = vec![0u8; 10];
-        c[0] = if write { 0x2a } else { 0x28 };
-        c[2..6].copy_from_slice(&l.to_be_bytes());
-        c[7..9].copy_from_slice(&n.to_be_bytes());
-        c
-    } else {
-        let mut c = vec![0u8; 16];
-        c[0] = if write { 0x8a } else { 0x88 };
-        c[2..10].copy_from_slice(&lba.to_be_bytes());
-        c[10..14].copy_from_slice(&blocks.to_be_bytes());
-        c
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn read_write_cdbs_use_ten_bytes_when_they_fit() {
-        assert_eq!(
-            rw_cdb(false, 0x0102_0304, 0x0506),
-            [0x28, 0, 1, 2, 3, 4, 0, 5, 6, 0]
-        );
-        let c = rw_cdb(true, 1 << 32, 8);
-        assert_eq!(c.len(), 16);
-        assert_eq!(c[0], 0x8a);
-        assert_eq!(&c[2..10], &(1u64 << 32).to_be_bytes());
-        assert_eq!(&c[10..14], &8u32.to_be_bytes());
-        assert_eq!(rw_cdb(false, 0, 70_000)[0], 0x88);
-    }
+    use isboot_core::chap::Credentials;
+    use isboot_core::secret::Secret;
 
     #[test]
     fn chap_debug_hides_secrets() {
-        let c = Chap {
-            user: "u".into(),
-            secret: b"hunter2hunter2".to_vec(),
-            target: Some(("t".into(), b"s3cr3tmutual".to_vec())),
-        };
+        let c = ChapConfig::new(
+            Credentials {
+                name: "u".into(),
+                secret: Secret::new(b"hunter2hunter2"),
+            },
+            Some(Credentials {
+                name: "t".into(),
+                secret: Secret::new(b"s3cr3tmutual"),
+            }),
+        );
         let d = format!("{c:?}");
         assert!(!d.contains("hunter2") && !d.contains("s3cr3t"), "{d}");
         let mut cfg = DiskConfig::new("127.0.0.1:3260".parse().unwrap(), "iqn.x", 0, "iqn.y");
@@ -878,15 +794,17 @@ mod tests {
         let mut cfg = DiskConfig::new("127.0.0.1:3260".parse().unwrap(), "iqn.t", 1, "iqn.i");
         cfg.digests = true;
         cfg.login_attempts = Some(3);
-        cfg.chap = Some(Chap {
-            user: "u".into(),
-            secret: b"secretsecret".to_vec(),
-            target: None,
-        });
+        cfg.chap = Some(ChapConfig::new(
+            Credentials {
+                name: "u".into(),
+                secret: Secret::new(b"secretsecret"),
+            },
+            None,
+        ));
         cfg.alternates = vec!["127.0.0.2:3260".parse().unwrap()];
         let s = cfg.session_config(Isid([0x80, 1, 2, 3, 4, 5]));
-        assert_eq!(s.offer.header_digest, DigestOffer::PreferCrc32c);
-        assert_eq!(s.offer.data_digest, DigestOffer::PreferCrc32c);
+        assert_eq!(s.offer.digest(Key::HeaderDigest), DigestOffer::PreferCrc32c);
+        assert_eq!(s.offer.digest(Key::DataDigest), DigestOffer::PreferCrc32c);
         assert_eq!(s.backoff.max_attempts, Some(3));
         assert_eq!(s.targets.len(), 2);
         assert_eq!(s.targets[1].portal.addr, cfg.alternates[0]);

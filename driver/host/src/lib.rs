@@ -13,5 +13,6 @@
 
 pub mod disk;
 pub mod net;
+mod readiness;
 pub mod runtime;
 pub mod sys;

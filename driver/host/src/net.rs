@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
@@ -24,6 +24,7 @@ use isboot_core::port::{Connector, IoError, Portal, Transport};
 use isboot_executor::Doorbell;
 use mio::{Events, Interest, Token};
 
+use crate::readiness::{wake, Wakers};
 use crate::runtime::Reactor;
 
 /// Maps a std I/O error to the session's transport error.
@@ -46,33 +47,6 @@ pub fn io_error(e: &io::Error) -> IoError {
 const SOCKET: Token = Token(0);
 const STOP: Token = Token(1);
 
-/// Wakers waiting for readiness, filled by the task and emptied by the reactor, and a count of
-/// readiness events per direction. The socket is registered edge-triggered, so after a
-/// `WouldBlock` it cannot become ready without an event: while the count has not moved, another
-/// attempt would fail too and is skipped (no system call for a read that must fail).
-#[derive(Debug, Default)]
-pub(crate) struct Wakers {
-    read: Mutex<Option<Waker>>,
-    write: Mutex<Option<Waker>>,
-    read_events: AtomicU64,
-    write_events: AtomicU64,
-    stop: AtomicBool,
-}
-
-impl Wakers {
-    /// Wakes the task waiting for what became ready.
-    pub(crate) fn ready(&self, read: bool, write: bool) {
-        if read {
-            self.read_events.fetch_add(1, Ordering::SeqCst);
-            wake(&self.read);
-        }
-        if write {
-            self.write_events.fetch_add(1, Ordering::SeqCst);
-            wake(&self.write);
-        }
-    }
-}
-
 /// Who watches the socket's readiness.
 #[derive(Debug)]
 enum Watch {
@@ -90,13 +64,6 @@ fn store(slot: &Mutex<Option<Waker>>, w: &Waker) {
     match s.as_ref() {
         Some(old) if old.will_wake(w) => {}
         _ => *s = Some(w.clone()),
-    }
-}
-
-fn wake(slot: &Mutex<Option<Waker>>) {
-    let w = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-    if let Some(w) = w {
-        w.wake();
     }
 }
 

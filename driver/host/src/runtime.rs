@@ -30,7 +30,7 @@ use isboot_executor::host::{block_on, now, StdLock};
 use isboot_executor::{Config, Executor, JoinHandle, Pender, Timer};
 use mio::{Events, Token};
 
-use crate::net::Wakers;
+use crate::readiness::Wakers;
 
 /// The token of the loop's own eventfd; sockets get tokens above it.
 const WAKE: Token = Token(0);

@@ -44,7 +44,7 @@ use isboot_core::session::{End, Handle, Isid, Session, SessionConfig, State, Tmf
 use isboot_executor::{Doorbell, Executor, JoinHandle, Mutex};
 use isboot_kmod_logic::bridge;
 use isboot_kmod_logic::cam::{self as logic, status, TmfKind};
-use isboot_kmod_logic::lun::Lun as CamLun;
+use isboot_kmod_logic::lun as cam_lun;
 
 use crate::bindings as sys;
 use crate::cam::{fail_request, CamRequest, CcbRef, Pending, Sim, SimShared};
@@ -307,7 +307,7 @@ fn session_abort(ctx: &Ctx, tag: u64) -> bool {
     handle(ctx).is_some_and(|h| h.abort(tag))
 }
 
-fn session_reset(ctx: &Ctx, lun: isboot_core::scsi::Lun, tag: u64) {
+fn session_reset(ctx: &Ctx, lun: isboot_core::lun::Lun, tag: u64) {
     let queued = handle(ctx).is_some_and(|h| h.reset_lun(lun, tag));
     if !queued {
         if let Some(ccb) = ctx.pending.lock(|p| p.take(tag)) {
@@ -339,7 +339,7 @@ async fn root_watcher(ctx: Arc<Ctx>) {
         .cfg
         .candidates
         .iter()
-        .map(|c| CamLun(c.target.lun.0).to_cam())
+        .map(|c| cam_lun::to_cam(c.target.lun))
         .collect();
     loop {
         if ctx.closed.load(Ordering::Acquire) {
@@ -391,7 +391,7 @@ async fn cam_pump(ctx: Arc<Ctx>) {
                 }
             }
             CamRequest::ResetDev(ccb) => {
-                let lun = isboot_core::scsi::Lun(CamLun::from_cam(ccb.lun()).0);
+                let lun = cam_lun::from_cam(ccb.lun());
                 match ctx.pending.lock(|p| p.insert(ccb)) {
                     Ok(tag) => session_reset(&ctx, lun, tag),
                     Err(ccb) => ccb.complete_status(status::RESRC_UNAVAIL),
@@ -643,7 +643,7 @@ pub fn stop(mut h: BootHandle) {
     let mut waited = 0;
     while ctx.exec.task_count() > 0 && waited < CANCEL_WAIT_MS {
         pause_ms(20);
-        waited += 20;
+        waited = waited.saturating_add(20);
     }
     if ctx.exec.task_count() > 0 {
         crate::klog!(0, "tasks still alive after cancelling; tearing down anyway");

@@ -13,8 +13,9 @@
 //!
 //! # Invariants
 //! - A [`CcbRef`] is the only handle to a CCB CAM gave us; it is consumed by exactly one
-//!   completion (`xpt_done`). Dropping an uncompleted one completes it with `CAM_REQUEUE_REQ`, so a
-//!   CCB is never lost or completed twice.
+//!   completion (`xpt_done`). Dropping an uncompleted one completes it, an `XPT_SCSI_IO` with
+//!   `CAM_REQUEUE_REQ` and anything else with `CAM_REQ_ABORTED`, so a CCB is never lost or
+//!   completed twice. The whole life cycle is drawn in `isboot_kmod_logic::cam`.
 //! - `SimShared` is reference counted; the SIM's `softc` holds one reference from `cam_sim_alloc`
 //!   until `cam_sim_free` in [`Sim::detach`], so the action routine never sees freed memory.
 
@@ -158,7 +159,9 @@ impl CcbRef {
         let src = logic::cdb_source(h.flags, csio.cdb_len)?;
         let cdb: &[u8] = match src {
             // SAFETY: `cdb_bytes` is the active member without CAM_CDB_POINTER; `len` <= 16.
-            logic::CdbSource::Inline(len) => unsafe { &csio.cdb_io.cdb_bytes[..len] },
+            logic::CdbSource::Inline(len) => unsafe {
+                csio.cdb_io.cdb_bytes.get(..len).unwrap_or(&[])
+            },
             logic::CdbSource::Pointer(len) => {
                 // SAFETY: with CAM_CDB_POINTER the peripheral stores a pointer to `cdb_len`
                 // bytes that stay valid until the CCB completes.
@@ -268,7 +271,7 @@ impl CcbRef {
             // SAFETY: as in `gather`, writable: the CCB is ours (`&mut self`) and a read's
             // buffer is there to be filled; `n` <= the piece's length.
             unsafe { core::ptr::copy_nonoverlapping(rest.as_ptr(), p, n) };
-            done += n;
+            done = done.saturating_add(n);
         }
         done
     }
@@ -606,7 +609,7 @@ pub fn fail_request(req: CamRequest, st: u32) {
 /// Copies `s` into a fixed C char array, NUL-terminated and truncated to fit.
 fn set_cstr(dst: &mut [core::ffi::c_char], s: &str) {
     let n = s.len().min(dst.len().saturating_sub(1));
-    for (d, b) in dst.iter_mut().zip(s.as_bytes()[..n].iter()) {
+    for (d, b) in dst.iter_mut().zip(s.as_bytes().iter().take(n)) {
         *d = *b as core::ffi::c_char;
     }
     if let Some(z) = dst.get_mut(n) {

@@ -141,7 +141,7 @@ pub fn acquire() -> Result<Found, AcquireError> {
         (LEGACY_SCAN_START, LEGACY_HOLE.0),
         (LEGACY_HOLE.1, LEGACY_SCAN_END),
     ] {
-        if let Some(found) = from_low_memory(start, (end - start) as usize)? {
+        if let Some(found) = from_low_memory(start, end.saturating_sub(start) as usize)? {
             return Ok(found);
         }
     }

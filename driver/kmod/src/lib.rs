@@ -9,7 +9,22 @@
 //! [`module`], [`kalloc`], [`panic`], [`log`], [`sysctl`], [`ibft`].
 //! Runtime glue (NIC, sockets, executor hosting, CAM, boot sequence):
 //! [`net`], [`sock`], [`exec`], [`cam`], [`boot`].
+//!
+//! A panic here is a kernel panic: outside tests the same lints as in `isboot-core` forbid
+//! `unwrap`/`expect`, unchecked indexing and arithmetic, and `panic!`/`unreachable!`
+//! (compile-time `assert!`s in `const` blocks are checked by the compiler, not at run time).
 #![no_std]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 extern crate alloc;
 

@@ -118,8 +118,7 @@ impl BootNic {
 
     /// The interface name (`em0`, `em0.100`), as `net.isboot.nic` shows it.
     pub fn name(&self) -> &str {
-        let len = self.name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
-        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+        name_str(&self.name)
     }
 
     /// Link speed in bits/s as the driver reports it (0 if unknown).
@@ -212,8 +211,10 @@ fn if_name_of(ifp: *mut sys::ifnet) -> [u8; IFNAMSIZ] {
     // SAFETY: `ifp` is referenced by the caller; `if_name` returns its NUL-terminated name.
     let cname = unsafe { CStr::from_ptr(sys::if_name(ifp)) };
     let bytes = cname.to_bytes();
-    let n = bytes.len().min(IFNAMSIZ - 1);
-    name[..n].copy_from_slice(&bytes[..n]);
+    // The last byte stays NUL.
+    for (d, s) in name.iter_mut().take(IFNAMSIZ.saturating_sub(1)).zip(bytes) {
+        *d = *s;
+    }
     name
 }
 
@@ -283,7 +284,7 @@ pub fn bring_up(nic: &Nic, target: IpAddr) -> Result<BootNic, NetError> {
             return Err(NetError::NicNotFound(nic.mac));
         }
         pause_ms(POLL_MS);
-        waited += POLL_MS;
+        waited = waited.saturating_add(POLL_MS);
     };
     let parent_name = if_name_of(parent.0);
     crate::klog!(2, "boot NIC {}", name_str(&parent_name));
@@ -375,7 +376,7 @@ fn configure(
 
 fn name_str(name: &[u8; IFNAMSIZ]) -> &str {
     let len = name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
-    core::str::from_utf8(&name[..len]).unwrap_or("?")
+    core::str::from_utf8(name.get(..len).unwrap_or(&[])).unwrap_or("?")
 }
 
 /// Waits (bounded) until the driver reports link up; drivers that never report a state
@@ -397,7 +398,7 @@ fn wait_link(ifp: *mut sys::ifnet) {
             return;
         }
         pause_ms(POLL_MS);
-        waited += POLL_MS;
+        waited = waited.saturating_add(POLL_MS);
     }
 }
 

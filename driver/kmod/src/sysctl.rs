@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! The module's sysctls and tunables (REFERENCE §2): `hw.ibft.*` (read-only strings and the
+//! The module's sysctls and tunables (names README.md promises to keep): `hw.ibft.*` (read-only strings and the
 //! `acpi_table`/`verbose` tunables), `net.isboot.{version,nic,debug}` and the session statistics
 //! under `net.isboot.session`.
 //!

@@ -124,6 +124,8 @@ impl fmt::Display for BootError {
     }
 }
 
+impl core::error::Error for BootError {}
+
 impl Ibft {
     /// The NIC a target names: the NIC whose `index` equals `nic_index`, else (for firmware that
     /// leaves indexes zero) the one in pair `nic_index`.

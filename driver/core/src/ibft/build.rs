@@ -53,6 +53,8 @@ impl fmt::Display for BuildError {
     }
 }
 
+impl core::error::Error for BuildError {}
+
 /// Sets the checksum byte so that all bytes of `table` sum to zero (mod 256). `table` is exactly
 /// the table (its header's length); shorter than a header, it is left alone.
 pub fn set_checksum(table: &mut [u8]) {

@@ -20,21 +20,9 @@
 //!     nic      >=102 B id 3: ip, prefix, origin, gateway, dns1/2, dhcp, vlan, mac, pci bdf, hostname
 //!     target    >=54 B id 4: ip, port, lun[8], chap type, nic index, name, CHAP (reverse) name/secret
 //! ```
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
 
 mod boot;
 mod build;
-mod lun;
 mod parse;
 mod scan;
 #[cfg(test)]
@@ -45,11 +33,11 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
 
+use crate::lun::Lun;
 use crate::secret::Secret;
 
 pub use boot::{BootCandidate, BootConfig, BootError, SkipReason, Skipped};
 pub use build::{build, set_checksum, BuildError};
-pub use lun::{Lun, LunAddress};
 pub use parse::{parse, Parsed, MAX_PAIRS};
 pub use scan::{scan, scan_all, ScanHit, LEGACY_SCAN_END, LEGACY_SCAN_START};
 
@@ -493,6 +481,8 @@ impl fmt::Display for Error {
         }
     }
 }
+
+impl core::error::Error for Error {}
 
 /// Something a reader may skip, reported so the driver can log it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,12 +6,13 @@
 //! exists; every string is checked (`offset + length <= table length`) before it is copied. Field
 //! reads go through `get`, so even a wrong constant would read zeros rather than panic.
 
+use crate::lun::Lun;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv6Addr};
 
 use super::{
-    id, ChapType, Error, Ibft, Initiator, Lun, Nic, Origin, PciBdf, StringField, Structure, Target,
+    id, ChapType, Error, Ibft, Initiator, Nic, Origin, PciBdf, StringField, Structure, Target,
     Warning, CONTROL_MIN_LEN, CONTROL_OFFSET, HEADER_LEN, INITIATOR_MIN_LEN, NIC_MIN_LEN,
     SIGNATURES, TARGET_MIN_LEN,
 };

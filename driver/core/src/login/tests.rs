@@ -8,6 +8,7 @@ use super::*;
 use crate::chap::{Algorithm, ChapConfig, Credentials};
 use crate::pdu::{LoginResponse, Stage};
 use crate::secret::Secret;
+use crate::testing::pdu::{login_response, sns, TargetPdu};
 use crate::text::{parse_pairs, TextBuilder};
 
 const ISID: [u8; 6] = [0x80, 0x12, 0x34, 0x56, 0x78, 0x9a];
@@ -49,28 +50,13 @@ fn mutual() -> ChapConfig {
 fn resp(csg: Stage, nsg: Stage, transit: bool) -> LoginResponse {
     LoginResponse {
         transit,
-        continue_bit: false,
-        csg,
         nsg: if transit { nsg } else { Stage::Security },
-        version_max: 0,
-        version_active: 0,
-        isid: ISID,
-        tsih: 0,
-        itt: ITT,
-        stat_sn: crate::sn::Sn(41),
-        exp_cmd_sn: crate::sn::Sn(7),
-        max_cmd_sn: crate::sn::Sn(38),
-        status_class: 0,
-        status_detail: 0,
+        ..login_response(csg, nsg, ISID, ITT).with_sns(sns(41, 7, 38))
     }
 }
 
 fn failed(class: u8, detail: u8) -> LoginResponse {
-    LoginResponse {
-        status_class: class,
-        status_detail: detail,
-        ..resp(Stage::Operational, Stage::FullFeature, false)
-    }
+    resp(Stage::Operational, Stage::FullFeature, false).status(class, detail)
 }
 
 fn text(pairs: &[(&str, &str)]) -> Vec<u8> {
@@ -158,9 +144,9 @@ fn without_chap_one_round_trip_reaches_full_feature_phase() {
         panic!("expected Done, got {done:?}");
     };
     assert_eq!(est.tsih, 0x1234);
-    assert_eq!(est.params.max_send_data_segment_len, 65536);
-    assert_eq!(est.params.max_burst_len, 1_048_576);
-    assert!(!est.params.initial_r2t);
+    assert_eq!(est.params.max_send_dsl(), 65536);
+    assert_eq!(est.params.max_burst(), 1_048_576);
+    assert!(!est.params.initial_r2t());
     assert_eq!(est.sns.exp_cmd_sn, crate::sn::Sn(7));
 }
 

@@ -5,16 +5,10 @@
 //! gets a Logout, a SCSI event carries sense data in the data segment, see
 //! [`super::parse_response_data`]).
 
-use super::{u8_enum, Bhs, BhsMut, Error, Header, Lun, Opcode, FINAL_BIT, RESERVED_TAG};
-use crate::sn::Sn;
-
-mod field {
-    pub const ASYNC_EVENT: usize = 36;
-    pub const ASYNC_VCODE: usize = 37;
-    pub const PARAMETER1: usize = 38;
-    pub const PARAMETER2: usize = 40;
-    pub const PARAMETER3: usize = 42;
-}
+use super::{
+    field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT, RESERVED_TAG,
+};
+use crate::lun::Lun;
 
 u8_enum! {
     /// AsyncEvent codes (RFC 7143 §11.9.1).
@@ -41,9 +35,7 @@ u8_enum! {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AsyncMessage {
     pub lun: Lun,
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
     pub event: AsyncEvent,
     pub vcode: u8,
     pub parameter1: u16,
@@ -56,9 +48,7 @@ impl AsyncMessage {
         bhs.expect_opcode(Opcode::AsyncMessage)?;
         Ok(AsyncMessage {
             lun: bhs.lun(),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            sns: bhs.target_sns(),
             event: AsyncEvent::from(bhs.u8_at(field::ASYNC_EVENT)),
             vcode: bhs.u8_at(field::ASYNC_VCODE),
             parameter1: bhs.u16_at(field::PARAMETER1),
@@ -76,9 +66,7 @@ impl Header for AsyncMessage {
         bhs.set_flags(FINAL_BIT);
         bhs.set_lun(self.lun);
         bhs.set_itt(RESERVED_TAG);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
         bhs.set_u8(field::ASYNC_EVENT, u8::from(self.event));
         bhs.set_u8(field::ASYNC_VCODE, self.vcode);
         bhs.set_u16(field::PARAMETER1, self.parameter1);
@@ -92,14 +80,17 @@ mod tests {
     use super::super::testutil::*;
     use super::super::Digests;
     use super::*;
+    use crate::sn::Sn;
 
     #[test]
     fn logout_request_event_known_bytes() {
         let m = AsyncMessage {
             lun: Lun::default(),
-            stat_sn: Sn(7),
-            exp_cmd_sn: Sn(8),
-            max_cmd_sn: Sn(9),
+            sns: TargetSns {
+                stat_sn: Sn(7),
+                exp_cmd_sn: Sn(8),
+                max_cmd_sn: Sn(9),
+            },
             event: AsyncEvent::LogoutRequest,
             vcode: 0,
             parameter1: 0,

@@ -5,19 +5,9 @@
 //! session's check (it knows the buffer).
 
 use super::scsi::{Residual, OVERFLOW_BIT, UNDERFLOW_BIT};
-use super::{Bhs, BhsMut, Error, Header, Lun, Opcode, FINAL_BIT};
+use super::{field, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT};
+use crate::lun::Lun;
 use crate::sn::Sn;
-
-mod field {
-    pub const STATUS: usize = 3;
-    pub const TTT: usize = 20;
-    pub const DATA_SN: usize = 36;
-    pub const BUFFER_OFFSET: usize = 40;
-    pub const RESIDUAL: usize = 44;
-
-    pub const R2T_SN: usize = 36;
-    pub const DESIRED_LEN: usize = 44;
-}
 
 const ACK_BIT: u8 = 0x40;
 const STATUS_BIT: u8 = 0x01;
@@ -81,9 +71,7 @@ pub struct DataIn {
     pub itt: u32,
     pub ttt: u32,
     /// Valid only with `status`.
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
     pub data_sn: Sn,
     pub buffer_offset: u32,
 }
@@ -114,9 +102,7 @@ impl DataIn {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            sns: bhs.target_sns(),
             data_sn: bhs.sn_at(field::DATA_SN),
             buffer_offset: bhs.u32_at(field::BUFFER_OFFSET),
         })
@@ -145,9 +131,7 @@ impl Header for DataIn {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
         bhs.set_sn(field::DATA_SN, self.data_sn);
         bhs.set_u32(field::BUFFER_OFFSET, self.buffer_offset);
     }
@@ -159,9 +143,7 @@ pub struct R2t {
     pub lun: Lun,
     pub itt: u32,
     pub ttt: u32,
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
     pub r2t_sn: Sn,
     pub buffer_offset: u32,
     pub desired_len: u32,
@@ -174,9 +156,7 @@ impl R2t {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            sns: bhs.target_sns(),
             r2t_sn: bhs.sn_at(field::R2T_SN),
             buffer_offset: bhs.u32_at(field::BUFFER_OFFSET),
             desired_len: bhs.u32_at(field::DESIRED_LEN),
@@ -193,9 +173,7 @@ impl Header for R2t {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
         bhs.set_sn(field::R2T_SN, self.r2t_sn);
         bhs.set_u32(field::BUFFER_OFFSET, self.buffer_offset);
         bhs.set_u32(field::DESIRED_LEN, self.desired_len);
@@ -252,9 +230,11 @@ mod tests {
             residual: Residual::Underflow(0x100),
             itt: 3,
             ttt: RESERVED_TAG,
-            stat_sn: Sn(0x10),
-            exp_cmd_sn: Sn(0x20),
-            max_cmd_sn: Sn(0x30),
+            sns: TargetSns {
+                stat_sn: Sn(0x10),
+                exp_cmd_sn: Sn(0x20),
+                max_cmd_sn: Sn(0x30),
+            },
             data_sn: Sn(1),
             buffer_offset: 8192,
             ..DataIn::default()
@@ -317,9 +297,11 @@ mod tests {
             lun: Lun::default(),
             itt: 0x11,
             ttt: 0x22,
-            stat_sn: Sn(0x33),
-            exp_cmd_sn: Sn(0x44),
-            max_cmd_sn: Sn(0x55),
+            sns: TargetSns {
+                stat_sn: Sn(0x33),
+                exp_cmd_sn: Sn(0x44),
+                max_cmd_sn: Sn(0x55),
+            },
             r2t_sn: Sn(0x66),
             buffer_offset: 0x77,
             desired_len: 0x88,

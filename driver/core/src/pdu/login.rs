@@ -3,20 +3,8 @@
 //!
 //! The key=value data segment is handled by `crate::text`; this is only the header.
 
-use super::{Bhs, BhsMut, Error, Header, Opcode};
+use super::{field, Bhs, BhsMut, Error, Header, Opcode, TargetSns};
 use crate::sn::Sn;
-
-mod field {
-    pub const VERSION_MAX: usize = 2;
-    /// Version-min in a request, Version-active in a response.
-    pub const VERSION_MIN: usize = 3;
-    pub const ISID: usize = 8;
-    pub const TSIH: usize = 14;
-    pub const CID: usize = 20;
-
-    pub const STATUS_CLASS: usize = 36;
-    pub const STATUS_DETAIL: usize = 37;
-}
 
 const TRANSIT_BIT: u8 = 0x80;
 const CONTINUE_BIT: u8 = 0x40;
@@ -156,9 +144,7 @@ pub struct LoginResponse {
     pub isid: [u8; 6],
     pub tsih: u16,
     pub itt: u32,
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
     /// 0 success, 1 redirection, 2 initiator error, 3 target error (RFC 7143 §11.13.5).
     pub status_class: u8,
     pub status_detail: u8,
@@ -179,9 +165,7 @@ impl LoginResponse {
             isid,
             tsih: bhs.u16_at(field::TSIH),
             itt: bhs.itt(),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            sns: bhs.target_sns(),
             status_class: bhs.u8_at(field::STATUS_CLASS),
             status_detail: bhs.u8_at(field::STATUS_DETAIL),
         })
@@ -204,9 +188,7 @@ impl Header for LoginResponse {
         bhs.put(field::ISID, &self.isid);
         bhs.set_u16(field::TSIH, self.tsih);
         bhs.set_itt(self.itt);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
         bhs.set_u8(field::STATUS_CLASS, self.status_class);
         bhs.set_u8(field::STATUS_DETAIL, self.status_detail);
     }
@@ -260,9 +242,11 @@ mod tests {
             isid: [1, 2, 3, 4, 5, 6],
             tsih: 0x0102,
             itt: 9,
-            stat_sn: Sn(0x55),
-            exp_cmd_sn: Sn(2),
-            max_cmd_sn: Sn(3),
+            sns: TargetSns {
+                stat_sn: Sn(0x55),
+                exp_cmd_sn: Sn(2),
+                max_cmd_sn: Sn(3),
+            },
             status_class: 2,
             status_detail: 1,
         };

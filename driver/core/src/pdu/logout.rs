@@ -1,17 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Logout Request (RFC 7143 §11.14) and Logout Response (§11.15).
 
-use super::{u8_enum, Bhs, BhsMut, Error, Header, Opcode, FINAL_BIT};
+use super::{field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT};
 use crate::sn::Sn;
-
-mod field {
-    pub const REASON: usize = 1;
-    pub const CID: usize = 20;
-
-    pub const RESPONSE: usize = 2;
-    pub const TIME2WAIT: usize = 40;
-    pub const TIME2RETAIN: usize = 42;
-}
 
 const REASON_MASK: u8 = 0x7f;
 
@@ -65,7 +56,7 @@ impl LogoutRequest {
         bhs.expect_opcode(Opcode::LogoutRequest)?;
         Ok(LogoutRequest {
             immediate: bhs.immediate(),
-            reason: LogoutReason::from(bhs.u8_at(field::REASON) & REASON_MASK),
+            reason: LogoutReason::from(bhs.u8_at(field::LOGOUT_REASON) & REASON_MASK),
             itt: bhs.itt(),
             cid: bhs.u16_at(field::CID),
             cmd_sn: bhs.cmd_sn(),
@@ -95,9 +86,7 @@ impl Header for LogoutRequest {
 pub struct LogoutResponse {
     pub response: LogoutResponseCode,
     pub itt: u32,
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
     /// Seconds to wait before reconnecting (recovery logouts).
     pub time2wait: u16,
     /// Seconds the target keeps the connection's state.
@@ -110,9 +99,7 @@ impl LogoutResponse {
         Ok(LogoutResponse {
             response: LogoutResponseCode::from(bhs.u8_at(field::RESPONSE)),
             itt: bhs.itt(),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            sns: bhs.target_sns(),
             time2wait: bhs.u16_at(field::TIME2WAIT),
             time2retain: bhs.u16_at(field::TIME2RETAIN),
         })
@@ -127,9 +114,7 @@ impl Header for LogoutResponse {
         bhs.set_flags(FINAL_BIT);
         bhs.set_u8(field::RESPONSE, u8::from(self.response));
         bhs.set_itt(self.itt);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
         bhs.set_u16(field::TIME2WAIT, self.time2wait);
         bhs.set_u16(field::TIME2RETAIN, self.time2retain);
     }
@@ -168,9 +153,11 @@ mod tests {
         let resp = LogoutResponse {
             response: LogoutResponseCode::CidNotFound,
             itt: 3,
-            stat_sn: Sn(4),
-            exp_cmd_sn: Sn(5),
-            max_cmd_sn: Sn(6),
+            sns: TargetSns {
+                stat_sn: Sn(4),
+                exp_cmd_sn: Sn(5),
+                max_cmd_sn: Sn(6),
+            },
             time2wait: 2,
             time2retain: 20,
         };

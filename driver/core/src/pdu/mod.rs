@@ -2,8 +2,11 @@
 //! iSCSI PDUs (RFC 7143 §11): the 48-byte Basic Header Segment, AHS, padding and digests.
 //!
 //! One file per PDU family. Each family has a `Repr`-style struct with public fields that
-//! `parse`s from a BHS (+AHS) and `emit`s into one; field byte ranges live in private `field`
-//! modules. The [`Pdu`] enum wraps them all for a receive loop's dispatch.
+//! `parse`s from a BHS (+AHS) and `emit`s into one, through the [`Bhs`]/[`BhsMut`] views
+//! (`bhs.rs`); the start offset of every field is in one module (`field.rs`). The list of PDU
+//! kinds is one table (`pdu_kinds!` below) that generates [`Opcode`], the [`Pdu`] enum a
+//! receive loop dispatches on, and its parse dispatch. Lengths, padding, digests and whole PDUs
+//! in buffers are `framing.rs`.
 //!
 //! # Receiving
 //! A reader reads exactly [`BHS_LEN`] bytes, calls [`HeaderInfo::parse`] to learn the opcode and
@@ -21,27 +24,16 @@
 //! # Panics
 //! None on any input: every buffer is length-checked before a fixed-offset access, and those
 //! offsets are constants inside [`BHS_LEN`]. Unknown opcodes and enum values are data.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
 
 use core::fmt;
 
-use isboot_crc32c::{crc32c, Crc32c};
-
 mod async_msg;
+mod bhs;
 mod data;
+mod field;
+mod framing;
 mod login;
 mod logout;
-mod lun;
 mod nop;
 mod reject;
 mod scsi;
@@ -50,10 +42,15 @@ mod text;
 mod tmf;
 
 pub use async_msg::{AsyncEvent, AsyncMessage};
+use bhs::FINAL_BIT;
+pub use bhs::{Bhs, BhsMut, TargetSns};
 pub use data::{DataIn, DataOut, R2t};
+pub use framing::{
+    check_data_digest, check_header_digest, data_digest, data_trailer_len, emit_data_trailer,
+    emit_pdu, header_digest, pad_len, padded_len, Digests, HeaderInfo, RawPdu,
+};
 pub use login::{LoginRequest, LoginResponse, Stage, LOGIN_STATUS_SUCCESS};
 pub use logout::{LogoutReason, LogoutRequest, LogoutResponse, LogoutResponseCode};
-pub use lun::{Lun, MAX_FLAT_LUN};
 pub use nop::{NopIn, NopOut};
 pub use reject::{Reject, RejectReason};
 pub use scsi::{
@@ -63,8 +60,6 @@ pub use scsi::{
 pub use snack::{SnackRequest, SnackType};
 pub use text::{TextRequest, TextResponse};
 pub use tmf::{TaskMgmtRequest, TaskMgmtResponse, TmfFunction, TmfResponse};
-
-use crate::sn::Sn;
 
 /// Length of the Basic Header Segment.
 pub const BHS_LEN: usize = 48;
@@ -153,81 +148,120 @@ impl fmt::Display for Error {
     }
 }
 
-/// The opcode in BHS byte 0 (6 bits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Opcode {
-    NopOut,
-    ScsiCommand,
-    TaskMgmtRequest,
-    LoginRequest,
-    TextRequest,
-    DataOut,
-    LogoutRequest,
-    SnackRequest,
-    NopIn,
-    ScsiResponse,
-    TaskMgmtResponse,
-    LoginResponse,
-    TextResponse,
-    DataIn,
-    LogoutResponse,
-    R2t,
-    AsyncMessage,
-    Reject,
-    /// Any other value (vendor-specific or undefined); the low 6 bits of byte 0.
-    Unknown(u8),
+impl core::error::Error for Error {}
+
+/// The one list of PDU kinds (RFC 7143 §11.2.1.2): each opcode's value and the family type
+/// that parses and emits it. [`Opcode`] and its `u8` conversions, [`Pdu`], the dispatch of
+/// [`Pdu::parse`], [`Pdu::target_sns`] and the `From<Family> for Pdu` impls are generated from
+/// it. A family marked `ahs` parses its AHS too; one marked `target` is a target PDU and carries
+/// a [`TargetSns`] in its `sns` field.
+macro_rules! pdu_kinds {
+    ($($name:ident = $code:literal $($flag:ident)*,)*) => {
+        /// The opcode in BHS byte 0 (6 bits).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Opcode {
+            $($name,)*
+            /// Any other value (vendor-specific or undefined); the low 6 bits of byte 0.
+            Unknown(u8),
+        }
+
+        impl From<u8> for Opcode {
+            fn from(v: u8) -> Self {
+                match v & 0x3f {
+                    $($code => Opcode::$name,)*
+                    other => Opcode::Unknown(other),
+                }
+            }
+        }
+
+        impl From<Opcode> for u8 {
+            fn from(op: Opcode) -> u8 {
+                match op {
+                    $(Opcode::$name => $code,)*
+                    Opcode::Unknown(v) => v & 0x3f,
+                }
+            }
+        }
+
+        /// Any PDU header, parsed. Data segments stay with the caller (see each family for
+        /// helpers that interpret them, e.g. [`parse_response_data`]).
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        #[expect(
+            clippy::large_enum_variant,
+            reason = "ScsiCommand carries its CDB inline so that parsing never allocates"
+        )]
+        pub enum Pdu {
+            $($name($name),)*
+        }
+
+        impl Pdu {
+            /// Parses BHS+AHS (`header` holds at least [`BHS_LEN`] + TotalAHSLength bytes; the
+            /// header digest, if any, is checked separately). An opcode RFC 7143 does not define
+            /// is [`Error::UnknownOpcode`].
+            pub fn parse(header: &[u8]) -> Result<Pdu, Error> {
+                let bhs = Bhs::new_checked(header)?;
+                let header_len = BHS_LEN.saturating_add(bhs.total_ahs_len());
+                let ahs = header.get(BHS_LEN..header_len).ok_or(Error::Truncated {
+                    needed: header_len,
+                    got: header.len(),
+                })?;
+                Ok(match bhs.opcode() {
+                    $(Opcode::$name => Pdu::$name(pdu_kinds!(@parse $name, bhs, ahs [$($flag)*])),)*
+                    Opcode::Unknown(op) => return Err(Error::UnknownOpcode(op)),
+                })
+            }
+
+            /// StatSN, ExpCmdSN and MaxCmdSN of a target PDU; `None` for initiator PDUs.
+            pub fn target_sns(&self) -> Option<&TargetSns> {
+                match self {
+                    $(Pdu::$name(_p) => pdu_kinds!(@sns _p, [$($flag)*]),)*
+                }
+            }
+
+            fn inner(&self) -> &dyn Header {
+                match self {
+                    $(Pdu::$name(p) => p,)*
+                }
+            }
+        }
+
+        $(impl From<$name> for Pdu {
+            fn from(p: $name) -> Pdu {
+                Pdu::$name(p)
+            }
+        })*
+    };
+    (@parse $name:ident, $bhs:ident, $ahs:ident []) => { $name::parse(&$bhs)? };
+    (@parse $name:ident, $bhs:ident, $ahs:ident [ahs $($rest:ident)*]) => {
+        $name::parse(&$bhs, $ahs)?
+    };
+    (@parse $name:ident, $bhs:ident, $ahs:ident [$other:ident $($rest:ident)*]) => {
+        pdu_kinds!(@parse $name, $bhs, $ahs [$($rest)*])
+    };
+    (@sns $p:ident, []) => { None };
+    (@sns $p:ident, [target $($rest:ident)*]) => { Some(&$p.sns) };
+    (@sns $p:ident, [$other:ident $($rest:ident)*]) => { pdu_kinds!(@sns $p, [$($rest)*]) };
 }
 
-impl From<u8> for Opcode {
-    fn from(v: u8) -> Self {
-        match v & 0x3f {
-            0x00 => Opcode::NopOut,
-            0x01 => Opcode::ScsiCommand,
-            0x02 => Opcode::TaskMgmtRequest,
-            0x03 => Opcode::LoginRequest,
-            0x04 => Opcode::TextRequest,
-            0x05 => Opcode::DataOut,
-            0x06 => Opcode::LogoutRequest,
-            0x10 => Opcode::SnackRequest,
-            0x20 => Opcode::NopIn,
-            0x21 => Opcode::ScsiResponse,
-            0x22 => Opcode::TaskMgmtResponse,
-            0x23 => Opcode::LoginResponse,
-            0x24 => Opcode::TextResponse,
-            0x25 => Opcode::DataIn,
-            0x26 => Opcode::LogoutResponse,
-            0x31 => Opcode::R2t,
-            0x32 => Opcode::AsyncMessage,
-            0x3f => Opcode::Reject,
-            other => Opcode::Unknown(other),
-        }
-    }
-}
-
-impl From<Opcode> for u8 {
-    fn from(op: Opcode) -> u8 {
-        match op {
-            Opcode::NopOut => 0x00,
-            Opcode::ScsiCommand => 0x01,
-            Opcode::TaskMgmtRequest => 0x02,
-            Opcode::LoginRequest => 0x03,
-            Opcode::TextRequest => 0x04,
-            Opcode::DataOut => 0x05,
-            Opcode::LogoutRequest => 0x06,
-            Opcode::SnackRequest => 0x10,
-            Opcode::NopIn => 0x20,
-            Opcode::ScsiResponse => 0x21,
-            Opcode::TaskMgmtResponse => 0x22,
-            Opcode::LoginResponse => 0x23,
-            Opcode::TextResponse => 0x24,
-            Opcode::DataIn => 0x25,
-            Opcode::LogoutResponse => 0x26,
-            Opcode::R2t => 0x31,
-            Opcode::AsyncMessage => 0x32,
-            Opcode::Reject => 0x3f,
-            Opcode::Unknown(v) => v & 0x3f,
-        }
-    }
+pdu_kinds! {
+    NopOut = 0x00,
+    ScsiCommand = 0x01 ahs,
+    TaskMgmtRequest = 0x02,
+    LoginRequest = 0x03,
+    TextRequest = 0x04,
+    DataOut = 0x05,
+    LogoutRequest = 0x06,
+    SnackRequest = 0x10,
+    NopIn = 0x20 target,
+    ScsiResponse = 0x21 target,
+    TaskMgmtResponse = 0x22 target,
+    LoginResponse = 0x23 target,
+    TextResponse = 0x24 target,
+    DataIn = 0x25 target,
+    LogoutResponse = 0x26 target,
+    R2t = 0x31 target,
+    AsyncMessage = 0x32 target,
+    Reject = 0x3f target,
 }
 
 impl Opcode {
@@ -267,455 +301,6 @@ macro_rules! u8_enum {
     };
 }
 pub(crate) use u8_enum;
-
-/// Field offsets shared by every BHS (RFC 7143 §11.2.1).
-mod field {
-    pub const OPCODE: usize = 0;
-    pub const FLAGS: usize = 1;
-    pub const TOTAL_AHS_LEN: usize = 4;
-    pub const DATA_SEGMENT_LEN: usize = 5;
-    pub const LUN: usize = 8;
-    pub const ITT: usize = 16;
-    // RFC 7143 puts the sequence numbers at the same offsets in every PDU that carries them:
-    // CmdSN/ExpStatSN in initiator PDUs, StatSN/ExpCmdSN/MaxCmdSN in target PDUs.
-    pub const CMD_SN: usize = 24;
-    pub const EXP_STAT_SN: usize = 28;
-    pub const STAT_SN: usize = 24;
-    pub const EXP_CMD_SN: usize = 28;
-    pub const MAX_CMD_SN: usize = 32;
-}
-
-const IMMEDIATE_BIT: u8 = 0x40;
-const FINAL_BIT: u8 = 0x80;
-
-/// Read-only view of a 48-byte BHS with named accessors for the common fields.
-#[derive(Clone, Copy, Debug)]
-pub struct Bhs<'a> {
-    raw: &'a [u8; BHS_LEN],
-}
-
-impl<'a> Bhs<'a> {
-    /// Views the first [`BHS_LEN`] bytes of `buf`.
-    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Error> {
-        match buf
-            .get(..BHS_LEN)
-            .and_then(|s| <&[u8; BHS_LEN]>::try_from(s).ok())
-        {
-            Some(raw) => Ok(Self { raw }),
-            None => Err(Error::Truncated {
-                needed: BHS_LEN,
-                got: buf.len(),
-            }),
-        }
-    }
-
-    pub fn new(raw: &'a [u8; BHS_LEN]) -> Self {
-        Self { raw }
-    }
-
-    pub fn as_bytes(&self) -> &'a [u8; BHS_LEN] {
-        self.raw
-    }
-
-    pub fn opcode(&self) -> Opcode {
-        Opcode::from(self.raw[field::OPCODE])
-    }
-
-    /// The I bit (immediate delivery) of byte 0.
-    pub fn immediate(&self) -> bool {
-        self.raw[field::OPCODE] & IMMEDIATE_BIT != 0
-    }
-
-    /// Byte 1: the F bit and opcode-specific flags.
-    pub fn flags(&self) -> u8 {
-        self.raw[field::FLAGS]
-    }
-
-    /// The F (final) bit, or T (transit) for Login.
-    pub fn final_bit(&self) -> bool {
-        self.flags() & FINAL_BIT != 0
-    }
-
-    /// TotalAHSLength in bytes (the field counts 4-byte words).
-    pub fn total_ahs_len(&self) -> usize {
-        usize::from(self.raw[field::TOTAL_AHS_LEN]) * 4
-    }
-
-    /// The 24-bit DataSegmentLength (without padding).
-    pub fn data_segment_len(&self) -> u32 {
-        let [a, b, c] = self.array(field::DATA_SEGMENT_LEN);
-        u32::from_be_bytes([0, a, b, c])
-    }
-
-    /// Bytes 8..16: the LUN, or ISID+TSIH for Login, or opcode-specific.
-    pub fn lun(&self) -> Lun {
-        Lun(self.bytes8(field::LUN))
-    }
-
-    pub fn itt(&self) -> u32 {
-        self.u32_at(field::ITT)
-    }
-
-    /// `N` bytes at `at`. Callers pass field constants inside [`BHS_LEN`]; a wrong one reads
-    /// zeros instead of panicking.
-    fn array<const N: usize>(&self, at: usize) -> [u8; N] {
-        let mut out = [0u8; N];
-        if let Some(src) = at.checked_add(N).and_then(|end| self.raw.get(at..end)) {
-            out.copy_from_slice(src);
-        }
-        out
-    }
-
-    pub(crate) fn u8_at(&self, at: usize) -> u8 {
-        let [v] = self.array(at);
-        v
-    }
-
-    pub(crate) fn u16_at(&self, at: usize) -> u16 {
-        u16::from_be_bytes(self.array(at))
-    }
-
-    pub(crate) fn u32_at(&self, at: usize) -> u32 {
-        u32::from_be_bytes(self.array(at))
-    }
-
-    pub(crate) fn sn_at(&self, at: usize) -> Sn {
-        Sn(self.u32_at(at))
-    }
-
-    pub(crate) fn cmd_sn(&self) -> Sn {
-        self.sn_at(field::CMD_SN)
-    }
-
-    pub(crate) fn exp_stat_sn(&self) -> Sn {
-        self.sn_at(field::EXP_STAT_SN)
-    }
-
-    pub(crate) fn stat_sn(&self) -> Sn {
-        self.sn_at(field::STAT_SN)
-    }
-
-    pub(crate) fn exp_cmd_sn(&self) -> Sn {
-        self.sn_at(field::EXP_CMD_SN)
-    }
-
-    pub(crate) fn max_cmd_sn(&self) -> Sn {
-        self.sn_at(field::MAX_CMD_SN)
-    }
-
-    pub(crate) fn bytes8(&self, at: usize) -> [u8; 8] {
-        self.array(at)
-    }
-
-    pub(crate) fn expect_opcode(&self, expected: Opcode) -> Result<(), Error> {
-        let got = self.opcode();
-        if got == expected {
-            Ok(())
-        } else {
-            Err(Error::WrongOpcode { expected, got })
-        }
-    }
-}
-
-/// Writable view of a 48-byte BHS; used by the `emit_bhs` of each PDU family.
-#[derive(Debug)]
-pub struct BhsMut<'a> {
-    raw: &'a mut [u8; BHS_LEN],
-}
-
-impl<'a> BhsMut<'a> {
-    pub fn new(raw: &'a mut [u8; BHS_LEN]) -> Self {
-        Self { raw }
-    }
-
-    pub fn set_opcode(&mut self, op: Opcode, immediate: bool) {
-        let i = if immediate { IMMEDIATE_BIT } else { 0 };
-        self.raw[field::OPCODE] = u8::from(op) | i;
-    }
-
-    pub fn set_flags(&mut self, flags: u8) {
-        self.raw[field::FLAGS] = flags;
-    }
-
-    pub fn set_total_ahs_len(&mut self, bytes: usize) {
-        // Callers pass a multiple of 4 no larger than MAX_AHS_LEN; `Header::emit` checks it.
-        self.raw[field::TOTAL_AHS_LEN] = u8::try_from(bytes / 4).unwrap_or(u8::MAX);
-    }
-
-    pub fn set_data_segment_len(&mut self, len: u32) {
-        let [_, a, b, c] = len.to_be_bytes();
-        self.put(field::DATA_SEGMENT_LEN, &[a, b, c]);
-    }
-
-    pub fn set_lun(&mut self, lun: Lun) {
-        self.set_bytes8(field::LUN, lun.0);
-    }
-
-    pub fn set_itt(&mut self, itt: u32) {
-        self.set_u32(field::ITT, itt);
-    }
-
-    /// Writes `bytes` at `at`. Callers pass field constants inside [`BHS_LEN`]; a wrong one
-    /// writes nothing instead of panicking (the emit tests' 0xa5 fill shows the missing field).
-    fn put(&mut self, at: usize, bytes: &[u8]) {
-        if let Some(dst) = at
-            .checked_add(bytes.len())
-            .and_then(|end| self.raw.get_mut(at..end))
-        {
-            dst.copy_from_slice(bytes);
-        }
-    }
-
-    pub(crate) fn set_u8(&mut self, at: usize, v: u8) {
-        self.put(at, &[v]);
-    }
-
-    pub(crate) fn set_u16(&mut self, at: usize, v: u16) {
-        self.put(at, &v.to_be_bytes());
-    }
-
-    pub(crate) fn set_u32(&mut self, at: usize, v: u32) {
-        self.put(at, &v.to_be_bytes());
-    }
-
-    pub(crate) fn set_sn(&mut self, at: usize, v: Sn) {
-        self.set_u32(at, v.0);
-    }
-
-    pub(crate) fn set_cmd_sn(&mut self, v: Sn) {
-        self.set_sn(field::CMD_SN, v);
-    }
-
-    pub(crate) fn set_exp_stat_sn(&mut self, v: Sn) {
-        self.set_sn(field::EXP_STAT_SN, v);
-    }
-
-    pub(crate) fn set_stat_sn(&mut self, v: Sn) {
-        self.set_sn(field::STAT_SN, v);
-    }
-
-    pub(crate) fn set_exp_cmd_sn(&mut self, v: Sn) {
-        self.set_sn(field::EXP_CMD_SN, v);
-    }
-
-    pub(crate) fn set_max_cmd_sn(&mut self, v: Sn) {
-        self.set_sn(field::MAX_CMD_SN, v);
-    }
-
-    pub(crate) fn set_bytes8(&mut self, at: usize, v: [u8; 8]) {
-        self.put(at, &v);
-    }
-}
-
-/// Which digests the connection negotiated (HeaderDigest / DataDigest = CRC32C).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Digests {
-    pub header: bool,
-    pub data: bool,
-}
-
-/// What a reader learns from the 48 BHS bytes: enough to know how much more to read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HeaderInfo {
-    pub opcode: Opcode,
-    pub immediate: bool,
-    /// TotalAHSLength in bytes.
-    pub ahs_len: usize,
-    /// DataSegmentLength in bytes, without padding.
-    pub data_len: u32,
-}
-
-impl HeaderInfo {
-    /// Reads opcode and lengths from the first [`BHS_LEN`] bytes of `bhs`.
-    pub fn parse(bhs: &[u8]) -> Result<Self, Error> {
-        let b = Bhs::new_checked(bhs)?;
-        Ok(Self {
-            opcode: b.opcode(),
-            immediate: b.immediate(),
-            ahs_len: b.total_ahs_len(),
-            data_len: b.data_segment_len(),
-        })
-    }
-
-    /// Rejects a data segment longer than `max` (our negotiated MaxRecvDataSegmentLength), before
-    /// anything is read into a buffer sized from it.
-    pub fn check_data_len(&self, max: u32) -> Result<(), Error> {
-        if self.data_len > max {
-            Err(Error::DataSegmentTooLong {
-                len: self.data_len,
-                max,
-            })
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The data segment length including padding to 4 bytes.
-    pub fn padded_data_len(&self) -> usize {
-        padded_len(self.data_len as usize)
-    }
-
-    /// Bytes of BHS+AHS, the span the header digest covers.
-    pub fn header_len(&self) -> usize {
-        BHS_LEN.saturating_add(self.ahs_len)
-    }
-
-    /// Bytes that follow the BHS on the wire: AHS, header digest, padded data, data digest.
-    pub fn remaining(&self, digests: Digests) -> usize {
-        let hd = if digests.header { DIGEST_LEN } else { 0 };
-        let dd = if digests.data && self.data_len > 0 {
-            DIGEST_LEN
-        } else {
-            0
-        };
-        self.ahs_len
-            .saturating_add(hd)
-            .saturating_add(self.padded_data_len())
-            .saturating_add(dd)
-    }
-
-    /// Bytes of the whole PDU on the wire.
-    pub fn total_len(&self, digests: Digests) -> usize {
-        BHS_LEN.saturating_add(self.remaining(digests))
-    }
-}
-
-/// Length of `len` bytes rounded up to a multiple of 4.
-pub const fn padded_len(len: usize) -> usize {
-    len.saturating_add(pad_len(len))
-}
-
-/// Number of zero bytes that follow a data segment of `len` bytes.
-pub const fn pad_len(len: usize) -> usize {
-    len.wrapping_neg() & 3
-}
-
-fn read_digest(digest: &[u8]) -> Result<u32, Error> {
-    match digest.get(..DIGEST_LEN) {
-        Some(&[a, b, c, d]) => Ok(u32::from_le_bytes([a, b, c, d])),
-        _ => Err(Error::Truncated {
-            needed: DIGEST_LEN,
-            got: digest.len(),
-        }),
-    }
-}
-
-/// Header digest of BHS+AHS, as a value; on the wire it is little-endian (RFC 7143 §13.1
-/// with the CRC's bit order; every implementation writes the u32 least significant byte first).
-pub fn header_digest(header: &[u8]) -> u32 {
-    crc32c(header)
-}
-
-/// Checks the 4 digest bytes that follow BHS+AHS.
-pub fn check_header_digest(header: &[u8], digest: &[u8]) -> Result<(), Error> {
-    let received = read_digest(digest)?;
-    let computed = crc32c(header);
-    if received == computed {
-        Ok(())
-    } else {
-        Err(Error::HeaderDigestMismatch { received, computed })
-    }
-}
-
-/// Data digest of a data segment: the CRC covers the data and its zero padding.
-pub fn data_digest(data: &[u8]) -> u32 {
-    const ZEROS: [u8; 3] = [0; 3];
-    let pad = ZEROS.get(..pad_len(data.len())).unwrap_or(&[]);
-    Crc32c::new().update(data).update(pad).finish()
-}
-
-/// Checks the data digest. `padded_data` is the data segment as read from the wire, padding
-/// included (the padding bytes are covered by the digest whatever their value).
-pub fn check_data_digest(padded_data: &[u8], digest: &[u8]) -> Result<(), Error> {
-    let received = read_digest(digest)?;
-    let computed = crc32c(padded_data);
-    if received == computed {
-        Ok(())
-    } else {
-        Err(Error::DataDigestMismatch { received, computed })
-    }
-}
-
-/// Writes what follows a data segment of `data`: zero padding, then (if `data_digest_on` and the
-/// segment is not empty) the data digest. Returns the number of bytes written into `buf`.
-pub fn emit_data_trailer(
-    data: &[u8],
-    data_digest_on: bool,
-    buf: &mut [u8],
-) -> Result<usize, Error> {
-    let pad = pad_len(data.len());
-    let dd = if data_digest_on && !data.is_empty() {
-        DIGEST_LEN
-    } else {
-        0
-    };
-    let needed = pad.saturating_add(dd);
-    let got = buf.len();
-    let out = buf
-        .get_mut(..needed)
-        .ok_or(Error::BufferTooSmall { needed, got })?;
-    let (pad_bytes, digest) = out.split_at_mut(pad);
-    pad_bytes.fill(0);
-    if dd != 0 {
-        digest.copy_from_slice(&data_digest(data).to_le_bytes());
-    }
-    Ok(needed)
-}
-
-/// Bytes of trailer [`emit_data_trailer`] writes for a data segment of `data_len` bytes.
-pub fn data_trailer_len(data_len: usize, data_digest_on: bool) -> usize {
-    let dd = if data_digest_on && data_len > 0 {
-        DIGEST_LEN
-    } else {
-        0
-    };
-    pad_len(data_len).saturating_add(dd)
-}
-
-/// Appends a whole PDU to `out`: BHS, AHS, header digest, data, padding and data digest.
-/// On error `out` is left as it was.
-pub fn emit_pdu(
-    h: &dyn Header,
-    data: &[u8],
-    digests: Digests,
-    out: &mut alloc::vec::Vec<u8>,
-) -> Result<(), Error> {
-    // Refused before `out` grows: `Header::emit` would refuse it too, but only after the
-    // buffer had been sized for it.
-    if data.len() > MAX_DATA_SEGMENT_LEN as usize {
-        return Err(Error::DataSegmentTooLong {
-            len: u32::try_from(data.len()).unwrap_or(u32::MAX),
-            max: MAX_DATA_SEGMENT_LEN,
-        });
-    }
-    let start = out.len();
-    let hl = h.header_wire_len(digests.header);
-    let total = hl
-        .saturating_add(data.len())
-        .saturating_add(data_trailer_len(data.len(), digests.data));
-    out.resize(start.saturating_add(total), 0);
-    let result = (|| {
-        let buf = out.get_mut(start..).ok_or(Error::BufferTooSmall {
-            needed: total,
-            got: 0,
-        })?;
-        let n = h.emit(data.len(), digests.header, buf)?;
-        let (seg, trailer) = buf
-            .get_mut(n..)
-            .ok_or(Error::BufferTooSmall {
-                needed: total,
-                got: n,
-            })?
-            .split_at_mut(data.len());
-        seg.copy_from_slice(data);
-        emit_data_trailer(data, digests.data, trailer)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        out.truncate(start);
-    }
-    result
-}
 
 /// A PDU header that can be written: each family implements the opcode-specific part, the
 /// provided [`Header::emit`] does lengths and digest in the right order.
@@ -776,95 +361,9 @@ pub trait Header {
         bhs.set_data_segment_len(dsl);
         self.emit_ahs(ahs);
         if header_digest {
-            digest.copy_from_slice(&crc32c(header).to_le_bytes());
+            digest.copy_from_slice(&framing::header_digest(header).to_le_bytes());
         }
         Ok(needed)
-    }
-}
-
-/// Any PDU header, parsed. Data segments stay with the caller (see each family for helpers that
-/// interpret them, e.g. [`parse_response_data`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "ScsiCommand carries its CDB inline so that parsing never allocates"
-)]
-pub enum Pdu {
-    NopOut(NopOut),
-    ScsiCommand(ScsiCommand),
-    TaskMgmtRequest(TaskMgmtRequest),
-    LoginRequest(LoginRequest),
-    TextRequest(TextRequest),
-    DataOut(DataOut),
-    LogoutRequest(LogoutRequest),
-    SnackRequest(SnackRequest),
-    NopIn(NopIn),
-    ScsiResponse(ScsiResponse),
-    TaskMgmtResponse(TaskMgmtResponse),
-    LoginResponse(LoginResponse),
-    TextResponse(TextResponse),
-    DataIn(DataIn),
-    LogoutResponse(LogoutResponse),
-    R2t(R2t),
-    AsyncMessage(AsyncMessage),
-    Reject(Reject),
-}
-
-impl Pdu {
-    /// Parses BHS+AHS (`header` holds at least [`BHS_LEN`] + TotalAHSLength bytes; the header
-    /// digest, if any, is checked separately). An opcode RFC 7143 does not define is
-    /// [`Error::UnknownOpcode`].
-    pub fn parse(header: &[u8]) -> Result<Pdu, Error> {
-        let bhs = Bhs::new_checked(header)?;
-        let header_len = BHS_LEN.saturating_add(bhs.total_ahs_len());
-        let ahs = header.get(BHS_LEN..header_len).ok_or(Error::Truncated {
-            needed: header_len,
-            got: header.len(),
-        })?;
-        Ok(match bhs.opcode() {
-            Opcode::NopOut => Pdu::NopOut(NopOut::parse(&bhs)?),
-            Opcode::ScsiCommand => Pdu::ScsiCommand(ScsiCommand::parse(&bhs, ahs)?),
-            Opcode::TaskMgmtRequest => Pdu::TaskMgmtRequest(TaskMgmtRequest::parse(&bhs)?),
-            Opcode::LoginRequest => Pdu::LoginRequest(LoginRequest::parse(&bhs)?),
-            Opcode::TextRequest => Pdu::TextRequest(TextRequest::parse(&bhs)?),
-            Opcode::DataOut => Pdu::DataOut(DataOut::parse(&bhs)?),
-            Opcode::LogoutRequest => Pdu::LogoutRequest(LogoutRequest::parse(&bhs)?),
-            Opcode::SnackRequest => Pdu::SnackRequest(SnackRequest::parse(&bhs)?),
-            Opcode::NopIn => Pdu::NopIn(NopIn::parse(&bhs)?),
-            Opcode::ScsiResponse => Pdu::ScsiResponse(ScsiResponse::parse(&bhs)?),
-            Opcode::TaskMgmtResponse => Pdu::TaskMgmtResponse(TaskMgmtResponse::parse(&bhs)?),
-            Opcode::LoginResponse => Pdu::LoginResponse(LoginResponse::parse(&bhs)?),
-            Opcode::TextResponse => Pdu::TextResponse(TextResponse::parse(&bhs)?),
-            Opcode::DataIn => Pdu::DataIn(DataIn::parse(&bhs)?),
-            Opcode::LogoutResponse => Pdu::LogoutResponse(LogoutResponse::parse(&bhs)?),
-            Opcode::R2t => Pdu::R2t(R2t::parse(&bhs)?),
-            Opcode::AsyncMessage => Pdu::AsyncMessage(AsyncMessage::parse(&bhs)?),
-            Opcode::Reject => Pdu::Reject(Reject::parse(&bhs)?),
-            Opcode::Unknown(op) => return Err(Error::UnknownOpcode(op)),
-        })
-    }
-
-    fn inner(&self) -> &dyn Header {
-        match self {
-            Pdu::NopOut(p) => p,
-            Pdu::ScsiCommand(p) => p,
-            Pdu::TaskMgmtRequest(p) => p,
-            Pdu::LoginRequest(p) => p,
-            Pdu::TextRequest(p) => p,
-            Pdu::DataOut(p) => p,
-            Pdu::LogoutRequest(p) => p,
-            Pdu::SnackRequest(p) => p,
-            Pdu::NopIn(p) => p,
-            Pdu::ScsiResponse(p) => p,
-            Pdu::TaskMgmtResponse(p) => p,
-            Pdu::LoginResponse(p) => p,
-            Pdu::TextResponse(p) => p,
-            Pdu::DataIn(p) => p,
-            Pdu::LogoutResponse(p) => p,
-            Pdu::R2t(p) => p,
-            Pdu::AsyncMessage(p) => p,
-            Pdu::Reject(p) => p,
-        }
     }
 }
 
@@ -883,94 +382,6 @@ impl Header for Pdu {
     }
     fn emit_ahs(&self, buf: &mut [u8]) {
         self.inner().emit_ahs(buf)
-    }
-}
-
-macro_rules! impl_from_for_pdu {
-    ($($t:ident),*) => {
-        $(impl From<$t> for Pdu {
-            fn from(p: $t) -> Pdu {
-                Pdu::$t(p)
-            }
-        })*
-    };
-}
-impl_from_for_pdu!(
-    NopOut,
-    ScsiCommand,
-    TaskMgmtRequest,
-    LoginRequest,
-    TextRequest,
-    DataOut,
-    LogoutRequest,
-    SnackRequest,
-    NopIn,
-    ScsiResponse,
-    TaskMgmtResponse,
-    LoginResponse,
-    TextResponse,
-    DataIn,
-    LogoutResponse,
-    R2t,
-    AsyncMessage,
-    Reject
-);
-
-/// A whole PDU located inside a received buffer, with both digests checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RawPdu<'a> {
-    pub info: HeaderInfo,
-    /// BHS + AHS.
-    pub header: &'a [u8],
-    /// The data segment without padding.
-    pub data: &'a [u8],
-}
-
-impl<'a> RawPdu<'a> {
-    /// Splits one PDU off the front of `buf` (for tests, fake targets and fuzzing; the session's
-    /// reader uses the incremental steps). Checks DataSegmentLength against `max_data_len` and
-    /// both digests when enabled. Returns the PDU and the bytes it occupied.
-    pub fn split(
-        buf: &'a [u8],
-        digests: Digests,
-        max_data_len: u32,
-    ) -> Result<(RawPdu<'a>, usize), Error> {
-        let info = HeaderInfo::parse(buf)?;
-        info.check_data_len(max_data_len)?;
-        let total = info.total_len(digests);
-        if buf.len() < total {
-            return Err(Error::Truncated {
-                needed: total,
-                got: buf.len(),
-            });
-        }
-        let truncated = Error::Truncated {
-            needed: total,
-            got: buf.len(),
-        };
-        let hl = info.header_len();
-        let header = buf.get(..hl).ok_or(truncated)?;
-        // Every offset below is at most `total`, which `buf` holds: the sums cannot saturate.
-        let mut at = hl;
-        if digests.header {
-            check_header_digest(header, buf.get(at..).ok_or(truncated)?)?;
-            at = at.saturating_add(DIGEST_LEN);
-        }
-        let dl = info.data_len as usize;
-        let padded = buf
-            .get(at..at.saturating_add(info.padded_data_len()))
-            .ok_or(truncated)?;
-        let data = padded.get(..dl).ok_or(truncated)?;
-        at = at.saturating_add(padded.len());
-        if digests.data && dl > 0 {
-            check_data_digest(padded, buf.get(at..).ok_or(truncated)?)?;
-            at = at.saturating_add(DIGEST_LEN);
-        }
-        Ok((RawPdu { info, header, data }, at))
-    }
-
-    pub fn parse(&self) -> Result<Pdu, Error> {
-        Pdu::parse(self.header)
     }
 }
 
@@ -1013,6 +424,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use crate::sn::Sn;
     use alloc::vec;
 
     #[test]
@@ -1032,216 +444,27 @@ mod tests {
     }
 
     #[test]
-    fn header_info_reads_lengths_for_the_receive_loop() {
-        let mut bhs = [0u8; 48];
-        bhs[0] = 0x25;
-        bhs[4] = 2; // 8 bytes of AHS
-        bhs[5..8].copy_from_slice(&[0x01, 0x00, 0x01]); // 65537
-        let info = HeaderInfo::parse(&bhs).unwrap();
-        assert_eq!(info.opcode, Opcode::DataIn);
-        assert_eq!(info.ahs_len, 8);
-        assert_eq!(info.data_len, 65537);
-        assert_eq!(info.padded_data_len(), 65540);
-        assert_eq!(info.remaining(Digests::default()), 8 + 65540);
-        let both = Digests {
-            header: true,
-            data: true,
-        };
-        assert_eq!(info.remaining(both), 8 + 4 + 65540 + 4);
-        assert_eq!(info.total_len(both), 48 + 8 + 4 + 65540 + 4);
-        assert_eq!(
-            info.check_data_len(65536),
-            Err(Error::DataSegmentTooLong {
-                len: 65537,
-                max: 65536
-            })
-        );
-        assert_eq!(info.check_data_len(65537), Ok(()));
-        assert_eq!(
-            HeaderInfo::parse(&bhs[..47]),
-            Err(Error::Truncated {
-                needed: 48,
-                got: 47
-            })
-        );
-    }
-
-    #[test]
-    fn no_data_digest_on_an_empty_data_segment() {
-        let mut bhs = [0u8; 48];
-        bhs[0] = 0x20;
-        let info = HeaderInfo::parse(&bhs).unwrap();
-        let both = Digests {
-            header: true,
-            data: true,
-        };
-        assert_eq!(info.remaining(both), 4);
-        assert_eq!(data_trailer_len(0, true), 0);
-        assert_eq!(data_trailer_len(5, true), 3 + 4);
-        assert_eq!(data_trailer_len(8, false), 0);
-    }
-
-    #[test]
-    fn padding() {
-        assert_eq!([0, 1, 2, 3, 4, 5].map(padded_len), [0, 4, 4, 4, 4, 8]);
-        assert_eq!([0, 1, 2, 3, 4].map(pad_len), [0, 3, 2, 1, 0]);
-    }
-
-    #[test]
-    fn data_digest_covers_the_padding() {
-        let data = b"abcde";
-        let mut padded = data.to_vec();
-        padded.extend_from_slice(&[0, 0, 0]);
-        assert_eq!(data_digest(data), crc32c(&padded));
-        let mut buf = [0xa5u8; 16];
-        let n = emit_data_trailer(data, true, &mut buf).unwrap();
-        assert_eq!(n, 7);
-        assert_eq!(&buf[..3], &[0, 0, 0]);
-        assert_eq!(buf[3..7], crc32c(&padded).to_le_bytes());
-        assert_eq!(buf[7], 0xa5);
-        assert_eq!(check_data_digest(&padded, &buf[3..7]), Ok(()));
-        let mut bad = padded.clone();
-        bad[0] ^= 1;
-        assert!(matches!(
-            check_data_digest(&bad, &buf[3..7]),
-            Err(Error::DataDigestMismatch { .. })
-        ));
-        assert_eq!(
-            emit_data_trailer(data, true, &mut [0u8; 6]),
-            Err(Error::BufferTooSmall { needed: 7, got: 6 })
-        );
-    }
-
-    #[test]
-    fn crc32c_known_values() {
-        // RFC 3720 B.4: 32 bytes of zeros.
-        assert_eq!(crc32c(&[0u8; 32]), 0x8a91_36aa);
-        // On the wire this is least significant byte first.
-        assert_eq!(0x8a91_36aau32.to_le_bytes(), [0xaa, 0x36, 0x91, 0x8a]);
-    }
-
-    #[test]
-    fn header_digest_is_computed_over_the_final_lengths() {
-        // A NOP-Out with 5 bytes of ping data: the digest must cover DataSegmentLength = 5.
-        let nop = NopOut {
-            immediate: true,
-            itt: 1,
-            ttt: RESERVED_TAG,
-            ..NopOut::default()
-        };
-        let mut buf = [0xa5u8; 52];
-        assert_eq!(nop.emit(5, true, &mut buf), Ok(52));
-        assert_eq!(&buf[5..8], &[0, 0, 5]);
-        assert_eq!(check_header_digest(&buf[..48], &buf[48..52]), Ok(()));
-        // Independent vector: Python, bitwise CRC32C (poly 0x82f63b78, reflected, init/xorout
-        // 0xffffffff) over bytes.fromhex("40800000000000050000000000000000"
-        // "00000001ffffffff") + bytes(24):
-        //   def crc32c(b):
-        //       c = 0xffffffff
-        //       for x in b:
-        //           c ^= x
-        //           for _ in range(8): c = (c >> 1) ^ (0x82f63b78 & -(c & 1))
-        //       return c ^ 0xffffffff
-        //   crc32c(h).to_bytes(4, "little").hex()  ->  "f8673db1"
-        let expected_header = {
-            let mut h = [0u8; 48];
-            h[..24].copy_from_slice(&[
-                0x40, 0x80, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff,
-                0xff,
-            ]);
-            h
-        };
-        assert_eq!(&buf[..48], &expected_header);
-        assert_eq!(&buf[48..52], &HEADER_DIGEST_VECTOR);
-    }
-
-    /// See `header_digest_is_computed_over_the_final_lengths` for how this was computed.
-    const HEADER_DIGEST_VECTOR: [u8; 4] = [0xf8, 0x67, 0x3d, 0xb1];
-
-    #[test]
-    fn header_digest_mismatch_is_named() {
-        let nop = NopIn::default();
-        let mut buf = vec![0u8; 52];
-        nop.emit(0, true, &mut buf).unwrap();
-        buf[20] ^= 0x01;
-        assert!(matches!(
-            RawPdu::split(
-                &buf,
-                Digests {
-                    header: true,
-                    data: false
-                },
-                8192
-            ),
-            Err(Error::HeaderDigestMismatch { .. })
-        ));
-    }
-
-    #[test]
-    fn emit_rejects_small_buffers_and_huge_segments() {
-        let nop = NopOut::default();
-        assert_eq!(
-            nop.emit(0, true, &mut [0u8; 51]),
-            Err(Error::BufferTooSmall {
-                needed: 52,
-                got: 51
-            })
-        );
-        assert_eq!(
-            nop.emit(1 << 24, false, &mut [0u8; 48]),
-            Err(Error::DataSegmentTooLong {
-                len: 1 << 24,
-                max: MAX_DATA_SEGMENT_LEN
-            })
-        );
-        assert_eq!(nop.emit((1 << 24) - 1, false, &mut [0u8; 48]), Ok(48));
-    }
-
-    #[test]
-    fn emit_pdu_appends_a_whole_pdu() {
-        let mut out = vec![0xee];
-        let both = Digests {
-            header: true,
-            data: true,
-        };
-        emit_pdu(&NopIn::default(), b"ping!", both, &mut out).unwrap();
-        assert_eq!(out.len(), 1 + 48 + 4 + 8 + 4);
-        let (raw, used) = RawPdu::split(&out[1..], both, 8192).unwrap();
-        assert_eq!(used, out.len() - 1);
-        assert_eq!(raw.data, b"ping!");
-        let mut out = vec![1, 2];
-        let huge = vec![0u8; 1 << 24];
-        assert!(emit_pdu(&NopIn::default(), &huge, both, &mut out).is_err());
-        assert_eq!(out, vec![1, 2]);
-    }
-
-    #[test]
-    fn emit_pdu_refuses_an_oversized_segment_before_growing_the_buffer() {
-        let mut out = alloc::vec::Vec::new();
-        let huge = vec![0u8; 1 << 24];
-        assert_eq!(
-            emit_pdu(&NopIn::default(), &huge, Digests::default(), &mut out),
-            Err(Error::DataSegmentTooLong {
-                len: 1 << 24,
-                max: MAX_DATA_SEGMENT_LEN
-            })
-        );
-        // A 16 MiB segment the header cannot describe must not cost 16 MiB of kernel memory.
-        assert_eq!(out.capacity(), 0);
-    }
-
-    #[test]
-    fn padding_of_extreme_lengths_does_not_wrap() {
-        assert_eq!(pad_len(usize::MAX), 1);
-        assert_eq!(padded_len(usize::MAX - 3), usize::MAX - 3);
-        assert_eq!(padded_len(usize::MAX), usize::MAX);
-        let info = HeaderInfo {
-            opcode: Opcode::DataIn,
-            immediate: false,
-            ahs_len: usize::MAX,
-            data_len: MAX_DATA_SEGMENT_LEN,
-        };
-        assert_eq!(info.total_len(Digests::default()), usize::MAX);
+    fn exactly_the_target_pdus_carry_target_sns() {
+        let mut checked = 0;
+        for v in 0u8..0x40 {
+            let mut bhs = [0u8; 48];
+            bhs[0] = v;
+            bhs[1] = 0x80;
+            bhs[28..32].copy_from_slice(&7u32.to_be_bytes());
+            if let Ok(p) = Pdu::parse(&bhs) {
+                let sns = p.target_sns();
+                assert_eq!(
+                    sns.is_some(),
+                    Opcode::from(v).is_target_opcode(),
+                    "{v:#04x}"
+                );
+                if let Some(s) = sns {
+                    assert_eq!(s.exp_cmd_sn, Sn(7), "{v:#04x}");
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 18, "every defined opcode parsed");
     }
 
     #[test]
@@ -1297,34 +520,5 @@ mod tests {
             }
             let _ = parse_response_data(&b[..len.min(64)]);
         }
-    }
-
-    #[test]
-    fn split_checks_length_limit_and_truncation() {
-        let nop = NopIn::default();
-        let wire = emit_with(&nop, &[9u8; 100], Digests::default());
-        assert_eq!(wire.len(), 148);
-        assert_eq!(
-            RawPdu::split(&wire, Digests::default(), 99),
-            Err(Error::DataSegmentTooLong { len: 100, max: 99 })
-        );
-        assert_eq!(
-            RawPdu::split(&wire[..147], Digests::default(), 8192),
-            Err(Error::Truncated {
-                needed: 148,
-                got: 147
-            })
-        );
-        // AHS length larger than the bytes given to the header parser.
-        let mut bhs = [0u8; 52];
-        bhs[0] = 0x20;
-        bhs[4] = 2;
-        assert_eq!(
-            Pdu::parse(&bhs),
-            Err(Error::Truncated {
-                needed: 56,
-                got: 52
-            })
-        );
     }
 }

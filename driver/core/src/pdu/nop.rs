@@ -5,12 +5,9 @@
 //! The target's ping: NOP-In with ITT 0xffffffff and a TTT other than 0xffffffff, answered by a
 //! NOP-Out echoing TTT, LUN and ping data, with ITT 0xffffffff and the I bit.
 
-use super::{Bhs, BhsMut, Error, Header, Lun, Opcode, FINAL_BIT, RESERVED_TAG};
+use super::{field, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT, RESERVED_TAG};
+use crate::lun::Lun;
 use crate::sn::Sn;
-
-mod field {
-    pub const TTT: usize = 20;
-}
 
 /// NOP-Out (initiator → target).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,9 +83,7 @@ pub struct NopIn {
     pub lun: Lun,
     pub itt: u32,
     pub ttt: u32,
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
 }
 
 impl Default for NopIn {
@@ -97,9 +92,11 @@ impl Default for NopIn {
             lun: Lun::default(),
             itt: RESERVED_TAG,
             ttt: RESERVED_TAG,
-            stat_sn: Sn(0),
-            exp_cmd_sn: Sn(0),
-            max_cmd_sn: Sn(0),
+            sns: TargetSns {
+                stat_sn: Sn(0),
+                exp_cmd_sn: Sn(0),
+                max_cmd_sn: Sn(0),
+            },
         }
     }
 }
@@ -111,9 +108,7 @@ impl NopIn {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            sns: bhs.target_sns(),
         })
     }
 
@@ -132,9 +127,7 @@ impl Header for NopIn {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
     }
 }
 
@@ -150,9 +143,11 @@ mod tests {
             lun: Lun::from_number(1).unwrap(),
             itt: RESERVED_TAG,
             ttt: 0x42,
-            stat_sn: Sn(10),
-            exp_cmd_sn: Sn(20),
-            max_cmd_sn: Sn(30),
+            sns: TargetSns {
+                stat_sn: Sn(10),
+                exp_cmd_sn: Sn(20),
+                max_cmd_sn: Sn(30),
+            },
         };
         assert!(ping.is_ping());
         assert!(!NopIn::default().is_ping());

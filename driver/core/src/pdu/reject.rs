@@ -2,13 +2,10 @@
 //! Reject (RFC 7143 §11.17): the target refuses a PDU; the data segment holds the rejected
 //! PDU's header, whose ITT tells the session which task was hit.
 
-use super::{u8_enum, Bhs, BhsMut, Error, Header, Opcode, BHS_LEN, FINAL_BIT, RESERVED_TAG};
+use super::{
+    field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, TargetSns, BHS_LEN, FINAL_BIT, RESERVED_TAG,
+};
 use crate::sn::Sn;
-
-mod field {
-    pub const REASON: usize = 2;
-    pub const DATA_SN: usize = 36;
-}
 
 u8_enum! {
     /// Reject reason codes (RFC 7143 §11.17.1).
@@ -32,9 +29,7 @@ u8_enum! {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reject {
     pub reason: RejectReason,
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
     /// DataSN/R2TSN to be retransmitted (data SNACK rejects), else 0.
     pub data_sn: Sn,
 }
@@ -43,10 +38,8 @@ impl Reject {
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::Reject)?;
         Ok(Reject {
-            reason: RejectReason::from(bhs.u8_at(field::REASON)),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            reason: RejectReason::from(bhs.u8_at(field::REJECT_REASON)),
+            sns: bhs.target_sns(),
             data_sn: bhs.sn_at(field::DATA_SN),
         })
     }
@@ -66,11 +59,9 @@ impl Header for Reject {
     }
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT);
-        bhs.set_u8(field::REASON, u8::from(self.reason));
+        bhs.set_u8(field::REJECT_REASON, u8::from(self.reason));
         bhs.set_itt(RESERVED_TAG);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
         bhs.set_sn(field::DATA_SN, self.data_sn);
     }
 }
@@ -85,9 +76,11 @@ mod tests {
     fn reject_carries_the_rejected_header() {
         let r = Reject {
             reason: RejectReason::InvalidPduField,
-            stat_sn: Sn(1),
-            exp_cmd_sn: Sn(2),
-            max_cmd_sn: Sn(3),
+            sns: TargetSns {
+                stat_sn: Sn(1),
+                exp_cmd_sn: Sn(2),
+                max_cmd_sn: Sn(3),
+            },
             data_sn: Sn(0),
         };
         let mut bad = [0u8; 48];

@@ -5,23 +5,10 @@
 //! bidirectional command carries its expected read length in a second AHS. The response's
 //! data segment (SenseLength, sense data, response data) is bounded by the segment.
 
-use super::{u8_enum, Bhs, BhsMut, Error, Header, Lun, Opcode, FINAL_BIT};
+use super::{field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT};
+use crate::lun::Lun;
 use crate::sn::Sn;
 use core::fmt;
-
-mod field {
-    pub const FLAGS: usize = 1;
-    pub const EXPECTED_DATA_LEN: usize = 20;
-    pub const CDB: usize = 32;
-    pub const CDB_LEN: usize = 16;
-
-    pub const RESPONSE: usize = 2;
-    pub const STATUS: usize = 3;
-    pub const SNACK_TAG: usize = 20;
-    pub const EXP_DATA_SN: usize = 36;
-    pub const BIDI_RESIDUAL: usize = 40;
-    pub const RESIDUAL: usize = 44;
-}
 
 const READ_BIT: u8 = 0x40;
 const WRITE_BIT: u8 = 0x20;
@@ -310,9 +297,7 @@ pub struct ScsiResponse {
     pub status: u8,
     pub itt: u32,
     pub snack_tag: u32,
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
     pub exp_data_sn: Sn,
     /// Bidirectional read residual (o/u bits).
     pub bidi_residual: Residual,
@@ -332,9 +317,7 @@ impl ScsiResponse {
             status: bhs.u8_at(field::STATUS),
             itt: bhs.itt(),
             snack_tag: bhs.u32_at(field::SNACK_TAG),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            sns: bhs.target_sns(),
             exp_data_sn: bhs.sn_at(field::EXP_DATA_SN),
             bidi_residual: Residual::parse(
                 flags,
@@ -371,9 +354,7 @@ impl Header for ScsiResponse {
         bhs.set_u8(field::STATUS, self.status);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::SNACK_TAG, self.snack_tag);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
         bhs.set_sn(field::EXP_DATA_SN, self.exp_data_sn);
         bhs.set_u32(field::BIDI_RESIDUAL, bc);
         bhs.set_u32(field::RESIDUAL, c);
@@ -556,9 +537,11 @@ mod tests {
             status: 2,
             itt: 7,
             snack_tag: 0,
-            stat_sn: Sn(100),
-            exp_cmd_sn: Sn(12),
-            max_cmd_sn: Sn(43),
+            sns: TargetSns {
+                stat_sn: Sn(100),
+                exp_cmd_sn: Sn(12),
+                max_cmd_sn: Sn(43),
+            },
             exp_data_sn: Sn(3),
             bidi_residual: Residual::None,
             residual: Residual::Underflow(512),

@@ -2,15 +2,9 @@
 //! SNACK Request (RFC 7143 §11.16). Only used at ErrorRecoveryLevel > 0; encoded so that a
 //! session at a higher level (or a test target) has it.
 
-use super::{u8_enum, Bhs, BhsMut, Error, Header, Lun, Opcode, FINAL_BIT};
+use super::{field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, FINAL_BIT};
+use crate::lun::Lun;
 use crate::sn::Sn;
-
-mod field {
-    pub const TYPE: usize = 1;
-    pub const TTT: usize = 20;
-    pub const BEG_RUN: usize = 40;
-    pub const RUN_LENGTH: usize = 44;
-}
 
 const TYPE_MASK: u8 = 0x0f;
 
@@ -41,7 +35,7 @@ impl SnackRequest {
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::SnackRequest)?;
         Ok(SnackRequest {
-            snack_type: SnackType::from(bhs.u8_at(field::TYPE) & TYPE_MASK),
+            snack_type: SnackType::from(bhs.u8_at(field::SNACK_TYPE) & TYPE_MASK),
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),

@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Text Request (RFC 7143 §11.10) and Text Response (§11.11). Keys live in `crate::text`.
 
-use super::{Bhs, BhsMut, Error, Header, Lun, Opcode, FINAL_BIT};
+use super::{field, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT};
+use crate::lun::Lun;
 use crate::sn::Sn;
-
-mod field {
-    pub const TTT: usize = 20;
-}
 
 const CONTINUE_BIT: u8 = 0x40;
 
@@ -70,9 +67,7 @@ pub struct TextResponse {
     pub lun: Lun,
     pub itt: u32,
     pub ttt: u32,
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
 }
 
 impl TextResponse {
@@ -84,9 +79,7 @@ impl TextResponse {
             lun: bhs.lun(),
             itt: bhs.itt(),
             ttt: bhs.u32_at(field::TTT),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            sns: bhs.target_sns(),
         })
     }
 }
@@ -100,9 +93,7 @@ impl Header for TextResponse {
         bhs.set_lun(self.lun);
         bhs.set_itt(self.itt);
         bhs.set_u32(field::TTT, self.ttt);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
     }
 }
 
@@ -147,9 +138,11 @@ mod tests {
             lun: Lun::default(),
             itt: 2,
             ttt: 0x77,
-            stat_sn: Sn(5),
-            exp_cmd_sn: Sn(6),
-            max_cmd_sn: Sn(7),
+            sns: TargetSns {
+                stat_sn: Sn(5),
+                exp_cmd_sn: Sn(6),
+                max_cmd_sn: Sn(7),
+            },
         };
         let wire = emit_with(&resp, &[], Digests::default());
         assert_eq!(wire[1], 0x40);

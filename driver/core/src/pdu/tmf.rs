@@ -1,17 +1,11 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Task Management Function Request (RFC 7143 §11.5) and Response (§11.6).
 
-use super::{u8_enum, Bhs, BhsMut, Error, Header, Lun, Opcode, FINAL_BIT, RESERVED_TAG};
+use super::{
+    field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT, RESERVED_TAG,
+};
+use crate::lun::Lun;
 use crate::sn::Sn;
-
-mod field {
-    pub const FUNCTION: usize = 1;
-    pub const REFERENCED_TASK_TAG: usize = 20;
-    pub const REF_CMD_SN: usize = 32;
-    pub const EXP_DATA_SN: usize = 36;
-
-    pub const RESPONSE: usize = 2;
-}
 
 const FUNCTION_MASK: u8 = 0x7f;
 
@@ -82,7 +76,7 @@ impl TaskMgmtRequest {
         bhs.expect_opcode(Opcode::TaskMgmtRequest)?;
         Ok(TaskMgmtRequest {
             immediate: bhs.immediate(),
-            function: TmfFunction::from(bhs.u8_at(field::FUNCTION) & FUNCTION_MASK),
+            function: TmfFunction::from(bhs.u8_at(field::TMF_FUNCTION) & FUNCTION_MASK),
             lun: bhs.lun(),
             itt: bhs.itt(),
             referenced_task_tag: bhs.u32_at(field::REFERENCED_TASK_TAG),
@@ -118,9 +112,7 @@ impl Header for TaskMgmtRequest {
 pub struct TaskMgmtResponse {
     pub response: TmfResponse,
     pub itt: u32,
-    pub stat_sn: Sn,
-    pub exp_cmd_sn: Sn,
-    pub max_cmd_sn: Sn,
+    pub sns: TargetSns,
 }
 
 impl TaskMgmtResponse {
@@ -129,9 +121,7 @@ impl TaskMgmtResponse {
         Ok(TaskMgmtResponse {
             response: TmfResponse::from(bhs.u8_at(field::RESPONSE)),
             itt: bhs.itt(),
-            stat_sn: bhs.stat_sn(),
-            exp_cmd_sn: bhs.exp_cmd_sn(),
-            max_cmd_sn: bhs.max_cmd_sn(),
+            sns: bhs.target_sns(),
         })
     }
 }
@@ -144,9 +134,7 @@ impl Header for TaskMgmtResponse {
         bhs.set_flags(FINAL_BIT);
         bhs.set_u8(field::RESPONSE, u8::from(self.response));
         bhs.set_itt(self.itt);
-        bhs.set_stat_sn(self.stat_sn);
-        bhs.set_exp_cmd_sn(self.exp_cmd_sn);
-        bhs.set_max_cmd_sn(self.max_cmd_sn);
+        bhs.set_target_sns(self.sns);
     }
 }
 
@@ -210,9 +198,11 @@ mod tests {
             let resp = TaskMgmtResponse {
                 response: r,
                 itt: 4,
-                stat_sn: Sn(1),
-                exp_cmd_sn: Sn(2),
-                max_cmd_sn: Sn(3),
+                sns: TargetSns {
+                    stat_sn: Sn(1),
+                    exp_cmd_sn: Sn(2),
+                    max_cmd_sn: Sn(3),
+                },
             };
             let wire = emit_with(&resp, &[], Digests::default());
             assert_eq!(wire[2], v);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! The outstanding-command table: a fixed number of slots, O(1) lookup by ITT.
+//! The outstanding-command table: a [`GenSlab`] whose keys are ITTs, O(1) lookup by ITT.
 //!
 //! A task's ITT is `generation << 16 | slot`, with bit 31 clear. The generation changes every
 //! time a slot is reused (and when a task is replayed on a new connection), so a PDU naming an
@@ -8,81 +8,63 @@
 //! reserved tag 0xffffffff is never produced by either scheme because the slot index stays below
 //! 0xffff.
 
-use alloc::vec::Vec;
+use crate::slab::GenSlab;
 
 /// Slots above this would make the low half of an ITT reach 0xffff.
 pub const MAX_SLOTS: usize = 0x4000;
-const GEN_MASK: u16 = 0x7fff;
+/// The generation bits an ITT carries (bit 31 stays clear).
+const GEN_MASK: u32 = 0x7fff;
 
 /// Bit 31 marks an ITT that does not name a task slot.
 pub const NON_TASK_ITT: u32 = 0x8000_0000;
 
-#[derive(Debug)]
-struct Slot<T> {
-    gen: u16,
-    item: Option<T>,
-}
-
-/// Fixed-capacity table of `T` indexed by slot, with free-slot reuse in O(1).
+/// Fixed-capacity table of `T` indexed by slot, named on the wire by ITT.
 #[derive(Debug)]
 pub struct Table<T> {
-    slots: Vec<Slot<T>>,
-    free: Vec<u16>,
+    slab: GenSlab<T>,
 }
 
 impl<T> Table<T> {
     /// A table of `capacity` slots (clamped to 1..=[`MAX_SLOTS`]).
     pub fn new(capacity: usize) -> Self {
-        let n = capacity.clamp(1, MAX_SLOTS);
-        let mut slots = Vec::with_capacity(n);
-        slots.resize_with(n, || Slot { gen: 0, item: None });
-        // Popped from the back: slot 0 is used first.
-        let free = (0..n as u16).rev().collect();
-        Table { slots, free }
+        // MAX_SLOTS fits in a u16.
+        let n = capacity.clamp(1, MAX_SLOTS) as u32;
+        Table {
+            slab: GenSlab::new(n),
+        }
     }
 
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.slab.capacity()
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len().saturating_sub(self.free.len())
+        self.slab.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.slab.is_empty()
     }
 
     pub fn is_full(&self) -> bool {
-        self.free.is_empty()
+        self.slab.is_full()
     }
 
     /// Stores `item`, returning its slot, or gives it back when every slot is taken.
     pub fn insert(&mut self, item: T) -> Result<u16, T> {
-        let Some(slot) = self.free.pop() else {
-            return Err(item);
-        };
-        match self.slots.get_mut(usize::from(slot)) {
-            Some(s) => {
-                s.gen = s.gen.wrapping_add(1) & GEN_MASK;
-                s.item = Some(item);
-                Ok(slot)
-            }
-            None => Err(item),
-        }
+        // Slots stay below MAX_SLOTS, so they fit in a u16.
+        self.slab.insert(item).map(|k| k.slot as u16)
     }
 
     /// The ITT naming `slot` in its current generation.
     pub fn itt(&self, slot: u16) -> u32 {
-        let gen = self.slots.get(usize::from(slot)).map_or(0, |s| s.gen);
-        (u32::from(gen) << 16) | u32::from(slot)
+        let gen = self.slab.generation(u32::from(slot)) & GEN_MASK;
+        (gen << 16) | u32::from(slot)
     }
 
     /// Gives `slot` a new generation (its old ITT stops matching).
     pub fn renew(&mut self, slot: u16) {
-        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
-            s.gen = s.gen.wrapping_add(1) & GEN_MASK;
-        }
+        self.slab.renew(u32::from(slot));
     }
 
     /// The slot an ITT names, if that ITT is current.
@@ -91,41 +73,30 @@ impl<T> Table<T> {
             return None;
         }
         let slot = (itt & 0xffff) as u16;
-        let gen = (itt >> 16) as u16;
-        let s = self.slots.get(usize::from(slot))?;
-        (s.gen == gen && s.item.is_some()).then_some(slot)
+        let current = self.slab.get(u32::from(slot)).is_some() && self.itt(slot) == itt;
+        current.then_some(slot)
     }
 
     pub fn get(&self, slot: u16) -> Option<&T> {
-        self.slots.get(usize::from(slot))?.item.as_ref()
+        self.slab.get(u32::from(slot))
     }
 
     pub fn get_mut(&mut self, slot: u16) -> Option<&mut T> {
-        self.slots.get_mut(usize::from(slot))?.item.as_mut()
+        self.slab.get_mut(u32::from(slot))
     }
 
     /// Takes the item out of `slot` and frees the slot.
     pub fn remove(&mut self, slot: u16) -> Option<T> {
-        let s = self.slots.get_mut(usize::from(slot))?;
-        let item = s.item.take()?;
-        s.gen = s.gen.wrapping_add(1) & GEN_MASK;
-        self.free.push(slot);
-        Some(item)
+        self.slab.remove(u32::from(slot))
     }
 
     /// Occupied slots, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (u16, &T)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.item.as_ref().map(|t| (i as u16, t)))
+        self.slab.iter().map(|(i, t)| (i as u16, t))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u16, &mut T)> {
-        self.slots
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, s)| s.item.as_mut().map(|t| (i as u16, t)))
+        self.slab.iter_mut().map(|(i, t)| (i as u16, t))
     }
 }
 

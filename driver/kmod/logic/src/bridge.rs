@@ -12,7 +12,7 @@ use core::time::Duration;
 
 use isboot_core::scsi::{self, Cdb, Completion, ScsiRequest, TransportError};
 
-use crate::cam::{Command, Direction, Finish, Refusal, Residual, TaskAttr};
+use crate::cam::{Command, Finish, Refusal, Residual};
 
 /// A zeroed buffer of `len` bytes, or `None` when memory is short.
 pub fn try_zeroed(len: usize) -> Option<Vec<u8>> {
@@ -35,24 +35,13 @@ pub fn try_copy(data: &[u8]) -> Option<Vec<u8>> {
 pub fn request(cmd: &Command<'_>, tag: u64, data: Vec<u8>) -> Result<ScsiRequest, Refusal> {
     let len = u8::try_from(cmd.cdb.len()).unwrap_or(u8::MAX);
     let cdb = Cdb::new(cmd.cdb).map_err(|_| Refusal::CdbLength(len))?;
-    let direction = match cmd.direction {
-        Direction::None => scsi::Direction::None,
-        Direction::In => scsi::Direction::In,
-        Direction::Out => scsi::Direction::Out,
-    };
+    let direction = cmd.direction;
     if direction != scsi::Direction::None && data.len() != cmd.transfer_len as usize {
         return Err(Refusal::NoBuffer);
     }
-    let attr = match cmd.attr {
-        TaskAttr::Untagged => scsi::TaskAttr::Untagged,
-        TaskAttr::Simple => scsi::TaskAttr::Simple,
-        TaskAttr::Ordered => scsi::TaskAttr::Ordered,
-        TaskAttr::HeadOfQueue => scsi::TaskAttr::HeadOfQueue,
-        TaskAttr::Aca => scsi::TaskAttr::Aca,
-    };
     Ok(ScsiRequest {
         tag,
-        lun: scsi::Lun(cmd.lun.0),
+        lun: cmd.lun,
         cdb,
         direction,
         data: if direction == scsi::Direction::None {
@@ -60,7 +49,7 @@ pub fn request(cmd: &Command<'_>, tag: u64, data: Vec<u8>) -> Result<ScsiRequest
         } else {
             data
         },
-        attr,
+        attr: cmd.attr,
         timeout: cmd
             .timeout_ms
             .map(|ms| Duration::from_millis(u64::from(ms))),
@@ -118,15 +107,14 @@ pub fn data_in_len(c: &Completion, ccb_len: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cam::{status, CcbShape};
-    use crate::lun::Lun;
+    use crate::cam::{status, CcbShape, Direction, TaskAttr};
     use isboot_core::scsi::{ScsiResult, Sense};
 
     const READ10: [u8; 10] = [0x28, 0, 0, 0, 0, 8, 0, 0, 8, 0];
 
     fn cmd(dir: Direction, len: u32) -> Command<'static> {
         Command {
-            lun: Lun::from_cam(1),
+            lun: crate::lun::from_cam(1),
             cdb: &READ10,
             direction: dir,
             layout: crate::cam::Layout::Contiguous,

@@ -10,8 +10,29 @@
 //!
 //! Every constant below mirrors a value from `cam/cam.h`, `cam/cam_ccb.h` or
 //! `cam/scsi/scsi_message.h`; the kernel crate asserts each one against the bindgen output.
+//!
+//! # Life cycle of a CCB
+//! Each arrow names the decision made here; the glue (`driver/kmod/src/cam.rs`, `boot.rs`)
+//! carries it out.
+//! ```text
+//! sim_action (caller's context, SIM mutex held)
+//!   CCB ─┬─ aborted_en_route ───────────────────────► handed back unchanged (CAM's status)
+//!        ├─ func::is_immediate (PATH_INQ, GET_TRAN_SETTINGS, CALC_GEOMETRY, ABORT)
+//!        │    └─ answered now, status read by the caller on return (abort_status; the
+//!        │       abort itself is queued to the session), never xpt_done'd later
+//!        ├─ SCSI_IO refused (translate_scsi_io) ─────► xpt_done(Refusal::cam_status)
+//!        └─ SCSI_IO, RESET_DEV ─► channel to the pump; full: REQUEUE_REQ, closed: DEV_NOT_THERE
+//! pump task (taskqueue thread)
+//!   buffer (bridge::try_zeroed / try_copy; memory short: REQUEUE_REQ)
+//!   filed in Slots under a Tag (table full: REQUEUE_REQ)
+//!   Handle::submit (inbox full: REQUEUE_REQ; session over: DEV_NOT_THERE)
+//! session completion (taskqueue thread)
+//!   Slots::take(tag) ─► bridge::finish ─► complete_scsi_io ─► xpt_done (DEV_QFRZN when asked)
+//! teardown: Slots::take_any ─► DEV_NOT_THERE; a CCB handle dropped uncompleted goes back as
+//!   REQUEUE_REQ (SCSI_IO) or REQ_ABORTED (anything else)
+//! ```
 
-use crate::lun::Lun;
+use isboot_core::lun::Lun;
 
 /// `cam_status` values and flags (`cam/cam.h`).
 pub mod status {
@@ -93,25 +114,10 @@ pub const TIME_DEFAULT: u32 = 0;
 /// `CAM_TIME_INFINITY`: the command never times out.
 pub const TIME_INFINITY: u32 = 0xffff_ffff;
 
-/// Data direction of a command, as the iSCSI R and W bits see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    None,
-    /// Data-In: target to initiator (READ).
-    In,
-    /// Data-Out: initiator to target (WRITE).
-    Out,
-}
-
-/// SAM task attribute, numbered as in the iSCSI SCSI Command PDU's ATTR field (RFC 7143 §11.3.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskAttr {
-    Untagged = 0,
-    Simple = 1,
-    Ordered = 2,
-    HeadOfQueue = 3,
-    Aca = 4,
-}
+/// The session's types for what a CCB says: data direction, task attribute and the residual of
+/// a completion are the core's own, so a translated CCB needs no second conversion.
+pub use isboot_core::pdu::{Residual, TaskAttr};
+pub use isboot_core::scsi::Direction;
 
 /// Where the CDB of a CCB lives, decided before the glue reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,7 +311,7 @@ pub fn translate_scsi_io<'a>(ccb: &ScsiIoView<'a>, maxio: u32) -> Result<Command
         ms => Some(ms),
     };
     Ok(Command {
-        lun: Lun::from_cam(ccb.target_lun),
+        lun: crate::lun::from_cam(ccb.target_lun),
         cdb: ccb.cdb,
         direction,
         layout,
@@ -332,16 +338,6 @@ pub fn check_segments(lens: impl IntoIterator<Item = u64>, dxfer_len: u32) -> Re
 
 /// Timeout for a CCB that asked for `CAM_TIME_DEFAULT` (da(4) always sets its own, 60 s).
 pub const DEFAULT_TIMEOUT_MS: u32 = 60_000;
-
-/// Residual as the target reported it (RFC 7143 §11.4.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Residual {
-    None,
-    /// U bit: this many expected bytes were not transferred.
-    Underflow(u32),
-    /// O bit: the target had this many bytes more than expected.
-    Overflow(u32),
-}
 
 /// How the session finished a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

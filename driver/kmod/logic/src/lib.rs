@@ -5,7 +5,22 @@
 //! The kernel crate (`driver/kmod`) does the `unsafe` reads and writes of kernel structures and
 //! calls into this crate for every decision, so the decisions are tested with `cargo test` on the
 //! build host.
+//!
+//! Everything here runs in the kernel, where a panic is a kernel panic: outside tests the same
+//! lints as in `isboot-core` forbid `unwrap`/`expect`, unchecked indexing and arithmetic, and
+//! `panic!`/`unreachable!`.
 #![no_std]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 extern crate alloc;
 

@@ -61,10 +61,11 @@ impl<const N: usize> LineBuf<N> {
         let bytes = c.encode_utf8(&mut utf8).as_bytes();
         // Room is kept for the ellipsis until the last character is known to fit.
         let limit = N.saturating_sub(ELLIPSIS.len());
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(dst) if self.len + bytes.len() <= limit => {
+        let end = self.len.saturating_add(bytes.len());
+        match self.buf.get_mut(self.len..end) {
+            Some(dst) if end <= limit => {
                 dst.copy_from_slice(bytes);
-                self.len += bytes.len();
+                self.len = end;
                 true
             }
             _ => false,
@@ -76,9 +77,10 @@ impl<const N: usize> LineBuf<N> {
             return;
         }
         self.truncated = true;
-        if let Some(dst) = self.buf.get_mut(self.len..self.len + ELLIPSIS.len()) {
+        let end = self.len.saturating_add(ELLIPSIS.len());
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
             dst.copy_from_slice(ELLIPSIS);
-            self.len += ELLIPSIS.len();
+            self.len = end;
         }
     }
 }

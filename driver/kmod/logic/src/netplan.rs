@@ -9,7 +9,9 @@
 pub fn mask4(prefix: u8) -> Option<[u8; 4]> {
     match prefix {
         0 => Some([0; 4]),
-        1..=32 => Some((u32::MAX << (32 - u32::from(prefix))).to_be_bytes()),
+        1..=32 => u32::MAX
+            .checked_shl(32u32.saturating_sub(u32::from(prefix)))
+            .map(u32::to_be_bytes),
         _ => None,
     }
 }
@@ -18,7 +20,9 @@ pub fn mask4(prefix: u8) -> Option<[u8; 4]> {
 pub fn mask6(prefix: u8) -> Option<[u8; 16]> {
     match prefix {
         0 => Some([0; 16]),
-        1..=128 => Some((u128::MAX << (128 - u32::from(prefix))).to_be_bytes()),
+        1..=128 => u128::MAX
+            .checked_shl(128u32.saturating_sub(u32::from(prefix)))
+            .map(u128::to_be_bytes),
         _ => None,
     }
 }
@@ -164,23 +168,26 @@ pub fn vlan_ifname(parent: &str, vid: u16) -> Option<[u8; 16]> {
         return None;
     }
     let mut digits = [0u8; 4];
-    let mut n = 0;
+    let mut n = 0usize;
     let mut v = vid;
     while v > 0 {
-        digits[n] = b'0' + (v % 10) as u8;
-        n += 1;
+        // v % 10 < 10: a decimal digit.
+        *digits.get_mut(n)? = b'0'.wrapping_add((v % 10) as u8);
+        n = n.saturating_add(1);
         v /= 10;
     }
     let p = parent.as_bytes();
+    let end = p.len().saturating_add(1).saturating_add(n);
     // Room for the terminating NUL.
-    if p.len() + 1 + n >= 16 {
+    if end >= 16 {
         return None;
     }
     let mut out = [0u8; 16];
-    out[..p.len()].copy_from_slice(p);
-    out[p.len()] = b'.';
-    for (i, d) in digits[..n].iter().rev().enumerate() {
-        out[p.len() + 1 + i] = *d;
+    out.get_mut(..p.len())?.copy_from_slice(p);
+    *out.get_mut(p.len())? = b'.';
+    let name = out.get_mut(p.len().saturating_add(1)..end)?;
+    for (dst, d) in name.iter_mut().zip(digits.get(..n)?.iter().rev()) {
+        *dst = *d;
     }
     Some(out)
 }

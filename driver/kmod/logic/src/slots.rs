@@ -2,110 +2,75 @@
 //! A fixed-size table of in-flight items keyed by [`Tag`]: the SIM files each CCB it hands to the
 //! session here and finds it again by the request's tag.
 //!
-//! Every slot and the whole free list are allocated up front, so filing and taking never
-//! allocate (they run under a spin lock). A tag carries the slot's generation, bumped on every
-//! reuse, so a stale tag (a late completion or abort for an old request) finds nothing instead of
-//! the slot's new occupant.
+//! The table is the core's [`GenSlab`] with its key encoded as a CAM-side [`Tag`]: every slot is
+//! allocated up front, so filing and taking never allocate (they run under a spin lock), and a
+//! stale tag (a late completion or abort for an old request) finds nothing instead of the
+//! slot's new occupant.
 
-use alloc::vec::Vec;
+use isboot_core::slab::{GenSlab, Key};
 
 use crate::cam::Tag;
 
 /// The table; `T` is the kernel's CCB handle (plain values in tests).
 #[derive(Debug)]
 pub struct Slots<T> {
-    slots: Vec<Slot<T>>,
-    free: Vec<u32>,
+    slab: GenSlab<T>,
 }
 
-#[derive(Debug)]
-struct Slot<T> {
-    generation: u32,
-    item: Option<T>,
+fn tag(k: Key) -> u64 {
+    Tag {
+        slot: k.slot,
+        generation: k.generation,
+    }
+    .encode()
 }
 
 impl<T> Slots<T> {
     /// A table of `n` slots.
     pub fn new(n: u32) -> Self {
         Slots {
-            slots: (0..n)
-                .map(|_| Slot {
-                    generation: 0,
-                    item: None,
-                })
-                .collect(),
-            free: (0..n).rev().collect(),
+            slab: GenSlab::new(n),
         }
     }
 
     /// Slots in use.
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.slab.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.slab.is_empty()
     }
 
     /// Files `item` and returns its tag, or gives it back when every slot is taken.
     pub fn insert(&mut self, item: T) -> Result<u64, T> {
-        let Some(slot) = self.free.pop() else {
-            return Err(item);
-        };
-        let Some(s) = self.slots.get_mut(slot as usize) else {
-            return Err(item);
-        };
-        s.generation = s.generation.wrapping_add(1);
-        s.item = Some(item);
-        Ok(Tag {
-            slot,
-            generation: s.generation,
-        }
-        .encode())
+        self.slab.insert(item).map(tag)
     }
 
     /// Removes and returns the item filed under `tag`; `None` for unknown or stale tags.
     pub fn take(&mut self, tag: u64) -> Option<T> {
         let t = Tag::decode(tag);
-        let s = self.slots.get_mut(t.slot as usize)?;
-        if s.generation != t.generation {
-            return None;
-        }
-        let item = s.item.take()?;
-        // The free list was allocated for every slot, so this push never reallocates.
-        self.free.push(t.slot);
-        Some(item)
+        self.slab.take(Key {
+            slot: t.slot,
+            generation: t.generation,
+        })
     }
 
     /// The tag of the first item `pred` accepts.
-    pub fn find(&self, mut pred: impl FnMut(&T) -> bool) -> Option<u64> {
-        self.slots.iter().enumerate().find_map(|(i, s)| {
-            let item = s.item.as_ref()?;
-            pred(item).then(|| {
-                Tag {
-                    slot: i as u32,
-                    generation: s.generation,
-                }
-                .encode()
-            })
-        })
+    pub fn find(&self, pred: impl FnMut(&T) -> bool) -> Option<u64> {
+        self.slab.find(pred).map(tag)
     }
 
     /// Removes some item (teardown drains one at a time, nothing allocated under the lock).
     pub fn take_any(&mut self) -> Option<T> {
-        let (i, item) = self
-            .slots
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, s)| s.item.take().map(|c| (i, c)))?;
-        self.free.push(i as u32);
-        Some(item)
+        self.slab.take_any()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     #[test]
     fn filed_items_come_back_by_tag_once() {

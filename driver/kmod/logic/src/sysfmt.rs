@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The text of the `hw.ibft.*` sysctls and of the `hw.ibft.verbose` boot summary.
 //!
-//! These strings are the user-visible contract isboot established (REFERENCE §2): scripts read
+//! These strings are the user-visible contract isboot established (README.md promises to keep them): scripts read
 //! `hw.ibft.target_name` and friends. Absent values are empty strings, the LUN is the number a user
 //! would type (LUN 1 is `1`, not isboot's 256), addresses print as `core::net` formats them.
 //! CHAP names and secrets appear nowhere here.

@@ -17,7 +17,7 @@ pub fn sbt_to_ns(sbt: i64) -> u64 {
     let frac = sbt & 0xffff_ffff;
     // frac < 2^32 and NS_PER_S < 2^30, so the product fits in 62 bits.
     secs.saturating_mul(NS_PER_S)
-        .saturating_add((frac * NS_PER_S) >> 32)
+        .saturating_add(frac.saturating_mul(NS_PER_S) >> 32)
 }
 
 /// `sbintime_t` for a nanosecond value, rounded up; saturates at `i64::MAX`.

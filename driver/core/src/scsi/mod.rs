@@ -8,24 +8,20 @@
 //! (`Direction::Out`) the buffer holds the bytes to send. The completion hands the buffer back
 //! with the SCSI status, bounded sense data and the residual, or says why there is no status
 //! ([`TransportError`]).
-
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::panic,
-        clippy::unreachable
-    )
-)]
+//!
+//! [`cdb`] builds and reads the CDBs isboot sends; [`Inquiry`] decodes standard INQUIRY data.
 
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
-pub use crate::pdu::{Cdb, Lun, TaskAttr, MAX_CDB_LEN};
+pub mod cdb;
+mod inquiry;
+
+pub use crate::pdu::{Cdb, TaskAttr, MAX_CDB_LEN};
+pub use inquiry::{Inquiry, ShortInquiry, STANDARD_INQUIRY_LEN};
+
+use crate::lun::Lun;
 
 /// Largest sense data kept (`SSD_FULL_SIZE` in CAM); longer sense is truncated, never copied past.
 pub const MAX_SENSE_LEN: usize = 252;
@@ -235,6 +231,8 @@ impl fmt::Display for TransportError {
         }
     }
 }
+
+impl core::error::Error for TransportError {}
 
 /// A finished request: the platform's tag, the buffer (filled for reads) and the outcome.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! The 8-byte SAM LUN (SAM-5 §4.7) as the iBFT and iSCSI PDUs carry it: wire (big-endian) order.
+//! The 8-byte SAM LUN (SAM-5 §4.7) as the iBFT and every iSCSI PDU carry it: wire (big-endian)
+//! order. The one LUN type of the project: the iBFT parser, the PDUs, the session's requests and
+//! the kernel glue (which converts it to CAM's `lun_id_t`) all use it.
 //!
 //! iPXE writes LUN 1 as `00 01 00 00 00 00 00 00` (peripheral device addressing, bus 0). isboot
 //! read the eight bytes as a little-endian integer and got 256; here the bytes stay as they are
-//! and [`Lun::number`] decodes the addressing method.
+//! and [`Lun::number`] decodes the addressing method. Single-level LUNs below 256 use peripheral
+//! addressing, larger ones up to [`MAX_FLAT_LUN`] flat space addressing, as targets and iPXE do.
 
 use core::fmt;
 
 /// An 8-byte SAM LUN in wire order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Lun(pub [u8; 8]);
+
+/// The largest LUN flat space addressing can express (14 bits).
+pub const MAX_FLAT_LUN: u16 = 0x3fff;
 
 /// The first level of a LUN, decoded by its address method (top two bits of byte 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +41,10 @@ pub enum LunAddress {
 impl Lun {
     pub const fn raw(&self) -> [u8; 8] {
         self.0
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 8] {
+        &self.0
     }
 
     /// All eight bytes as one big-endian integer (the SAM "64-bit LUN" value).
@@ -118,6 +128,12 @@ impl Lun {
             return None;
         }
         Some(Lun(b))
+    }
+}
+
+impl From<[u8; 8]> for Lun {
+    fn from(b: [u8; 8]) -> Self {
+        Lun(b)
     }
 }
 
@@ -222,5 +238,25 @@ mod tests {
         }
         assert_eq!(Lun::from_number(1 << 40), None);
         assert_eq!(Lun::from_number(256).unwrap().0[..2], [0x41, 0x00]);
+    }
+
+    #[test]
+    fn other_forms_have_no_number_and_print_raw() {
+        // Flat addressing of a small LUN is valid too.
+        assert_eq!(Lun([0x40, 0x05, 0, 0, 0, 0, 0, 0]).number(), Some(5));
+        assert_eq!(
+            Lun::from_number(u64::from(MAX_FLAT_LUN)).unwrap().0[..2],
+            [0x7f, 0xff]
+        );
+        // Bus 1 peripheral, logical unit addressing, an unknown extended method.
+        for raw in [[0x01, 0x02], [0x80, 0x02], [0xc0, 0x02]] {
+            let lun = Lun([raw[0], raw[1], 0, 0, 0, 0, 0, 0]);
+            assert_eq!(lun.number(), None, "{raw:02x?}");
+            assert_eq!(
+                format!("{lun:?}"),
+                format!("Lun({:02x}{:02x}000000000000)", raw[0], raw[1])
+            );
+        }
+        assert_eq!(format!("{:?}", Lun::from_number(3).unwrap()), "Lun(3)");
     }
 }

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Sending: the command window, R2T and Data-Out, immediate and unsolicited data, digests.
+
+use super::*;
+
+#[test]
+fn a_window_closed_at_login_admits_nothing_until_a_pdu_opens_it() {
+    let mut s = session_in_ffp(params());
+    s.e.connected(
+        params(),
+        TargetSns {
+            stat_sn: Sn(99),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(9),
+        },
+        T0,
+    );
+    assert_eq!(s.e.window_size(), 0);
+    let req = read(1, 512);
+    s.submit(req.clone());
+    recv!(s, []);
+    let open = NopIn::default().window(10, 10);
+    send!(s, open);
+    assert_eq!(s.e.window_size(), 1);
+    recv!(s, [cmd(ITT0, 10, &req)]);
+}
+
+#[test]
+fn commands_wait_while_the_window_is_closed() {
+    let mut s = session_in_ffp(params());
+    s.e.connected(
+        params(),
+        TargetSns {
+            stat_sn: Sn(99),
+            exp_cmd_sn: Sn(10),
+            max_cmd_sn: Sn(11),
+        },
+        T0,
+    );
+    let reqs: Vec<ScsiRequest> = (0..3).map(|i| read(i, 512)).collect();
+    for r in &reqs {
+        s.submit(r.clone());
+    }
+    assert_eq!(s.e.window_size(), 2);
+    recv!(s, [cmd(ITT0, 10, &reqs[0]), cmd(ITT1, 11, &reqs[1])]);
+    recv!(s, []);
+    // A NOP-In opening the window by one lets the third command go.
+    let nop = NopIn::default().window(11, 12);
+    send!(s, nop);
+    recv!(s, [cmd(ITT2, 12, &reqs[2])]);
+    // A MaxCmdSN below ExpCmdSN-1 is ignored; the window does not shrink.
+    let bogus = NopIn::default().window(20, 5);
+    send!(s, bogus);
+    assert_eq!(s.e.window(), (Sn(11), Sn(12), Sn(13)));
+    assert_eq!(s.e.window_size(), 2);
+}
+
+#[test]
+fn r2t_is_split_by_the_targets_max_recv_data_segment_length() {
+    let mut s = session_in_ffp(params().with(Key::MaxRecvDataSegmentLength, 8192));
+    let req = write(1, 20_000);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    send!(s, r2t(ITT0, 0x77, 0, 0, 20_000));
+    recv!(
+        s,
+        [
+            data_out(&req, ITT0, 0x77, 0, 0, 8192, false),
+            data_out(&req, ITT0, 0x77, 1, 8192, 8192, false),
+            data_out(&req, ITT0, 0x77, 2, 16384, 3616, true),
+        ]
+    );
+    send!(s, response(ITT0, 100, 0));
+    let r = s.completions()[0].result.unwrap();
+    assert_eq!((r.transferred, r.residual), (20_000, 0));
+}
+
+#[test]
+fn immediate_and_unsolicited_data_up_to_first_burst_length() {
+    let mut s = session_in_ffp(
+        params()
+            .with(Key::MaxRecvDataSegmentLength, 4096)
+            .with(Key::FirstBurstLength, 10_000)
+            .with(Key::ImmediateData, 1)
+            .with(Key::InitialR2T, 0)
+            .with(Key::MaxOutstandingR2T, 2),
+    );
+    let req = write(1, 30_000);
+    s.submit(req.clone());
+    let c = ScsiCommand {
+        final_bit: false,
+        ..cmd(ITT0, 10, &req)
+    };
+    recv!(
+        s,
+        [
+            (c, req.data[..4096].to_vec()),
+            data_out(&req, ITT0, RESERVED_TAG, 0, 4096, 4096, false),
+            data_out(&req, ITT0, RESERVED_TAG, 1, 8192, 1808, true),
+        ]
+    );
+    // The rest comes by two R2Ts outstanding at once.
+    send!(s, r2t(ITT0, 1, 0, 10_000, 10_000));
+    send!(s, r2t(ITT0, 2, 1, 20_000, 10_000));
+    recv!(
+        s,
+        [
+            data_out(&req, ITT0, 1, 0, 10_000, 4096, false),
+            data_out(&req, ITT0, 1, 1, 14_096, 4096, false),
+            data_out(&req, ITT0, 1, 2, 18_192, 1808, true),
+            data_out(&req, ITT0, 2, 0, 20_000, 4096, false),
+            data_out(&req, ITT0, 2, 1, 24_096, 4096, false),
+            data_out(&req, ITT0, 2, 2, 28_192, 1808, true),
+        ]
+    );
+}
+
+#[test]
+fn immediate_data_only_with_initial_r2t() {
+    let mut s = session_in_ffp(
+        params()
+            .with(Key::ImmediateData, 1)
+            .with(Key::InitialR2T, 1)
+            .with(Key::FirstBurstLength, 1000),
+    );
+    let req = write(1, 3000);
+    s.submit(req.clone());
+    recv!(s, [(cmd(ITT0, 10, &req), req.data[..1000].to_vec())]);
+    send!(s, r2t(ITT0, 5, 0, 1000, 2000));
+    recv!(s, [data_out(&req, ITT0, 5, 0, 1000, 2000, true)]);
+}
+
+#[test]
+fn r2t_checks() {
+    let mut s = session_in_ffp(params());
+    let req = write(1, 4096);
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    assert!(matches!(
+        s.deliver(&r2t(ITT0, 1, 0, 4000, 200), &[]),
+        Err(Disconnect::Violation(Violation::R2tRange { .. }))
+    ));
+    let mut s = session_in_ffp(params());
+    s.submit(req.clone());
+    recv!(s, [cmd(ITT0, 10, &req)]);
+    send!(s, r2t(ITT0, 1, 0, 0, 1000));
+    assert!(matches!(
+        s.deliver(&r2t(ITT0, 2, 1, 1000, 1000), &[]),
+        Err(Disconnect::Violation(Violation::TooManyR2t { max: 1, .. }))
+    ));
+    let mut s = session_in_ffp(params());
+    let rd = read(1, 4096);
+    s.submit(rd.clone());
+    recv!(s, [cmd(ITT0, 10, &rd)]);
+    assert!(matches!(
+        s.deliver(&r2t(ITT0, 1, 0, 0, 1000), &[]),
+        Err(Disconnect::Violation(Violation::WrongDirection { .. }))
+    ));
+}
+
+#[test]
+fn cmd_sn_wraps_at_two_to_the_32() {
+    let mut e = Engine::new(4, Timeouts::default());
+    e.connected(
+        params(),
+        TargetSns {
+            stat_sn: Sn(u32::MAX),
+            exp_cmd_sn: Sn(u32::MAX),
+            max_cmd_sn: Sn(2),
+        },
+        T0,
+    );
+    let mut s = Script { e, now: T0 };
+    let reqs: Vec<ScsiRequest> = (0..3).map(|i| read(i, 16)).collect();
+    for r in &reqs {
+        s.submit(r.clone());
+    }
+    let out = s.transmit();
+    let sns: Vec<Sn> = out
+        .iter()
+        .filter_map(|(p, _)| match p {
+            Pdu::ScsiCommand(c) => Some(c.cmd_sn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sns, vec![Sn(u32::MAX), Sn(0), Sn(1)]);
+    assert_eq!(s.e.exp_stat_sn(), Sn(0));
+}
+
+#[test]
+fn digests_on_both_sides() {
+    let mut s = session_in_ffp(
+        params()
+            .with(Key::HeaderDigest, 1)
+            .with(Key::DataDigest, 1)
+            .with(Key::ImmediateData, 1),
+    );
+    let req = write(1, 1001);
+    s.submit(req.clone());
+    // `transmit` splits with digests on: a wrong digest would fail there.
+    recv!(s, [(cmd(ITT0, 10, &req), req.data.clone())]);
+}
+
+#[test]
+fn full_table_gives_the_request_back() {
+    let mut e = Engine::new(2, Timeouts::default());
+    assert!(e.submit(read(1, 1), T0).is_ok());
+    assert!(e.submit(read(2, 1), T0).is_ok());
+    assert!(matches!(e.submit(read(3, 1), T0), Err(SubmitError::Full(r)) if r.tag == 3));
+}
