@@ -33,6 +33,7 @@ pub mod chap;
 pub mod ibft;
 pub mod login;
 pub mod lun;
+pub mod mem;
 pub mod pdu;
 pub mod port;
 pub mod scsi;

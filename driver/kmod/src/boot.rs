@@ -258,7 +258,8 @@ fn bring_up(ctx: Arc<Ctx>) {
     }
     drop(bound);
     let handles = [
-        exec.spawn(session_task(ctx.clone(), session)),
+        // Made in the task's memory: the session's future is too large for a kernel stack.
+        exec.spawn_with(|| session_task(ctx.clone(), session)),
         exec.spawn(cam_pump(ctx.clone())),
         exec.spawn(root_watcher(ctx.clone())),
     ];
@@ -472,6 +473,8 @@ struct KEvents {
 }
 
 impl Events for KEvents {
+    type Buf = Vec<u8>;
+
     fn complete(&mut self, c: Completion) {
         release_buffer(&self.ctx, c.data.len());
         let Some(mut ccb) = self.ctx.pending.lock(|p| p.take(c.tag)) else {
