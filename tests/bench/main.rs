@@ -236,23 +236,27 @@ fn close(start: &Edge, ops: u64, block: u32, f: Option<&File>) -> Result {
     }
 }
 
-/// Command slots: the data a write sends. The host API of this version takes a write's buffer
-/// and gives none back, and allocates each read's buffer itself.
+/// Command slots: each keeps its own buffer, handed to the session with its command and back
+/// with the completion ([`Pending::wait_buffer`]), so that no command allocates, clears or
+/// copies a buffer of its own: reads land in the slot's buffer, writes leave from it.
 struct Slots {
-    data: Vec<u8>,
+    free: Vec<Vec<u8>>,
 }
 
 impl Slots {
-    fn new(_depth: usize, block: u32) -> Slots {
+    fn new(depth: usize, block: u32) -> Slots {
+        let data = (0..block).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>();
         Slots {
-            data: (0..block).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>(),
+            free: (0..depth).map(|_| data.clone()).collect(),
         }
     }
 
-    fn put(&mut self, _buf: Vec<u8>) {}
+    fn put(&mut self, buf: Vec<u8>) {
+        self.free.push(buf);
+    }
 }
 
-/// Submits one command of `mode` at `lba`.
+/// Submits one command of `mode` at `lba` with a slot's buffer.
 fn submit(
     disk: &HostDisk,
     slots: &mut Slots,
@@ -260,16 +264,17 @@ fn submit(
     lba: u64,
     per: u32,
 ) -> std::result::Result<Pending, String> {
+    let buf = slots.free.pop().ok_or("no free slot")?;
     match mode {
-        Mode::Write => disk.submit_write(lba, slots.data.clone()),
-        Mode::Read | Mode::RandRead => disk.submit_read(lba, per),
+        Mode::Write => disk.submit_write(lba, buf),
+        Mode::Read | Mode::RandRead => disk.submit_read_into(lba, per, buf),
     }
     .map_err(|e| e.to_string())
 }
 
 /// Waits for a command; gives back its buffer for the slot.
 fn finish(p: Pending) -> std::result::Result<Vec<u8>, String> {
-    p.wait().map_err(|e| e.to_string())
+    p.wait_buffer().map_err(|e| e.to_string())
 }
 
 /// Runs `mode` with `block` bytes per command and `depth` commands in flight for `secs`.
