@@ -152,6 +152,12 @@ pub struct FakeConfig {
     pub drop_after_login: u32,
     /// Commands with this operation code are never answered.
     pub ignore_opcode: Option<u8>,
+    /// Commands with this operation code are answered CHECK CONDITION, UNIT ATTENTION (power
+    /// on or reset occurred), every time.
+    pub unit_attention_opcode: Option<u8>,
+    /// READ CAPACITY reports this logical block length (the disk itself keeps 512-byte blocks):
+    /// a target that claims blocks an initiator must not trust.
+    pub reported_block_len: Option<u32>,
     pub on_logout: OnLogout,
 }
 
@@ -173,6 +179,8 @@ impl FakeConfig {
             ping_after_login: None,
             drop_after_login: 0,
             ignore_opcode: None,
+            unit_attention_opcode: None,
+            reported_block_len: None,
             on_logout: OnLogout::default(),
         }
     }
