@@ -82,7 +82,11 @@ impl FakeTarget {
         );
         let acceptor = std::thread::Builder::new()
             .name("fake-accept".into())
-            .spawn(move || accept_loop(listener, t, s, d, th))?;
+            .spawn(move || {
+                // The target is not under test when a test counts allocations.
+                isboot_executor::host::counting_alloc::exempt_thread();
+                accept_loop(listener, t, s, d, th)
+            })?;
         Ok(FakeTarget {
             addr,
             target,
@@ -156,6 +160,7 @@ fn accept_loop(
                 let t = std::thread::Builder::new()
                     .name("fake-conn".into())
                     .spawn(move || {
+                        isboot_executor::host::counting_alloc::exempt_thread();
                         if let Err(e) = serve(stream, conn, &s, &d) {
                             if !s.load(Ordering::SeqCst) && e.kind() != io::ErrorKind::UnexpectedEof
                             {

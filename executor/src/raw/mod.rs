@@ -5,6 +5,8 @@
 //! root).
 #![expect(unsafe_code, reason = "this folder is the executor's unsafe core")]
 
+#[cfg(feature = "test-runtime")]
+pub(crate) mod counting;
 pub(crate) mod mutex;
 #[cfg(feature = "std")]
 pub(crate) mod std_lock;
