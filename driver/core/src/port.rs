@@ -6,6 +6,7 @@
 //! and `printf` gated by `net.isboot.debug`; the host crate over non-blocking TCP; the core's tests
 //! over a scripted in-memory target. Time is not a port: it comes from the executor's
 //! [`Timer`](isboot_executor::Timer), which the platform drives.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros))]
 
 use core::fmt;
 use core::future::Future;

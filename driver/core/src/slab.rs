@@ -9,6 +9,7 @@
 //! that is gone, a PDU for a replayed command) finds nothing instead of the slot's next
 //! occupant. Free slots are reused lowest index first after start-up, most recently freed
 //! first afterwards.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros))]
 
 use alloc::vec::Vec;
 

@@ -951,7 +951,6 @@ impl HostDisk {
             .submit(cdb::report_luns(alloc as u32).as_slice(), None, alloc)?
             .wait_partial(8)?;
         Ok(cdb::parse_report_luns(&d)
-            .into_iter()
             .filter_map(|l| l.number().and_then(|n| u16::try_from(n).ok()))
             .collect())
     }

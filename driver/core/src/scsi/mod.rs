@@ -14,6 +14,7 @@
 //! residual, or says why there is no status ([`TransportError`]).
 //!
 //! [`cdb`] builds and reads the CDBs isboot sends; [`Inquiry`] decodes standard INQUIRY data.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros))]
 
 use alloc::vec::Vec;
 use core::fmt;

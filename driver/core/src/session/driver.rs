@@ -131,6 +131,10 @@ where
         let engine = Engine::try_new(cfg.max_tasks, cfg.timeouts)?;
         let rx = Rx::try_new()?;
         let dialer = Dialer::try_new(cfg, connector, rng, log.clone(), timer.clone())?;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "no fallible Arc in stable Rust; documented: call where allocation may wait"
+        )]
         let shared = Arc::new(Shared {
             inbox: Channel::new(),
             shutdown: Doorbell::new(),

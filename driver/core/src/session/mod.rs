@@ -61,6 +61,7 @@
 //! queues (see [`Engine`]). Request data lives in the requests' own buffers: Data-In is read
 //! straight into them and Data-Out written straight from them. Once a session runs, serving
 //! requests allocates nothing; a login allocates what the login exchange needs (fallibly).
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros))]
 
 mod connect;
 mod driver;
@@ -163,6 +164,12 @@ impl SessionConfig {
     }
 
     /// The candidates of an iBFT boot configuration, in its order, with their CHAP settings.
+    /// Allocates infallibly: built once, where the iBFT is read (module load, which may wait
+    /// for memory), never from network input.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "configuration from firmware, built where allocation may wait"
+    )]
     pub fn from_boot(boot: &BootConfig, isid: Isid) -> Self {
         let targets = boot
             .candidates

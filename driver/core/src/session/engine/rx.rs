@@ -251,7 +251,7 @@ impl<B: DataBuf> Engine<B> {
         t.exp_r2t_sn = t.exp_r2t_sn.next();
         t.r2t_outstanding = t.r2t_outstanding.saturating_add(1);
         if matches!(t.abort, Abort::None) {
-            self.bursts.push_back(Burst {
+            let burst = Burst {
                 slot,
                 itt: r.itt,
                 ttt: r.ttt,
@@ -260,7 +260,12 @@ impl<B: DataBuf> Engine<B> {
                 end: end as u32,
                 data_sn: Sn(0),
                 solicited: true,
-            });
+            };
+            // At most MaxOutstandingR2T answers per task (checked above) and one unsolicited
+            // sequence: `connected` made room for that many per slot.
+            if mem::push_back(&mut self.bursts, burst).is_err() {
+                return Err(Disconnect::internal("bursts beyond their room"));
+            }
         }
         Ok(())
     }
