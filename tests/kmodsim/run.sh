@@ -104,16 +104,19 @@ scenarios=(
 	"unload-idle|1|kldunload without a session: nothing left"
 	"unload-attached|1|kldunload with the disk attached, not open: a clean detach"
 	"noboot-unload|1|VLAN boot NIC, target refused: unload removes the clone, address, routes"
-	"badload|1|MOD_LOAD fails after hw.ibft.* were set: ENOEXEC and empty hw.ibft.*"
+	"badload|1|MOD_LOAD fails (no kthread) after hw.ibft.* were set: ENOEXEC, hw.ibft.* empty"
 	"dump|1|panic dump to the iSCSI disk"
 	"lunmap|1|reconnect to a target whose LUN map comes back late: the boot disk stays"
 	"epochtrace|1|boot on a kernel built with options EPOCH_TRACE"
 	"hostile|1|the scripted misbehaving target of tests/it, one run per fault"
 	"failmalloc|0|fail the Nth malloc(9) once, for every N of load..shutdown: panics P of R"
 )
+# The digest faults of tests/it are left out: the module never negotiates digests (the iBFT
+# has no field for them and the kernel session keeps Offer::default, HeaderDigest=None), so a
+# target sending a wrong digest is just sending wrong data, which only TCP could catch.
 hostile_faults=(wrong-itt data-in-beyond-buffer data-in-offset-gap oversized-segment
-	bad-data-digest bad-header-digest sense-too-long r2t-beyond-transfer
-	reset-mid-transfer silence async-logout-request async-drop-connection reject-command)
+	sense-too-long r2t-beyond-transfer reset-mid-transfer silence async-logout-request
+	async-drop-connection reject-command)
 
 list() {
 	local s name def what
@@ -217,7 +220,7 @@ istgt_with() {
 	pids_istgt+=("$ISTGT_PID")
 }
 
-rewrite() { python3 "$here/ibft.py" "$@"; }
+rewrite() { python3 "$here/ibft.py" "$@" && [ -s "$2" ]; }
 
 CHAP=(rigin rigin-secret-12)
 MUTUAL=(rigin rigin-secret-12 rigout rigout-secret-12)
@@ -226,6 +229,7 @@ MUTUAL=(rigin rigin-secret-12 rigout rigout-secret-12)
 setup() {
 	local name=$1 d=$2
 	ARGS=()
+	mkdir -p "$d"
 	case "$name" in
 	boot-nochap | io | faults | shutdown-live | shutdown-dead | unload-busy | unload-attached \
 	| dump | lunmap | epochtrace | boot-bios)
@@ -271,9 +275,7 @@ setup() {
 		;;
 	badload)
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
-		local calls
-		calls=$("$bin" --quiet --ibft "$d/ibft.bin" load-calls | sed -n 's/^OK calls \([0-9]*\).*/\1/p')
-		ARGS=(--ibft "$d/ibft.bin" --fail-nth "$((calls - 1))")
+		ARGS=(--ibft "$d/ibft.bin")
 		;;
 	hostile-*)
 		local fault=${name#hostile-} addr
@@ -338,9 +340,20 @@ run_one() { # scenario-name harness-scenario dir
 	case "$line" in
 	PANIC*) line="FAIL kernel panic: ${line#PANIC }" ;;
 	esac
+	# bash reports the SIGKILLed daemons it reaps; that is the point of stopping them.
+	teardown 2>/dev/null
+	if [ "$sc" = hostile ]; then
+		# The fault must have happened, and the initiator must not have broken the protocol.
+		local seen
+		seen=$(sed -n 's/^stats .* faults \([0-9]*\) violations \([0-9]*\)/\1 \2/p' "$d/fake.out")
+		case "$seen" in
+		"0 "*) line="FAIL the fault never fired: ${line#* }" ;;
+		*" 0") line="$line, fault fired ${seen% *}x" ;;
+		*) line="FAIL the initiator broke the protocol ($(grep -m1 '^violation' "$d/fake.out")): ${line#* }" ;;
+		esac
+	fi
 	report "$name" "$line"
 	if [ "${line%% *}" != OK ] && [ -n "${KMODSIM_SHOWLOG:-}" ]; then tail -n 40 "$d.log" >&2; fi
-	teardown
 }
 
 # failmalloc: a count run, then one process per N; each failure's call site resolved
@@ -368,7 +381,7 @@ run_failmalloc() {
 		esac
 		# the targets were not restarted: each run logs in to the same tgtd
 	done
-	teardown
+	teardown 2>/dev/null
 	local l="panics $panics of $runs runs ($total allocations reached in load, login, I/O, reconnect, shutdown)"
 	if [ "$panics" = 0 ]; then report failmalloc "OK $l"; else report failmalloc "FAIL $l; sites: $sites"; cat "$sites"; fi
 }

@@ -71,6 +71,8 @@ struct kperiph {
 	unsigned int block_size;
 	int ready;
 	int dump_enabled;
+	unsigned char *label;		/* what GEOM's taste read (the first 64 KiB) */
+	unsigned int label_len;
 };
 
 extern void *cam_cv;

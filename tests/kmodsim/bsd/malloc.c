@@ -282,11 +282,7 @@ void *
 
 /* MALLOC_DEFINE's SYSINIT/SYSUNINIT (kern/kern_malloc.c malloc_init/malloc_uninit). */
 void
-#if __FreeBSD_version >= 1500000
-malloc_init(const void *data)
-#else
 malloc_init(void *data)
-#endif
 {
 	struct malloc_type *mtp = __DECONST(void *, data);
 
@@ -297,11 +293,7 @@ malloc_init(void *data)
 }
 
 void
-#if __FreeBSD_version >= 1500000
-malloc_uninit(const void *data)
-#else
 malloc_uninit(void *data)
-#endif
 {
 	struct malloc_type *mtp = __DECONST(void *, data);
 	struct kmstat *s;

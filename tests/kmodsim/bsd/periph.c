@@ -287,13 +287,41 @@ da_attach(struct kdev *dev)
 	printf("da%d: %juMB (%ju %u byte sectors)\n", kp->periph.unit_number,
 	    (uintmax_t)(kp->blocks * kp->block_size >> 20), (uintmax_t)kp->blocks,
 	    kp->block_size);
-	/* GEOM tastes the new disk: its first sector. */
-	label = kmem_alloc(kp->block_size);
+	/*
+	 * GEOM tastes the new disk: g_part reads the label and the GPT header and entries, the
+	 * first 64 KiB here, in one command (several Data-In PDUs).
+	 */
+	kp->label_len = kp->blocks * kp->block_size < 65536 ?
+	    (unsigned int)(kp->blocks * kp->block_size) : 65536;
+	label = kmem_alloc(kp->label_len);
 	host_memset(cdb, 0, sizeof(cdb));
 	cdb[0] = READ_10;
-	cdb[8] = 1;
-	(void)periph_cmd(dev, kp->path, cdb, 10, CAM_DIR_IN, label, kp->block_size, NULL);
-	kmem_free(label);
+	cdb[7] = (kp->label_len / kp->block_size) >> 8;
+	cdb[8] = (kp->label_len / kp->block_size) & 0xff;
+	if (periph_cmd(dev, kp->path, cdb, 10, CAM_DIR_IN, label, kp->label_len, NULL) == 0)
+		kp->label = label;
+	else
+		kmem_free(label);
+}
+
+/* What the taste read returned, for the scenario to compare. */
+int
+kpi_disk_label(hu64 lun, void *buf, hsize_t len)
+{
+	struct kbus *bus;
+	struct kdev *dev;
+	int e = ENXIO;
+
+	host_cv_lock(cam_cv);
+	bus = cam_first_bus();
+	dev = bus != NULL ? cam_dev_find(bus, 0, (lun_id_t)lun, 0) : NULL;
+	if (dev != NULL && dev->da != NULL && dev->da->label != NULL &&
+	    len <= dev->da->label_len) {
+		host_memcpy(buf, dev->da->label, len);
+		e = 0;
+	}
+	host_cv_unlock(cam_cv);
+	return (e);
 }
 
 /* cam_periph_invalidate + daoninvalidate: queued I/O fails, the disk goes. */

@@ -138,6 +138,19 @@ tq_thread(void *arg)
 	host_cv_unlock(tq->cv);
 }
 
+static int fail_kthreads;
+
+/* kern_kthread.c kthread_add can fail (fork1: no memory, process limit). */
+void
+kpi_fail_kthreads(int on)
+{
+	fail_kthreads = on;
+}
+
+/*
+ * kern/subr_taskqueue.c _taskqueue_start_threads: a kthread_add that fails is printed and
+ * skipped; with none started, ENOMEM.
+ */
 int
 taskqueue_start_threads(struct taskqueue **tqp, int count, int pri __unused, const char *name,
     ...)
@@ -149,6 +162,10 @@ taskqueue_start_threads(struct taskqueue **tqp, int count, int pri __unused, con
 
 	stack_probe();
 	may_sleep("taskqueue_start_threads (kthread_add)");
+	if (fail_kthreads) {
+		printf("_taskqueue_start_threads: kthread_add(%s): error %d", tq->name, ENOMEM);
+		return (ENOMEM);
+	}
 	__builtin_va_start(ap, name);
 	host_vformat(tname, sizeof(tname), name, ap);
 	__builtin_va_end(ap);

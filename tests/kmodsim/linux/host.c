@@ -295,11 +295,26 @@ host_net_stats(void)
 	return (&nstats);
 }
 
+/*
+ * New faults apply to the connections open now (the first one still unarmed gets the first
+ * reset) and to the next ones, until resets_left is used up.
+ */
 void
 host_set_faults(const struct host_faults *f)
 {
+	int h, armed = 0;
+
 	pthread_mutex_lock(&io_mtx);
 	faults = *f;
+	for (h = 0; h < HS_MAX; h++) {
+		if (hs[h].state != HS_CONNECTED || hs[h].reset_armed != 0)
+			continue;
+		if (faults.reset_after > 0 && armed < faults.resets_left) {
+			hs[h].reset_at = hs[h].traffic + faults.reset_after;
+			hs[h].reset_armed = 1;
+			armed++;
+		}
+	}
 	pthread_mutex_unlock(&io_mtx);
 }
 
@@ -514,10 +529,12 @@ inject_reset(int h)
 	shutdown(hs[h].fd, SHUT_RDWR);
 	hs[h].error = HE_CONNRESET;
 	__atomic_store_n(&hs[h].reset_armed, 2, __ATOMIC_SEQ_CST);
-	pthread_mutex_lock(&io_mtx);
-	if (faults.resets_left > 0)
-		faults.resets_left--;
-	pthread_mutex_unlock(&io_mtx);
+	/*
+	 * No io_mtx here: this runs inside sosend/soreceive with a sockbuf lock held, and the
+	 * network thread holds io_mtx while it takes sockbuf locks to deliver events.
+	 */
+	if (__atomic_load_n(&faults.resets_left, __ATOMIC_SEQ_CST) > 0)
+		__atomic_fetch_sub(&faults.resets_left, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&nstats.resets_injected, 1, __ATOMIC_SEQ_CST);
 	if (write(evfd, &one, sizeof(one)) < 0)
 		return;

@@ -32,6 +32,8 @@ int kpi_console_count(const char *needle);
 int kpi_selftest_rule(int i);
 int kpi_module_loaded(void);
 void kpi_epoch_trace(int on);
+void kpi_fail_kthreads(int on);
+int kpi_disk_label(hu64 lun, void *buf, hsize_t len);
 void kpi_text_range(unsigned long lo, unsigned long hi);
 int kpi_frozen_total(void);
 extern int kpi_verbose;
