@@ -8,6 +8,7 @@
 #define KMODSIM_CAM_H
 
 #include "kpi.h"
+#include <geom/geom.h>
 
 #define KBUS_MAX 16
 #define KDEV_MAX 64
@@ -72,6 +73,8 @@ struct kperiph {
 	int ready;
 	int dump_enabled;
 	unsigned char *label;		/* what GEOM's taste read (the first 64 KiB) */
+	struct g_provider pp;		/* the disk's GEOM provider, daN */
+	char ppname[16];
 	unsigned int label_len;
 };
 

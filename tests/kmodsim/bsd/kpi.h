@@ -15,6 +15,7 @@
 #include <sys/malloc.h>
 #include <sys/lock.h>
 #include <sys/mutex.h>
+#include <sys/sx.h>
 #include <sys/sysctl.h>
 #include <sys/eventhandler.h>
 #include <sys/proc.h>
@@ -113,6 +114,7 @@ enum rule {
 	R_UNLOAD_LEFTOVER,	/* sockets, taskqueues, callouts, sysctl state left at unload */
 	R_NET_LEFTOVER,		/* interface configuration the module added left at unload */
 	R_SHUTDOWN_CONTEXT,	/* shutdown handler waited when the scheduler is stopped */
+	R_GEOM_TOPOLOGY,	/* g_provider_by_name without the GEOM topology lock */
 	R_COUNT
 };
 
@@ -161,6 +163,9 @@ int in_net_epoch(void);
 extern int kmodsim_epoch_trace;
 void kpi_text_range(unsigned long lo, unsigned long hi);
 extern struct mtx Giant;
+struct sx;
+void kmodsim_sx_init(struct sx *sx, const char *name);
+int kmodsim_sx_owned(struct sx *sx);
 
 /* ---- malloc (malloc.c) ---- */
 void *kmem_alloc(hsize_t size);		/* harness-internal memory, never fails */

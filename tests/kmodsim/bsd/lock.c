@@ -411,6 +411,62 @@ lc_unlock_spin(struct lock_object *lock)
 	return (0);
 }
 
+/*
+ * sx locks (kern/kern_sx.c), exclusive use only: a KLD calls _sx_xlock/_sx_xunlock. An sx is
+ * sleepable: taking one may sleep, so it may not be taken with a mutex held (subr_witness.c
+ * orders sleepable locks before non-sleepable ones; Giant is the exception).
+ */
+int
+_sx_xlock(struct sx *sx, int opts __unused, const char *file __unused, int line __unused)
+{
+	uintptr_t tid = (uintptr_t)curthread, v;
+
+	stack_probe();
+	if ((sx->lock_object.lo_flags & LO_INITIALIZED) == 0) {
+		rule(R_MTX_DESTROYED, "sx_xlock of an uninitialised sx %p", sx);
+		return (0);
+	}
+	may_sleep("sx_xlock");
+	if (sx->sx_lock == tid) {
+		rule(R_MTX_RECURSE, "recursed on non-recursive sx \"%s\"", sx->lock_object.lo_name);
+		return (0);
+	}
+	for (;;) {
+		v = SX_LOCK_UNLOCKED;
+		if (__atomic_compare_exchange_n(&sx->sx_lock, &v, tid, 0, __ATOMIC_ACQUIRE,
+		    __ATOMIC_RELAXED))
+			break;
+		host_sleep_ns(100000);
+	}
+	return (0);
+}
+
+void
+_sx_xunlock(struct sx *sx, const char *file __unused, int line __unused)
+{
+	stack_probe();
+	if (sx->sx_lock != (uintptr_t)curthread) {
+		rule(R_MTX_NOT_OWNER, "sx_xunlock of \"%s\" not held by this thread",
+		    sx->lock_object.lo_name);
+		return;
+	}
+	__atomic_store_n(&sx->sx_lock, SX_LOCK_UNLOCKED, __ATOMIC_RELEASE);
+}
+
+void
+kmodsim_sx_init(struct sx *sx, const char *name)
+{
+	sx->lock_object.lo_name = name;
+	sx->lock_object.lo_flags = LO_INITIALIZED | LO_SLEEPABLE;
+	sx->sx_lock = SX_LOCK_UNLOCKED;
+}
+
+int
+kmodsim_sx_owned(struct sx *sx)
+{
+	return (sx->sx_lock == (uintptr_t)curthread);
+}
+
 /* Giant: module events run under it (kern/kern_module.c module_register_init). */
 struct mtx Giant;
 

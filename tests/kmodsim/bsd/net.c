@@ -254,6 +254,12 @@ ifunit_ref(const char *name)
 	return (n != NULL ? n->ifp : NULL);
 }
 
+int
+if_getindex(const if_t ifp)
+{
+	return (((const struct ifnet *)ifp)->if_index);
+}
+
 /* ---- addresses and flags (ifioctl) ---- */
 
 static int
@@ -311,6 +317,8 @@ addr_del(int ifindex, int family, const unsigned char *a)
 
 	if (ka == NULL)
 		return (EADDRNOTAVAIL);
+	if (ka->initial)
+		rule(R_NET_LEFTOVER, "an address that existed before the module loaded was removed");
 	ka->used = 0;
 	return (0);
 }
@@ -388,6 +396,32 @@ ifioctl(struct socket *so, u_long cmd, caddr_t data, struct thread *td __unused)
 	return (error);
 }
 
+/* net/if.c ifa_ifwithaddr_check: enters the epoch itself; V_ lookups need curvnet. */
+int
+ifa_ifwithaddr_check(const struct sockaddr *sa)
+{
+	unsigned char a[16];
+	int i, family = 0, found = 0;
+
+	stack_probe();
+	need_vnet("ifa_ifwithaddr_check");
+	host_memset(a, 0, sizeof(a));
+	if (sa->sa_family == AF_INET) {
+		family = AF_INET;
+		host_memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		family = AF_INET6;
+		host_memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	}
+	host_cv_lock(net_cv);
+	for (i = 0; i < ADDR_MAX; i++)
+		if (addrs[i].used && addrs[i].family == family &&
+		    memcmp(addrs[i].addr, a, family == AF_INET ? 4 : 16) == 0)
+			found = 1;
+	host_cv_unlock(net_cv);
+	return (found);
+}
+
 /* netinet6/scope6.c in6_setscope: a link-local address gets the interface index embedded. */
 int
 in6_setscope(struct in6_addr *in6, struct ifnet *ifp, u_int32_t *ret_id)
@@ -453,7 +487,7 @@ if_clone_destroy(const char *name)
 	if (n == NULL || !n->clone)
 		error = n == NULL ? ENXIO : EINVAL;
 	else if (n->refs > 0)
-		error = EBUSY;	/* a referenced ifnet is not freed; the harness reports it */
+		rule(R_IFNET_REF, "%s destroyed with %d references left", name, n->refs);
 	if (error == 0 && n != NULL) {
 		int i;
 
@@ -540,8 +574,12 @@ rib_action(uint32_t fibnum, int action, struct rt_addrinfo *info, struct rib_cmd
 	case RTM_DELETE:
 		if (r == NULL)
 			error = ESRCH;
-		else
+		else {
+			if (r->initial)
+				rule(R_NET_LEFTOVER, "a route that existed before the module loaded "
+				    "was removed");
 			r->used = 0;
+		}
 		break;
 	default:
 		error = EOPNOTSUPP;

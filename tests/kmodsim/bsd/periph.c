@@ -277,6 +277,10 @@ da_attach(struct kdev *dev)
 		kmem_free(kp);
 		return;
 	}
+	kfmt(kp->ppname, sizeof(kp->ppname), "da%u", kp->periph.unit_number);
+	kp->pp.name = kp->ppname;
+	kp->pp.mediasize = (off_t)(kp->blocks * kp->block_size);
+	kp->pp.sectorsize = kp->block_size;
 	host_cv_lock(cam_cv);
 	kp->ready = 1;
 	dev->da = kp;
@@ -536,6 +540,9 @@ kpi_disk_open(hu64 lun)
 		return (ENXIO);
 	host_cv_lock(cam_cv);
 	kp->opens++;
+	kp->pp.acr++;
+	kp->pp.acw++;
+	kp->pp.ace++;
 	host_cv_unlock(cam_cv);
 	return (0);
 }
@@ -554,6 +561,9 @@ kpi_disk_close(hu64 lun)
 	kp = dev != NULL ? dev->da : NULL;
 	if (kp != NULL && kp->opens > 0) {
 		kp->opens--;
+		kp->pp.acr--;
+		kp->pp.acw--;
+		kp->pp.ace--;
 		free_now = kp->invalid && kp->opens == 0;
 	}
 	host_cv_unlock(cam_cv);

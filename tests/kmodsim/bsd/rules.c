@@ -159,6 +159,10 @@ static const struct rule_info rules[R_COUNT] = {
 	    "kern/kern_shutdown.c kern_reboot: during a panic the handlers run with the "
 	    "scheduler stopped (SCHEDULER_STOPPED, KERNEL_PANICKED); a handler that waits for "
 	    "another thread never returns (14: panicked; 15: panicstr/scheduler_stopped)" },
+	[R_GEOM_TOPOLOGY] = { "geom-topology",
+	    "geom/geom_subr.c g_provider_by_name walks g_classes and their providers, which the "
+	    "topology lock (g_topology_lock, an sx) protects; providers come and go under it "
+	    "(14: same)" },
 };
 
 static int hits[R_COUNT];

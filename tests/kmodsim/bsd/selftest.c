@@ -533,6 +533,12 @@ st_shutdown_context(void)
 	kmodsim_sched_stopped = 0;
 }
 
+static void
+st_geom_topology(void)
+{
+	(void)g_provider_by_name("da0");
+}
+
 static const struct {
 	enum rule rule;
 	const char *name;
@@ -581,6 +587,7 @@ static const struct {
 	{ R_UNLOAD_LEFTOVER, "a socket left open at unload", st_unload_leftover },
 	{ R_NET_LEFTOVER, "an address left at unload", st_net_leftover },
 	{ R_SHUTDOWN_CONTEXT, "pause with the scheduler stopped", st_shutdown_context },
+	{ R_GEOM_TOPOLOGY, "g_provider_by_name without the topology lock", st_geom_topology },
 };
 
 int

@@ -238,6 +238,18 @@ printf(const char *fmt, ...)
 	return (n);
 }
 
+int
+snprintf(char *buf, size_t len, const char *fmt, ...)
+{
+	__builtin_va_list ap;
+	int n;
+
+	__builtin_va_start(ap, fmt);
+	n = host_vformat(buf, len, fmt, ap);
+	__builtin_va_end(ap);
+	return (n);
+}
+
 /* kern/kern_shutdown.c panic(): here the process ends with the message and a backtrace. */
 void
 panic(const char *fmt, ...)
@@ -370,7 +382,10 @@ kpi_init(int release_major)
 	void module_init(void);
 	void sock_init(void);
 
+	void kmodsim_geom_init(void);
+
 	module_init();
+	kmodsim_geom_init();
 	sched_init();
 	net_init();
 	sock_init();
