@@ -33,6 +33,12 @@
 #include <netinet6/nd6.h>
 #include <netinet6/scope6_var.h>
 
+#include <cam/cam.h>
+#include <cam/cam_ccb.h>
+#include <cam/cam_xpt.h>
+#include <cam/cam_periph.h>
+#include <geom/geom.h>
+
 #include "helpers_net_cam.h"
 
 /* ---- context ---- */
@@ -332,6 +338,44 @@ isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done)
 	error = sosend(so, NULL, &uio, NULL, NULL, MSG_DONTWAIT | MSG_NOSIGNAL, curthread);
 	*done = len - uio.uio_resid;
 	return (error);
+}
+
+/* ---- CAM ---- */
+
+int
+isboot_periph_attached(struct cam_path *path, const char *name)
+{
+	struct cam_periph *periph;
+
+	/* cam_periph_find() asserts the path lock of the periph it finds (cam_periph.c). */
+	xpt_path_lock(path);
+	periph = cam_periph_find(path, __DECONST(char *, name));
+	xpt_path_unlock(path);
+	return (periph != NULL);
+}
+
+int
+isboot_disk_held(struct cam_path *path)
+{
+	struct cam_periph *periph;
+	struct g_provider *pp;
+	char name[32];
+	int held = 0;
+
+	xpt_path_lock(path);
+	periph = cam_periph_find(path, __DECONST(char *, "da"));
+	if (periph != NULL)
+		snprintf(name, sizeof(name), "%s%u", periph->periph_name, periph->unit_number);
+	xpt_path_unlock(path);
+	if (periph == NULL)
+		return (0);
+	/* da's disk is the GEOM provider daN; open partitions and mounts count on it. */
+	g_topology_lock();
+	pp = g_provider_by_name(name);
+	if (pp != NULL)
+		held = pp->acr > 0 || pp->acw > 0 || pp->ace > 0;
+	g_topology_unlock();
+	return (held);
 }
 
 /* ---- executor hosting ---- */

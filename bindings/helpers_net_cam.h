@@ -17,6 +17,7 @@
 
 struct socket;
 struct ifnet;
+struct cam_path;
 struct sockaddr;
 struct sockaddr_in;
 struct sockaddr_in6;
@@ -78,6 +79,15 @@ int isboot_so_conn_state(struct socket *so, int *error);
  * 0 bytes with result 0 means the peer closed. */
 int isboot_so_recv(struct socket *so, void *buf, size_t len, size_t *done);
 int isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done);
+
+/* ---- CAM ---- */
+
+/* Whether a periph of driver `name` (e.g. "da") is attached at path; takes the path lock
+ * cam_periph_find() asserts on a match. */
+int isboot_periph_attached(struct cam_path *path, const char *name);
+/* Whether the da disk at path is held: its GEOM provider is open (mounted, or any consumer
+ * such as a partition of it open). Sleeps on the GEOM topology lock: thread context only. */
+int isboot_disk_held(struct cam_path *path);
 
 /* ---- executor hosting ---- */
 

@@ -577,9 +577,19 @@ impl Random for KRandom {
     }
 }
 
-/// Whether the session holds a disk: then unloading would pull the root file system away.
+/// Whether a disk of ours is held (open or mounted, through GEOM): then unloading would pull
+/// it, maybe the root file system, away, and `cam_sim_free` would sleep until it is closed,
+/// i.e. forever. A SIM whose disks nobody holds is detached cleanly by [`stop`], also after
+/// the session gave up. Sleeps (GEOM topology lock): module events only.
 pub fn busy(h: &BootHandle) -> bool {
-    h.ctx.sim.lock(|s| s.is_some())
+    let Some(sim) = sim_of(&h.ctx) else {
+        return false;
+    };
+    h.ctx
+        .cfg
+        .candidates
+        .iter()
+        .any(|c| sim.disk_held(CamLun(c.target.lun.0).to_cam()))
 }
 
 /// The system is going down (`shutdown_pre_sync`, before the file systems are synced): from

@@ -428,7 +428,8 @@ pub struct Sim {
 
 // SAFETY: the CAM objects are used under the SIM mutex or by CAM's own locking.
 unsafe impl Send for Sim {}
-// SAFETY: `&Sim` methods (`rescan`, `has_disk`, `path_id`) only call CAM functions that do
+// SAFETY: `&Sim` methods (`rescan`, `has_disk`, `disk_held`, `path_id`) only call CAM
+// functions that do
 // their own locking, or read the immutable path id.
 unsafe impl Sync for Sim {}
 
@@ -553,6 +554,22 @@ impl Sim {
 
     /// Whether a `da` peripheral is attached to `lun` (CAM's LUN id) on our bus.
     pub fn has_disk(&self, lun: u64) -> bool {
+        // SAFETY: `path` is a live path of ours; the helper takes its lock around
+        // cam_periph_find, which asserts it on a match, and only tests the result for NULL.
+        self.at_lun(lun, |path| unsafe {
+            sys::isboot_periph_attached(path, c"da".as_ptr()) != 0
+        })
+    }
+
+    /// Whether the `da` disk on `lun` is held: open, mounted, or a partition of it open
+    /// (GEOM access counts). Sleeps on the GEOM topology lock: thread context, no mutex held.
+    pub fn disk_held(&self, lun: u64) -> bool {
+        // SAFETY: as in `has_disk`; the helper reads the provider under the topology lock.
+        self.at_lun(lun, |path| unsafe { sys::isboot_disk_held(path) != 0 })
+    }
+
+    /// Runs `f` with a path to (our bus, target 0, `lun`), freed afterwards; false if no path.
+    fn at_lun(&self, lun: u64, f: impl FnOnce(*mut sys::cam_path) -> bool) -> bool {
         let mut path: *mut sys::cam_path = ptr::null_mut();
         // SAFETY: creates a path to (our bus, target 0, lun), freed below.
         let st =
@@ -560,13 +577,10 @@ impl Sim {
         if st != sys::cam_status_CAM_REQ_CMP {
             return false;
         }
-        // SAFETY: valid path; `cam_periph_find` locks the topology itself and only reads the
-        // name; the path is freed after use.
-        unsafe {
-            let found = !sys::cam_periph_find(path, c"da".as_ptr().cast_mut()).is_null();
-            sys::xpt_free_path(path);
-            found
-        }
+        let r = f(path);
+        // SAFETY: the path was created above and is no longer used.
+        unsafe { sys::xpt_free_path(path) };
+        r
     }
 
     /// Detaches: new CCBs are refused, queued ones complete as gone, the device is announced
