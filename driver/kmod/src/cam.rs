@@ -458,7 +458,13 @@ impl Sim {
         let sim = unsafe {
             sys::cam_sim_alloc(
                 Some(sim_action),
-                Some(sim_poll),
+                // No poll routine, as iscsi(4): a SIM that has one is "pollable"
+                // (cam_sim_pollable), so da would offer kernel dumps to this disk
+                // (scsi_da.c daregister sets d_dump) and a panic's dump would poll a session
+                // that cannot run with the scheduler stopped, each write waiting out its whole
+                // timeout (cam_xpt.c xpt_pollwait) before failing. Without one, da does not
+                // offer dumps and polled I/O fails at once (cam_periph.c cam_periph_runccb).
+                None,
                 c"isboot".as_ptr(),
                 softc,
                 unit,
@@ -738,15 +744,6 @@ fn fill_path_inq(cpi: &mut sys::ccb_pathinq, sim: &sys::cam_sim, inq: &PathInq) 
     cpi.protocol = sys::cam_proto_PROTO_SCSI;
     cpi.protocol_version = sys::SCSI_REV_SPC3;
     cpi.maxio = inq.maxio;
-}
-
-/// The SIM poll routine, used by CAM for polled I/O (kernel dumps, ddb).
-///
-/// # Safety
-/// Called by CAM with the SIM mutex held.
-unsafe extern "C" fn sim_poll(_sim: *mut sys::cam_sim) {
-    // Polled I/O would need the TCP stack and the NIC's interrupt threads, which do not run
-    // while dumping; like iscsi(4) the SIM offers none (use netdump for crash dumps).
 }
 
 /// CCBs handed to the session, by request tag (slot and generation; see
