@@ -9,8 +9,12 @@
 //!    publishes `net.isboot.nic`, then spawns the tasks: the session (login, full feature phase,
 //!    recovery, all in the core), the CAM pump (CAM requests into the session) and the root
 //!    watcher.
-//! 4. When the session first reaches full feature phase, the SIM is attached and the bus
-//!    scanned ([`crate::cam`]); after each reconnect the bus is rescanned.
+//! 4. When the session first reaches full feature phase, the SIM is attached and CAM scans the
+//!    bus ([`crate::cam`]). A reconnect does not rescan, as iscsi(4) does not: a target that
+//!    answers REPORT LUNS before its LUN map is back would make CAM's probe drop the boot LUN
+//!    (scsi_xpt.c probe_purge_old) under the mounted root, and a target whose LUNs really
+//!    changed says so with a REPORTED LUNS DATA HAS CHANGED unit attention, on which CAM
+//!    rescans by itself.
 //! 5. The root watcher releases the root mount hold once a `da` disk sits on the boot LUN, or
 //!    after [`ROOT_WAIT`] with a message saying why root may not be found, or as soon as the
 //!    session gives up.
@@ -511,10 +515,8 @@ impl Events for KEvents {
             State::Up => {
                 stats.set_state("up");
                 if self.ctx.up_once.swap(true, Ordering::AcqRel) {
-                    crate::klog!(1, "session back up; rescanning");
-                    if let Some(sim) = sim_of(&self.ctx) {
-                        sim.rescan();
-                    }
+                    // No bus rescan: see the module documentation, step 4.
+                    crate::klog!(1, "session back up");
                 } else {
                     attach_sim(&self.ctx);
                 }

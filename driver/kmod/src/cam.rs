@@ -428,8 +428,7 @@ pub struct Sim {
 
 // SAFETY: the CAM objects are used under the SIM mutex or by CAM's own locking.
 unsafe impl Send for Sim {}
-// SAFETY: `&Sim` methods (`rescan`, `has_disk`, `disk_held`, `path_id`) only call CAM
-// functions that do
+// SAFETY: `&Sim` methods (`has_disk`, `disk_held`, `path_id`) only call CAM functions that do
 // their own locking, or read the immutable path id.
 unsafe impl Sync for Sim {}
 
@@ -518,44 +517,15 @@ impl Sim {
             unsafe { drop(Arc::from_raw(softc.cast::<SimShared>())) };
             return Err(Errno(e));
         }
-        let s = Sim { shared, sim, path };
-        s.rescan();
-        Ok(s)
+        // xpt_bus_register has queued the bus scan already (unless PIM_NOSCAN): asking for
+        // another only made CAM print "rescan already queued", or scan twice.
+        Ok(Sim { shared, sim, path })
     }
 
     /// CAM's path id of our bus.
     pub fn path_id(&self) -> u32 {
         // SAFETY: the SIM is alive while `self` is.
         unsafe { (*self.sim).path_id }
-    }
-
-    /// Asks CAM to (re)scan the bus: after attach, and after a reconnect, when the target's
-    /// LUNs may have changed.
-    pub fn rescan(&self) {
-        // SAFETY: allocation that may fail (NULL); no lock needed.
-        let ccb = unsafe { sys::xpt_alloc_ccb_nowait() };
-        if ccb.is_null() {
-            crate::klog!(
-                1,
-                "no memory for a bus rescan; CAM will find the LUNs on its own scan"
-            );
-            return;
-        }
-        // SAFETY: `ccb` is ours; on success xpt_rescan takes it (and the path) and frees both.
-        unsafe {
-            let st = sys::xpt_create_path(
-                &mut (*ccb).ccb_h.path,
-                ptr::null_mut(),
-                self.path_id(),
-                TARGET_WILDCARD,
-                LUN_WILDCARD,
-            );
-            if st != sys::cam_status_CAM_REQ_CMP {
-                sys::xpt_free_ccb(ccb);
-                return;
-            }
-            sys::xpt_rescan(ccb);
-        }
     }
 
     /// Whether a `da` peripheral is attached to `lun` (CAM's LUN id) on our bus.
