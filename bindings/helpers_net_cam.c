@@ -54,15 +54,37 @@ isboot_with_vnet0(int (*fn)(void *), void *arg)
 	return (error);
 }
 
+/*
+ * NET_EPOCH_ENTER depends on a kernel option: with options EPOCH_TRACE, struct epoch_tracker
+ * grows five fields and _epoch_enter_preempt()/_epoch_exit_preempt() take (file, line) too
+ * (sys/epoch.h), and the kernel fills the larger tracker. A module built without the kernel's
+ * opt_global.h (no KERNBUILDDIR) would hand such a kernel a tracker that is too small: the
+ * kernel writes past it on our stack. So the tracker here has room for the traced layout and
+ * the calls always pass file and line: a kernel without EPOCH_TRACE ignores both (two extra
+ * register arguments in the amd64 calling convention), one with it gets what it expects.
+ */
+struct isboot_epoch_tracker_traced {
+	struct epoch_tracker et;
+#ifndef EPOCH_TRACE
+	/* et_epoch, et_tlink, et_file, et_line, et_flags of the traced layout. */
+	void *trace[3];
+	int trace_line, trace_flags;
+#endif
+};
+typedef void isboot_epoch_call_t(epoch_t, epoch_tracker_t, const char *, int);
+
 int
 isboot_with_net_epoch(int (*fn)(void *), void *arg)
 {
-	struct epoch_tracker et;
+	struct isboot_epoch_tracker_traced t;
 	int error;
 
-	NET_EPOCH_ENTER(et);
+	memset(&t, 0, sizeof(t));
+	((isboot_epoch_call_t *)(uintptr_t)_epoch_enter_preempt)(net_epoch_preempt, &t.et,
+	    __FILE__, __LINE__);
 	error = fn(arg);
-	NET_EPOCH_EXIT(et);
+	((isboot_epoch_call_t *)(uintptr_t)_epoch_exit_preempt)(net_epoch_preempt, &t.et,
+	    __FILE__, __LINE__);
 	return (error);
 }
 

@@ -30,7 +30,10 @@ struct thread;
 
 /* Runs fn(arg) with curvnet set to vnet0 (CURVNET_SET/CURVNET_RESTORE); returns fn's result. */
 int isboot_with_vnet0(int (*fn)(void *), void *arg);
-/* Runs fn(arg) inside the network epoch (NET_EPOCH_ENTER/NET_EPOCH_EXIT). */
+/*
+ * Runs fn(arg) inside the network epoch. Works on kernels built with or without
+ * options EPOCH_TRACE (see helpers_net_cam.c), whatever opt_global.h this file was built with.
+ */
 int isboot_with_net_epoch(int (*fn)(void *), void *arg);
 struct thread *isboot_curthread(void);
 /* Calls cb(ifp, arg) for each interface of the current vnet until cb returns non-zero.
