@@ -218,6 +218,69 @@ isboot_route_add(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *g
 	return (isboot_with_net_epoch(isboot_route_add_epoch, &a));
 }
 
+static int
+isboot_route_delete_epoch(void *arg)
+{
+	struct route_add_args *a = arg;
+
+	return (rib_action(RT_DEFAULT_FIB, RTM_DELETE, &a->info, &a->rc));
+}
+
+int
+isboot_route_delete(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
+    struct ifnet *ifp)
+{
+	struct route_add_args a;
+
+	memset(&a, 0, sizeof(a));
+	a.info.rti_flags = RTF_STATIC;
+	a.info.rti_info[RTAX_DST] = dst;
+	if (mask != NULL)
+		a.info.rti_info[RTAX_NETMASK] = mask;
+	else
+		a.info.rti_flags |= RTF_HOST;
+	if (gw != NULL) {
+		a.info.rti_flags |= RTF_GATEWAY;
+		a.info.rti_info[RTAX_GATEWAY] = gw;
+	}
+	a.info.rti_ifp = ifp;
+	return (isboot_with_net_epoch(isboot_route_delete_epoch, &a));
+}
+
+int
+isboot_addr_exists(const struct sockaddr *sa)
+{
+	return (ifa_ifwithaddr_check(sa));
+}
+
+int
+isboot_if_del_addr4(struct socket *so, const char *ifname, const struct sockaddr_in *addr)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	strlcpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name));
+	memcpy(&ifr.ifr_addr, addr, sizeof(*addr));
+	return (ifioctl(so, SIOCDIFADDR, (caddr_t)&ifr, curthread));
+}
+
+int
+isboot_if_del_addr6(struct socket *so, const char *ifname, const struct sockaddr_in6 *addr)
+{
+	struct in6_ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	strlcpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name));
+	ifr.ifr_addr = *addr;
+	return (ifioctl(so, SIOCDIFADDR_IN6, (caddr_t)&ifr, curthread));
+}
+
+int
+isboot_if_index(struct ifnet *ifp)
+{
+	return (if_getindex(ifp));
+}
+
 int
 isboot_if_clone_create(char *name, size_t len)
 {

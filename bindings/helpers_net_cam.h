@@ -59,6 +59,16 @@ int isboot_in6_setscope(struct sockaddr_in6 *sa, struct ifnet *ifp);
  * host route; gw NULL an interface (on-link) route through ifp. */
 int isboot_route_add(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
     struct ifnet *ifp);
+/* Deletes a static route added by isboot_route_add (rib_action RTM_DELETE in the epoch). */
+int isboot_route_delete(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
+    struct ifnet *ifp);
+/* 1 when some interface already has this address (ifa_ifwithaddr_check; needs curvnet). */
+int isboot_addr_exists(const struct sockaddr *sa);
+/* SIOCDIFADDR / SIOCDIFADDR_IN6: removes one address from the interface. */
+int isboot_if_del_addr4(struct socket *so, const char *ifname, const struct sockaddr_in *addr);
+int isboot_if_del_addr6(struct socket *so, const char *ifname, const struct sockaddr_in6 *addr);
+/* The interface's index (its IPv6 zone for link-local addresses). */
+int isboot_if_index(struct ifnet *ifp);
 /* Creates a clone interface by name, e.g. "em0.100" for VLAN 100 on em0 (if_clone_create). */
 int isboot_if_clone_create(char *name, size_t len);
 int isboot_if_clone_destroy(const char *name);

@@ -213,7 +213,7 @@ fn bring_up(ctx: Arc<Ctx>) {
             continue;
         };
         let level = if i == 0 { 0 } else { 1 };
-        let done = match nics.iter().find(|n| n.index() == cand.nic.index) {
+        let done = match nics.iter_mut().find(|n| n.index() == cand.nic.index) {
             Some(nic) => nic.reach(&cand.nic, target_ip),
             None => net::bring_up(&cand.nic, target_ip).map(|nic| nics.push(nic)),
         };
