@@ -84,7 +84,9 @@ unsafe impl Send for RootHold {}
 
 impl RootHold {
     fn take() -> Option<RootHold> {
-        // SAFETY: static identifier; returns NULL only if the root is already mounted.
+        // SAFETY: static identifier. kern/vfs_mountroot.c allocates the token M_WAITOK and
+        // never returns NULL (we are in MOD_LOAD, which may sleep); the Option only keeps a
+        // NULL from ever reaching root_mount_rel.
         NonNull::new(unsafe { sys::root_mount_hold(c"isboot".as_ptr()) }).map(RootHold)
     }
 }
@@ -564,7 +566,17 @@ impl Log for KLog {
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
-        crate::klog!(level as i32, "{}", args);
+        // The core's messages name the driver ("isboot: ...") for the host's logs; the
+        // console line gets that prefix from isboot_log already.
+        let mut line = isboot_kmod_logic::linebuf::LineBuf::<256>::new();
+        // LineBuf's write never fails.
+        let _ = fmt::Write::write_fmt(&mut line, args);
+        let text = line.as_str();
+        crate::klog!(
+            level as i32,
+            "{}",
+            text.strip_prefix("isboot: ").unwrap_or(text)
+        );
     }
 }
 

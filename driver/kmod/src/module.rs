@@ -155,6 +155,10 @@ pub extern "C" fn isboot_rust_load() -> c_int {
         Ok(()) => 0,
         Err(e) => {
             klog!(ALWAYS, "not started: {e}");
+            // A preloaded module stays linked after a failed MOD_LOAD (only kldload unloads
+            // the file again): its sysctls must not go on describing a boot that did not
+            // happen.
+            sysctl::clear();
             let mut text = isboot_kmod_logic::linebuf::LineBuf::<224>::new();
             // LineBuf's write never fails.
             let _ = fmt::Write::write_fmt(&mut text, format_args!("{e}"));
