@@ -108,6 +108,7 @@ scenarios=(
 	"dump|1|panic dump to the iSCSI disk"
 	"lunmap|1|reconnect to a target whose LUN map comes back late: the boot disk stays"
 	"epochtrace|1|boot on a kernel built with options EPOCH_TRACE"
+	"ipv6-linklocal|1|boot NIC and target on an IPv6 link-local network (fe80::/64)"
 	"hostile|1|the scripted misbehaving target of tests/it, one run per fault"
 	"failmalloc|0|fail the Nth malloc(9) once, for every N of load..shutdown: panics P of R"
 )
@@ -210,6 +211,23 @@ tgtd_with() {
 	replay_targets "$dir"
 }
 
+# tgtd6_with DIR TID IQN: as tgtd_with, listening on [::1] (the harness maps a link-local
+# target on the boot NIC's link to the host's ::1).
+tgtd6_with() {
+	local dir=$1 tid=$2 iqn=$3
+	mkdir -p "$dir"
+	make_disk "$dir/disk.img"
+	TGT_PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])')
+	TGT_CTL=$(( ($$ * 13 + RANDOM) % 20000 + 10000 ))
+	tgtd -f -C "$TGT_CTL" --iscsi "portal=[::1]:$TGT_PORT" >> "$dir/tgtd.log" 2>&1 &
+	TGT_PID=$!
+	dirs_tgt+=("$dir")
+	save_tgt "$dir"
+	wait_until 20 "tgtd on [::1]:$TGT_PORT" sh -c "ss -Hltn 'sport = :$TGT_PORT' | grep -q '\[::1\]:$TGT_PORT'"
+	echo "$tid $iqn $dir/disk.img" > "$dir/targets"
+	replay_targets "$dir"
+}
+
 istgt_with() {
 	local dir=$1 iqn=$2 auth=$3
 	shift 3
@@ -263,6 +281,12 @@ setup() {
 		rewrite "$fixtures/ibft-ipxe-dhcp-two-targets.bin" "$d/ibft.bin" \
 			--target "0=127.0.0.1:$(free_port)" --target "1=127.0.0.1:$ISTGT_PORT:0"
 		ARGS=(--ibft "$d/ibft.bin" --backing "$d/istgt/disk.img" --lun 0)
+		;;
+	ipv6-linklocal)
+		tgtd6_with "$d/tgt" 1 iqn.2025-01.test.rig:tgt-nochap
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --nic-ip fe80::15/64 \
+			--gateway none --target "0=[fe80::2]:$TGT_PORT"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
 		;;
 	unload-idle)
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
@@ -397,7 +421,7 @@ for w in "${want[@]}"; do
 		done
 		;;
 	failmalloc) run_failmalloc "$work/failmalloc" ;;
-	boot-*) run_one "$w" boot "$work/$w" ;;
+	boot-* | ipv6-linklocal) run_one "$w" boot "$work/$w" ;;
 	*) run_one "$w" "$w" "$work/$w" ;;
 	esac
 done
