@@ -250,8 +250,17 @@ fn bring_up(ctx: Arc<Ctx>) {
     ctx.depth.store(scfg.max_tasks as u32, Ordering::Relaxed);
     let exec = ctx.exec;
     let events = KEvents { ctx: ctx.clone() };
+    // IPv6 link-local targets need their zone: the index of the interface of their NIC.
+    let zones = ctx.nics.lock(|n| {
+        let mut z = [(0u8, 0u32); crate::sock::MAX_ZONES];
+        for (slot, nic) in z.iter_mut().zip(n.iter()) {
+            *slot = (nic.index(), nic.if_index());
+        }
+        z
+    });
+    let connector = KConnector::new(zones);
     let (handle, session): (Handle<KSpin>, KSession) =
-        Session::new(scfg, KConnector, events, KRandom, KLog, exec.timer());
+        Session::new(scfg, connector, events, KRandom, KLog, exec.timer());
     let bound = handle.clone();
     ctx.handle.lock(|h| *h = Some(handle));
     // Shutdown may have begun while the NIC came up: `prepare_shutdown` then found no handle.
