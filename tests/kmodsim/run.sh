@@ -380,34 +380,42 @@ run_one() { # scenario-name harness-scenario dir
 	if [ "${line%% *}" != OK ] && [ -n "${KMODSIM_SHOWLOG:-}" ]; then tail -n 40 "$d.log" >&2; fi
 }
 
-# failmalloc: a count run, then one process per N; each failure's call site resolved
-# against the harness binary (the gated .ko keeps its symbols; only debug info is stripped).
+# failmalloc: a count run, then one process per N. Each run reports the call site of the
+# failed allocation (or, for a panic, of the panic), resolved by symbolize.py against the
+# harness binary and the unstripped link kmod-check keeps (isboot.full.ko: line tables).
 run_failmalloc() {
-	local d=$1 total n line panics=0 runs=0 step=${KMODSIM_FAILMALLOC_SAMPLE:-1} sites="$1.sites"
+	local d=$1 total n line panics=0 runs=0 step=${KMODSIM_FAILMALLOC_SAMPLE:-1}
+	local sites="$1.sites" fullko="$top/target/kmod/freebsd$rel/isboot.full.ko" ko=()
+	[ -f "$fullko" ] && ko=(--ko "$fullko")
 	setup boot-nochap "$d" > "$d.setup.log" 2>&1
 	line=$("$bin" --quiet "${ARGS[@]}" failmalloc 2>"$d.count.log" | tail -n 1)
 	total=$(sed -n 's/^COUNT calls \([0-9]*\).*/\1/p' <<<"$line")
-	[ -n "$total" ] || { report failmalloc "FAIL count run: $line"; teardown; return; }
+	[ -n "$total" ] || { report failmalloc "FAIL count run: $line"; teardown 2>/dev/null; return; }
 	: > "$sites"
 	for ((n = 0; n < total; n += step)); do
+		local bt site outcome
 		runs=$((runs + 1))
 		line=$(timeout 120 "$bin" --quiet "${ARGS[@]}" --fail-nth "$n" failmalloc \
 			2>"$d.$n.log" | tail -n 1) || true
 		case "$line" in
-		SURVIVED*) ;;
+		SURVIVED*)
+			outcome=survived
+			bt=$(sed -n 's/.* site //p' <<<"$line")
+			;;
 		*)
 			panics=$((panics + 1))
-			local bt site
+			outcome="PANIC: $(sed 's/^PANIC //; s/isboot: panicked at //' <<<"$line" | cut -c1-120)"
 			bt=$(sed -n 's/^PANIC-BACKTRACE://p' "$d.$n.log" | head -n 1)
-			site=$(python3 "$here/symbolize.py" "$bin" --first-module $bt 2>/dev/null || true)
-			printf 'N=%s %s | %s\n' "$n" "${line:0:160}" "$site" >> "$sites"
 			;;
 		esac
-		# the targets were not restarted: each run logs in to the same tgtd
+		# shellcheck disable=SC2086
+		site=$(python3 "$here/symbolize.py" "$bin" ${ko[@]+"${ko[@]}"} --first-module $bt 2>/dev/null || true)
+		printf 'N=%s %s | %s\n' "$n" "$outcome" "${site:-?}" >> "$sites"
 	done
 	teardown 2>/dev/null
-	local l="panics $panics of $runs runs ($total allocations reached in load, login, I/O, reconnect, shutdown)"
-	if [ "$panics" = 0 ]; then report failmalloc "OK $l"; else report failmalloc "FAIL $l; sites: $sites"; cat "$sites"; fi
+	local l="panics $panics of $runs runs ($total allocations reached in load, login, I/O, reconnect, shutdown, unload)"
+	if [ "$panics" = 0 ]; then report failmalloc "OK $l"; else report failmalloc "FAIL $l; every run: $sites"; fi
+	if [ -n "${KMODSIM_SHOWSITES:-}" ]; then cat "$sites"; fi
 }
 
 t0=$SECONDS

@@ -1,36 +1,48 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-2-Clause
-"""Resolves return addresses of the harness binary to function names.
+"""Resolves return addresses of the harness binary to functions and source lines.
 
-    symbolize.py BINARY [--first-module] ADDR...
+    symbolize.py BINARY [--ko FULL_KO] [--first-module] ADDR...
 
-The module's functions keep their (local) symbols in the gated isboot.ko: kmod-check strips
-debug sections only, and the Rust side is built without debug info, so names are all there is
-and all that is needed. Names are demangled with llvm-cxxfilt (Rust v0 and legacy). With
---first-module, frames of the allocator plumbing (malloc, kalloc, __rust_alloc, alloc::,
-core::, handle_alloc_error, panic machinery) are skipped and the first caller in the module
-is printed, followed by the chain that led to it.
+BINARY is target/kmodsim/freebsdV/kmodsim; its symbol table has the module's functions (the
+gated isboot.ko keeps its symbols, local). FULL_KO is the unstripped link kmod-check keeps
+beside the gated object (isboot.full.ko, same code, with the Rust line tables): an address
+inside a module function is moved to that function in FULL_KO and resolved there with
+addr2line, inlined frames included, so a failing allocation inlined into isboot_rust_load
+still names its source line.
+
+With --first-module, the allocator and panic plumbing (malloc, kalloc, __rust_alloc, alloc::,
+core::, the panic handler) is skipped: the first frame after it is the call site.
 """
 import bisect
+import re
 import subprocess
 import sys
 
-SKIP = ("malloc", "kalloc", "realloc", "free", "isboot_malloc", "isboot_realloc",
-        "__rust_", "__rdl_", "__rg_", "host_", "panic", "kmodsim", "rust_begin_unwind",
-        "alloc::", "core::", "<alloc::", "<core::", "isboot::kalloc", "isboot::panic",
-        "isboot_panic", "handle_alloc_error")
+PLUMBING = re.compile(
+    r"^(<?(alloc|core)::|__rustc::|__rust_|__rdl_|__rg_|isboot::kalloc|isboot::panic|"
+    r"<isboot::kalloc|rust_begin_unwind|malloc|kalloc|realloc|free$|isboot_malloc|"
+    r"isboot_realloc|isboot_panic|panic$|host_panic|handle_alloc_error)")
 
 
-def symbols(binary):
-    out = subprocess.run(["nm", "-n", "--defined-only", binary], capture_output=True,
-                         text=True, check=True).stdout
-    addrs, names = [], []
+def plumbing(frame):
+    """Allocator, panic and standard-library frames: not the call site being looked for."""
+    loc = frame[frame.find("(") + 1:-1] if frame.endswith(")") else ""
+    return (PLUMBING.match(frame) is not None or "rustlib/src/rust/library" in loc
+            or loc.endswith(("kalloc.rs", "panic.rs")) or "-cgu." in loc
+            or "/kalloc.rs:" in loc or "/panic.rs:" in loc)
+
+
+def nm(path):
+    out = subprocess.run(["nm", "--defined-only", path], capture_output=True, text=True,
+                         check=True).stdout
+    syms = []
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[1] in "tTwW":
-            addrs.append(int(parts[0], 16))
-            names.append(parts[2])
-    return addrs, names
+            syms.append((int(parts[0], 16), parts[2]))
+    syms.sort()
+    return syms
 
 
 def demangle(names):
@@ -38,29 +50,62 @@ def demangle(names):
         return []
     out = subprocess.run(["llvm-cxxfilt"], input="\n".join(names), capture_output=True,
                          text=True).stdout.splitlines()
-    return out if len(out) == len(names) else names
+    out = out if len(out) == len(names) else list(names)
+    # Drop the hash suffix of legacy-mangled Rust names.
+    return [re.sub(r"::h[0-9a-f]{16}$", "", n) for n in out]
+
+
+def lines_in_ko(ko, offset):
+    """Inlined frames (innermost first) at .text offset of the unstripped module."""
+    out = subprocess.run(["addr2line", "-e", ko, "-j", ".text", "-f", "-i", "-C",
+                          hex(offset)], capture_output=True, text=True).stdout.splitlines()
+    frames = []
+    for fn, loc in zip(out[0::2], out[1::2]):
+        if loc.startswith("??"):
+            continue
+        loc = re.sub(r"^.*(rust/lib/rustlib|driver/core/|driver/kmod/src/|driver/kmod/logic/|"
+                     r"executor/|bindings/)", r"\1", loc)
+        frames.append(f"{fn} ({loc})")
+    return frames
 
 
 def main(argv):
-    binary, rest = argv[1], argv[2:]
-    first = "--first-module" in rest
-    addrs_in = [int(a, 16) for a in rest if a != "--first-module"]
-    addrs, names = symbols(binary)
-    resolved = []
-    for a in addrs_in:
-        i = bisect.bisect_right(addrs, a) - 1
-        resolved.append(names[i] if i >= 0 else hex(a))
-    pretty = demangle(resolved)
-    # Drop hashes and generic noise to keep a line readable.
-    pretty = [p.split("::h")[0] if "::h" in p else p for p in pretty]
-    if not first:
-        print("\n".join(pretty))
-        return
-    for i, p in enumerate(pretty):
-        if not p.startswith(SKIP) and "kalloc" not in p and "alloc::" not in p[:20]:
-            print(" <- ".join(pretty[i:i + 4]))
-            return
-    print(" <- ".join(pretty[:4]))
+    args = argv[1:]
+    binary = args.pop(0)
+    ko = None
+    first = False
+    addrs = []
+    while args:
+        a = args.pop(0)
+        if a == "--ko":
+            ko = args.pop(0)
+        elif a == "--first-module":
+            first = True
+        else:
+            addrs.append(int(a, 16))
+    exe = nm(binary)
+    exe_addrs = [a for a, _ in exe]
+    ko_syms = {}
+    if ko:
+        for value, name in nm(ko):
+            ko_syms.setdefault(name, value)
+    chain = []
+    for a in addrs:
+        i = bisect.bisect_right(exe_addrs, a - 1) - 1
+        if i < 0:
+            chain.append(hex(a))
+            continue
+        start, name = exe[i]
+        frames = []
+        if ko and name in ko_syms:
+            frames = lines_in_ko(ko, ko_syms[name] + (a - 1 - start))
+        chain.extend(frames if frames else demangle([name]))
+    if first:
+        for i, f in enumerate(chain):
+            if not plumbing(f):
+                print(" <- ".join(chain[i:i + 4]))
+                return
+    print("\n".join(chain) if not first else " <- ".join(chain[:4]))
 
 
 if __name__ == "__main__":

@@ -574,7 +574,11 @@ cam_sim_free(struct cam_sim *sim, int free_devq)
 	/* The SIM is kept so that a late action or completion is reported, not a crash. */
 }
 
-/* The module takes the SIM lock around xpt_bus_register, as iscsi(4) does. */
+/*
+ * cam/cam_xpt.c xpt_bus_register: the bus holds a SIM reference until xpt_bus_deregister,
+ * XPT_PATH_INQ goes to the SIM (under its lock), and unless PIM_NOSCAN a scan of the bus is
+ * queued (xpt_rescan).
+ */
 int
 xpt_bus_register(struct cam_sim *sim, device_t parent __unused, uint32_t bus_no)
 {
@@ -583,8 +587,6 @@ xpt_bus_register(struct cam_sim *sim, device_t parent __unused, uint32_t bus_no)
 	int i;
 
 	stack_probe();
-	if (sim->mtx != NULL && !mtx_is_owned(sim->mtx))
-		rule(R_SIM_LOCK, "xpt_bus_register without the SIM lock");
 	bus = kmem_alloc(sizeof(*bus));
 	host_cv_lock(cam_cv);
 	for (i = 0; i < KBUS_MAX; i++)
@@ -702,11 +704,10 @@ xpt_rescan(union ccb *ccb)
 
 		if (path_bus(q) == bus && path_dev(q) == path_dev(ccb->ccb_h.path)) {
 			host_cv_unlock(cam_cv);
-			printf("(noperiph:%s%u:%u:%d:%jd): rescan already queued\n",
+			/* xpt_print -> xpt_path_sbuf: "(noperiph:sim0:bus:target:lun): " */
+			printf("(noperiph:%s%u:%u:%d:%jx): rescan already queued\n",
 			    bus->sim->sim_name, bus->sim->unit_number, bus->sim->bus_id,
-			    path_dev(q)->target == CAM_TARGET_WILDCARD ? -1 :
-			    (int)path_dev(q)->target, (intmax_t)(path_dev(q)->lun ==
-			    CAM_LUN_WILDCARD ? -1 : (intmax_t)path_dev(q)->lun));
+			    (int)path_dev(q)->target, (uintmax_t)path_dev(q)->lun);
 			cam_path_free(ccb->ccb_h.path);
 			xpt_free_ccb(ccb);
 			return;

@@ -102,9 +102,9 @@ static const struct rule_info rules[R_COUNT] = {
 	    "is freed by its last soclose (sorele), so any later use is a use after free "
 	    "(14: same)" },
 	[R_SIM_LOCK] = { "sim-lock",
-	    "cam/cam_sim.c cam_sim_free: mtx_assert(sim->mtx, MA_OWNED); cam/cam_xpt.c "
-	    "xpt_bus_register/xpt_bus_deregister are called with the SIM lock held as "
-	    "iscsi(4) does (14: same)" },
+	    "cam/cam_sim.c cam_sim_free: mtx_assert(sim->mtx, MA_OWNED), the lock msleep drops "
+	    "while it waits (14: same; xpt_bus_register lost its mtx_assert with the 2013 CAM "
+	    "locking rework, before 10.0, so it is not checked)" },
 	[R_SIM_FREE_BUSY] = { "sim-free-sleeps",
 	    "cam/cam_sim.c cam_sim_free: msleep(sim, \"simfree\") until sim->refcount is 0; "
 	    "the registered bus and every path and periph (da open) hold references "
