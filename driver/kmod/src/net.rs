@@ -691,7 +691,14 @@ fn configure6(
             unsafe { sys::isboot_in6_setscope(&mut gws, ifp) };
         }
         let any = Sa::V6(sin6(Ipv6Addr::UNSPECIFIED.octets()));
-        via_gateway(Sa::V6(sin6(target.octets())), Sa::V6(gws), any, ifp, "IPv6 ", added)?;
+        via_gateway(
+            Sa::V6(sin6(target.octets())),
+            Sa::V6(gws),
+            any,
+            ifp,
+            "IPv6 ",
+            added,
+        )?;
     }
     Ok(())
 }
