@@ -33,6 +33,10 @@ tests/kmod-lint.sh
 step "kernel module: isboot.ko for FreeBSD 14 and 15, linked and gated (kernel-clean object)"
 tests/kmod-check.sh
 
+step "kernel module in a Linux process (tests/kmodsim): FreeBSD 14 and 15"
+tests/kmodsim/run.sh 14
+tests/kmodsim/run.sh 15
+
 step "fuzz smoke run: every cargo-fuzz target for 20 s"
 CARGO_TARGET_DIR="$top/target/fuzz" tests/fuzz.sh 20
 

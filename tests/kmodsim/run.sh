@@ -90,6 +90,7 @@ fi
 
 # name|default|what it shows
 scenarios=(
+	"selftest|1|every rule fires on its deliberately wrong caller"
 	"boot-nochap|1|iPXE fixture without CHAP, tgtd: login, SIM, probe, da, root released"
 	"boot-chap|1|iPXE fixture with CHAP, tgtd"
 	"boot-mutual|1|iPXE fixture with mutual CHAP, tgtd"
@@ -429,6 +430,10 @@ for w in "${want[@]}"; do
 		done
 		;;
 	failmalloc) run_failmalloc "$work/failmalloc" ;;
+	selftest)
+		line=$("$bin" --quiet selftest 2> "$work/selftest.log" | tail -n 1) || true
+		report selftest "$line"
+		;;
 	boot-* | ipv6-linklocal) run_one "$w" boot "$work/$w" ;;
 	*) run_one "$w" "$w" "$work/$w" ;;
 	esac
