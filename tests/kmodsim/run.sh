@@ -140,12 +140,12 @@ case "${1:-}" in
 --self-test)
 	rel=${2:-14}
 	"$here/build.sh" "$rel"
-	exec "$top/target/kmodsim/freebsd$rel/kmodsim" --quiet selftest
+	exec "${ISBOOT_KMODSIM_DIR:-$top/target/kmodsim}/freebsd$rel/kmodsim" --quiet selftest
 	;;
 --rules)
 	rel=${2:-14}
 	"$here/build.sh" "$rel"
-	exec "$top/target/kmodsim/freebsd$rel/kmodsim" --quiet rules
+	exec "${ISBOOT_KMODSIM_DIR:-$top/target/kmodsim}/freebsd$rel/kmodsim" --quiet rules
 	;;
 14 | 15) rel=$1; shift ;;
 *) echo "usage: run.sh 14|15 [SCENARIO...] | --list | --self-test [R] | --rules [R]" >&2
@@ -167,7 +167,7 @@ for t in tgtd tgtadm istgt python3 ss; do
 	command -v $t >/dev/null || { echo "run.sh: $t missing (tests/setup.sh installs it)" >&2; exit 1; }
 done
 "$here/build.sh" "$rel"
-bin="$top/target/kmodsim/freebsd$rel/kmodsim"
+bin="${ISBOOT_KMODSIM_DIR:-$top/target/kmodsim}/freebsd$rel/kmodsim"
 
 work=$(mktemp -d /tmp/kmodsim.XXXXXX)
 pids_istgt=()
@@ -420,7 +420,7 @@ run_failmalloc() {
 }
 
 t0=$SECONDS
-echo "kmodsim: FreeBSD $rel, isboot.ko from $top/target/kmod/freebsd$rel (work $work)"
+echo "kmodsim: FreeBSD $rel, isboot.ko from ${ISBOOT_KMOD_DIR:-$top/target/kmod}/freebsd$rel (work $work)"
 for w in "${want[@]}"; do
 	case "$w" in
 	hostile)
