@@ -881,6 +881,16 @@ cam_frozen_total(void)
 	return (n);
 }
 
+int kpi_cam_max_active(void);
+
+int
+kpi_cam_max_active(void)
+{
+	int cam_max_active(void);
+
+	return (cam_max_active());
+}
+
 int
 cam_max_active(void)
 {

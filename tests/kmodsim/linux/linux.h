@@ -34,6 +34,7 @@ int kpi_module_loaded(void);
 void kpi_epoch_trace(int on);
 void kpi_fail_kthreads(int on);
 int kpi_disk_label(hu64 lun, void *buf, hsize_t len);
+int kpi_cam_max_active(void);
 void kpi_text_range(unsigned long lo, unsigned long hi);
 int kpi_frozen_total(void);
 extern int kpi_verbose;

@@ -500,11 +500,13 @@ sc_io(void)
 	if (corrupt != 0 || bad_backing != 0)
 		fail("%ju corrupt bytes read, %ju wrong in the backing file", (uintmax_t)corrupt,
 		    (uintmax_t)bad_backing);
-	fig("%ju MiB written (%ju MB/s) and read back (%ju MB/s) at QD %d, %d errors, %ju corrupt, "
-	    "backing file %s", (uintmax_t)(total * bs >> 20),
+	if (kpi_cam_max_active() < 8)
+		fail("at most %d CCBs were at the SIM at once", kpi_cam_max_active());
+	fig("%ju MiB written (%ju MB/s) and read back (%ju MB/s) at QD %d (%d at the SIM at "
+	    "once), %d errors, %ju corrupt, backing file %s", (uintmax_t)(total * bs >> 20),
 	    (uintmax_t)(wms ? total * bs / 1000 / wms : 0),
-	    (uintmax_t)(rms ? total * bs / 1000 / rms : 0), qd, errors, (uintmax_t)corrupt,
-	    bad_backing == 0 ? "matches" : "DIFFERS");
+	    (uintmax_t)(rms ? total * bs / 1000 / rms : 0), qd, kpi_cam_max_active(), errors,
+	    (uintmax_t)corrupt, bad_backing == 0 ? "matches" : "DIFFERS");
 	kpi_shutdown_pre_sync();
 	kpi_shutdown_post_sync();
 	finish(0);
@@ -707,14 +709,36 @@ sc_unload_attached(void)
 	int openings, u;
 	char c[1024];
 
+	unsigned char *buf;
+	int i, done = 0, bad = 0;
+
 	if (boot_to_disk(&blocks, &bs, &openings) != 0)
 		return (1);
+	/*
+	 * Reads in flight when the unload comes (CAM's own commands can be, with nothing
+	 * open): every CCB must come back, and none may be touched after the detach.
+	 */
+	buf = aligned_alloc(4096, 8 * 65536);
+	for (i = 0; i < 8; i++)
+		kpi_io_submit(o.lun, 0, (hu64)i * 128, 128, buf + i * 65536, (hu64)i);
 	u = kpi_unload();
 	if (u != 0)
 		fail("kldunload with the disk attached but not open returned %d, want 0", u);
+	for (i = 0; i < 8; i++) {
+		hu64 cookie;
+		int err;
+
+		if (kpi_io_reap(15000, &cookie, &err) != 0)
+			break;
+		done++;
+		bad += err != 0;
+	}
+	if (done != 8)
+		fail("%d of 8 reads in flight at the unload never came back", 8 - done);
 	finish(u == 0);
 	kpi_counts(c, sizeof(c));
-	fig("unload with the disk attached, not open: %d; %s", u, c);
+	fig("unload with the disk attached, not open, 8 reads in flight (%d came back, %d "
+	    "failed): %d; %s", done, bad, u, c);
 	return (failed);
 }
 
