@@ -346,8 +346,8 @@ passed=0 failedn=0
 report() { # name result-line
 	local name=$1 line=$2
 	case "$line" in
-	OK*) passed=$((passed + 1)); printf '%-26s ok    %s\n' "$name" "${line#OK }" ;;
-	*) failedn=$((failedn + 1)); printf '%-26s FAIL  %s\n' "$name" "${line#FAIL }" ;;
+	OK*) passed=$((passed + 1)); printf '%-30s ok    %s\n' "$name" "${line#OK }" ;;
+	*) failedn=$((failedn + 1)); printf '%-30s FAIL  %s\n' "$name" "${line#FAIL }" ;;
 	esac
 }
 
