@@ -386,7 +386,7 @@ run_one() { # scenario-name harness-scenario dir
 # harness binary and the unstripped link kmod-check keeps (isboot.full.ko: line tables).
 run_failmalloc() {
 	local d=$1 total n line panics=0 runs=0 step=${KMODSIM_FAILMALLOC_SAMPLE:-1}
-	local sites="$1.sites" fullko="$top/target/kmod/freebsd$rel/isboot.full.ko" ko=()
+	local sites="$1.sites" fullko="${ISBOOT_KMOD_DIR:-$top/target/kmod}/freebsd$rel/isboot.full.ko" ko=()
 	[ -f "$fullko" ] && ko=(--ko "$fullko")
 	setup boot-nochap "$d" > "$d.setup.log" 2>&1
 	line=$("$bin" --quiet "${ARGS[@]}" failmalloc 2>"$d.count.log" | tail -n 1)
