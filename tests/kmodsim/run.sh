@@ -415,7 +415,11 @@ run_failmalloc() {
 	done
 	teardown 2>/dev/null
 	local l="panics $panics of $runs runs ($total allocations reached in load, login, I/O, reconnect, shutdown, unload)"
-	if [ "$panics" = 0 ]; then report failmalloc "OK $l"; else report failmalloc "FAIL $l; every run: $sites"; fi
+	if [ "$panics" = 0 ]; then report failmalloc "OK $l"; return; fi
+	local keep="KMODSIM_KEEP=1 keeps every run's backtrace"
+	[ -n "${KMODSIM_KEEP:-}" ] && keep="every run's backtrace: $sites"
+	report failmalloc "FAIL $l; the panics' call sites below ($keep)"
+	python3 "$here/symbolize.py" --summary "$sites"
 	if [ -n "${KMODSIM_SHOWSITES:-}" ]; then cat "$sites"; fi
 }
 

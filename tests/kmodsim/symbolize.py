@@ -13,6 +13,12 @@ still names its source line.
 
 With --first-module, the allocator and panic plumbing (malloc, kalloc, __rust_alloc, alloc::,
 core::, the panic handler) is skipped: the first frame after it is the call site.
+
+    symbolize.py --summary SITES
+
+groups the panicking runs of a failmalloc sites file (lines "N=n PANIC: ... | frame <- ...")
+by their call site: the first frame with a source line in the project, one line per site with
+its count and the runs (N) that hit it, most frequent first.
 """
 import bisect
 import re
@@ -69,8 +75,58 @@ def lines_in_ko(ko, offset):
     return frames
 
 
+def strip_generics(name):
+    """`push<isboot::X, Y>` -> `push`, `<isboot_core::text::Offer>::encode` -> `Offer::encode`:
+    the call site reads without type arguments."""
+    m = re.match(r"^<([A-Za-z0-9_:]+)>::(.*)$", name)
+    if m:
+        return m.group(1).split("::")[-1] + "::" + strip_generics(m.group(2))
+    out, depth = [], 0
+    for c in name:
+        if c == "<":
+            depth += 1
+        elif c == ">" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+    return "".join(out).strip() or name
+
+
+PROJECT = re.compile(r"^(.*) \(((?:driver|executor|bindings)/[^ :]*):([0-9]+|\?)\)$")
+
+
+def call_site(chain):
+    """The innermost frame in the project's sources; if its line is unknown (code the
+    compiler merged), its caller's line too."""
+    frames = [PROJECT.match(f) for f in chain.split(" <- ")]
+    frames = [m for m in frames if m]
+    if not frames:
+        first = chain.split(" <- ")[0]
+        return strip_generics(first) if first else "?"
+    fn, path, line = frames[0].groups()
+    site = f"{path}:{line} in {strip_generics(fn)}"
+    if line == "?" and len(frames) > 1:
+        cfn, cpath, cline = frames[1].groups()
+        site += f", from {cpath}:{cline} in {strip_generics(cfn)}"
+    return site
+
+
+def summary(path):
+    sites = {}
+    for line in open(path, encoding="utf-8", errors="replace"):
+        m = re.match(r"^N=([0-9]+) PANIC.*? \| (.*)$", line.rstrip("\n"))
+        if m:
+            sites.setdefault(call_site(m.group(2)), []).append(m.group(1))
+    for site, runs in sorted(sites.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        shown = ",".join(runs[:12]) + (",..." if len(runs) > 12 else "")
+        print(f"  {len(runs):3d}x {site} (N={shown})")
+
+
 def main(argv):
     args = argv[1:]
+    if args and args[0] == "--summary":
+        summary(args[1])
+        return
     binary = args.pop(0)
     ko = None
     first = False
