@@ -184,67 +184,55 @@ isboot_in6_setscope(struct sockaddr_in6 *sa, struct ifnet *ifp)
 	return (in6_setscope(&sa->sin6_addr, ifp, NULL));
 }
 
-struct route_add_args {
+struct route_args {
+	int cmd;
 	struct rt_addrinfo info;
 	struct rib_cmd_info rc;
 };
 
 static int
-isboot_route_add_epoch(void *arg)
+isboot_route_epoch(void *arg)
 {
-	struct route_add_args *a = arg;
+	struct route_args *a = arg;
 
-	return (rib_action(RT_DEFAULT_FIB, RTM_ADD, &a->info, &a->rc));
+	return (rib_action(RT_DEFAULT_FIB, a->cmd, &a->info, &a->rc));
+}
+
+/* One static route, added or deleted: the same rt_addrinfo describes both. */
+static int
+isboot_route(int cmd, int flags, struct sockaddr *dst, struct sockaddr *mask,
+    struct sockaddr *gw, struct ifnet *ifp)
+{
+	struct route_args a;
+
+	memset(&a, 0, sizeof(a));
+	a.cmd = cmd;
+	a.info.rti_flags = flags | RTF_STATIC;
+	a.info.rti_info[RTAX_DST] = dst;
+	if (mask != NULL)
+		a.info.rti_info[RTAX_NETMASK] = mask;
+	else
+		a.info.rti_flags |= RTF_HOST;
+	if (gw != NULL) {
+		a.info.rti_flags |= RTF_GATEWAY;
+		a.info.rti_info[RTAX_GATEWAY] = gw;
+	}
+	a.info.rti_ifp = ifp;
+	return (isboot_with_net_epoch(isboot_route_epoch, &a));
 }
 
 int
 isboot_route_add(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
     struct ifnet *ifp)
 {
-	struct route_add_args a;
-
-	memset(&a, 0, sizeof(a));
-	a.info.rti_flags = RTF_UP | RTF_STATIC;
-	a.info.rti_info[RTAX_DST] = dst;
-	if (mask != NULL)
-		a.info.rti_info[RTAX_NETMASK] = mask;
-	else
-		a.info.rti_flags |= RTF_HOST;
-	if (gw != NULL) {
-		a.info.rti_flags |= RTF_GATEWAY;
-		a.info.rti_info[RTAX_GATEWAY] = gw;
-	}
-	a.info.rti_ifp = ifp;
-	return (isboot_with_net_epoch(isboot_route_add_epoch, &a));
-}
-
-static int
-isboot_route_delete_epoch(void *arg)
-{
-	struct route_add_args *a = arg;
-
-	return (rib_action(RT_DEFAULT_FIB, RTM_DELETE, &a->info, &a->rc));
+	return (isboot_route(RTM_ADD, RTF_UP, dst, mask, gw, ifp));
 }
 
 int
 isboot_route_delete(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
     struct ifnet *ifp)
 {
-	struct route_add_args a;
-
-	memset(&a, 0, sizeof(a));
-	a.info.rti_flags = RTF_STATIC;
-	a.info.rti_info[RTAX_DST] = dst;
-	if (mask != NULL)
-		a.info.rti_info[RTAX_NETMASK] = mask;
-	else
-		a.info.rti_flags |= RTF_HOST;
-	if (gw != NULL) {
-		a.info.rti_flags |= RTF_GATEWAY;
-		a.info.rti_info[RTAX_GATEWAY] = gw;
-	}
-	a.info.rti_ifp = ifp;
-	return (isboot_with_net_epoch(isboot_route_delete_epoch, &a));
+	return (isboot_route(RTM_DELETE, 0, dst, mask, gw, ifp));
 }
 
 int
