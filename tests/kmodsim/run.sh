@@ -175,18 +175,7 @@ dirs_tgt=()
 fake_pid=""
 fake_fd=""
 cleanup() {
-	local d
-	for d in ${dirs_tgt[@]+"${dirs_tgt[@]}"}; do
-		if [ -f "$d/tgt.env" ]; then
-			# shellcheck source=/dev/null
-			. "$d/tgt.env"
-			tgt_stop || true
-		fi
-	done
-	for p in ${pids_istgt[@]+"${pids_istgt[@]}"}; do
-		kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
-	done
-	if [ -n "$fake_pid" ]; then kill -TERM "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; fi
+	teardown 2>/dev/null || true
 	if [ -z "${KMODSIM_KEEP:-}" ]; then rm -rf "$work"; else echo "kept $work" >&2; fi
 }
 trap cleanup EXIT
