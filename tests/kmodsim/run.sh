@@ -417,7 +417,9 @@ echo "kmodsim: FreeBSD $rel, isboot.ko from ${ISBOOT_KMOD_DIR:-$top/target/kmod}
 for w in "${want[@]}"; do
 	case "$w" in
 	hostile)
-		[ -x "$top/target/debug/isboot-fake-target" ] || (cd "$top" && cargo build -q -p isboot-tests --bin isboot-fake-target)
+		# Always: cargo rebuilds it when the fake target's sources changed, else does nothing.
+		(cd "$top" && cargo build -q -p isboot-tests --bin isboot-fake-target) ||
+			{ report hostile "FAIL isboot-fake-target did not build"; continue; }
 		for f in "${hostile_faults[@]}"; do
 			run_one "hostile-$f" hostile "$work/hostile-$f"
 		done
