@@ -17,8 +17,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-# shellcheck source=tests/qemu/lib.sh
-. "$top/tests/qemu/lib.sh"
+# shellcheck source=tests/kmodsim/targets.sh
+. "$here/targets.sh"
 fixtures="$top/tests/data/ibft"
 
 # ---- target control, called back by the harness: run.sh --ctl STATEDIR VERB ----
@@ -37,7 +37,7 @@ ctl_main() {
 		rm -f "/var/run/tgtd/socket.$TGT_CTL" "/var/run/tgtd/socket.$TGT_CTL.lock"
 		local ok=0
 		for _ in $(seq 20); do
-			if tgt_start "$dir" "$TGT_PORT" 2>>"$dir/ctl.log"; then ok=1; break; fi
+			if tgtd_start "$dir" "$TGT_HOST" "$TGT_PORT" 2>>"$dir/ctl.log"; then ok=1; break; fi
 			sleep 0.5
 		done
 		[ "$ok" = 1 ] || return 1
@@ -48,17 +48,17 @@ ctl_main() {
 			# The target and its ACL come back first, its LUN 3 s later: a REPORT LUNS in
 			# between sees LUN 0 only.
 			while read -r tid iqn file rest; do
-				tgt_adm --op new --mode target --tid "$tid" -T "$iqn"
-				tgt_adm --op bind --mode target --tid "$tid" -I ALL
+				tgt_ctl --op new --mode target --tid "$tid" -T "$iqn"
+				tgt_ctl --op bind --mode target --tid "$tid" -I ALL
 			done < "$dir/targets"
 			( sleep 3
 			  while read -r tid iqn file rest; do
-				tgt_adm --op new --mode logicalunit --tid "$tid" --lun 1 -b "$file"
+				tgt_ctl --op new --mode logicalunit --tid "$tid" --lun 1 -b "$file"
 			  done < "$dir/targets" ) >>"$dir/ctl.log" 2>&1 &
 		fi
 		;;
 	nexus)
-		tgt_adm --op show --mode target | grep -c "I_T nexus:" || true
+		tgt_ctl --op show --mode target | grep -c "I_T nexus:" || true
 		;;
 	*)
 		echo "unknown control verb $verb" >&2
@@ -69,7 +69,7 @@ ctl_main() {
 
 # save_tgt DIR: where the harness's control calls find tgtd (its PID changes on restart).
 save_tgt() {
-	printf 'TGT_PID=%s\nTGT_CTL=%s\nTGT_PORT=%s\n' "$TGT_PID" "$TGT_CTL" "$TGT_PORT" \
+	printf 'TGT_PID=%s\nTGT_CTL=%s\nTGT_HOST=%s\nTGT_PORT=%s\n' "$TGT_PID" "$TGT_CTL" "$TGT_HOST" "$TGT_PORT" \
 		> "$1/tgt.env"
 }
 
@@ -77,7 +77,7 @@ replay_targets() {
 	local dir=$1
 	while read -r tid iqn file rest; do
 		# shellcheck disable=SC2086
-		tgt_add "$tid" "$iqn" "$file" $rest
+		tgt_target "$tid" "$iqn" "$file" $rest
 	done < "$dir/targets"
 }
 
@@ -187,34 +187,18 @@ make_disk() {
 	truncate -s 320M "$1"
 }
 
-# tgtd_with DIR TID IQN [USER PASS [OUTUSER OUTPASS]]: tgtd on a free port serving DIR/disk.img.
+# tgtd_with DIR TID IQN [USER PASS [OUTUSER OUTPASS]]: tgtd on a free 127.0.0.1 port serving
+# DIR/disk.img; TGTD_HOST=::1 puts it on [::1] instead (the harness maps a link-local target
+# on the boot NIC's link to the host's ::1).
 tgtd_with() {
-	local dir=$1 tid=$2 iqn=$3
+	local dir=$1 tid=$2 iqn=$3 host=${TGTD_HOST:-127.0.0.1}
 	shift 3
 	mkdir -p "$dir"
 	make_disk "$dir/disk.img"
-	TGT_PORT=$(free_port)
-	tgt_start "$dir" "$TGT_PORT"
+	tgtd_start "$dir" "$host" "$(free_port "$host")"
 	dirs_tgt+=("$dir")
 	echo "$tid $iqn $dir/disk.img $*" > "$dir/targets"
 	save_tgt "$dir"
-	replay_targets "$dir"
-}
-
-# tgtd6_with DIR TID IQN: as tgtd_with, listening on [::1] (the harness maps a link-local
-# target on the boot NIC's link to the host's ::1).
-tgtd6_with() {
-	local dir=$1 tid=$2 iqn=$3
-	mkdir -p "$dir"
-	make_disk "$dir/disk.img"
-	TGT_PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])')
-	TGT_CTL=$(( ($$ * 13 + RANDOM) % 20000 + 10000 ))
-	tgtd -f -C "$TGT_CTL" --iscsi "portal=[::1]:$TGT_PORT" >> "$dir/tgtd.log" 2>&1 &
-	TGT_PID=$!
-	dirs_tgt+=("$dir")
-	save_tgt "$dir"
-	wait_until 20 "tgtd on [::1]:$TGT_PORT" sh -c "ss -Hltn 'sport = :$TGT_PORT' | grep -q '\[::1\]:$TGT_PORT'"
-	echo "$tid $iqn $dir/disk.img" > "$dir/targets"
 	replay_targets "$dir"
 }
 
@@ -273,7 +257,7 @@ setup() {
 		ARGS=(--ibft "$d/ibft.bin" --backing "$d/istgt/disk.img" --lun 0)
 		;;
 	ipv6-linklocal)
-		tgtd6_with "$d/tgt" 1 iqn.2025-01.test.rig:tgt-nochap
+		TGTD_HOST=::1 tgtd_with "$d/tgt" 1 iqn.2025-01.test.rig:tgt-nochap
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --nic-ip fe80::15/64 \
 			--gateway none --target "0=[fe80::2]:$TGT_PORT"
 		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
@@ -314,7 +298,7 @@ teardown() {
 		if [ -f "$d/tgt.env" ]; then
 			# shellcheck source=/dev/null
 			. "$d/tgt.env"
-			tgt_stop || true
+			tgtd_stop || true
 		fi
 	done
 	dirs_tgt=()
