@@ -96,6 +96,9 @@ scenarios=(
 	"boot-mutual|1|iPXE fixture with mutual CHAP, tgtd"
 	"boot-istgt|1|iPXE fixture with mutual CHAP, istgt (LUN 0, enforces mutual CHAP)"
 	"boot-bios|1|legacy BIOS boot: the iBFT in base memory, no ACPI table"
+	"boot-uefi-nochap|1|iBFT written by iPXE's EFI ROM under OVMF, served by AcpiGetTable, tgtd"
+	"boot-uefi-chap|1|the UEFI iPXE fixture with CHAP, tgtd"
+	"boot-uefi-mutual|1|the UEFI iPXE fixture with mutual CHAP, tgtd"
 	"io|1|256 MiB written and read back at queue depth 16, checked in the backing file"
 	"faults|1|target killed and restarted, then TCP resets, during a 128 MiB write loop"
 	"twotarget|1|two-target fixture, first target dead: the alternate serves the disk"
@@ -216,6 +219,10 @@ rewrite() { python3 "$here/ibft.py" "$@" && [ -s "$2" ]; }
 
 CHAP=(rigin rigin-secret-12)
 MUTUAL=(rigin rigin-secret-12 rigout rigout-secret-12)
+# The credentials tests/qemu/run.sh gave iPXE when it wrote the UEFI fixtures.
+UEFI_CHAP=(qemuin qemuin-secret-12)
+UEFI_MUTUAL=(qemuin qemuin-secret-12 qemuout qemuout-secret-12)
+UEFI_IQN=iqn.2026-11.org.isboot:tgtd.disk
 
 # setup NAME DIR: starts what the scenario needs and fills ARGS (the harness's options).
 setup() {
@@ -242,6 +249,16 @@ setup() {
 	boot-mutual)
 		tgtd_with "$d/tgt" 1 iqn.2025-01.test.rig:tgt-mutual "${MUTUAL[@]}"
 		rewrite "$fixtures/ibft-ipxe-dhcp-mutualchap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$TGT_PORT"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
+		;;
+	boot-uefi-nochap | boot-uefi-chap | boot-uefi-mutual)
+		local auth=${name#boot-uefi-} creds=()
+		case "$auth" in
+		chap) creds=("${UEFI_CHAP[@]}") ;;
+		mutual) creds=("${UEFI_MUTUAL[@]}") auth=mutualchap ;;
+		esac
+		tgtd_with "$d/tgt" 1 "$UEFI_IQN" ${creds[@]+"${creds[@]}"}
+		rewrite "$fixtures/ibft-uefi-ipxe-dhcp-$auth.bin" "$d/ibft.bin" --target "0=127.0.0.1:$TGT_PORT"
 		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
 		;;
 	boot-istgt)
