@@ -139,6 +139,17 @@ pub trait Connector: Send {
     /// Starts connecting to `portal`. The session bounds the wait with its own timeout and drops
     /// the future when it passes, so dropping must abandon the attempt cleanly.
     fn connect(&mut self, portal: Portal) -> Self::Connect<'_>;
+
+    /// Runs one synchronous step of a login: copying the target's configuration, building the
+    /// next Login Request's text, reading a Login Response's (with CHAP). These steps allocate
+    /// with infallible collections; everything else a running session needs is reserved when
+    /// it is created or logs in. A platform whose allocations fail when memory is short (the
+    /// kernel, where the polling context allocates with `M_NOWAIT`) lets them wait for memory
+    /// here: the session calls this from its polling context between awaits, holding no lock.
+    /// The default runs `f` as it is.
+    fn login_step<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
 }
 
 /// A source of unpredictable bytes (ISID, CHAP challenges, reconnect jitter).

@@ -156,7 +156,11 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
     /// Connects and logs in to the current target, following redirects and retrying at once
     /// when the target taught us a login choice (security stage first, MD5 only).
     pub(super) async fn establish(&mut self) -> Result<(C::Transport, Established), AttemptError> {
-        let Some(target) = self.cfg.targets.get(self.current).cloned() else {
+        let (cfg, current) = (&self.cfg, self.current);
+        let target = self
+            .connector
+            .login_step(|| cfg.targets.get(current).cloned());
+        let Some(target) = target else {
             return Err(AttemptError::internal("no target at the current index"));
         };
         let mut portal = target.portal;
@@ -197,7 +201,10 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
                     if redirects > self.cfg.max_redirects {
                         return Err(AttemptError::TooManyRedirects);
                     }
-                    let new = redirect_portal(&address, portal.nic)?;
+                    let nic = portal.nic;
+                    let new = self
+                        .connector
+                        .login_step(|| redirect_portal(&address, nic))?;
                     log!(
                         self.log,
                         Level::Note,
@@ -250,20 +257,26 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
         t: &mut C::Transport,
         target: &TargetConfig,
     ) -> Result<Step, AttemptError> {
-        let lc = LoginConfig {
-            initiator_name: self.cfg.initiator_name.clone(),
+        let cfg = &self.cfg;
+        let lc = self.connector.login_step(|| LoginConfig {
+            initiator_name: cfg.initiator_name.clone(),
             target_name: target.name.clone(),
-            isid: self.cfg.isid.0,
+            isid: cfg.isid.0,
             chap: target.chap.clone(),
-            offer: self.cfg.offer.clone(),
-        };
+            offer: cfg.offer.clone(),
+        });
         let attempt = Attempt {
             tsih: 0,
             ..self.flags.get(self.current).copied().unwrap_or_default()
         };
         let itt = 0x4000_0000 | (self.logins & 0xffff);
-        let mut login = Login::new(&lc, attempt, itt).map_err(AttemptError::Login)?;
-        let mut req = login.start().map_err(AttemptError::Login)?;
+        let connector = &mut self.connector;
+        let mut login = connector
+            .login_step(|| Login::new(&lc, attempt, itt))
+            .map_err(AttemptError::Login)?;
+        let mut req = connector
+            .login_step(|| login.start())
+            .map_err(AttemptError::Login)?;
         let bufs = &mut self.bufs;
         loop {
             bufs.out.clear();
@@ -281,10 +294,11 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
                 other => return Err(AttemptError::NotLoginResponse(pdu::Header::opcode(&other))),
             };
             let rng = &mut self.rng;
-            match login
-                .handle(&resp, &bufs.data, &mut |b: &mut [u8]| rng.fill(b))
-                .map_err(AttemptError::Login)?
-            {
+            let data = &bufs.data;
+            let step = connector
+                .login_step(|| login.handle(&resp, data, &mut |b: &mut [u8]| rng.fill(b)))
+                .map_err(AttemptError::Login)?;
+            match step {
                 Step::Send(next) => req = next,
                 done => return Ok(done),
             }
