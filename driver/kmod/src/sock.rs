@@ -19,6 +19,7 @@
 use alloc::boxed::Box;
 use core::ffi::{c_int, c_void};
 use core::future::Future;
+use core::mem::MaybeUninit;
 use core::net::{IpAddr, SocketAddr};
 use core::pin::Pin;
 use core::ptr;
@@ -316,16 +317,15 @@ impl KSocket {
         bufs: &[&[u8]],
     ) -> Poll<Result<usize, Errno>> {
         const MAX: usize = sys::ISBOOT_IOV_MAX as usize;
-        let mut iov = [sys::isboot_iov {
-            base: core::ptr::null(),
-            len: 0,
-        }; MAX];
+        // Left uninitialised past `n`: clearing 512 bytes per send would cost more than the
+        // header it carries.
+        let mut iov = [const { MaybeUninit::<sys::isboot_iov>::uninit() }; MAX];
         let mut n = 0usize;
         for (slot, b) in iov.iter_mut().zip(bufs.iter().filter(|b| !b.is_empty())) {
-            *slot = sys::isboot_iov {
+            slot.write(sys::isboot_iov {
                 base: b.as_ptr().cast(),
                 len: b.len(),
-            };
+            });
             n = n.saturating_add(1);
         }
         if n == 0 {
@@ -334,9 +334,10 @@ impl KSocket {
         let so = self.so;
         retry(&self.bells.tx, cx, || {
             let mut done = 0usize;
-            // SAFETY: the first `n` iovecs name readable buffers that live for the call (`bufs`
-            // borrows them); `sosend` copies from them before returning; `n` <= MAX fits c_int.
-            let e = unsafe { sys::isboot_so_sendv(so, iov.as_ptr(), n as c_int, &mut done) };
+            // SAFETY: the first `n` iovecs are initialised (above) and name readable buffers that
+            // live for the call (`bufs` borrows them); the helper reads only those `n`; `sosend`
+            // copies from them before returning; `n` <= MAX fits c_int.
+            let e = unsafe { sys::isboot_so_sendv(so, iov.as_ptr().cast(), n as c_int, &mut done) };
             match e {
                 _ if done > 0 => Some(Ok(done)),
                 e if e == 0 || e == Errno::WOULDBLOCK.0 => None,
