@@ -33,7 +33,7 @@ struct Sleeper {
     depth: AtomicU32,
 }
 
-/// Threads that may sleep now: the loader's, the taskqueue thread, the shutdown thread; four
+/// Threads that may sleep now: the loader's or unloader's and the taskqueue thread; four
 /// slots leave room. A slot is taken and given back by its own thread only.
 static SLEEPERS: [Sleeper; 4] = [const {
     Sleeper {
