@@ -105,10 +105,20 @@ impl Log for StderrLog {
             Level::Info => "info",
             Level::Trace => "trace",
         };
-        // The core's messages start with "isboot: " already.
-        let line = format!("[{tag}] {args}\n");
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(log_line(tag, args).as_bytes());
     }
+}
+
+/// One line of the log: `[tag] message\n`, the message escaped by the core's choke point so
+/// that target or firmware text in it cannot break the line or drive the terminal.
+fn log_line(tag: &str, args: fmt::Arguments<'_>) -> String {
+    // The core's messages start with "isboot: " already.
+    let mut line = format!("[{tag}] ");
+    let _ = isboot_core::escape::write_escaped(&mut line, args);
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]
@@ -123,6 +133,16 @@ mod tests {
         r.fill(&mut b);
         assert_ne!(a, b);
         assert_ne!(a, [0u8; 32]);
+    }
+
+    #[test]
+    fn a_log_line_is_one_line_whatever_the_message_carries() {
+        let forged = "x\nisbootctl: boot disk usable: \u{1b}[1m";
+        let line = log_line("note", format_args!("isboot: target chose {forged}"));
+        assert_eq!(
+            line,
+            "[note] isboot: target chose x\\x0aisbootctl: boot disk usable: \\x1b[1m\n"
+        );
     }
 
     #[test]
