@@ -66,8 +66,8 @@ impl Random for OsRandom {
     }
 }
 
-/// Messages to stderr up to a level (0 silent, 1 notes, 2 info, 3 trace), as `net.isboot.debug`
-/// does in the kernel. Each line is written with one call so threads do not interleave.
+/// Messages to stderr up to a level (0 errors only, 1 notes, 2 info, 3 trace), as
+/// `net.isboot.debug` does in the kernel. Each line is written with one call so threads do not interleave.
 #[derive(Clone, Copy, Debug)]
 pub struct StderrLog {
     level: u8,
@@ -101,6 +101,7 @@ impl Log for StderrLog {
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
         let tag = match level {
+            Level::Error => "error",
             Level::Note => "note",
             Level::Info => "info",
             Level::Trace => "trace",
@@ -151,6 +152,10 @@ mod tests {
         assert!(l.enabled(Level::Note) && l.enabled(Level::Info));
         assert!(!l.enabled(Level::Trace));
         assert!(!StderrLog::new(0).enabled(Level::Note));
+        assert!(
+            StderrLog::new(0).enabled(Level::Error),
+            "errors show at the default level"
+        );
         assert_eq!(StderrLog::new(9).level(), 3);
     }
 }
