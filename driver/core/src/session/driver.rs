@@ -76,6 +76,10 @@ struct Serving<L: RawLock, E, G> {
     give_up_at: Option<Instant>,
     /// Failures in a row and their log level (`report.rs`).
     report: Reporter,
+    /// Requests completed with a SCSI status, in all and when the connection came up: a
+    /// connection lost before any completed is one that dies on its first commands.
+    completed: u64,
+    completed_at_up: u64,
 }
 
 /// Why serving stopped before the awaited future finished.
@@ -146,6 +150,8 @@ where
                 timer: timer.clone(),
                 give_up_at: None,
                 report: Reporter::default(),
+                completed: 0,
+                completed_at_up: 0,
             },
             dialer: Dialer::new(cfg, connector, rng, log, timer),
         };
@@ -245,6 +251,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         );
         log!(self.log, Level::Info, "isboot: negotiated {}", params);
         let now = self.timer.now();
+        self.completed_at_up = self.completed;
         self.engine.connected(params, est.sns, now);
         let window = self.engine.window_size();
         self.shared.status.lock(|s| {
@@ -329,7 +336,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             dialer.target_name(),
             &reason,
             lived,
-            recovery.quick_drops(),
+            self.completed != self.completed_at_up,
             &capped,
         );
         self.publish_error(&last);
@@ -366,7 +373,10 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     fn deliver(&mut self) {
         while let Some(ev) = self.engine.poll_event() {
             match ev {
-                Event::Complete(c) => self.events.complete(c),
+                Event::Complete(c) => {
+                    self.completed = self.completed.wrapping_add(u64::from(c.result.is_ok()));
+                    self.events.complete(c)
+                }
                 Event::ResetDone { tag, result } => self.events.reset_done(tag, result),
                 Event::ScsiEvent { lun, sense } => self.events.scsi_event(lun, &sense),
             }

@@ -85,11 +85,6 @@ impl Recovery {
         Some(backoff.delay(self.failures, jitter))
     }
 
-    /// Connections in a row that died before [`STABLE_CONNECTION`], the last one included.
-    pub(crate) fn quick_drops(&self) -> u32 {
-        self.quick_drops
-    }
-
     /// A connection that was up for `lived` ended; `wait` is the Time2Wait the target asked
     /// for, if any. Returns the delay before reconnecting.
     pub(crate) fn connection_lost(

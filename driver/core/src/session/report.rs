@@ -9,9 +9,10 @@
 //! - a failed login (the refusal and the likely key, an unreachable portal, ...);
 //! - a protocol violation, a rejected PDU or an internal error (a digest mismatch, a DataSN
 //!   gap): these used to show only as "command timed out" after silent reconnects;
-//! - logins that succeed while every connection dies soon after ([`STABLE_CONNECTION`]): the
-//!   target takes the login but not what follows (digests it turned on anyway, a command it
-//!   chokes on), so the boot waits forever unless someone is told.
+//! - logins that succeed while every connection dies on its first commands (soon after the
+//!   login, [`STABLE_CONNECTION`], with no command completed on it), twice or more in a row:
+//!   the target takes the login but not what follows (digests it turned on anyway, a command
+//!   it chokes on), so the boot waits forever unless someone is told.
 //!
 //! To keep a target that fails for ever from flooding the console, the same kind of failure
 //! is shown at `Error` the first time and then after 2, 4, 8, ... in a row (each line says how
@@ -39,8 +40,8 @@ pub enum Failure {
     Login,
     /// An established connection was lost.
     Connection,
-    /// Logins succeed, but each connection dies soon after (a target that accepts the login
-    /// but not what follows it).
+    /// Logins succeed, but each connection dies on its first commands (a target that accepts
+    /// the login but not what follows it).
     DiesAfterLogin,
 }
 
@@ -69,6 +70,8 @@ enum Kind {
 pub(super) struct Reporter {
     kind: Option<Kind>,
     repeats: u32,
+    /// Connections in a row lost soon after their login with no command completed.
+    barren: u32,
 }
 
 impl Reporter {
@@ -125,18 +128,23 @@ impl Reporter {
         }
     }
 
-    /// The connection to `target` ended after `lived` for `reason`, the `quick_drops`-th in a
-    /// row that died before [`STABLE_CONNECTION`]. `note` is appended to the log line (a
-    /// capped Time2Wait).
+    /// The connection to `target` ended after `lived` for `reason`; `progressed` when a
+    /// command completed on it. `note` is appended to the log line (a capped Time2Wait).
     pub(super) fn connection_lost<G: Log>(
         &mut self,
         log: &G,
         target: &str,
         reason: &Disconnect,
         lived: Duration,
-        quick_drops: u32,
+        progressed: bool,
         note: &dyn core::fmt::Display,
     ) -> LastError {
+        self.barren = if progressed || lived >= STABLE_CONNECTION {
+            0
+        } else {
+            self.barren.saturating_add(1)
+        };
+        let barren = self.barren;
         let violation = match reason {
             Disconnect::Violation(v) => Some(discriminant(v)),
             _ => None,
@@ -146,8 +154,9 @@ impl Reporter {
             Disconnect::Violation(_) | Disconnect::Rejected(_) | Disconnect::Internal(_)
         );
         let loud = self.count(Kind::Connection(discriminant(reason), violation));
-        let dies = quick_drops >= 2 && lived < STABLE_CONNECTION;
-        let level = if (serious || dies) && loud {
+        let dies = barren >= 2;
+        // Dying connections are counted by themselves: their causes may vary.
+        let level = if (dies && barren.is_power_of_two()) || (!dies && serious && loud) {
             Level::Error
         } else {
             Level::Note
@@ -161,10 +170,10 @@ impl Reporter {
             log!(
                 log,
                 level,
-                "isboot: {}: every login succeeds but the connection dies soon after ({} in a \
-                 row, the last after {} ms): {}; reconnecting{}",
+                "isboot: {}: every login succeeds but the connection dies on its first commands \
+                 ({} in a row, the last after {} ms): {}; reconnecting{}",
                 target,
-                quick_drops,
+                barren,
                 ms,
                 reason,
                 note
@@ -172,10 +181,10 @@ impl Reporter {
             LastError {
                 failure: Failure::DiesAfterLogin,
                 text: Line::new(format_args!(
-                    "{target}: every login succeeds but the connection dies soon after \
-                     ({quick_drops} in a row): {reason}"
+                    "{target}: every login succeeds but the connection dies on its first \
+                     commands ({barren} in a row): {reason}"
                 )),
-                repeats: quick_drops,
+                repeats: barren,
             }
         } else {
             log!(
@@ -197,6 +206,7 @@ impl Reporter {
     pub(super) fn healthy(&mut self) {
         self.kind = None;
         self.repeats = 0;
+        self.barren = 0;
     }
 }
 
@@ -219,5 +229,108 @@ impl core::fmt::Display for InARow {
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdu;
+    use crate::port::IoError;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<(Level, String)>>);
+
+    impl Log for Lines {
+        fn enabled(&self, _level: Level) -> bool {
+            true
+        }
+        fn log(&self, level: Level, args: core::fmt::Arguments<'_>) {
+            self.0
+                .lock()
+                .expect("lines")
+                .push((level, alloc::format!("{args}")));
+        }
+    }
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+    const RESET: Disconnect = Disconnect::Io(IoError::Reset);
+
+    fn lost(
+        r: &mut Reporter,
+        log: &Lines,
+        d: &Disconnect,
+        lived: u64,
+        progressed: bool,
+    ) -> LastError {
+        r.connection_lost(log, "t", d, S(lived), progressed, &"")
+    }
+
+    #[test]
+    fn only_connections_that_complete_nothing_count_as_dying_after_login() {
+        let (mut r, log) = (Reporter::default(), Lines::default());
+        // Resets of connections that moved commands: a flaky network, not a target that
+        // refuses what follows the login; only notes.
+        for _ in 0..5 {
+            let l = lost(&mut r, &log, &RESET, 1, true);
+            assert_eq!(l.failure, Failure::Connection);
+        }
+        assert!(log.0.lock().unwrap().iter().all(|(l, _)| *l == Level::Note));
+        // Two in a row with nothing completed: reported, at Error.
+        assert_eq!(
+            lost(&mut r, &log, &RESET, 1, false).failure,
+            Failure::Connection
+        );
+        let l = lost(&mut r, &log, &RESET, 1, false);
+        assert_eq!((l.failure, l.repeats), (Failure::DiesAfterLogin, 2));
+        let (level, line) = log.0.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(level, Level::Error);
+        assert!(
+            line.starts_with("isboot: t: every login succeeds"),
+            "{line}"
+        );
+        // A long-lived idle connection is not one.
+        assert_eq!(
+            lost(&mut r, &log, &RESET, 60, false).failure,
+            Failure::Connection
+        );
+        assert_eq!(
+            lost(&mut r, &log, &RESET, 1, false).failure,
+            Failure::Connection
+        );
+    }
+
+    #[test]
+    fn violations_of_one_kind_are_counted_whatever_their_numbers() {
+        let (mut r, log) = (Reporter::default(), Lines::default());
+        let gap = |got| {
+            Disconnect::Violation(Violation::DataSn {
+                itt: got,
+                got: crate::sn::Sn(got),
+                expected: crate::sn::Sn(0),
+            })
+        };
+        for i in 1..=9u32 {
+            let l = lost(&mut r, &log, &gap(i), 60, true);
+            assert_eq!(l.repeats, i);
+        }
+        let loud: Vec<bool> = log
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(l, _)| *l == Level::Error)
+            .collect();
+        assert_eq!(
+            loud,
+            [true, true, false, true, false, false, false, true, false]
+        );
+        // Another kind starts again, at Error.
+        let d = Disconnect::Violation(Violation::Pdu(pdu::Error::ReservedStage));
+        assert_eq!(lost(&mut r, &log, &d, 60, true).repeats, 1);
+        assert_eq!(log.0.lock().unwrap().last().unwrap().0, Level::Error);
     }
 }

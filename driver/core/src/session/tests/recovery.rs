@@ -282,7 +282,9 @@ fn a_connection_that_dies_after_every_login_is_reported_with_its_cause() {
         errors[0]
     );
     assert!(
-        errors[1].contains("every login succeeds but the connection dies soon after (2 in a row"),
+        errors[1].contains(
+            "every login succeeds but the connection dies on its first commands (2 in a row"
+        ),
         "{}",
         errors[1]
     );
