@@ -64,18 +64,16 @@ enum Kind {
     Connection(Discriminant<Disconnect>, Option<Discriminant<Violation>>),
 }
 
-/// Counts failures of a kind in a row and decides their log level (see the module
-/// documentation).
-#[derive(Debug, Default)]
-pub(super) struct Reporter {
+/// Failures of one kind in a row.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
     kind: Option<Kind>,
     repeats: u32,
-    /// Connections in a row lost soon after their login with no command completed.
-    barren: u32,
 }
 
-impl Reporter {
-    /// Counts one failure of `kind`; whether it is shown at [`Level::Error`].
+impl Run {
+    /// Counts one failure of `kind`; whether it is one to show at [`Level::Error`] (the
+    /// first, the second, the fourth, ...).
     fn count(&mut self, kind: Kind) -> bool {
         if self.kind == Some(kind) {
             self.repeats = self.repeats.saturating_add(1);
@@ -85,7 +83,21 @@ impl Reporter {
         }
         self.repeats.is_power_of_two()
     }
+}
 
+/// Counts failures of a kind in a row and decides their log level (see the module
+/// documentation). Failed attempts and lost connections are counted apart, so that a target
+/// that flaps (a login refused, one that works, its connection lost, ...) still counts each
+/// up; only a connection that lived [`STABLE_CONNECTION`] starts the counts again.
+#[derive(Debug, Default)]
+pub(super) struct Reporter {
+    attempts: Run,
+    connections: Run,
+    /// Connections in a row lost soon after their login with no command completed.
+    barren: u32,
+}
+
+impl Reporter {
     /// A connect or login attempt to `target` failed with `e`; `giving_up` when no attempt
     /// follows.
     pub(super) fn attempt_failed<G: Log>(
@@ -99,9 +111,10 @@ impl Reporter {
             AttemptError::Login(l) => Some(discriminant(l)),
             _ => None,
         };
-        let loud = self.count(Kind::Attempt(discriminant(e), login)) || giving_up;
+        let loud = self.attempts.count(Kind::Attempt(discriminant(e), login)) || giving_up;
+        let repeats = self.attempts.repeats;
         let level = if loud { Level::Error } else { Level::Note };
-        let n = InARow(self.repeats, "failures");
+        let n = InARow(repeats, "failures");
         if giving_up {
             log!(
                 log,
@@ -124,7 +137,7 @@ impl Reporter {
         LastError {
             failure: Failure::Login,
             text: Line::new(format_args!("login to {target} failed: {e}")),
-            repeats: self.repeats,
+            repeats,
         }
     }
 
@@ -153,7 +166,10 @@ impl Reporter {
             reason,
             Disconnect::Violation(_) | Disconnect::Rejected(_) | Disconnect::Internal(_)
         );
-        let loud = self.count(Kind::Connection(discriminant(reason), violation));
+        let loud = self
+            .connections
+            .count(Kind::Connection(discriminant(reason), violation));
+        let repeats = self.connections.repeats;
         let dies = barren >= 2;
         // Dying connections are counted by themselves: their causes may vary.
         let level = if (dies && barren.is_power_of_two()) || (!dies && serious && loud) {
@@ -192,21 +208,19 @@ impl Reporter {
                 level,
                 "isboot: {}; reconnecting{}",
                 reason,
-                Then(InARow(self.repeats, "times"), note)
+                Then(InARow(repeats, "times"), note)
             );
             LastError {
                 failure: Failure::Connection,
                 text: Line::new(format_args!("{reason}")),
-                repeats: self.repeats,
+                repeats,
             }
         }
     }
 
     /// A connection that lived [`STABLE_CONNECTION`] ended: what failed before is history.
     pub(super) fn healthy(&mut self) {
-        self.kind = None;
-        self.repeats = 0;
-        self.barren = 0;
+        *self = Reporter::default();
     }
 }
 
@@ -301,6 +315,28 @@ mod tests {
             lost(&mut r, &log, &RESET, 1, false).failure,
             Failure::Connection
         );
+    }
+
+    /// A target that flaps: a login refused, the next one works, its connection is lost, the
+    /// next login refused again, ... The refusals still count up, so the console gets lines 1, 2,
+    /// 4, 8 of them, not one per refusal.
+    #[test]
+    fn a_flapping_target_does_not_flood_the_console() {
+        let (mut r, log) = (Reporter::default(), Lines::default());
+        let refused = AttemptError::Io(IoError::Reset);
+        let mut loud = Vec::new();
+        for _ in 0..8 {
+            r.attempt_failed(&log, "t", &refused, false);
+            loud.push(log.0.lock().unwrap().last().unwrap().0 == Level::Error);
+            lost(&mut r, &log, &RESET, 3, true);
+        }
+        assert_eq!(loud, [true, true, false, true, false, false, false, true]);
+        // A connection that lived long enough: the next refusal is news again.
+        lost(&mut r, &log, &RESET, 60, true);
+        r.healthy();
+        let l = r.attempt_failed(&log, "t", &refused, false);
+        assert_eq!(l.repeats, 1);
+        assert_eq!(log.0.lock().unwrap().last().unwrap().0, Level::Error);
     }
 
     #[test]
