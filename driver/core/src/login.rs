@@ -20,7 +20,15 @@
 //!   the connection when they come again.
 //!
 //! Every response is checked: ISID, ITT, version, stages, status class, text syntax, each
-//! operational answer against its range and result function (done by [`crate::text`]).
+//! operational answer against its range and result function and the strict rules for
+//! Reject/Irrelevant/NotUnderstood (done by [`crate::text`], whose documentation lists them),
+//! and the TSIH: non-zero in the final response, never changed during the login
+//! (`Login::check_tsih`).
+//!
+//! Failures say why: a target that answers our operational offer with a bare "initiator error"
+//! ([`LoginError::OfferRefused`]) gets a line naming the digests we offered and the setting that
+//! changes them, and whether the security-stage retry above already ran; a retry never replaces
+//! the error that ends the login. Target text in an error is escaped ([`crate::escape`]).
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
