@@ -204,6 +204,34 @@ fn retire(kind: Kind, op: Op, model: &mut Model, c: &Counts) {
     }
 }
 
+/// Submits a write of generation `write` (or a read) of `lba..lba+blocks`, in flight from now.
+fn submit(
+    kind: Kind,
+    disk: &HostDisk,
+    inflight: &mut VecDeque<Op>,
+    c: &Counts,
+    write: Option<u32>,
+    lba: u64,
+    blocks: u32,
+) {
+    let submitted = match write {
+        Some(g) => disk.submit_write(lba, block_data(g, lba, blocks, BLOCK)),
+        None => disk.submit_read(lba, blocks),
+    };
+    match submitted {
+        Ok(pending) => inflight.push_back(Op {
+            write,
+            lba,
+            blocks,
+            pending,
+        }),
+        Err(e) => {
+            eprintln!("soak: {}: submit failed: {e}", kind.name());
+            Counts::add(&c.errors, 1);
+        }
+    }
+}
+
 /// Random writes and verified reads until `end`.
 fn workload(kind: Kind, disk: &HostDisk, model: &mut Model, end: Instant, c: &Counts) {
     let blocks_total = DISK / u64::from(BLOCK);
@@ -230,27 +258,11 @@ fn workload(kind: Kind, disk: &HostDisk, model: &mut Model, end: Instant, c: &Co
             retire(kind, op, model, c);
             continue;
         };
-        let write = rng.below(2) == 0;
-        let submitted = if write {
+        let write = (rng.below(2) == 0).then(|| {
             model.next_gen += 1;
-            let g = model.next_gen;
-            disk.submit_write(lba, block_data(g, lba, blocks, BLOCK))
-                .map(|p| (Some(g), p))
-        } else {
-            disk.submit_read(lba, blocks).map(|p| (None, p))
-        };
-        match submitted {
-            Ok((write, pending)) => inflight.push_back(Op {
-                write,
-                lba,
-                blocks,
-                pending,
-            }),
-            Err(e) => {
-                eprintln!("soak: {}: submit failed: {e}", kind.name());
-                Counts::add(&c.errors, 1);
-            }
-        }
+            model.next_gen
+        });
+        submit(kind, disk, &mut inflight, c, write, lba, blocks);
     }
     while let Some(op) = inflight.pop_front() {
         retire(kind, op, model, c);
@@ -265,18 +277,7 @@ fn final_read(kind: Kind, disk: &HostDisk, model: &mut Model, c: &Counts) {
     while lba < blocks_total || !inflight.is_empty() {
         if lba < blocks_total && inflight.len() < DEPTH {
             let blocks = MAX_BLOCKS.min((blocks_total - lba) as u32);
-            match disk.submit_read(lba, blocks) {
-                Ok(pending) => inflight.push_back(Op {
-                    write: None,
-                    lba,
-                    blocks,
-                    pending,
-                }),
-                Err(e) => {
-                    eprintln!("soak: {}: final read submit failed: {e}", kind.name());
-                    Counts::add(&c.errors, 1);
-                }
-            }
+            submit(kind, disk, &mut inflight, c, None, lba, blocks);
             lba += u64::from(blocks);
         } else if let Some(op) = inflight.pop_front() {
             retire(kind, op, model, c);
