@@ -35,6 +35,10 @@ use isboot_core::text::{Key, Params};
 use isboot_executor::Instant;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../common/input.rs"]
+mod input;
+use input::Input;
+
 /// Live heap bytes, for the memory bound.
 struct Counting;
 
@@ -69,34 +73,6 @@ const MAX_BUF: usize = 96 * 1024;
 /// the events not yet taken.
 const HEAP_SLACK: usize = 4 << 20;
 const TARGET_OPCODES: [u8; 10] = [0x20, 0x21, 0x22, 0x23, 0x25, 0x26, 0x31, 0x32, 0x3f, 0x3c];
-
-/// The fuzzer's bytes, consumed from the front; zeros once they run out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        b
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let take = n.min(self.0.len());
-        let (a, b) = self.0.split_at(take);
-        self.0 = b;
-        let mut v = a.to_vec();
-        v.resize(n, 0);
-        v
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 /// What the harness knows besides the engine.
 struct Model {
@@ -268,6 +244,14 @@ impl Model {
         self.drain_events();
     }
 
+    /// The connection broke: the session logs in again at once (replaying what is held).
+    fn relogin(&mut self, inp: &mut Input<'_>) {
+        self.lost();
+        if self.e.phase() != Phase::Closed {
+            self.connect(inp);
+        }
+    }
+
     fn submit(&mut self, inp: &mut Input<'_>, dir: u8) {
         let len = usize::from(inp.u16()) * 2 % MAX_BUF;
         let lun = Lun::from_number(u64::from(inp.u8() % 3)).unwrap_or_default();
@@ -339,16 +323,14 @@ impl Model {
                 self.submit(inp, dir)
             }
             2..=5 => {
-                if self.e.phase() == Phase::Up || self.e.phase() == Phase::Closing {
-                    if !self.receive(inp) {
-                        self.lost();
-                    }
+                if matches!(self.e.phase(), Phase::Up | Phase::Closing) && !self.receive(inp) {
+                    self.relogin(inp);
                 }
             }
             6 => {
                 self.now = self.now + Duration::from_millis(u64::from(inp.u16()) * 8);
                 if self.e.on_timer(self.now).is_err() {
-                    self.lost();
+                    self.relogin(inp);
                 }
             }
             7 => {
@@ -365,12 +347,7 @@ impl Model {
                 let lun = Lun::from_number(u64::from(inp.u8() % 3)).unwrap_or_default();
                 self.e.reset_lun(lun, tag);
             }
-            9 => {
-                self.lost();
-                if self.e.phase() != Phase::Closed {
-                    self.connect(inp);
-                }
-            }
+            9 => self.relogin(inp),
             10 => {
                 if inp.u8() % 8 == 0 {
                     self.e.shutdown(self.now);

@@ -29,6 +29,10 @@ use isboot_core::sn::Sn;
 use isboot_core::text::{parse_pairs, DigestOffer, Key, Offer};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../common/input.rs"]
+mod input;
+use input::Input;
+
 const ISID: [u8; 6] = [0x80, 1, 2, 3, 4, 5];
 const ITT: u32 = 0x4000_0001;
 const SECRET: &[u8] = b"initiator-secret-1";
@@ -88,24 +92,6 @@ const VALUES: [&str; 24] = [
     "192.0.2.1",
     "target",
 ];
-
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        b
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let take = n.min(self.0.len());
-        let (a, b) = self.0.split_at(take);
-        self.0 = b;
-        let mut v = a.to_vec();
-        v.resize(n, 0);
-        v
-    }
-}
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
