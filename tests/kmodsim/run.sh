@@ -116,12 +116,12 @@ scenarios=(
 	"hostile|1|the scripted misbehaving target of tests/it, one run per fault"
 	"failmalloc|0|fail the Nth malloc(9) once, for every N of load..shutdown: panics P of R"
 )
-# The digest faults of tests/it are left out: the module never negotiates digests (the iBFT
-# has no field for them and the kernel session keeps Offer::default, HeaderDigest=None), so a
-# target sending a wrong digest is just sending wrong data, which only TCP could catch.
+# The module offers Offer::default's digests, None,CRC32C (the iBFT has no field for them):
+# the fake target of the digest faults picks CRC32C, so the kernel session checks both
+# digests and must catch the wrong one.
 hostile_faults=(wrong-itt data-in-beyond-buffer data-in-offset-gap oversized-segment
-	sense-too-long r2t-beyond-transfer reset-mid-transfer silence async-logout-request
-	async-drop-connection reject-command)
+	bad-header-digest bad-data-digest sense-too-long r2t-beyond-transfer reset-mid-transfer
+	silence async-logout-request async-drop-connection reject-command)
 
 list() {
 	local s name def what

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+use isboot_core::text::DigestOffer;
 use lexopt::prelude::*;
 
 /// A command-line error. `synopsis` is the usage of the command it concerns.
@@ -29,7 +30,7 @@ usage: isbootctl ibft [--json] [--show-secrets] [FILE]
 pub const BOOT_SYNOPSIS: &str = "\
 usage: isbootctl boot [--ibft FILE] [--portal HOST[:PORT]] [--target NAME] [--lun N]
                       [--chap NAME:SECRET] [--mutual NAME:SECRET] [--initiator NAME]
-                      [--digests] [--timeout SECONDS] [--debug 0-3]
+                      [--digests[=MODE]] [--timeout SECONDS] [--debug 0-3]
 ";
 pub const PART_SYNOPSIS: &str = "usage: isbootctl part [--block-size N] IMAGE\n";
 pub const SYNOPSIS: &str = "\
@@ -37,7 +38,7 @@ usage: isbootctl ibft [--json] [--show-secrets] [FILE]
        isbootctl ibft --rewrite HOST[:PORT] --output OUT [FILE]
        isbootctl boot [--ibft FILE] [--portal HOST[:PORT]] [--target NAME] [--lun N]
                       [--chap NAME:SECRET] [--mutual NAME:SECRET] [--initiator NAME]
-                      [--digests] [--timeout SECONDS] [--debug 0-3]
+                      [--digests[=MODE]] [--timeout SECONDS] [--debug 0-3]
        isbootctl part [--block-size N] IMAGE
        isbootctl help [COMMAND] | --help | --version
 ";
@@ -69,7 +70,10 @@ kernel's boot messages; exit status 0 only if the disk is usable as a FreeBSD bo
   --chap NAME:SECRET     one-way CHAP; the secret must be at least 12 bytes (RFC 7143
   --mutual NAME:SECRET   section 9.2.1); --mutual sets what the target must prove, with a
                          different secret
-  --digests              offer CRC32C header and data digests
+  --digests[=MODE]       CRC32C header and data digests: allow (the default, as the
+                         kernel: offer None,CRC32C and let the target choose), prefer
+                         (CRC32C,None; --digests alone), require (CRC32C only) or forbid
+                         (None only); as the net.isboot.digests tunable
   --timeout SECONDS      bounds the login and each command, 1-3600 (default 30)
   --debug 0-3            the session's message level, as net.isboot.debug
 Secrets given as options are visible to other users in ps(1): prefer the table.
@@ -114,7 +118,8 @@ pub struct BootArgs {
     pub lun: Option<u16>,
     pub chap: Option<Cred>,
     pub mutual: Option<Cred>,
-    pub digests: bool,
+    /// What to offer for HeaderDigest and DataDigest (`--digests[=MODE]`).
+    pub digests: DigestOffer,
     pub timeout: u64,
     pub debug: u8,
 }
@@ -437,7 +442,7 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
         lun: None,
         chap: None,
         mutual: None,
-        digests: false,
+        digests: DigestOffer::default(),
         timeout: 30,
         debug: 0,
     };
@@ -451,7 +456,20 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
     while let Some(arg) = p.next().map_err(|e| u(e.to_string()))? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help(Some("boot"))),
-            Long("digests") => a.digests = true,
+            Long("digests") => {
+                a.digests = match p.optional_value() {
+                    None => DigestOffer::PreferCrc32c,
+                    Some(v) => {
+                        let v = string(v, "--digests").map_err(u)?;
+                        DigestOffer::from_setting(&v).ok_or_else(|| {
+                            u(format!(
+                                "--digests={v}: expected {}",
+                                DigestOffer::SETTINGS.join(", ")
+                            ))
+                        })?
+                    }
+                }
+            }
             Long("ibft") => a.ibft = Some(value(&mut p, "ibft")?),
             Long("portal") => {
                 let v = value(&mut p, "portal")?;
@@ -481,7 +499,13 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
             Long("debug") => {
                 a.debug = number("debug", &value(&mut p, "debug")?, 0, 3).map_err(u)?
             }
-            Value(v) => return Err(u(format!("unexpected argument {v:?}"))),
+            Value(v) => {
+                let hint = match v.to_str().and_then(DigestOffer::from_setting) {
+                    Some(d) => format!(" (a digest mode is written --digests={})", d.setting()),
+                    None => String::new(),
+                };
+                return Err(u(format!("unexpected argument {v:?}{hint}")));
+            }
             other => return Err(u(other.unexpected().to_string())),
         }
     }
@@ -589,6 +613,57 @@ mod tests {
             let e = check_iscsi_name(bad).expect_err(bad);
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    fn boot_args(args: &[&str]) -> Result<BootArgs, String> {
+        let v = std::iter::once("boot")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        match parse(v) {
+            Ok(Command::Boot(a)) => Ok(a),
+            Ok(other) => panic!("{other:?}"),
+            Err(u) => Err(u.message),
+        }
+    }
+
+    #[test]
+    fn digest_modes() {
+        let base = [
+            "--portal",
+            "192.0.2.1",
+            "--target",
+            "iqn.2026-01.org.example:d",
+        ];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            boot_args(&v)
+        };
+        assert_eq!(with(&[]).unwrap().digests, DigestOffer::PreferNone);
+        assert_eq!(
+            with(&["--digests"]).unwrap().digests,
+            DigestOffer::PreferCrc32c
+        );
+        for (mode, want) in [
+            ("allow", DigestOffer::PreferNone),
+            ("prefer", DigestOffer::PreferCrc32c),
+            ("require", DigestOffer::Crc32c),
+            ("forbid", DigestOffer::None),
+        ] {
+            let flag = format!("--digests={mode}");
+            assert_eq!(with(&[flag.as_str()]).unwrap().digests, want, "{mode}");
+        }
+        let e = with(&["--digests=always"]).unwrap_err();
+        assert_eq!(
+            e,
+            "--digests=always: expected allow, prefer, require, forbid"
+        );
+        let e = with(&["--digests", "require"]).unwrap_err();
+        assert!(
+            e.ends_with("(a digest mode is written --digests=require)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -342,13 +342,22 @@ fn boot_with_nothing_listening_is_not_usable() {
         out.contains(&format!("isboot: logging in to {portal}\n")),
         "{out}"
     );
-    // The transcript is output; why the disk is not usable is the error, on stderr.
+    // The transcript is output; why the disk is not usable is the error, on stderr, last.
+    // Before it, the session's own errors (shown at every --debug level, as the kernel's at
+    // net.isboot.debug=0) say what went wrong on the way.
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
     assert!(
-        stderr(&o).starts_with(&format!(
+        lines.last().is_some_and(|l| l.starts_with(&format!(
             "isbootctl: boot disk NOT usable: login to {portal} failed: "
-        )),
-        "{}",
-        stderr(&o)
+        ))),
+        "{err}"
+    );
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l.starts_with("[error] isboot: ") && l.contains("connection refused")),
+        "{err}"
     );
     assert!(!out.contains("NOT usable"), "{out}");
 }

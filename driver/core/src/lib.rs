@@ -30,6 +30,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod chap;
+pub mod escape;
 pub mod ibft;
 pub mod login;
 pub mod lun;

@@ -5,7 +5,7 @@
 //! high-level (login, reconnect), 2 informational, 3 full trace. A line is formatted on the
 //! stack, so logging works when memory is short, from any context that may call printf(9).
 
-use core::fmt::{self, Write};
+use core::fmt;
 
 use isboot_kmod_logic::linebuf::LineBuf;
 
@@ -23,10 +23,14 @@ pub fn enabled(level: i32) -> bool {
 }
 
 /// Prints one line, "isboot: " first. Use [`klog!`](crate::klog).
+///
+/// The message goes through the core's escaper (`isboot_core::escape`), the one choke point
+/// for text a target or the firmware chose: a control character or a direction override in
+/// it is printed as `\xNN` / `\u{NNNN}`, exactly as `isbootctl` and the host log show it.
 pub fn write(args: fmt::Arguments<'_>) {
     let mut line = LineBuf::<256>::new();
     // LineBuf's write never fails; an over-long line is cut and ends in "...".
-    let _ = line.write_fmt(args);
+    let _ = isboot_core::escape::write_escaped(&mut line, args);
     let text = line.as_bytes();
     // SAFETY: `text` is valid for `text.len()` bytes and printed with "%.*s".
     unsafe { bindings::isboot_log(text.as_ptr().cast(), text.len()) }

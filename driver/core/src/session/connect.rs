@@ -13,6 +13,7 @@ use core::task::Poll;
 use isboot_executor::Timer;
 
 use super::{SessionConfig, TargetConfig, DEFAULT_PORT};
+use crate::escape::Untrusted;
 use crate::log;
 use crate::login::{Attempt, Established, Login, LoginConfig, LoginError, Step, LOGIN_MAX_DATA};
 use crate::pdu::{self, Digests, HeaderInfo, Pdu, BHS_LEN};
@@ -71,7 +72,9 @@ impl core::fmt::Display for AttemptError {
             AttemptError::Pdu(e) => write!(f, "bad PDU during login: {e}"),
             AttemptError::NotLoginResponse(op) => write!(f, "{op:?} during login"),
             AttemptError::TooManyRedirects => f.write_str("too many login redirects"),
-            AttemptError::BadRedirect(a) => write!(f, "redirect to unusable address {a}"),
+            AttemptError::BadRedirect(a) => {
+                write!(f, "redirect to unusable address {}", Untrusted(a))
+            }
             AttemptError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
