@@ -159,12 +159,10 @@ impl Portal {
 pub const DEFAULT_PORT: u16 = 3260;
 /// RFC 7143 §9.2.1: a CHAP secret with fewer than 96 random bits needs IPsec, which an iSCSI
 /// boot does not have.
-pub const CHAP_SECRET_MIN: usize = 12;
+pub const CHAP_SECRET_MIN: usize = isboot_core::bootcfg::loader::CHAP_SECRET_MIN;
 /// RFC 7143 §9.2.1 requires support for secrets up to 128 bits; some targets and initiators
 /// refuse longer ones.
 pub const CHAP_SECRET_PORTABLE: usize = 16;
-/// RFC 7143 §4.2.7.1 (via RFC 3722): an iSCSI name is at most 223 bytes.
-pub const ISCSI_NAME_MAX: usize = 223;
 
 /// Parses `HOST[:PORT]`: an IPv4 address, `[IPv6]` (a bare IPv6 address, without a port, is
 /// accepted too) or a DNS name (RFC 1123 labels); the port is 1-65535.
@@ -212,82 +210,16 @@ pub fn parse_portal(s: &str) -> Result<Portal, String> {
             .map(|ip| Portal::Addr(SocketAddr::new(IpAddr::V4(ip), p)))
             .map_err(|_| bad("not an IPv4 address"));
     }
-    if !valid_hostname(host) {
+    if !isboot_core::bootcfg::rootpath::valid_hostname(host) {
         return Err(bad("not an IP address or host name"));
     }
     Ok(Portal::Name(host.to_string(), p))
 }
 
-/// RFC 1123 host name: labels of letters, digits and '-', not starting or ending with '-',
-/// 1-63 bytes each, 253 in all (a trailing dot allowed).
-fn valid_hostname(h: &str) -> bool {
-    let h = h.strip_suffix('.').unwrap_or(h);
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
-/// Checks an iSCSI name (RFC 7143 §4.2.7, RFC 3720 §3.2.6.3): `iqn.YYYY-MM.reversed.domain`
-/// optionally followed by `:anything`, `eui.` with 16 hex digits, or `naa.` with 16 or 32 hex
-/// digits. Names are compared after RFC 3722 normalisation, which lowercases: an uppercase
-/// letter is refused here rather than silently changed.
+/// Checks an iSCSI name with the core's rules ([`isboot_core::iscsi_name`]), the ones the
+/// kernel applies to the loader tunables.
 pub fn check_iscsi_name(s: &str) -> Result<(), String> {
-    let bad = |why: &str| format!("{s:?} is not an iSCSI name: {why}");
-    if s.len() > ISCSI_NAME_MAX {
-        return Err(bad("longer than 223 bytes"));
-    }
-    let hex = |h: &str, lens: &[usize]| {
-        lens.contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
-    };
-    if let Some(h) = s.strip_prefix("eui.") {
-        return if hex(h, &[16]) {
-            Ok(())
-        } else {
-            Err(bad("eui. takes 16 hex digits"))
-        };
-    }
-    if let Some(h) = s.strip_prefix("naa.") {
-        return if hex(h, &[16, 32]) {
-            Ok(())
-        } else {
-            Err(bad("naa. takes 16 or 32 hex digits"))
-        };
-    }
-    let Some(rest) = s.strip_prefix("iqn.") else {
-        return Err(bad("expected iqn., eui. or naa."));
-    };
-    let date_ok = rest.len() >= 8
-        && rest.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-        && rest.as_bytes()[4] == b'-'
-        && matches!(rest[5..7].parse::<u8>(), Ok(1..=12))
-        && rest.as_bytes()[7] == b'.';
-    if !date_ok {
-        return Err(bad("iqn. is followed by the year and month, iqn.YYYY-MM."));
-    }
-    let rest = &rest[8..];
-    let (authority, _unique) = rest.split_once(':').unwrap_or((rest, ""));
-    if authority.is_empty() || authority.split('.').any(str::is_empty) {
-        return Err(bad(
-            "no naming authority (reversed domain name) after the date",
-        ));
-    }
-    if let Some(c) = s.chars().find(|c| {
-        !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'))
-            && (c.is_ascii() || c.is_control())
-    }) {
-        return Err(bad(&if c.is_ascii_uppercase() {
-            "iSCSI names are lowercase (RFC 3722)".to_string()
-        } else {
-            format!("character {c:?} is not allowed")
-        }));
-    }
-    Ok(())
+    isboot_core::iscsi_name::check(s).map_err(|e| format!("{s:?} is not an iSCSI name: {e}"))
 }
 
 /// `NAME:SECRET` for --chap and --mutual. The secret is split at the first ':'.
