@@ -30,6 +30,13 @@ pub const BOOT_SYNOPSIS: &str = "\
 usage: isbootctl boot [--ibft FILE] [--portal HOST[:PORT]] [--target NAME] [--lun N]
                       [--chap NAME:SECRET] [--mutual NAME:SECRET] [--initiator NAME]
                       [--digests] [--timeout SECONDS] [--debug 0-3]
+       isbootctl boot --root-path iscsi:... | --loader-conf FILE [options as above]
+";
+pub const LOADER_CONF_SYNOPSIS: &str = "\
+usage: isbootctl loader-conf --root-path iscsi:... | --portal ADDR[:PORT] --target NAME [--lun N]
+                             --initiator NAME [--chap NAME:SECRET [--mutual NAME:SECRET]]
+                             [--nic NAME|MAC --address ADDR/PREFIX [--gateway ADDR] [--vlan ID]]
+                             [--source auto|ibft|loader] [--mountfrom FSTYPE:DEVICE] [--bhyveload]
 ";
 pub const PART_SYNOPSIS: &str = "usage: isbootctl part [--block-size N] IMAGE\n";
 pub const SYNOPSIS: &str = "\
@@ -38,6 +45,11 @@ usage: isbootctl ibft [--json] [--show-secrets] [FILE]
        isbootctl boot [--ibft FILE] [--portal HOST[:PORT]] [--target NAME] [--lun N]
                       [--chap NAME:SECRET] [--mutual NAME:SECRET] [--initiator NAME]
                       [--digests] [--timeout SECONDS] [--debug 0-3]
+       isbootctl boot --root-path iscsi:... | --loader-conf FILE [options as above]
+       isbootctl loader-conf --root-path iscsi:... | --portal ADDR[:PORT] --target NAME [--lun N]
+                             --initiator NAME [--chap NAME:SECRET [--mutual NAME:SECRET]]
+                             [--nic NAME|MAC --address ADDR/PREFIX [--gateway ADDR] [--vlan ID]]
+                             [--source auto|ibft|loader] [--mountfrom FSTYPE:DEVICE] [--bhyveload]
        isbootctl part [--block-size N] IMAGE
        isbootctl help [COMMAND] | --help | --version
 ";
@@ -60,8 +72,14 @@ pub const BOOT_HELP: &str = "\
 Do what isboot.ko does at boot, from userland: log in, REPORT LUNS, INQUIRY, READ CAPACITY,
 read the partition table (and the UFS superblock of the root partition), log out. Parameters
 come from the iBFT (--ibft FILE, or the running system's when neither --ibft nor both --portal
-and --target are given); the other options override the table. Prints a transcript like the
-kernel's boot messages; exit status 0 only if the disk is usable as a FreeBSD boot disk.
+and --target are given), from an RFC 4173 root path (--root-path), or from the net.isboot.*
+lines of a loader.conf (--loader-conf FILE, checked as the kernel checks them); the other
+options override them. Prints a transcript like the kernel's boot messages; exit status 0
+only if the disk is usable as a FreeBSD boot disk.
+  --root-path iscsi:SERVER:PROTOCOL:PORT:LUN:TARGET
+                         the target as iPXE's sanboot and net.isboot.root_path take it: the
+                         LUN in hexadecimal, empty fields for 3260 and LUN 0
+  --loader-conf FILE     a loader.conf(5) with net.isboot.* (see loader-conf)
   --portal HOST[:PORT]   an IPv4 address, [IPv6] or a host name; port 1-65535, default 3260
   --target NAME          the target's iSCSI name: iqn.YYYY-MM.domain[:...], eui. (16 hex
   --initiator NAME       digits) or naa. (16 or 32 hex digits), at most 223 bytes
@@ -73,6 +91,27 @@ kernel's boot messages; exit status 0 only if the disk is usable as a FreeBSD bo
   --timeout SECONDS      bounds the login and each command, 1-3600 (default 30)
   --debug 0-3            the session's message level, as net.isboot.debug
 Secrets given as options are visible to other users in ps(1): prefer the table.
+";
+pub const LOADER_CONF_HELP: &str = "\
+Print the loader.conf(5) lines that make isboot.ko boot from a target without an iBFT
+(net.isboot.root_path and the other net.isboot.* tunables), or with --bhyveload the same as
+bhyveload(8) -e arguments on one line for sh(1). The lines are checked as the kernel will check
+them. Without --nic the NIC is the one the loader booted from (boot.netif.*, IPv4 only).
+  --root-path iscsi:...  the target (or --portal ADDR[:PORT] --target NAME [--lun N], LUN in
+                         decimal; written in the root path in hexadecimal, as RFC 4173 says)
+  --initiator NAME       this machine's iSCSI name, as the target's ACL knows it
+  --chap NAME:SECRET     one-way CHAP; --mutual NAME:SECRET adds what the target proves
+  --nic NAME|MAC         the interface (em0) or its MAC address (58:9c:fc:0b:00:01)
+  --address ADDR/PREFIX  its address and prefix length, IPv4 or IPv6
+  --gateway ADDR         a router to the target, when it is on another network
+  --vlan ID              a VLAN on the interface, 1-4094
+  --source MODE          net.isboot.source: auto (iBFT first), ibft or loader
+  --mountfrom FSTYPE:DEVICE
+                         vfs.root.mountfrom, e.g. ufs:/dev/gpt/rootfs
+  --bhyveload            bhyveload -e arguments; isboot_load=\"YES\" stays in the guest's
+                         /boot/loader.conf, since the loader loads only modules its files name
+Secrets end up in the output: keep the file mode 0600. The kernel removes them from its
+environment once read.
 ";
 pub const PART_HELP: &str = "\
 Show the partition table (GPT or MBR, FreeBSD type names) of a disk image, a regular file, as
@@ -87,7 +126,14 @@ pub enum Command {
     Version,
     Ibft(IbftArgs),
     Boot(BootArgs),
+    LoaderConf(LoaderConfArgs),
     Part(PartArgs),
+}
+
+#[derive(Debug)]
+pub struct LoaderConfArgs {
+    pub request: crate::loaderconf::Request,
+    pub bhyveload: bool,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +154,8 @@ pub struct PartArgs {
 #[derive(Debug)]
 pub struct BootArgs {
     pub ibft: Option<String>,
+    pub root_path: Option<isboot_core::bootcfg::RootPath>,
+    pub loader_conf: Option<String>,
     pub portal: Option<Portal>,
     pub target: Option<String>,
     pub initiator: Option<String>,
@@ -278,6 +326,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Usage> {
         Some(Value(cmd)) => match cmd.to_str() {
             Some("ibft") => ibft(p),
             Some("boot") => boot(p),
+            Some("loader-conf") => loader_conf(p),
             Some("part") => part(p),
             Some("help") => help(p),
             _ => Err(usage(format!("unknown command {cmd:?}"), SYNOPSIS)),
@@ -292,6 +341,7 @@ fn help(mut p: lexopt::Parser) -> Result<Command, Usage> {
         Some(Value(v)) => Some(match v.to_str() {
             Some("ibft") => "ibft",
             Some("boot") => "boot",
+            Some("loader-conf") => "loader-conf",
             Some("part") => "part",
             _ => return Err(usage(format!("no help on {v:?}"), SYNOPSIS)),
         }),
@@ -363,6 +413,8 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
     let u = |m: String| usage(m, BOOT_SYNOPSIS);
     let mut a = BootArgs {
         ibft: None,
+        root_path: None,
+        loader_conf: None,
         portal: None,
         target: None,
         initiator: None,
@@ -385,6 +437,10 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
             Short('h') | Long("help") => return Ok(Command::Help(Some("boot"))),
             Long("digests") => a.digests = true,
             Long("ibft") => a.ibft = Some(value(&mut p, "ibft")?),
+            Long("root-path") => {
+                a.root_path = Some(parse_root_path(&value(&mut p, "root-path")?).map_err(u)?)
+            }
+            Long("loader-conf") => a.loader_conf = Some(value(&mut p, "loader-conf")?),
             Long("portal") => {
                 let v = value(&mut p, "portal")?;
                 a.portal = Some(parse_portal(&v).map_err(|e| u(format!("--portal: {e}")))?);
@@ -417,14 +473,204 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
             other => return Err(u(other.unexpected().to_string())),
         }
     }
-    if let (Some(c), Some(m)) = (&a.chap, &a.mutual) {
-        if c.secret == m.secret {
-            return Err(u(
-                "--mutual: the target's secret must differ from the initiator's (RFC 7143 section 9.2.1)".into(),
-            ));
-        }
+    check_mutual(&a.chap, &a.mutual).map_err(u)?;
+    let sources = [
+        a.ibft.is_some(),
+        a.root_path.is_some(),
+        a.loader_conf.is_some(),
+    ];
+    if sources.iter().filter(|&&s| s).count() > 1 {
+        return Err(u(
+            "--ibft, --root-path and --loader-conf are three sources: give one".into(),
+        ));
+    }
+    if a.root_path.is_some() && (a.portal.is_some() || a.target.is_some() || a.lun.is_some()) {
+        return Err(u(
+            "--root-path names the target: no --portal, --target or --lun with it".into(),
+        ));
     }
     Ok(Command::Boot(a))
+}
+
+fn check_mutual(chap: &Option<Cred>, mutual: &Option<Cred>) -> Result<(), String> {
+    match (chap, mutual) {
+        (Some(c), Some(m)) if c.secret == m.secret => Err(
+            "--mutual: the target's secret must differ from the initiator's (RFC 7143 section 9.2.1)"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn parse_root_path(v: &str) -> Result<isboot_core::bootcfg::RootPath, String> {
+    isboot_core::bootcfg::RootPath::parse(v).map_err(|e| format!("--root-path {v:?}: {e}"))
+}
+
+/// `ADDRESS/PREFIX`, IPv4 or IPv6.
+fn parse_address(v: &str) -> Result<(IpAddr, u8), String> {
+    let bad = |why: &str| format!("--address {v:?}: {why}");
+    let (a, p) = v
+        .split_once('/')
+        .ok_or_else(|| bad("expected ADDRESS/PREFIX, e.g. 192.0.2.20/24"))?;
+    let ip: IpAddr = a.parse().map_err(|_| bad("not an IPv4 or IPv6 address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match p.parse::<u8>() {
+        Ok(n) if n <= max => Ok((ip, n)),
+        _ => Err(bad(&format!("the prefix length is 0-{max}"))),
+    }
+}
+
+fn loader_conf(mut p: lexopt::Parser) -> Result<Command, Usage> {
+    let u = |m: String| usage(m, LOADER_CONF_SYNOPSIS);
+    let value = |p: &mut lexopt::Parser, flag: &str| -> Result<String, Usage> {
+        string(
+            p.value().map_err(|e| u(e.to_string()))?,
+            &format!("--{flag}"),
+        )
+        .map_err(u)
+    };
+    let mut r = crate::loaderconf::Request::default();
+    let mut initiator = None;
+    let (mut portal, mut target, mut lun) = (None, None, None);
+    let (mut chap, mut mutual) = (None, None);
+    let mut bhyveload = false;
+    while let Some(arg) = p.next().map_err(|e| u(e.to_string()))? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help(Some("loader-conf"))),
+            Long("root-path") => {
+                r.root_path = Some(parse_root_path(&value(&mut p, "root-path")?).map_err(u)?)
+            }
+            Long("portal") => {
+                let v = value(&mut p, "portal")?;
+                match parse_portal(&v).map_err(|e| u(format!("--portal: {e}")))? {
+                    Portal::Addr(a) => portal = Some(a),
+                    Portal::Name(..) => {
+                        return Err(u(format!(
+                            "--portal {v:?}: the kernel has no resolver; give an address"
+                        )))
+                    }
+                }
+            }
+            Long("target") => {
+                let v = value(&mut p, "target")?;
+                check_iscsi_name(&v).map_err(|e| u(format!("--target: {e}")))?;
+                target = Some(v);
+            }
+            Long("lun") => {
+                let v = value(&mut p, "lun")?;
+                lun = Some(number("lun", &v, 0, isboot_core::lun::MAX_FLAT_LUN).map_err(u)?);
+            }
+            Long("initiator") => {
+                let v = value(&mut p, "initiator")?;
+                check_iscsi_name(&v).map_err(|e| u(format!("--initiator: {e}")))?;
+                initiator = Some(v);
+            }
+            Long("chap") => chap = Some(parse_cred("chap", &value(&mut p, "chap")?).map_err(u)?),
+            Long("mutual") => {
+                mutual = Some(parse_cred("mutual", &value(&mut p, "mutual")?).map_err(u)?)
+            }
+            Long("nic") => {
+                let v = value(&mut p, "nic")?;
+                let is_mac = v.contains(':');
+                let ok = if is_mac {
+                    isboot_core::bootcfg::loader::parse_mac("--nic", &v).is_ok()
+                } else {
+                    isboot_core::bootcfg::loader::valid_ifname(&v)
+                };
+                if !ok {
+                    return Err(u(format!(
+                        "--nic {v:?}: an interface name (em0) or a unicast MAC address \
+                         (58:9c:fc:0b:00:01)"
+                    )));
+                }
+                r.nic = Some(v);
+            }
+            Long("address") => {
+                r.address = Some(parse_address(&value(&mut p, "address")?).map_err(u)?)
+            }
+            Long("gateway") => {
+                let v = value(&mut p, "gateway")?;
+                r.gateway = Some(
+                    v.parse()
+                        .map_err(|_| u(format!("--gateway {v:?}: not an IPv4 or IPv6 address")))?,
+                );
+            }
+            Long("vlan") => {
+                r.vlan = Some(number("vlan", &value(&mut p, "vlan")?, 1, 4094).map_err(u)?)
+            }
+            Long("source") => {
+                let v = value(&mut p, "source")?;
+                r.source =
+                    Some(isboot_core::bootcfg::Mode::from_setting(&v).ok_or_else(|| {
+                        u(format!("--source {v:?}: expected auto, ibft or loader"))
+                    })?);
+            }
+            Long("mountfrom") => {
+                let v = value(&mut p, "mountfrom")?;
+                let ok = v.split_once(':').is_some_and(|(fs, dev)| {
+                    !fs.is_empty()
+                        && !dev.is_empty()
+                        && fs.bytes().all(|b| b.is_ascii_alphanumeric())
+                        && !v.chars().any(|c| c.is_control() || c.is_whitespace())
+                });
+                if !ok {
+                    return Err(u(format!(
+                        "--mountfrom {v:?}: expected FSTYPE:DEVICE, e.g. ufs:/dev/gpt/rootfs"
+                    )));
+                }
+                r.mountfrom = Some(v);
+            }
+            Long("bhyveload") => bhyveload = true,
+            Value(v) => return Err(u(format!("unexpected argument {v:?}"))),
+            other => return Err(u(other.unexpected().to_string())),
+        }
+    }
+    check_mutual(&chap, &mutual).map_err(u)?;
+    if mutual.is_some() && chap.is_none() {
+        return Err(u("--mutual needs --chap".into()));
+    }
+    if r.nic.is_some() != r.address.is_some() {
+        return Err(u(if r.nic.is_some() {
+            "--nic needs --address ADDRESS/PREFIX".into()
+        } else {
+            "--address describes the --nic: give --nic".into()
+        }));
+    }
+    if r.nic.is_none() && (r.gateway.is_some() || r.vlan.is_some()) {
+        return Err(u(
+            "--gateway and --vlan describe the --nic: give --nic".into()
+        ));
+    }
+    r.initiator = initiator.ok_or_else(|| u("loader-conf needs --initiator NAME".into()))?;
+    match (&r.root_path, portal, target) {
+        (Some(_), None, None) if lun.is_none() => {}
+        (Some(_), ..) => {
+            return Err(u(
+                "--root-path names the target: no --portal, --target or --lun with it".into(),
+            ))
+        }
+        (None, Some(a), Some(t)) => {
+            let lun = isboot_core::lun::Lun::from_number(u64::from(lun.unwrap_or(0)))
+                .ok_or_else(|| u("--lun out of range".into()))?;
+            r.root_path = Some(isboot_core::bootcfg::RootPath {
+                server: isboot_core::bootcfg::Server::Ip(a.ip()),
+                port: a.port(),
+                lun,
+                target: t,
+            });
+        }
+        (None, ..) => {
+            return Err(u(
+                "no target: give --root-path, or --portal and --target".into()
+            ))
+        }
+    }
+    r.chap = chap.map(|c| (c.name, c.secret));
+    r.mutual = mutual.map(|c| (c.name, c.secret));
+    Ok(Command::LoaderConf(LoaderConfArgs {
+        request: r,
+        bhyveload,
+    }))
 }
 
 /// The full help of a command (synopsis and description), or of all of them.
@@ -432,11 +678,13 @@ pub fn help_text(topic: Option<&str>) -> String {
     match topic {
         Some("ibft") => format!("{IBFT_SYNOPSIS}\n{IBFT_HELP}"),
         Some("boot") => format!("{BOOT_SYNOPSIS}\n{BOOT_HELP}"),
+        Some("loader-conf") => format!("{LOADER_CONF_SYNOPSIS}\n{LOADER_CONF_HELP}"),
         Some("part") => format!("{PART_SYNOPSIS}\n{PART_HELP}"),
         _ => format!(
-            "{SYNOPSIS}\nibft\n{}\nboot\n{}\npart\n{}\nExit status: 0 success, 1 failure (for boot: the disk is not usable), 64 usage error.\n",
+            "{SYNOPSIS}\nibft\n{}\nboot\n{}\nloader-conf\n{}\npart\n{}\nExit status: 0 success, 1 failure (for boot: the disk is not usable), 64 usage error.\n",
             indent(IBFT_HELP),
             indent(BOOT_HELP),
+            indent(LOADER_CONF_HELP),
             indent(PART_HELP)
         ),
     }

@@ -475,12 +475,17 @@ fn nic_from_netif(env: &dyn Env) -> Result<(Nic, Option<String>), LoaderError> {
     Ok((nic, ifname))
 }
 
-fn check_ifname(var: &'static str, n: String) -> Result<String, LoaderError> {
-    let ok = n.len() <= IFNAME_MAX
+/// An interface name as FreeBSD writes them: a letter, then letters, digits, '.', '_' or '-',
+/// at most [`IFNAME_MAX`] bytes (`em0`, `vtnet0`, `em0.100`, `bootnet0`).
+pub fn valid_ifname(n: &str) -> bool {
+    n.len() <= IFNAME_MAX
         && n.starts_with(|c: char| c.is_ascii_alphabetic())
         && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !ok {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn check_ifname(var: &'static str, n: String) -> Result<String, LoaderError> {
+    if !valid_ifname(&n) {
         return Err(invalid(
             var,
             &n,
