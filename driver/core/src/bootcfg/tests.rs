@@ -9,7 +9,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::loader::*;
 use super::rootpath::{Field, RootPath, RootPathError, Server};
-use super::tunables::{self, Clamped, Timeouts};
+use super::tunables::{self, Clamped, Problem, Timeouts};
 use super::{Mode, Source};
 use crate::ibft::ChapType;
 use crate::iscsi_name::NameError;
@@ -706,12 +706,13 @@ fn tunable_defaults_are_the_session_defaults() {
 
 #[test]
 fn out_of_range_values_are_clamped_and_reported() {
-    let mut raw = Timeouts::default().values().map(i64::from);
-    raw[0] = 0; // connect_timeout below 1
-    raw[3] = 1_000_000; // nop_timeout above 3600
-    raw[4] = 30; // command_timeout in range
+    let env = Kenv::with(&[
+        ("net.isboot.connect_timeout", "0"),
+        ("net.isboot.nop_timeout", "1000000"),
+        ("net.isboot.command_timeout", "30"),
+    ]);
     let mut seen = alloc::vec::Vec::new();
-    let t = Timeouts::from_raw(raw, &mut |c| seen.push(c));
+    let t = Timeouts::from_env(&env, &mut |p| seen.push(p));
     assert_eq!((t.connect, t.nop_timeout, t.command), (1, 3600, 30));
     assert_eq!(
         t.command_timeout(),
@@ -720,20 +721,20 @@ fn out_of_range_values_are_clamped_and_reported() {
     assert_eq!(
         seen,
         [
-            Clamped {
+            Problem::Clamped(Clamped {
                 name: "net.isboot.connect_timeout",
                 given: 0,
                 used: 1,
                 min: 1,
                 max: 300
-            },
-            Clamped {
+            }),
+            Problem::Clamped(Clamped {
                 name: "net.isboot.nop_timeout",
                 given: 1_000_000,
                 used: 3600,
                 min: 1,
                 max: 3600
-            }
+            })
         ]
     );
     assert_eq!(
@@ -744,4 +745,45 @@ fn out_of_range_values_are_clamped_and_reported() {
     t.apply(&mut cfg);
     assert_eq!(cfg.connect_timeout.as_secs(), 1);
     assert_eq!(cfg.timeouts.nop_timeout.as_secs(), 3600);
+}
+
+#[test]
+fn tunables_from_the_environment_say_what_they_replaced() {
+    let env = Kenv::with(&[
+        ("net.isboot.nop_interval", " 7 "),
+        ("net.isboot.nop_timeout", "0"),
+        ("net.isboot.login_timeout", "ten"),
+        ("net.isboot.root_wait", "99999999999999999999999"),
+        ("net.isboot.command_timeout", ""),
+        ("net.isboot.connect_timeout", "-5"),
+    ]);
+    let mut seen = alloc::vec::Vec::new();
+    let t = Timeouts::from_env(&env, &mut |p| seen.push(p.to_string()));
+    assert_eq!(
+        (
+            t.nop_interval,
+            t.nop_timeout,
+            t.login,
+            t.root_wait,
+            t.command,
+            t.connect
+        ),
+        (7, 1, 15, 3600, 0, 1)
+    );
+    assert_eq!(t.time2wait_max, tunables::TIME2WAIT_MAX.default);
+    assert_eq!(
+        seen,
+        [
+            "net.isboot.connect_timeout=-5 is outside 1-300; using 1",
+            "net.isboot.login_timeout=\"ten\" is not a number of seconds; using 15",
+            "net.isboot.nop_timeout=0 is outside 1-3600; using 1",
+            "net.isboot.root_wait=9223372036854775807 is outside 1-3600; using 3600",
+        ]
+    );
+    assert!(matches!(
+        tunables::NOP_TIMEOUT.read(Some("x1")),
+        Err(Problem::NotANumber { used: 15, .. })
+    ));
+    assert_eq!(tunables::NOP_TIMEOUT.read(None), Ok(15));
+    assert_eq!(tunables::NOP_TIMEOUT.read(Some("+20")), Ok(20));
 }

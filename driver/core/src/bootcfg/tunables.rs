@@ -7,6 +7,7 @@
 //! bound and the module says so ([`Clamped`]), naming the variable, the value given and the value
 //! used. The sysctl then shows the value in use.
 
+use alloc::string::String;
 use core::fmt;
 use core::time::Duration;
 
@@ -41,6 +42,33 @@ impl fmt::Display for Clamped {
     }
 }
 
+/// Why a tunable's value was not taken as given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A number outside the bounds: the nearest bound is used.
+    Clamped(Clamped),
+    /// Not a number at all: the default is used.
+    NotANumber {
+        name: &'static str,
+        given: String,
+        used: u32,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Clamped(c) => c.fmt(f),
+            Problem::NotANumber { name, given, used } => {
+                write!(
+                    f,
+                    "{name}={given:?} is not a number of seconds; using {used}"
+                )
+            }
+        }
+    }
+}
+
 impl Tunable {
     /// `raw` clamped to the bounds; `Err` carries the clamped value and what to report.
     pub fn bound(&self, raw: i64) -> Result<u32, Clamped> {
@@ -53,6 +81,33 @@ impl Tunable {
             self.max
         };
         Err(self.clamped(raw, used))
+    }
+
+    /// The value of the tunable as the environment gives it (`None`: unset, the default).
+    /// Decimal, with surrounding blanks allowed; anything else is reported and the default used.
+    pub fn read(&self, raw: Option<&str>) -> Result<u32, Problem> {
+        let Some(text) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(self.default);
+        };
+        let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+        let number = if digits.bytes().all(|b| b.is_ascii_digit()) {
+            // Longer than i64 holds: beyond every bound anyway.
+            text.parse::<i64>().ok().or(Some(if text.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            }))
+        } else {
+            None
+        };
+        match number {
+            Some(n) => self.bound(n).map_err(Problem::Clamped),
+            None => Err(Problem::NotANumber {
+                name: self.name,
+                given: text.into(),
+                used: self.default,
+            }),
+        }
     }
 
     fn clamped(&self, given: i64, used: u32) -> Clamped {
@@ -181,16 +236,25 @@ impl Timeouts {
         ]
     }
 
-    /// From raw values in [`ALL`]'s order (as the platform read them); each out-of-bounds one
-    /// is clamped and reported through `report`.
-    pub fn from_raw(raw: [i64; 7], report: &mut dyn FnMut(Clamped)) -> Timeouts {
+    /// Every tunable from the loader's environment; each value not taken as given is reported
+    /// through `report` (the platform prints it) and replaced by the bound or the default.
+    pub fn from_env(env: &dyn super::Env, report: &mut dyn FnMut(Problem)) -> Timeouts {
         let mut v = [0u32; 7];
-        for ((slot, t), r) in v.iter_mut().zip(ALL.iter()).zip(raw) {
-            *slot = t.bound(r).unwrap_or_else(|c| {
-                report(c);
-                c.used
+        for (slot, t) in v.iter_mut().zip(ALL.iter()) {
+            let raw = env.get(t.name);
+            *slot = t.read(raw.as_deref()).unwrap_or_else(|p| {
+                let used = match &p {
+                    Problem::Clamped(c) => c.used,
+                    Problem::NotANumber { used, .. } => *used,
+                };
+                report(p);
+                used
             });
         }
+        Self::from_values(v)
+    }
+
+    fn from_values(v: [u32; 7]) -> Timeouts {
         let [connect, login, nop_interval, nop_timeout, command, root_wait, time2wait_max] = v;
         Timeouts {
             connect,
