@@ -741,34 +741,16 @@ mod tests {
     }
 
     #[test]
-    fn iscsi_names_follow_rfc_3720() {
-        for ok in [
-            "iqn.2026-01.org.example:host1-root",
-            "iqn.1992-01.com.example",
-            "iqn.2001-04.com.example:storage.disk2.sys1.xyz",
-            "eui.02004567A425678D",
-            "naa.52004567BA64678D",
-            "naa.62004567BA64678D0123456789ABCDEF",
-        ] {
-            assert_eq!(check_iscsi_name(ok), Ok(()), "{ok}");
-        }
-        let long = format!("iqn.2026-01.org.example:{}", "a".repeat(200));
-        for (bad, why) in [
-            ("iqn.2026-13.org.example", "year and month"),
-            ("iqn.26-01.org.example", "year and month"),
-            ("iqn.2026-01.", "naming authority"),
-            ("iqn.2026-01.org..example", "naming authority"),
-            ("iqn.2026-01.org.Example", "lowercase"),
-            ("iqn.2026-01.org.example:a b", "' '"),
-            ("iqn.2026-01.org.example:a\u{1b}", "not allowed"),
-            ("eui.0200456", "16 hex digits"),
-            ("naa.52004567BA64678DAB", "16 or 32"),
-            ("target1", "iqn., eui. or naa."),
-            (long.as_str(), "223"),
-        ] {
-            let e = check_iscsi_name(bad).expect_err(bad);
-            assert!(e.contains(why), "{bad}: {e}");
-        }
+    fn iscsi_names_are_the_cores_with_the_name_quoted() {
+        // The rules themselves are tested in isboot_core::iscsi_name.
+        assert_eq!(
+            check_iscsi_name("iqn.2026-01.org.example:host1-root"),
+            Ok(())
+        );
+        assert_eq!(
+            check_iscsi_name("iqn.2026-01.org.Example"),
+            Err("\"iqn.2026-01.org.Example\" is not an iSCSI name: iSCSI names are lowercase (RFC 3722)".into())
+        );
     }
 
     #[test]

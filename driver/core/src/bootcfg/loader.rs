@@ -427,14 +427,7 @@ fn nic_from_tunables(env: &dyn Env) -> Result<(Nic, Option<String>), LoaderError
         (Some(n), None) => (Some(check_ifname(NIC_NAME, n)?), [0; 6]),
         (None, Some(m)) => (None, parse_mac(NIC_MAC, &m)?),
     };
-    let addr_text = get(env, NIC_ADDRESS).ok_or(LoaderError::Missing { var: NIC_ADDRESS })?;
-    let ip = parse_host_ip(NIC_ADDRESS, &addr_text)?;
-    let prefix_text = get(env, NIC_PREFIX).ok_or(LoaderError::Missing { var: NIC_PREFIX })?;
-    let prefix = parse_prefix(NIC_PREFIX, &prefix_text, ip)?;
-    let gateway = match get(env, NIC_GATEWAY) {
-        None => None,
-        Some(g) => gateway(NIC_GATEWAY, &g, ip)?,
-    };
+    let (ip, prefix, gateway) = addressing(env, [NIC_ADDRESS, NIC_PREFIX, NIC_GATEWAY])?;
     let mut nic = blank_nic(ip, prefix, gateway, Origin::Manual);
     nic.mac = mac;
     if let Some(v) = get(env, NIC_VLAN) {
@@ -447,17 +440,14 @@ fn nic_from_tunables(env: &dyn Env) -> Result<(Nic, Option<String>), LoaderError
 }
 
 fn nic_from_netif(env: &dyn Env) -> Result<(Nic, Option<String>), LoaderError> {
-    let ip_text = get(env, NETIF_IP).ok_or(LoaderError::Missing { var: NETIF_IP })?;
-    let ip = match parse_host_ip(NETIF_IP, &ip_text)? {
-        IpAddr::V4(a) => IpAddr::V4(a),
-        IpAddr::V6(_) => return Err(invalid(NETIF_IP, &ip_text, "the loader exports IPv4 only")),
-    };
-    let mask = get(env, NETIF_NETMASK).ok_or(LoaderError::Missing { var: NETIF_NETMASK })?;
-    let prefix = parse_prefix(NETIF_NETMASK, &mask, ip)?;
-    let gateway = match get(env, NETIF_GATEWAY) {
-        None => None,
-        Some(g) => gateway(NETIF_GATEWAY, &g, ip)?,
-    };
+    let (ip, prefix, gateway) = addressing(env, [NETIF_IP, NETIF_NETMASK, NETIF_GATEWAY])?;
+    if ip.is_ipv6() {
+        return Err(invalid(
+            NETIF_IP,
+            &ip.to_string(),
+            "the loader exports IPv4 only",
+        ));
+    }
     let mut nic = blank_nic(ip, prefix, gateway, Origin::Other);
     let ifname = match (get(env, NETIF_HWADDR), get(env, NETIF_NAME)) {
         (Some(m), _) => {
@@ -482,6 +472,23 @@ pub fn valid_ifname(n: &str) -> bool {
         && n.starts_with(|c: char| c.is_ascii_alphabetic())
         && n.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The interface's address, prefix and optional gateway from the variables `[address,
+/// prefix, gateway]`.
+fn addressing(
+    env: &dyn Env,
+    [addr_var, prefix_var, gw_var]: [&'static str; 3],
+) -> Result<(IpAddr, u8, Option<IpAddr>), LoaderError> {
+    let addr = get(env, addr_var).ok_or(LoaderError::Missing { var: addr_var })?;
+    let ip = parse_host_ip(addr_var, &addr)?;
+    let prefix = get(env, prefix_var).ok_or(LoaderError::Missing { var: prefix_var })?;
+    let prefix = parse_prefix(prefix_var, &prefix, ip)?;
+    let gateway = match get(env, gw_var) {
+        None => None,
+        Some(g) => gateway(gw_var, &g, ip)?,
+    };
+    Ok((ip, prefix, gateway))
 }
 
 fn check_ifname(var: &'static str, n: String) -> Result<String, LoaderError> {
