@@ -110,17 +110,10 @@ pub fn check(env: &Vars) -> Result<Loaded, String> {
             ));
         }
     }
-    let nic_given = [
-        vars::NIC_NAME,
-        vars::NIC_MAC,
-        vars::NIC_ADDRESS,
-        vars::NIC_PREFIX,
-        vars::NIC_GATEWAY,
-        vars::NIC_VLAN,
-        vars::NETIF_IP,
-    ]
-    .iter()
-    .any(|n| env.0.get(*n).is_some_and(|v| !v.is_empty()));
+    let nic_given = vars::NIC_VARIABLES
+        .iter()
+        .chain([&vars::NETIF_IP])
+        .any(|n| env.0.get(*n).is_some_and(|v| !v.is_empty()));
     let mut probe = env.clone();
     if !nic_given {
         let target_v6 = env

@@ -78,6 +78,17 @@ pub const VARIABLES: [&str; 13] = [
     NIC_VLAN,
 ];
 
+/// The variables that describe the NIC; any of them set means the NIC comes from them, not
+/// from `boot.netif.*`.
+pub const NIC_VARIABLES: [&str; 6] = [
+    NIC_NAME,
+    NIC_MAC,
+    NIC_ADDRESS,
+    NIC_PREFIX,
+    NIC_GATEWAY,
+    NIC_VLAN,
+];
+
 /// RFC 7143 §9.2.1: a CHAP secret with fewer than 96 random bits needs IPsec, which a boot
 /// has not; `isbootctl` refuses the same.
 pub const CHAP_SECRET_MIN: usize = 12;
@@ -373,15 +384,7 @@ fn chap(env: &dyn Env) -> Result<(ChapType, Option<Cred>, Option<Cred>), LoaderE
 
 /// The NIC, its name when it is chosen by name, and where it was described.
 fn nic(env: &dyn Env) -> Result<(Nic, Option<String>, NicSource), LoaderError> {
-    let tunables = [
-        NIC_NAME,
-        NIC_MAC,
-        NIC_ADDRESS,
-        NIC_PREFIX,
-        NIC_GATEWAY,
-        NIC_VLAN,
-    ];
-    if tunables.iter().any(|v| get(env, v).is_some()) {
+    if NIC_VARIABLES.iter().any(|v| get(env, v).is_some()) {
         return nic_from_tunables(env).map(|(n, name)| (n, name, NicSource::Tunables));
     }
     if get(env, NETIF_IP).is_some() {
