@@ -33,6 +33,12 @@
 #include <netinet6/nd6.h>
 #include <netinet6/scope6_var.h>
 
+#include <cam/cam.h>
+#include <cam/cam_ccb.h>
+#include <cam/cam_xpt.h>
+#include <cam/cam_periph.h>
+#include <geom/geom.h>
+
 #include "helpers_net_cam.h"
 
 /* ---- context ---- */
@@ -48,15 +54,37 @@ isboot_with_vnet0(int (*fn)(void *), void *arg)
 	return (error);
 }
 
+/*
+ * NET_EPOCH_ENTER depends on a kernel option: with options EPOCH_TRACE, struct epoch_tracker
+ * grows five fields and _epoch_enter_preempt()/_epoch_exit_preempt() take (file, line) too
+ * (sys/epoch.h), and the kernel fills the larger tracker. A module built without the kernel's
+ * opt_global.h (no KERNBUILDDIR) would hand such a kernel a tracker that is too small: the
+ * kernel writes past it on our stack. So the tracker here has room for the traced layout and
+ * the calls always pass file and line: a kernel without EPOCH_TRACE ignores both (two extra
+ * register arguments in the amd64 calling convention), one with it gets what it expects.
+ */
+struct isboot_epoch_tracker_traced {
+	struct epoch_tracker et;
+#ifndef EPOCH_TRACE
+	/* et_epoch, et_tlink, et_file, et_line, et_flags of the traced layout. */
+	void *trace[3];
+	int trace_line, trace_flags;
+#endif
+};
+typedef void isboot_epoch_call_t(epoch_t, epoch_tracker_t, const char *, int);
+
 int
 isboot_with_net_epoch(int (*fn)(void *), void *arg)
 {
-	struct epoch_tracker et;
+	struct isboot_epoch_tracker_traced t;
 	int error;
 
-	NET_EPOCH_ENTER(et);
+	memset(&t, 0, sizeof(t));
+	((isboot_epoch_call_t *)(uintptr_t)_epoch_enter_preempt)(net_epoch_preempt, &t.et,
+	    __FILE__, __LINE__);
 	error = fn(arg);
-	NET_EPOCH_EXIT(et);
+	((isboot_epoch_call_t *)(uintptr_t)_epoch_exit_preempt)(net_epoch_preempt, &t.et,
+	    __FILE__, __LINE__);
 	return (error);
 }
 
@@ -156,27 +184,30 @@ isboot_in6_setscope(struct sockaddr_in6 *sa, struct ifnet *ifp)
 	return (in6_setscope(&sa->sin6_addr, ifp, NULL));
 }
 
-struct route_add_args {
+struct route_args {
+	int cmd;
 	struct rt_addrinfo info;
 	struct rib_cmd_info rc;
 };
 
 static int
-isboot_route_add_epoch(void *arg)
+isboot_route_epoch(void *arg)
 {
-	struct route_add_args *a = arg;
+	struct route_args *a = arg;
 
-	return (rib_action(RT_DEFAULT_FIB, RTM_ADD, &a->info, &a->rc));
+	return (rib_action(RT_DEFAULT_FIB, a->cmd, &a->info, &a->rc));
 }
 
-int
-isboot_route_add(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
-    struct ifnet *ifp)
+/* One static route, added or deleted: the same rt_addrinfo describes both. */
+static int
+isboot_route(int cmd, int flags, struct sockaddr *dst, struct sockaddr *mask,
+    struct sockaddr *gw, struct ifnet *ifp)
 {
-	struct route_add_args a;
+	struct route_args a;
 
 	memset(&a, 0, sizeof(a));
-	a.info.rti_flags = RTF_UP | RTF_STATIC;
+	a.cmd = cmd;
+	a.info.rti_flags = flags | RTF_STATIC;
 	a.info.rti_info[RTAX_DST] = dst;
 	if (mask != NULL)
 		a.info.rti_info[RTAX_NETMASK] = mask;
@@ -187,7 +218,55 @@ isboot_route_add(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *g
 		a.info.rti_info[RTAX_GATEWAY] = gw;
 	}
 	a.info.rti_ifp = ifp;
-	return (isboot_with_net_epoch(isboot_route_add_epoch, &a));
+	return (isboot_with_net_epoch(isboot_route_epoch, &a));
+}
+
+int
+isboot_route_add(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
+    struct ifnet *ifp)
+{
+	return (isboot_route(RTM_ADD, RTF_UP, dst, mask, gw, ifp));
+}
+
+int
+isboot_route_delete(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
+    struct ifnet *ifp)
+{
+	return (isboot_route(RTM_DELETE, 0, dst, mask, gw, ifp));
+}
+
+int
+isboot_addr_exists(const struct sockaddr *sa)
+{
+	return (ifa_ifwithaddr_check(sa));
+}
+
+int
+isboot_if_del_addr4(struct socket *so, const char *ifname, const struct sockaddr_in *addr)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	strlcpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name));
+	memcpy(&ifr.ifr_addr, addr, sizeof(*addr));
+	return (ifioctl(so, SIOCDIFADDR, (caddr_t)&ifr, curthread));
+}
+
+int
+isboot_if_del_addr6(struct socket *so, const char *ifname, const struct sockaddr_in6 *addr)
+{
+	struct in6_ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	strlcpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name));
+	ifr.ifr_addr = *addr;
+	return (ifioctl(so, SIOCDIFADDR_IN6, (caddr_t)&ifr, curthread));
+}
+
+int
+isboot_if_index(struct ifnet *ifp)
+{
+	return (if_getindex(ifp));
 }
 
 int
@@ -332,6 +411,44 @@ isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done)
 	error = sosend(so, NULL, &uio, NULL, NULL, MSG_DONTWAIT | MSG_NOSIGNAL, curthread);
 	*done = len - uio.uio_resid;
 	return (error);
+}
+
+/* ---- CAM ---- */
+
+int
+isboot_periph_attached(struct cam_path *path, const char *name)
+{
+	struct cam_periph *periph;
+
+	/* cam_periph_find() asserts the path lock of the periph it finds (cam_periph.c). */
+	xpt_path_lock(path);
+	periph = cam_periph_find(path, __DECONST(char *, name));
+	xpt_path_unlock(path);
+	return (periph != NULL);
+}
+
+int
+isboot_disk_held(struct cam_path *path)
+{
+	struct cam_periph *periph;
+	struct g_provider *pp;
+	char name[32];
+	int held = 0;
+
+	xpt_path_lock(path);
+	periph = cam_periph_find(path, __DECONST(char *, "da"));
+	if (periph != NULL)
+		snprintf(name, sizeof(name), "%s%u", periph->periph_name, periph->unit_number);
+	xpt_path_unlock(path);
+	if (periph == NULL)
+		return (0);
+	/* da's disk is the GEOM provider daN; open partitions and mounts count on it. */
+	g_topology_lock();
+	pp = g_provider_by_name(name);
+	if (pp != NULL)
+		held = pp->acr > 0 || pp->acw > 0 || pp->ace > 0;
+	g_topology_unlock();
+	return (held);
 }
 
 /* ---- executor hosting ---- */

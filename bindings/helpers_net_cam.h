@@ -17,6 +17,7 @@
 
 struct socket;
 struct ifnet;
+struct cam_path;
 struct sockaddr;
 struct sockaddr_in;
 struct sockaddr_in6;
@@ -29,7 +30,10 @@ struct thread;
 
 /* Runs fn(arg) with curvnet set to vnet0 (CURVNET_SET/CURVNET_RESTORE); returns fn's result. */
 int isboot_with_vnet0(int (*fn)(void *), void *arg);
-/* Runs fn(arg) inside the network epoch (NET_EPOCH_ENTER/NET_EPOCH_EXIT). */
+/*
+ * Runs fn(arg) inside the network epoch. Works on kernels built with or without
+ * options EPOCH_TRACE (see helpers_net_cam.c), whatever opt_global.h this file was built with.
+ */
 int isboot_with_net_epoch(int (*fn)(void *), void *arg);
 struct thread *isboot_curthread(void);
 /* Calls cb(ifp, arg) for each interface of the current vnet until cb returns non-zero.
@@ -55,6 +59,16 @@ int isboot_in6_setscope(struct sockaddr_in6 *sa, struct ifnet *ifp);
  * host route; gw NULL an interface (on-link) route through ifp. */
 int isboot_route_add(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
     struct ifnet *ifp);
+/* Deletes a static route added by isboot_route_add (rib_action RTM_DELETE in the epoch). */
+int isboot_route_delete(struct sockaddr *dst, struct sockaddr *mask, struct sockaddr *gw,
+    struct ifnet *ifp);
+/* 1 when some interface already has this address (ifa_ifwithaddr_check; needs curvnet). */
+int isboot_addr_exists(const struct sockaddr *sa);
+/* SIOCDIFADDR / SIOCDIFADDR_IN6: removes one address from the interface. */
+int isboot_if_del_addr4(struct socket *so, const char *ifname, const struct sockaddr_in *addr);
+int isboot_if_del_addr6(struct socket *so, const char *ifname, const struct sockaddr_in6 *addr);
+/* The interface's index (its IPv6 zone for link-local addresses). */
+int isboot_if_index(struct ifnet *ifp);
 /* Creates a clone interface by name, e.g. "em0.100" for VLAN 100 on em0 (if_clone_create). */
 int isboot_if_clone_create(char *name, size_t len);
 int isboot_if_clone_destroy(const char *name);
@@ -78,6 +92,15 @@ int isboot_so_conn_state(struct socket *so, int *error);
  * 0 bytes with result 0 means the peer closed. */
 int isboot_so_recv(struct socket *so, void *buf, size_t len, size_t *done);
 int isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done);
+
+/* ---- CAM ---- */
+
+/* Whether a periph of driver `name` (e.g. "da") is attached at path; takes the path lock
+ * cam_periph_find() asserts on a match. */
+int isboot_periph_attached(struct cam_path *path, const char *name);
+/* Whether the da disk at path is held: its GEOM provider is open (mounted, or any consumer
+ * such as a partition of it open). Sleeps on the GEOM topology lock: thread context only. */
+int isboot_disk_held(struct cam_path *path);
 
 /* ---- executor hosting ---- */
 

@@ -93,6 +93,9 @@ build_one() {
     local ko="$dir/isboot.ko"
     ld.lld -m elf_x86_64_fbsd -r -T "$top/driver/kmod/ldscript.kmod.amd64" -o "$ko.tmp" "${objs[@]}" \
       "$obj/isboot_rust.o"
+    # The same object before stripping, for tests/kmodsim to resolve addresses to source lines;
+    # never loaded, never gated.
+    cp "$ko.tmp" "$dir/isboot.full.ko"
     llvm-nm --defined-only --extern-only --format=just-symbols "$ko.tmp" > "$obj/localize.txt"
     llvm-objcopy --strip-debug --localize-symbols="$obj/localize.txt" "$ko.tmp"
     mv "$ko.tmp" "$ko"

@@ -5,6 +5,8 @@
 #     KMOD_DIR            target/kmod/freebsdMAJOR
 #     ZIG, FREEBSD_VERSION, INCLUDES   from the release's env file
 #     KMOD_CFLAGS         zig cc flags for the C helpers (bsd.kmod.mk's amd64 set, kern.mk warnings)
+#     KMOD_PPFLAGS        the preprocessor part of KMOD_CFLAGS alone (tests/kmodsim builds the
+#                         FreeBSD half of its harness with the module's view of the headers)
 #     ISBOOT_KMOD_CFLAGS  (exported) what bindgen sees: the same preprocessor view
 #     KMOD_RUST_OUT       driver/kmod/build-rust.sh's cargo target directory
 #     ISBOOT_SYSROOT      (exported) its core/alloc sysroot, shared by the releases
@@ -20,6 +22,7 @@ kmod_env() {
   # What both the C compiler and bindgen see.
   local pp=(-D_KERNEL -DKLD_MODULE -nostdinc "${inc[@]}" -include opt_global.h
             -U__FreeBSD_version "-D__FreeBSD_version=$FREEBSD_VERSION")
+  KMOD_PPFLAGS=("${pp[@]}")
   # bsd.kmod.mk's amd64 code generation flags; -mcpu keeps zig from re-enabling SSE, and
   # -fno-unwind-tables keeps it from emitting .eh_frame.
   KMOD_CFLAGS=(-target x86_64-freebsd -mcpu=x86_64-sse-sse2-mmx "${pp[@]}" -I "$top/bindings"

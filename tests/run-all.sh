@@ -47,6 +47,10 @@ step "kernel module: isboot.ko for FreeBSD 14 and 15 built without network, link
 # the same gates) inside a network namespace with an empty CARGO_HOME.
 tests/kmod-offline.sh
 
+step "kernel module in a Linux process (tests/kmodsim): FreeBSD 14 and 15"
+tests/kmodsim/run.sh 14
+tests/kmodsim/run.sh 15
+
 step "fuzz smoke run: every cargo-fuzz target for 20 s"
 CARGO_TARGET_DIR="$top/target/fuzz" tests/fuzz.sh 20
 

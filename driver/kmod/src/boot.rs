@@ -9,8 +9,12 @@
 //!    publishes `net.isboot.nic`, then spawns the tasks: the session (login, full feature phase,
 //!    recovery, all in the core), the CAM pump (CAM requests into the session) and the root
 //!    watcher.
-//! 4. When the session first reaches full feature phase, the SIM is attached and the bus
-//!    scanned ([`crate::cam`]); after each reconnect the bus is rescanned.
+//! 4. When the session first reaches full feature phase, the SIM is attached and CAM scans the
+//!    bus ([`crate::cam`]). A reconnect does not rescan, as iscsi(4) does not: a target that
+//!    answers REPORT LUNS before its LUN map is back would make CAM's probe drop the boot LUN
+//!    (scsi_xpt.c probe_purge_old) under the mounted root, and a target whose LUNs really
+//!    changed says so with a REPORTED LUNS DATA HAS CHANGED unit attention, on which CAM
+//!    rescans by itself.
 //! 5. The root watcher releases the root mount hold once a `da` disk sits on the boot LUN, or
 //!    after [`ROOT_WAIT`] with a message saying why root may not be found, or as soon as the
 //!    session gives up.
@@ -80,7 +84,9 @@ unsafe impl Send for RootHold {}
 
 impl RootHold {
     fn take() -> Option<RootHold> {
-        // SAFETY: static identifier; returns NULL only if the root is already mounted.
+        // SAFETY: static identifier. kern/vfs_mountroot.c allocates the token M_WAITOK and
+        // never returns NULL (we are in MOD_LOAD, which may sleep); the Option only keeps a
+        // NULL from ever reaching root_mount_rel.
         NonNull::new(unsafe { sys::root_mount_hold(c"isboot".as_ptr()) }).map(RootHold)
     }
 }
@@ -209,7 +215,7 @@ fn bring_up(ctx: Arc<Ctx>) {
             continue;
         };
         let level = if i == 0 { 0 } else { 1 };
-        let done = match nics.iter().find(|n| n.index() == cand.nic.index) {
+        let done = match nics.iter_mut().find(|n| n.index() == cand.nic.index) {
             Some(nic) => nic.reach(&cand.nic, target_ip),
             None => net::bring_up(&cand.nic, target_ip).map(|nic| nics.push(nic)),
         };
@@ -244,8 +250,17 @@ fn bring_up(ctx: Arc<Ctx>) {
     ctx.depth.store(scfg.max_tasks as u32, Ordering::Relaxed);
     let exec = ctx.exec;
     let events = KEvents { ctx: ctx.clone() };
+    // IPv6 link-local targets need their zone: the index of the interface of their NIC.
+    let zones = ctx.nics.lock(|n| {
+        let mut z = [(0u8, 0u32); crate::sock::MAX_ZONES];
+        for (slot, nic) in z.iter_mut().zip(n.iter()) {
+            *slot = (nic.index(), nic.if_index());
+        }
+        z
+    });
+    let connector = KConnector::new(zones);
     let (handle, session): (Handle<KSpin>, KSession) =
-        Session::new(scfg, KConnector, events, KRandom, KLog, exec.timer());
+        Session::new(scfg, connector, events, KRandom, KLog, exec.timer());
     let bound = handle.clone();
     ctx.handle.lock(|h| *h = Some(handle));
     // Shutdown may have begun while the NIC came up: `prepare_shutdown` then found no handle.
@@ -511,10 +526,8 @@ impl Events for KEvents {
             State::Up => {
                 stats.set_state("up");
                 if self.ctx.up_once.swap(true, Ordering::AcqRel) {
-                    crate::klog!(1, "session back up; rescanning");
-                    if let Some(sim) = sim_of(&self.ctx) {
-                        sim.rescan();
-                    }
+                    // No bus rescan: see the module documentation, step 4.
+                    crate::klog!(1, "session back up");
                 } else {
                     attach_sim(&self.ctx);
                 }
@@ -562,7 +575,17 @@ impl Log for KLog {
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
-        crate::klog!(level as i32, "{}", args);
+        // The core's messages name the driver ("isboot: ...") for the host's logs; the
+        // console line gets that prefix from isboot_log already.
+        let mut line = isboot_kmod_logic::linebuf::LineBuf::<256>::new();
+        // LineBuf's write never fails.
+        let _ = fmt::Write::write_fmt(&mut line, args);
+        let text = line.as_str();
+        crate::klog!(
+            level as i32,
+            "{}",
+            text.strip_prefix("isboot: ").unwrap_or(text)
+        );
     }
 }
 
@@ -577,9 +600,19 @@ impl Random for KRandom {
     }
 }
 
-/// Whether the session holds a disk: then unloading would pull the root file system away.
+/// Whether a disk of ours is held (open or mounted, through GEOM): then unloading would pull
+/// it, maybe the root file system, away, and `cam_sim_free` would sleep until it is closed,
+/// i.e. forever. A SIM whose disks nobody holds is detached cleanly by [`stop`], also after
+/// the session gave up. Sleeps (GEOM topology lock): module events only.
 pub fn busy(h: &BootHandle) -> bool {
-    h.ctx.sim.lock(|s| s.is_some())
+    let Some(sim) = sim_of(&h.ctx) else {
+        return false;
+    };
+    h.ctx
+        .cfg
+        .candidates
+        .iter()
+        .any(|c| sim.disk_held(cam_lun::to_cam(c.target.lun)))
 }
 
 /// The system is going down (`shutdown_pre_sync`, before the file systems are synced): from

@@ -431,7 +431,7 @@ pub struct Sim {
 
 // SAFETY: the CAM objects are used under the SIM mutex or by CAM's own locking.
 unsafe impl Send for Sim {}
-// SAFETY: `&Sim` methods (`rescan`, `has_disk`, `path_id`) only call CAM functions that do
+// SAFETY: `&Sim` methods (`has_disk`, `disk_held`, `path_id`) only call CAM functions that do
 // their own locking, or read the immutable path id.
 unsafe impl Sync for Sim {}
 
@@ -460,7 +460,13 @@ impl Sim {
         let sim = unsafe {
             sys::cam_sim_alloc(
                 Some(sim_action),
-                Some(sim_poll),
+                // No poll routine, as iscsi(4): a SIM that has one is "pollable"
+                // (cam_sim_pollable), so da would offer kernel dumps to this disk
+                // (scsi_da.c daregister sets d_dump) and a panic's dump would poll a session
+                // that cannot run with the scheduler stopped, each write waiting out its whole
+                // timeout (cam_xpt.c xpt_pollwait) before failing. Without one, da does not
+                // offer dumps and polled I/O fails at once (cam_periph.c cam_periph_runccb).
+                None,
                 c"isboot".as_ptr(),
                 softc,
                 unit,
@@ -514,9 +520,9 @@ impl Sim {
             unsafe { drop(Arc::from_raw(softc.cast::<SimShared>())) };
             return Err(Errno(e));
         }
-        let s = Sim { shared, sim, path };
-        s.rescan();
-        Ok(s)
+        // xpt_bus_register has queued the bus scan already (unless PIM_NOSCAN): asking for
+        // another only made CAM print "rescan already queued", or scan twice.
+        Ok(Sim { shared, sim, path })
     }
 
     /// CAM's path id of our bus.
@@ -525,37 +531,24 @@ impl Sim {
         unsafe { (*self.sim).path_id }
     }
 
-    /// Asks CAM to (re)scan the bus: after attach, and after a reconnect, when the target's
-    /// LUNs may have changed.
-    pub fn rescan(&self) {
-        // SAFETY: allocation that may fail (NULL); no lock needed.
-        let ccb = unsafe { sys::xpt_alloc_ccb_nowait() };
-        if ccb.is_null() {
-            crate::klog!(
-                1,
-                "no memory for a bus rescan; CAM will find the LUNs on its own scan"
-            );
-            return;
-        }
-        // SAFETY: `ccb` is ours; on success xpt_rescan takes it (and the path) and frees both.
-        unsafe {
-            let st = sys::xpt_create_path(
-                &mut (*ccb).ccb_h.path,
-                ptr::null_mut(),
-                self.path_id(),
-                TARGET_WILDCARD,
-                LUN_WILDCARD,
-            );
-            if st != sys::cam_status_CAM_REQ_CMP {
-                sys::xpt_free_ccb(ccb);
-                return;
-            }
-            sys::xpt_rescan(ccb);
-        }
-    }
-
     /// Whether a `da` peripheral is attached to `lun` (CAM's LUN id) on our bus.
     pub fn has_disk(&self, lun: u64) -> bool {
+        // SAFETY: `path` is a live path of ours; the helper takes its lock around
+        // cam_periph_find, which asserts it on a match, and only tests the result for NULL.
+        self.at_lun(lun, |path| unsafe {
+            sys::isboot_periph_attached(path, c"da".as_ptr()) != 0
+        })
+    }
+
+    /// Whether the `da` disk on `lun` is held: open, mounted, or a partition of it open
+    /// (GEOM access counts). Sleeps on the GEOM topology lock: thread context, no mutex held.
+    pub fn disk_held(&self, lun: u64) -> bool {
+        // SAFETY: as in `has_disk`; the helper reads the provider under the topology lock.
+        self.at_lun(lun, |path| unsafe { sys::isboot_disk_held(path) != 0 })
+    }
+
+    /// Runs `f` with a path to (our bus, target 0, `lun`), freed afterwards; false if no path.
+    fn at_lun(&self, lun: u64, f: impl FnOnce(*mut sys::cam_path) -> bool) -> bool {
         let mut path: *mut sys::cam_path = ptr::null_mut();
         // SAFETY: creates a path to (our bus, target 0, lun), freed below.
         let st =
@@ -563,13 +556,10 @@ impl Sim {
         if st != sys::cam_status_CAM_REQ_CMP {
             return false;
         }
-        // SAFETY: valid path; `cam_periph_find` locks the topology itself and only reads the
-        // name; the path is freed after use.
-        unsafe {
-            let found = !sys::cam_periph_find(path, c"da".as_ptr().cast_mut()).is_null();
-            sys::xpt_free_path(path);
-            found
-        }
+        let r = f(path);
+        // SAFETY: the path was created above and is no longer used.
+        unsafe { sys::xpt_free_path(path) };
+        r
     }
 
     /// Detaches: new CCBs are refused, queued ones complete as gone, the device is announced
@@ -727,15 +717,6 @@ fn fill_path_inq(cpi: &mut sys::ccb_pathinq, sim: &sys::cam_sim, inq: &PathInq) 
     cpi.protocol = sys::cam_proto_PROTO_SCSI;
     cpi.protocol_version = sys::SCSI_REV_SPC3;
     cpi.maxio = inq.maxio;
-}
-
-/// The SIM poll routine, used by CAM for polled I/O (kernel dumps, ddb).
-///
-/// # Safety
-/// Called by CAM with the SIM mutex held.
-unsafe extern "C" fn sim_poll(_sim: *mut sys::cam_sim) {
-    // Polled I/O would need the TCP stack and the NIC's interrupt threads, which do not run
-    // while dumping; like iscsi(4) the SIM offers none (use netdump for crash dumps).
 }
 
 /// CCBs handed to the session, by request tag (slot and generation; see

@@ -5,12 +5,15 @@
 //! Load: publish the version, find and parse the iBFT, publish `hw.ibft.*`, start the boot
 //! session (`boot::start` takes `root_mount_hold` and returns; bring-up runs on the session's
 //! taskqueue), then register the shutdown hook. Any failure is printed (always, whatever
-//! `net.isboot.debug` says), recorded in `net.isboot.session.last_error`, and returned as the
-//! load's errno: the kernel reports it and a `kldload` fails with it.
+//! `net.isboot.debug` says), recorded in `net.isboot.session.last_error` (and `hw.ibft.*` are
+//! emptied), and returned as MOD_LOAD's errno: the kernel prints it ("module_register_init:
+//! MOD_LOAD (isboot, ...) error N") and `kldload` then fails with ENOEXEC
+//! (kern_linker.c linker_load_file: every module of the file failed).
 //!
-//! Unload: refused with `EBUSY`, changing nothing, while the session holds a disk (it may be the
-//! root file system). Otherwise the shutdown hook is removed first (so it cannot run against a
-//! stopped session), then the session is stopped and freed.
+//! Unload: refused with `EBUSY`, changing nothing, while a disk of the session is held (open or
+//! mounted: it may be the root file system). Otherwise the shutdown hook is removed first (so it
+//! cannot run against a stopped session), then the session is stopped and freed, the CAM bus
+//! detached and the network configuration the module added removed.
 //!
 //! Shutdown: `shutdown_pre_sync` at the first priority bounds the session's recovery (a dead
 //! target must not hold the reboot; a live session still serves the sync), then
@@ -152,6 +155,10 @@ pub extern "C" fn isboot_rust_load() -> c_int {
         Ok(()) => 0,
         Err(e) => {
             klog!(ALWAYS, "not started: {e}");
+            // A preloaded module stays linked after a failed MOD_LOAD (only kldload unloads
+            // the file again): its sysctls must not go on describing a boot that did not
+            // happen.
+            sysctl::clear();
             let mut text = isboot_kmod_logic::linebuf::LineBuf::<224>::new();
             // LineBuf's write never fails.
             let _ = fmt::Write::write_fmt(&mut text, format_args!("{e}"));
@@ -161,7 +168,7 @@ pub extern "C" fn isboot_rust_load() -> c_int {
     }
 }
 
-/// Whether unloading must be refused: the session holds a disk.
+/// Whether unloading must be refused: a disk of the session is held (open or mounted).
 fn refuse_unload() -> bool {
     let loaded = LOADED.load(Ordering::Acquire);
     if loaded.is_null() {

@@ -10,6 +10,11 @@
 //! and without a reference, used IPv4 ioctls for IPv6 and leaked its ioctl socket: here the lookup
 //! runs in the epoch and takes a reference (`if_ref`, released by `if_rele` in `Drop`), IPv6 uses
 //! `SIOCAIFADDR_IN6`, and the ioctl socket is closed when configuration ends.
+//!
+//! What bring-up adds is recorded ([`Added`]) and removed again when the [`BootNic`] goes (unload,
+//! or a boot that failed half-way): the routes it added, the addresses that were not there
+//! before, and the VLAN interface it created. Nothing that was there before is touched, and the
+//! interface stays up (bringing it down could cut a console or another user of the NIC).
 
 use core::ffi::{c_int, c_void, CStr};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -78,7 +83,134 @@ impl Drop for IfRef {
     }
 }
 
-/// The configured boot interface; keeps its references until dropped.
+/// A sockaddr of either family, as the kernel takes it.
+#[derive(Clone, Copy)]
+enum Sa {
+    V4(sys::sockaddr_in),
+    V6(sys::sockaddr_in6),
+}
+
+impl Sa {
+    fn as_ptr(&mut self) -> *mut sys::sockaddr {
+        match self {
+            Sa::V4(s) => ptr::from_mut(s).cast(),
+            Sa::V6(s) => ptr::from_mut(s).cast(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AddedRoute {
+    dst: Sa,
+    mask: Option<Sa>,
+    gw: Sa,
+}
+
+/// What bring-up added to the network, removed again when dropped, in reverse: routes, then
+/// addresses, then the VLAN interface (after the `BootNic` released its references to it).
+/// Fixed slots: one interface gets at most one address per family and two routes per target
+/// (two targets: the boot pair and an alternate).
+pub struct Added {
+    routes: [Option<AddedRoute>; 4],
+    addrs: [Option<Sa>; 2],
+    /// Interface the addresses were added to.
+    ifname: [u8; IFNAMSIZ],
+    /// The VLAN interface we created (not one that existed).
+    clone: Option<[u8; IFNAMSIZ]>,
+}
+
+impl core::fmt::Debug for Added {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Added")
+            .field("routes", &self.routes.iter().flatten().count())
+            .field("addrs", &self.addrs.iter().flatten().count())
+            .field("clone", &self.clone.is_some())
+            .finish()
+    }
+}
+
+impl Added {
+    fn new() -> Added {
+        Added {
+            routes: [None; 4],
+            addrs: [None; 2],
+            ifname: [0; IFNAMSIZ],
+            clone: None,
+        }
+    }
+
+    fn route(&mut self, r: AddedRoute) {
+        match self.routes.iter_mut().find(|x| x.is_none()) {
+            Some(slot) => *slot = Some(r),
+            None => crate::klog!(1, "more routes than expected; one stays at unload"),
+        }
+    }
+
+    fn addr(&mut self, ifname: &[u8; IFNAMSIZ], a: Sa) {
+        self.ifname = *ifname;
+        match self.addrs.iter_mut().find(|x| x.is_none()) {
+            Some(slot) => *slot = Some(a),
+            None => crate::klog!(1, "more addresses than expected; one stays at unload"),
+        }
+    }
+}
+
+impl Drop for Added {
+    fn drop(&mut self) {
+        for r in self.routes.iter_mut().rev().filter_map(Option::take) {
+            let (mut dst, mut mask, mut gw) = (r.dst, r.mask, r.gw);
+            let mp = mask.as_mut().map_or(ptr::null_mut(), Sa::as_ptr);
+            let mut e = 0;
+            in_vnet0(&mut || {
+                // SAFETY: the sockaddrs are ours for the call; the helper enters the network
+                // epoch rib_action needs; we are in vnet0. No interface pointer: the route is
+                // found by destination, mask and gateway.
+                e = unsafe {
+                    sys::isboot_route_delete(dst.as_ptr(), mp, gw.as_ptr(), ptr::null_mut())
+                };
+            });
+            if e != 0 {
+                crate::klog!(1, "removing a route of the boot NIC failed ({})", Errno(e));
+            }
+        }
+        for a in self.addrs.iter_mut().filter_map(Option::take) {
+            let family = match a {
+                Sa::V4(_) => sys::AF_INET,
+                Sa::V6(_) => sys::AF_INET6,
+            } as c_int;
+            let Ok(so) = IoctlSocket::new(family) else {
+                crate::klog!(1, "no socket to remove the boot NIC's address");
+                continue;
+            };
+            let name = self.ifname.as_ptr().cast();
+            // SAFETY: live socket of the address's family, NUL-terminated name, the sockaddr
+            // on our stack for the call.
+            let e = unsafe {
+                match &a {
+                    Sa::V4(sin) => sys::isboot_if_del_addr4(so.0, name, sin),
+                    Sa::V6(sin6) => sys::isboot_if_del_addr6(so.0, name, sin6),
+                }
+            };
+            if e != 0 {
+                crate::klog!(1, "removing the boot NIC's address failed ({})", Errno(e));
+            }
+        }
+        if let Some(name) = self.clone.take() {
+            let mut e = 0;
+            in_vnet0(&mut || {
+                // SAFETY: NUL-terminated name of the clone we created; in vnet0.
+                e = unsafe { sys::isboot_if_clone_destroy(name.as_ptr().cast()) };
+            });
+            if e != 0 {
+                crate::klog!(1, "destroying {} failed ({})", name_str(&name), Errno(e));
+            }
+        }
+    }
+}
+
+/// The configured boot interface; keeps its references until dropped, then removes what it
+/// added. Fields drop in order: the references first, then `added` (which may destroy the VLAN
+/// interface `ifp` refers to).
 pub struct BootNic {
     ifp: IfRef,
     /// The physical parent when `ifp` is a VLAN created by us.
@@ -86,6 +218,7 @@ pub struct BootNic {
     name: [u8; IFNAMSIZ],
     /// The iBFT NIC index this interface was configured from.
     index: u8,
+    added: Added,
 }
 
 // SAFETY: an `ifnet` reference may be held and released from any thread.
@@ -107,13 +240,19 @@ impl BootNic {
 
     /// Makes another target reachable through this (already configured) interface: the
     /// address is re-applied (a no-op when present) and the target's route added.
-    pub fn reach(&self, nic: &Nic, target: IpAddr) -> Result<(), NetError> {
+    pub fn reach(&mut self, nic: &Nic, target: IpAddr) -> Result<(), NetError> {
         let family = match target {
             IpAddr::V4(_) => sys::AF_INET as c_int,
             IpAddr::V6(_) => sys::AF_INET6 as c_int,
         };
         let so = IoctlSocket::new(family)?;
-        configure(&so, &self.name, self.ifp.0, nic, target)
+        configure(&so, &self.name, self.ifp.0, nic, target, &mut self.added)
+    }
+
+    /// The interface index: the zone of IPv6 link-local addresses on it.
+    pub fn if_index(&self) -> u32 {
+        // SAFETY: we hold a reference, so the ifnet is alive.
+        u32::try_from(unsafe { sys::isboot_if_index(self.ifp.0) }).unwrap_or(0)
     }
 
     /// The interface name (`em0`, `em0.100`), as `net.isboot.nic` shows it.
@@ -274,7 +413,9 @@ fn tolerate_exists(e: c_int) -> c_int {
 }
 
 /// Finds, creates (VLAN), brings up and configures the boot NIC so that `target` is reachable.
+/// On an error, what was added so far is removed again.
 pub fn bring_up(nic: &Nic, target: IpAddr) -> Result<BootNic, NetError> {
+    let mut added = Added::new();
     let mut waited = 0;
     let parent = loop {
         if let Some(ifp) = find_by_mac(nic.mac) {
@@ -299,9 +440,11 @@ pub fn bring_up(nic: &Nic, target: IpAddr) -> Result<BootNic, NetError> {
             let mut vifp = ptr::null_mut();
             in_vnet0(&mut || {
                 // SAFETY: `name` is a writable NUL-terminated buffer of IFNAMSIZ bytes; in vnet0.
-                e = tolerate_exists(unsafe {
-                    sys::isboot_if_clone_create(name.as_mut_ptr().cast(), IFNAMSIZ)
-                });
+                e = unsafe { sys::isboot_if_clone_create(name.as_mut_ptr().cast(), IFNAMSIZ) };
+                if e == 0 {
+                    added.clone = Some(name);
+                }
+                e = tolerate_exists(e);
                 if e == 0 {
                     // SAFETY: NUL-terminated name; returns a referenced ifnet or NULL.
                     vifp = unsafe { sys::ifunit_ref(name.as_ptr().cast()) };
@@ -352,12 +495,13 @@ pub fn bring_up(nic: &Nic, target: IpAddr) -> Result<BootNic, NetError> {
     }
     wait_link(ifp.0);
 
-    configure(&so, &name, ifp.0, nic, target)?;
+    configure(&so, &name, ifp.0, nic, target, &mut added)?;
     Ok(BootNic {
         ifp,
         _parent: parent,
         name,
         index: nic.index,
+        added,
     })
 }
 
@@ -367,11 +511,24 @@ fn configure(
     ifp: *mut sys::ifnet,
     nic: &Nic,
     target: IpAddr,
+    added: &mut Added,
 ) -> Result<(), NetError> {
     match target {
-        IpAddr::V4(_) => configure4(so, name, ifp, nic, target),
-        IpAddr::V6(_) => configure6(so, name, ifp, nic, target),
+        IpAddr::V4(_) => configure4(so, name, ifp, nic, target, added),
+        IpAddr::V6(_) => configure6(so, name, ifp, nic, target, added),
     }
+}
+
+/// Whether some interface already has the address (then it is not ours to remove).
+fn addr_exists(sa: &mut Sa) -> bool {
+    let mut exists = false;
+    let p = sa.as_ptr();
+    in_vnet0(&mut || {
+        // SAFETY: `p` points to the caller's sockaddr for the call; in vnet0 (the lookup walks
+        // V_ address hashes and enters the network epoch itself).
+        exists = unsafe { sys::isboot_addr_exists(p) } != 0;
+    });
+    exists
 }
 
 fn name_str(name: &[u8; IFNAMSIZ]) -> &str {
@@ -402,39 +559,50 @@ fn wait_link(ifp: *mut sys::ifnet) {
     }
 }
 
-fn route(
-    dst: *mut sys::sockaddr,
-    mask: *mut sys::sockaddr,
-    gw: *mut sys::sockaddr,
-    ifp: *mut sys::ifnet,
-) -> c_int {
+/// Adds a route; records it in `added` when it is new (an existing one is left alone, and is
+/// not ours to remove).
+fn route(mut r: AddedRoute, ifp: *mut sys::ifnet, added: &mut Added) -> c_int {
+    let dst = r.dst.as_ptr();
+    let mask = r.mask.as_mut().map_or(ptr::null_mut(), Sa::as_ptr);
+    let gw = r.gw.as_ptr();
     let mut e = 0;
     in_vnet0(&mut || {
-        // SAFETY: the sockaddrs live on the caller's stack for the call; `ifp` is referenced; the
-        // helper enters the network epoch rib_action needs; we are in vnet0.
-        e = tolerate_exists(unsafe { sys::isboot_route_add(dst, mask, gw, ifp) });
+        // SAFETY: the sockaddrs live in `r` for the call; `ifp` is referenced; the helper
+        // enters the network epoch rib_action needs; we are in vnet0.
+        e = unsafe { sys::isboot_route_add(dst, mask, gw, ifp) };
     });
-    e
+    if e == 0 {
+        added.route(r);
+    }
+    tolerate_exists(e)
 }
 
 /// Routes `target` through the gateway `gw` (a host route the session needs: an error), then adds
 /// a default route via the same gateway, which helps the rest of the boot (best effort: one that
-/// already exists is left alone). `S` is the family's `sockaddr_in`/`sockaddr_in6`; `any` and
-/// `any_mask` are its unspecified address.
-fn via_gateway<S: Copy>(
-    mut target: S,
-    mut gw: S,
-    mut any: S,
-    mut any_mask: S,
+/// already exists is left alone). `any` is the family's unspecified address (and mask).
+fn via_gateway(
+    target: Sa,
+    gw: Sa,
+    any: Sa,
     ifp: *mut sys::ifnet,
     family: &str,
+    added: &mut Added,
 ) -> Result<(), NetError> {
-    let sa = |s: &mut S| ptr::from_mut(s).cast::<sys::sockaddr>();
-    let e = route(sa(&mut target), ptr::null_mut(), sa(&mut gw), ifp);
+    let host = AddedRoute {
+        dst: target,
+        mask: None,
+        gw,
+    };
+    let e = route(host, ifp, added);
     if e != 0 {
         return Err(NetError::Route(Errno(e)));
     }
-    let e = route(sa(&mut any), sa(&mut any_mask), sa(&mut gw), ifp);
+    let default = AddedRoute {
+        dst: any,
+        mask: Some(any),
+        gw,
+    };
+    let e = route(default, ifp, added);
     if e != 0 {
         crate::klog!(
             1,
@@ -452,6 +620,7 @@ fn configure4(
     ifp: *mut sys::ifnet,
     nic: &Nic,
     target: IpAddr,
+    added: &mut Added,
 ) -> Result<(), NetError> {
     let (IpAddr::V4(target), Some(IpAddr::V4(addr))) = (target, nic.ip) else {
         return Err(NetError::Plan(PlanError::FamilyMismatch));
@@ -466,15 +635,20 @@ fn configure4(
     let m = sin(Ipv4Addr::from(plan.mask));
     let b = plan.broadcast.map(|b| sin(Ipv4Addr::from(b)));
     let bp = b.as_ref().map_or(ptr::null(), ptr::from_ref);
+    let existed = addr_exists(&mut Sa::V4(a));
     // SAFETY: live socket, NUL-terminated name, sockaddrs on our stack for the call.
     let e = unsafe { sys::isboot_if_add_addr4(so.0, name.as_ptr().cast(), &a, &m, bp) };
+    if e == 0 && !existed {
+        added.addr(name, Sa::V4(a));
+    }
     let e = tolerate_exists(e);
     if e != 0 {
         return Err(NetError::Address(Errno(e)));
     }
     if let Reach::Gateway(g) = plan.reach {
-        let any = sin(Ipv4Addr::UNSPECIFIED);
-        via_gateway(sin(target), sin(Ipv4Addr::from(g)), any, any, ifp, "")?;
+        let any = Sa::V4(sin(Ipv4Addr::UNSPECIFIED));
+        let gw = Sa::V4(sin(Ipv4Addr::from(g)));
+        via_gateway(Sa::V4(sin(target)), gw, any, ifp, "", added)?;
     }
     Ok(())
 }
@@ -485,6 +659,7 @@ fn configure6(
     ifp: *mut sys::ifnet,
     nic: &Nic,
     target: IpAddr,
+    added: &mut Added,
 ) -> Result<(), NetError> {
     let (IpAddr::V6(target), Some(IpAddr::V6(addr))) = (target, nic.ip) else {
         return Err(NetError::Plan(PlanError::FamilyMismatch));
@@ -497,10 +672,14 @@ fn configure6(
         .map_err(NetError::Plan)?;
     let a = sin6(plan.addr);
     let m = sin6(plan.mask);
+    let existed = addr_exists(&mut Sa::V6(a));
     // The firmware has been using this address: skip duplicate address detection, which would
     // keep it tentative (unusable for connect) for a second or more.
     // SAFETY: live AF_INET6 socket, NUL-terminated name, sockaddrs on our stack for the call.
     let e = unsafe { sys::isboot_if_add_addr6(so.0, name.as_ptr().cast(), &a, &m, 1) };
+    if e == 0 && !existed {
+        added.addr(name, Sa::V6(a));
+    }
     let e = tolerate_exists(e);
     if e != 0 {
         return Err(NetError::Address(Errno(e)));
@@ -512,8 +691,15 @@ fn configure6(
             // kernel's routing table stores scoped addresses.
             unsafe { sys::isboot_in6_setscope(&mut gws, ifp) };
         }
-        let any = sin6(Ipv6Addr::UNSPECIFIED.octets());
-        via_gateway(sin6(target.octets()), gws, any, any, ifp, "IPv6 ")?;
+        let any = Sa::V6(sin6(Ipv6Addr::UNSPECIFIED.octets()));
+        via_gateway(
+            Sa::V6(sin6(target.octets())),
+            Sa::V6(gws),
+            any,
+            ifp,
+            "IPv6 ",
+            added,
+        )?;
     }
     Ok(())
 }

@@ -138,7 +138,8 @@ impl core::fmt::Debug for SockAddr {
 }
 
 impl SockAddr {
-    pub fn new(addr: SocketAddr) -> SockAddr {
+    /// `scope_id` is the zone (interface index) of an IPv6 link-local address, 0 otherwise.
+    pub fn new(addr: SocketAddr, scope_id: u32) -> SockAddr {
         match addr.ip() {
             IpAddr::V4(ip) => {
                 // SAFETY: plain C struct; all-zero is a valid (unset) sockaddr.
@@ -156,6 +157,10 @@ impl SockAddr {
                 sin6.sin6_family = sys::AF_INET6 as u8;
                 sin6.sin6_port = addr.port().to_be();
                 sin6.sin6_addr.__u6_addr.__u6_addr8 = ip.octets();
+                // in6_pcbconnect takes the zone of a link-local destination from here
+                // (netinet6/scope6.c sa6_embedscope); without it no route matches the
+                // unscoped fe80:: address and the connect fails.
+                sin6.sin6_scope_id = scope_id;
                 SockAddr::V6(sin6)
             }
         }
@@ -185,15 +190,15 @@ fn errno(e: c_int) -> Result<(), Errno> {
 }
 
 impl KSocket {
-    /// Creates a TCP socket, installs the upcalls and starts connecting to `dst`. Completion is
-    /// observed with [`KSocket::poll_connected`].
-    pub fn connect(dst: SocketAddr) -> Result<KSocket, Errno> {
+    /// Creates a TCP socket, installs the upcalls and starts connecting to `dst` (`scope_id`:
+    /// see [`SockAddr::new`]). Completion is observed with [`KSocket::poll_connected`].
+    pub fn connect(dst: SocketAddr, scope_id: u32) -> Result<KSocket, Errno> {
         // Every reconnect comes here, possibly while memory is short (a diskless machine whose
         // root disk is away cannot page out): an infallible allocation would end in a kernel
         // panic, a refused one is a failed attempt the session retries after its backoff.
         let bells =
             crate::kalloc::try_box(Bells::default()).map_err(|_| Errno(sys::ENOMEM as c_int))?;
-        let mut sa = SockAddr::new(dst);
+        let mut sa = SockAddr::new(dst, scope_id);
         let mut so: *mut sys::socket = ptr::null_mut();
         // SAFETY: `so` receives the new socket; the helper passes the current thread's cred.
         errno(unsafe {
@@ -350,15 +355,42 @@ impl Transport for KTransport {
     }
 }
 
-/// Opens kernel TCP connections for the session.
+/// Most iBFT NICs whose zones a connector knows (the iBFT has two).
+pub const MAX_ZONES: usize = 4;
+
+/// Opens kernel TCP connections for the session. Knows the interface index of each configured
+/// iBFT NIC: the zone an IPv6 link-local target on that NIC is reached in.
 #[derive(Debug, Default)]
-pub struct KConnector;
+pub struct KConnector {
+    /// (iBFT NIC index, interface index); interface index 0 marks an unused slot.
+    zones: [(u8, u32); MAX_ZONES],
+}
+
+impl KConnector {
+    pub fn new(zones: [(u8, u32); MAX_ZONES]) -> KConnector {
+        KConnector { zones }
+    }
+
+    fn zone(&self, portal: &Portal) -> u32 {
+        let IpAddr::V6(ip) = portal.addr.ip() else {
+            return 0;
+        };
+        if !isboot_kmod_logic::netplan::is_link_local6(&ip.octets()) {
+            return 0;
+        }
+        self.zones
+            .iter()
+            .find(|&&(nic, ifindex)| nic == portal.nic && ifindex != 0)
+            .map_or(0, |&(_, ifindex)| ifindex)
+    }
+}
 
 /// The future of [`KConnector::connect`]: creates the socket on first poll, then waits for the
 /// handshake. Dropping it closes the half-open socket.
 #[derive(Debug)]
 pub struct KConnect {
     portal: SocketAddr,
+    scope_id: u32,
     sock: Option<KSocket>,
 }
 
@@ -367,7 +399,7 @@ impl Future for KConnect {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.sock.is_none() {
-            let sock = KSocket::connect(self.portal).map_err(io_error)?;
+            let sock = KSocket::connect(self.portal, self.scope_id).map_err(io_error)?;
             self.sock = Some(sock);
         }
         let Some(sock) = &self.sock else {
@@ -391,8 +423,10 @@ impl Connector for KConnector {
     type Connect<'a> = KConnect;
 
     fn connect(&mut self, portal: Portal) -> KConnect {
-        // The route set up for the boot NIC carries the connection; `portal.nic` names that NIC.
+        // The route set up for the boot NIC carries the connection; `portal.nic` names that NIC
+        // (and so the zone of a link-local target).
         KConnect {
+            scope_id: self.zone(&portal),
             portal: portal.addr,
             sock: None,
         }

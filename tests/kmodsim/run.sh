@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# The real isboot.ko in a Linux process (tests/kmodsim/README.md).
+#
+#   run.sh RELEASE [SCENARIO...]   run the scenarios (default: the default set) for FreeBSD
+#                                  RELEASE (14 or 15): one line per scenario with its figure,
+#                                  then "N passed, M failed"; non-zero exit if any failed
+#   run.sh --list                  the scenarios (default set marked with *)
+#   run.sh --self-test [RELEASE]   every rule's deliberately wrong caller must make it fire
+#   run.sh --rules [RELEASE]       the rules and the FreeBSD source each is written from
+#
+# Targets (tgtd, istgt, the scripted fake target) listen on 127.0.0.1 only and are stopped by
+# PID; the iBFT fixtures are rewritten to them (their 10.0.2.2 is never contacted: the harness
+# refuses every connect outside loopback). KMODSIM_KEEP=1 keeps the work directory,
+# KMODSIM_VERBOSE=1 logs every KPI call, KMODSIM_FAILMALLOC_SAMPLE=K runs every K-th N only.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/kmodsim/targets.sh
+. "$here/targets.sh"
+fixtures="$top/tests/data/ibft"
+
+# ---- target control, called back by the harness: run.sh --ctl STATEDIR VERB ----
+ctl_main() {
+	local dir=$1 verb=$2
+	# shellcheck source=/dev/null
+	. "$dir/tgt.env"
+	case "$verb" in
+	kill)
+		kill -KILL "$TGT_PID" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$TGT_PID" 2>/dev/null || break; sleep 0.1; done
+		;;
+	restart | restart-lun-late)
+		kill -KILL "$TGT_PID" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$TGT_PID" 2>/dev/null || break; sleep 0.1; done
+		rm -f "/var/run/tgtd/socket.$TGT_CTL" "/var/run/tgtd/socket.$TGT_CTL.lock"
+		local ok=0
+		for _ in $(seq 20); do
+			if tgtd_start "$dir" "$TGT_HOST" "$TGT_PORT" 2>>"$dir/ctl.log"; then ok=1; break; fi
+			sleep 0.5
+		done
+		[ "$ok" = 1 ] || return 1
+		save_tgt "$dir"
+		if [ "$verb" = restart ]; then
+			replay_targets "$dir"
+		else
+			# The target and its ACL come back first, its LUN 3 s later: a REPORT LUNS in
+			# between sees LUN 0 only.
+			while read -r tid iqn file rest; do
+				tgt_ctl --op new --mode target --tid "$tid" -T "$iqn"
+				tgt_ctl --op bind --mode target --tid "$tid" -I ALL
+			done < "$dir/targets"
+			( sleep 3
+			  while read -r tid iqn file rest; do
+				tgt_ctl --op new --mode logicalunit --tid "$tid" --lun 1 -b "$file"
+			  done < "$dir/targets" ) >>"$dir/ctl.log" 2>&1 &
+		fi
+		;;
+	nexus)
+		tgt_ctl --op show --mode target | grep -c "I_T nexus:" || true
+		;;
+	*)
+		echo "unknown control verb $verb" >&2
+		return 2
+		;;
+	esac
+}
+
+# save_tgt DIR: where the harness's control calls find tgtd (its PID changes on restart).
+save_tgt() {
+	printf 'TGT_PID=%s\nTGT_CTL=%s\nTGT_HOST=%s\nTGT_PORT=%s\n' "$TGT_PID" "$TGT_CTL" "$TGT_HOST" "$TGT_PORT" \
+		> "$1/tgt.env"
+}
+
+replay_targets() {
+	local dir=$1
+	while read -r tid iqn file rest; do
+		# shellcheck disable=SC2086
+		tgt_target "$tid" "$iqn" "$file" $rest
+	done < "$dir/targets"
+}
+
+if [ "${1:-}" = --ctl ]; then
+	ctl_main "$2" "$3"
+	exit $?
+fi
+
+# ---- scenarios ----
+
+# name|default|what it shows
+scenarios=(
+	"selftest|1|every rule fires on its deliberately wrong caller"
+	"boot-nochap|1|iPXE fixture without CHAP, tgtd: login, SIM, probe, da, root released"
+	"boot-chap|1|iPXE fixture with CHAP, tgtd"
+	"boot-mutual|1|iPXE fixture with mutual CHAP, tgtd"
+	"boot-istgt|1|iPXE fixture with mutual CHAP, istgt (LUN 0, enforces mutual CHAP)"
+	"boot-bios|1|legacy BIOS boot: the iBFT in base memory, no ACPI table"
+	"io|1|256 MiB written and read back at queue depth 16, checked in the backing file"
+	"faults|1|target killed and restarted, then TCP resets, during a 128 MiB write loop"
+	"twotarget|1|two-target fixture, first target dead: the alternate serves the disk"
+	"shutdown-live|1|shutdown_pre_sync/post_sync with a live target: logout at the target"
+	"shutdown-dead|1|shutdown with a dead target: the 10 s recovery bound, measured"
+	"unload-busy|1|kldunload with root mounted on the disk: EBUSY, nothing changed"
+	"unload-idle|1|kldunload without a session: nothing left"
+	"unload-attached|1|kldunload with the disk attached, not open: a clean detach"
+	"noboot-unload|1|VLAN boot NIC, target refused: unload removes the clone, address, routes"
+	"badload|1|MOD_LOAD fails (no kthread) after hw.ibft.* were set: ENOEXEC, hw.ibft.* empty"
+	"dump|1|panic dump to the iSCSI disk"
+	"lunmap|1|reconnect to a target whose LUN map comes back late: the boot disk stays"
+	"epochtrace|1|boot on a kernel built with options EPOCH_TRACE"
+	"ipv6-linklocal|1|boot NIC and target on an IPv6 link-local network (fe80::/64)"
+	"hostile|1|the scripted misbehaving target of tests/it, one run per fault"
+	"failmalloc|0|fail the Nth malloc(9) once, for every N of load..shutdown: panics P of R"
+)
+# The digest faults of tests/it are left out: the module never negotiates digests (the iBFT
+# has no field for them and the kernel session keeps Offer::default, HeaderDigest=None), so a
+# target sending a wrong digest is just sending wrong data, which only TCP could catch.
+hostile_faults=(wrong-itt data-in-beyond-buffer data-in-offset-gap oversized-segment
+	sense-too-long r2t-beyond-transfer reset-mid-transfer silence async-logout-request
+	async-drop-connection reject-command)
+
+list() {
+	local s name def what
+	for s in "${scenarios[@]}"; do
+		IFS='|' read -r name def what <<<"$s"
+		printf '%s %-16s %s\n' "$([ "$def" = 1 ] && echo '*' || echo ' ')" "$name" "$what"
+	done
+	echo "(* = default set; hostile runs: ${hostile_faults[*]})"
+}
+
+is_scenario() {
+	local s
+	for s in "${scenarios[@]}"; do [ "${s%%|*}" = "$1" ] && return 0; done
+	return 1
+}
+
+case "${1:-}" in
+--list) list; exit 0 ;;
+--self-test)
+	rel=${2:-14}
+	"$here/build.sh" "$rel"
+	exec "${ISBOOT_KMODSIM_DIR:-$top/target/kmodsim}/freebsd$rel/kmodsim" --quiet selftest
+	;;
+--rules)
+	rel=${2:-14}
+	"$here/build.sh" "$rel"
+	exec "${ISBOOT_KMODSIM_DIR:-$top/target/kmodsim}/freebsd$rel/kmodsim" --quiet rules
+	;;
+14 | 15) rel=$1; shift ;;
+*) echo "usage: run.sh 14|15 [SCENARIO...] | --list | --self-test [R] | --rules [R]" >&2
+   exit 2 ;;
+esac
+
+want=("$@")
+if [ ${#want[@]} -eq 0 ]; then
+	for s in "${scenarios[@]}"; do
+		IFS='|' read -r name def _ <<<"$s"
+		[ "$def" = 1 ] && want+=("$name")
+	done
+fi
+for w in "${want[@]}"; do
+	is_scenario "$w" || { echo "run.sh: unknown scenario $w (see --list)" >&2; exit 2; }
+done
+
+for t in tgtd tgtadm istgt python3 ss; do
+	command -v $t >/dev/null || { echo "run.sh: $t missing (tests/setup.sh installs it)" >&2; exit 1; }
+done
+"$here/build.sh" "$rel"
+bin="${ISBOOT_KMODSIM_DIR:-$top/target/kmodsim}/freebsd$rel/kmodsim"
+
+work=$(mktemp -d /tmp/kmodsim.XXXXXX)
+pids_istgt=()
+dirs_tgt=()
+fake_pid=""
+fake_fd=""
+cleanup() {
+	teardown 2>/dev/null || true
+	if [ -z "${KMODSIM_KEEP:-}" ]; then rm -rf "$work"; else echo "kept $work" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A backing file: 1 MiB of random bytes (checked by the boot scenarios), sparse to 320 MiB.
+make_disk() {
+	head -c 1048576 /dev/urandom > "$1"
+	truncate -s 320M "$1"
+}
+
+# tgtd_with DIR TID IQN [USER PASS [OUTUSER OUTPASS]]: tgtd on a free 127.0.0.1 port serving
+# DIR/disk.img; TGTD_HOST=::1 puts it on [::1] instead (the harness maps a link-local target
+# on the boot NIC's link to the host's ::1).
+tgtd_with() {
+	local dir=$1 tid=$2 iqn=$3 host=${TGTD_HOST:-127.0.0.1}
+	shift 3
+	mkdir -p "$dir"
+	make_disk "$dir/disk.img"
+	tgtd_start "$dir" "$host" "$(free_port "$host")"
+	dirs_tgt+=("$dir")
+	echo "$tid $iqn $dir/disk.img $*" > "$dir/targets"
+	save_tgt "$dir"
+	replay_targets "$dir"
+}
+
+istgt_with() {
+	local dir=$1 iqn=$2 auth=$3
+	shift 3
+	mkdir -p "$dir"
+	make_disk "$dir/disk.img"
+	ISTGT_PORT=$(free_port)
+	istgt_start "$dir" "$ISTGT_PORT" "$iqn" "$dir/disk.img" "$auth" "$@"
+	pids_istgt+=("$ISTGT_PID")
+}
+
+rewrite() { python3 "$here/ibft.py" "$@" && [ -s "$2" ]; }
+
+CHAP=(rigin rigin-secret-12)
+MUTUAL=(rigin rigin-secret-12 rigout rigout-secret-12)
+
+# setup NAME DIR: starts what the scenario needs and fills ARGS (the harness's options).
+setup() {
+	local name=$1 d=$2
+	ARGS=()
+	mkdir -p "$d"
+	case "$name" in
+	boot-nochap | io | faults | shutdown-live | shutdown-dead | unload-busy | unload-attached \
+	| dump | lunmap | epochtrace | boot-bios)
+		tgtd_with "$d/tgt" 1 iqn.2025-01.test.rig:tgt-nochap
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$TGT_PORT"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img" --ctl "$here/run.sh --ctl $d/tgt")
+		case "$name" in
+		io) ARGS+=(--mib 256 --qd 16) ;;
+		faults) ARGS+=(--mib 128 --qd 16) ;;
+		boot-bios) ARGS+=(--lowmem 0x9e620) ;;
+		esac
+		;;
+	boot-chap)
+		tgtd_with "$d/tgt" 1 iqn.2025-01.test.rig:tgt-chap "${CHAP[@]}"
+		rewrite "$fixtures/ibft-ipxe-dhcp-chap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$TGT_PORT"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
+		;;
+	boot-mutual)
+		tgtd_with "$d/tgt" 1 iqn.2025-01.test.rig:tgt-mutual "${MUTUAL[@]}"
+		rewrite "$fixtures/ibft-ipxe-dhcp-mutualchap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$TGT_PORT"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
+		;;
+	boot-istgt)
+		istgt_with "$d/istgt" iqn.2025-01.test.rig:tgt-mutual "CHAP Mutual" "${MUTUAL[@]}"
+		rewrite "$fixtures/ibft-ipxe-dhcp-mutualchap.bin" "$d/ibft.bin" \
+			--target "0=127.0.0.1:$ISTGT_PORT:0"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/istgt/disk.img" --lun 0)
+		;;
+	twotarget)
+		istgt_with "$d/istgt" iqn.2025-01.test.rig.istgt:disk-mutual "CHAP Mutual" "${MUTUAL[@]}"
+		rewrite "$fixtures/ibft-ipxe-dhcp-two-targets.bin" "$d/ibft.bin" \
+			--target "0=127.0.0.1:$(free_port)" --target "1=127.0.0.1:$ISTGT_PORT:0"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/istgt/disk.img" --lun 0)
+		;;
+	ipv6-linklocal)
+		TGTD_HOST=::1 tgtd_with "$d/tgt" 1 iqn.2025-01.test.rig:tgt-nochap
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --nic-ip fe80::15/64 \
+			--gateway none --target "0=[fe80::2]:$TGT_PORT"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
+		;;
+	unload-idle)
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
+		ARGS=(--ibft "$d/ibft.bin")
+		;;
+	noboot-unload)
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" \
+			--target "0=127.0.0.1:$(free_port)" --vlan 100
+		ARGS=(--ibft "$d/ibft.bin")
+		;;
+	badload)
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
+		ARGS=(--ibft "$d/ibft.bin")
+		;;
+	hostile-*)
+		local fault=${name#hostile-} addr
+		mkdir -p "$d"
+		mkfifo "$d/fake.in"
+		"$top/target/debug/isboot-fake-target" --fault "$fault" < "$d/fake.in" \
+			> "$d/fake.out" 2> "$d/fake.log" &
+		fake_pid=$!
+		exec {fake_fd}> "$d/fake.in"
+		for _ in $(seq 100); do grep -q '^listening ' "$d/fake.out" && break; sleep 0.1; done
+		addr=$(sed -n 's/^listening \(.*\)/\1/p' "$d/fake.out")
+		[ -n "$addr" ] || { echo "fake target did not start" >&2; return 1; }
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=$addr:0"
+		ARGS=(--ibft "$d/ibft.bin" --lun 0)
+		;;
+	esac
+}
+
+teardown() {
+	local d
+	for d in ${dirs_tgt[@]+"${dirs_tgt[@]}"}; do
+		if [ -f "$d/tgt.env" ]; then
+			# shellcheck source=/dev/null
+			. "$d/tgt.env"
+			tgtd_stop || true
+		fi
+	done
+	dirs_tgt=()
+	for p in ${pids_istgt[@]+"${pids_istgt[@]}"}; do
+		kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
+	done
+	pids_istgt=()
+	if [ -n "$fake_pid" ]; then
+		# Closing its stdin makes the fake target print what it saw and exit.
+		exec {fake_fd}>&-
+		for _ in $(seq 50); do kill -0 "$fake_pid" 2>/dev/null || break; sleep 0.1; done
+		kill -TERM "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true
+		fake_pid=""
+	fi
+}
+
+passed=0 failedn=0
+report() { # name result-line
+	local name=$1 line=$2
+	case "$line" in
+	OK*) passed=$((passed + 1)); printf '%-30s ok    %s\n' "$name" "${line#OK }" ;;
+	*) failedn=$((failedn + 1)); printf '%-30s FAIL  %s\n' "$name" "${line#FAIL }" ;;
+	esac
+}
+
+run_one() { # scenario-name harness-scenario dir
+	local name=$1 sc=$2 d=$3 line rc=0 verbose=()
+	[ -n "${KMODSIM_VERBOSE:-}" ] && verbose=(--verbose)
+	if ! setup "$name" "$d" > "$d.setup.log" 2>&1; then
+		report "$name" "FAIL target setup failed: $(tail -n 3 "$d.setup.log" | tr '\n' ' ')"
+		teardown
+		return
+	fi
+	line=$(timeout 300 "$bin" "${verbose[@]}" "${ARGS[@]}" "$sc" 2> "$d.log" | tail -n 1) || rc=$?
+	[ -n "$line" ] || line="FAIL no result (exit $rc); log: $d.log"
+	if [ "$rc" = 124 ]; then line="FAIL timed out after 300 s"; fi
+	case "$line" in
+	PANIC*) line="FAIL kernel panic: ${line#PANIC }" ;;
+	esac
+	# bash reports the SIGKILLed daemons it reaps; that is the point of stopping them.
+	teardown 2>/dev/null
+	if [ "$sc" = hostile ]; then
+		# The fault must have happened, and the initiator must not have broken the protocol.
+		local seen
+		seen=$(sed -n 's/^stats .* faults \([0-9]*\) violations \([0-9]*\)/\1 \2/p' "$d/fake.out")
+		case "$seen" in
+		"0 "*) line="FAIL the fault never fired: ${line#* }" ;;
+		*" 0") line="$line, fault fired ${seen% *}x" ;;
+		*) line="FAIL the initiator broke the protocol ($(grep -m1 '^violation' "$d/fake.out")): ${line#* }" ;;
+		esac
+	fi
+	report "$name" "$line"
+	if [ "${line%% *}" != OK ] && [ -n "${KMODSIM_SHOWLOG:-}" ]; then tail -n 40 "$d.log" >&2; fi
+}
+
+# failmalloc: a count run, then one process per N. Each run reports the call site of the
+# failed allocation (or, for a panic, of the panic), resolved by symbolize.py against the
+# harness binary and the unstripped link kmod-check keeps (isboot.full.ko: line tables).
+run_failmalloc() {
+	local d=$1 total n line panics=0 runs=0 step=${KMODSIM_FAILMALLOC_SAMPLE:-1}
+	local sites="$1.sites" fullko="${ISBOOT_KMOD_DIR:-$top/target/kmod}/freebsd$rel/isboot.full.ko" ko=()
+	[ -f "$fullko" ] && ko=(--ko "$fullko")
+	setup boot-nochap "$d" > "$d.setup.log" 2>&1
+	line=$("$bin" --quiet "${ARGS[@]}" failmalloc 2>"$d.count.log" | tail -n 1)
+	total=$(sed -n 's/^COUNT calls \([0-9]*\).*/\1/p' <<<"$line")
+	[ -n "$total" ] || { report failmalloc "FAIL count run: $line"; teardown 2>/dev/null; return; }
+	: > "$sites"
+	for ((n = 0; n < total; n += step)); do
+		local bt site outcome
+		runs=$((runs + 1))
+		line=$(timeout 120 "$bin" --quiet "${ARGS[@]}" --fail-nth "$n" failmalloc \
+			2>"$d.$n.log" | tail -n 1) || true
+		case "$line" in
+		SURVIVED*)
+			outcome=survived
+			bt=$(sed -n 's/.* site //p' <<<"$line")
+			;;
+		*)
+			panics=$((panics + 1))
+			outcome="PANIC: $(sed 's/^PANIC //; s/isboot: panicked at //' <<<"$line" | cut -c1-120)"
+			bt=$(sed -n 's/^PANIC-BACKTRACE://p' "$d.$n.log" | head -n 1)
+			;;
+		esac
+		# shellcheck disable=SC2086
+		site=$(python3 "$here/symbolize.py" "$bin" ${ko[@]+"${ko[@]}"} --first-module $bt 2>/dev/null || true)
+		printf 'N=%s %s | %s\n' "$n" "$outcome" "${site:-?}" >> "$sites"
+	done
+	teardown 2>/dev/null
+	local l="panics $panics of $runs runs ($total allocations reached in load, login, I/O, reconnect, shutdown, unload)"
+	if [ "$panics" = 0 ]; then report failmalloc "OK $l"; return; fi
+	local keep="KMODSIM_KEEP=1 keeps every run's backtrace"
+	[ -n "${KMODSIM_KEEP:-}" ] && keep="every run's backtrace: $sites"
+	report failmalloc "FAIL $l; the panics' call sites below ($keep)"
+	python3 "$here/symbolize.py" --summary "$sites"
+	if [ -n "${KMODSIM_SHOWSITES:-}" ]; then cat "$sites"; fi
+}
+
+t0=$SECONDS
+echo "kmodsim: FreeBSD $rel, isboot.ko from ${ISBOOT_KMOD_DIR:-$top/target/kmod}/freebsd$rel (work $work)"
+for w in "${want[@]}"; do
+	case "$w" in
+	hostile)
+		# Always: cargo rebuilds it when the fake target's sources changed, else does nothing.
+		(cd "$top" && cargo build -q -p isboot-tests --bin isboot-fake-target) ||
+			{ report hostile "FAIL isboot-fake-target did not build"; continue; }
+		for f in "${hostile_faults[@]}"; do
+			run_one "hostile-$f" hostile "$work/hostile-$f"
+		done
+		;;
+	failmalloc) run_failmalloc "$work/failmalloc" ;;
+	selftest)
+		line=$("$bin" --quiet selftest 2> "$work/selftest.log" | tail -n 1) || true
+		report selftest "$line"
+		;;
+	boot-* | ipv6-linklocal) run_one "$w" boot "$work/$w" ;;
+	*) run_one "$w" "$w" "$work/$w" ;;
+	esac
+done
+echo "$passed passed, $failedn failed ($((SECONDS - t0)) s)"
+[ "$failedn" = 0 ]
