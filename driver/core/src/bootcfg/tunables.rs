@@ -4,8 +4,8 @@
 //! default and bounds written once, here.
 //!
 //! A value outside its bounds is not a reason to refuse a boot: it is clamped to the nearest
-//! bound and the module says so ([`Clamped`]), naming the variable, the value given and the value
-//! used. The sysctl then shows the value in use.
+//! bound (text that is no number gets the default) and the module says so ([`Problem`]), naming
+//! the variable, the value given and the value used. The sysctl then shows the value in use.
 
 use alloc::string::String;
 use core::fmt;
@@ -36,8 +36,8 @@ impl fmt::Display for Clamped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}={} is outside {}-{}; using {}",
-            self.name, self.given, self.min, self.max, self.used
+            "{}={} is outside {}-{}",
+            self.name, self.given, self.min, self.max
         )
     }
 }
@@ -55,15 +55,23 @@ pub enum Problem {
     },
 }
 
+impl Problem {
+    /// The value used instead.
+    pub fn used(&self) -> u32 {
+        match self {
+            Problem::Clamped(c) => c.used,
+            Problem::NotANumber { used, .. } => *used,
+        }
+    }
+}
+
+/// What is wrong, without the value used instead ([`Problem::used`]).
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::Clamped(c) => c.fmt(f),
-            Problem::NotANumber { name, given, used } => {
-                write!(
-                    f,
-                    "{name}={given:?} is not a number of seconds; using {used}"
-                )
+            Problem::NotANumber { name, given, .. } => {
+                write!(f, "{name}={given:?} is not a number of seconds")
             }
         }
     }
@@ -243,10 +251,7 @@ impl Timeouts {
         for (slot, t) in v.iter_mut().zip(ALL.iter()) {
             let raw = env.get(t.name);
             *slot = t.read(raw.as_deref()).unwrap_or_else(|p| {
-                let used = match &p {
-                    Problem::Clamped(c) => c.used,
-                    Problem::NotANumber { used, .. } => *used,
-                };
+                let used = p.used();
                 report(p);
                 used
             });
