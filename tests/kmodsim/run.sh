@@ -114,6 +114,12 @@ scenarios=(
 	"epochtrace|1|boot on a kernel built with options EPOCH_TRACE"
 	"ipv6-linklocal|1|boot NIC and target on an IPv6 link-local network (fe80::/64)"
 	"hostile|1|the scripted misbehaving target of tests/it, one run per fault"
+	"tunables-nochap|1|no iBFT: target and NIC (by MAC) from loader tunables, tgtd; secrets out of kenv"
+	"tunables-chap|1|no iBFT: tunables with CHAP, the NIC from the loader's boot.netif.*"
+	"tunables-mutual|1|no iBFT: tunables with mutual CHAP, the NIC by name (net.isboot.nic_name)"
+	"idle|1|neither an iBFT nor net.isboot.root_path: the module loads and stays idle"
+	"tunables-bad|1|a wrong tunable: the load fails naming it; the secrets leave kenv all the same"
+	"quiet|1|net.isboot.debug=0, target refusing: milestones print, a repeated failure once per 30 s"
 	"failmalloc|0|fail the Nth malloc(9) once, for every N of load..shutdown: panics P of R"
 )
 # The module offers Offer::default's digests, None,CRC32C (the iBFT has no field for them):
@@ -279,6 +285,10 @@ setup() {
 			--gateway none --target "0=[fe80::2]:$TGT_PORT"
 		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
 		;;
+	quiet)
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
+		ARGS=(--ibft "$d/ibft.bin" --debug 0)
+		;;
 	unload-idle)
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
 		ARGS=(--ibft "$d/ibft.bin")
@@ -291,6 +301,44 @@ setup() {
 	badload)
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
 		ARGS=(--ibft "$d/ibft.bin")
+		;;
+	tunables-bad)
+		# A secret of 5 bytes (RFC 7143 wants 12 or more); a good reverse secret beside it.
+		ARGS=(--kenv "net.isboot.root_path=iscsi:127.0.0.1::$(free_port):1:iqn.2026-11.org.isboot:bad"
+			--kenv net.isboot.initiator_name=iqn.2025-01.test.rig:initiator-tunables
+			--kenv net.isboot.nic_name=em0 --kenv net.isboot.nic_address=10.0.2.15
+			--kenv net.isboot.nic_prefix=24 --kenv net.isboot.chap_name=rigin
+			--kenv net.isboot.chap_secret=sh0rt --kenv net.isboot.reverse_chap_name=rigout
+			--kenv net.isboot.reverse_chap_secret=rigout-secret-12)
+		;;
+	tunables-nochap | tunables-chap | tunables-mutual)
+		# The loader's environment alone (no iBFT): bhyveload -e or loader.conf would set it.
+		local auth=${name#tunables-} iqn=iqn.2026-11.org.isboot:tunables-${name#tunables-}
+		case $auth in
+		nochap) tgtd_with "$d/tgt" 1 "$iqn" ;;
+		chap) tgtd_with "$d/tgt" 1 "$iqn" "${CHAP[@]}" ;;
+		mutual) tgtd_with "$d/tgt" 1 "$iqn" "${MUTUAL[@]}" ;;
+		esac
+		ARGS=(--backing "$d/tgt/disk.img"
+			--kenv "net.isboot.root_path=iscsi:127.0.0.1::$TGT_PORT:1:$iqn"
+			--kenv net.isboot.initiator_name=iqn.2025-01.test.rig:initiator-tunables
+			--kenv net.isboot.root_wait=99999)
+		case $auth in
+		nochap)
+			ARGS+=(--kenv net.isboot.nic_mac=52:54:00:12:34:56 --kenv net.isboot.nic_address=10.0.2.15
+				--kenv net.isboot.nic_prefix=24 --kenv net.isboot.nic_gateway=10.0.2.2) ;;
+		chap)
+			# What stand/common/dev_net.c exports after a network boot of the loader.
+			ARGS+=(--kenv boot.netif.hwaddr=52:54:00:12:34:56 --kenv boot.netif.ip=10.0.2.15
+				--kenv boot.netif.netmask=255.255.255.0 --kenv boot.netif.gateway=10.0.2.2
+				--kenv "net.isboot.chap_name=${CHAP[0]}" --kenv "net.isboot.chap_secret=${CHAP[1]}") ;;
+		mutual)
+			ARGS+=(--kenv net.isboot.nic_name=em0 --kenv net.isboot.nic_address=10.0.2.15
+				--kenv net.isboot.nic_prefix=255.255.255.0 --kenv net.isboot.nic_gateway=10.0.2.2
+				--kenv "net.isboot.chap_name=${MUTUAL[0]}" --kenv "net.isboot.chap_secret=${MUTUAL[1]}"
+				--kenv "net.isboot.reverse_chap_name=${MUTUAL[2]}"
+				--kenv "net.isboot.reverse_chap_secret=${MUTUAL[3]}") ;;
+		esac
 		;;
 	hostile-*)
 		local fault=${name#hostile-} addr
@@ -431,6 +479,7 @@ for w in "${want[@]}"; do
 		report selftest "$line"
 		;;
 	boot-* | ipv6-linklocal) run_one "$w" boot "$work/$w" ;;
+	tunables-nochap | tunables-chap | tunables-mutual) run_one "$w" tunables "$work/$w" ;;
 	*) run_one "$w" "$w" "$work/$w" ;;
 	esac
 done

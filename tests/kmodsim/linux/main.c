@@ -40,6 +40,9 @@ struct opts {
 	hi64 fail_nth;
 	int fake_pattern;
 	int root_ms;
+	/* --kenv NAME=VALUE: the loader's environment beyond the debug and verbose tunables. */
+	const char *kenv[32];
+	int nkenv;
 };
 
 static struct opts o;
@@ -242,6 +245,13 @@ setup(void)
 	snprintf(dbg, sizeof(dbg), "%d", o.debug);
 	kpi_tunable("net.isboot.debug", dbg);
 	kpi_tunable("hw.ibft.verbose", "1");
+	for (int k = 0; k < o.nkenv; k++) {
+		char name[256];
+		const char *eq = strchr(o.kenv[k], '=');
+
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - o.kenv[k]), o.kenv[k]);
+		kpi_tunable(name, eq + 1);
+	}
 	if (o.ibft != NULL) {
 		size_t len;
 		unsigned char *t = read_file(o.ibft, &len);
@@ -700,6 +710,190 @@ sc_unload_idle(void)
 	return (failed);
 }
 
+/* The CHAP secret variables: gone from the kernel environment after every load. */
+static const char *secret_vars[] = { "net.isboot.chap_secret", "net.isboot.reverse_chap_secret" };
+
+static int
+secrets_left(void)
+{
+	char v[300];
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(secret_vars) / sizeof(secret_vars[0]); i++)
+		if (kpi_kenv_get(secret_vars[i], v, sizeof(v))) {
+			fail("%s is still in the kernel environment after load", secret_vars[i]);
+			n++;
+		}
+	return (n);
+}
+
+/* A secret's value on the console is a failure, wherever it came from. */
+static void
+secrets_on_console(void)
+{
+	for (int k = 0; k < o.nkenv; k++)
+		if (strstr(o.kenv[k], "_secret=") != NULL &&
+		    kpi_console_count(strchr(o.kenv[k], '=') + 1) != 0)
+			fail("the value of %.*s reached the console",
+			    (int)(strchr(o.kenv[k], '=') - o.kenv[k]), o.kenv[k]);
+}
+
+/* How many secrets the scenario gave (so that "none left" means something). */
+static int
+secrets_given(void)
+{
+	int n = 0;
+
+	for (int k = 0; k < o.nkenv; k++)
+		for (size_t i = 0; i < sizeof(secret_vars) / sizeof(secret_vars[0]); i++)
+			if (strncmp(o.kenv[k], secret_vars[i], strlen(secret_vars[i])) == 0 &&
+			    o.kenv[k][strlen(secret_vars[i])] == '=')
+				n++;
+	return (n);
+}
+
+/*
+ * Issue 17: no iBFT, the target and NIC from loader tunables alone. The boot is the boot
+ * scenario's; beyond it: the secrets are gone from kenv, the boot configuration came from the
+ * tunables, hw.ibft.* and net.isboot.device describe it, the out-of-range root wait was
+ * clamped and said so.
+ */
+static int
+sc_tunables(void)
+{
+	char name[256], dev[64], initiator[256];
+	hu64 root_wait = 0;
+	int rc;
+
+	rc = sc_boot();
+	secrets_left();
+	if (kpi_kenv_copies_out() != 0)
+		fail("%d kern_getenv copies not released", kpi_kenv_copies_out());
+	{
+		int netif = 0, nic = 0;
+		const char *want;
+
+		for (int k = 0; k < o.nkenv; k++) {
+			netif |= strncmp(o.kenv[k], "boot.netif.", 11) == 0;
+			nic |= strncmp(o.kenv[k], "net.isboot.nic_", 15) == 0;
+		}
+		want = netif && !nic ? "boot configuration from loader tunables, NIC from boot.netif.*" :
+		    "boot configuration from loader tunables, NIC from net.isboot.nic_*";
+		if (kpi_console_count(want) != 1)
+			fail("no \"%s\" line", want);
+	}
+	if (kpi_console_count("iBFT found") != 0)
+		fail("an iBFT was found, but the scenario gave none");
+	kpi_sysctl_str("hw.ibft.target_name", name, sizeof(name));
+	kpi_sysctl_str("hw.ibft.initiator_name", initiator, sizeof(initiator));
+	kpi_sysctl_str("net.isboot.device", dev, sizeof(dev));
+	if (strncmp(name, "iqn.", 4) != 0)
+		fail("hw.ibft.target_name is \"%s\"", name);
+	if (strcmp(dev, "da0") != 0)
+		fail("net.isboot.device is \"%s\", want da0", dev);
+	kpi_sysctl_u64("net.isboot.root_wait", &root_wait);
+	if (root_wait != 3600 || kpi_console_count("net.isboot.root_wait=99999 is outside") != 1)
+		fail("net.isboot.root_wait=99999 not clamped to 3600 with a message (sysctl %ju)",
+		    (uintmax_t)root_wait);
+	secrets_on_console();
+	finish(0);
+	fig("initiator %s, target %s on %s, %d secret(s) given, 0 left in kenv", initiator, name,
+	    dev, secrets_given());
+	return (rc || failed);
+}
+
+/* Issue 14/17: neither an iBFT nor net.isboot.root_path: the module loads and stays idle. */
+static int
+sc_idle(void)
+{
+	char state[64], last[256];
+	int e = load(), u;
+
+	if (e != 0)
+		fail("kldload without an iBFT or tunables returned %d, want 0 (idle)", e);
+	kpi_sysctl_str("net.isboot.session.state", state, sizeof(state));
+	kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+	if (strcmp(state, "idle") != 0)
+		fail("net.isboot.session.state is \"%s\", want idle", state);
+	if (kpi_console_count("nothing to boot from, staying idle") != 1)
+		fail("no \"staying idle\" line on the console");
+	if (kpi_wait_root(0) != 0)
+		fail("an idle module holds root mount");
+	secrets_left();
+	u = kpi_unload();
+	if (u != 0)
+		fail("kldunload of the idle module returned %d", u);
+	finish(u == 0);
+	fig("kldload %d, state \"%s\", last_error \"%s\", kldunload %d", e, state, last, u);
+	return (failed);
+}
+
+/*
+ * A wrong tunable: the load fails (ENOEXEC from kldload) naming the variable, leaves nothing,
+ * and the secrets are gone from kenv all the same.
+ */
+static int
+sc_tunables_bad(void)
+{
+	char last[256], name[256];
+	int e = load();
+
+	kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+	kpi_sysctl_str("hw.ibft.target_name", name, sizeof(name));
+	if (e != F_ENOEXEC)
+		fail("kldload with a wrong tunable returned %d, want ENOEXEC", e);
+	if (strstr(last, "net.isboot.") == NULL)
+		fail("last_error \"%s\" names no variable", last);
+	if (kpi_console_count("not started: net.isboot.") != 1)
+		fail("no \"not started: net.isboot....\" line");
+	if (name[0] != '\0')
+		fail("hw.ibft.target_name \"%s\" after a failed load", name);
+	secrets_left();
+	secrets_on_console();
+	if (secrets_given() == 0)
+		fail("the scenario gave no secret to remove");
+	kpi_unload();
+	finish(1);
+	fig("kldload %d, last_error \"%s\", %d secret(s) given, 0 left in kenv", e, last,
+	    secrets_given());
+	return (failed);
+}
+
+/*
+ * Issues 14 and 12: at net.isboot.debug=0 the failures print, but a login refused again and
+ * again prints the first time and then after 2, 4, 8, ... in a row (the session's own limit,
+ * driver/core/src/session/report.rs): over 12 s of attempts against a port nothing listens
+ * on, one line per power of two of the attempts, each counting them.
+ */
+static int
+sc_quiet(void)
+{
+	int e = load(), lines, u, want = 0;
+	hu64 attempts, k;
+
+	if (e != 0)
+		fail("kldload returned %d", e);
+	host_sleep_ns(12000000000ULL);
+	attempts = host_net_stats()->connects;
+	lines = kpi_console_count("failed: connection refused");
+	for (k = 1; k <= attempts; k *= 2)
+		want++;
+	if (lines != want)
+		fail("%d \"connection refused\" lines for %ju attempts at level 0, want %d", lines,
+		    (uintmax_t)attempts, want);
+	if (attempts < 3)
+		fail("only %ju connection attempts in 12 s: nothing was left out", (uintmax_t)attempts);
+	if (attempts >= 4 && kpi_console_count("(4 failures in a row)") != 1)
+		fail("the fourth refusal's line does not count the failures in a row");
+	if (kpi_console_count("boot NIC em0 configured") != 1)
+		fail("the milestone \"boot NIC em0 configured\" was not printed at level 0");
+	u = kpi_unload();
+	finish(u == 0);
+	fig("%ju login attempts refused, %d console lines at net.isboot.debug=0", (uintmax_t)attempts,
+	    lines);
+	return (failed);
+}
+
 /* Issue 10 item 4: attached disk, nothing open, the session up: unload must work. */
 static int
 sc_unload_attached(void)
@@ -1024,6 +1218,10 @@ static const struct {
 	{ "shutdown-dead", sc_shutdown_dead },
 	{ "unload-busy", sc_unload_busy },
 	{ "unload-idle", sc_unload_idle },
+	{ "tunables", sc_tunables },
+	{ "idle", sc_idle },
+	{ "quiet", sc_quiet },
+	{ "tunables-bad", sc_tunables_bad },
 	{ "unload-attached", sc_unload_attached },
 	{ "hostile", sc_hostile },
 	{ "dump", sc_dump },
@@ -1041,6 +1239,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: kmodsim [--ibft FILE] [--lowmem PA] [--mac MAC] [--lun N] "
 	    "[--backing FILE] [--ctl CMD] [--debug N] [--mib N] [--qd N] [--fail-nth N] "
+	    "[--kenv NAME=VALUE]... "
 	    "[--verbose] [--quiet] SCENARIO\n");
 	exit(2);
 }
@@ -1095,6 +1294,9 @@ main(int argc, char **argv)
 				o.fail_nth = strtoll(v, NULL, 0);
 			else if (strcmp(a, "--root-ms") == 0)
 				o.root_ms = atoi(v);
+			else if (strcmp(a, "--kenv") == 0 && strchr(v, '=') != NULL &&
+			    o.nkenv < (int)(sizeof(o.kenv) / sizeof(o.kenv[0])))
+				o.kenv[o.nkenv++] = v;
 			else
 				usage();
 		}

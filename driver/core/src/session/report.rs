@@ -16,8 +16,9 @@
 //!
 //! To keep a target that fails for ever from flooding the console, the same kind of failure
 //! is shown at `Error` the first time and then after 2, 4, 8, ... in a row (each line says how
-//! many); the others go to [`Level::Note`]. A connection lost on a healthy session (a target
-//! restart, a network blip) is only a note: the session recovers by itself.
+//! many); the others go to [`Level::Info`]. A connection lost on a healthy session (a target
+//! restart, a network blip) is only a note (a milestone: "reconnecting"): the session recovers
+//! by itself.
 
 use core::mem::{discriminant, Discriminant};
 use core::time::Duration;
@@ -113,7 +114,9 @@ impl Reporter {
         };
         let loud = self.attempts.count(Kind::Attempt(discriminant(e), login)) || giving_up;
         let repeats = self.attempts.repeats;
-        let level = if loud { Level::Error } else { Level::Note };
+        // The repeats in between are details: at Note they would print at the kernel's
+        // default level (where Note is a milestone) and flood the console after all.
+        let level = if loud { Level::Error } else { Level::Info };
         let n = InARow(repeats, "failures");
         if giving_up {
             log!(
@@ -172,8 +175,12 @@ impl Reporter {
         let repeats = self.connections.repeats;
         let dies = barren >= 2;
         // Dying connections are counted by themselves: their causes may vary.
+        // A lost connection on a healthy session is a milestone (Note: "reconnecting"); the
+        // repeats of a failure already shown at Error are details (Info), as in attempt_failed.
         let level = if (dies && barren.is_power_of_two()) || (!dies && serious && loud) {
             Level::Error
+        } else if dies || serious {
+            Level::Info
         } else {
             Level::Note
         };

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Logic of the FreeBSD kernel glue that needs no kernel: CAM CCB translation and completion
-//! mapping, LUN numbering, `sbintime_t` arithmetic and the boot NIC's address plan.
+//! mapping, LUN numbering, `sbintime_t` arithmetic, the boot NIC's address plan and the console's
+//! limit on repeated lines.
 //!
 //! The kernel crate (`driver/kmod`) does the `unsafe` reads and writes of kernel structures and
 //! calls into this crate for every decision, so the decisions are tested with `cargo test` on the
@@ -33,6 +34,7 @@ pub mod errno;
 pub mod linebuf;
 pub mod lun;
 pub mod netplan;
+pub mod ratelimit;
 pub mod slots;
 pub mod sysfmt;
 pub mod time;
