@@ -748,6 +748,39 @@ fn out_of_range_values_are_clamped_and_reported() {
 }
 
 #[test]
+fn the_time2wait_cap_reaches_the_session() {
+    let env = Kenv::with(&[("net.isboot.time2wait_max", "5")]);
+    let t = Timeouts::from_env(&env, &mut |p| panic!("{p}"));
+    let mut cfg = SessionConfig::new(INITIATOR.into(), Isid([0x80, 0, 0, 0, 0, 1]), alloc::vec![]);
+    assert_eq!(cfg.max_time2wait.as_secs(), 60);
+    t.apply(&mut cfg);
+    assert_eq!(cfg.max_time2wait.as_secs(), 5);
+}
+
+#[test]
+fn the_digest_setting_comes_from_the_environment() {
+    use crate::text::DigestOffer;
+    let read = |v: Option<&str>| {
+        let env = match v {
+            Some(v) => Kenv::with(&[("net.isboot.digests", v)]),
+            None => Kenv::with(&[]),
+        };
+        tunables::digests_from_env(&env)
+    };
+    assert_eq!(read(None), Ok(DigestOffer::PreferNone));
+    assert_eq!(read(Some("")), Ok(DigestOffer::PreferNone));
+    assert_eq!(read(Some(" require ")), Ok(DigestOffer::Crc32c));
+    assert_eq!(read(Some("forbid")), Ok(DigestOffer::None));
+    assert_eq!(read(Some("prefer")), Ok(DigestOffer::PreferCrc32c));
+    assert_eq!(read(Some("allow")), Ok(DigestOffer::PreferNone));
+    let e = read(Some("CRC32C")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "net.isboot.digests=\"CRC32C\" is not one of allow, prefer, require, forbid"
+    );
+}
+
+#[test]
 fn tunables_from_the_environment_say_what_they_replaced() {
     let env = Kenv::with(&[
         ("net.isboot.nop_interval", " 7 "),

@@ -11,6 +11,8 @@ use alloc::string::String;
 use core::fmt;
 use core::time::Duration;
 
+use crate::text::DigestOffer;
+
 /// One numeric tunable, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tunable {
@@ -203,6 +205,38 @@ pub const ALL: [Tunable; 7] = [
 /// `net.isboot.digests`: which header and data digests the module offers.
 pub const DIGESTS: &str = "net.isboot.digests";
 
+/// A `net.isboot.digests` value that names no setting: the default offer is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadDigests {
+    pub given: String,
+}
+
+impl fmt::Display for BadDigests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{DIGESTS}={:?} is not one of {}",
+            self.given,
+            DigestOffer::SETTINGS.join(", ")
+        )
+    }
+}
+
+/// The digest offer the loader's environment asks for ([`DIGESTS`]): unset means the default
+/// (`allow`: `None,CRC32C`, which boots targets that require digests and targets that refuse
+/// them); a word outside [`DigestOffer::SETTINGS`] is reported and the default used, as a bad
+/// number is for the timeouts: a typo must not keep the machine from booting.
+pub fn digests_from_env(env: &dyn super::Env) -> Result<DigestOffer, BadDigests> {
+    let Some(raw) = env.get(DIGESTS) else {
+        return Ok(DigestOffer::default());
+    };
+    let word = raw.trim();
+    if word.is_empty() {
+        return Ok(DigestOffer::default());
+    }
+    DigestOffer::from_setting(word).ok_or_else(|| BadDigests { given: word.into() })
+}
+
 /// The values of every numeric tunable, in seconds, bounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
@@ -282,6 +316,7 @@ impl Timeouts {
         cfg.login_timeout = secs(self.login);
         cfg.timeouts.nop_interval = secs(self.nop_interval);
         cfg.timeouts.nop_timeout = secs(self.nop_timeout);
+        cfg.max_time2wait = secs(self.time2wait_max);
     }
 }
 

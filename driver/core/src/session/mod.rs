@@ -144,7 +144,7 @@ pub struct SessionConfig {
     /// Response) gets. RFC 7143 lets a target ask for up to an hour (the PDU field up to 18),
     /// which parks a root disk for that long; reconnecting earlier costs at most a refused
     /// login, after which the backoff paces the attempts. The kernel's tunable is
-    /// `net.isboot.max_time2wait` (seconds).
+    /// `net.isboot.time2wait_max` (seconds).
     pub max_time2wait: Duration,
 }
 
