@@ -194,6 +194,15 @@ SYSCTL_INT(_net_isboot, OID_AUTO, command_timeout, CTLFLAG_RDTUN,
 SYSCTL_INT(_net_isboot, OID_AUTO, root_wait, CTLFLAG_RDTUN,
     &isboot_timeouts[ISBOOT_TMO_ROOT_WAIT], 0,
     "Seconds root mounting waits for the boot disk");
+SYSCTL_INT(_net_isboot, OID_AUTO, time2wait_max, CTLFLAG_RDTUN,
+    &isboot_timeouts[ISBOOT_TMO_TIME2WAIT_MAX], 0,
+    "Longest wait before reconnecting that a target may ask for, in seconds");
+/*
+ * A string tunable the module reads from kenv itself; CTLFLAG_RD (not RDTUN): the kernel's
+ * sysctl_handle_string would otherwise copy the loader's unchecked text over the value in use.
+ */
+ISBOOT_SYSCTL_STR(_net_isboot, digests, ISBOOT_STR_DIGESTS,
+    "CRC32C digests offered: allow (None,CRC32C), prefer (CRC32C,None), require, forbid");
 
 SYSCTL_NODE(_net_isboot, OID_AUTO, session, CTLFLAG_RD | CTLFLAG_MPSAFE, 0,
     "Boot session statistics");

@@ -40,6 +40,7 @@ enum isboot_str {
 	ISBOOT_STR_SESSION_STATE,	/* net.isboot.session.state */
 	ISBOOT_STR_SESSION_LAST_ERROR,	/* net.isboot.session.last_error */
 	ISBOOT_STR_DEVICE,		/* net.isboot.device */
+	ISBOOT_STR_DIGESTS,		/* net.isboot.digests (the setting in use) */
 	ISBOOT_STR_COUNT
 };
 
@@ -55,6 +56,7 @@ enum isboot_timeout {
 	ISBOOT_TMO_NOP_TIMEOUT,		/* net.isboot.nop_timeout */
 	ISBOOT_TMO_COMMAND,		/* net.isboot.command_timeout */
 	ISBOOT_TMO_ROOT_WAIT,		/* net.isboot.root_wait */
+	ISBOOT_TMO_TIME2WAIT_MAX,	/* net.isboot.time2wait_max */
 	ISBOOT_TMO_COUNT
 };
 

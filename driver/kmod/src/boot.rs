@@ -45,7 +45,8 @@ use isboot_core::bootcfg::tunables::Timeouts;
 use isboot_core::ibft::BootConfig;
 use isboot_core::port::{Events, Level, Log, Random};
 use isboot_core::scsi::{Completion, ScsiRequest};
-use isboot_core::session::{End, Handle, Isid, Session, SessionConfig, State, TmfError};
+use isboot_core::session::{End, Handle, Isid, LastError, Session, SessionConfig, State, TmfError};
+use isboot_core::text::DigestOffer;
 use isboot_executor::{Doorbell, Executor, JoinHandle, Mutex};
 use isboot_kmod_logic::bridge;
 use isboot_kmod_logic::cam::{self as logic, status, TmfKind};
@@ -104,6 +105,8 @@ struct Ctx {
     cfg: BootConfig,
     /// `net.isboot.*` timeouts, bounded.
     timeouts: Timeouts,
+    /// `net.isboot.digests`: what to offer for HeaderDigest and DataDigest.
+    digests: DigestOffer,
     /// The session's handle, once the session exists.
     handle: Mutex<KSpin, Option<Handle<KSpin>>>,
     sim_shared: Arc<SimShared>,
@@ -150,9 +153,14 @@ impl fmt::Debug for BootHandle {
     }
 }
 
-/// Starts booting from `cfg`'s boot pair with the session's `timeouts`. Returns quickly; the
-/// work runs on our taskqueue thread. Errors are `errno` values for the module's load status.
-pub fn start(cfg: &BootConfig, timeouts: Timeouts) -> Result<BootHandle, i32> {
+/// Starts booting from `cfg`'s boot pair with the session's `timeouts` and digest offer.
+/// Returns quickly; the work runs on our taskqueue thread. Errors are `errno` values for the
+/// module's load status.
+pub fn start(
+    cfg: &BootConfig,
+    timeouts: Timeouts,
+    digests: DigestOffer,
+) -> Result<BootHandle, i32> {
     if cfg.boot().is_none() {
         crate::klog!(0, "no usable boot target in the {}", cfg.source);
         return Err(sys::ENXIO as i32);
@@ -177,6 +185,7 @@ pub fn start(cfg: &BootConfig, timeouts: Timeouts) -> Result<BootHandle, i32> {
         exec,
         cfg: cfg.clone(),
         timeouts,
+        digests,
         handle: Mutex::new(None),
         sim_shared: SimShared::new(logic::path_inq(maxphys, 0)),
         sim: Mutex::new(None),
@@ -241,6 +250,7 @@ fn bring_up(ctx: Arc<Ctx>) {
     let isid = Isid::random(&mut rng);
     let mut scfg = SessionConfig::from_boot(&ctx.cfg, isid);
     ctx.timeouts.apply(&mut scfg);
+    scfg.offer.set_digests(ctx.digests);
     if scfg.targets.is_empty() {
         give_up(
             &ctx,
@@ -533,6 +543,11 @@ impl Events for KEvents {
             Err(TmfError::NotConnected | TmfError::ConnectionLost) => None,
         };
         ccb.complete_status(logic::tmf_status(TmfKind::LunReset, response));
+    }
+
+    fn error(&mut self, error: &LastError) {
+        // Escaped and bounded by the core (a sysctl string); the same line the console got.
+        crate::sysctl::stats().set_last_error(error.text.as_str());
     }
 
     fn state(&mut self, state: State) {

@@ -40,9 +40,10 @@ use core::fmt;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use isboot_core::bootcfg::tunables::Timeouts;
+use isboot_core::bootcfg::tunables::{self, Timeouts};
 use isboot_core::bootcfg::{loader, LoaderError, Mode};
 use isboot_core::ibft::{self, BootConfig, BootError};
+use isboot_core::text::DigestOffer;
 use isboot_kmod_logic::sysfmt;
 
 use crate::bindings as sys;
@@ -159,6 +160,12 @@ fn load() -> Result<(), LoadError> {
         klog!(ALWAYS, "{}; using {}", p, p.used());
     });
     sysctl::publish_timeouts(&timeouts);
+    let digests = tunables::digests_from_env(&env).unwrap_or_else(|e| {
+        let d = DigestOffer::default();
+        klog!(ALWAYS, "{}; using {}", e, d.setting());
+        d
+    });
+    sysctl::set_digests(digests);
     let chosen = choose(&env);
     // Whatever was chosen, and before a failure returns: kenv is readable by every user.
     let removed = kenv::remove_secrets();
@@ -190,7 +197,7 @@ fn load() -> Result<(), LoadError> {
             klog!(ALWAYS, "boot configuration: {line}");
         }
     }
-    let handle = boot::start(&cfg, timeouts).map_err(LoadError::Start)?;
+    let handle = boot::start(&cfg, timeouts, digests).map_err(LoadError::Start)?;
     let loaded = match try_box(Loaded {
         boot: handle,
         shutdown_tag: ptr::null_mut(),

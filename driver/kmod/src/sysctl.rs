@@ -11,6 +11,7 @@
 
 use isboot_core::bootcfg::tunables::Timeouts;
 use isboot_core::ibft::BootConfig;
+use isboot_core::text::DigestOffer;
 use isboot_kmod_logic::sysfmt::{ibft_values, IbftField};
 
 use crate::bindings as sys;
@@ -68,6 +69,10 @@ pub fn publish_timeouts(t: &Timeouts) {
         (sys::isboot_timeout_ISBOOT_TMO_NOP_TIMEOUT, t.nop_timeout),
         (sys::isboot_timeout_ISBOOT_TMO_COMMAND, t.command),
         (sys::isboot_timeout_ISBOOT_TMO_ROOT_WAIT, t.root_wait),
+        (
+            sys::isboot_timeout_ISBOOT_TMO_TIME2WAIT_MAX,
+            t.time2wait_max,
+        ),
     ];
     for (which, v) in values {
         // Bounded to at most 3600 by the core.
@@ -75,6 +80,11 @@ pub fn publish_timeouts(t: &Timeouts) {
         // SAFETY: stores an int; the helper checks the index.
         unsafe { sys::isboot_timeout_set(which, v) };
     }
+}
+
+/// `net.isboot.digests`: the digest setting in use (`allow`, `prefer`, `require`, `forbid`).
+pub fn set_digests(d: DigestOffer) {
+    set(sys::isboot_str_ISBOOT_STR_DIGESTS, d.setting());
 }
 
 /// Fills `hw.ibft.*` from the boot pair of `cfg` (from the iBFT or the loader tunables).
