@@ -119,6 +119,8 @@ scenarios=(
 	"tunables-mutual|1|no iBFT: tunables with mutual CHAP, the NIC by name (net.isboot.nic_name)"
 	"idle|1|neither an iBFT nor net.isboot.root_path: the module loads and stays idle"
 	"tunables-bad|1|a wrong tunable: the load fails naming it; the secrets leave kenv all the same"
+	"digests-istgt|1|istgt requiring CRC32C digests, the default net.isboot.digests: boots, digests on"
+	"digests-forbid|1|the same istgt, net.isboot.digests=forbid: the login fails naming HeaderDigest"
 	"quiet|1|net.isboot.debug=0, target refusing: milestones print, a repeated failure once per 30 s"
 	"failmalloc|0|fail the Nth malloc(9) once, for every N of load..shutdown: panics P of R"
 )
@@ -284,6 +286,13 @@ setup() {
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --nic-ip fe80::15/64 \
 			--gateway none --target "0=[fe80::2]:$TGT_PORT"
 		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
+		;;
+	digests-istgt | digests-forbid)
+		ISTGT_DIGEST="Header Data" istgt_with "$d/istgt" iqn.2025-01.test.rig:tgt-nochap None
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" \
+			--target "0=127.0.0.1:$ISTGT_PORT:0"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/istgt/disk.img" --lun 0 --debug 2)
+		if [ "$name" = digests-forbid ]; then ARGS+=(--kenv net.isboot.digests=forbid); fi
 		;;
 	quiet)
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"

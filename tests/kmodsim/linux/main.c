@@ -860,6 +860,64 @@ sc_tunables_bad(void)
 }
 
 /*
+ * Issue 16: istgt configured with "UseDigest Header Data" requires CRC32C. With the default
+ * net.isboot.digests (allow: None,CRC32C, as the C isboot offered) the module boots it with
+ * both digests on; the scenario checks the negotiated line (net.isboot.debug=2) and the sysctl.
+ */
+static int
+sc_digests_istgt(void)
+{
+	char setting[32];
+
+	if (sc_boot() != 0)
+		return (1);
+	kpi_sysctl_str("net.isboot.digests", setting, sizeof(setting));
+	if (strcmp(setting, "allow") != 0)
+		fail("net.isboot.digests is \"%s\", want allow", setting);
+	if (kpi_console_count("HeaderDigest true, DataDigest true") < 1)
+		fail("no login negotiated both digests (the \"negotiated\" line at level 2)");
+	fig("net.isboot.digests=%s, istgt requiring digests: HeaderDigest and DataDigest CRC32C",
+	    setting);
+	return (failed);
+}
+
+/*
+ * Issue 16: the same target with net.isboot.digests=forbid: the login must fail with one
+ * clear reason naming the key, in the console and net.isboot.session.last_error, and the
+ * session must keep retrying (the admin can fix the target) without taking the disk.
+ */
+static int
+sc_digests_forbid(void)
+{
+	char last[256] = "", setting[32];
+	int e = load(), i, u;
+
+	if (e != 0)
+		fail("kldload returned %d", e);
+	for (i = 0; i < 200; i++) {
+		kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+		if (strstr(last, "HeaderDigest") != NULL)
+			break;
+		host_sleep_ns(50000000ULL);
+	}
+	kpi_sysctl_str("net.isboot.digests", setting, sizeof(setting));
+	if (strcmp(setting, "forbid") != 0)
+		fail("net.isboot.digests is \"%s\", want forbid", setting);
+	if (strstr(last, "HeaderDigest") == NULL)
+		fail("last_error \"%s\" does not name HeaderDigest within 10 s", last);
+	if (kpi_console_count("HeaderDigest") < 1)
+		fail("the console does not name HeaderDigest at net.isboot.debug=2");
+	if (state_is("up"))
+		fail("the session is up although the target requires what we forbid");
+	u = kpi_unload();
+	if (u != 0)
+		fail("kldunload of the waiting module returned %d", u);
+	finish(u == 0);
+	fig("net.isboot.digests=%s: last_error \"%s\"", setting, last);
+	return (failed);
+}
+
+/*
  * Issues 14 and 12: at net.isboot.debug=0 the failures print, but a login refused again and
  * again prints the first time and then after 2, 4, 8, ... in a row (the session's own limit,
  * driver/core/src/session/report.rs): over 12 s of attempts against a port nothing listens
@@ -975,8 +1033,9 @@ sc_hostile(void)
 	int openings, errors;
 
 	unsigned char label[4096];
-	hu64 b, wcorrupt = 0;
+	hu64 b, wcorrupt = 0, recon;
 	int werrors;
+	char last[256] = "";
 
 	o.fake_pattern = 1;
 	if (boot_to_disk(&blocks, &bs, &openings) != 0)
@@ -1001,9 +1060,15 @@ sc_hostile(void)
 		    (uintmax_t)corrupt, (uintmax_t)wcorrupt);
 	if (werrors != 0)
 		fail("%d errors writing and reading back 256 KiB", werrors);
+	/* Issue 12 item 6: the cause of a reconnect is in last_error, not only "timed out". */
+	recon = sysctl_u64("net.isboot.session.reconnects");
+	kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+	if (recon > 0 && last[0] == '\0')
+		fail("%ju reconnects but net.isboot.session.last_error is empty", (uintmax_t)recon);
 	fig("%ju KiB read and 256 KiB written back, %d clean read errors, %ju wrong bytes, "
-	    "reconnects %ju", (uintmax_t)((blocks < 2048 ? blocks : 2048) * bs >> 10), errors,
-	    (uintmax_t)(corrupt + wcorrupt), (uintmax_t)sysctl_u64("net.isboot.session.reconnects"));
+	    "reconnects %ju, last_error \"%.70s\"",
+	    (uintmax_t)((blocks < 2048 ? blocks : 2048) * bs >> 10), errors,
+	    (uintmax_t)(corrupt + wcorrupt), (uintmax_t)recon, last);
 	kpi_shutdown_pre_sync();
 	kpi_shutdown_post_sync();
 	finish(0);
@@ -1221,6 +1286,8 @@ static const struct {
 	{ "tunables", sc_tunables },
 	{ "idle", sc_idle },
 	{ "quiet", sc_quiet },
+	{ "digests-istgt", sc_digests_istgt },
+	{ "digests-forbid", sc_digests_forbid },
 	{ "tunables-bad", sc_tunables_bad },
 	{ "unload-attached", sc_unload_attached },
 	{ "hostile", sc_hostile },
