@@ -121,6 +121,7 @@ scenarios=(
 	"tunables-bad|1|a wrong tunable: the load fails naming it; the secrets leave kenv all the same"
 	"digests-istgt|1|istgt requiring CRC32C digests, the default net.isboot.digests: boots, digests on"
 	"digests-forbid|1|the same istgt, net.isboot.digests=forbid: the login fails naming HeaderDigest"
+	"dies-after-login|1|a target that rejects every READ: logins work, each connection dies first; said"
 	"quiet|1|net.isboot.debug=0, target refusing: milestones print, a repeated failure once per 30 s"
 	"failmalloc|0|fail the Nth malloc(9) once, for every N of load..shutdown: panics P of R"
 )
@@ -349,11 +350,12 @@ setup() {
 				--kenv "net.isboot.reverse_chap_secret=${MUTUAL[3]}") ;;
 		esac
 		;;
-	hostile-*)
-		local fault=${name#hostile-} addr
+	hostile-* | dies-after-login)
+		local fault=${name#hostile-} addr times=1
+		if [ "$name" = dies-after-login ]; then fault=reject-command times=1000; fi
 		mkdir -p "$d"
 		mkfifo "$d/fake.in"
-		"$top/target/debug/isboot-fake-target" --fault "$fault" < "$d/fake.in" \
+		"$top/target/debug/isboot-fake-target" --fault "$fault" --times "$times" < "$d/fake.in" \
 			> "$d/fake.out" 2> "$d/fake.log" &
 		fake_pid=$!
 		exec {fake_fd}> "$d/fake.in"
@@ -362,6 +364,7 @@ setup() {
 		[ -n "$addr" ] || { echo "fake target did not start" >&2; return 1; }
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=$addr:0"
 		ARGS=(--ibft "$d/ibft.bin" --lun 0)
+		if [ "$name" = dies-after-login ]; then ARGS+=(--debug 0); fi
 		;;
 	esac
 }

@@ -917,6 +917,73 @@ sc_digests_forbid(void)
 	return (failed);
 }
 
+/* Lines the session prints for N in a row: the first time, then after 2, 4, 8, ... */
+static int
+powers_of_two_upto(long n, long from)
+{
+	long k;
+	int c = 0;
+
+	for (k = 1; k <= n; k *= 2)
+		if (k >= from)
+			c++;
+	return (c);
+}
+
+/* "... dies on its first commands (N in a row, ...": N, or 0. */
+static long
+dies_in_a_row(const char *last)
+{
+	const char *p = strstr(last, "dies on its first commands (");
+
+	return (p != NULL ? strtol(p + strlen("dies on its first commands ("), NULL, 10) : 0);
+}
+
+/*
+ * Issue 16: a target that takes every login and then rejects the first command of each
+ * connection. The boot must not look like a silent hang: net.isboot.session.last_error says
+ * the logins work and the connections die on their first commands, and the console says it at
+ * net.isboot.debug=0 after 2, 4, 8, ... such connections (not once per connection).
+ */
+static int
+sc_dies_after_login(void)
+{
+	hu64 blocks, recon, cookie;
+	unsigned bs;
+	int openings, lines, want_lo, want_hi, i, u, err;
+	char last[256] = "", again[256] = "";
+	unsigned char *buf;
+
+	if (boot_to_disk(&blocks, &bs, &openings) != 0)
+		return (1);
+	buf = aligned_alloc(4096, 65536);
+	kpi_io_submit(o.lun, 0, 0, 8, buf, 1);
+	for (i = 0; i < 400 && dies_in_a_row(last) < 2; i++) {
+		host_sleep_ns(50000000ULL);
+		kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+	}
+	lines = kpi_console_count("dies on its first commands");
+	kpi_sysctl_str("net.isboot.session.last_error", again, sizeof(again));
+	recon = sysctl_u64("net.isboot.session.reconnects");
+	if (dies_in_a_row(last) < 2)
+		fail("after 20 s last_error is \"%s\", not the connections dying after login", last);
+	want_lo = powers_of_two_upto(dies_in_a_row(last), 2);
+	want_hi = powers_of_two_upto(dies_in_a_row(again), 2);
+	if (lines < want_lo || lines > want_hi)
+		fail("%d console lines for %ld connections dying in a row, want %d", lines,
+		    dies_in_a_row(again), want_lo);
+	u = kpi_unload();
+	if (u != 0)
+		fail("kldunload with the disk attached, not open, returned %d", u);
+	if (kpi_io_reap(15000, &cookie, &err) != 0)
+		fail("the READ in flight never came back after the unload");
+	free(buf);
+	finish(u == 0);
+	fig("%ju reconnects, %d console lines at net.isboot.debug=0, last_error \"%.90s\"",
+	    (uintmax_t)recon, lines, again);
+	return (failed);
+}
+
 /*
  * Issues 14 and 12: at net.isboot.debug=0 the failures print, but a login refused again and
  * again prints the first time and then after 2, 4, 8, ... in a row (the session's own limit,
@@ -1286,6 +1353,7 @@ static const struct {
 	{ "tunables", sc_tunables },
 	{ "idle", sc_idle },
 	{ "quiet", sc_quiet },
+	{ "dies-after-login", sc_dies_after_login },
 	{ "digests-istgt", sc_digests_istgt },
 	{ "digests-forbid", sc_digests_forbid },
 	{ "tunables-bad", sc_tunables_bad },
