@@ -54,7 +54,10 @@
 //! key is its own offer: we pick our first supported value and answer it
 //! ([`Error::NoCommonValue`] when there is none). Declarations (TargetAlias,
 //! TargetPortalGroupTag, TargetAddress) are taken as given, repeated only unchanged; RFC 3720's
-//! markers are answered `No`/`Irrelevant`; other keys get `NotUnderstood`.
+//! markers are answered `No`/`Irrelevant`; a key only an initiator sends (InitiatorName,
+//! InitiatorAlias, SessionType: "Senders: Initiator" in §13) fails the login
+//! ([`Error::InitiatorOnlyKey`]): answering it `NotUnderstood` would send our own key back as
+//! if we did not know it; other keys get `NotUnderstood`.
 
 use alloc::string::String;
 use core::fmt;
@@ -116,6 +119,8 @@ pub enum Error {
     TooManyKeys,
     /// The target sent the same key twice in one negotiation.
     DuplicateKey(String),
+    /// The target sent a key that only an initiator sends (RFC 7143 §13).
+    InitiatorOnlyKey(&'static str),
     /// A numerical value that is not a decimal or `0x` hex number.
     BadNumber { key: &'static str, value: String },
     /// A boolean value other than `Yes`/`No`.
@@ -191,6 +196,9 @@ impl fmt::Display for Error {
             Error::TooMuchText { limit } => write!(f, "text exceeds {limit} bytes"),
             Error::TooManyKeys => write!(f, "more than {MAX_KEYS} keys"),
             Error::DuplicateKey(k) => write!(f, "key {} sent twice", Untrusted(k)),
+            Error::InitiatorOnlyKey(k) => {
+                write!(f, "the target sent {k}, a key only an initiator sends")
+            }
             Error::BadNumber { key, value } => {
                 write!(f, "{key}={} is not a number", Untrusted(value))
             }

@@ -174,6 +174,9 @@ impl Negotiation {
             "IFMarker" => Reply::Send("IFMarker", "No".to_string()),
             "OFMarkInt" => Reply::Send("OFMarkInt", IRRELEVANT.to_string()),
             "IFMarkInt" => Reply::Send("IFMarkInt", IRRELEVANT.to_string()),
+            "InitiatorName" => return Err(Error::InitiatorOnlyKey("InitiatorName")),
+            "InitiatorAlias" => return Err(Error::InitiatorOnlyKey("InitiatorAlias")),
+            "SessionType" => return Err(Error::InitiatorOnlyKey("SessionType")),
             _ => return Ok(None),
         }))
     }
@@ -677,6 +680,21 @@ ErrorRecoveryLevel=0\0MaxConnections=1\0TargetPortalGroupTag=1\0TargetAlias=disk
             n.handle("TargetAlias", "b"),
             Err(Error::DuplicateKey("TargetAlias".into()))
         );
+    }
+
+    #[test]
+    fn keys_only_an_initiator_sends_fail_the_login() {
+        // Found by the login fuzz target: these were answered NotUnderstood, which sent our
+        // own InitiatorName back in a later request as if we did not know the key.
+        for key in ["InitiatorName", "InitiatorAlias", "SessionType"] {
+            let mut n = Negotiation::new(Offer::default()).unwrap();
+            let e = n.handle(key, "iqn.2026-01.org.example:x").unwrap_err();
+            assert_eq!(e, Error::InitiatorOnlyKey(key));
+            assert_eq!(
+                e.to_string(),
+                alloc::format!("the target sent {key}, a key only an initiator sends")
+            );
+        }
     }
 
     #[test]
