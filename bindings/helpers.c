@@ -119,6 +119,7 @@ isboot_log(const char *msg, size_t len)
 static int isboot_acpi_table = 1;
 static int isboot_verbose = 0;
 static int isboot_debug = 0;
+static int isboot_timeouts[ISBOOT_TMO_COUNT];
 static uint64_t isboot_counters[ISBOOT_CNT_COUNT];
 static char isboot_strs[ISBOOT_STR_COUNT][ISBOOT_STR_MAX];
 static struct mtx isboot_str_mtx;
@@ -169,8 +170,39 @@ SYSCTL_INT(_hw_ibft, OID_AUTO, verbose, CTLFLAG_RDTUN, &isboot_verbose, 0,
 SYSCTL_NODE(_net, OID_AUTO, isboot, CTLFLAG_RD | CTLFLAG_MPSAFE, 0, "iSCSI boot driver");
 ISBOOT_SYSCTL_STR(_net_isboot, version, ISBOOT_STR_VERSION, "isboot version");
 ISBOOT_SYSCTL_STR(_net_isboot, nic, ISBOOT_STR_NIC, "Name of the boot NIC");
+ISBOOT_SYSCTL_STR(_net_isboot, device, ISBOOT_STR_DEVICE,
+    "The disk of the boot LUN (daN) once attached");
 SYSCTL_INT(_net_isboot, OID_AUTO, debug, CTLFLAG_RWTUN, &isboot_debug, 0,
-    "Debug messages: 0 off, 1 high-level, 2 informational, 3 full trace");
+    "Messages: 0 failures and milestones (repeats limited), 1 high-level, 2 informational, "
+    "3 full trace");
+/* Read-only: the session takes them at load (the module reads the loader's values itself). */
+SYSCTL_INT(_net_isboot, OID_AUTO, connect_timeout, CTLFLAG_RDTUN,
+    &isboot_timeouts[ISBOOT_TMO_CONNECT], 0,
+    "Seconds a TCP connection to the target may take");
+SYSCTL_INT(_net_isboot, OID_AUTO, login_timeout, CTLFLAG_RDTUN,
+    &isboot_timeouts[ISBOOT_TMO_LOGIN], 0,
+    "Seconds a login may take");
+SYSCTL_INT(_net_isboot, OID_AUTO, nop_interval, CTLFLAG_RDTUN,
+    &isboot_timeouts[ISBOOT_TMO_NOP_INTERVAL], 0,
+    "Seconds of silence from the target before a NOP-Out ping");
+SYSCTL_INT(_net_isboot, OID_AUTO, nop_timeout, CTLFLAG_RDTUN,
+    &isboot_timeouts[ISBOOT_TMO_NOP_TIMEOUT], 0,
+    "Seconds the target may stay silent after a ping before the connection is dropped");
+SYSCTL_INT(_net_isboot, OID_AUTO, command_timeout, CTLFLAG_RDTUN,
+    &isboot_timeouts[ISBOOT_TMO_COMMAND], 0,
+    "Seconds a SCSI command may take (0: the timeout CAM sets)");
+SYSCTL_INT(_net_isboot, OID_AUTO, root_wait, CTLFLAG_RDTUN,
+    &isboot_timeouts[ISBOOT_TMO_ROOT_WAIT], 0,
+    "Seconds root mounting waits for the boot disk");
+SYSCTL_INT(_net_isboot, OID_AUTO, time2wait_max, CTLFLAG_RDTUN,
+    &isboot_timeouts[ISBOOT_TMO_TIME2WAIT_MAX], 0,
+    "Longest wait before reconnecting that a target may ask for, in seconds");
+/*
+ * A string tunable the module reads from kenv itself; CTLFLAG_RD (not RDTUN): the kernel's
+ * sysctl_handle_string would otherwise copy the loader's unchecked text over the value in use.
+ */
+ISBOOT_SYSCTL_STR(_net_isboot, digests, ISBOOT_STR_DIGESTS,
+    "CRC32C digests offered: allow (None,CRC32C), prefer (CRC32C,None), require, forbid");
 
 SYSCTL_NODE(_net_isboot, OID_AUTO, session, CTLFLAG_RD | CTLFLAG_MPSAFE, 0,
     "Boot session statistics");
@@ -237,6 +269,13 @@ int
 isboot_tunable_verbose(void)
 {
 	return (isboot_verbose);
+}
+
+void
+isboot_timeout_set(unsigned int which, int seconds)
+{
+	if (which < ISBOOT_TMO_COUNT)
+		atomic_store_int(&isboot_timeouts[which], seconds);
 }
 
 /* ---- shutdown ---- */

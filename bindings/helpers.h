@@ -39,7 +39,25 @@ enum isboot_str {
 	ISBOOT_STR_NIC,			/* net.isboot.nic */
 	ISBOOT_STR_SESSION_STATE,	/* net.isboot.session.state */
 	ISBOOT_STR_SESSION_LAST_ERROR,	/* net.isboot.session.last_error */
+	ISBOOT_STR_DEVICE,		/* net.isboot.device */
+	ISBOOT_STR_DIGESTS,		/* net.isboot.digests (the setting in use) */
 	ISBOOT_STR_COUNT
+};
+
+/*
+ * The session's timeouts in seconds (net.isboot.*, tunables and read-only sysctls), in the order
+ * of isboot_core::bootcfg::tunables::ALL. The module reads the loader's text itself (bounds,
+ * messages) and stores here what it uses, which is what the sysctls show.
+ */
+enum isboot_timeout {
+	ISBOOT_TMO_CONNECT,		/* net.isboot.connect_timeout */
+	ISBOOT_TMO_LOGIN,		/* net.isboot.login_timeout */
+	ISBOOT_TMO_NOP_INTERVAL,	/* net.isboot.nop_interval */
+	ISBOOT_TMO_NOP_TIMEOUT,		/* net.isboot.nop_timeout */
+	ISBOOT_TMO_COMMAND,		/* net.isboot.command_timeout */
+	ISBOOT_TMO_ROOT_WAIT,		/* net.isboot.root_wait */
+	ISBOOT_TMO_TIME2WAIT_MAX,	/* net.isboot.time2wait_max */
+	ISBOOT_TMO_COUNT
 };
 
 /* 64-bit session counters under net.isboot.session. */
@@ -78,6 +96,8 @@ void isboot_counter_add(unsigned int which, uint64_t n);
 void isboot_session_stats_reset(void);
 int isboot_tunable_acpi_table(void);	/* hw.ibft.acpi_table */
 int isboot_tunable_verbose(void);	/* hw.ibft.verbose */
+/* Stores the value in use of a timeout sysctl (ignored for a bad index). */
+void isboot_timeout_set(unsigned int which, int seconds);
 
 /* ---- shutdown ---- */
 

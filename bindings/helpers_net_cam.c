@@ -452,6 +452,20 @@ isboot_periph_attached(struct cam_path *path, const char *name)
 }
 
 int
+isboot_periph_unit(struct cam_path *path, const char *name)
+{
+	struct cam_periph *periph;
+	int unit = -1;
+
+	xpt_path_lock(path);
+	periph = cam_periph_find(path, __DECONST(char *, name));
+	if (periph != NULL)
+		unit = (int)periph->unit_number;
+	xpt_path_unlock(path);
+	return (unit);
+}
+
+int
 isboot_disk_held(struct cam_path *path)
 {
 	struct cam_periph *periph;

@@ -107,6 +107,8 @@ int isboot_so_sendv(struct socket *so, const struct isboot_iov *v, int n, size_t
 /* Whether a periph of driver `name` (e.g. "da") is attached at path; takes the path lock
  * cam_periph_find() asserts on a match. */
 int isboot_periph_attached(struct cam_path *path, const char *name);
+/* The unit number of the peripheral driver `name` attached at `path` (da0: 0), or -1. */
+int isboot_periph_unit(struct cam_path *path, const char *name);
 /* Whether the da disk at path is held: its GEOM provider is open (mounted, or any consumer
  * such as a partition of it open). Sleeps on the GEOM topology lock: thread context only. */
 int isboot_disk_held(struct cam_path *path);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# Runs every cargo-fuzz target of the protocol core (driver/core/fuzz) for a number of seconds
-# each, one after another: tests/fuzz.sh [SECONDS] [TARGET...]   (default 60 s, all targets)
+# Runs every cargo-fuzz target of the protocol core (driver/core/fuzz: ibft, pdu, text, chap,
+# rootpath) for a number of seconds each, one after another:
+#   tests/fuzz.sh [SECONDS] [TARGET...]   (default 60 s, all targets)
 # Needs nightly Rust and cargo-fuzz (`cargo install cargo-fuzz`). Corpora persist in
 # driver/core/fuzz/corpus/<target> (git-ignored); findings land in driver/core/fuzz/artifacts.
 # Exits non-zero if any target found a crash.

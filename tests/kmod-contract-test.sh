@@ -32,7 +32,9 @@ S(_hw_ibft, initiator_name); S(_hw_ibft, initiator_address); S(_hw_ibft, target_
 S(_hw_ibft, target_address); S(_hw_ibft, target_port); S(_hw_ibft, target_lun);
 S(_hw_ibft, nic_prefix); S(_hw_ibft, nic_gateway); S(_hw_ibft, acpi_table); S(_hw_ibft, verbose);
 SYSCTL_NODE(_net, OID_AUTO, isboot, CTLFLAG_RD, 0, "");
-S(_net_isboot, version); S(_net_isboot, nic); S(_net_isboot, debug);
+S(_net_isboot, version); S(_net_isboot, nic); S(_net_isboot, device); S(_net_isboot, debug);
+S(_net_isboot, connect_timeout); S(_net_isboot, login_timeout); S(_net_isboot, nop_interval);
+S(_net_isboot, nop_timeout); S(_net_isboot, command_timeout); S(_net_isboot, root_wait);
 SYSCTL_NODE(_net_isboot, OID_AUTO, session, CTLFLAG_RD, 0, "");
 S(_net_isboot_session, state); S(_net_isboot_session, reconnects);
 S(_net_isboot_session, commands); S(_net_isboot_session, bytes_in);

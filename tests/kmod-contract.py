@@ -28,7 +28,8 @@ FORBIDDEN_DEPENDS = {"icl"}
 SYSCTL_NAMES = {
     "ibft": ["initiator_name", "initiator_address", "target_name", "target_address",
              "target_port", "target_lun", "nic_prefix", "nic_gateway", "acpi_table", "verbose"],
-    "isboot": ["version", "nic", "debug", "session"],
+    "isboot": ["version", "nic", "device", "debug", "session", "connect_timeout",
+               "login_timeout", "nop_interval", "nop_timeout", "command_timeout", "root_wait"],
     "session": ["state", "reconnects", "commands", "bytes_in", "bytes_out", "last_error"],
 }
 

@@ -2,28 +2,48 @@
 # SPDX-License-Identifier: BSD-2-Clause
 #
 # End-to-end boot on a FreeBSD host: ctld exports a FreeBSD VM image over iSCSI on a private bhyve
-# network; a bhyve VM boots UEFI -> iPXE -> `sanboot` from it; the loader loads isboot.ko, whose
-# iSCSI session carries the root file system. A script inside the guest checks that root is on
-# the iSCSI disk and that net.isboot is populated, prints ISBOOT-RESULT on the serial console and
-# powers off. See tests/bhyve/README.md for the prerequisites.
+# network and a bhyve VM boots with its root file system on it, through isboot.ko. Two ways in:
 #
-# usage: tests/bhyve/run.sh [-a none|chap|mutual] [-t SECONDS]
-# environment: ISBOOT_KO, VM_IMAGE, IPXE_EFI, UEFI_FW (see README.md)
+#   -m uefi       UEFI -> iPXE -> `sanboot`: iPXE loads the loader from the iSCSI disk and leaves
+#                 an iBFT, from which isboot.ko takes the target (the default).
+#   -m bhyveload  no firmware and no iBFT: bhyveload(8) runs the loader from a boot directory on
+#                 the host and passes the target as loader tunables (net.isboot.root_path and
+#                 friends, written by `isbootctl loader-conf --bhyveload`), the NIC either as
+#                 net.isboot.nic_* (-n tunables) or as the boot.netif.* a network-booted loader
+#                 exports (-n netif).
+#
+# A script inside the guest checks that root is on the iSCSI disk, that net.isboot is populated
+# (net.isboot.device names that disk) and, without an iBFT, that no CHAP secret is left in the
+# kernel environment; it prints ISBOOT-RESULT on the serial console and powers off. See
+# tests/bhyve/README.md for the prerequisites.
+#
+# usage: tests/bhyve/run.sh [-m uefi|bhyveload] [-n tunables|netif] [-a none|chap|mutual] [-t SECONDS]
+# environment: ISBOOT_KO, ISBOOTCTL, VM_IMAGE, IPXE_EFI, UEFI_FW (see README.md)
 set -eu
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 auth=chap
 limit=600
-while getopts a:t: opt; do
+mode=uefi
+nicfrom=tunables
+usage="usage: $0 [-m uefi|bhyveload] [-n tunables|netif] [-a none|chap|mutual] [-t SECONDS]"
+while getopts a:m:n:t: opt; do
 	case $opt in
 	a) auth=$OPTARG ;;
+	m) mode=$OPTARG ;;
+	n) nicfrom=$OPTARG ;;
 	t) limit=$OPTARG ;;
-	*) echo "usage: $0 [-a none|chap|mutual] [-t SECONDS]" >&2; exit 2 ;;
+	*) echo "$usage" >&2; exit 2 ;;
 	esac
 done
-case $auth in none|chap|mutual) ;; *) echo "bad -a $auth" >&2; exit 2 ;; esac
+case $auth in none|chap|mutual) ;; *) echo "bad -a $auth; $usage" >&2; exit 2 ;; esac
+case $mode in uefi|bhyveload) ;; *) echo "bad -m $mode; $usage" >&2; exit 2 ;; esac
+case $nicfrom in tunables|netif) ;; *) echo "bad -n $nicfrom; $usage" >&2; exit 2 ;; esac
 
 ISBOOT_KO=${ISBOOT_KO:-$top/isboot.ko}
+# Built by make (RUST_OUT in the Makefile), else the installed one.
+ISBOOTCTL=${ISBOOTCTL:-$top/rust/host/release/isbootctl}
+[ -x "$ISBOOTCTL" ] || ISBOOTCTL=$(command -v isbootctl || echo "$ISBOOTCTL")
 VM_IMAGE=${VM_IMAGE:-}
 IPXE_EFI=${IPXE_EFI:-/usr/local/share/ipxe/ipxe.efi}
 UEFI_FW=${UEFI_FW:-/usr/local/share/uefi-firmware/BHYVE_UEFI.fd}
@@ -31,6 +51,7 @@ UEFI_FW=${UEFI_FW:-/usr/local/share/uefi-firmware/BHYVE_UEFI.fd}
 NET=${ISBOOT_BHYVE_NET:-10.213.77}
 HOST_IP=$NET.1
 GUEST_IP=$NET.10
+GUEST_MAC=58:9c:fc:0b:00:01
 TARGET_IQN=iqn.2026-11.org.isboot:bhyve-root
 INITIATOR_IQN=iqn.2026-11.org.isboot:bhyve-guest
 CHAP_USER=bhyvein CHAP_SECRET=bhyvein-secret-12
@@ -46,8 +67,13 @@ for t in bhyve bhyvectl ctld mdconfig makefs gpart; do
 done
 [ -r "$ISBOOT_KO" ] || die "isboot.ko not found at $ISBOOT_KO (run make, or set ISBOOT_KO)"
 [ -n "$VM_IMAGE" ] && [ -r "$VM_IMAGE" ] || die "set VM_IMAGE to a FreeBSD VM image (.raw, UFS), see README.md"
-[ -r "$IPXE_EFI" ] || die "iPXE EFI binary not found at $IPXE_EFI (set IPXE_EFI)"
-[ -r "$UEFI_FW" ] || die "bhyve UEFI firmware not found at $UEFI_FW (pkg install edk2-bhyve)"
+if [ "$mode" = uefi ]; then
+	[ -r "$IPXE_EFI" ] || die "iPXE EFI binary not found at $IPXE_EFI (set IPXE_EFI)"
+	[ -r "$UEFI_FW" ] || die "bhyve UEFI firmware not found at $UEFI_FW (pkg install edk2-bhyve)"
+else
+	command -v bhyveload >/dev/null || die "bhyveload missing"
+	[ -x "$ISBOOTCTL" ] || die "isbootctl not found at $ISBOOTCTL (run make, or set ISBOOTCTL)"
+fi
 if pgrep -x ctld >/dev/null; then die "ctld is already running; this test starts its own"; fi
 
 work=$(mktemp -d /tmp/isboot-bhyve.XXXXXX)
@@ -111,6 +137,14 @@ vfs.root.mountfrom="$rootspec"
 console="comconsole,efi"
 autoboot_delay="1"
 CONF
+if [ "$mode" = bhyveload ]; then
+	# bhyveload's loader reads /boot from this directory on the host; the kernel then mounts
+	# root from the iSCSI disk. Modules to load must be named in a loader.conf (the loader
+	# does not take *_load from its environment, which is all -e sets).
+	mkdir -p "$work/hostboot"
+	cp -Rp "$mnt/boot" "$work/hostboot/boot"
+	sed -i '' -e '/^console=/d' "$work/hostboot/boot/loader.conf"
+fi
 cat >> "$mnt/etc/rc.conf" <<'CONF'
 ifconfig_bootnet0="NOAUTO"
 ifconfig_DEFAULT=""
@@ -134,7 +168,12 @@ case $disk in da[0-9]*) ;; *) fail "root is on $rootdev ($prov), not on a da dis
 bus=$(camcontrol devlist -v | awk -v d="$disk" '/^scbus/ {bus = $0} $0 ~ "[(,]" d "[,)]" {print bus; exit}')
 case $bus in *isboot*) ;; *) fail "root disk $disk is on \"$bus\", not on isboot's SIM" ;; esac
 ifconfig bootnet0 >/dev/null 2>&1 || fail "isbootifname did not rename $nic to bootnet0"
-echo "ISBOOT-RESULT: PASS root=$rootdev disk=$disk nic=$nic version=$ver" > /dev/console
+dev=$(sysctl -n net.isboot.device 2>/dev/null) || fail "net.isboot.device missing"
+[ "$dev" = "$disk" ] || fail "net.isboot.device is \"$dev\", root is on $disk"
+for v in net.isboot.chap_secret net.isboot.reverse_chap_secret; do
+	if kenv -q "$v" >/dev/null 2>&1; then fail "$v is still in the kernel environment"; fi
+done
+echo "ISBOOT-RESULT: PASS root=$rootdev disk=$disk device=$dev nic=$nic version=$ver" > /dev/console
 shutdown -p now
 CHECK
 chmod 555 "$mnt/etc/rc.local"
@@ -183,6 +222,9 @@ until sockstat -4l -p 3260 | grep -q "$HOST_IP:3260"; do
 	sleep 0.2
 done
 
+# boot_uefi: an EFI system partition with iPXE and its script; bhyve boots UEFI -> iPXE ->
+# sanboot -> loader -> isboot.ko, which finds the iBFT iPXE left.
+boot_uefi() {
 echo "==> EFI system partition with iPXE and its script"
 creds=""
 case $auth in
@@ -211,9 +253,42 @@ makefs -t msdos -o fat_type=16 -s 32m "$work/esp.img" "$work/esp" >/dev/null
 echo "==> booting $VM (bhyve, UEFI -> iPXE -> sanboot -> loader -> isboot.ko), limit ${limit}s"
 : > "$work/console.log"
 bhyve -c 2 -m 2G -H -A -P \
-	-s 0,hostbridge -s 2,virtio-net,"$tap",mac=58:9c:fc:0b:00:01 -s 3,ahci-hd,"$work/esp.img" \
+	-s 0,hostbridge -s 2,virtio-net,"$tap",mac=$GUEST_MAC -s 3,ahci-hd,"$work/esp.img" \
 	-s 31,lpc -l com1,stdio -l bootrom,"$UEFI_FW" "$VM" < /dev/null > "$work/console.log" 2>&1 &
 bhyve_pid=$!
+}
+
+# boot_bhyveload: no firmware, no iBFT. The loader runs under bhyveload from the host's copy of
+# /boot and hands the kernel the target as tunables; bhyve then runs the kernel.
+boot_bhyveload() {
+echo "==> loader tunables for $TARGET_IQN (isbootctl loader-conf, NIC from $nicfrom)"
+set -- --portal "$HOST_IP:3260" --target "$TARGET_IQN" --lun 0 --initiator "$INITIATOR_IQN" \
+	--source loader --mountfrom "$rootspec"
+case $auth in
+chap) set -- "$@" --chap "$CHAP_USER:$CHAP_SECRET" ;;
+mutual) set -- "$@" --chap "$CHAP_USER:$CHAP_SECRET" --mutual "$MUTUAL_USER:$MUTUAL_SECRET" ;;
+esac
+if [ "$nicfrom" = tunables ]; then
+	set -- "$@" --nic vtnet0 --address "$GUEST_IP/24" --gateway "$HOST_IP"
+fi
+tunables=$("$ISBOOTCTL" loader-conf "$@" --bhyveload) || die "isbootctl loader-conf failed"
+if [ "$nicfrom" = netif ]; then
+	# What stand/common/dev_net.c exports after a PXE boot of the loader.
+	tunables="$tunables -e boot.netif.hwaddr=$GUEST_MAC -e boot.netif.ip=$GUEST_IP"
+	tunables="$tunables -e boot.netif.netmask=255.255.255.0 -e boot.netif.gateway=0.0.0.0"
+fi
+echo "==> bhyveload from $work/hostboot with the tunables, then bhyve, limit ${limit}s"
+: > "$work/console.log"
+# isbootctl quoted every value for sh(1); eval undoes exactly that quoting.
+eval "bhyveload -m 2G -h \"\$work/hostboot\" $tunables -e autoboot_delay=1 \"\$VM\"" \
+	< /dev/null > "$work/loader.log" 2>&1 || { cat "$work/loader.log" >&2; die "bhyveload failed"; }
+bhyve -c 2 -m 2G -H -A -P \
+	-s 0,hostbridge -s 2,virtio-net,"$tap",mac=$GUEST_MAC \
+	-s 31,lpc -l com1,stdio "$VM" < /dev/null > "$work/console.log" 2>&1 &
+bhyve_pid=$!
+}
+
+if [ "$mode" = uefi ]; then boot_uefi; else boot_bhyveload; fi
 i=0
 while ! grep -q "ISBOOT-RESULT:" "$work/console.log"; do
 	if ! kill -0 "$bhyve_pid" 2>/dev/null; then die "the VM stopped without a result"; fi
@@ -226,6 +301,6 @@ echo "$result"
 i=0
 while kill -0 "$bhyve_pid" 2>/dev/null && [ $i -lt 120 ]; do sleep 1; i=$((i + 1)); done
 case $result in
-*PASS*) echo "bhyve test: passed (auth $auth)" ;;
+*PASS*) echo "bhyve test: passed ($mode, auth $auth$([ "$mode" = bhyveload ] && echo ", NIC from $nicfrom"))" ;;
 *) die "guest reported failure" ;;
 esac

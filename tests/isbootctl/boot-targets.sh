@@ -4,7 +4,11 @@
 # mutual CHAP and serves the disk as LUN 0): it must say "usable" (exit 0) exactly when a FreeBSD
 # boot disk is reachable, and fail (exit 1) with a reason for each way it is not: wrong CHAP
 # secret, a target that cannot prove itself, wrong target, missing LUN, blank disk, nothing
-# listening. Needs root (tgtd's control socket).
+# listening. The target comes from flags, an iBFT, an RFC 4173 root path or a loader.conf
+# written by `isbootctl loader-conf`. With its default digest offer it boots istgt and LIO (a
+# qemu guest) requiring CRC32C digests, with digests on; forbidding or requiring digests against
+# a target that wants the other fails the login naming the digests. Needs root (tgtd's control
+# socket) and qemu.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/qemu/lib.sh"
@@ -46,6 +50,10 @@ start i-none istgt --iqn "$P:istgt" --disk "$work/disk.img"
 start i-chap istgt --iqn "$P:istgt" --disk "$work/disk.img" "${C1[@]}"
 start i-mutual istgt --iqn "$P:istgt" --disk "$work/disk.img" "${C1[@]}" "${C2[@]}"
 iport[None]=${port[i-none]} iport[CHAP]=${port[i-chap]} iport[CHAP Mutual]=${port[i-mutual]}
+# Targets that require CRC32C header and data digests.
+start i-digests istgt --iqn "$P:istgt" --disk "$work/disk.img" --digests
+start lio-digests lio --iqn "$P:lio" --disk "$work/disk.img" --digests
+lio_lun=$TARGET_LUN
 dead=$(free_port)
 
 fails=0
@@ -100,6 +108,31 @@ case_ "istgt, mutual CHAP, target proves the wrong secret: not usable" 1 "target
 	--portal "127.0.0.1:${iport[CHAP Mutual]}" "${I[@]}" --chap u1:secret-u1-1234 --mutual u2:wrong-secret
 case_ "istgt demands mutual CHAP, one-way offered: not usable" 1 "authentication failed" \
 	--portal "127.0.0.1:${iport[CHAP Mutual]}" "${I[@]}" --chap u1:secret-u1-1234
+D=(--portal "127.0.0.1:${port[i-digests]}" "${I[@]}")
+case_ "istgt requiring digests, default offer: usable, digests on" 0 "HeaderDigest true, DataDigest true" "${D[@]}"
+case_ "istgt requiring digests, --digests=forbid: the login names the digests" 1 \
+	"HeaderDigest: target answered Reject to our offer None" "${D[@]}" --digests=forbid
+L=(--portal "127.0.0.1:${port[lio-digests]}" --lun "$lio_lun" --target "$P:lio")
+case_ "LIO requiring digests, default offer: usable, digests on" 0 "HeaderDigest true, DataDigest true" "${L[@]}"
+case_ "LIO requiring digests, --digests=forbid: the login names the digests" 1 \
+	"a target that requires digests answers this way; allow CRC32C" "${L[@]}" --digests=forbid
+# shellcheck disable=SC2046 # tgt's output is meant to split into arguments
+case_ "tgtd without digests, --digests=require: the login names the digests" 1 \
+	"HeaderDigest: target answered None, outside our offer CRC32C" $(tgt nochap) --target "$P-nochap" --digests=require
+# Without an iBFT: the target as an RFC 4173 root path (LUN in hex; empty LUN is 0), and the
+# loader.conf lines loader-conf writes, read back through the kernel's checks.
+case_ "root path, mutual CHAP: usable" 0 "boot disk usable: $P-mutual LUN 1" \
+	--root-path "iscsi:127.0.0.1::${port[mutual]}:1:$P-mutual" --chap u1:secret-u1-1234 --mutual u2:secret-u2-1234
+case_ "root path, istgt LUN 0 left empty: usable" 0 "boot disk usable: $P:istgt LUN 0" \
+	--root-path "iscsi:127.0.0.1::${iport[None]}::$P:istgt"
+"$ctl" loader-conf --portal "127.0.0.1:${port[mutual]}" --target "$P-mutual" --lun 1 \
+	--initiator iqn.2026-11.org.isboot:boottest-host --chap u1:secret-u1-1234 --mutual u2:secret-u2-1234 \
+	--nic lo0 --address 127.0.0.2/8 > "$work/loader.conf"
+case_ "loader.conf from loader-conf, mutual CHAP: usable" 0 "boot disk usable: $P-mutual LUN 1" \
+	--loader-conf "$work/loader.conf"
+sed 's/secret-u2-1234/wrong-secret-9/' "$work/loader.conf" > "$work/wrong.conf"
+case_ "loader.conf with the target's wrong secret: not usable" 1 "target's CHAP_R is wrong" \
+	--loader-conf "$work/wrong.conf" --portal "127.0.0.1:${iport[CHAP Mutual]}" --target "$P:istgt" --lun 0
 case_ "usage error: exit 64 (EX_USAGE)" 64 "usage:" --lun x --portal "127.0.0.1:${port[nochap]}" --target "$P-nochap"
 
 if [ "$fails" -ne 0 ]; then echo "boot-targets: $fails failure(s)"; exit 1; fi

@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The interoperability matrix: every real target (tgtd, istgt, LIO) × authentication (none,
 //! CHAP, mutual CHAP) × the target's digest setting (its default, CRC32C required) × what we
-//! offer (the session's defaults, `CRC32C,None`, `None`). Each cell logs in, writes and reads back
-//! 256 KiB and records what happened; `tests/interop.sh` turns the records into the README's
-//! table (and checks that the README still says the same).
+//! offer (the session's defaults, and each digest setting: `prefer` CRC32C,None, `require`
+//! CRC32C, `forbid` None). Each cell logs in, writes and reads back 256 KiB and records what
+//! happened; `tests/interop.sh` turns the records into the README's table (and checks that the
+//! README still says the same).
 //!
-//! The defaults column records whatever the core offers by default, without judging it. The
-//! other columns are checked: `CRC32C,None` works with every target and gets digests from one
-//! that requires them; `None` works with a target left at its default, and fails against istgt
-//! and LIO requiring digests (tgtd set to `CRC32C` still accepts `None`). A wrong byte read back
-//! fails the test in any column.
+//! Every cell is checked: the defaults (`None,CRC32C`, the digest setting `allow`) log in to
+//! every target and get digests from each one set to CRC32C; `prefer` works
+//! everywhere and gets digests from a target that requires them; `require` gets digests or
+//! fails the login with a line naming HeaderDigest, our offer and the setting (tgtd left at its
+//! default has none); `forbid` works where the target lets us go without digests and otherwise
+//! fails the login naming the digest keys, never later at the first command. A wrong byte read
+//! back fails the test in any column.
+//!
+//! tgtd set to `CRC32C` still accepts `None` alone (but picks CRC32C from `None,CRC32C`): its
+//! setting is what it prefers, not a requirement.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -32,37 +38,32 @@ enum Ours {
     Offer(DigestOffer),
 }
 
-const OFFERS: [Ours; 3] = [
+const OFFERS: [Ours; 4] = [
     Ours::Defaults,
     Ours::Offer(DigestOffer::PreferCrc32c),
+    Ours::Offer(DigestOffer::Crc32c),
     Ours::Offer(DigestOffer::None),
 ];
 
-fn offer_text(o: DigestOffer) -> &'static str {
-    match o {
-        DigestOffer::None => "None",
-        DigestOffer::Crc32c => "CRC32C",
-        DigestOffer::PreferCrc32c => "CRC32C,None",
-        DigestOffer::PreferNone => "None,CRC32C",
-    }
-}
-
 impl Ours {
-    fn label(self) -> String {
+    fn offer(self) -> DigestOffer {
         match self {
             Ours::Defaults => {
                 let d = isboot_core::text::Offer::default();
                 let (h, dd) = (d.digest(Key::HeaderDigest), d.digest(Key::DataDigest));
-                format!(
-                    "defaults ({})",
-                    if h == dd {
-                        offer_text(h).to_string()
-                    } else {
-                        format!("{}/{}", offer_text(h), offer_text(dd))
-                    }
-                )
+                assert_eq!(h, dd, "the defaults offer the same for both digests");
+                h
             }
-            Ours::Offer(o) => offer_text(o).to_string(),
+            Ours::Offer(o) => o,
+        }
+    }
+
+    /// "defaults: None,CRC32C", "require: CRC32C": the setting's word and what goes on the wire.
+    fn label(self) -> String {
+        let o = self.offer();
+        match self {
+            Ours::Defaults => format!("defaults: {}", o.value_string()),
+            Ours::Offer(_) => format!("{}: {}", o.setting(), o.value_string()),
         }
     }
 }
@@ -82,16 +83,15 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn ok(&self) -> bool {
-        matches!(self, Outcome::Ok { .. })
-    }
-
     /// The table's wording: stable across runs (no ports, names or timings).
     fn cell(&self) -> &'static str {
         match self {
             Outcome::Ok { digests: true } => "ok, CRC32C",
             Outcome::Ok { digests: false } => "ok, no digests",
             Outcome::Mixed(_) => "ok, one digest only",
+            Outcome::LoginFailed(e) if e.contains("HeaderDigest") => {
+                "login fails, naming the digests"
+            }
             Outcome::LoginFailed(_) => "login fails",
             Outcome::CommandsFailed(_) => "logs in, commands fail",
         }
@@ -193,21 +193,37 @@ fn row(kind: Kind, auth_label: &str, required: bool, gen: u32) -> String {
             ours.label(),
             t.log()
         );
-        match ours {
-            Ours::Defaults => {}
-            Ours::Offer(DigestOffer::PreferCrc32c) if required => {
-                assert_eq!(out, Outcome::Ok { digests: true }, "{what}")
-            }
-            Ours::Offer(DigestOffer::PreferCrc32c) => assert!(out.ok(), "{what}"),
-            Ours::Offer(_) if required && kind == Kind::Tgtd => {
-                assert_eq!(out, Outcome::Ok { digests: false }, "{what}")
-            }
-            Ours::Offer(_) if required => assert!(!out.ok(), "{what}"),
-            Ours::Offer(_) => assert_eq!(out, Outcome::Ok { digests: false }, "{what}"),
-        }
+        check(kind, required, ours, &out, &what);
         let _ = write!(line, "\t{}", out.cell());
     }
     line
+}
+
+/// The expectations of the module documentation for one cell.
+fn check(kind: Kind, required: bool, ours: Ours, out: &Outcome, what: &str) {
+    // tgtd's CRC32C setting allows digests rather than requiring them.
+    let requires = required && kind != Kind::Tgtd;
+    // A target left at its default that has digests to give: istgt (Auto) and LIO.
+    let offers = required || kind != Kind::Tgtd;
+    let names_digests = |o: &Outcome| {
+        matches!(o, Outcome::LoginFailed(e) if e.contains("HeaderDigest")
+            && e.contains("net.isboot.digests, isbootctl boot --digests"))
+    };
+    match ours.offer() {
+        // A target set to CRC32C picks it from our list, even from behind None.
+        DigestOffer::PreferNone => {
+            assert_eq!(*out, Outcome::Ok { digests: required }, "{what}")
+        }
+        DigestOffer::PreferCrc32c => {
+            assert_eq!(*out, Outcome::Ok { digests: offers }, "{what}")
+        }
+        DigestOffer::Crc32c if offers => {
+            assert_eq!(*out, Outcome::Ok { digests: true }, "{what}")
+        }
+        DigestOffer::Crc32c => assert!(names_digests(out), "{what}"),
+        DigestOffer::None if requires => assert!(names_digests(out), "{what}"),
+        DigestOffer::None => assert_eq!(*out, Outcome::Ok { digests: false }, "{what}"),
+    }
 }
 
 /// Runs the matrix for `kind`, `parallel` target configurations at a time, and writes its rows

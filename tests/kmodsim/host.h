@@ -92,6 +92,10 @@ void kpi_sock_event(void *kso, int events);
  */
 void kpi_init(int release_major);
 void kpi_tunable(const char *name, const char *value);		/* kenv, before load */
+/* 1 and the value when name is in the kernel environment (after load: what the module left). */
+int kpi_kenv_get(const char *name, char *buf, hsize_t len);
+/* kern_getenv copies not released with freeenv. */
+int kpi_kenv_copies_out(void);
 void kpi_acpi_table(const char *sig, const void *table, hsize_t len);
 void kpi_nic(const char *name, const unsigned char *mac, int link_up, hu64 baudrate);
 void kpi_malloc_fail_nth(hi64 n);		/* fail the Nth malloc(9) from now, once; -1 off */

@@ -114,15 +114,24 @@ scenarios=(
 	"epochtrace|1|boot on a kernel built with options EPOCH_TRACE"
 	"ipv6-linklocal|1|boot NIC and target on an IPv6 link-local network (fe80::/64)"
 	"hostile|1|the scripted misbehaving target of tests/it, one run per fault"
+	"tunables-nochap|1|no iBFT: target and NIC (by MAC) from loader tunables, tgtd; secrets out of kenv"
+	"tunables-chap|1|no iBFT: tunables with CHAP, the NIC from the loader's boot.netif.*"
+	"tunables-mutual|1|no iBFT: tunables with mutual CHAP, the NIC by name (net.isboot.nic_name)"
+	"idle|1|neither an iBFT nor net.isboot.root_path: the module loads and stays idle"
+	"tunables-bad|1|a wrong tunable: the load fails naming it; the secrets leave kenv all the same"
+	"digests-istgt|1|istgt requiring CRC32C digests, the default net.isboot.digests: boots, digests on"
+	"digests-forbid|1|the same istgt, net.isboot.digests=forbid: the login fails naming HeaderDigest"
+	"dies-after-login|1|a target that rejects every READ: logins work, each connection dies first; said"
+	"quiet|1|net.isboot.debug=0, target refusing: milestones print, a repeated failure once per 30 s"
 	"noalloc|1|10,000 writes and reads of 4 KiB (and 1 MiB ones): 0 module allocations; copies per byte"
 	"failmalloc|1|fail the Nth M_NOWAIT malloc(9) once, for every N of load..unload: panics P of R"
 )
-# The digest faults of tests/it are left out: the module never negotiates digests (the iBFT
-# has no field for them and the kernel session keeps Offer::default, HeaderDigest=None), so a
-# target sending a wrong digest is just sending wrong data, which only TCP could catch.
+# The module offers Offer::default's digests, None,CRC32C (the iBFT has no field for them):
+# the fake target of the digest faults picks CRC32C, so the kernel session checks both
+# digests and must catch the wrong one.
 hostile_faults=(wrong-itt data-in-beyond-buffer data-in-offset-gap oversized-segment
-	sense-too-long r2t-beyond-transfer reset-mid-transfer silence async-logout-request
-	async-drop-connection reject-command)
+	bad-header-digest bad-data-digest sense-too-long r2t-beyond-transfer reset-mid-transfer
+	silence async-logout-request async-drop-connection reject-command)
 
 list() {
 	local s name def what
@@ -285,6 +294,17 @@ setup() {
 			--gateway none --target "0=[fe80::2]:$TGT_PORT"
 		ARGS=(--ibft "$d/ibft.bin" --backing "$d/tgt/disk.img")
 		;;
+	digests-istgt | digests-forbid)
+		ISTGT_DIGEST="Header Data" istgt_with "$d/istgt" iqn.2025-01.test.rig:tgt-nochap None
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" \
+			--target "0=127.0.0.1:$ISTGT_PORT:0"
+		ARGS=(--ibft "$d/ibft.bin" --backing "$d/istgt/disk.img" --lun 0 --debug 2)
+		if [ "$name" = digests-forbid ]; then ARGS+=(--kenv net.isboot.digests=forbid); fi
+		;;
+	quiet)
+		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
+		ARGS=(--ibft "$d/ibft.bin" --debug 0)
+		;;
 	unload-idle)
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
 		ARGS=(--ibft "$d/ibft.bin")
@@ -298,11 +318,50 @@ setup() {
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=127.0.0.1:$(free_port)"
 		ARGS=(--ibft "$d/ibft.bin")
 		;;
-	hostile-*)
-		local fault=${name#hostile-} addr
+	tunables-bad)
+		# A secret of 5 bytes (RFC 7143 wants 12 or more); a good reverse secret beside it.
+		ARGS=(--kenv "net.isboot.root_path=iscsi:127.0.0.1::$(free_port):1:iqn.2026-11.org.isboot:bad"
+			--kenv net.isboot.initiator_name=iqn.2025-01.test.rig:initiator-tunables
+			--kenv net.isboot.nic_name=em0 --kenv net.isboot.nic_address=10.0.2.15
+			--kenv net.isboot.nic_prefix=24 --kenv net.isboot.chap_name=rigin
+			--kenv net.isboot.chap_secret=sh0rt --kenv net.isboot.reverse_chap_name=rigout
+			--kenv net.isboot.reverse_chap_secret=rigout-secret-12)
+		;;
+	tunables-nochap | tunables-chap | tunables-mutual)
+		# The loader's environment alone (no iBFT): bhyveload -e or loader.conf would set it.
+		local auth=${name#tunables-} iqn=iqn.2026-11.org.isboot:tunables-${name#tunables-}
+		case $auth in
+		nochap) tgtd_with "$d/tgt" 1 "$iqn" ;;
+		chap) tgtd_with "$d/tgt" 1 "$iqn" "${CHAP[@]}" ;;
+		mutual) tgtd_with "$d/tgt" 1 "$iqn" "${MUTUAL[@]}" ;;
+		esac
+		ARGS=(--backing "$d/tgt/disk.img"
+			--kenv "net.isboot.root_path=iscsi:127.0.0.1::$TGT_PORT:1:$iqn"
+			--kenv net.isboot.initiator_name=iqn.2025-01.test.rig:initiator-tunables
+			--kenv net.isboot.root_wait=99999)
+		case $auth in
+		nochap)
+			ARGS+=(--kenv net.isboot.nic_mac=52:54:00:12:34:56 --kenv net.isboot.nic_address=10.0.2.15
+				--kenv net.isboot.nic_prefix=24 --kenv net.isboot.nic_gateway=10.0.2.2) ;;
+		chap)
+			# What stand/common/dev_net.c exports after a network boot of the loader.
+			ARGS+=(--kenv boot.netif.hwaddr=52:54:00:12:34:56 --kenv boot.netif.ip=10.0.2.15
+				--kenv boot.netif.netmask=255.255.255.0 --kenv boot.netif.gateway=10.0.2.2
+				--kenv "net.isboot.chap_name=${CHAP[0]}" --kenv "net.isboot.chap_secret=${CHAP[1]}") ;;
+		mutual)
+			ARGS+=(--kenv net.isboot.nic_name=em0 --kenv net.isboot.nic_address=10.0.2.15
+				--kenv net.isboot.nic_prefix=255.255.255.0 --kenv net.isboot.nic_gateway=10.0.2.2
+				--kenv "net.isboot.chap_name=${MUTUAL[0]}" --kenv "net.isboot.chap_secret=${MUTUAL[1]}"
+				--kenv "net.isboot.reverse_chap_name=${MUTUAL[2]}"
+				--kenv "net.isboot.reverse_chap_secret=${MUTUAL[3]}") ;;
+		esac
+		;;
+	hostile-* | dies-after-login)
+		local fault=${name#hostile-} addr times=1
+		if [ "$name" = dies-after-login ]; then fault=reject-command times=1000; fi
 		mkdir -p "$d"
 		mkfifo "$d/fake.in"
-		"$top/target/debug/isboot-fake-target" --fault "$fault" < "$d/fake.in" \
+		"$top/target/debug/isboot-fake-target" --fault "$fault" --times "$times" < "$d/fake.in" \
 			> "$d/fake.out" 2> "$d/fake.log" &
 		fake_pid=$!
 		exec {fake_fd}> "$d/fake.in"
@@ -311,6 +370,7 @@ setup() {
 		[ -n "$addr" ] || { echo "fake target did not start" >&2; return 1; }
 		rewrite "$fixtures/ibft-ipxe-dhcp-nochap.bin" "$d/ibft.bin" --target "0=$addr:0"
 		ARGS=(--ibft "$d/ibft.bin" --lun 0)
+		if [ "$name" = dies-after-login ]; then ARGS+=(--debug 0); fi
 		;;
 	esac
 }
@@ -450,6 +510,7 @@ for w in "${want[@]}"; do
 		report selftest "$line"
 		;;
 	boot-* | ipv6-linklocal) run_one "$w" boot "$work/$w" ;;
+	tunables-nochap | tunables-chap | tunables-mutual) run_one "$w" tunables "$work/$w" ;;
 	*) run_one "$w" "$w" "$work/$w" ;;
 	esac
 done

@@ -117,7 +117,8 @@ tgt_target() {
 
 # istgt_start DIR PORT IQN DISK AUTH [USER SECRET [TARGET_USER TARGET_SECRET]]: istgt serving
 # DISK as LUN 0 of IQN on 127.0.0.1:PORT. AUTH is None, CHAP or "CHAP Mutual"; unlike tgtd,
-# istgt refuses a login that skips the mutual step. Sets ISTGT_PID; stop it with SIGKILL (it
+# istgt refuses a login that skips the mutual step. ISTGT_DIGEST (default Auto) is istgt's
+# UseDigest: "Header Data" makes it require CRC32C digests. Sets ISTGT_PID; stop it with SIGKILL (it
 # keeps no state the scenarios need).
 istgt_start() {
 	local dir=$1 port=$2 iqn=$3 disk=$4 auth=$5 cred=""
@@ -154,7 +155,7 @@ istgt_start() {
   Mapping PortalGroup1 InitiatorGroup1
   AuthMethod $auth
   AuthGroup AuthGroup1
-  UseDigest Auto
+  UseDigest ${ISTGT_DIGEST:-Auto}
   UnitType Disk
   QueueDepth 32
   LUN0 Storage $disk Auto

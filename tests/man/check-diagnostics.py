@@ -6,7 +6,9 @@ The messages are extracted mechanically, so the check follows the code as it cha
   - driver/kmod/src: every `klog!(LEVEL, "format", ...)`; LEVEL is a number, a constant of
     driver/kmod/src/log.rs (ALWAYS, HIGH, ...) or anything else ("variable": it may be 0);
   - driver/core/src (tests excluded): every `log!(LOG, Level::X, "format", ...)`, the session's
-    messages, which the module prints through klog!; Level numbers from driver/core/src/port.rs;
+    messages, which the module prints through klog!; at the level `session_level` in
+    driver/kmod/src/log.rs maps Level::X to (`Level::Note => ALWAYS`: the session's notes are
+    milestones printed by default), else at Level::X's number in driver/core/src/port.rs;
   - bindings/*.c: printf(9)/log(9) formats (the "%.*s" pass-through excluded).
 A leading "isboot: " is dropped (printf adds it). Rust `{...}` and C `%...` conversions become
 placeholders, as do the `%s`/`%d`/`%u`/`%x`/`%#x`/`%zu` of the man page's `.It "..."` entries.
@@ -128,6 +130,12 @@ def extract(top):
     enum = re.search(r"pub enum Level \{(.*?)\}", port, re.S)
     for m in re.finditer(r"(\w+)\s*=\s*(\d+)", enum.group(1)):
         core_levels[m.group(1)] = int(m.group(2))
+    # The module may print the session's levels at other levels of its own (log.rs).
+    mapping = re.search(r"fn session_level\b.*?\{(.*?)\n\}", (top / "driver/kmod/src/log.rs").read_text(), re.S)
+    if mapping:
+        for m in re.finditer(r"Level::(\w+)\s*=>\s*(\w+)", mapping.group(1)):
+            name, to = m.group(1), m.group(2)
+            core_levels[name] = int(to) if to.isdigit() else kmod_levels[to]
 
     def level_of(expr, table, prefix):
         expr = expr.strip()
@@ -261,6 +269,16 @@ def self_test(top, page):
         missing, _, _ = check(tree, page)
         if not any("an undocumented message" in p for p in missing):
             return "a level-0 message missing from DIAGNOSTICS was not reported"
+        # A session note, printed by default once log.rs maps Level::Note to ALWAYS.
+        log = tree / "driver/kmod/src/log.rs"
+        text = re.sub(r"\npub const fn session_level\b.*?\n\}\n", "\n", log.read_text(), flags=re.S)
+        log.write_text(text + "\npub const fn session_level(level: Level) -> i32 {\n"
+                       "    match level {\n        Level::Note => ALWAYS,\n        _ => 3,\n    }\n}\n")
+        core = tree / "driver/core/src/session/driver.rs"
+        core.write_text(core.read_text() + '\nfn _note(log: &dyn Log) { log!(log, Level::Note, "isboot: an undocumented note {}", 1); }\n')
+        missing, _, _ = check(tree, page)
+        if not any("an undocumented note" in p for p in missing):
+            return "a session note printed at the default level but missing from DIAGNOSTICS was not reported"
     return None
 
 
@@ -278,7 +296,8 @@ def main():
         if err:
             print(f"check-diagnostics: self-test: {err}", file=sys.stderr)
             return 1
-        print("check-diagnostics: self-test ok (a stale entry and an undocumented message both fail)")
+        print("check-diagnostics: self-test ok (a stale entry, an undocumented message and an "
+              "undocumented default-level session note all fail)")
         return 0
     problems, nmsgs, nentries = check(a.top, page, a.list)
     for p in problems:

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Checks contrib/isboot.4 and contrib/isbootctl/isbootctl.8: clean under mandoc -Tlint (every
 # level, except cross-references to pages this host does not have, which depends on the machine,
-# not on the page); isboot.4 documents every user-visible name of the driver's contract; both
+# not on the page); isboot.4 documents every user-visible name of the driver's contract and
+# every tunable the core reads (driver/core/src/bootcfg: loader.rs, tunables.rs); both
 # refer to each other and to iscsi(4), ctld(8) and ctl.conf(5); isboot.4's DIAGNOSTICS match the
 # messages in the code (tests/man/check-diagnostics.py, which also proves it can fail).
 set -eu
@@ -25,6 +26,15 @@ for name in isboot_load hw.ibft.acpi_table hw.ibft.verbose net.isboot.debug net.
 	net.isboot.version hw.ibft.initiator_name hw.ibft.initiator_address hw.ibft.target_name \
 	hw.ibft.target_address hw.ibft.target_port hw.ibft.target_lun hw.ibft.nic_prefix \
 	hw.ibft.nic_gateway 'ifconfig_bootnet0="NOAUTO"' isbootifname bootnet0 3260 ipfw da0; do
+	case "$text" in
+	*"$name"*) ;;
+	*) echo "FAIL: isboot.4 does not mention $name"; fails=$((fails + 1)) ;;
+	esac
+done
+# Every tunable the module reads (the core's names: the boot configuration without an iBFT and
+# the timeouts) and the sysctls added with them.
+for name in $(grep -oh '"\(net\.isboot\|boot\.netif\)\.[a-z_]*"' "$top/driver/core/src/bootcfg/loader.rs" \
+	"$top/driver/core/src/bootcfg/tunables.rs" | tr -d '"' | sort -u) net.isboot.device; do
 	case "$text" in
 	*"$name"*) ;;
 	*) echo "FAIL: isboot.4 does not mention $name"; fails=$((fails + 1)) ;;

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+use isboot_core::text::DigestOffer;
 use lexopt::prelude::*;
 
 /// A command-line error. `synopsis` is the usage of the command it concerns.
@@ -29,7 +30,14 @@ usage: isbootctl ibft [--json] [--show-secrets] [FILE]
 pub const BOOT_SYNOPSIS: &str = "\
 usage: isbootctl boot [--ibft FILE] [--portal HOST[:PORT]] [--target NAME] [--lun N]
                       [--chap NAME:SECRET] [--mutual NAME:SECRET] [--initiator NAME]
-                      [--digests] [--timeout SECONDS] [--debug 0-3]
+                      [--digests[=MODE]] [--timeout SECONDS] [--debug 0-3]
+       isbootctl boot --root-path iscsi:... | --loader-conf FILE [options as above]
+";
+pub const LOADER_CONF_SYNOPSIS: &str = "\
+usage: isbootctl loader-conf --root-path iscsi:... | --portal ADDR[:PORT] --target NAME [--lun N]
+                             --initiator NAME [--chap NAME:SECRET [--mutual NAME:SECRET]]
+                             [--nic NAME|MAC --address ADDR/PREFIX [--gateway ADDR] [--vlan ID]]
+                             [--source auto|ibft|loader] [--mountfrom FSTYPE:DEVICE] [--bhyveload]
 ";
 pub const PART_SYNOPSIS: &str = "usage: isbootctl part [--block-size N] IMAGE\n";
 pub const SYNOPSIS: &str = "\
@@ -37,7 +45,12 @@ usage: isbootctl ibft [--json] [--show-secrets] [FILE]
        isbootctl ibft --rewrite HOST[:PORT] --output OUT [FILE]
        isbootctl boot [--ibft FILE] [--portal HOST[:PORT]] [--target NAME] [--lun N]
                       [--chap NAME:SECRET] [--mutual NAME:SECRET] [--initiator NAME]
-                      [--digests] [--timeout SECONDS] [--debug 0-3]
+                      [--digests[=MODE]] [--timeout SECONDS] [--debug 0-3]
+       isbootctl boot --root-path iscsi:... | --loader-conf FILE [options as above]
+       isbootctl loader-conf --root-path iscsi:... | --portal ADDR[:PORT] --target NAME [--lun N]
+                             --initiator NAME [--chap NAME:SECRET [--mutual NAME:SECRET]]
+                             [--nic NAME|MAC --address ADDR/PREFIX [--gateway ADDR] [--vlan ID]]
+                             [--source auto|ibft|loader] [--mountfrom FSTYPE:DEVICE] [--bhyveload]
        isbootctl part [--block-size N] IMAGE
        isbootctl help [COMMAND] | --help | --version
 ";
@@ -60,8 +73,14 @@ pub const BOOT_HELP: &str = "\
 Do what isboot.ko does at boot, from userland: log in, REPORT LUNS, INQUIRY, READ CAPACITY,
 read the partition table (and the UFS superblock of the root partition), log out. Parameters
 come from the iBFT (--ibft FILE, or the running system's when neither --ibft nor both --portal
-and --target are given); the other options override the table. Prints a transcript like the
-kernel's boot messages; exit status 0 only if the disk is usable as a FreeBSD boot disk.
+and --target are given), from an RFC 4173 root path (--root-path), or from the net.isboot.*
+lines of a loader.conf (--loader-conf FILE, checked as the kernel checks them); the other
+options override them. Prints a transcript like the kernel's boot messages; exit status 0
+only if the disk is usable as a FreeBSD boot disk.
+  --root-path iscsi:SERVER:PROTOCOL:PORT:LUN:TARGET
+                         the target as iPXE's sanboot and net.isboot.root_path take it: the
+                         LUN in hexadecimal, empty fields for 3260 and LUN 0
+  --loader-conf FILE     a loader.conf(5) with net.isboot.* (see loader-conf)
   --portal HOST[:PORT]   an IPv4 address, [IPv6] or a host name; port 1-65535, default 3260
   --target NAME          the target's iSCSI name: iqn.YYYY-MM.domain[:...], eui. (16 hex
   --initiator NAME       digits) or naa. (16 or 32 hex digits), at most 223 bytes
@@ -69,10 +88,34 @@ kernel's boot messages; exit status 0 only if the disk is usable as a FreeBSD bo
   --chap NAME:SECRET     one-way CHAP; the secret must be at least 12 bytes (RFC 7143
   --mutual NAME:SECRET   section 9.2.1); --mutual sets what the target must prove, with a
                          different secret
-  --digests              offer CRC32C header and data digests
+  --digests[=MODE]       CRC32C header and data digests: allow (the default, as the
+                         kernel: offer None,CRC32C and let the target choose), prefer
+                         (CRC32C,None; --digests alone), require (CRC32C only) or forbid
+                         (None only); as the net.isboot.digests tunable
   --timeout SECONDS      bounds the login and each command, 1-3600 (default 30)
   --debug 0-3            the session's message level, as net.isboot.debug
 Secrets given as options are visible to other users in ps(1): prefer the table.
+";
+pub const LOADER_CONF_HELP: &str = "\
+Print the loader.conf(5) lines that make isboot.ko boot from a target without an iBFT
+(net.isboot.root_path and the other net.isboot.* tunables), or with --bhyveload the same as
+bhyveload(8) -e arguments on one line for sh(1). The lines are checked as the kernel will check
+them. Without --nic the NIC is the one the loader booted from (boot.netif.*, IPv4 only).
+  --root-path iscsi:...  the target (or --portal ADDR[:PORT] --target NAME [--lun N], LUN in
+                         decimal; written in the root path in hexadecimal, as RFC 4173 says)
+  --initiator NAME       this machine's iSCSI name, as the target's ACL knows it
+  --chap NAME:SECRET     one-way CHAP; --mutual NAME:SECRET adds what the target proves
+  --nic NAME|MAC         the interface (em0) or its MAC address (58:9c:fc:0b:00:01)
+  --address ADDR/PREFIX  its address and prefix length, IPv4 or IPv6
+  --gateway ADDR         a router to the target, when it is on another network
+  --vlan ID              a VLAN on the interface, 1-4094
+  --source MODE          net.isboot.source: auto (iBFT first), ibft or loader
+  --mountfrom FSTYPE:DEVICE
+                         vfs.root.mountfrom, e.g. ufs:/dev/gpt/rootfs
+  --bhyveload            bhyveload -e arguments; isboot_load=\"YES\" stays in the guest's
+                         /boot/loader.conf, since the loader loads only modules its files name
+Secrets end up in the output: keep the file mode 0600. The kernel removes them from its
+environment once read.
 ";
 pub const PART_HELP: &str = "\
 Show the partition table (GPT or MBR, FreeBSD type names) of a disk image, a regular file, as
@@ -87,7 +130,14 @@ pub enum Command {
     Version,
     Ibft(IbftArgs),
     Boot(BootArgs),
+    LoaderConf(LoaderConfArgs),
     Part(PartArgs),
+}
+
+#[derive(Debug)]
+pub struct LoaderConfArgs {
+    pub request: crate::loaderconf::Request,
+    pub bhyveload: bool,
 }
 
 #[derive(Debug, Default)]
@@ -108,13 +158,16 @@ pub struct PartArgs {
 #[derive(Debug)]
 pub struct BootArgs {
     pub ibft: Option<String>,
+    pub root_path: Option<isboot_core::bootcfg::RootPath>,
+    pub loader_conf: Option<String>,
     pub portal: Option<Portal>,
     pub target: Option<String>,
     pub initiator: Option<String>,
     pub lun: Option<u16>,
     pub chap: Option<Cred>,
     pub mutual: Option<Cred>,
-    pub digests: bool,
+    /// What to offer for HeaderDigest and DataDigest (`--digests[=MODE]`).
+    pub digests: DigestOffer,
     pub timeout: u64,
     pub debug: u8,
 }
@@ -159,12 +212,10 @@ impl Portal {
 pub const DEFAULT_PORT: u16 = 3260;
 /// RFC 7143 §9.2.1: a CHAP secret with fewer than 96 random bits needs IPsec, which an iSCSI
 /// boot does not have.
-pub const CHAP_SECRET_MIN: usize = 12;
+pub const CHAP_SECRET_MIN: usize = isboot_core::bootcfg::loader::CHAP_SECRET_MIN;
 /// RFC 7143 §9.2.1 requires support for secrets up to 128 bits; some targets and initiators
 /// refuse longer ones.
 pub const CHAP_SECRET_PORTABLE: usize = 16;
-/// RFC 7143 §4.2.7.1 (via RFC 3722): an iSCSI name is at most 223 bytes.
-pub const ISCSI_NAME_MAX: usize = 223;
 
 /// Parses `HOST[:PORT]`: an IPv4 address, `[IPv6]` (a bare IPv6 address, without a port, is
 /// accepted too) or a DNS name (RFC 1123 labels); the port is 1-65535.
@@ -212,82 +263,16 @@ pub fn parse_portal(s: &str) -> Result<Portal, String> {
             .map(|ip| Portal::Addr(SocketAddr::new(IpAddr::V4(ip), p)))
             .map_err(|_| bad("not an IPv4 address"));
     }
-    if !valid_hostname(host) {
+    if !isboot_core::bootcfg::rootpath::valid_hostname(host) {
         return Err(bad("not an IP address or host name"));
     }
     Ok(Portal::Name(host.to_string(), p))
 }
 
-/// RFC 1123 host name: labels of letters, digits and '-', not starting or ending with '-',
-/// 1-63 bytes each, 253 in all (a trailing dot allowed).
-fn valid_hostname(h: &str) -> bool {
-    let h = h.strip_suffix('.').unwrap_or(h);
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
-/// Checks an iSCSI name (RFC 7143 §4.2.7, RFC 3720 §3.2.6.3): `iqn.YYYY-MM.reversed.domain`
-/// optionally followed by `:anything`, `eui.` with 16 hex digits, or `naa.` with 16 or 32 hex
-/// digits. Names are compared after RFC 3722 normalisation, which lowercases: an uppercase
-/// letter is refused here rather than silently changed.
+/// Checks an iSCSI name with the core's rules ([`isboot_core::iscsi_name`]), the ones the
+/// kernel applies to the loader tunables.
 pub fn check_iscsi_name(s: &str) -> Result<(), String> {
-    let bad = |why: &str| format!("{s:?} is not an iSCSI name: {why}");
-    if s.len() > ISCSI_NAME_MAX {
-        return Err(bad("longer than 223 bytes"));
-    }
-    let hex = |h: &str, lens: &[usize]| {
-        lens.contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
-    };
-    if let Some(h) = s.strip_prefix("eui.") {
-        return if hex(h, &[16]) {
-            Ok(())
-        } else {
-            Err(bad("eui. takes 16 hex digits"))
-        };
-    }
-    if let Some(h) = s.strip_prefix("naa.") {
-        return if hex(h, &[16, 32]) {
-            Ok(())
-        } else {
-            Err(bad("naa. takes 16 or 32 hex digits"))
-        };
-    }
-    let Some(rest) = s.strip_prefix("iqn.") else {
-        return Err(bad("expected iqn., eui. or naa."));
-    };
-    let date_ok = rest.len() >= 8
-        && rest.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-        && rest.as_bytes()[4] == b'-'
-        && matches!(rest[5..7].parse::<u8>(), Ok(1..=12))
-        && rest.as_bytes()[7] == b'.';
-    if !date_ok {
-        return Err(bad("iqn. is followed by the year and month, iqn.YYYY-MM."));
-    }
-    let rest = &rest[8..];
-    let (authority, _unique) = rest.split_once(':').unwrap_or((rest, ""));
-    if authority.is_empty() || authority.split('.').any(str::is_empty) {
-        return Err(bad(
-            "no naming authority (reversed domain name) after the date",
-        ));
-    }
-    if let Some(c) = s.chars().find(|c| {
-        !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'))
-            && (c.is_ascii() || c.is_control())
-    }) {
-        return Err(bad(&if c.is_ascii_uppercase() {
-            "iSCSI names are lowercase (RFC 3722)".to_string()
-        } else {
-            format!("character {c:?} is not allowed")
-        }));
-    }
-    Ok(())
+    isboot_core::iscsi_name::check(s).map_err(|e| format!("{s:?} is not an iSCSI name: {e}"))
 }
 
 /// `NAME:SECRET` for --chap and --mutual. The secret is split at the first ':'.
@@ -346,6 +331,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Usage> {
         Some(Value(cmd)) => match cmd.to_str() {
             Some("ibft") => ibft(p),
             Some("boot") => boot(p),
+            Some("loader-conf") => loader_conf(p),
             Some("part") => part(p),
             Some("help") => help(p),
             _ => Err(usage(format!("unknown command {cmd:?}"), SYNOPSIS)),
@@ -360,6 +346,7 @@ fn help(mut p: lexopt::Parser) -> Result<Command, Usage> {
         Some(Value(v)) => Some(match v.to_str() {
             Some("ibft") => "ibft",
             Some("boot") => "boot",
+            Some("loader-conf") => "loader-conf",
             Some("part") => "part",
             _ => return Err(usage(format!("no help on {v:?}"), SYNOPSIS)),
         }),
@@ -431,13 +418,15 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
     let u = |m: String| usage(m, BOOT_SYNOPSIS);
     let mut a = BootArgs {
         ibft: None,
+        root_path: None,
+        loader_conf: None,
         portal: None,
         target: None,
         initiator: None,
         lun: None,
         chap: None,
         mutual: None,
-        digests: false,
+        digests: DigestOffer::default(),
         timeout: 30,
         debug: 0,
     };
@@ -451,8 +440,25 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
     while let Some(arg) = p.next().map_err(|e| u(e.to_string()))? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help(Some("boot"))),
-            Long("digests") => a.digests = true,
+            Long("digests") => {
+                a.digests = match p.optional_value() {
+                    None => DigestOffer::PreferCrc32c,
+                    Some(v) => {
+                        let v = string(v, "--digests").map_err(u)?;
+                        DigestOffer::from_setting(&v).ok_or_else(|| {
+                            u(format!(
+                                "--digests={v}: expected {}",
+                                DigestOffer::SETTINGS.join(", ")
+                            ))
+                        })?
+                    }
+                }
+            }
             Long("ibft") => a.ibft = Some(value(&mut p, "ibft")?),
+            Long("root-path") => {
+                a.root_path = Some(parse_root_path(&value(&mut p, "root-path")?).map_err(u)?)
+            }
+            Long("loader-conf") => a.loader_conf = Some(value(&mut p, "loader-conf")?),
             Long("portal") => {
                 let v = value(&mut p, "portal")?;
                 a.portal = Some(parse_portal(&v).map_err(|e| u(format!("--portal: {e}")))?);
@@ -481,18 +487,214 @@ fn boot(mut p: lexopt::Parser) -> Result<Command, Usage> {
             Long("debug") => {
                 a.debug = number("debug", &value(&mut p, "debug")?, 0, 3).map_err(u)?
             }
+            Value(v) => {
+                let hint = match v.to_str().and_then(DigestOffer::from_setting) {
+                    Some(d) => format!(" (a digest mode is written --digests={})", d.setting()),
+                    None => String::new(),
+                };
+                return Err(u(format!("unexpected argument {v:?}{hint}")));
+            }
+            other => return Err(u(other.unexpected().to_string())),
+        }
+    }
+    check_mutual(&a.chap, &a.mutual).map_err(u)?;
+    let sources = [
+        a.ibft.is_some(),
+        a.root_path.is_some(),
+        a.loader_conf.is_some(),
+    ];
+    if sources.iter().filter(|&&s| s).count() > 1 {
+        return Err(u(
+            "--ibft, --root-path and --loader-conf are three sources: give one".into(),
+        ));
+    }
+    if a.root_path.is_some() && (a.portal.is_some() || a.target.is_some() || a.lun.is_some()) {
+        return Err(u(
+            "--root-path names the target: no --portal, --target or --lun with it".into(),
+        ));
+    }
+    Ok(Command::Boot(a))
+}
+
+fn check_mutual(chap: &Option<Cred>, mutual: &Option<Cred>) -> Result<(), String> {
+    match (chap, mutual) {
+        (Some(c), Some(m)) if c.secret == m.secret => Err(
+            "--mutual: the target's secret must differ from the initiator's (RFC 7143 section 9.2.1)"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn parse_root_path(v: &str) -> Result<isboot_core::bootcfg::RootPath, String> {
+    isboot_core::bootcfg::RootPath::parse(v).map_err(|e| format!("--root-path {v:?}: {e}"))
+}
+
+/// `ADDRESS/PREFIX`, IPv4 or IPv6.
+fn parse_address(v: &str) -> Result<(IpAddr, u8), String> {
+    let bad = |why: &str| format!("--address {v:?}: {why}");
+    let (a, p) = v
+        .split_once('/')
+        .ok_or_else(|| bad("expected ADDRESS/PREFIX, e.g. 192.0.2.20/24"))?;
+    let ip: IpAddr = a.parse().map_err(|_| bad("not an IPv4 or IPv6 address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match p.parse::<u8>() {
+        Ok(n) if n <= max => Ok((ip, n)),
+        _ => Err(bad(&format!("the prefix length is 0-{max}"))),
+    }
+}
+
+fn loader_conf(mut p: lexopt::Parser) -> Result<Command, Usage> {
+    let u = |m: String| usage(m, LOADER_CONF_SYNOPSIS);
+    let value = |p: &mut lexopt::Parser, flag: &str| -> Result<String, Usage> {
+        string(
+            p.value().map_err(|e| u(e.to_string()))?,
+            &format!("--{flag}"),
+        )
+        .map_err(u)
+    };
+    let mut r = crate::loaderconf::Request::default();
+    let mut initiator = None;
+    let (mut portal, mut target, mut lun) = (None, None, None);
+    let (mut chap, mut mutual) = (None, None);
+    let mut bhyveload = false;
+    while let Some(arg) = p.next().map_err(|e| u(e.to_string()))? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help(Some("loader-conf"))),
+            Long("root-path") => {
+                r.root_path = Some(parse_root_path(&value(&mut p, "root-path")?).map_err(u)?)
+            }
+            Long("portal") => {
+                let v = value(&mut p, "portal")?;
+                match parse_portal(&v).map_err(|e| u(format!("--portal: {e}")))? {
+                    Portal::Addr(a) => portal = Some(a),
+                    Portal::Name(..) => {
+                        return Err(u(format!(
+                            "--portal {v:?}: the kernel has no resolver; give an address"
+                        )))
+                    }
+                }
+            }
+            Long("target") => {
+                let v = value(&mut p, "target")?;
+                check_iscsi_name(&v).map_err(|e| u(format!("--target: {e}")))?;
+                target = Some(v);
+            }
+            Long("lun") => {
+                let v = value(&mut p, "lun")?;
+                lun = Some(number("lun", &v, 0, isboot_core::lun::MAX_FLAT_LUN).map_err(u)?);
+            }
+            Long("initiator") => {
+                let v = value(&mut p, "initiator")?;
+                check_iscsi_name(&v).map_err(|e| u(format!("--initiator: {e}")))?;
+                initiator = Some(v);
+            }
+            Long("chap") => chap = Some(parse_cred("chap", &value(&mut p, "chap")?).map_err(u)?),
+            Long("mutual") => {
+                mutual = Some(parse_cred("mutual", &value(&mut p, "mutual")?).map_err(u)?)
+            }
+            Long("nic") => {
+                let v = value(&mut p, "nic")?;
+                let is_mac = v.contains(':');
+                let ok = if is_mac {
+                    isboot_core::bootcfg::loader::parse_mac("--nic", &v).is_ok()
+                } else {
+                    isboot_core::bootcfg::loader::valid_ifname(&v)
+                };
+                if !ok {
+                    return Err(u(format!(
+                        "--nic {v:?}: an interface name (em0) or a unicast MAC address \
+                         (58:9c:fc:0b:00:01)"
+                    )));
+                }
+                r.nic = Some(v);
+            }
+            Long("address") => {
+                r.address = Some(parse_address(&value(&mut p, "address")?).map_err(u)?)
+            }
+            Long("gateway") => {
+                let v = value(&mut p, "gateway")?;
+                r.gateway = Some(
+                    v.parse()
+                        .map_err(|_| u(format!("--gateway {v:?}: not an IPv4 or IPv6 address")))?,
+                );
+            }
+            Long("vlan") => {
+                r.vlan = Some(number("vlan", &value(&mut p, "vlan")?, 1, 4094).map_err(u)?)
+            }
+            Long("source") => {
+                let v = value(&mut p, "source")?;
+                r.source =
+                    Some(isboot_core::bootcfg::Mode::from_setting(&v).ok_or_else(|| {
+                        u(format!("--source {v:?}: expected auto, ibft or loader"))
+                    })?);
+            }
+            Long("mountfrom") => {
+                let v = value(&mut p, "mountfrom")?;
+                let ok = v.split_once(':').is_some_and(|(fs, dev)| {
+                    !fs.is_empty()
+                        && !dev.is_empty()
+                        && fs.bytes().all(|b| b.is_ascii_alphanumeric())
+                        && !v.chars().any(|c| c.is_control() || c.is_whitespace())
+                });
+                if !ok {
+                    return Err(u(format!(
+                        "--mountfrom {v:?}: expected FSTYPE:DEVICE, e.g. ufs:/dev/gpt/rootfs"
+                    )));
+                }
+                r.mountfrom = Some(v);
+            }
+            Long("bhyveload") => bhyveload = true,
             Value(v) => return Err(u(format!("unexpected argument {v:?}"))),
             other => return Err(u(other.unexpected().to_string())),
         }
     }
-    if let (Some(c), Some(m)) = (&a.chap, &a.mutual) {
-        if c.secret == m.secret {
+    check_mutual(&chap, &mutual).map_err(u)?;
+    if mutual.is_some() && chap.is_none() {
+        return Err(u("--mutual needs --chap".into()));
+    }
+    if r.nic.is_some() != r.address.is_some() {
+        return Err(u(if r.nic.is_some() {
+            "--nic needs --address ADDRESS/PREFIX".into()
+        } else {
+            "--address describes the --nic: give --nic".into()
+        }));
+    }
+    if r.nic.is_none() && (r.gateway.is_some() || r.vlan.is_some()) {
+        return Err(u(
+            "--gateway and --vlan describe the --nic: give --nic".into()
+        ));
+    }
+    r.initiator = initiator.ok_or_else(|| u("loader-conf needs --initiator NAME".into()))?;
+    match (&r.root_path, portal, target) {
+        (Some(_), None, None) if lun.is_none() => {}
+        (Some(_), ..) => {
             return Err(u(
-                "--mutual: the target's secret must differ from the initiator's (RFC 7143 section 9.2.1)".into(),
-            ));
+                "--root-path names the target: no --portal, --target or --lun with it".into(),
+            ))
+        }
+        (None, Some(a), Some(t)) => {
+            let lun = isboot_core::lun::Lun::from_number(u64::from(lun.unwrap_or(0)))
+                .ok_or_else(|| u("--lun out of range".into()))?;
+            r.root_path = Some(isboot_core::bootcfg::RootPath {
+                server: isboot_core::bootcfg::Server::Ip(a.ip()),
+                port: a.port(),
+                lun,
+                target: t,
+            });
+        }
+        (None, ..) => {
+            return Err(u(
+                "no target: give --root-path, or --portal and --target".into()
+            ))
         }
     }
-    Ok(Command::Boot(a))
+    r.chap = chap.map(|c| (c.name, c.secret));
+    r.mutual = mutual.map(|c| (c.name, c.secret));
+    Ok(Command::LoaderConf(LoaderConfArgs {
+        request: r,
+        bhyveload,
+    }))
 }
 
 /// The full help of a command (synopsis and description), or of all of them.
@@ -500,11 +702,13 @@ pub fn help_text(topic: Option<&str>) -> String {
     match topic {
         Some("ibft") => format!("{IBFT_SYNOPSIS}\n{IBFT_HELP}"),
         Some("boot") => format!("{BOOT_SYNOPSIS}\n{BOOT_HELP}"),
+        Some("loader-conf") => format!("{LOADER_CONF_SYNOPSIS}\n{LOADER_CONF_HELP}"),
         Some("part") => format!("{PART_SYNOPSIS}\n{PART_HELP}"),
         _ => format!(
-            "{SYNOPSIS}\nibft\n{}\nboot\n{}\npart\n{}\nExit status: 0 success, 1 failure (for boot: the disk is not usable), 64 usage error.\n",
+            "{SYNOPSIS}\nibft\n{}\nboot\n{}\nloader-conf\n{}\npart\n{}\nExit status: 0 success, 1 failure (for boot: the disk is not usable), 64 usage error.\n",
             indent(IBFT_HELP),
             indent(BOOT_HELP),
+            indent(LOADER_CONF_HELP),
             indent(PART_HELP)
         ),
     }
@@ -561,34 +765,67 @@ mod tests {
     }
 
     #[test]
-    fn iscsi_names_follow_rfc_3720() {
-        for ok in [
-            "iqn.2026-01.org.example:host1-root",
-            "iqn.1992-01.com.example",
-            "iqn.2001-04.com.example:storage.disk2.sys1.xyz",
-            "eui.02004567A425678D",
-            "naa.52004567BA64678D",
-            "naa.62004567BA64678D0123456789ABCDEF",
-        ] {
-            assert_eq!(check_iscsi_name(ok), Ok(()), "{ok}");
+    fn iscsi_names_are_the_cores_with_the_name_quoted() {
+        // The rules themselves are tested in isboot_core::iscsi_name.
+        assert_eq!(
+            check_iscsi_name("iqn.2026-01.org.example:host1-root"),
+            Ok(())
+        );
+        assert_eq!(
+            check_iscsi_name("iqn.2026-01.org.Example"),
+            Err("\"iqn.2026-01.org.Example\" is not an iSCSI name: iSCSI names are lowercase (RFC 3722)".into())
+        );
+    }
+
+    fn boot_args(args: &[&str]) -> Result<BootArgs, String> {
+        let v = std::iter::once("boot")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        match parse(v) {
+            Ok(Command::Boot(a)) => Ok(a),
+            Ok(other) => panic!("{other:?}"),
+            Err(u) => Err(u.message),
         }
-        let long = format!("iqn.2026-01.org.example:{}", "a".repeat(200));
-        for (bad, why) in [
-            ("iqn.2026-13.org.example", "year and month"),
-            ("iqn.26-01.org.example", "year and month"),
-            ("iqn.2026-01.", "naming authority"),
-            ("iqn.2026-01.org..example", "naming authority"),
-            ("iqn.2026-01.org.Example", "lowercase"),
-            ("iqn.2026-01.org.example:a b", "' '"),
-            ("iqn.2026-01.org.example:a\u{1b}", "not allowed"),
-            ("eui.0200456", "16 hex digits"),
-            ("naa.52004567BA64678DAB", "16 or 32"),
-            ("target1", "iqn., eui. or naa."),
-            (long.as_str(), "223"),
+    }
+
+    #[test]
+    fn digest_modes() {
+        let base = [
+            "--portal",
+            "192.0.2.1",
+            "--target",
+            "iqn.2026-01.org.example:d",
+        ];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            boot_args(&v)
+        };
+        assert_eq!(with(&[]).unwrap().digests, DigestOffer::PreferNone);
+        assert_eq!(
+            with(&["--digests"]).unwrap().digests,
+            DigestOffer::PreferCrc32c
+        );
+        for (mode, want) in [
+            ("allow", DigestOffer::PreferNone),
+            ("prefer", DigestOffer::PreferCrc32c),
+            ("require", DigestOffer::Crc32c),
+            ("forbid", DigestOffer::None),
         ] {
-            let e = check_iscsi_name(bad).expect_err(bad);
-            assert!(e.contains(why), "{bad}: {e}");
+            let flag = format!("--digests={mode}");
+            assert_eq!(with(&[flag.as_str()]).unwrap().digests, want, "{mode}");
         }
+        let e = with(&["--digests=always"]).unwrap_err();
+        assert_eq!(
+            e,
+            "--digests=always: expected allow, prefer, require, forbid"
+        );
+        let e = with(&["--digests", "require"]).unwrap_err();
+        assert!(
+            e.ends_with("(a digest mode is written --digests=require)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use isboot_core::chap::ChapConfig;
+use isboot_core::text::DigestOffer;
 use isboot_host::disk::{DiskConfig, Error, HostDisk};
 
 use crate::boot::{sense_text, BootParams, Initiator, LoginError, LoginInfo};
@@ -17,12 +18,12 @@ pub struct HostInitiator {
     pub timeout: Duration,
     /// Session messages to stderr: 0..=3 as `net.isboot.debug`.
     pub log_level: u8,
-    /// Offer CRC32C header and data digests.
-    pub digests: bool,
+    /// What to offer for HeaderDigest and DataDigest.
+    pub digests: DigestOffer,
 }
 
 impl HostInitiator {
-    pub fn new(timeout: Duration, log_level: u8, digests: bool) -> HostInitiator {
+    pub fn new(timeout: Duration, log_level: u8, digests: DigestOffer) -> HostInitiator {
         HostInitiator {
             disk: None,
             lun: None,
@@ -61,7 +62,7 @@ impl Initiator for HostInitiator {
         })?;
         let mut cfg = DiskConfig::new(p.portal, &p.target, lun, &p.initiator);
         cfg.chap = p.chap.clone().map(|c| ChapConfig::new(c, p.mutual.clone()));
-        cfg.digests = self.digests;
+        cfg.offer.set_digests(self.digests);
         // A preflight reports a refused login at once; the kernel retries forever instead.
         cfg.login_attempts = Some(1);
         cfg.command_timeout = Some(self.timeout);

@@ -2,7 +2,8 @@
 //! isbootctl: the userland companion of isboot.ko.
 //!
 //! `isbootctl ibft` shows the boot firmware's table as the driver reads it (same parser);
-//! `isbootctl boot` does what the driver does at boot, from userland, as a preflight check.
+//! `isbootctl boot` does what the driver does at boot, from userland, as a preflight check;
+//! `isbootctl loader-conf` writes the loader tunables of a boot without an iBFT.
 #![forbid(unsafe_code)]
 
 mod args;
@@ -10,6 +11,7 @@ mod boot;
 mod hostini;
 mod ibftcmd;
 mod json;
+mod loaderconf;
 mod part;
 mod sys;
 mod text;
@@ -20,7 +22,8 @@ use isboot_core::chap::Credentials;
 use isboot_core::secret::Secret;
 use std::process::ExitCode;
 
-use args::{BootArgs, Command, IbftArgs, PartArgs, Usage};
+use args::{BootArgs, Command, IbftArgs, LoaderConfArgs, PartArgs, Usage};
+use isboot_core::bootcfg::{BootConfig, Server};
 use text::esc;
 
 /// sysexits(3) EX_USAGE: the command line was wrong; nothing was read or contacted.
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Ok(Command::Ibft(a)) => cmd_ibft(&a),
         Ok(Command::Part(a)) => cmd_part(&a),
         Ok(Command::Boot(a)) => cmd_boot(&a),
+        Ok(Command::LoaderConf(a)) => cmd_loader_conf(&a),
         Err(u) => Err(Failure::Usage(u)),
     };
     match result {
@@ -108,7 +112,55 @@ fn cmd_part(a: &PartArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Boot parameters from the table (if any) with the flags laid over them.
+/// What a boot configuration (an iBFT's or a loader.conf's) says about its boot pair.
+#[derive(Default)]
+struct Base {
+    origin: Vec<String>,
+    initiator: Option<String>,
+    portal: Option<SocketAddr>,
+    target: Option<String>,
+    lun: Option<u64>,
+    chap: Option<Credentials>,
+    mutual: Option<Credentials>,
+}
+
+fn base_from_config(cfg: &BootConfig, source: &str) -> Result<Base, String> {
+    let c = cfg
+        .boot()
+        .ok_or_else(|| format!("{source}: no boot target"))?;
+    let t = &c.target;
+    let cred = |n: &Option<String>, s: &Option<Secret>| match (n, s) {
+        (Some(n), Some(s)) => Some(Credentials {
+            name: n.clone(),
+            secret: s.clone(),
+        }),
+        _ => None,
+    };
+    let (chap, mutual) = match t.chap_type {
+        isboot_core::ibft::ChapType::None => (None, None),
+        isboot_core::ibft::ChapType::Chap => (cred(&t.chap_name, &t.chap_secret), None),
+        _ => (
+            cred(&t.chap_name, &t.chap_secret),
+            cred(&t.reverse_chap_name, &t.reverse_chap_secret),
+        ),
+    };
+    Ok(Base {
+        origin: Vec::new(),
+        initiator: Some(cfg.initiator_name.clone()),
+        portal: t.ip.map(|ip| SocketAddr::new(ip, t.port_or_default())),
+        target: t.name.clone(),
+        lun: Some(
+            t.lun.number().ok_or_else(|| {
+                format!("{source}: LUN {:02x?} is not a single-level LUN", t.lun.0)
+            })?,
+        ),
+        chap,
+        mutual,
+    })
+}
+
+/// Boot parameters from the table, root path or loader.conf (if any) with the flags laid over
+/// them.
 fn boot_params(a: &BootArgs) -> Result<boot::BootParams, Failure> {
     let u = |m: &str| {
         Failure::Usage(Usage {
@@ -117,50 +169,55 @@ fn boot_params(a: &BootArgs) -> Result<boot::BootParams, Failure> {
         })
     };
     let flags_only = a.ibft.is_none() && a.portal.is_some() && a.target.is_some();
-    let mut origin = Vec::new();
-    let mut initiator = None;
-    let mut portal: Option<SocketAddr> = None;
-    let mut target = None;
-    let mut lun = None;
-    let mut chap = None;
-    let mut mutual = None;
-    if !flags_only {
+    let base = if let Some(rp) = &a.root_path {
+        let portal = match &rp.server {
+            Server::Ip(ip) => SocketAddr::new(*ip, rp.port),
+            Server::Name(host) => args::Portal::Name(host.clone(), rp.port).resolve()?,
+        };
+        Base {
+            origin: vec![format!("root path {rp}")],
+            portal: Some(portal),
+            target: Some(rp.target.clone()),
+            lun: Some(rp.lun.number().ok_or_else(|| {
+                format!(
+                    "--root-path: LUN {:02x?} is not a single-level LUN",
+                    rp.lun.0
+                )
+            })?),
+            ..Base::default()
+        }
+    } else if let Some(file) = &a.loader_conf {
+        let text = text::read_file_capped(file, loaderconf::FILE_MAX)?;
+        let text = String::from_utf8(text).map_err(|_| format!("{file}: not UTF-8 text"))?;
+        let vars = loaderconf::parse_conf(&text).map_err(|e| format!("{file}: {e}"))?;
+        let loaded = loaderconf::check(&vars).map_err(|e| format!("{file}: {e}"))?;
+        let mut b = base_from_config(&loaded.config, file)?;
+        b.origin
+            .push(format!("{file} (NIC from {})", loaded.nic_source));
+        b
+    } else if !flags_only {
         let l = ibftcmd::load(a.ibft.as_deref())?;
         let cfg = l
             .parsed
             .ibft
             .boot_config()
             .map_err(|e| format!("{}: {e}", l.source))?;
-        let c = cfg
-            .boot()
-            .ok_or_else(|| format!("{}: no boot target", l.source))?;
-        let t = &c.target;
-        origin.push(format!("iBFT {} (target{})", l.source, c.pair));
-        initiator = Some(cfg.initiator_name.clone());
-        portal = t.ip.map(|ip| SocketAddr::new(ip, t.port_or_default()));
-        target = t.name.clone();
-        lun = Some(t.lun.number().ok_or_else(|| {
-            format!(
-                "{}: LUN {:02x?} is not a single-level LUN",
-                l.source, t.lun.0
-            )
-        })?);
-        let cred = |n: &Option<String>, s: &Option<Secret>| match (n, s) {
-            (Some(n), Some(s)) => Some(Credentials {
-                name: n.clone(),
-                secret: s.clone(),
-            }),
-            _ => None,
-        };
-        match t.chap_type {
-            isboot_core::ibft::ChapType::None => {}
-            isboot_core::ibft::ChapType::Chap => chap = cred(&t.chap_name, &t.chap_secret),
-            _ => {
-                chap = cred(&t.chap_name, &t.chap_secret);
-                mutual = cred(&t.reverse_chap_name, &t.reverse_chap_secret);
-            }
-        }
-    }
+        let mut b = base_from_config(&cfg, &l.source)?;
+        let pair = cfg.boot().map_or(0, |c| c.pair);
+        b.origin.push(format!("iBFT {} (target{pair})", l.source));
+        b
+    } else {
+        Base::default()
+    };
+    let Base {
+        mut origin,
+        mut initiator,
+        mut portal,
+        mut target,
+        mut lun,
+        mut chap,
+        mut mutual,
+    } = base;
     let mut over = Vec::new();
     if let Some(v) = &a.initiator {
         initiator = Some(v.clone());
@@ -275,4 +332,41 @@ fn cmd_boot(a: &BootArgs) -> Result<(), Failure> {
         }
         Err(summary) => Err(Failure::Error(summary)),
     }
+}
+
+/// Everything loader-conf can refuse is its command line: nothing is read or contacted.
+fn cmd_loader_conf(a: &LoaderConfArgs) -> Result<(), Failure> {
+    let u = |message: String| {
+        Failure::Usage(Usage {
+            message,
+            synopsis: args::LOADER_CONF_SYNOPSIS,
+        })
+    };
+    let r = &a.request;
+    let pairs = loaderconf::variables(r).map_err(u)?;
+    let mut vars = loaderconf::Vars::default();
+    for (n, v) in &pairs {
+        vars.0.insert((*n).to_string(), v.clone());
+    }
+    if let Some(m) = &r.mountfrom {
+        vars.0.insert("vfs.root.mountfrom".into(), m.clone());
+    }
+    loaderconf::check(&vars).map_err(u)?;
+    let root = r
+        .root_path
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    if a.bhyveload {
+        print!(
+            "{}",
+            loaderconf::render_bhyveload(&pairs, r.mountfrom.as_deref())
+        );
+    } else {
+        print!(
+            "{}",
+            loaderconf::render_conf(&pairs, r.mountfrom.as_deref(), &root)
+        );
+    }
+    Ok(())
 }

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use isboot_core::escape::UntrustedBytes;
+
 /// Largest partition entry array we read (FreeBSD's gpart refuses more than 4096 entries of
 /// 128 bytes; 1 MiB leaves room for bigger entries without letting a table make us read the disk).
 const MAX_ENTRY_ARRAY: u64 = 1 << 20;
@@ -516,35 +518,37 @@ pub fn probe_fs(disk: &mut dyn BlockRead, p: &Partition) -> Option<String> {
     // into the partition; fs_magic is at byte 1372 of it, fs_volname at 680.
     for off in [65536u64, 8192, 262_144] {
         let bs = u64::from(disk.block_size());
-        let lba = p.first_lba + off / bs;
         let within = (off % bs) as usize;
         let need = (within + 1376).div_ceil(disk.block_size() as usize) as u32;
-        if lba + u64::from(need) > p.last_lba + 1 {
+        // A partition in the last blocks of a disk that claims 2^64-1 of them: the offsets
+        // must not wrap around to the start of the disk.
+        let Some(lba) = p.first_lba.checked_add(off / bs) else {
             continue;
+        };
+        match (lba.checked_add(u64::from(need)), p.last_lba.checked_add(1)) {
+            (Some(end), Some(limit)) if end <= limit => {}
+            _ => continue,
         }
         let Ok(b) = disk.read_blocks(lba, need) else {
             return None;
         };
-        let magic = u32::from_le_bytes([
-            b[within + 1372],
-            b[within + 1373],
-            b[within + 1374],
-            b[within + 1375],
-        ]);
-        let kind = match magic {
+        let field = |at: usize, len: usize| b.get(within + at..within + at + len);
+        let magic = field(1372, 4)?;
+        let kind = match u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]) {
             0x1954_0119 => "UFS2",
             0x0001_1954 => "UFS1",
             _ => continue,
         };
-        let name: String = b[within + 680..within + 712]
+        let volname = field(680, 32).unwrap_or_default();
+        let name = &volname[..volname
             .iter()
-            .take_while(|c| **c != 0)
-            .map(|&c| c as char)
-            .collect();
+            .position(|c| *c == 0)
+            .unwrap_or(volname.len())];
         return Some(if name.is_empty() {
             kind.to_string()
         } else {
-            format!("{kind} volume \"{name}\"")
+            // The disk chose the name: escaped and bounded like any target text.
+            format!("{kind} volume \"{}\"", UntrustedBytes(name))
         });
     }
     None
@@ -611,10 +615,13 @@ pub mod testdisk {
         }
         fn read_blocks(&mut self, lba: u64, count: u32) -> Result<Vec<u8>, String> {
             self.reads.push((lba, count));
-            let s = (lba * u64::from(self.bs)) as usize;
-            let e = s + count as usize * self.bs as usize;
-            self.data
-                .get(s..e)
+            let bs = u64::from(self.bs);
+            let range = lba.checked_mul(bs).and_then(|s| {
+                let e = s.checked_add(u64::from(count) * bs)?;
+                Some(usize::try_from(s).ok()?..usize::try_from(e).ok()?)
+            });
+            range
+                .and_then(|r| self.data.get(r))
                 .map(<[u8]>::to_vec)
                 .ok_or_else(|| format!("LBA {lba}+{count} beyond the end"))
         }
@@ -956,6 +963,90 @@ mod tests {
         let mut m = mbr_disk(&[(0x80, 0xa5, 63, 4000)]);
         let t = read_table(&mut m).expect("table");
         assert!(describe(&t, "da1", "da1", 512).contains("  da1s1    freebsd  "));
+    }
+
+    /// A disk that claims `blocks` blocks but holds only `inner`'s: what a target answering
+    /// READ CAPACITY with 2^64-1 blocks looks like.
+    struct Claims {
+        inner: MemDisk,
+        blocks: u64,
+    }
+
+    impl BlockRead for Claims {
+        fn block_size(&self) -> u32 {
+            self.inner.bs
+        }
+        fn blocks(&self) -> u64 {
+            self.blocks
+        }
+        fn read_blocks(&mut self, lba: u64, count: u32) -> Result<Vec<u8>, String> {
+            self.inner.read_blocks(lba, count)
+        }
+    }
+
+    /// Rewrites entry 1 of the primary GPT of `d` to `first..=last` and its usable range to
+    /// end at `last_usable`, with fresh CRCs.
+    fn patch_gpt(d: &mut MemDisk, first: u64, last: u64, last_usable: u64) {
+        let arr = 2 * 512;
+        d.data[arr + 32..arr + 40].copy_from_slice(&first.to_le_bytes());
+        d.data[arr + 40..arr + 48].copy_from_slice(&last.to_le_bytes());
+        let arr_crc = crc32(&d.data[arr..arr + 128 * 128]);
+        let h = &mut d.data[512..512 + 92];
+        h[48..56].copy_from_slice(&last_usable.to_le_bytes());
+        h[88..92].copy_from_slice(&arr_crc.to_le_bytes());
+        h[16..20].fill(0);
+        let c = crc32(h);
+        h[16..20].copy_from_slice(&c.to_le_bytes());
+    }
+
+    /// A valid GPT on a disk reporting 2^64-1 blocks with a partition in its last blocks: the
+    /// superblock offsets past it must not wrap around to the start of the disk, where another
+    /// file system's superblock would be reported as the partition's (a debug build panicked
+    /// on the overflow instead).
+    #[test]
+    fn lba_arithmetic_near_the_end_of_a_huge_disk_does_not_wrap() {
+        let mut inner = gpt_image(
+            256,
+            512,
+            &[GptPart {
+                kind: UFS,
+                first: 40,
+                last: 100,
+                label: "rootfs",
+            }],
+        );
+        // A UFS2 superblock where the wrapped offset lands: 2^64 - 100 + 128 = LBA 27.
+        let sb = 27 * 512;
+        inner.data[sb + 1372..sb + 1376].copy_from_slice(&0x1954_0119u32.to_le_bytes());
+        inner.data[sb + 680..sb + 686].copy_from_slice(b"forged");
+        let first = u64::MAX - 99;
+        patch_gpt(&mut inner, first, u64::MAX - 40, u64::MAX - 2);
+        let mut d = Claims {
+            inner,
+            blocks: u64::MAX,
+        };
+        let t = read_table(&mut d).expect("a valid table");
+        assert_eq!(t.partitions.len(), 1, "{:?}", t.warnings);
+        let p = &t.partitions[0];
+        assert_eq!((p.first_lba, p.kind.as_str()), (first, "freebsd-ufs"));
+        d.inner.reads.clear();
+        assert_eq!(probe_fs(&mut d, p), None);
+        assert!(
+            d.inner.reads.iter().all(|&(lba, _)| lba >= first),
+            "read outside the partition: {:?}",
+            d.inner.reads
+        );
+    }
+
+    #[test]
+    fn a_volume_name_is_shown_escaped() {
+        let mut d = freebsd_disk(512);
+        let sb = 1064 * 512 + 65536;
+        d.data[sb + 1372..sb + 1376].copy_from_slice(&0x1954_0119u32.to_le_bytes());
+        d.data[sb + 680..sb + 699].copy_from_slice(b"a\nisbootctl: ok\x1b[m\xff");
+        let t = read_table(&mut d).expect("table");
+        let fs = probe_fs(&mut d, &t.partitions[1]).expect("UFS2");
+        assert_eq!(fs, "UFS2 volume \"a\\x0aisbootctl: ok\\x1b[m\\xff\"");
     }
 
     #[test]

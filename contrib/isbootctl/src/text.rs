@@ -2,26 +2,16 @@
 //! Text that reaches a terminal: strings from firmware tables and targets are escaped, and
 //! files given on the command line are read with a bound.
 
-use std::fmt::Write as _;
 use std::io::Read as _;
 
 /// `s` with every control character (C0, DEL, C1) and the Unicode line separators, direction
 /// and zero-width controls written as `\xNN` or `\u{NNNN}`: a firmware string cannot move the
 /// cursor, change colours, start a new line or reorder what follows it. A backslash stays as it
-/// is, so messages that quote a value with `{:?}` are not escaped twice.
+/// is, so messages that quote a value with `{:?}` are not escaped twice. The rule is the core's
+/// (`isboot_core::escape`), the one the kernel's console and the session's log use too.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        let bidi_or_invisible =
-            matches!(c as u32, 0x200b..=0x200f | 0x2028..=0x202e | 0x2066..=0x2069 | 0xfeff);
-        if c.is_control() && (c as u32) < 0x100 {
-            let _ = write!(o, "\\x{:02x}", c as u32);
-        } else if c.is_control() || bidi_or_invisible {
-            let _ = write!(o, "\\u{{{:04x}}}", c as u32);
-        } else {
-            o.push(c);
-        }
-    }
+    let _ = isboot_core::escape::write_escaped(&mut o, format_args!("{s}"));
     o
 }
 

@@ -342,13 +342,22 @@ fn boot_with_nothing_listening_is_not_usable() {
         out.contains(&format!("isboot: logging in to {portal}\n")),
         "{out}"
     );
-    // The transcript is output; why the disk is not usable is the error, on stderr.
+    // The transcript is output; why the disk is not usable is the error, on stderr, last.
+    // Before it, the session's own errors (shown at every --debug level, as the kernel's at
+    // net.isboot.debug=0) say what went wrong on the way.
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
     assert!(
-        stderr(&o).starts_with(&format!(
+        lines.last().is_some_and(|l| l.starts_with(&format!(
             "isbootctl: boot disk NOT usable: login to {portal} failed: "
-        )),
-        "{}",
-        stderr(&o)
+        ))),
+        "{err}"
+    );
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l.starts_with("[error] isboot: ") && l.contains("connection refused")),
+        "{err}"
     );
     assert!(!out.contains("NOT usable"), "{out}");
 }
@@ -491,6 +500,51 @@ const BAD_INPUT: &[(&[&str], i32, &str)] = &[
     (&["boot", "--timeout", "3601"], 64, "--timeout \"3601\": expected a number from 1 to 3600"),
     (&["boot", "--debug", "4"], 64, "--debug \"4\": expected a number from 0 to 3"),
     (&["boot", "extra"], 64, "unexpected argument \"extra\""),
+    (&["boot", "--root-path", "nfs:/x"], 64,
+     "--root-path \"nfs:/x\": not an iSCSI root path (iscsi:SERVER:PROTOCOL:PORT:LUN:TARGET)"),
+    (&["boot", "--root-path", "iscsi:127.0.0.1:::g:iqn.2026-01.org.example:x"], 64,
+     "--root-path \"iscsi:127.0.0.1:::g:iqn.2026-01.org.example:x\": LUN \"g\": hexadecimal levels of 1-4 digits joined by '-' (RFC 4173), e.g. 1, a, 0-1"),
+    (&["boot", "--root-path", "iscsi:127.0.0.1::0::iqn.2026-01.org.example:x"], 64,
+     "--root-path \"iscsi:127.0.0.1::0::iqn.2026-01.org.example:x\": port \"0\": outside 1-65535 (leave it empty for 3260)"),
+    (&["boot", "--root-path", "iscsi:127.0.0.1::{P}::iqn.2026-01.org.example:x", "--lun", "1"], 64,
+     "--root-path names the target: no --portal, --target or --lun with it"),
+    (&["boot", "--ibft", "x", "--root-path", "iscsi:127.0.0.1::{P}::iqn.2026-01.org.example:x"], 64,
+     "--ibft, --root-path and --loader-conf are three sources: give one"),
+    (&["boot", "--loader-conf", "/dev/zero"], 1, "/dev/zero: not a regular file"),
+    (&["loader-conf"], 64, "loader-conf needs --initiator NAME"),
+    (&["loader-conf", "--initiator", "iqn.2026-01.org.example:h", "--portal", "127.0.0.1"], 64,
+     "no target: give --root-path, or --portal and --target"),
+    (&["loader-conf", "--portal", "san.example"], 64,
+     "--portal \"san.example\": the kernel has no resolver; give an address"),
+    (&["loader-conf", "--initiator", "host1"], 64,
+     "--initiator: \"host1\" is not an iSCSI name: expected iqn., eui. or naa."),
+    (&["loader-conf", "--nic", "em0;reboot"], 64,
+     "--nic \"em0;reboot\": an interface name (em0) or a unicast MAC address (58:9c:fc:0b:00:01)"),
+    (&["loader-conf", "--nic", "01:00:5e:00:00:01"], 64,
+     "--nic \"01:00:5e:00:00:01\": an interface name (em0) or a unicast MAC address (58:9c:fc:0b:00:01)"),
+    (&["loader-conf", "--address", "192.0.2.20"], 64,
+     "--address \"192.0.2.20\": expected ADDRESS/PREFIX, e.g. 192.0.2.20/24"),
+    (&["loader-conf", "--address", "192.0.2.20/33"], 64,
+     "--address \"192.0.2.20/33\": the prefix length is 0-32"),
+    (&["loader-conf", "--gateway", "gw"], 64, "--gateway \"gw\": not an IPv4 or IPv6 address"),
+    (&["loader-conf", "--vlan", "0"], 64, "--vlan \"0\": expected a number from 1 to 4094"),
+    (&["loader-conf", "--source", "dhcp"], 64, "--source \"dhcp\": expected auto, ibft or loader"),
+    (&["loader-conf", "--mountfrom", "rootfs"], 64,
+     "--mountfrom \"rootfs\": expected FSTYPE:DEVICE, e.g. ufs:/dev/gpt/rootfs"),
+    (&["loader-conf", "--initiator", "iqn.2026-01.org.example:h", "--mutual", "t:target-secret-1",
+       "--root-path", "iscsi:192.0.2.1::::iqn.2026-01.org.example:x"], 64, "--mutual needs --chap"),
+    (&["loader-conf", "--initiator", "iqn.2026-01.org.example:h", "--nic", "em0",
+       "--root-path", "iscsi:192.0.2.1::::iqn.2026-01.org.example:x"], 64,
+     "--nic needs --address ADDRESS/PREFIX"),
+    (&["loader-conf", "--initiator", "iqn.2026-01.org.example:h", "--gateway", "192.0.2.1",
+       "--root-path", "iscsi:192.0.2.1::::iqn.2026-01.org.example:x"], 64,
+     "--gateway and --vlan describe the --nic: give --nic"),
+    (&["loader-conf", "--initiator", "iqn.2026-01.org.example:h",
+       "--root-path", "iscsi:[2001:db8::1]::::iqn.2026-01.org.example:x"], 64,
+     "an IPv6 target needs --nic and --address: the loader's boot.netif.* are IPv4 only"),
+    (&["loader-conf", "--initiator", "iqn.2026-01.org.example:h", "--nic", "em0",
+       "--address", "2001:db8::2/64", "--root-path", "iscsi:192.0.2.1::::iqn.2026-01.org.example:x"], 64,
+     "net.isboot.root_path names a target of another address family than net.isboot.nic_address"),
     (&["ibft", "/dev/zero"], 1, "/dev/zero: not a regular file"),
     (&["ibft", "/"], 1, "/: not a regular file"),
     (&["part", "/dev/zero"], 1, "/dev/zero: not a regular file"),
@@ -643,5 +697,136 @@ fn control_characters_from_the_table_are_escaped_in_text() {
     assert!(
         j.contains(r#""name": "iqn.2025-01.test.rig:\u001b\nitiator-ipxe""#),
         "{j}"
+    );
+}
+
+const LOADER_CONF_ARGS: [&str; 20] = [
+    "loader-conf",
+    "--portal",
+    "192.0.2.10",
+    "--target",
+    "iqn.2026-01.org.example:host1-root",
+    "--lun",
+    "10",
+    "--initiator",
+    "iqn.2026-01.org.example:host1",
+    "--chap",
+    "host1:initiator-s3cr",
+    "--mutual",
+    "target1:target-s3cret1",
+    "--nic",
+    "58:9c:fc:0b:00:01",
+    "--address",
+    "192.0.2.20/24",
+    "--gateway",
+    "192.0.2.1",
+    "--bhyveload",
+];
+
+#[test]
+fn loader_conf_writes_the_tunables_with_the_lun_in_hexadecimal() {
+    let mut args = LOADER_CONF_ARGS[..19].to_vec();
+    args.extend(["--mountfrom", "ufs:/dev/gpt/rootfs"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "# isboot(4): root file system on iscsi:192.0.2.10::3260:a:iqn.2026-01.org.example:host1-root
+# CHAP secrets below: keep this file readable by root only (chmod 600)
+isboot_load=\"YES\"
+net.isboot.root_path=\"iscsi:192.0.2.10::3260:a:iqn.2026-01.org.example:host1-root\"
+net.isboot.initiator_name=\"iqn.2026-01.org.example:host1\"
+net.isboot.chap_name=\"host1\"
+net.isboot.chap_secret=\"initiator-s3cr\"
+net.isboot.reverse_chap_name=\"target1\"
+net.isboot.reverse_chap_secret=\"target-s3cret1\"
+net.isboot.nic_mac=\"58:9c:fc:0b:00:01\"
+net.isboot.nic_address=\"192.0.2.20\"
+net.isboot.nic_prefix=\"24\"
+net.isboot.nic_gateway=\"192.0.2.1\"
+vfs.root.mountfrom=\"ufs:/dev/gpt/rootfs\"
+"
+    );
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    let o = run(&LOADER_CONF_ARGS);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with(
+            "-e net.isboot.root_path=iscsi:192.0.2.10::3260:a:iqn.2026-01.org.example:host1-root -e "
+        ),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(stdout(&o).lines().count(), 1);
+}
+
+#[test]
+fn boot_reads_what_loader_conf_wrote() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let portal = format!("127.0.0.1:{port}");
+    let mut args = LOADER_CONF_ARGS[..19].to_vec();
+    args[2] = &portal;
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = Scratch::new("loaderconf");
+    let conf = dir.file("loader.conf", &o.stdout);
+    let o = run(&["boot", "--loader-conf", &conf, "--timeout", "5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "isboot: boot parameters from {conf} (NIC from net.isboot.nic_*)\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "isboot: target iqn.2026-01.org.example:host1-root at {portal} LUN 10, auth mutual CHAP\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains("s3cr") && !stderr(&o).contains("s3cr"),
+        "{out}"
+    );
+    // The kernel's checks apply: a broken line names the variable.
+    let bad = dir.file(
+        "bad.conf",
+        b"net.isboot.root_path=\"iscsi:127.0.0.1::::iqn.2026-01.org.example:x\"\n\
+          net.isboot.initiator_name=\"iqn.2026-01.org.example:h\"\n\
+          net.isboot.chap_name=\"h\"\n",
+    );
+    let o = run(&["boot", "--loader-conf", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!("isbootctl: {bad}: net.isboot.chap_name is set without net.isboot.chap_secret\n")
+    );
+}
+
+#[test]
+fn boot_takes_an_rfc_4173_root_path() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let rp = format!("iscsi:[::1]::{port}:1f:iqn.2026-01.org.example:x");
+    let o = run(&["boot", "--root-path", &rp, "--timeout", "5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "isboot: boot parameters from root path iscsi:[::1]::{port}:1f:iqn.2026-01.org.example:x\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "isboot: target iqn.2026-01.org.example:x at [::1]:{port} LUN 31, auth none\n"
+        )),
+        "{out}"
     );
 }

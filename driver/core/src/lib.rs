@@ -39,8 +39,11 @@ extern crate alloc;
 #[cfg(any(test, feature = "testing"))]
 extern crate std;
 
+pub mod bootcfg;
 pub mod chap;
+pub mod escape;
 pub mod ibft;
+pub mod iscsi_name;
 pub mod login;
 pub mod lun;
 pub mod mem;

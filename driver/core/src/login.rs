@@ -20,16 +20,27 @@
 //!   the connection when they come again.
 //!
 //! Every response is checked: ISID, ITT, version, stages, status class, text syntax, each
-//! operational answer against its range and result function (done by [`crate::text`]).
+//! operational answer against its range and result function and the strict rules for
+//! Reject/Irrelevant/NotUnderstood (done by [`crate::text`], whose documentation lists them),
+//! and the TSIH: non-zero in the final response, never changed during the login
+//! (`Login::check_tsih`).
+//!
+//! Failures say why: a target that answers our operational offer with a bare "initiator error"
+//! ([`LoginError::OfferRefused`]) gets a line naming the digests we offered and the setting that
+//! changes them, and whether the security-stage retry above already ran; a retry never replaces
+//! the error that ends the login. Target text in an error is escaped ([`crate::escape`]).
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::chap::{self, Algorithm, Chap, ChapConfig};
+use crate::escape::Untrusted;
 use crate::pdu::{self, LoginRequest, LoginResponse, Stage, TargetSns};
 use crate::sn::Sn;
-use crate::text::{self, Accumulator, Negotiation, Offer, Params, TargetAddress, TextBuilder};
+use crate::text::{
+    self, Accumulator, DigestOffer, Key, Negotiation, Offer, Params, TargetAddress, TextBuilder,
+};
 
 /// Data segment limit during login (RFC 7143 §12.12: 8192 until negotiated).
 pub const LOGIN_MAX_DATA: u32 = 8192;
@@ -110,6 +121,16 @@ pub enum LoginError {
     ChapListRefused,
     /// The target refused an operational-stage start: retry with a security stage first.
     SecurityStageRequired,
+    /// Status class 2 in answer to our operational offer, with a detail that names no cause
+    /// of its own (initiator error, missing parameter, invalid during login): the target
+    /// could not accept a key of the offer. `digests` is what we offered for HeaderDigest and
+    /// DataDigest, the keys targets most often insist on; `security_first` says the login
+    /// already had a security stage (the retry for targets that require one did not help).
+    OfferRefused {
+        detail: InitiatorError,
+        digests: (DigestOffer, DigestOffer),
+        security_first: bool,
+    },
     /// A response whose ISID, ITT, version or stages do not fit our request.
     Unexpected(&'static str),
     /// A redirect without a usable TargetAddress.
@@ -137,6 +158,48 @@ pub enum InitiatorError {
 }
 
 impl InitiatorError {
+    /// The status detail (RFC 7143 §11.13.5).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Generic => 0x00,
+            Self::AuthenticationFailed => 0x01,
+            Self::AuthorizationFailed => 0x02,
+            Self::TargetNotFound => 0x03,
+            Self::TargetRemoved => 0x04,
+            Self::UnsupportedVersion => 0x05,
+            Self::TooManyConnections => 0x06,
+            Self::MissingParameter => 0x07,
+            Self::CannotIncludeInSession => 0x08,
+            Self::SessionTypeNotSupported => 0x09,
+            Self::SessionDoesNotExist => 0x0a,
+            Self::InvalidDuringLogin => 0x0b,
+            Self::Other(d) => d,
+        }
+    }
+
+    /// What the detail means, for a message ("initiator error" for a detail RFC 7143 does not
+    /// define).
+    pub fn words(self) -> &'static str {
+        match self {
+            InitiatorError::Generic | InitiatorError::Other(_) => "initiator error",
+            InitiatorError::AuthenticationFailed => {
+                "authentication failed (check the CHAP name and secret)"
+            }
+            InitiatorError::AuthorizationFailed => {
+                "not authorized for this target (check the target's ACL)"
+            }
+            InitiatorError::TargetNotFound => "target name not found on this portal",
+            InitiatorError::TargetRemoved => "target removed",
+            InitiatorError::UnsupportedVersion => "iSCSI version not supported",
+            InitiatorError::TooManyConnections => "too many connections",
+            InitiatorError::MissingParameter => "missing parameter",
+            InitiatorError::CannotIncludeInSession => "cannot include in session",
+            InitiatorError::SessionTypeNotSupported => "session type not supported",
+            InitiatorError::SessionDoesNotExist => "session does not exist",
+            InitiatorError::InvalidDuringLogin => "invalid request during login",
+        }
+    }
+
     fn from_detail(d: u8) -> Self {
         match d {
             0x00 => Self::Generic,
@@ -185,29 +248,47 @@ impl LoginError {
 impl fmt::Display for LoginError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoginError::Initiator(e) => {
-                let what = match e {
-                    InitiatorError::Generic => "initiator error",
-                    InitiatorError::AuthenticationFailed => {
-                        "authentication failed (check the CHAP name and secret)"
-                    }
-                    InitiatorError::AuthorizationFailed => {
-                        "not authorized for this target (check the target's ACL)"
-                    }
-                    InitiatorError::TargetNotFound => "target name not found on this portal",
-                    InitiatorError::TargetRemoved => "target removed",
-                    InitiatorError::UnsupportedVersion => "iSCSI version not supported",
-                    InitiatorError::TooManyConnections => "too many connections",
-                    InitiatorError::MissingParameter => "missing parameter",
-                    InitiatorError::CannotIncludeInSession => "cannot include in session",
-                    InitiatorError::SessionTypeNotSupported => "session type not supported",
-                    InitiatorError::SessionDoesNotExist => "session does not exist",
-                    InitiatorError::InvalidDuringLogin => "invalid request during login",
-                    InitiatorError::Other(d) => {
-                        return write!(f, "login refused (initiator error {d:#04x})")
-                    }
-                };
-                write!(f, "login refused: {what}")
+            LoginError::Initiator(InitiatorError::Other(d)) => {
+                write!(f, "login refused (initiator error {d:#04x})")
+            }
+            LoginError::Initiator(e) => write!(f, "login refused: {}", e.words()),
+            LoginError::OfferRefused {
+                detail,
+                digests: (h, d),
+                security_first,
+            } => {
+                write!(
+                    f,
+                    "login refused: {} ({:#06x}) after our operational offer with \
+                     HeaderDigest={}, DataDigest={}: ",
+                    detail.words(),
+                    0x0200 | u16::from(detail.code()),
+                    h.value_string(),
+                    d.value_string()
+                )?;
+                let (h, d) = (*h, *d);
+                if !h.allows("CRC32C") || !d.allows("CRC32C") {
+                    write!(
+                        f,
+                        "a target that requires digests answers this way; allow CRC32C ({})",
+                        text::DIGEST_SETTING
+                    )?;
+                } else if !h.allows("None") || !d.allows("None") {
+                    write!(
+                        f,
+                        "a target that refuses digests answers this way; allow None ({})",
+                        text::DIGEST_SETTING
+                    )?;
+                } else {
+                    f.write_str(
+                        "the target could not accept one of its keys (both digest values \
+                         were offered); its log names the key",
+                    )?;
+                }
+                if *security_first {
+                    f.write_str("; a security stage first did not help")?;
+                }
+                Ok(())
             }
             LoginError::Target(e) => match e {
                 TargetError::Generic => f.write_str("login failed: target error"),
@@ -226,14 +307,19 @@ impl fmt::Display for LoginError {
                  that does not authenticate itself",
             ),
             LoginError::AuthMethod(m) => {
-                write!(f, "target chose AuthMethod={m}, which we did not offer")
+                write!(
+                    f,
+                    "target chose AuthMethod={}, which we did not offer",
+                    Untrusted(m)
+                )
             }
             LoginError::ChapListRefused => {
                 f.write_str("target refused the CHAP_A list, or failed the stronger algorithm it chose; retrying with MD5 only")
             }
-            LoginError::SecurityStageRequired => {
-                f.write_str("target requires a security stage; retrying with AuthMethod=None")
-            }
+            LoginError::SecurityStageRequired => f.write_str(
+                "target refused a login that starts in the operational stage (initiator error); \
+                 some targets require a security stage: retrying with AuthMethod=None first",
+            ),
             LoginError::Unexpected(what) => write!(f, "unexpected Login Response: {what}"),
             LoginError::BadRedirect => f.write_str("redirect without a usable TargetAddress"),
             LoginError::TooManyRounds => f.write_str("login did not finish within 32 exchanges"),
@@ -297,6 +383,8 @@ pub struct Login<'a> {
     /// Replies to operational keys the target offered, for the next PDU.
     replies: Vec<text::Reply>,
     rounds: u32,
+    /// The TSIH the target named so far (see [`Login::check_tsih`]).
+    tsih: Option<u16>,
     first_sent: bool,
     /// Stage and transit of the last request, to repeat while the target sends C-bit parts.
     last: (Stage, Stage, bool),
@@ -323,6 +411,7 @@ impl<'a> Login<'a> {
             acc: Accumulator::new(text::DEFAULT_MAX_TEXT_LEN),
             replies: Vec::new(),
             rounds: 0,
+            tsih: None,
             first_sent: false,
             last: (Stage::Operational, Stage::FullFeature, true),
         })
@@ -426,6 +515,23 @@ impl<'a> Login<'a> {
                 {
                     return Err(LoginError::SecurityStageRequired);
                 }
+                if self.state == State::Operational
+                    && matches!(
+                        e,
+                        InitiatorError::Generic
+                            | InitiatorError::InvalidDuringLogin
+                            | InitiatorError::MissingParameter
+                    )
+                {
+                    return Err(LoginError::OfferRefused {
+                        detail: e,
+                        digests: (
+                            self.cfg.offer.digest(Key::HeaderDigest),
+                            self.cfg.offer.digest(Key::DataDigest),
+                        ),
+                        security_first: self.attempt.security_first,
+                    });
+                }
                 return Err(LoginError::Initiator(e));
             }
             3 => {
@@ -469,6 +575,7 @@ impl<'a> Login<'a> {
         if resp.continue_bit && resp.transit {
             return Err(LoginError::Unexpected("both C and T bits set"));
         }
+        self.check_tsih(resp)?;
         if !self.acc.push(data, resp.continue_bit)? {
             // More text follows: ask for it with an empty request in the same stage, without
             // T (RFC 7143 §11.12.2); our wish to transit stands for the final part.
@@ -495,6 +602,36 @@ impl<'a> Login<'a> {
             }
             State::Operational => self.on_operational(resp, &pairs),
         }
+    }
+
+    /// The TSIH rules of RFC 7143 §11.13.4, which we enforce: the target names the session
+    /// in the final response of a new one, never with 0 (reserved), and a login that
+    /// continues a session (`Attempt::tsih` non-zero) keeps that TSIH throughout. A target may
+    /// show its TSIH before the final response, but not change it: either would leave the
+    /// session we are logging in to undefined.
+    fn check_tsih(&mut self, resp: &LoginResponse) -> Result<(), LoginError> {
+        let ours = self.attempt.tsih;
+        if ours != 0 && resp.tsih != ours {
+            return Err(LoginError::Unexpected(
+                "TSIH differs from the session we continue",
+            ));
+        }
+        if resp.tsih != 0 {
+            if self.tsih.is_some_and(|t| t != resp.tsih) {
+                return Err(LoginError::Unexpected("TSIH changed during the login"));
+            }
+            self.tsih = Some(resp.tsih);
+        }
+        let last = resp.transit && resp.nsg == Stage::FullFeature;
+        if last && resp.tsih == 0 {
+            return Err(LoginError::Unexpected(
+                "final Login Response without a TSIH (0 is reserved)",
+            ));
+        }
+        if last && self.tsih.is_some_and(|t| t != resp.tsih) {
+            return Err(LoginError::Unexpected("TSIH changed during the login"));
+        }
+        Ok(())
     }
 
     fn redirect(&self, resp: &LoginResponse, data: &[u8]) -> Result<Step, LoginError> {

@@ -163,10 +163,15 @@ pub trait Random: Send {
     }
 }
 
-/// Message levels, matching `net.isboot.debug`: 1 high-level events (login, connection loss,
-/// errors), 2 informational (negotiated values, reconnect attempts), 3 full trace (every PDU).
+/// Message levels, matching `net.isboot.debug`: 0 failures the admin must see whatever the
+/// setting (the default is 0), 1 high-level events (login, connection loss, errors), 2
+/// informational (negotiated values, reconnect attempts), 3 full trace (every PDU).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
+    /// Shown at every setting: why logins fail, protocol violations, connections that die
+    /// right after each login. The session rate-limits these (the first time, then after 2,
+    /// 4, 8, ... in a row), so a target that fails forever does not flood the console.
+    Error = 0,
     Note = 1,
     Info = 2,
     Trace = 3,
@@ -214,6 +219,13 @@ pub trait Events: Send {
     /// its sense data (e.g. REPORTED LUNS DATA HAS CHANGED: rescan). Ignored by default.
     fn scsi_event(&mut self, lun: crate::lun::Lun, sense: &crate::scsi::Sense) {
         let _ = (lun, sense);
+    }
+    /// A login attempt failed or a connection was lost: `error` says why, as
+    /// [`Status::last_error`](crate::session::Status::last_error) does from now on (the
+    /// kernel's `net.isboot.session.last_error`). Called once per failure, before the wait
+    /// for the next attempt. Ignored by default.
+    fn error(&mut self, error: &crate::session::LastError) {
+        let _ = error;
     }
 }
 

@@ -401,7 +401,7 @@ impl Log for HostLog {
         if self.out.enabled(level) {
             self.out.log(level, args);
         }
-        if level == Level::Note {
+        if level <= Level::Note {
             self.shared.lock().last_note = Some(args.to_string());
         }
     }

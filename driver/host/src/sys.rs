@@ -66,8 +66,8 @@ impl Random for OsRandom {
     }
 }
 
-/// Messages to stderr up to a level (0 silent, 1 notes, 2 info, 3 trace), as `net.isboot.debug`
-/// does in the kernel. Each line is written with one call so threads do not interleave.
+/// Messages to stderr up to a level (0 errors only, 1 notes, 2 info, 3 trace), as
+/// `net.isboot.debug` does in the kernel. Each line is written with one call so threads do not interleave.
 #[derive(Clone, Copy, Debug)]
 pub struct StderrLog {
     level: u8,
@@ -101,14 +101,25 @@ impl Log for StderrLog {
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
         let tag = match level {
+            Level::Error => "error",
             Level::Note => "note",
             Level::Info => "info",
             Level::Trace => "trace",
         };
-        // The core's messages start with "isboot: " already.
-        let line = format!("[{tag}] {args}\n");
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(log_line(tag, args).as_bytes());
     }
+}
+
+/// One line of the log: `[tag] message\n`, the message escaped by the core's choke point so
+/// that target or firmware text in it cannot break the line or drive the terminal.
+fn log_line(tag: &str, args: fmt::Arguments<'_>) -> String {
+    // The core's messages start with "isboot: " already.
+    let mut line = format!("[{tag}] ");
+    let _ = isboot_core::escape::write_escaped(&mut line, args);
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]
@@ -126,11 +137,25 @@ mod tests {
     }
 
     #[test]
+    fn a_log_line_is_one_line_whatever_the_message_carries() {
+        let forged = "x\nisbootctl: boot disk usable: \u{1b}[1m";
+        let line = log_line("note", format_args!("isboot: target chose {forged}"));
+        assert_eq!(
+            line,
+            "[note] isboot: target chose x\\x0aisbootctl: boot disk usable: \\x1b[1m\n"
+        );
+    }
+
+    #[test]
     fn log_level_gates_messages() {
         let l = StderrLog::new(2);
         assert!(l.enabled(Level::Note) && l.enabled(Level::Info));
         assert!(!l.enabled(Level::Trace));
         assert!(!StderrLog::new(0).enabled(Level::Note));
+        assert!(
+            StderrLog::new(0).enabled(Level::Error),
+            "errors show at the default level"
+        );
         assert_eq!(StderrLog::new(9).level(), 3);
     }
 }

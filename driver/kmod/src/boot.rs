@@ -15,9 +15,9 @@
 //!    (scsi_xpt.c probe_purge_old) under the mounted root, and a target whose LUNs really
 //!    changed says so with a REPORTED LUNS DATA HAS CHANGED unit attention, on which CAM
 //!    rescans by itself.
-//! 5. The root watcher releases the root mount hold once a `da` disk sits on the boot LUN, or
-//!    after [`ROOT_WAIT`] with a message saying why root may not be found, or as soon as the
-//!    session gives up.
+//! 5. The root watcher releases the root mount hold once a `da` disk sits on the boot LUN
+//!    (published as `net.isboot.device`), or after `net.isboot.root_wait` with a message saying
+//!    why root may not be found, or as soon as the session gives up.
 //!
 //! # Teardown ([`stop`]; the one order every exit path follows)
 //! 1. Stop new requests: the SIM answers `CAM_DEV_NOT_THERE` and its request channel closes.
@@ -41,10 +41,12 @@ use core::ptr::NonNull;
 use core::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;
 
+use isboot_core::bootcfg::tunables::Timeouts;
 use isboot_core::ibft::BootConfig;
 use isboot_core::port::{Events, Level, Log, Random};
 use isboot_core::scsi::{Completion, ScsiRequest};
-use isboot_core::session::{End, Handle, Isid, Session, SessionConfig, State, TmfError};
+use isboot_core::session::{End, Handle, Isid, LastError, Session, SessionConfig, State, TmfError};
+use isboot_core::text::DigestOffer;
 use isboot_executor::{Executor, JoinHandle, Mutex};
 use isboot_kmod_logic::bridge;
 use isboot_kmod_logic::cam::{self as logic, status, TmfKind};
@@ -56,8 +58,6 @@ use crate::exec::{now_ns, pause_ms, Host, KSpin, Pender, PollFn, Polled};
 use crate::net::{self, BootNic};
 use crate::sock::KConnector;
 
-/// Longest time root mounting waits for the boot disk.
-pub const ROOT_WAIT: Duration = Duration::from_secs(120);
 /// Longest time a logout may take at unload or shutdown.
 pub const LOGOUT_WAIT: Duration = Duration::from_secs(10);
 /// How long a session may still recover once the system is going down (from
@@ -100,6 +100,10 @@ impl Drop for RootHold {
 struct Ctx {
     exec: &'static Exec,
     cfg: BootConfig,
+    /// `net.isboot.*` timeouts, bounded.
+    timeouts: Timeouts,
+    /// `net.isboot.digests`: what to offer for HeaderDigest and DataDigest.
+    digests: DigestOffer,
     /// The session's handle, once the session exists.
     handle: Mutex<KSpin, Option<Handle<KSpin, CcbData>>>,
     sim_shared: Arc<SimShared>,
@@ -142,11 +146,16 @@ impl fmt::Debug for BootHandle {
     }
 }
 
-/// Starts booting from `cfg`'s boot pair. Returns quickly; the work runs on our taskqueue
-/// thread. Errors are `errno` values for the module's load status.
-pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
+/// Starts booting from `cfg`'s boot pair with the session's `timeouts` and digest offer.
+/// Returns quickly; the work runs on our taskqueue thread. Errors are `errno` values for the
+/// module's load status.
+pub fn start(
+    cfg: &BootConfig,
+    timeouts: Timeouts,
+    digests: DigestOffer,
+) -> Result<BootHandle, i32> {
     if cfg.boot().is_none() {
-        crate::klog!(0, "the iBFT has no usable boot target");
+        crate::klog!(0, "no usable boot target in the {}", cfg.source);
         return Err(sys::ENXIO as i32);
     }
     let root = RootHold::take();
@@ -168,6 +177,8 @@ pub fn start(cfg: &BootConfig) -> Result<BootHandle, i32> {
     let ctx = Arc::new(Ctx {
         exec,
         cfg: cfg.clone(),
+        timeouts,
+        digests,
         handle: Mutex::new(None),
         sim_shared: SimShared::new(logic::path_inq(maxphys, 0)),
         sim: Mutex::new(None),
@@ -212,7 +223,8 @@ fn bring_up(ctx: Arc<Ctx>) {
         let level = if i == 0 { 0 } else { 1 };
         let done = match nics.iter_mut().find(|n| n.index() == cand.nic.index) {
             Some(nic) => nic.reach(&cand.nic, target_ip),
-            None => net::bring_up(&cand.nic, target_ip).map(|nic| nics.push(nic)),
+            None => net::bring_up(&cand.nic, cand.ifname.as_deref(), target_ip)
+                .map(|nic| nics.push(nic)),
         };
         if let Err(e) = done {
             crate::klog!(level, "network setup for target {} failed: {}", i, e);
@@ -222,16 +234,18 @@ fn bring_up(ctx: Arc<Ctx>) {
         }
     }
     let Some(first) = nics.first() else {
-        give_up(&ctx, "no network to any iBFT target");
+        give_up(&ctx, "no network to any boot target");
         return;
     };
     crate::sysctl::set_nic(first.name());
     ctx.sim_shared.set_link_speed(first.baudrate());
-    crate::klog!(1, "boot NIC {} configured", first.name());
+    crate::klog!(0, "boot NIC {} configured", first.name());
     drop(ctx.nics.lock(|n| core::mem::replace(n, nics)));
     let mut rng = KRandom;
     let isid = Isid::random(&mut rng);
     let mut scfg = SessionConfig::from_boot(&ctx.cfg, isid);
+    ctx.timeouts.apply(&mut scfg);
+    scfg.offer.set_digests(ctx.digests);
     if scfg.targets.is_empty() {
         give_up(
             &ctx,
@@ -361,10 +375,13 @@ fn give_up(ctx: &Ctx, why: &str) {
 }
 
 /// Waits until the boot disk is attached (on one of `luns`, CAM's LUN ids), the session gave
-/// up, or [`ROOT_WAIT`] passed.
+/// up, or `net.isboot.root_wait` passed.
 async fn root_watcher(ctx: Arc<Ctx>, luns: Vec<u64>) {
     let timer = ctx.exec.timer();
-    let deadline = timer.now().saturating_add(ROOT_WAIT);
+    let root_wait = ctx.timeouts.root_wait;
+    let deadline = timer
+        .now()
+        .saturating_add(Duration::from_secs(u64::from(root_wait)));
     loop {
         if ctx.closed.load(Ordering::Acquire) {
             give_up(
@@ -373,9 +390,13 @@ async fn root_watcher(ctx: Arc<Ctx>, luns: Vec<u64>) {
             );
             return;
         }
-        let attached = sim_of(&ctx).map(|s| luns.iter().any(|&l| s.has_disk(l)));
-        if attached == Some(true) {
-            crate::klog!(1, "boot disk attached");
+        let unit = sim_of(&ctx).and_then(|s| luns.iter().find_map(|&l| s.disk_unit(l)));
+        if let Some(unit) = unit {
+            let mut name = isboot_kmod_logic::linebuf::LineBuf::<16>::new();
+            // LineBuf's write never fails.
+            let _ = core::fmt::Write::write_fmt(&mut name, format_args!("da{unit}"));
+            crate::sysctl::set_device(name.as_str());
+            crate::klog!(0, "boot disk attached as {}", name.as_str());
             drop(ctx.root.lock(Option::take));
             return;
         }
@@ -383,7 +404,7 @@ async fn root_watcher(ctx: Arc<Ctx>, luns: Vec<u64>) {
             crate::klog!(
                 0,
                 "no disk on the boot LUN after {} s (check the target's LUN mapping and ACLs); root may not be found",
-                ROOT_WAIT.as_secs()
+                root_wait
             );
             drop(ctx.root.lock(Option::take));
             return;
@@ -445,6 +466,10 @@ fn submit_io(ctx: &Ctx, ccb: CcbRef) {
         }
     };
     req.tag = tag;
+    if let Some(t) = ctx.timeouts.command_timeout() {
+        // net.isboot.command_timeout replaces the timeout CAM set (da: 60 s by default).
+        req.timeout = Some(t);
+    }
     if let Err(tag) = session_submit(ctx, req) {
         // The request (and its view of the buffer) came back and is gone: the CCB is ours
         // to complete. A full inbox clears soon: CAM retries. A session that is over never
@@ -500,15 +525,22 @@ impl Events for KEvents {
         ccb.complete_status(logic::tmf_status(TmfKind::LunReset, response));
     }
 
+    fn error(&mut self, error: &LastError) {
+        // Escaped and bounded by the core (a sysctl string); the same line the console got.
+        crate::sysctl::stats().set_last_error(error.text.as_str());
+    }
+
     fn state(&mut self, state: State) {
         let stats = crate::sysctl::stats();
         match state {
             State::LoggingIn => stats.set_state("logging in"),
             State::Up => {
                 stats.set_state("up");
+                // A failure after this one is news again, whatever the console limit saw.
+                crate::log::forget_repeats();
                 if self.ctx.up_once.swap(true, Ordering::AcqRel) {
                     // No bus rescan: see the module documentation, step 4.
-                    crate::klog!(1, "session back up");
+                    crate::klog!(0, "session back up");
                 } else {
                     attach_sim(&self.ctx);
                 }
@@ -548,13 +580,14 @@ fn attach_sim(ctx: &Ctx) {
     }
 }
 
-/// `printf` gated by `net.isboot.debug`.
+/// `printf` gated by `net.isboot.debug`, each of the session's levels at the module's level
+/// for it (its notes are milestones, printed by default).
 #[derive(Clone, Copy, Debug)]
 struct KLog;
 
 impl Log for KLog {
     fn enabled(&self, level: Level) -> bool {
-        crate::log::enabled(level as i32)
+        crate::log::enabled(crate::log::session_level(level))
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
@@ -565,7 +598,7 @@ impl Log for KLog {
         let _ = fmt::Write::write_fmt(&mut line, args);
         let text = line.as_str();
         crate::klog!(
-            level as i32,
+            crate::log::session_level(level),
             "{}",
             text.strip_prefix("isboot: ").unwrap_or(text)
         );

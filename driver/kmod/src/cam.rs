@@ -600,6 +600,18 @@ impl Sim {
         })
     }
 
+    /// The unit of the `da` peripheral on `lun` (da0: 0), if one is attached.
+    pub fn disk_unit(&self, lun: u64) -> Option<u32> {
+        let mut unit = None;
+        self.at_lun(lun, |path| {
+            // SAFETY: as in `has_disk`; the helper reads the unit number under the path lock.
+            let u = unsafe { sys::isboot_periph_unit(path, c"da".as_ptr()) };
+            unit = u32::try_from(u).ok();
+            unit.is_some()
+        });
+        unit
+    }
+
     /// Whether the `da` disk on `lun` is held: open, mounted, or a partition of it open
     /// (GEOM access counts). Sleeps on the GEOM topology lock: thread context, no mutex held.
     pub fn disk_held(&self, lun: u64) -> bool {

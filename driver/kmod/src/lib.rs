@@ -5,8 +5,8 @@
 //! [`bindings`], each block justified by a `// SAFETY:` comment. Decisions live in safe code:
 //! the protocol in `isboot-core`, the glue's pure logic in `isboot-kmod-logic`.
 //!
-//! Module core (load/unload, allocator, panic, logging, sysctls, finding the iBFT):
-//! [`module`], [`kalloc`], [`panic`], [`log`], [`sysctl`], [`ibft`].
+//! Module core (load/unload, allocator, panic, logging, sysctls, finding the iBFT, the loader's
+//! environment): [`module`], [`kalloc`], [`panic`], [`log`], [`sysctl`], [`ibft`], [`kenv`].
 //! Runtime glue (NIC, sockets, executor hosting, CAM, boot sequence):
 //! [`net`], [`sock`], [`exec`], [`cam`], [`boot`].
 //!
@@ -34,6 +34,7 @@ pub mod log;
 
 pub mod ibft;
 pub mod kalloc;
+pub mod kenv;
 pub mod module;
 pub mod panic;
 pub mod sysctl;

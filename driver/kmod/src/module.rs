@@ -2,13 +2,24 @@
 //! Module life cycle: `MOD_LOAD`, `MOD_QUIESCE`, `MOD_UNLOAD` (dispatched by helpers.c's module
 //! handler) and the shutdown hook.
 //!
-//! Load: publish the version, find and parse the iBFT, publish `hw.ibft.*`, start the boot
-//! session (`boot::start` takes `root_mount_hold` and returns; bring-up runs on the session's
-//! taskqueue), then register the shutdown hook. Any failure is printed (always, whatever
-//! `net.isboot.debug` says), recorded in `net.isboot.session.last_error` (and `hw.ibft.*` are
-//! emptied), and returned as MOD_LOAD's errno: the kernel prints it ("module_register_init:
-//! MOD_LOAD (isboot, ...) error N") and `kldload` then fails with ENOEXEC
-//! (kern_linker.c linker_load_file: every module of the file failed).
+//! Load: publish the version and the timeouts (`net.isboot.*`, read from the loader's
+//! environment), choose the boot configuration, remove the CHAP secrets from the kernel
+//! environment, publish `hw.ibft.*`, start the boot session (`boot::start` takes
+//! `root_mount_hold` and returns; bring-up runs on the session's taskqueue), then register the
+//! shutdown hook.
+//!
+//! The boot configuration ([`choose`]), by `net.isboot.source`: `auto` takes a usable iBFT,
+//! else the loader tunables when `net.isboot.root_path` is set (a broken table is then passed
+//! over with a message), else nothing: with neither a table nor the tunables the module loads
+//! and stays idle, saying so once, as the C isboot did, so that `isboot_load="YES"` on a
+//! machine that sometimes boots from a local disk costs one console line. `ibft` and `loader`
+//! take only their source and fail the load without it.
+//!
+//! Any failure is printed (always, whatever `net.isboot.debug` says), recorded in
+//! `net.isboot.session.last_error` (and `hw.ibft.*` are emptied), and returned as MOD_LOAD's
+//! errno: the kernel prints it ("module_register_init: MOD_LOAD (isboot, ...) error N") and
+//! `kldload` then fails with ENOEXEC (kern_linker.c linker_load_file: every module of the file
+//! failed).
 //!
 //! Unload: refused with `EBUSY`, changing nothing, while a disk of the session is held (open or
 //! mounted: it may be the root file system). Otherwise the shutdown hook is removed first (so it
@@ -29,12 +40,16 @@ use core::fmt;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use isboot_core::ibft::{self, BootError};
+use isboot_core::bootcfg::tunables::{self, Timeouts};
+use isboot_core::bootcfg::{loader, LoaderError, Mode};
+use isboot_core::ibft::{self, BootConfig, BootError};
+use isboot_core::text::DigestOffer;
 use isboot_kmod_logic::sysfmt;
 
 use crate::bindings as sys;
 use crate::ibft::AcquireError;
 use crate::kalloc::try_box;
+use crate::kenv::{self, KernelEnv};
 use crate::log::{ALWAYS, HIGH};
 use crate::{boot, klog, sysctl};
 
@@ -55,6 +70,8 @@ enum LoadError {
     Acquire(AcquireError),
     Parse(ibft::Error),
     Config(BootError),
+    /// The loader tunables: the error names the variable.
+    Loader(LoaderError),
     Start(i32),
     NoMemory,
     ShutdownHook,
@@ -64,7 +81,9 @@ impl LoadError {
     fn errno(&self) -> c_int {
         match self {
             LoadError::Acquire(e) => e.errno(),
-            LoadError::Parse(_) | LoadError::Config(_) => sys::EINVAL as c_int,
+            LoadError::Parse(_) | LoadError::Config(_) | LoadError::Loader(_) => {
+                sys::EINVAL as c_int
+            }
             LoadError::Start(errno) if *errno > 0 => *errno,
             LoadError::Start(_) => sys::EIO as c_int,
             LoadError::NoMemory | LoadError::ShutdownHook => sys::ENOMEM as c_int,
@@ -78,6 +97,7 @@ impl fmt::Display for LoadError {
             LoadError::Acquire(e) => write!(f, "{e}"),
             LoadError::Parse(e) => write!(f, "iBFT rejected: {e}"),
             LoadError::Config(e) => write!(f, "nothing to boot from: {e}"),
+            LoadError::Loader(e) => write!(f, "{e}"),
             LoadError::Start(errno) => write!(f, "boot session did not start (error {errno})"),
             LoadError::NoMemory => f.write_str("out of memory"),
             LoadError::ShutdownHook => f.write_str("cannot register the shutdown handler"),
@@ -85,24 +105,99 @@ impl fmt::Display for LoadError {
     }
 }
 
-fn load() -> Result<(), LoadError> {
-    sysctl::set_version();
-    sysctl::stats().reset();
+/// What the module boots from.
+enum Choice {
+    Boot(BootConfig),
+    /// Nothing: no iBFT (why) and no loader tunables.
+    Idle(AcquireError),
+}
+
+/// The firmware's table, found, parsed and chosen from.
+fn from_ibft() -> Result<BootConfig, LoadError> {
     let found = crate::ibft::acquire().map_err(LoadError::Acquire)?;
-    klog!(HIGH, "iBFT found in {}", found.source);
+    klog!(ALWAYS, "iBFT found in {}", found.source);
     let parsed = ibft::parse(&found.table).map_err(LoadError::Parse)?;
     drop(found);
     for warning in &parsed.warnings {
         klog!(HIGH, "iBFT: {warning}");
     }
-    let cfg = parsed.ibft.boot_config().map_err(LoadError::Config)?;
+    parsed.ibft.boot_config().map_err(LoadError::Config)
+}
+
+/// The boot configuration by `net.isboot.source` (see the module documentation).
+fn choose(env: &KernelEnv) -> Result<Choice, LoadError> {
+    let mode = loader::mode(env).map_err(LoadError::Loader)?;
+    let tunables = loader::is_configured(env);
+    if mode.uses_ibft() {
+        match from_ibft() {
+            Ok(cfg) => return Ok(Choice::Boot(cfg)),
+            Err(LoadError::Acquire(e @ AcquireError::NotFound { .. }))
+                if mode == Mode::Auto && !tunables =>
+            {
+                return Ok(Choice::Idle(e))
+            }
+            Err(LoadError::Acquire(AcquireError::NotFound { .. })) if mode == Mode::Auto => {}
+            Err(e) if mode == Mode::Auto && tunables => {
+                klog!(ALWAYS, "{}; booting from {} instead", e, loader::ROOT_PATH);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let l = loader::from_env(env).map_err(LoadError::Loader)?;
+    klog!(
+        ALWAYS,
+        "boot configuration from loader tunables, NIC from {}",
+        l.nic_source
+    );
+    Ok(Choice::Boot(l.config))
+}
+
+fn load() -> Result<(), LoadError> {
+    sysctl::set_version();
+    sysctl::stats().reset();
+    let env = KernelEnv;
+    let timeouts = Timeouts::from_env(&env, &mut |p| {
+        klog!(ALWAYS, "{}; using {}", p, p.used());
+    });
+    sysctl::publish_timeouts(&timeouts);
+    let digests = tunables::digests_from_env(&env).unwrap_or_else(|e| {
+        let d = DigestOffer::default();
+        klog!(ALWAYS, "{}; using {}", e, d.setting());
+        d
+    });
+    sysctl::set_digests(digests);
+    let chosen = choose(&env);
+    // Whatever was chosen, and before a failure returns: kenv is readable by every user.
+    let removed = kenv::remove_secrets();
+    if removed > 0 {
+        klog!(
+            HIGH,
+            "{} CHAP secret(s) removed from the kernel environment",
+            removed
+        );
+    }
+    let cfg = match chosen? {
+        Choice::Boot(cfg) => cfg,
+        Choice::Idle(why) => {
+            klog!(
+                ALWAYS,
+                "{}; no {} either: nothing to boot from, staying idle",
+                why,
+                loader::ROOT_PATH
+            );
+            let stats = sysctl::stats();
+            stats.set_state("idle");
+            stats.set_last_error("no iBFT and no net.isboot.root_path");
+            return Ok(());
+        }
+    };
     sysctl::publish_ibft(&cfg);
     if sysctl::verbose() {
         for line in sysfmt::summary(&cfg) {
-            klog!(ALWAYS, "iBFT {line}");
+            klog!(ALWAYS, "boot configuration: {line}");
         }
     }
-    let handle = boot::start(&cfg).map_err(LoadError::Start)?;
+    let handle = boot::start(&cfg, timeouts, digests).map_err(LoadError::Start)?;
     let loaded = match try_box(Loaded {
         boot: handle,
         shutdown_tag: ptr::null_mut(),

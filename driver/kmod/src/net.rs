@@ -27,7 +27,7 @@ use crate::bindings as sys;
 use crate::exec::pause_ms;
 use crate::sock::Errno;
 
-/// How long to wait for the iBFT's NIC to attach (late USB or PCI hot-plug drivers).
+/// How long to wait for the boot NIC to attach (late USB or PCI hot-plug drivers).
 const NIC_WAIT_MS: u32 = 10_000;
 /// How long to wait for the link once the interface is up (autonegotiation, switch STP).
 const LINK_WAIT_MS: u32 = 30_000;
@@ -38,8 +38,10 @@ const IFNAMSIZ: usize = sys::IFNAMSIZ as usize;
 /// Why the boot NIC could not be configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NetError {
-    /// No Ethernet interface has the iBFT's MAC address.
+    /// No Ethernet interface has the boot configuration's MAC address.
     NicNotFound([u8; 6]),
+    /// No Ethernet interface has the name the loader tunables give (NUL-padded).
+    NicNameNotFound([u8; IFNAMSIZ]),
     /// Creating `<parent>.<vid>` failed (is `if_vlan` in the kernel?).
     Vlan {
         vid: u16,
@@ -57,9 +59,12 @@ impl core::fmt::Display for NetError {
         match self {
             NetError::NicNotFound(m) => write!(
                 f,
-                "no Ethernet interface has the iBFT MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                "no Ethernet interface has the MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
                 m[0], m[1], m[2], m[3], m[4], m[5]
             ),
+            NetError::NicNameNotFound(n) => {
+                write!(f, "no Ethernet interface is named {}", name_str(n))
+            }
             NetError::Vlan { vid, err } => {
                 write!(f, "creating VLAN {vid} failed ({err}; is if_vlan loaded?)")
             }
@@ -345,6 +350,26 @@ fn find_by_mac(mac: [u8; 6]) -> Option<IfRef> {
     (!search.found.is_null()).then_some(IfRef(search.found))
 }
 
+/// The Ethernet interface called `name` (`net.isboot.nic_name`), referenced.
+fn find_by_name(name: &[u8; IFNAMSIZ]) -> Option<IfRef> {
+    let mut ifp = ptr::null_mut();
+    in_vnet0(&mut || {
+        // SAFETY: NUL-terminated name; in vnet0 (ifunit_ref reads V_ifnet and enters the
+        // network epoch itself); returns a referenced ifnet or NULL.
+        ifp = unsafe { sys::ifunit_ref(name.as_ptr().cast()) };
+    });
+    if ifp.is_null() {
+        return None;
+    }
+    // INVARIANT: `ifunit_ref` returned a referenced interface.
+    let r = IfRef(ifp);
+    // SAFETY: referenced, so alive; the getters only read it.
+    let ether = unsafe {
+        sys::if_gettype(ifp) == sys::ifType_IFT_ETHER as c_int && sys::if_getaddrlen(ifp) == 6
+    };
+    ether.then_some(r)
+}
+
 fn if_name_of(ifp: *mut sys::ifnet) -> [u8; IFNAMSIZ] {
     let mut name = [0u8; IFNAMSIZ];
     // SAFETY: `ifp` is referenced by the caller; `if_name` returns its NUL-terminated name.
@@ -412,17 +437,33 @@ fn tolerate_exists(e: c_int) -> c_int {
     }
 }
 
-/// Finds, creates (VLAN), brings up and configures the boot NIC so that `target` is reachable.
-/// On an error, what was added so far is removed again.
-pub fn bring_up(nic: &Nic, target: IpAddr) -> Result<BootNic, NetError> {
+/// Finds (by `ifname` when the loader tunables name it, else by the MAC), creates (VLAN),
+/// brings up and configures the boot NIC so that `target` is reachable. On an error, what was
+/// added so far is removed again.
+pub fn bring_up(nic: &Nic, ifname: Option<&str>, target: IpAddr) -> Result<BootNic, NetError> {
     let mut added = Added::new();
     let mut waited = 0;
+    let wanted = ifname.map(|n| {
+        let mut b = [0u8; IFNAMSIZ];
+        // The last byte stays NUL; the core allows IFNAMSIZ - 1 bytes.
+        for (d, s) in b.iter_mut().take(IFNAMSIZ.saturating_sub(1)).zip(n.bytes()) {
+            *d = s;
+        }
+        b
+    });
     let parent = loop {
-        if let Some(ifp) = find_by_mac(nic.mac) {
+        let found = match &wanted {
+            Some(name) => find_by_name(name),
+            None => find_by_mac(nic.mac),
+        };
+        if let Some(ifp) = found {
             break ifp;
         }
         if waited >= NIC_WAIT_MS {
-            return Err(NetError::NicNotFound(nic.mac));
+            return Err(match wanted {
+                Some(name) => NetError::NicNameNotFound(name),
+                None => NetError::NicNotFound(nic.mac),
+            });
         }
         pause_ms(POLL_MS);
         waited = waited.saturating_add(POLL_MS);

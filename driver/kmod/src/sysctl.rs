@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! The module's sysctls and tunables (names README.md promises to keep): `hw.ibft.*` (read-only strings and the
-//! `acpi_table`/`verbose` tunables), `net.isboot.{version,nic,debug}` and the session statistics
-//! under `net.isboot.session`.
+//! The module's sysctls and tunables (names README.md promises to keep): `hw.ibft.*` (read-only
+//! strings and the `acpi_table`/`verbose` tunables), `net.isboot.{version,nic,device,debug}`, the
+//! timeouts (`net.isboot.connect_timeout` ...) and the session statistics under
+//! `net.isboot.session`.
 //!
 //! The OIDs are declared statically in helpers.c (registered with the module, removed with it);
 //! their storage lives there too, so a reader never sees freed memory. Strings are copied in and
 //! out under a mutex. Nothing here ever receives a CHAP name or secret: [`publish_ibft`] takes
 //! its text from `isboot_kmod_logic::sysfmt`, which has none.
 
+use isboot_core::bootcfg::tunables::Timeouts;
 use isboot_core::ibft::BootConfig;
+use isboot_core::text::DigestOffer;
 use isboot_kmod_logic::sysfmt::{ibft_values, IbftField};
 
 use crate::bindings as sys;
@@ -52,7 +55,39 @@ pub fn set_nic(name: &str) {
     set(sys::isboot_str_ISBOOT_STR_NIC, name);
 }
 
-/// Fills `hw.ibft.*` from the boot pair of `cfg`.
+/// `net.isboot.device`: the boot disk (`da0`), as the C isboot published it.
+pub fn set_device(name: &str) {
+    set(sys::isboot_str_ISBOOT_STR_DEVICE, name);
+}
+
+/// The timeouts in use, as the read-only `net.isboot.*` timeout sysctls show them.
+pub fn publish_timeouts(t: &Timeouts) {
+    let values = [
+        (sys::isboot_timeout_ISBOOT_TMO_CONNECT, t.connect),
+        (sys::isboot_timeout_ISBOOT_TMO_LOGIN, t.login),
+        (sys::isboot_timeout_ISBOOT_TMO_NOP_INTERVAL, t.nop_interval),
+        (sys::isboot_timeout_ISBOOT_TMO_NOP_TIMEOUT, t.nop_timeout),
+        (sys::isboot_timeout_ISBOOT_TMO_COMMAND, t.command),
+        (sys::isboot_timeout_ISBOOT_TMO_ROOT_WAIT, t.root_wait),
+        (
+            sys::isboot_timeout_ISBOOT_TMO_TIME2WAIT_MAX,
+            t.time2wait_max,
+        ),
+    ];
+    for (which, v) in values {
+        // Bounded to at most 3600 by the core.
+        let v = i32::try_from(v).unwrap_or(i32::MAX);
+        // SAFETY: stores an int; the helper checks the index.
+        unsafe { sys::isboot_timeout_set(which, v) };
+    }
+}
+
+/// `net.isboot.digests`: the digest setting in use (`allow`, `prefer`, `require`, `forbid`).
+pub fn set_digests(d: DigestOffer) {
+    set(sys::isboot_str_ISBOOT_STR_DIGESTS, d.setting());
+}
+
+/// Fills `hw.ibft.*` from the boot pair of `cfg` (from the iBFT or the loader tunables).
 pub fn publish_ibft(cfg: &BootConfig) {
     for (field, value) in ibft_values(cfg) {
         set(ibft_index(field), &value);
@@ -65,6 +100,7 @@ pub fn clear() {
         set(ibft_index(field), "");
     }
     set(sys::isboot_str_ISBOOT_STR_NIC, "");
+    set(sys::isboot_str_ISBOOT_STR_DEVICE, "");
     stats().reset();
 }
 

@@ -115,6 +115,8 @@ enum rule {
 	R_NET_LEFTOVER,		/* interface configuration the module added left at unload */
 	R_SHUTDOWN_CONTEXT,	/* shutdown handler waited when the scheduler is stopped */
 	R_GEOM_TOPOLOGY,	/* g_provider_by_name without the GEOM topology lock */
+	R_KENV_COPY,		/* a kern_getenv copy never released with freeenv */
+	R_KENV_FREE,		/* freeenv of a pointer kern_getenv did not return */
 	R_COUNT
 };
 

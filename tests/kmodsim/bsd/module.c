@@ -10,37 +10,182 @@
 
 #include "kpi.h"
 
+#include <sys/kenv.h>
+
 SET_DECLARE(sysinit_set, struct sysinit);
 SET_DECLARE(sysuninit_set, struct sysinit);
 SET_DECLARE(modmetadata_set, struct mod_metadata);
 SET_DECLARE(sysctl_set, struct sysctl_oid);
 
-/* ---- kenv (loader tunables) ---- */
+/* ---- kenv (kern/kern_environment.c) ---- */
 
-#define KENV_MAX 16
-static char kenv_name[KENV_MAX][64];
-static char kenv_value[KENV_MAX][128];
+/*
+ * The kernel environment after init_dynamic_kenv: "name=value" strings the loader passed
+ * (kpi_tunable, before load). As init_dynamic_kenv_from does, a string longer than
+ * KENV_MNAMELEN + 1 + kenv_mvallen + 1 bytes with its NUL is dropped with the kernel's warning,
+ * so a test sees what a real boot would keep.
+ */
+#define KENV_MAX 64
+#define KENV_ENTRY_MAX (KENV_MNAMELEN + 1 + KENV_MVALLEN + 1)
+static char *kenv_entries[KENV_MAX];
 static int kenv_n;
+/* kern_getenv copies handed out and not released with freeenv yet. */
+#define KENV_COPIES 32
+static char *kenv_copies[KENV_COPIES];
+static int kenv_copies_total;
+
+static char *
+kenv_dup(const char *s)
+{
+	hsize_t n = strlen(s) + 1;
+	char *d = kmem_alloc(n);
+
+	host_memcpy(d, s, n);
+	return (d);
+}
+
+/* Whether entry is "name=...". */
+static int
+kenv_is(const char *entry, const char *name)
+{
+	while (*name != '\0' && *entry == *name)
+		entry++, name++;
+	return (*name == '\0' && *entry == '=');
+}
+
+/* explicit_bzero and free, as zfree(M_KENV) does for unset entries. */
+static void
+kenv_zfree(char *p)
+{
+	host_memset(p, 0, strlen(p));
+	kmem_free(p);
+}
 
 void
 kpi_tunable(const char *name, const char *value)
 {
+	char buf[1024];
+	int i;
+
+	if (strlen(name) + 1 + strlen(value) + 1 > KENV_ENTRY_MAX) {
+		printf("WARNING: too long kenv string, ignoring %s=%s\n", name, value);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%s=%s", name, value);
+	for (i = 0; i < kenv_n; i++) {
+		if (kenv_is(kenv_entries[i], name)) {
+			kenv_zfree(kenv_entries[i]);
+			kenv_entries[i] = kenv_dup(buf);
+			return;
+		}
+	}
 	if (kenv_n == KENV_MAX)
 		host_panic("kmodsim: too many tunables");
-	strlcpy(kenv_name[kenv_n], name, sizeof(kenv_name[0]));
-	strlcpy(kenv_value[kenv_n], value, sizeof(kenv_value[0]));
-	kenv_n++;
+	kenv_entries[kenv_n++] = kenv_dup(buf);
+}
+
+/* _getenv_dynamic_locked: the value of name, or NULL (and its index). */
+static const char *
+kenv_get_idx(const char *name, int *idx)
+{
+	hsize_t n = strlen(name);
+	int i;
+
+	for (i = 0; i < kenv_n; i++)
+		if (kenv_is(kenv_entries[i], name)) {
+			if (idx != NULL)
+				*idx = i;
+			return (kenv_entries[i] + n + 1);
+		}
+	return (NULL);
 }
 
 static const char *
 kenv_get(const char *name)
 {
+	return (kenv_get_idx(name, NULL));
+}
+
+/*
+ * kern_getenv: a copy from kenv_zone (uma_zalloc M_WAITOK: it may sleep; the value is copied
+ * under kenv_lock, a sleep mutex), owned by the caller until freeenv.
+ */
+char *
+kern_getenv(const char *name)
+{
+	const char *v;
+	char *ret;
 	int i;
 
-	for (i = 0; i < kenv_n; i++)
-		if (kstreq(kenv_name[i], name))
-			return (kenv_value[i]);
-	return (NULL);
+	may_sleep("kern_getenv");
+	v = kenv_get(name);
+	if (v == NULL)
+		return (NULL);
+	ret = kmem_alloc(KENV_ENTRY_MAX);
+	host_memset(ret, 0, KENV_ENTRY_MAX);
+	strlcpy(ret, v, KENV_ENTRY_MAX);
+	for (i = 0; i < KENV_COPIES; i++)
+		if (kenv_copies[i] == NULL) {
+			kenv_copies[i] = ret;
+			kenv_copies_total++;
+			return (ret);
+		}
+	host_panic("kmodsim: too many kern_getenv copies outstanding");
+}
+
+/* freeenv: explicit_bzero and uma_zfree(kenv_zone) of a kern_getenv copy; NULL is fine. */
+void
+freeenv(char *env)
+{
+	int i;
+
+	if (env == NULL)
+		return;
+	for (i = 0; i < KENV_COPIES; i++)
+		if (kenv_copies[i] == env) {
+			kenv_copies[i] = NULL;
+			host_memset(env, 0, KENV_ENTRY_MAX);
+			kmem_free(env);
+			return;
+		}
+	rule(R_KENV_FREE, "freeenv(%p): not a copy kern_getenv returned", env);
+}
+
+/* kern_unsetenv: 0, or -1 when unset; the entry is zeroed and freed (zfree M_KENV). */
+int
+kern_unsetenv(const char *name)
+{
+	int i, j;
+
+	may_sleep("kern_unsetenv");
+	if (kenv_get_idx(name, &i) == NULL)
+		return (-1);
+	kenv_zfree(kenv_entries[i]);
+	for (j = i + 1; j < kenv_n; j++)
+		kenv_entries[j - 1] = kenv_entries[j];
+	kenv_entries[--kenv_n] = NULL;
+	return (0);
+}
+
+int
+kpi_kenv_get(const char *name, char *buf, hsize_t len)
+{
+	const char *v = kenv_get(name);
+
+	if (v == NULL)
+		return (0);
+	strlcpy(buf, v, len);
+	return (1);
+}
+
+int
+kpi_kenv_copies_out(void)
+{
+	int i, n = 0;
+
+	for (i = 0; i < KENV_COPIES; i++)
+		n += kenv_copies[i] != NULL;
+	return (n);
 }
 
 static long long
@@ -594,6 +739,9 @@ kpi_shutdown_post_sync(void)
 void
 module_final_checks(int unloaded)
 {
+	if (kpi_kenv_copies_out() != 0)
+		rule(R_KENV_COPY, "%d kern_getenv copies never released with freeenv",
+		    kpi_kenv_copies_out());
 	if (!unloaded)
 		return;
 	if (evh_count() != 0)

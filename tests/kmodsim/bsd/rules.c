@@ -163,6 +163,15 @@ static const struct rule_info rules[R_COUNT] = {
 	    "geom/geom_subr.c g_provider_by_name walks g_classes and their providers, which the "
 	    "topology lock (g_topology_lock, an sx) protects; providers come and go under it "
 	    "(14: same)" },
+	[R_KENV_COPY] = { "kenv-copy",
+	    "kern/kern_environment.c kern_getenv: \"The pointer has to be freed with freeenv() "
+	    "after use\": the copy is a kenv_zone item (uma_zalloc M_WAITOK); one never released "
+	    "leaks the zone and leaves the value (a CHAP secret) in memory, where freeenv would "
+	    "have zeroed it (explicit_bzero) (14: same)" },
+	[R_KENV_FREE] = { "kenv-free",
+	    "kern/kern_environment.c freeenv: explicit_bzero(env, strlen(env)) and "
+	    "uma_zfree(kenv_zone, env): anything but a kern_getenv copy corrupts the zone "
+	    "(vm/uma_dbg.c uma_dbg_free under INVARIANTS: \"Freed item not in slab\") (14: same)" },
 };
 
 static int hits[R_COUNT];

@@ -539,6 +539,27 @@ st_geom_topology(void)
 	(void)g_provider_by_name("da0");
 }
 
+static void
+st_kenv_copy(void)
+{
+	int kpi_kenv_copies_out(void);
+	char *v;
+
+	kpi_tunable("st.kenv", "1");
+	v = kern_getenv("st.kenv");
+	module_final_checks(0);
+	freeenv(v);
+	kern_unsetenv("st.kenv");
+}
+
+static void
+st_kenv_free(void)
+{
+	static char not_a_copy[] = "x";
+
+	freeenv(not_a_copy);
+}
+
 static const struct {
 	enum rule rule;
 	const char *name;
@@ -588,6 +609,8 @@ static const struct {
 	{ R_NET_LEFTOVER, "an address left at unload", st_net_leftover },
 	{ R_SHUTDOWN_CONTEXT, "pause with the scheduler stopped", st_shutdown_context },
 	{ R_GEOM_TOPOLOGY, "g_provider_by_name without the topology lock", st_geom_topology },
+	{ R_KENV_COPY, "a kern_getenv copy not released", st_kenv_copy },
+	{ R_KENV_FREE, "freeenv of a string kern_getenv did not return", st_kenv_free },
 };
 
 int

@@ -41,6 +41,9 @@ struct opts {
 	hi64 fail_nth;
 	int fake_pattern;
 	int root_ms;
+	/* --kenv NAME=VALUE: the loader's environment beyond the debug and verbose tunables. */
+	const char *kenv[32];
+	int nkenv;
 };
 
 static struct opts o;
@@ -243,6 +246,13 @@ setup(void)
 	snprintf(dbg, sizeof(dbg), "%d", o.debug);
 	kpi_tunable("net.isboot.debug", dbg);
 	kpi_tunable("hw.ibft.verbose", "1");
+	for (int k = 0; k < o.nkenv; k++) {
+		char name[256];
+		const char *eq = strchr(o.kenv[k], '=');
+
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - o.kenv[k]), o.kenv[k]);
+		kpi_tunable(name, eq + 1);
+	}
 	if (o.ibft != NULL) {
 		size_t len;
 		unsigned char *t = read_file(o.ibft, &len);
@@ -787,6 +797,315 @@ sc_unload_idle(void)
 	return (failed);
 }
 
+/* The CHAP secret variables: gone from the kernel environment after every load. */
+static const char *secret_vars[] = { "net.isboot.chap_secret", "net.isboot.reverse_chap_secret" };
+
+static int
+secrets_left(void)
+{
+	char v[300];
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(secret_vars) / sizeof(secret_vars[0]); i++)
+		if (kpi_kenv_get(secret_vars[i], v, sizeof(v))) {
+			fail("%s is still in the kernel environment after load", secret_vars[i]);
+			n++;
+		}
+	return (n);
+}
+
+/* A secret's value on the console is a failure, wherever it came from. */
+static void
+secrets_on_console(void)
+{
+	for (int k = 0; k < o.nkenv; k++)
+		if (strstr(o.kenv[k], "_secret=") != NULL &&
+		    kpi_console_count(strchr(o.kenv[k], '=') + 1) != 0)
+			fail("the value of %.*s reached the console",
+			    (int)(strchr(o.kenv[k], '=') - o.kenv[k]), o.kenv[k]);
+}
+
+/* How many secrets the scenario gave (so that "none left" means something). */
+static int
+secrets_given(void)
+{
+	int n = 0;
+
+	for (int k = 0; k < o.nkenv; k++)
+		for (size_t i = 0; i < sizeof(secret_vars) / sizeof(secret_vars[0]); i++)
+			if (strncmp(o.kenv[k], secret_vars[i], strlen(secret_vars[i])) == 0 &&
+			    o.kenv[k][strlen(secret_vars[i])] == '=')
+				n++;
+	return (n);
+}
+
+/*
+ * Issue 17: no iBFT, the target and NIC from loader tunables alone. The boot is the boot
+ * scenario's; beyond it: the secrets are gone from kenv, the boot configuration came from the
+ * tunables, hw.ibft.* and net.isboot.device describe it, the out-of-range root wait was
+ * clamped and said so.
+ */
+static int
+sc_tunables(void)
+{
+	char name[256], dev[64], initiator[256];
+	hu64 root_wait = 0;
+	int rc;
+
+	rc = sc_boot();
+	secrets_left();
+	if (kpi_kenv_copies_out() != 0)
+		fail("%d kern_getenv copies not released", kpi_kenv_copies_out());
+	{
+		int netif = 0, nic = 0;
+		const char *want;
+
+		for (int k = 0; k < o.nkenv; k++) {
+			netif |= strncmp(o.kenv[k], "boot.netif.", 11) == 0;
+			nic |= strncmp(o.kenv[k], "net.isboot.nic_", 15) == 0;
+		}
+		want = netif && !nic ? "boot configuration from loader tunables, NIC from boot.netif.*" :
+		    "boot configuration from loader tunables, NIC from net.isboot.nic_*";
+		if (kpi_console_count(want) != 1)
+			fail("no \"%s\" line", want);
+	}
+	if (kpi_console_count("iBFT found") != 0)
+		fail("an iBFT was found, but the scenario gave none");
+	kpi_sysctl_str("hw.ibft.target_name", name, sizeof(name));
+	kpi_sysctl_str("hw.ibft.initiator_name", initiator, sizeof(initiator));
+	kpi_sysctl_str("net.isboot.device", dev, sizeof(dev));
+	if (strncmp(name, "iqn.", 4) != 0)
+		fail("hw.ibft.target_name is \"%s\"", name);
+	if (strcmp(dev, "da0") != 0)
+		fail("net.isboot.device is \"%s\", want da0", dev);
+	kpi_sysctl_u64("net.isboot.root_wait", &root_wait);
+	if (root_wait != 3600 || kpi_console_count("net.isboot.root_wait=99999 is outside") != 1)
+		fail("net.isboot.root_wait=99999 not clamped to 3600 with a message (sysctl %ju)",
+		    (uintmax_t)root_wait);
+	secrets_on_console();
+	finish(0);
+	fig("initiator %s, target %s on %s, %d secret(s) given, 0 left in kenv", initiator, name,
+	    dev, secrets_given());
+	return (rc || failed);
+}
+
+/* Issue 14/17: neither an iBFT nor net.isboot.root_path: the module loads and stays idle. */
+static int
+sc_idle(void)
+{
+	char state[64], last[256];
+	int e = load(), u;
+
+	if (e != 0)
+		fail("kldload without an iBFT or tunables returned %d, want 0 (idle)", e);
+	kpi_sysctl_str("net.isboot.session.state", state, sizeof(state));
+	kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+	if (strcmp(state, "idle") != 0)
+		fail("net.isboot.session.state is \"%s\", want idle", state);
+	if (kpi_console_count("nothing to boot from, staying idle") != 1)
+		fail("no \"staying idle\" line on the console");
+	if (kpi_wait_root(0) != 0)
+		fail("an idle module holds root mount");
+	secrets_left();
+	u = kpi_unload();
+	if (u != 0)
+		fail("kldunload of the idle module returned %d", u);
+	finish(u == 0);
+	fig("kldload %d, state \"%s\", last_error \"%s\", kldunload %d", e, state, last, u);
+	return (failed);
+}
+
+/*
+ * A wrong tunable: the load fails (ENOEXEC from kldload) naming the variable, leaves nothing,
+ * and the secrets are gone from kenv all the same.
+ */
+static int
+sc_tunables_bad(void)
+{
+	char last[256], name[256];
+	int e = load();
+
+	kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+	kpi_sysctl_str("hw.ibft.target_name", name, sizeof(name));
+	if (e != F_ENOEXEC)
+		fail("kldload with a wrong tunable returned %d, want ENOEXEC", e);
+	if (strstr(last, "net.isboot.") == NULL)
+		fail("last_error \"%s\" names no variable", last);
+	if (kpi_console_count("not started: net.isboot.") != 1)
+		fail("no \"not started: net.isboot....\" line");
+	if (name[0] != '\0')
+		fail("hw.ibft.target_name \"%s\" after a failed load", name);
+	secrets_left();
+	secrets_on_console();
+	if (secrets_given() == 0)
+		fail("the scenario gave no secret to remove");
+	kpi_unload();
+	finish(1);
+	fig("kldload %d, last_error \"%s\", %d secret(s) given, 0 left in kenv", e, last,
+	    secrets_given());
+	return (failed);
+}
+
+/*
+ * Issue 16: istgt configured with "UseDigest Header Data" requires CRC32C. With the default
+ * net.isboot.digests (allow: None,CRC32C, as the C isboot offered) the module boots it with
+ * both digests on; the scenario checks the negotiated line (net.isboot.debug=2) and the sysctl.
+ */
+static int
+sc_digests_istgt(void)
+{
+	char setting[32];
+
+	if (sc_boot() != 0)
+		return (1);
+	kpi_sysctl_str("net.isboot.digests", setting, sizeof(setting));
+	if (strcmp(setting, "allow") != 0)
+		fail("net.isboot.digests is \"%s\", want allow", setting);
+	if (kpi_console_count("HeaderDigest true, DataDigest true") < 1)
+		fail("no login negotiated both digests (the \"negotiated\" line at level 2)");
+	fig("net.isboot.digests=%s, istgt requiring digests: HeaderDigest and DataDigest CRC32C",
+	    setting);
+	return (failed);
+}
+
+/*
+ * Issue 16: the same target with net.isboot.digests=forbid: the login must fail with one
+ * clear reason naming the key, in the console and net.isboot.session.last_error, and the
+ * session must keep retrying (the admin can fix the target) without taking the disk.
+ */
+static int
+sc_digests_forbid(void)
+{
+	char last[256] = "", setting[32];
+	int e = load(), i, u;
+
+	if (e != 0)
+		fail("kldload returned %d", e);
+	for (i = 0; i < 200; i++) {
+		kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+		if (strstr(last, "HeaderDigest") != NULL)
+			break;
+		host_sleep_ns(50000000ULL);
+	}
+	kpi_sysctl_str("net.isboot.digests", setting, sizeof(setting));
+	if (strcmp(setting, "forbid") != 0)
+		fail("net.isboot.digests is \"%s\", want forbid", setting);
+	if (strstr(last, "HeaderDigest") == NULL)
+		fail("last_error \"%s\" does not name HeaderDigest within 10 s", last);
+	if (kpi_console_count("HeaderDigest") < 1)
+		fail("the console does not name HeaderDigest at net.isboot.debug=2");
+	if (state_is("up"))
+		fail("the session is up although the target requires what we forbid");
+	u = kpi_unload();
+	if (u != 0)
+		fail("kldunload of the waiting module returned %d", u);
+	finish(u == 0);
+	fig("net.isboot.digests=%s: last_error \"%s\"", setting, last);
+	return (failed);
+}
+
+/* Lines the session prints for N in a row: the first time, then after 2, 4, 8, ... */
+static int
+powers_of_two_upto(long n, long from)
+{
+	long k;
+	int c = 0;
+
+	for (k = 1; k <= n; k *= 2)
+		if (k >= from)
+			c++;
+	return (c);
+}
+
+/* "... dies on its first commands (N in a row, ...": N, or 0. */
+static long
+dies_in_a_row(const char *last)
+{
+	const char *p = strstr(last, "dies on its first commands (");
+
+	return (p != NULL ? strtol(p + strlen("dies on its first commands ("), NULL, 10) : 0);
+}
+
+/*
+ * Issue 16: a target that takes every login and then rejects the first command of each
+ * connection. The boot must not look like a silent hang: net.isboot.session.last_error says
+ * the logins work and the connections die on their first commands, and the console says it at
+ * net.isboot.debug=0 after 2, 4, 8, ... such connections (not once per connection).
+ */
+static int
+sc_dies_after_login(void)
+{
+	hu64 blocks, recon, cookie;
+	unsigned bs;
+	int openings, lines, want_lo, want_hi, i, u, err;
+	char last[256] = "", again[256] = "";
+	unsigned char *buf;
+
+	if (boot_to_disk(&blocks, &bs, &openings) != 0)
+		return (1);
+	buf = aligned_alloc(4096, 65536);
+	kpi_io_submit(o.lun, 0, 0, 8, buf, 1);
+	for (i = 0; i < 400 && dies_in_a_row(last) < 2; i++) {
+		host_sleep_ns(50000000ULL);
+		kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+	}
+	lines = kpi_console_count("dies on its first commands");
+	kpi_sysctl_str("net.isboot.session.last_error", again, sizeof(again));
+	recon = sysctl_u64("net.isboot.session.reconnects");
+	if (dies_in_a_row(last) < 2)
+		fail("after 20 s last_error is \"%s\", not the connections dying after login", last);
+	want_lo = powers_of_two_upto(dies_in_a_row(last), 2);
+	want_hi = powers_of_two_upto(dies_in_a_row(again), 2);
+	if (lines < want_lo || lines > want_hi)
+		fail("%d console lines for %ld connections dying in a row, want %d", lines,
+		    dies_in_a_row(again), want_lo);
+	u = kpi_unload();
+	if (u != 0)
+		fail("kldunload with the disk attached, not open, returned %d", u);
+	if (kpi_io_reap(15000, &cookie, &err) != 0)
+		fail("the READ in flight never came back after the unload");
+	free(buf);
+	finish(u == 0);
+	fig("%ju reconnects, %d console lines at net.isboot.debug=0, last_error \"%.90s\"",
+	    (uintmax_t)recon, lines, again);
+	return (failed);
+}
+
+/*
+ * Issues 14 and 12: at net.isboot.debug=0 the failures print, but a login refused again and
+ * again prints the first time and then after 2, 4, 8, ... in a row (the session's own limit,
+ * driver/core/src/session/report.rs): over 12 s of attempts against a port nothing listens
+ * on, one line per power of two of the attempts, each counting them.
+ */
+static int
+sc_quiet(void)
+{
+	int e = load(), lines, u, want = 0;
+	hu64 attempts, k;
+
+	if (e != 0)
+		fail("kldload returned %d", e);
+	host_sleep_ns(12000000000ULL);
+	attempts = host_net_stats()->connects;
+	lines = kpi_console_count("failed: connection refused");
+	for (k = 1; k <= attempts; k *= 2)
+		want++;
+	if (lines != want)
+		fail("%d \"connection refused\" lines for %ju attempts at level 0, want %d", lines,
+		    (uintmax_t)attempts, want);
+	if (attempts < 3)
+		fail("only %ju connection attempts in 12 s: nothing was left out", (uintmax_t)attempts);
+	if (attempts >= 4 && kpi_console_count("(4 failures in a row)") != 1)
+		fail("the fourth refusal's line does not count the failures in a row");
+	if (kpi_console_count("boot NIC em0 configured") != 1)
+		fail("the milestone \"boot NIC em0 configured\" was not printed at level 0");
+	u = kpi_unload();
+	finish(u == 0);
+	fig("%ju login attempts refused, %d console lines at net.isboot.debug=0", (uintmax_t)attempts,
+	    lines);
+	return (failed);
+}
+
 /* Issue 10 item 4: attached disk, nothing open, the session up: unload must work. */
 static int
 sc_unload_attached(void)
@@ -868,8 +1187,9 @@ sc_hostile(void)
 	int openings, errors;
 
 	unsigned char label[4096];
-	hu64 b, wcorrupt = 0;
+	hu64 b, wcorrupt = 0, recon;
 	int werrors;
+	char last[256] = "";
 
 	o.fake_pattern = 1;
 	if (boot_to_disk(&blocks, &bs, &openings) != 0)
@@ -894,9 +1214,15 @@ sc_hostile(void)
 		    (uintmax_t)corrupt, (uintmax_t)wcorrupt);
 	if (werrors != 0)
 		fail("%d errors writing and reading back 256 KiB", werrors);
+	/* Issue 12 item 6: the cause of a reconnect is in last_error, not only "timed out". */
+	recon = sysctl_u64("net.isboot.session.reconnects");
+	kpi_sysctl_str("net.isboot.session.last_error", last, sizeof(last));
+	if (recon > 0 && last[0] == '\0')
+		fail("%ju reconnects but net.isboot.session.last_error is empty", (uintmax_t)recon);
 	fig("%ju KiB read and 256 KiB written back, %d clean read errors, %ju wrong bytes, "
-	    "reconnects %ju", (uintmax_t)((blocks < 2048 ? blocks : 2048) * bs >> 10), errors,
-	    (uintmax_t)(corrupt + wcorrupt), (uintmax_t)sysctl_u64("net.isboot.session.reconnects"));
+	    "reconnects %ju, last_error \"%.70s\"",
+	    (uintmax_t)((blocks < 2048 ? blocks : 2048) * bs >> 10), errors,
+	    (uintmax_t)(corrupt + wcorrupt), (uintmax_t)recon, last);
 	kpi_shutdown_pre_sync();
 	kpi_shutdown_post_sync();
 	finish(0);
@@ -1114,6 +1440,13 @@ static const struct {
 	{ "shutdown-dead", sc_shutdown_dead },
 	{ "unload-busy", sc_unload_busy },
 	{ "unload-idle", sc_unload_idle },
+	{ "tunables", sc_tunables },
+	{ "idle", sc_idle },
+	{ "quiet", sc_quiet },
+	{ "dies-after-login", sc_dies_after_login },
+	{ "digests-istgt", sc_digests_istgt },
+	{ "digests-forbid", sc_digests_forbid },
+	{ "tunables-bad", sc_tunables_bad },
 	{ "unload-attached", sc_unload_attached },
 	{ "hostile", sc_hostile },
 	{ "dump", sc_dump },
@@ -1132,6 +1465,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: kmodsim [--ibft FILE] [--lowmem PA] [--mac MAC] [--lun N] "
 	    "[--backing FILE] [--ctl CMD] [--debug N] [--mib N] [--qd N] [--fail-nth N] "
+	    "[--kenv NAME=VALUE]... "
 	    "[--verbose] [--quiet] SCENARIO\n");
 	exit(2);
 }
@@ -1186,6 +1520,9 @@ main(int argc, char **argv)
 				o.fail_nth = strtoll(v, NULL, 0);
 			else if (strcmp(a, "--root-ms") == 0)
 				o.root_ms = atoi(v);
+			else if (strcmp(a, "--kenv") == 0 && strchr(v, '=') != NULL &&
+			    o.nkenv < (int)(sizeof(o.kenv) / sizeof(o.kenv[0])))
+				o.kenv[o.nkenv++] = v;
 			else
 				usage();
 		}

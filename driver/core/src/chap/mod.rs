@@ -25,6 +25,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 use sha3::Sha3_256;
 
+use crate::escape::Untrusted;
 use crate::secret::{ct_eq, Secret};
 
 /// Longest challenge we accept or send, in bytes (RFC 7143 §12.1.3).
@@ -139,10 +140,12 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::BadAlgorithm(v) => write!(f, "CHAP_A={v} is not an algorithm number"),
+            Error::BadAlgorithm(v) => {
+                write!(f, "CHAP_A={} is not an algorithm number", Untrusted(v))
+            }
             Error::AlgorithmNotOffered(n) => write!(f, "target chose CHAP_A={n}, not offered"),
             Error::MissingKey(k) => write!(f, "target did not send {k}"),
-            Error::BadIdentifier(v) => write!(f, "CHAP_I={v} is not in 0..=255"),
+            Error::BadIdentifier(v) => write!(f, "CHAP_I={} is not in 0..=255", Untrusted(v)),
             Error::BadEncoding { key } => write!(f, "{key} is neither 0x hex nor 0b base64"),
             Error::BadHex { key } => write!(f, "{key} has invalid hex"),
             Error::BadBase64 { key } => write!(f, "{key} has invalid base64"),
@@ -157,7 +160,8 @@ impl fmt::Display for Error {
             Error::TargetNameMismatch { got } => {
                 write!(
                     f,
-                    "target authenticated as {got:?}, not the configured name"
+                    "target authenticated as \"{}\", not the configured name",
+                    Untrusted(got)
                 )
             }
             Error::TargetResponseMismatch => f.write_str("target's CHAP_R is wrong"),

@@ -7,35 +7,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
 
-use super::{flags_valid, ChapType, Ibft, Initiator, Nic, Target};
-
-/// One (NIC, target) pair to try, owned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BootCandidate {
-    /// The Control pair the target came from.
-    pub pair: usize,
-    pub nic: Nic,
-    pub target: Target,
-}
-
-/// What the driver boots from: the initiator and the candidates in the order to try them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BootConfig {
-    pub initiator: Initiator,
-    /// The initiator's iSCSI name (present: a config without one is refused).
-    pub initiator_name: String,
-    /// `candidates[0]` is the boot pair; the rest are alternates for failover, in table order
-    /// with firmware-selected targets first. Never empty.
-    pub candidates: Vec<BootCandidate>,
-    /// Targets present in the table but not usable, and why (for the log).
-    pub skipped: Vec<Skipped>,
-}
-
-impl BootConfig {
-    pub fn boot(&self) -> Option<&BootCandidate> {
-        self.candidates.first()
-    }
-}
+use super::{flags_valid, ChapType, Ibft, Nic, Target};
+use crate::bootcfg::{BootCandidate, BootConfig, Source};
 
 /// A target left out of the candidates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,6 +124,7 @@ impl Ibft {
                         pair,
                         nic: nic.clone(),
                         target: target.clone(),
+                        ifname: None,
                     };
                     if target.is_boot_selected() {
                         selected.push(c);
@@ -166,6 +140,7 @@ impl Ibft {
             return Err(BootError::NoUsableTarget { skipped });
         }
         Ok(BootConfig {
+            source: Source::Ibft,
             initiator: initiator.clone(),
             initiator_name,
             candidates: selected,

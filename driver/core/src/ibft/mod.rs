@@ -36,7 +36,10 @@ use core::net::IpAddr;
 use crate::lun::Lun;
 use crate::secret::Secret;
 
-pub use boot::{BootCandidate, BootConfig, BootError, SkipReason, Skipped};
+/// The boot configuration is not the iBFT's alone (the loader's environment is its other
+/// source); it lives in [`crate::bootcfg`] and is named here too, where it began.
+pub use crate::bootcfg::{BootCandidate, BootConfig};
+pub use boot::{BootError, SkipReason, Skipped};
 pub use build::{build, set_checksum, BuildError};
 pub use parse::{parse, Parsed, MAX_PAIRS};
 pub use scan::{scan, scan_all, ScanHit, LEGACY_SCAN_END, LEGACY_SCAN_START};

@@ -47,10 +47,15 @@ fn mutual() -> ChapConfig {
     )
 }
 
+/// The TSIH the scripted target gives the session in its final response.
+const TSIH: u16 = 0x0101;
+
 fn resp(csg: Stage, nsg: Stage, transit: bool) -> LoginResponse {
+    let last = transit && nsg == Stage::FullFeature;
     LoginResponse {
         transit,
         nsg: if transit { nsg } else { Stage::Security },
+        tsih: if last { TSIH } else { 0 },
         ..login_response(csg, nsg, ISID, ITT).with_sns(sns(41, 7, 38))
     }
 }
@@ -479,5 +484,197 @@ fn failure_after_a_stronger_algorithm_retries_with_md5() {
     assert_eq!(
         l.handle(&fail, &[], &mut no_random),
         Err(LoginError::Initiator(InitiatorError::AuthenticationFailed))
+    );
+}
+
+#[test]
+fn tsih_zero_in_the_final_response_or_a_changing_tsih_fails_the_login() {
+    let cfg = config(None);
+    // The final response names the session; 0 is reserved (RFC 7143 §11.13.4).
+    let mut l = Login::new(&cfg, Attempt::default(), ITT).unwrap();
+    l.start().unwrap();
+    let mut r = resp(Stage::Operational, Stage::FullFeature, true);
+    r.tsih = 0;
+    assert_eq!(
+        l.handle(&r, &text(ANSWERS), &mut no_random),
+        Err(LoginError::Unexpected(
+            "final Login Response without a TSIH (0 is reserved)"
+        ))
+    );
+    // A TSIH shown early must stay the same.
+    let security = Attempt {
+        security_first: true,
+        ..Attempt::default()
+    };
+    for (early, last, ok) in [(7u16, 7u16, true), (7, 8, false)] {
+        let mut l = Login::new(&cfg, security, ITT).unwrap();
+        l.start().unwrap();
+        let mut r = resp(Stage::Security, Stage::Operational, true);
+        r.tsih = early;
+        step_send(l.handle(&r, &text(&[("AuthMethod", "None")]), &mut no_random));
+        let mut r = resp(Stage::Operational, Stage::FullFeature, true);
+        r.tsih = last;
+        let got = l.handle(&r, &text(ANSWERS), &mut no_random);
+        if ok {
+            assert!(matches!(got, Ok(Step::Done(Established { tsih: 7, .. }))));
+        } else {
+            assert_eq!(
+                got,
+                Err(LoginError::Unexpected("TSIH changed during the login"))
+            );
+        }
+    }
+    // Continuing a session keeps its TSIH.
+    let cont = Attempt {
+        tsih: 0x0202,
+        ..Attempt::default()
+    };
+    let mut l = Login::new(&cfg, cont, ITT).unwrap();
+    assert_eq!(l.start().unwrap().header.tsih, 0x0202);
+    let got = l.handle(
+        &resp(Stage::Operational, Stage::FullFeature, true),
+        &text(ANSWERS),
+        &mut no_random,
+    );
+    assert_eq!(
+        got,
+        Err(LoginError::Unexpected(
+            "TSIH differs from the session we continue"
+        ))
+    );
+}
+
+#[test]
+fn the_default_offer_lets_the_target_choose_digests() {
+    let cfg = config(None);
+    let mut l = Login::new(&cfg, Attempt::default(), ITT).unwrap();
+    let p = pairs_of(&l.start().unwrap());
+    assert_eq!(value(&p, "HeaderDigest"), Some("None,CRC32C"));
+    assert_eq!(value(&p, "DataDigest"), Some("None,CRC32C"));
+    // A target that requires CRC32C picks it.
+    let mut answers = ANSWERS.to_vec();
+    answers[0] = ("HeaderDigest", "CRC32C");
+    answers[1] = ("DataDigest", "CRC32C");
+    let got = l.handle(
+        &resp(Stage::Operational, Stage::FullFeature, true),
+        &text(&answers),
+        &mut no_random,
+    );
+    let Ok(Step::Done(est)) = got else {
+        panic!("{got:?}")
+    };
+    assert!(est.params.digests().header && est.params.digests().data);
+}
+
+/// LIO requiring digests, offered `None` (the digest setting `forbid`), answers the operational
+/// offer with status 0x0200 and no keys. The security-stage retry may run first, but the error
+/// that ends the login names the digest keys, what we offered and the setting.
+#[test]
+fn an_initiator_error_after_our_offer_names_the_digest_keys_and_the_setting() {
+    let mut cfg = config(None);
+    cfg.offer.set_digests(DigestOffer::None);
+    let mut l = Login::new(&cfg, Attempt::default(), ITT).unwrap();
+    l.start().unwrap();
+    assert_eq!(
+        l.handle(&failed(2, 0), &[], &mut no_random),
+        Err(LoginError::SecurityStageRequired),
+        "the retry for targets that require a security stage runs first"
+    );
+    let security = Attempt {
+        security_first: true,
+        ..Attempt::default()
+    };
+    let mut l = Login::new(&cfg, security, ITT).unwrap();
+    l.start().unwrap();
+    let r = resp(Stage::Security, Stage::Operational, true);
+    step_send(l.handle(&r, &text(&[("AuthMethod", "None")]), &mut no_random));
+    let e = l.handle(&failed(2, 0), &[], &mut no_random).unwrap_err();
+    assert_eq!(
+        e,
+        LoginError::OfferRefused {
+            detail: InitiatorError::Generic,
+            digests: (DigestOffer::None, DigestOffer::None),
+            security_first: true
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "login refused: initiator error (0x0200) after our operational offer with \
+         HeaderDigest=None, DataDigest=None: a target that requires digests answers this way; \
+         allow CRC32C (the digest setting: net.isboot.digests, isbootctl boot --digests); a \
+         security stage first did not help"
+    );
+    // Offering CRC32C alone, the hint is the other way round; offering both, it says the
+    // digests are not the cause.
+    for (offer, hint) in [
+        (
+            DigestOffer::Crc32c,
+            "a target that refuses digests answers this way",
+        ),
+        (DigestOffer::PreferNone, "both digest values were offered"),
+    ] {
+        let mut cfg = config(Some(one_way()));
+        cfg.offer.set_digests(offer);
+        let mut l = Login::new(&cfg, Attempt::default(), ITT).unwrap();
+        l.start().unwrap();
+        let r = resp(Stage::Security, Stage::Operational, false);
+        step_send(l.handle(&r, &text(&[("AuthMethod", "CHAP")]), &mut no_random));
+        chap_challenge(&mut l, "5");
+        let op = step_send(l.handle(
+            &resp(Stage::Security, Stage::Operational, true),
+            &[],
+            &mut no_random,
+        ));
+        assert_eq!(op.header.csg, Stage::Operational);
+        let e = l.handle(&failed(2, 7), &[], &mut no_random).unwrap_err();
+        let line = e.to_string();
+        assert!(line.contains("missing parameter (0x0207)"), "{line}");
+        assert!(line.contains(hint), "{line}");
+        assert!(!line.contains("security stage first"), "{line}");
+    }
+}
+
+#[test]
+fn target_chosen_text_reaches_the_message_escaped() {
+    let cfg = config(Some(one_way()));
+    let mut l = Login::new(&cfg, Attempt::default(), ITT).unwrap();
+    l.start().unwrap();
+    let r = resp(Stage::Security, Stage::Operational, false);
+    let forged = "KRB5\nisbootctl: boot disk usable: \u{1b}[2J";
+    let e = l
+        .handle(&r, &text(&[("AuthMethod", forged)]), &mut no_random)
+        .unwrap_err();
+    let line = e.to_string();
+    assert_eq!(
+        line,
+        "target chose AuthMethod=KRB5\\x0aisbootctl: boot disk usable: \\x1b[2J, which we did \
+         not offer"
+    );
+    // A CHAP identifier and a negotiated value, the same way.
+    let mut l = Login::new(&cfg, Attempt::default(), ITT).unwrap();
+    l.start().unwrap();
+    step_send(l.handle(&r, &text(&[("AuthMethod", "CHAP")]), &mut no_random));
+    let e = l
+        .handle(
+            &r,
+            &text(&[("CHAP_A", "5"), ("CHAP_I", "1\n2"), ("CHAP_C", "0x0102")]),
+            &mut no_random,
+        )
+        .unwrap_err();
+    assert!(!e.to_string().contains('\n'), "{e}");
+    assert!(e.to_string().contains("1\\x0a2"), "{e}");
+    let cfg = config(None);
+    let mut l = Login::new(&cfg, Attempt::default(), ITT).unwrap();
+    l.start().unwrap();
+    let e = l
+        .handle(
+            &resp(Stage::Operational, Stage::FullFeature, true),
+            &text(&[("MaxBurstLength", "12\u{7}\r\n")]),
+            &mut no_random,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad login text: MaxBurstLength=12\\x07\\x0d\\x0a is not a number"
     );
 }

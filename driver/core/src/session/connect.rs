@@ -12,6 +12,7 @@ use core::task::Poll;
 use isboot_executor::Timer;
 
 use super::{SessionConfig, TargetConfig, DEFAULT_PORT};
+use crate::escape::Untrusted;
 use crate::log;
 use crate::login::{Attempt, Established, Login, LoginConfig, LoginError, Step, LOGIN_MAX_DATA};
 use crate::mem::{self, NoMemory};
@@ -87,7 +88,9 @@ impl core::fmt::Display for AttemptError {
             AttemptError::Pdu(e) => write!(f, "bad PDU during login: {e}"),
             AttemptError::NotLoginResponse(op) => write!(f, "{op:?} during login"),
             AttemptError::TooManyRedirects => f.write_str("too many login redirects"),
-            AttemptError::BadRedirect(a) => write!(f, "redirect to unusable address {a}"),
+            AttemptError::BadRedirect(a) => {
+                write!(f, "redirect to unusable address {}", Untrusted(a))
+            }
             AttemptError::NoMemory => f.write_str("out of memory"),
             AttemptError::Internal(what) => write!(f, "internal error: {what}"),
         }

@@ -35,7 +35,8 @@ use isboot_executor::{Channel, Doorbell, Instant, Mutex, RawLock, Timer};
 
 use super::connect::{AttemptError, Dialer};
 use super::engine::{Disconnect, Engine, Event, LogoutOutcome, Phase, SubmitError};
-use super::recovery::Recovery;
+use super::recovery::{Recovery, STABLE_CONNECTION};
+use super::report::{LastError, Reporter};
 use super::rx::{trace_pdu, Rx};
 use super::{Handle, Request, SessionConfig, Shared, State, Status};
 use crate::log;
@@ -75,6 +76,12 @@ struct Serving<L: RawLock, E: Events, G> {
     give_up_at: Option<Instant>,
     /// The receive path's buffers, kept across connections.
     rx: Rx,
+    /// Failures in a row and their log level (`report.rs`).
+    report: Reporter,
+    /// Requests completed with a SCSI status, in all and when the connection came up: a
+    /// connection lost before any completed is one that dies on its first commands.
+    completed: u64,
+    completed_at_up: u64,
 }
 
 /// Why serving stopped before the awaited future finished.
@@ -154,6 +161,9 @@ where
                 timer,
                 give_up_at: None,
                 rx,
+                report: Reporter::default(),
+                completed: 0,
+                completed_at_up: 0,
             },
             dialer,
         };
@@ -235,18 +245,11 @@ fn on_attempt_failure<L: RawLock, C: Connector, E: Events, R: Random, G: Log>(
 ) -> Next {
     let jitter = dialer.jitter();
     let delay = recovery.attempt_failed(&dialer.config().backoff, jitter);
-    log!(
-        serving.log,
-        Level::Note,
-        "isboot: login to {} failed: {}; {}",
-        dialer.target_name(),
-        e,
-        if delay.is_none() {
-            "giving up"
-        } else {
-            "retrying"
-        }
-    );
+    let last =
+        serving
+            .report
+            .attempt_failed(&serving.log, dialer.target_name(), e, delay.is_none());
+    serving.publish_error(&last);
     let Some(delay) = delay else {
         serving.finish();
         return Next::End(End::GaveUp);
@@ -289,6 +292,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             est.tsih
         );
         log!(self.log, Level::Info, "isboot: negotiated {}", params);
+        self.completed_at_up = self.completed;
         let window = self.engine.window_size();
         self.shared.status.lock(|s| {
             s.logins = s.logins.saturating_add(1);
@@ -358,15 +362,32 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             self.finish();
             return Next::End(End::GaveUp);
         }
-        log!(self.log, Level::Note, "isboot: {}; reconnecting", reason);
-        self.set_state(State::Recovering, dialer.current());
+        let asked = reason.wait();
+        let cap = dialer.config().max_time2wait;
+        let wait = asked.map(|w| w.min(cap));
         let jitter = dialer.jitter();
-        Next::Retry(recovery.connection_lost(
-            &dialer.config().backoff,
+        let delay = recovery.connection_lost(&dialer.config().backoff, lived, wait, jitter);
+        if lived >= STABLE_CONNECTION {
+            self.report.healthy();
+        }
+        let capped = CappedWait(asked.filter(|w| *w > cap).map(|w| (w, cap)));
+        let last = self.report.connection_lost(
+            &self.log,
+            dialer.target_name(),
+            &reason,
             lived,
-            reason.wait(),
-            jitter,
-        ))
+            self.completed != self.completed_at_up,
+            &capped,
+        );
+        self.publish_error(&last);
+        self.set_state(State::Recovering, dialer.current());
+        Next::Retry(delay)
+    }
+
+    /// Hands a failure to the platform: in the status, and through [`Events::error`].
+    fn publish_error(&mut self, last: &LastError) {
+        self.shared.status.lock(|s| s.last_error = Some(*last));
+        self.events.error(last);
     }
 
     fn set_state(&mut self, state: State, target: usize) {
@@ -392,7 +413,10 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     fn deliver(&mut self) {
         while let Some(ev) = self.engine.poll_event() {
             match ev {
-                Event::Complete(c) => self.events.complete(c),
+                Event::Complete(c) => {
+                    self.completed = self.completed.wrapping_add(u64::from(c.result.is_ok()));
+                    self.events.complete(c)
+                }
                 Event::ResetDone { tag, result } => self.events.reset_done(tag, result),
                 Event::ScsiEvent { lun, sense } => self.events.scsi_event(lun, &sense),
             }
@@ -623,6 +647,24 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             Poll::Pending
         })
         .await
+    }
+}
+
+/// `"; waiting 60 s of the 600 s the target asked for"` when the target's Time2Wait was above
+/// [`SessionConfig::max_time2wait`](super::SessionConfig::max_time2wait).
+struct CappedWait(Option<(Duration, Duration)>);
+
+impl core::fmt::Display for CappedWait {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some((asked, cap)) => write!(
+                f,
+                "; waiting {} s of the {} s the target asked for (the Time2Wait cap)",
+                cap.as_secs(),
+                asked.as_secs()
+            ),
+            None => Ok(()),
+        }
     }
 }
 

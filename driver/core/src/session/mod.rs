@@ -67,6 +67,7 @@ mod connect;
 mod driver;
 mod engine;
 mod recovery;
+mod report;
 mod rx;
 mod table;
 
@@ -89,6 +90,7 @@ pub use engine::{
     Violation,
 };
 pub use recovery::Backoff;
+pub use report::{Failure, LastError, LAST_ERROR_LEN};
 pub use table::MAX_SLOTS;
 
 use crate::chap::{ChapConfig, Credentials};
@@ -144,7 +146,17 @@ pub struct SessionConfig {
     pub backoff: Backoff,
     /// Login redirects followed in a row before the attempt counts as failed.
     pub max_redirects: u32,
+    /// The longest wait before reconnecting that a target's Time2Wait (Async Message, Logout
+    /// Response) gets. RFC 7143 lets a target ask for up to an hour (the PDU field up to 18),
+    /// which parks a root disk for that long; reconnecting earlier costs at most a refused
+    /// login, after which the backoff paces the attempts. The kernel's tunable is
+    /// `net.isboot.time2wait_max` (seconds).
+    pub max_time2wait: Duration,
 }
+
+/// [`SessionConfig::max_time2wait`]'s default: a minute, the longest a root disk should
+/// freeze for a wait the target merely asked for.
+pub const DEFAULT_MAX_TIME2WAIT: Duration = Duration::from_secs(60);
 
 impl SessionConfig {
     /// A configuration with our defaults for one target.
@@ -160,6 +172,7 @@ impl SessionConfig {
             login_timeout: Duration::from_secs(15),
             backoff: Backoff::default(),
             max_redirects: 4,
+            max_time2wait: DEFAULT_MAX_TIME2WAIT,
         }
     }
 
@@ -256,6 +269,9 @@ pub struct Status {
     /// Commands the target's window admits now (MaxCmdSN - ExpCmdSN + 1; 0 when closed), as of
     /// the last time the session ran.
     pub cmd_window: u32,
+    /// Why the last attempt failed or the last connection was lost (`None` before the first
+    /// failure): the kernel's `net.isboot.session.last_error`.
+    pub last_error: Option<LastError>,
 }
 
 /// State shared between the platform's [`Handle`]s and the session task.

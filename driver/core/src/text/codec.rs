@@ -270,6 +270,7 @@ pub fn check_list_answer<'a>(
     } else {
         Err(Error::AnswerNotOffered {
             key,
+            offered: offered.join(","),
             value: answer.to_string(),
         })
     }
@@ -414,6 +415,7 @@ mod tests {
             check_list_answer("K", &["None"], "CRC32C"),
             Err(Error::AnswerNotOffered {
                 key: "K",
+                offered: "None".into(),
                 value: "CRC32C".into()
             })
         );

@@ -49,6 +49,8 @@ pub struct Negotiation {
     target_portal_group_tag: Option<u16>,
     /// The target answered FirstBurstLength with a number (not left out, Irrelevant or Reject).
     first_burst_from_target: bool,
+    /// The target answered FirstBurstLength with Reject, Irrelevant or NotUnderstood.
+    first_burst_declined: bool,
 }
 
 impl Negotiation {
@@ -65,6 +67,7 @@ impl Negotiation {
             target_alias: None,
             target_portal_group_tag: None,
             first_burst_from_target: false,
+            first_burst_declined: false,
         })
     }
 
@@ -106,20 +109,23 @@ impl Negotiation {
             return Ok(Reply::NotUnderstood(key.to_string()));
         };
         self.answered |= 1 << (k as u32);
-        if matches!(value, REJECT | IRRELEVANT | NOT_UNDERSTOOD) {
-            // The target declines the key: the RFC default stays, except that our own
-            // declaration and offer-determined results still hold.
-            let v = self.fallback(k);
+        if let Some(answer) = [REJECT, IRRELEVANT, NOT_UNDERSTOOD]
+            .into_iter()
+            .find(|s| *s == value)
+        {
+            let v = self.declined(k, answer)?;
             self.params.set(k, v);
             return Ok(Reply::None);
         }
         if k.kind() == Kind::Digest && !matches!(value, "CRC32C" | "None") {
             // A list is an offer from the target (not an answer): we pick.
-            let support = self.offer.digest(k).values();
-            let pick = select_from_list(value, support).ok_or_else(|| Error::AnswerNotOffered {
-                key: k.name(),
-                value: value.to_string(),
-            })?;
+            let ours = self.offer.digest(k);
+            let pick =
+                select_from_list(value, ours.values()).ok_or_else(|| Error::NoCommonValue {
+                    key: k.name(),
+                    ours: ours.value_string(),
+                    theirs: value.to_string(),
+                })?;
             self.params.set(k, u32::from(pick == "CRC32C"));
             return Ok(Reply::Send(k.name(), pick.to_string()));
         }
@@ -168,6 +174,9 @@ impl Negotiation {
             "IFMarker" => Reply::Send("IFMarker", "No".to_string()),
             "OFMarkInt" => Reply::Send("OFMarkInt", IRRELEVANT.to_string()),
             "IFMarkInt" => Reply::Send("IFMarkInt", IRRELEVANT.to_string()),
+            "InitiatorName" => return Err(Error::InitiatorOnlyKey("InitiatorName")),
+            "InitiatorAlias" => return Err(Error::InitiatorOnlyKey("InitiatorAlias")),
+            "SessionType" => return Err(Error::InitiatorOnlyKey("SessionType")),
             _ => return Ok(None),
         }))
     }
@@ -218,6 +227,30 @@ impl Negotiation {
         }
     }
 
+    /// The value of `k` after the target answered `answer` (Reject, Irrelevant or
+    /// NotUnderstood) to our offer, or the login's end when no value is safe: the decisions
+    /// of the module documentation's table.
+    fn declined(&mut self, k: Key, answer: &'static str) -> Result<u32, Error> {
+        match k {
+            Key::HeaderDigest | Key::DataDigest | Key::MaxRecvDataSegmentLength => {
+                Err(Error::Declined {
+                    key: k.name(),
+                    offered: self.offer.value_text(k),
+                    answer,
+                })
+            }
+            // The values that need nothing from the target: we send no unsolicited data,
+            // which is right whatever the target assumed.
+            Key::ImmediateData => Ok(0),
+            Key::InitialR2T => Ok(1),
+            Key::FirstBurstLength => {
+                self.first_burst_declined = true;
+                Ok(self.fallback(k))
+            }
+            _ => Ok(self.fallback(k)),
+        }
+    }
+
     /// Value for a key the target declined or never answered: the result function applied to
     /// our offer and the RFC default (as if the target had answered its default).
     fn fallback(&self, k: Key) -> u32 {
@@ -251,11 +284,23 @@ impl Negotiation {
     pub fn finish(mut self) -> Result<Params, Error> {
         for k in Key::ALL {
             if self.answered & (1 << (k as u32)) == 0 {
+                if k.kind() == Kind::Digest && !self.offer.digest(k).allows("None") {
+                    // The default (None) is outside what we offered.
+                    return Err(Error::Unanswered {
+                        key: k.name(),
+                        offered: self.offer.value_text(k),
+                    });
+                }
                 let v = self.fallback(k);
                 self.params.set(k, v);
             }
         }
         let mut p = self.params;
+        if self.first_burst_declined && (p.immediate_data() || !p.initial_r2t()) {
+            // How much unsolicited data the target takes is unknown: send none.
+            p.set(Key::ImmediateData, 0);
+            p.set(Key::InitialR2T, 1);
+        }
         let (first, max) = (p.first_burst(), p.max_burst());
         if !self.first_burst_from_target {
             p.set(Key::FirstBurstLength, first.min(max));
@@ -367,12 +412,24 @@ ErrorRecoveryLevel=0\0MaxConnections=1\0TargetPortalGroupTag=1\0TargetAlias=disk
             Err(Error::AnswerViolatesResultFunction { .. })
         ));
         assert_eq!(n.handle("DefaultTime2Retain", "0"), Ok(Reply::None));
+        let mut n = Negotiation::new(offer(|o| {
+            o.set_digests(DigestOffer::None);
+        }))
+        .unwrap();
+        let e = n.handle("HeaderDigest", "CRC32C").unwrap_err();
         assert_eq!(
-            n.handle("HeaderDigest", "CRC32C"),
-            Err(Error::AnswerNotOffered {
+            e,
+            Error::AnswerNotOffered {
                 key: "HeaderDigest",
+                offered: "None".into(),
                 value: "CRC32C".into()
-            })
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "HeaderDigest: target answered CRC32C, outside our offer None (the digest setting: \
+             net.isboot.digests, isbootctl boot --digests)",
+            "one line naming the key, our offer, the answer and the setting"
         );
     }
 
@@ -464,19 +521,87 @@ ErrorRecoveryLevel=0\0MaxConnections=1\0TargetPortalGroupTag=1\0TargetAlias=disk
         );
     }
 
+    /// The decisions of the module documentation's table, for every key and every special
+    /// answer: the login fails with the key, our offer and the answer, or the key takes the
+    /// value that needs nothing from the target.
     #[test]
-    fn special_values_keep_defaults() {
-        let mut n = Negotiation::new(offer(|o| {
-            o.set_digest(Key::HeaderDigest, DigestOffer::PreferCrc32c);
-        }))
-        .unwrap();
-        n.handle("HeaderDigest", REJECT).unwrap();
-        n.handle("FirstBurstLength", IRRELEVANT).unwrap();
-        n.handle("MaxBurstLength", NOT_UNDERSTOOD).unwrap();
-        let p = n.finish().unwrap();
-        assert!(!p.digests().header);
-        assert_eq!(p.first_burst(), 65_536);
-        assert_eq!(p.max_burst(), 262_144);
+    fn special_answers_follow_the_documented_table() {
+        for answer in [REJECT, IRRELEVANT, NOT_UNDERSTOOD] {
+            for k in Key::ALL {
+                let mut n = Negotiation::new(Offer::default()).unwrap();
+                let r = n.handle(k.name(), answer);
+                let fails = matches!(
+                    k,
+                    Key::HeaderDigest | Key::DataDigest | Key::MaxRecvDataSegmentLength
+                );
+                if fails {
+                    let e = r.unwrap_err();
+                    assert_eq!(
+                        e,
+                        Error::Declined {
+                            key: k.name(),
+                            offered: Offer::default().value_text(k),
+                            answer
+                        }
+                    );
+                    let line = e.to_string();
+                    assert!(
+                        line.starts_with(&alloc::format!(
+                            "{}: target answered {answer} to our offer ",
+                            k.name()
+                        )),
+                        "{line}"
+                    );
+                    assert!(!line.contains('\n'));
+                    continue;
+                }
+                assert_eq!(r, Ok(Reply::None), "{k:?}={answer}");
+                let p = n.finish().unwrap();
+                let want = match k {
+                    Key::ImmediateData => 0,
+                    Key::InitialR2T => 1,
+                    Key::MaxBurstLength => 262_144,
+                    Key::FirstBurstLength => 65_536,
+                    Key::MaxOutstandingR2T | Key::MaxConnections => 1,
+                    Key::DataPduInOrder | Key::DataSequenceInOrder => 1,
+                    Key::DefaultTime2Wait => 2,
+                    Key::DefaultTime2Retain => 20,
+                    Key::ErrorRecoveryLevel => 0,
+                    Key::HeaderDigest | Key::DataDigest | Key::MaxRecvDataSegmentLength => {
+                        unreachable!()
+                    }
+                };
+                assert_eq!(p.get(k), want, "{k:?}={answer}");
+                if k == Key::FirstBurstLength {
+                    // How much unsolicited data the target takes is unknown: none is sent.
+                    assert!(!p.immediate_data() && p.initial_r2t(), "{answer}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn digests_the_target_leaves_unanswered() {
+        // The default None is part of every offer but `require`: it applies.
+        for setting in ["allow", "prefer", "forbid"] {
+            let o = offer(|o| {
+                o.set_digests(DigestOffer::from_setting(setting).unwrap());
+            });
+            let p = Negotiation::new(o).unwrap().finish().unwrap();
+            assert_eq!(p.digests(), crate::pdu::Digests::default(), "{setting}");
+        }
+        let o = offer(|o| {
+            o.set_digests(DigestOffer::Crc32c);
+        });
+        let mut n = Negotiation::new(o).unwrap();
+        n.handle("DataDigest", "CRC32C").unwrap();
+        assert_eq!(
+            n.finish(),
+            Err(Error::Unanswered {
+                key: "HeaderDigest",
+                offered: "CRC32C".into()
+            })
+        );
     }
 
     #[test]
@@ -555,6 +680,21 @@ ErrorRecoveryLevel=0\0MaxConnections=1\0TargetPortalGroupTag=1\0TargetAlias=disk
             n.handle("TargetAlias", "b"),
             Err(Error::DuplicateKey("TargetAlias".into()))
         );
+    }
+
+    #[test]
+    fn keys_only_an_initiator_sends_fail_the_login() {
+        // Found by the login fuzz target: these were answered NotUnderstood, which sent our
+        // own InitiatorName back in a later request as if we did not know the key.
+        for key in ["InitiatorName", "InitiatorAlias", "SessionType"] {
+            let mut n = Negotiation::new(Offer::default()).unwrap();
+            let e = n.handle(key, "iqn.2026-01.org.example:x").unwrap_err();
+            assert_eq!(e, Error::InitiatorOnlyKey(key));
+            assert_eq!(
+                e.to_string(),
+                alloc::format!("the target sent {key}, a key only an initiator sends")
+            );
+        }
     }
 
     #[test]

@@ -138,16 +138,21 @@ impl Values {
 }
 
 /// The HeaderDigest/DataDigest values we offer, in order of preference.
+///
+/// The default, `None,CRC32C`, is what the C isboot offered: a target that requires CRC32C
+/// picks it, one that refuses digests (or lets the initiator choose) picks None, so both boot.
+/// The admin's digest setting ([`DigestOffer::from_setting`]: the kernel's `net.isboot.digests`
+/// tunable, `isbootctl boot --digests`) picks one of the four.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DigestOffer {
-    /// `None` only.
-    #[default]
+    /// `None` only (setting `forbid`): a target that requires digests refuses the login.
     None,
-    /// `CRC32C` only: the login fails if the target refuses.
+    /// `CRC32C` only (setting `require`): the login fails if the target refuses digests.
     Crc32c,
-    /// `CRC32C,None`.
+    /// `CRC32C,None` (setting `prefer`).
     PreferCrc32c,
-    /// `None,CRC32C`.
+    /// `None,CRC32C` (setting `allow`, the default).
+    #[default]
     PreferNone,
 }
 
@@ -169,7 +174,38 @@ impl DigestOffer {
         }
     }
 
-    fn value_string(self) -> &'static str {
+    /// The digest setting's words, in [`DigestOffer::SETTINGS`]' order.
+    pub const SETTINGS: [&'static str; 4] = ["allow", "prefer", "require", "forbid"];
+
+    /// The offer a digest setting names: `allow` (`None,CRC32C`, the default), `prefer`
+    /// (`CRC32C,None`), `require` (`CRC32C`) or `forbid` (`None`); `None` for anything else.
+    pub fn from_setting(word: &str) -> Option<DigestOffer> {
+        match word {
+            "allow" => Some(DigestOffer::PreferNone),
+            "prefer" => Some(DigestOffer::PreferCrc32c),
+            "require" => Some(DigestOffer::Crc32c),
+            "forbid" => Some(DigestOffer::None),
+            _ => None,
+        }
+    }
+
+    /// The setting's word for this offer.
+    pub fn setting(self) -> &'static str {
+        match self {
+            DigestOffer::PreferNone => "allow",
+            DigestOffer::PreferCrc32c => "prefer",
+            DigestOffer::Crc32c => "require",
+            DigestOffer::None => "forbid",
+        }
+    }
+
+    /// Whether `value` (`None` or `CRC32C`) is among the offered values.
+    pub fn allows(self, value: &str) -> bool {
+        self.values().contains(&value)
+    }
+
+    /// The value as offered on the wire: `None,CRC32C`, `CRC32C`, ...
+    pub fn value_string(self) -> &'static str {
         match self {
             DigestOffer::None => "None",
             DigestOffer::Crc32c => "CRC32C",
@@ -206,7 +242,8 @@ impl Default for Offer {
         let mut o = Offer {
             values: Values::rfc_defaults(),
         };
-        o.set(Key::MaxRecvDataSegmentLength, 256 * 1024)
+        o.set_digests(DigestOffer::default())
+            .set(Key::MaxRecvDataSegmentLength, 256 * 1024)
             .set(Key::MaxBurstLength, 16_776_192)
             .set(Key::FirstBurstLength, 256 * 1024)
             .set_flag(Key::InitialR2T, false);
@@ -247,6 +284,21 @@ impl Offer {
         self
     }
 
+    /// Sets what we offer for both HeaderDigest and DataDigest (the digest setting).
+    pub fn set_digests(&mut self, offer: DigestOffer) -> &mut Self {
+        self.set_digest(Key::HeaderDigest, offer)
+            .set_digest(Key::DataDigest, offer)
+    }
+
+    /// Our offer for `key` as it goes on the wire (`None,CRC32C`, `262144`, `Yes`).
+    pub fn value_text(&self, key: Key) -> String {
+        match key.kind() {
+            Kind::Digest => self.digest(key).value_string().to_string(),
+            Kind::And | Kind::Or => bool_str(self.get(key) != 0).to_string(),
+            _ => self.get(key).to_string(),
+        }
+    }
+
     /// Checks every value against its key's range, and FirstBurstLength <= MaxBurstLength.
     pub fn validate(&self) -> Result<(), Error> {
         for key in Key::ALL {
@@ -274,14 +326,7 @@ impl Offer {
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         Key::ALL
             .iter()
-            .map(|&key| {
-                let v = match key.kind() {
-                    Kind::Digest => self.digest(key).value_string().to_string(),
-                    Kind::And | Kind::Or => bool_str(self.get(key) != 0).to_string(),
-                    _ => self.get(key).to_string(),
-                };
-                (key.name(), v)
-            })
+            .map(|&key| (key.name(), self.value_text(key)))
             .collect()
     }
 
@@ -453,8 +498,8 @@ mod tests {
         assert_eq!(
             pairs,
             vec![
-                ("HeaderDigest", "None"),
-                ("DataDigest", "None"),
+                ("HeaderDigest", "None,CRC32C"),
+                ("DataDigest", "None,CRC32C"),
                 ("MaxRecvDataSegmentLength", "262144"),
                 ("MaxBurstLength", "16776192"),
                 ("FirstBurstLength", "262144"),

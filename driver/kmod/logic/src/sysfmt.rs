@@ -11,6 +11,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::net::IpAddr;
 
+use isboot_core::bootcfg::Source;
 use isboot_core::ibft::{BootCandidate, BootConfig, ChapType, Nic, Target};
 
 /// One `hw.ibft.*` value, in the order of the C side's `enum isboot_str`.
@@ -95,18 +96,18 @@ fn chap(t: ChapType) -> String {
     }
 }
 
-fn nic_line(pair: usize, nic: &Nic) -> String {
+fn nic_line(pair: usize, nic: &Nic, ifname: Option<&str>) -> String {
     let m = nic.mac;
+    let which = match ifname {
+        Some(name) => format!("interface {name}"),
+        None => format!(
+            "mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} pci {}",
+            m[0], m[1], m[2], m[3], m[4], m[5], nic.pci_bdf
+        ),
+    };
     let mut s = format!(
-        "pair {pair} nic {}: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} pci {} address {}/{}",
+        "pair {pair} nic {}: {which} address {}/{}",
         nic.index,
-        m[0],
-        m[1],
-        m[2],
-        m[3],
-        m[4],
-        m[5],
-        nic.pci_bdf,
         ip(nic.ip),
         nic.prefix_len
     );
@@ -132,14 +133,18 @@ fn target_line(pair: usize, t: &Target) -> String {
 }
 
 fn candidate_lines(c: &BootCandidate, out: &mut Vec<String>) {
-    out.push(nic_line(c.pair, &c.nic));
+    out.push(nic_line(c.pair, &c.nic, c.ifname.as_deref()));
     out.push(target_line(c.pair, &c.target));
 }
 
 /// The `hw.ibft.verbose` summary: one console line per item, boot pair first. Names of CHAP
-/// users and their secrets are left out; only the authentication method is shown.
+/// users and their secrets are left out; only the authentication method is shown. A
+/// configuration from the loader's tunables says so first.
 pub fn summary(cfg: &BootConfig) -> Vec<String> {
     let mut out = Vec::new();
+    if cfg.source == Source::Loader {
+        out.push("from loader tunables (net.isboot.root_path)".into());
+    }
     out.push(format!("initiator {}", cfg.initiator_name));
     for (i, c) in cfg.candidates.iter().enumerate() {
         if i == 1 {
@@ -232,6 +237,19 @@ mod tests {
             }
             assert!(text.contains("auth "), "{text}");
         }
+    }
+
+    #[test]
+    fn a_configuration_from_tunables_shows_its_interface_and_source() {
+        let mut cfg = config(CHAP);
+        cfg.source = Source::Loader;
+        cfg.candidates[0].ifname = Some("vtnet0".into());
+        let lines = summary(&cfg);
+        assert_eq!(lines[0], "from loader tunables (net.isboot.root_path)");
+        assert_eq!(
+            lines[2],
+            "pair 0 nic 0: interface vtnet0 address 10.0.2.15/24 gateway 10.0.2.2"
+        );
     }
 
     #[test]

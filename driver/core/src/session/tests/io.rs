@@ -93,7 +93,7 @@ fn session_future_is_send() {
     let (_h, session) = Session::<StdLock, _, _, _, _>::try_new(
         config(),
         r.connector(),
-        Sink(tx, r.states.clone()),
+        Sink(tx, r.states.clone(), r.reported.clone()),
         Counter(1),
         Quiet,
         r.rt.timer(),

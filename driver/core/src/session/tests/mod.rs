@@ -150,6 +150,8 @@ pub(super) struct Rig {
     tx: StdMutex<Option<mpsc::Sender<Completion>>>,
     pub(super) states: Arc<StdMutex<Vec<State>>>,
     pub(super) lines: Arc<StdMutex<Vec<String>>>,
+    /// `Events::error` calls.
+    pub(super) reported: Arc<StdMutex<u32>>,
 }
 
 /// A 1 MiB disk behind a target that answers as many do: MaxRecvDataSegmentLength 8192,
@@ -188,6 +190,7 @@ pub(super) fn rig(setup: impl FnOnce(&mut Setup)) -> Rig {
         tx: StdMutex::new(Some(tx)),
         states: Arc::new(StdMutex::new(Vec::new())),
         lines: Arc::new(StdMutex::new(Vec::new())),
+        reported: Arc::new(StdMutex::new(0)),
     }
 }
 
@@ -241,7 +244,13 @@ impl Drop for Rig {
     }
 }
 
-pub(super) struct Sink(mpsc::Sender<Completion>, Arc<StdMutex<Vec<State>>>);
+/// Completions to the rig's channel; states, and the number of `Events::error` calls, to the
+/// rig.
+pub(super) struct Sink(
+    mpsc::Sender<Completion>,
+    Arc<StdMutex<Vec<State>>>,
+    Arc<StdMutex<u32>>,
+);
 
 /// Keeps every line up to Info (and echoes everything to stderr when ISBOOT_TEST_LOG is set).
 #[derive(Clone)]
@@ -252,9 +261,9 @@ impl Log for Recorder {
         level != Level::Trace || std::env::var_os("ISBOOT_TEST_LOG").is_some()
     }
     fn log(&self, level: Level, args: core::fmt::Arguments<'_>) {
-        let line = std::format!("{args}");
+        let line = std::format!("[{level:?}] {args}");
         if std::env::var_os("ISBOOT_TEST_LOG").is_some() {
-            std::eprintln!("[{level:?}] {line}");
+            std::eprintln!("{line}");
         }
         if level != Level::Trace {
             self.0.lock().expect("log lock").push(line);
@@ -271,6 +280,9 @@ impl Events for Sink {
     fn reset_done(&mut self, _tag: u64, _result: Result<(), TmfError>) {}
     fn state(&mut self, s: State) {
         self.1.lock().expect("states lock").push(s);
+    }
+    fn error(&mut self, _e: &LastError) {
+        *self.2.lock().expect("reported lock") += 1;
     }
 }
 
@@ -343,7 +355,7 @@ pub(super) fn start_with(
     let (handle, session) = Session::try_new(
         cfg,
         r.connector(),
-        Sink(tx, r.states.clone()),
+        Sink(tx, r.states.clone(), r.reported.clone()),
         Counter(1),
         Recorder(r.lines.clone()),
         r.rt.timer(),

@@ -246,3 +246,116 @@ fn a_target_dropping_every_new_connection_at_once_is_backed_off_despite_time2wai
     assert_eq!(r.target.stats().connections, 4);
     assert_eq!(h.status().disconnects, 3);
 }
+
+/// Lines logged at `Level::Error` (shown at the default `net.isboot.debug=0`).
+fn errors(r: &Rig) -> Vec<String> {
+    r.logged("[Error] ")
+}
+
+/// A target that logs in fine and then breaks every READ with a bad header digest: at the
+/// default log level the cause shows (not just a command timeout), once the session sees that
+/// the connection dies after each login it says so, and the lines are bounded (the first time,
+/// then after 2, 4, ... in a row). The platform gets the cause as the last error.
+#[test]
+fn a_connection_that_dies_after_every_login_is_reported_with_its_cause() {
+    let r = rig(|s| {
+        s.cfg.digests = true;
+        s.cfg.fault = Fault::BadHeaderDigest;
+        s.cfg.times = 5;
+    });
+    let (h, task) = start(&r);
+    h.submit(read16(1, 0, 8)).expect("submitted");
+    expect_good(
+        &r.done
+            .recv_timeout(WAIT)
+            .expect("the read completes once the target behaves"),
+    );
+    assert_eq!(r.target.stats().faults_fired, 5);
+    let errors = errors(&r);
+    assert_eq!(errors.len(), 3, "losses 1, 2 and 4 of 5: {errors:#?}");
+    for e in &errors {
+        assert!(e.contains("header digest"), "{e}");
+    }
+    assert!(
+        !errors[0].contains("every login succeeds"),
+        "one loss is not yet a pattern: {}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains(
+            "every login succeeds but the connection dies on its first commands (2 in a row"
+        ),
+        "{}",
+        errors[1]
+    );
+    assert_eq!(r.logged("; reconnecting").len(), 5, "every loss is logged");
+    let last = h.status().last_error.expect("a last error");
+    assert_eq!(last.failure, Failure::DiesAfterLogin);
+    assert_eq!(last.repeats, 5);
+    assert!(last.text.as_str().contains("header digest"), "{last:?}");
+    assert_eq!(
+        *r.reported.lock().expect("reported"),
+        5,
+        "Events::error per loss"
+    );
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+}
+
+/// Failed logins are shown at the default level too, bounded the same way; the final one
+/// (giving up) always.
+#[test]
+fn failed_logins_show_at_the_default_level_without_flooding() {
+    let r = rig(|s| s.refuse_ports = vec![3260]);
+    let mut cfg = config();
+    cfg.backoff.max_attempts = Some(9);
+    cfg.backoff.step = Duration::from_millis(1);
+    cfg.backoff.max = Duration::from_millis(2);
+    let (h, task) = start_with(&r, cfg);
+    assert_eq!(r.rt.block_on(task), End::GaveUp);
+    let errors = errors(&r);
+    let counts: Vec<bool> = errors.iter().map(|e| e.contains("in a row")).collect();
+    assert_eq!(
+        counts,
+        [false, true, true, true, true],
+        "attempts 1, 2, 4, 8 and the last: {errors:#?}"
+    );
+    assert!(errors[4].contains("connection refused; giving up (9 failures in a row)"));
+    assert_eq!(r.logged("failed: connection refused").len(), 9);
+    let last = h.status().last_error.expect("a last error");
+    assert_eq!(last.failure, Failure::Login);
+    assert_eq!(
+        last.text.as_str(),
+        "login to iqn.2026-01.org.example:disk failed: connection refused"
+    );
+}
+
+/// A target asking for a longer Time2Wait than the session's cap gets the cap.
+#[test]
+fn the_targets_time2wait_is_capped_by_the_configuration() {
+    let r = rig(|s| {
+        s.cfg.drop_after_login = 1;
+        s.cfg.drop_time2wait = 600;
+    });
+    let mut cfg = config();
+    cfg.max_time2wait = Duration::from_secs(1);
+    let (h, task) = start_with(&r, cfg);
+    let t0 = std::time::Instant::now();
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let l = r.logged("the Time2Wait cap");
+    assert_eq!(l.len(), 1, "{:?}", r.lines);
+    assert!(
+        l[0].contains("; reconnecting; waiting 1 s of the 600 s the target asked for"),
+        "{}",
+        l[0]
+    );
+    assert_eq!(r.target.stats().connections, 2);
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+}

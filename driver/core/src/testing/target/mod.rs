@@ -150,6 +150,8 @@ pub struct FakeConfig {
     /// Right after each of the next this many logins, ask the initiator to drop the
     /// connection with Time2Wait 0 (a target stuck in a restart loop).
     pub drop_after_login: u32,
+    /// The Time2Wait those drops ask for, in seconds.
+    pub drop_time2wait: u16,
     /// Commands with this operation code are never answered.
     pub ignore_opcode: Option<u8>,
     /// Commands with this operation code are answered CHECK CONDITION, UNIT ATTENTION (power
@@ -178,6 +180,7 @@ impl FakeConfig {
             require_security: false,
             ping_after_login: None,
             drop_after_login: 0,
+            drop_time2wait: 0,
             ignore_opcode: None,
             unit_attention_opcode: None,
             reported_block_len: None,
@@ -688,7 +691,8 @@ impl FakeConnection {
             self.send(&ping, PING_DATA);
         }
         if drop_now {
-            let msg = self.status(async_message(AsyncEvent::DropConnection).time2wait(0));
+            let wait = cfg.drop_time2wait;
+            let msg = self.status(async_message(AsyncEvent::DropConnection).time2wait(wait));
             self.send(&msg, &[]);
         }
     }
