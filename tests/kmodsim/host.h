@@ -117,6 +117,7 @@ int kpi_disk_info(hu64 lun, hu64 *blocks, unsigned int *block_size, int *opening
 int kpi_disk_open(hu64 lun);			/* root mounted on it (GEOM access counts) */
 int kpi_disk_close(hu64 lun);
 int kpi_io_submit(hu64 lun, int write, hu64 lba, unsigned int blocks, void *buf, hu64 cookie);
+void kpi_io_sg(int on);				/* submit buffers as 4-segment S/G lists */
 /* Waits up to ms for one completion; ETIMEDOUT if none. */
 int kpi_io_reap(int ms, hu64 *cookie, int *error);
 int kpi_io_inflight(void);

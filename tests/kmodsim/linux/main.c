@@ -604,6 +604,10 @@ sc_noalloc(void)
 	qd = o.qd < openings ? o.qd : openings;
 	steady(4, 10000, blocks, bs, qd);
 	steady(1024, 128, blocks, bs, 8 < qd ? 8 : qd);
+	/* The same in place through CAM_DATA_SG lists cut at odd places (the data is verified). */
+	kpi_io_sg(1);
+	steady(64, 500, blocks, bs, qd);
+	kpi_io_sg(0);
 	kpi_shutdown_pre_sync();
 	kpi_shutdown_post_sync();
 	finish(0);
