@@ -74,9 +74,9 @@ MODULE_DEPEND(isboot, acpi, 1, 1, 1);
 /* ---- memory ---- */
 
 void *
-isboot_malloc(size_t size, size_t align, int zero)
+isboot_malloc(size_t size, size_t align, int zero, int wait)
 {
-	int flags = M_NOWAIT | (zero ? M_ZERO : 0);
+	int flags = (wait ? M_WAITOK : M_NOWAIT) | (zero ? M_ZERO : 0);
 
 	if (size == 0)
 		size = 1;
@@ -89,9 +89,9 @@ isboot_malloc(size_t size, size_t align, int zero)
 }
 
 void *
-isboot_realloc(void *ptr, size_t size)
+isboot_realloc(void *ptr, size_t size, int wait)
 {
-	return (realloc(ptr, size == 0 ? 1 : size, M_ISBOOT, M_NOWAIT));
+	return (realloc(ptr, size == 0 ? 1 : size, M_ISBOOT, wait ? M_WAITOK : M_NOWAIT));
 }
 
 void

@@ -69,12 +69,13 @@ enum isboot_counter {
 	ISBOOT_CNT_COUNT
 };
 
-/* ---- memory (M_ISBOOT, never sleeps) ---- */
+/* ---- memory (M_ISBOOT) ---- */
 
-/* Returns NULL on failure or when align exceeds a page. */
-void *isboot_malloc(size_t size, size_t align, int zero);
+/* wait: M_WAITOK (the caller may sleep and holds no lock), else M_NOWAIT. Returns NULL on
+ * failure (M_NOWAIT only) or when align exceeds a page. */
+void *isboot_malloc(size_t size, size_t align, int zero, int wait);
 /* Only for allocations of alignment <= ISBOOT_MALLOC_ALIGN. */
-void *isboot_realloc(void *ptr, size_t size);
+void *isboot_realloc(void *ptr, size_t size, int wait);
 void isboot_free(void *ptr);
 
 /* ---- panic and console ---- */

@@ -413,6 +413,30 @@ isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done)
 	return (error);
 }
 
+int
+isboot_so_sendv(struct socket *so, const struct isboot_iov *v, int n, size_t *done)
+{
+	struct iovec iov[ISBOOT_IOV_MAX];
+	struct uio uio;
+	size_t len = 0;
+	int error, i;
+
+	if (n < 1 || n > ISBOOT_IOV_MAX)
+		return (EINVAL);
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = __DECONST(void *, v[i].base);
+		iov[i].iov_len = v[i].len;
+		len += v[i].len;
+	}
+	isboot_uio_init(&uio, iov, iov[0].iov_base, iov[0].iov_len, UIO_WRITE);
+	uio.uio_iovcnt = n;
+	uio.uio_resid = len;
+	/* sosend copies what the send buffer takes from every iovec, in order, before returning. */
+	error = sosend(so, NULL, &uio, NULL, NULL, MSG_DONTWAIT | MSG_NOSIGNAL, curthread);
+	*done = len - uio.uio_resid;
+	return (error);
+}
+
 /* ---- CAM ---- */
 
 int

@@ -93,6 +93,15 @@ int isboot_so_conn_state(struct socket *so, int *error);
 int isboot_so_recv(struct socket *so, void *buf, size_t len, size_t *done);
 int isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done);
 
+/* One gather write: `n` (1..ISBOOT_IOV_MAX) pieces, sent in order from the caller's memory
+ * (a PDU's header from the session, its data straight from a CCB). */
+#define ISBOOT_IOV_MAX 32
+struct isboot_iov {
+	const void *base;
+	size_t len;
+};
+int isboot_so_sendv(struct socket *so, const struct isboot_iov *v, int n, size_t *done);
+
 /* ---- CAM ---- */
 
 /* Whether a periph of driver `name` (e.g. "da") is attached at path; takes the path lock

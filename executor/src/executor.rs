@@ -10,10 +10,9 @@ use core::mem;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
-use async_task::{Runnable, Task};
-
 use crate::pender::Pender;
 use crate::raw::mutex::{Mutex, RawLock};
+use crate::raw::task::{self, Handle, Make, Runnable};
 use crate::raw::timer::{Clock, TimerList};
 use crate::time::{Instant, Timer};
 
@@ -24,8 +23,8 @@ pub const DEFAULT_BUDGET: usize = 32;
 const TICK_BATCH: usize = 8;
 
 struct RunQueue {
-    /// One `Runnable` per scheduled task; `async-task` never makes two for one task, so with
-    /// `capacity >= live` a push never allocates.
+    /// One `Runnable` per scheduled task; a task never has two, so with `capacity >= live` a push
+    /// never allocates.
     queue: VecDeque<Runnable>,
     /// Tasks whose future has not been dropped yet.
     live: usize,
@@ -68,7 +67,7 @@ enum Scheduled {
 }
 
 impl<L: RawLock, P: Pender> Shared<L, P> {
-    /// The schedule function of every task: called by `async-task` when a waker wakes an idle task, from
+    /// The schedule function of every task: called when a waker wakes an idle task, from
     /// whatever context the waker runs in.
     fn schedule(&self, mut runnable: Runnable) {
         loop {
@@ -94,21 +93,31 @@ impl<L: RawLock, P: Pender> Shared<L, P> {
                 // nothing will poll it again.
                 Scheduled::Closed(r) => return drop(r),
                 // Unreachable while `capacity >= live` holds; if it ever did not, grow outside the lock
-                // rather than allocate under a spin lock.
+                // rather than allocate under a spin lock (and drop the task if even that fails).
                 Scheduled::Full(r) => {
+                    if !self.grow(1) {
+                        return drop(r);
+                    }
                     runnable = r;
-                    self.grow(1);
                 }
             }
         }
     }
 
     /// Makes room for `extra` more entries than the queue can hold now, allocating outside the lock.
-    fn grow(&self, extra: usize) {
+    /// False when the allocator has no memory.
+    fn grow(&self, extra: usize) -> bool {
         let want = self.run.lock(|rq| rq.queue.capacity().max(rq.live) + extra);
-        let mut fresh: VecDeque<Runnable> = VecDeque::with_capacity(want.saturating_mul(2).max(4));
+        let mut fresh: VecDeque<Runnable> = VecDeque::new();
+        if fresh
+            .try_reserve_exact(want.saturating_mul(2).max(4))
+            .is_err()
+        {
+            return false;
+        }
         let old = self.run.lock(move |rq| {
             if rq.queue.capacity() < want {
+                // Within the reservation: `fresh` holds at least `want` > the queue's length.
                 fresh.extend(rq.queue.drain(..));
                 mem::swap(&mut rq.queue, &mut fresh);
             }
@@ -116,10 +125,12 @@ impl<L: RawLock, P: Pender> Shared<L, P> {
         });
         // Freed outside the lock.
         drop(old);
+        true
     }
 
-    /// Counts a new task, first making sure the queue can hold one more `Runnable` without allocating.
-    fn add_live(&self) {
+    /// Counts a new task, first making sure the queue can hold one more `Runnable` without
+    /// allocating. False (nothing counted) when the allocator has no memory.
+    fn add_live(&self) -> bool {
         loop {
             let counted = self.run.lock(|rq| {
                 if rq.queue.capacity() > rq.live {
@@ -130,9 +141,11 @@ impl<L: RawLock, P: Pender> Shared<L, P> {
                 }
             });
             if counted {
-                return;
+                return true;
             }
-            self.grow(1);
+            if !self.grow(1) {
+                return false;
+            }
         }
     }
 }
@@ -177,6 +190,56 @@ impl<L: RawLock, P: Pender> Drop for InPoll<'_, L, P> {
 /// with the executor).
 struct LiveGuard<L: RawLock, P: Pender>(Arc<Shared<L, P>>);
 
+/// A future that is already made.
+struct Given<F>(F);
+
+impl<F> Make<F> for Given<F> {
+    fn make(self) -> F {
+        self.0
+    }
+}
+
+/// A future made by a function.
+struct Closure<G>(G);
+
+impl<G: FnOnce() -> F, F> Make<F> for Closure<G> {
+    fn make(self) -> F {
+        (self.0)()
+    }
+}
+
+/// Makes a task's future counted among the live tasks until it is dropped.
+struct Counted<L: RawLock, P: Pender, M> {
+    guard: LiveGuard<L, P>,
+    make: M,
+}
+
+impl<L: RawLock, P: Pender, M: Make<F>, F> Make<Guarded<F, L, P>> for Counted<L, P, M> {
+    fn make(self) -> Guarded<F, L, P> {
+        Guarded {
+            future: self.make.make(),
+            _guard: self.guard,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task's future with its [`LiveGuard`], dropped after the future.
+    struct Guarded<F, L: RawLock, P: Pender> {
+        #[pin]
+        future: F,
+        _guard: LiveGuard<L, P>,
+    }
+}
+
+impl<F: Future, L: RawLock, P: Pender> Future for Guarded<F, L, P> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().future.poll(cx)
+    }
+}
+
 impl<L: RawLock, P: Pender> Drop for LiveGuard<L, P> {
     fn drop(&mut self) {
         self.0.run.lock(|rq| rq.live = rq.live.saturating_sub(1));
@@ -216,7 +279,7 @@ impl<L: RawLock, P: Pender> Drop for LiveGuard<L, P> {
 /// ```
 ///
 /// A task that is SCHEDULED or RUNNING when its handle goes loses its future at the end of that
-/// `Runnable::run`. Wakes of a COMPLETED or CLOSED task do nothing. `async-task` keeps this state in one
+/// `Runnable::run`. Wakes of a COMPLETED or CLOSED task do nothing. `raw::task` keeps this state in one
 /// atomic word per task and allows at most one `Runnable` per task, which is why a run queue with a slot
 /// per live task never overflows.
 ///
@@ -280,26 +343,81 @@ impl<L: RawLock + 'static, P: Pender> Executor<L, P> {
         }
     }
 
-    /// Starts `future` as a task. This is the only place the executor allocates: the task (future,
-    /// output slot and header, by `async-task`) and, when the run queue holds fewer slots than tasks, a
-    /// larger queue. The task is scheduled at once; the pender fires if the queue was empty.
+    /// Starts `future` as a task. This is where the executor allocates: the task (header, future,
+    /// output) in one block and, when the run queue holds fewer slots than tasks, a larger queue.
+    /// The task is scheduled at once; the pender fires if the queue was empty. Memory being short
+    /// ends in the allocation error handler: where that must not happen, use
+    /// [`Executor::try_spawn`].
     pub fn spawn<F>(&self, future: F) -> JoinHandle<'_, F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.shared.add_live();
-        let guard = LiveGuard(self.shared.clone());
-        let future = async move {
-            let _guard = guard;
-            future.await
+        match self.try_spawn(future) {
+            Ok(h) => h,
+            Err(_) => alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<F>()),
+        }
+    }
+
+    /// As [`Executor::spawn`], with the future made by `make` right in the task's memory (see
+    /// [`Executor::try_spawn_with`]).
+    pub fn spawn_with<G, F>(&self, make: G) -> JoinHandle<'_, F::Output>
+    where
+        G: FnOnce() -> F,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.try_spawn_with(make) {
+            Ok(h) => h,
+            Err(_) => alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<F>()),
+        }
+    }
+
+    /// As [`Executor::spawn`], but gives `future` back when memory is short.
+    pub fn try_spawn<F>(&self, future: F) -> Result<JoinHandle<'_, F::Output>, F>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_made(Given(future)).map_err(|g| g.0)
+    }
+
+    /// As [`Executor::try_spawn`], with the future made by `make` right in the task's memory, so
+    /// that a large future never sits on this thread's stack (kernel stacks are small). Gives
+    /// `make` back, uncalled, when memory is short.
+    pub fn try_spawn_with<G, F>(&self, make: G) -> Result<JoinHandle<'_, F::Output>, G>
+    where
+        G: FnOnce() -> F,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_made(Closure(make)).map_err(|c| c.0)
+    }
+
+    fn spawn_made<M, F>(&self, make: M) -> Result<JoinHandle<'_, F::Output>, M>
+    where
+        M: Make<F>,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if !self.shared.add_live() {
+            return Err(make);
+        }
+        let counted = Counted {
+            guard: LiveGuard(self.shared.clone()),
+            make,
         };
         let shared = self.shared.clone();
-        let (runnable, task) = async_task::spawn(future, move |r| shared.schedule(r));
-        runnable.schedule();
-        JoinHandle {
-            task,
-            _executor: PhantomData,
+        match task::try_spawn(counted, move |r| shared.schedule(r)) {
+            Ok((runnable, task)) => {
+                runnable.schedule();
+                Ok(JoinHandle {
+                    task,
+                    _executor: PhantomData,
+                })
+            }
+            // Dropping the guard uncounts the task that was never made.
+            Err(counted) => Err(counted.make),
         }
     }
 
@@ -389,7 +507,7 @@ impl<L: RawLock + 'static, P: Pender> Drop for Executor<L, P> {
 /// the task. It borrows the executor, which therefore outlives every task (see [`Executor`]).
 #[must_use = "dropping a JoinHandle cancels its task"]
 pub struct JoinHandle<'ex, T> {
-    task: Task<T>,
+    task: Handle<T>,
     _executor: PhantomData<&'ex ()>,
 }
 
@@ -404,8 +522,9 @@ impl<T> fmt::Debug for JoinHandle<'_, T> {
 impl<T> JoinHandle<'_, T> {
     /// Cancels the task and waits until its future has been dropped (the executor must keep polling for
     /// that). Returns the output if the task had already completed.
-    pub async fn cancel(self) -> Option<T> {
-        self.task.cancel().await
+    pub async fn cancel(mut self) -> Option<T> {
+        self.task.cancel();
+        core::future::poll_fn(|cx| self.task.poll_cancelled(cx)).await
     }
 
     /// Whether the task has completed (or was closed).
@@ -420,7 +539,7 @@ impl<T> Future for JoinHandle<'_, T> {
     /// Ready with the task's output once it completes. A task can only be closed without completing
     /// through its own handle or `Executor::drop`, neither of which can happen while this handle is
     /// being polled.
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        Pin::new(&mut self.task).poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        self.get_mut().task.poll_output(cx)
     }
 }

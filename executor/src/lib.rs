@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! A small `no_std` executor for isboot's session futures, built on `async-task`.
+//! A small `no_std` executor for isboot's session futures.
 //!
 //! **API in one paragraph.** The platform supplies a [`RawLock`] (a spin mutex in the kernel,
 //! `host::StdLock` on a host) and a [`Pender`] (`taskqueue_enqueue` in the kernel), and builds an
@@ -21,8 +21,9 @@
 //! `TestRuntime` (a driver thread that is pender and timer, on the host clock) for tests.
 //!
 //! # Allocation
-//! Only [`Executor::new`] and [`Executor::spawn`] allocate ([`Executor::timer`] bumps a reference
-//! count). Polling, waking, timers, doorbells and channels never do: the run queue keeps a slot per live
+//! Only [`Executor::new`] and the spawns allocate (one block per task, and a larger run queue when
+//! tasks outnumber its slots; the `try_` forms report a failure instead of ending in the
+//! allocation error handler); [`Executor::timer`] bumps a reference count. Polling, waking, timers, doorbells and channels never do: the run queue keeps a slot per live
 //! task (grown at spawn, outside the lock), timers are an intrusive list of pinned futures, channels are
 //! inline. `tests/no_alloc.rs` checks this
 //! with a counting global allocator across poll/wake/timer/channel/doorbell cycles.
@@ -34,7 +35,7 @@
 //!
 //! # Where it may run
 //! `no_std` + `alloc`, no thread-locals, no floating point, only 8-bit and pointer-size atomics
-//! (doorbells, `async-task`'s task state). Under the platform lock only this crate's own code runs (no
+//! (doorbells, task state). Under the platform lock only this crate's own code runs (no
 //! waker, pender, allocator or future), so the lock may be a spin mutex. The only `unsafe` is in the
 //! private `raw` module; everything else is `#![deny(unsafe_code)]`.
 #![no_std]

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Proves the executor allocates only at spawn: a counting global allocator watches whole
 //! poll/wake cycles through every primitive (doorbell, channel, timers, timeout, join handle).
+//! The same allocator can refuse allocations, which proves that a spawn that finds no memory
+//! gives its future back and leaves the executor as it was.
 
 mod common;
 
@@ -24,28 +26,40 @@ static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
     // `const` initialisation: reading it never allocates, so it is safe inside the allocator.
     static WATCHED: Cell<bool> = const { Cell::new(false) };
+    // While set, every allocation of this thread fails (returns null), as malloc(9) with
+    // M_NOWAIT does when memory is short.
+    static REFUSE: Cell<bool> = const { Cell::new(false) };
 }
 
-fn note() {
+/// Counts the allocation; false when it must fail.
+fn note() -> bool {
     if WATCHED.with(Cell::get) {
         ALLOCS.fetch_add(1, Ordering::SeqCst);
     }
+    !REFUSE.with(Cell::get)
 }
 
-// SAFETY: forwards every call unchanged to the system allocator; the counter has no effect on memory.
+// SAFETY: forwards every call unchanged to the system allocator, or returns null (which the
+// contract allows); the counter has no effect on memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
+        if !note() {
+            return std::ptr::null_mut();
+        }
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
+        if !note() {
+            return std::ptr::null_mut();
+        }
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
+        if !note() {
+            return std::ptr::null_mut();
+        }
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -169,4 +183,74 @@ fn poll_wake_timer_channel_and_doorbell_cycles_do_not_allocate() {
     assert!(spawned >= 1);
 
     drop((doorbell_task, channel_task, timer_task, extra));
+}
+
+/// Sets a flag when dropped.
+struct Dropped(Arc<AtomicUsize>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_spawn_without_memory_gives_the_future_back_and_changes_nothing() {
+    let pends = Arc::new(CountPender::default());
+    let ex: Executor<StdLock, _> = Executor::new(pends.clone());
+    let dropped = Arc::new(AtomicUsize::new(0));
+
+    // Nothing spawned yet: even the run queue's first slot cannot be had.
+    let flag = Dropped(dropped.clone());
+    REFUSE.with(|r| r.set(true));
+    let refused = ex.try_spawn(async move {
+        let _flag = flag;
+        5u32
+    });
+    REFUSE.with(|r| r.set(false));
+    let Err(fut) = refused else {
+        panic!("a spawn without memory succeeded");
+    };
+    assert_eq!((ex.task_count(), pends.0.load(Ordering::SeqCst)), (0, 0));
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        0,
+        "the future came back whole"
+    );
+    assert_eq!(isboot_executor::host::block_on(fut), 5);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+
+    // With room in the run queue, it is the task's own block that fails; a maker is not called.
+    let keep = ex.spawn(std::future::pending::<()>());
+    assert!(!ex.poll());
+    let made = Arc::new(AtomicUsize::new(0));
+    let m = made.clone();
+    REFUSE.with(|r| r.set(true));
+    let refused = ex.try_spawn_with(move || {
+        m.fetch_add(1, Ordering::SeqCst);
+        async { 1u8 }
+    });
+    REFUSE.with(|r| r.set(false));
+    assert!(refused.is_err());
+    assert_eq!(made.load(Ordering::SeqCst), 0, "the maker was not called");
+    assert_eq!(ex.task_count(), 1, "the refused task is not counted");
+
+    // And once memory is back, the same maker spawns and runs (made in the task's memory).
+    let mut task = match refused {
+        Err(make) => match ex.try_spawn_with(make) {
+            Ok(t) => t,
+            Err(_) => panic!("memory is back"),
+        },
+        Ok(_) => unreachable!(),
+    };
+    assert!(!ex.poll());
+    assert_eq!(made.load(Ordering::SeqCst), 1);
+    let (_, waker) = CountingWaker::new();
+    assert_eq!(
+        Pin::new(&mut task).poll(&mut Context::from_waker(&waker)),
+        std::task::Poll::Ready(1)
+    );
+    drop((keep, task));
+    assert!(!ex.poll());
+    assert_eq!(ex.task_count(), 0);
 }

@@ -6,9 +6,20 @@
  *
  *   libiscsi-peer URL read|write|randread BLOCK_BYTES QUEUE_DEPTH SECONDS
  *
- * Output: "ops=N bytes=N secs=F mbps=F iops=F" on stdout; errors on stderr with exit code 1.
+ * Used as a well-written libiscsi program would be: reads land in the caller's buffers
+ * (scsi_task_add_data_in_buffer, as iscsi-perf does; without it libiscsi allocates and copies
+ * every Data-In), writes go out of them (libiscsi sends the caller's buffer), one buffer per
+ * command slot, and a completion refills its slot at once.
+ *
+ * Output: "ops=N bytes=N secs=F mbps=F iops=F cpu_ns=N utick=N stick=N" on stdout, plus
+ * "allocs=N copied=N copied_bulk=N zeroed=N" when tests/bench/count.c is preloaded, all over the
+ * measurement window (from the first completion after a warm-up of a fifth of the run, at most
+ * 0.5 s, to the last completion); errors on stderr with exit code 1.
  */
+#define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdint.h>
@@ -16,11 +27,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
 enum mode { SEQ_READ, SEQ_WRITE, RAND_READ };
+
+/* The counters of tests/bench/count.c, in its order. */
+struct counts {
+	uint64_t allocs, frees, alloc_bytes, copied, copied_bulk, zeroed, copy_calls;
+};
+
+struct snap {
+	double t;
+	uint64_t cpu_ns, utick, stick, ops;
+	struct counts c;
+};
+
+struct slot {
+	struct bench *b;
+	unsigned char *buf;
+};
 
 struct bench {
 	struct iscsi_context *iscsi;
@@ -31,12 +59,15 @@ struct bench {
 	uint64_t lbas;          /* capacity in logical blocks */
 	uint64_t next_lba;      /* sequential position */
 	uint64_t rng;
-	unsigned char *wbuf;
 	double deadline;
+	double warm;            /* the window starts at the first completion after this */
 	int in_flight;
 	int failed;
+	int counting;
+	int count_fd;
 	uint64_t ops;
-	uint64_t bytes;
+	struct snap start;
+	int started;
 };
 
 static double now(void)
@@ -58,12 +89,72 @@ static uint64_t xorshift(uint64_t *s)
 	return x;
 }
 
-static void issue(struct bench *b);
+/* CPU time of the process: nanoseconds on a CPU summed over its threads (schedstat), and user
+ * and system clock ticks (stat), the same way isboot's bench reads them. */
+static void cpu(struct snap *s)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	char path[300], buf[512];
+	unsigned long long ns, ut, st;
+	FILE *f;
+
+	s->cpu_ns = 0;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fscanf(f, "%llu", &ns) == 1)
+			s->cpu_ns += ns;
+		fclose(f);
+	}
+	if (d != NULL)
+		closedir(d);
+	s->utick = s->stick = 0;
+	f = fopen("/proc/self/stat", "r");
+	if (f != NULL) {
+		if (fgets(buf, sizeof(buf), f) != NULL) {
+			/* Fields 14 and 15, counted after the command name's closing parenthesis. */
+			char *p = strrchr(buf, ')');
+
+			if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+			    &ut, &st) == 2) {
+				s->utick = ut;
+				s->stick = st;
+			}
+		}
+		fclose(f);
+	}
+}
+
+static void counts(struct bench *b, struct counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (b->counting && pread(b->count_fd, c, sizeof(*c), 0) != (ssize_t)sizeof(*c))
+		memset(c, 0, sizeof(*c));
+}
+
+/* Opens the window: CPU first, counters last, so the snapshot's own allocations fall outside. */
+static void window_start(struct bench *b)
+{
+	cpu(&b->start);
+	b->start.ops = b->ops;
+	b->start.t = now();
+	counts(b, &b->start.c);
+	b->started = 1;
+}
+
+static void issue(struct slot *s);
 
 static void done(struct iscsi_context *iscsi, int status, void *command_data, void *private_data)
 {
-	struct bench *b = private_data;
+	struct slot *s = private_data;
+	struct bench *b = s->b;
 	struct scsi_task *task = command_data;
+	double t;
 
 	b->in_flight--;
 	if (status != SCSI_STATUS_GOOD) {
@@ -71,15 +162,18 @@ static void done(struct iscsi_context *iscsi, int status, void *command_data, vo
 		b->failed = 1;
 	} else {
 		b->ops++;
-		b->bytes += b->block_size;
 	}
 	scsi_free_scsi_task(task);
-	if (!b->failed && now() < b->deadline)
-		issue(b);
+	t = now();
+	if (!b->started && t >= b->warm)
+		window_start(b);
+	if (!b->failed && t < b->deadline)
+		issue(s);
 }
 
-static void issue(struct bench *b)
+static void issue(struct slot *s)
 {
+	struct bench *b = s->b;
 	uint64_t per = b->block_size / b->lba_size;
 	uint64_t slots = b->lbas / per;
 	uint64_t lba;
@@ -93,12 +187,17 @@ static void issue(struct bench *b)
 		if (b->next_lba + per > b->lbas)
 			b->next_lba = 0;
 	}
-	if (b->mode == SEQ_WRITE)
-		t = iscsi_write16_task(b->iscsi, b->lun, lba, b->wbuf, b->block_size, b->lba_size,
-		    0, 0, 0, 0, 0, done, b);
-	else
+	if (b->mode == SEQ_WRITE) {
+		t = iscsi_write16_task(b->iscsi, b->lun, lba, s->buf, b->block_size, b->lba_size,
+		    0, 0, 0, 0, 0, done, s);
+	} else {
 		t = iscsi_read16_task(b->iscsi, b->lun, lba, b->block_size, b->lba_size,
-		    0, 0, 0, 0, 0, done, b);
+		    0, 0, 0, 0, 0, done, s);
+		if (t != NULL && scsi_task_add_data_in_buffer(t, (int)b->block_size, s->buf) != 0) {
+			fprintf(stderr, "cannot add a read buffer\n");
+			b->failed = 1;
+		}
+	}
 	if (t == NULL) {
 		fprintf(stderr, "cannot queue a command: %s\n", iscsi_get_error(b->iscsi));
 		b->failed = 1;
@@ -110,11 +209,15 @@ static void issue(struct bench *b)
 int main(int argc, char **argv)
 {
 	struct bench b;
+	struct slot *slots;
 	struct iscsi_url *url;
 	struct scsi_task *cap;
 	struct scsi_readcapacity16 *rc16;
-	double start, secs;
-	int qd, i;
+	struct snap end;
+	const char *count_file = getenv("ISBOOT_COUNT_FILE");
+	double start, secs, warm;
+	uint64_t ops;
+	int qd, i, j;
 
 	if (argc != 6) {
 		fprintf(stderr, "usage: %s URL read|write|randread BLOCK_BYTES QUEUE_DEPTH SECONDS\n",
@@ -140,6 +243,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	b.rng = 0x2545f4914f6cdd1dULL;
+	if (count_file != NULL) {
+		b.count_fd = open(count_file, O_RDONLY);
+		b.counting = b.count_fd >= 0;
+	}
 
 	b.iscsi = iscsi_create_context("iqn.2026-11.org.isboot:bench-libiscsi");
 	if (b.iscsi == NULL) {
@@ -176,16 +283,24 @@ int main(int argc, char **argv)
 		    b.block_size, b.lba_size);
 		return 1;
 	}
-	b.wbuf = malloc(b.block_size);
-	if (b.wbuf == NULL)
+	slots = calloc((size_t)qd, sizeof(*slots));
+	if (slots == NULL)
 		return 1;
-	for (i = 0; i < (int)b.block_size; i++)
-		b.wbuf[i] = (unsigned char)(i * 7 + 3);
+	for (i = 0; i < qd; i++) {
+		slots[i].b = &b;
+		slots[i].buf = malloc(b.block_size);
+		if (slots[i].buf == NULL)
+			return 1;
+		for (j = 0; j < (int)b.block_size; j++)
+			slots[i].buf[j] = (unsigned char)(j * 7 + 3);
+	}
 
 	start = now();
 	b.deadline = start + secs;
+	warm = secs / 5 < 0.5 ? secs / 5 : 0.5;
+	b.warm = start + warm;
 	for (i = 0; i < qd && !b.failed; i++)
-		issue(&b);
+		issue(&slots[i]);
 	while (b.in_flight > 0) {
 		struct pollfd pfd;
 
@@ -203,14 +318,31 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	secs = now() - start;
 	if (b.failed)
 		return 1;
-	printf("ops=%" PRIu64 " bytes=%" PRIu64 " secs=%.3f mbps=%.1f iops=%.0f\n", b.ops, b.bytes,
-	    secs, (double)b.bytes / secs / 1e6, (double)b.ops / secs);
+	if (!b.started) {
+		fprintf(stderr, "no completion after the warm-up\n");
+		return 1;
+	}
+	counts(&b, &end.c);
+	end.t = now();
+	cpu(&end);
+	ops = b.ops - b.start.ops;
+	secs = end.t - b.start.t;
+	printf("ops=%" PRIu64 " bytes=%" PRIu64 " secs=%.3f mbps=%.1f iops=%.0f cpu_ns=%" PRIu64
+	    " utick=%" PRIu64 " stick=%" PRIu64, ops, ops * b.block_size, secs,
+	    (double)ops * b.block_size / secs / 1e6, (double)ops / secs,
+	    end.cpu_ns - b.start.cpu_ns, end.utick - b.start.utick, end.stick - b.start.stick);
+	if (b.counting)
+		printf(" allocs=%" PRIu64 " copied=%" PRIu64 " copied_bulk=%" PRIu64 " zeroed=%" PRIu64,
+		    end.c.allocs - b.start.c.allocs, end.c.copied - b.start.c.copied,
+		    end.c.copied_bulk - b.start.c.copied_bulk, end.c.zeroed - b.start.c.zeroed);
+	printf("\n");
 	iscsi_logout_sync(b.iscsi);
 	iscsi_destroy_url(url);
 	iscsi_destroy_context(b.iscsi);
-	free(b.wbuf);
+	for (i = 0; i < qd; i++)
+		free(slots[i].buf);
+	free(slots);
 	return 0;
 }

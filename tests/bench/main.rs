@@ -3,18 +3,27 @@
 //!
 //! ```text
 //! isboot-bench run PORTAL IQN LUN read|write|randread BLOCK_BYTES QUEUE_DEPTH SECONDS
-//! isboot-bench compare PEER [SECONDS] [tgtd|istgt ...]
+//! isboot-bench compare PEER [SECONDS] [tgtd|tgtd-null|istgt ...]
 //! ```
 //!
 //! `run` drives one workload over a session to a target that is already running and prints the
 //! same line as the libiscsi peer (`tests/bench/libiscsi-peer.c`). `compare` starts each target
 //! with the test harness, runs every workload with the peer (the program at PEER) and with
-//! isboot alternately on the same target, and prints a table of the ratios isboot / libiscsi.
-//! Throughput here is CPU-bound (initiator, target and TCP share two cores) and swings from run
-//! to run, which is why both initiators run side by side in one invocation.
+//! `isboot-bench run` alternately, each in a process of its own, on the same target, and prints
+//! a table: rates and their ratio, CPU time per I/O, and (with the counting library of
+//! `tests/bench/count.c`) allocations, bulk copies and zero fills per I/O. Throughput here is
+//! CPU-bound (initiator, target and TCP share two cores) and swings from run to run, which is
+//! why both initiators run side by side in one invocation, repeatedly, and medians are shown.
+//!
+//! Both initiators measure themselves the same way over the same window (from the first
+//! completion after a warm-up to the last completion): CPU as the time the process's threads
+//! spent on a CPU (`/proc/self/task/*/schedstat`, nanoseconds, user and system together) with
+//! the user/system split from `/proc/self/stat`'s clock ticks; allocations and copies from the
+//! counting library's shared counters.
 
-use std::collections::VecDeque;
+use std::fs::File;
 use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -47,11 +56,26 @@ impl Mode {
     }
 }
 
+/// One run's figures over its measurement window.
 #[derive(Clone, Copy, Debug, Default)]
 struct Result {
     ops: u64,
     bytes: u64,
     secs: f64,
+    cpu_ns: u64,
+    utick: u64,
+    stick: u64,
+    /// From the counting library, when it was loaded.
+    counts: Option<Counts>,
+}
+
+/// The counting library's counters over a window (see `tests/bench/count.c`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    allocs: u64,
+    copied: u64,
+    copied_bulk: u64,
+    zeroed: u64,
 }
 
 impl Result {
@@ -61,29 +85,196 @@ impl Result {
     fn iops(&self) -> f64 {
         self.ops as f64 / self.secs
     }
+    /// CPU microseconds per I/O (user and system).
+    fn cpu_us(&self) -> f64 {
+        self.cpu_ns as f64 / 1e3 / self.ops.max(1) as f64
+    }
+    /// The user-time share of `cpu_us`, from the tick counts.
+    fn user_share(&self) -> f64 {
+        let t = self.utick + self.stick;
+        if t == 0 {
+            0.0
+        } else {
+            self.utick as f64 / t as f64
+        }
+    }
     fn line(&self) -> String {
-        format!(
-            "ops={} bytes={} secs={:.3} mbps={:.1} iops={:.0}",
+        let mut s = format!(
+            "ops={} bytes={} secs={:.3} mbps={:.1} iops={:.0} cpu_ns={} utick={} stick={}",
             self.ops,
             self.bytes,
             self.secs,
             self.mbps(),
-            self.iops()
-        )
+            self.iops(),
+            self.cpu_ns,
+            self.utick,
+            self.stick
+        );
+        if let Some(c) = self.counts {
+            s.push_str(&format!(
+                " allocs={} copied={} copied_bulk={} zeroed={}",
+                c.allocs, c.copied, c.copied_bulk, c.zeroed
+            ));
+        }
+        s
     }
     fn parse(line: &str) -> Option<Result> {
         let mut r = Result::default();
+        let mut c = Counts::default();
+        let mut counted = false;
         for field in line.split_whitespace() {
             let (k, v) = field.split_once('=')?;
             match k {
                 "ops" => r.ops = v.parse().ok()?,
                 "bytes" => r.bytes = v.parse().ok()?,
                 "secs" => r.secs = v.parse().ok()?,
+                "cpu_ns" => r.cpu_ns = v.parse().ok()?,
+                "utick" => r.utick = v.parse().ok()?,
+                "stick" => r.stick = v.parse().ok()?,
+                "allocs" => (c.allocs, counted) = (v.parse().ok()?, true),
+                "copied" => c.copied = v.parse().ok()?,
+                "copied_bulk" => c.copied_bulk = v.parse().ok()?,
+                "zeroed" => c.zeroed = v.parse().ok()?,
                 _ => {}
             }
         }
-        (r.secs > 0.0).then_some(r)
+        r.counts = counted.then_some(c);
+        (r.secs > 0.0 && r.ops > 0).then_some(r)
     }
+}
+
+/// CPU time of this process: (ns on a CPU over all threads, user ticks, system ticks).
+fn cpu() -> (u64, u64, u64) {
+    let mut ns = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            let p = e.path().join("schedstat");
+            if let Some(v) = std::fs::read_to_string(p)
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                ns += v;
+            }
+        }
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields 14 and 15 (utime, stime), counted after the command name's closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (
+        ns,
+        f.first().copied().unwrap_or(0),
+        f.get(1).copied().unwrap_or(0),
+    )
+}
+
+/// The counting library's counters, read without allocating from the file opened before.
+fn counts(f: Option<&File>) -> Option<Counts> {
+    let f = f?;
+    let mut b = [0u8; 48];
+    f.read_exact_at(&mut b, 0).ok()?;
+    let field = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(w)
+    };
+    // Order of struct counts: allocs, frees, alloc_bytes, copied, copied_bulk, zeroed.
+    Some(Counts {
+        allocs: field(0),
+        copied: field(3),
+        copied_bulk: field(4),
+        zeroed: field(5),
+    })
+}
+
+/// A snapshot at one edge of the measurement window.
+struct Edge {
+    at: Instant,
+    ops: u64,
+    cpu: (u64, u64, u64),
+    counts: Option<Counts>,
+}
+
+/// Opens the window: CPU first and the counters last, so that reading /proc (which allocates)
+/// falls outside it; [`close`] reads them in the opposite order.
+fn open(ops: u64, f: Option<&File>) -> Edge {
+    let cpu = cpu();
+    Edge {
+        at: Instant::now(),
+        ops,
+        cpu,
+        counts: counts(f),
+    }
+}
+
+fn close(start: &Edge, ops: u64, block: u32, f: Option<&File>) -> Result {
+    let c = counts(f);
+    let at = Instant::now();
+    let (ns, ut, st) = cpu();
+    let ops = ops - start.ops;
+    Result {
+        ops,
+        bytes: ops * u64::from(block),
+        secs: at.duration_since(start.at).as_secs_f64(),
+        cpu_ns: ns.saturating_sub(start.cpu.0),
+        utick: ut.saturating_sub(start.cpu.1),
+        stick: st.saturating_sub(start.cpu.2),
+        counts: match (start.counts, c) {
+            (Some(a), Some(b)) => Some(Counts {
+                allocs: b.allocs - a.allocs,
+                copied: b.copied - a.copied,
+                copied_bulk: b.copied_bulk - a.copied_bulk,
+                zeroed: b.zeroed - a.zeroed,
+            }),
+            _ => None,
+        },
+    }
+}
+
+/// Command slots: each keeps its own buffer, handed to the session with its command and back
+/// with the completion ([`Pending::wait_buffer`]), so that no command allocates, clears or
+/// copies a buffer of its own: reads land in the slot's buffer, writes leave from it.
+struct Slots {
+    free: Vec<Vec<u8>>,
+}
+
+impl Slots {
+    fn new(depth: usize, block: u32) -> Slots {
+        let data = (0..block).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>();
+        Slots {
+            free: (0..depth).map(|_| data.clone()).collect(),
+        }
+    }
+
+    fn put(&mut self, buf: Vec<u8>) {
+        self.free.push(buf);
+    }
+}
+
+/// Submits one command of `mode` at `lba` with a slot's buffer.
+fn submit(
+    disk: &HostDisk,
+    slots: &mut Slots,
+    mode: Mode,
+    lba: u64,
+    per: u32,
+) -> std::result::Result<Pending, String> {
+    let buf = slots.free.pop().ok_or("no free slot")?;
+    match mode {
+        Mode::Write => disk.submit_write(lba, buf),
+        Mode::Read | Mode::RandRead => disk.submit_read_into(lba, per, buf),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Waits for a command; gives back its buffer for the slot.
+fn finish(p: Pending) -> std::result::Result<Vec<u8>, String> {
+    p.wait_buffer().map_err(|e| e.to_string())
 }
 
 /// Runs `mode` with `block` bytes per command and `depth` commands in flight for `secs`.
@@ -94,20 +285,24 @@ fn run(
     depth: usize,
     secs: f64,
 ) -> std::result::Result<Result, String> {
+    let count_file = std::env::var_os("ISBOOT_COUNT_FILE").and_then(|p| File::open(p).ok());
     let bl = disk.block_len();
     let (lbas, _) = disk.read_capacity().map_err(|e| e.to_string())?;
     let per = u64::from(block / bl);
     if per == 0 || block % bl != 0 || per > lbas {
         return Err(format!("block size {block} does not fit {bl}-byte blocks"));
     }
-    let slots = lbas / per;
-    let data = (0..block).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>();
+    let slots_n = lbas / per;
+    let mut slots = Slots::new(depth, block);
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut next = 0u64;
-    let mut inflight: VecDeque<Pending> = VecDeque::new();
+    let mut inflight: std::collections::VecDeque<Pending> =
+        std::collections::VecDeque::with_capacity(depth);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
-    let mut r = Result::default();
+    let warm = start + Duration::from_secs_f64((secs / 5.0).min(0.5));
+    let mut window: Option<Edge> = None;
+    let mut ops = 0u64;
     loop {
         let now = Instant::now();
         while now < deadline && inflight.len() < depth {
@@ -116,7 +311,7 @@ fn run(
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
-                    (rng % slots) * per
+                    (rng % slots_n) * per
                 }
                 Mode::Read | Mode::Write => {
                     let l = next;
@@ -124,28 +319,25 @@ fn run(
                     l
                 }
             };
-            let p = match mode {
-                Mode::Write => disk.submit_write(lba, data.clone()),
-                Mode::Read | Mode::RandRead => disk.submit_read(lba, per as u32),
-            }
-            .map_err(|e| e.to_string())?;
-            inflight.push_back(p);
+            inflight.push_back(submit(disk, &mut slots, mode, lba, per as u32)?);
         }
         let Some(p) = inflight.pop_front() else {
             break;
         };
-        p.wait().map_err(|e| e.to_string())?;
-        r.ops += 1;
-        r.bytes += u64::from(block);
+        slots.put(finish(p)?);
+        ops += 1;
+        if window.is_none() && Instant::now() >= warm {
+            window = Some(open(ops, count_file.as_ref()));
+        }
     }
-    r.secs = start.elapsed().as_secs_f64();
-    Ok(r)
+    let w = window.ok_or("no completion after the warm-up")?;
+    Ok(close(&w, ops, block, count_file.as_ref()))
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: isboot-bench run PORTAL IQN LUN read|write|randread BLOCK_BYTES QUEUE_DEPTH SECONDS\n       \
-         isboot-bench compare PEER [SECONDS] [tgtd|istgt ...]"
+         isboot-bench compare PEER [SECONDS] [tgtd|tgtd-null|istgt ...]"
     );
     std::process::exit(2)
 }
@@ -159,36 +351,75 @@ const WORKLOADS: [(Mode, u32, usize); 6] = [
     (Mode::RandRead, 4096, 32),
 ];
 
-fn peer(
-    peer: &str,
-    url: &str,
-    mode: Mode,
-    block: u32,
-    depth: usize,
-    secs: f64,
-) -> std::result::Result<Result, String> {
-    let out = Command::new(peer)
-        .args([
-            url,
-            mode.name(),
-            &block.to_string(),
-            &depth.to_string(),
-            &secs.to_string(),
-        ])
-        .output()
-        .map_err(|e| format!("{peer}: {e}"))?;
+/// A target set up for the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Setup {
+    kind: Kind,
+    null: bool,
+    /// The target's MaxRecvDataSegmentLength (tgtd: also its MaxXmitDataSegmentLength).
+    pdu: u32,
+}
+
+impl Setup {
+    fn name(&self) -> String {
+        format!(
+            "{}{}",
+            self.kind.name(),
+            if self.null { " null" } else { "" }
+        )
+    }
+}
+
+/// Runs one initiator program and reads its result line. `count` preloads the counting library
+/// (`lib`, `file`).
+fn spawn(mut cmd: Command, count: Option<(&str, &str)>) -> std::result::Result<Result, String> {
+    if let Some((lib, file)) = count {
+        cmd.env("LD_PRELOAD", lib).env("ISBOOT_COUNT_FILE", file);
+    } else {
+        cmd.env_remove("ISBOOT_COUNT_FILE");
+    }
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(format!(
-            "{peer} failed: {}",
+            "{cmd:?} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Result::parse(stdout.trim()).ok_or_else(|| format!("unreadable peer output {stdout:?}"))
+    Result::parse(stdout.trim()).ok_or_else(|| format!("unreadable output {stdout:?}"))
+}
+
+fn peer_cmd(peer: &str, url: &str, mode: Mode, block: u32, depth: usize, secs: f64) -> Command {
+    let mut c = Command::new(peer);
+    c.args([
+        url,
+        mode.name(),
+        &block.to_string(),
+        &depth.to_string(),
+        &secs.to_string(),
+    ]);
+    c
+}
+
+fn ours_cmd(t: &Target, mode: Mode, block: u32, depth: usize, secs: f64) -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "isboot-bench".into());
+    let mut c = Command::new(exe);
+    c.args([
+        "run",
+        &t.addr().to_string(),
+        t.iqn(),
+        &t.lun().to_string(),
+        mode.name(),
+        &block.to_string(),
+        &depth.to_string(),
+        &secs.to_string(),
+    ]);
+    c
 }
 
 /// The median of `v` (the mean of the middle two for an even count).
-fn median(v: &mut [f64]) -> f64 {
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => 0.0,
@@ -197,52 +428,87 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn compare(peer_path: &str, secs: f64, kinds: &[Kind]) -> std::result::Result<(), String> {
-    // ISBOOT_BENCH_REPS runs each workload that many times per initiator (alternately) and
-    // reports the medians; ISBOOT_BENCH_ONLY keeps the workloads whose label contains it.
+fn spread(v: &[f64]) -> (f64, f64) {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
+}
+
+/// Per-I/O figures of a counted run: (allocations, bulk bytes copied per payload byte, bytes
+/// zero-filled per payload byte, all bytes copied per payload byte).
+fn per_io(r: &Result) -> Option<(f64, f64, f64, f64)> {
+    let c = r.counts?;
+    let ops = r.ops.max(1) as f64;
+    let bytes = r.bytes.max(1) as f64;
+    Some((
+        c.allocs as f64 / ops,
+        c.copied_bulk as f64 / bytes,
+        c.zeroed as f64 / bytes,
+        c.copied as f64 / bytes,
+    ))
+}
+
+fn fmt_counts(r: Option<&Result>) -> (String, String, String) {
+    match r.and_then(per_io) {
+        Some((a, b, z, all)) => (
+            format!("{a:.2}"),
+            format!("{b:.2} ({all:.2})"),
+            format!("{z:.2}"),
+        ),
+        None => ("-".into(), "-".into(), "-".into()),
+    }
+}
+
+fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<(), String> {
+    // ISBOOT_BENCH_REPS runs each workload that many times per initiator (alternately, the
+    // first initiator changing every repetition) and reports medians; ISBOOT_BENCH_ONLY keeps
+    // the workloads whose label contains it; ISBOOT_BENCH_COUNT_LIB (set by compare.sh) adds one
+    // counted run per initiator; ISBOOT_BENCH_LOG appends every run's line to a file.
     let reps: usize = std::env::var("ISBOOT_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .max(1);
     let only = std::env::var("ISBOOT_BENCH_ONLY").ok();
-    let ab = std::env::var_os("ISBOOT_BENCH_AB").is_some();
-    if reps > 1 {
-        println!("(median of {reps} alternating runs of {secs} s each)");
-    }
-    if ab {
-        println!("| target | workload | libiscsi | isboot | isboot/libiscsi | isboot handoff | handoff/libiscsi |");
-        println!("|---|---|---|---|---|---|---|");
-    } else {
-        println!("| target | workload | libiscsi | isboot | isboot/libiscsi |");
-        println!("|---|---|---|---|---|");
-    }
-    for &kind in kinds {
+    let count_lib = std::env::var("ISBOOT_BENCH_COUNT_LIB").ok();
+    let log = std::env::var_os("ISBOOT_BENCH_LOG");
+    let count_file = std::env::temp_dir().join(format!("isboot-count-{}", std::process::id()));
+    let count_file = count_file.to_string_lossy().into_owned();
+    let log_line = |line: String| {
+        if let Some(p) = &log {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+            {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    };
+    println!(
+        "(median of {reps} alternating runs of {secs} s each; [min-max] of the per-repetition \
+         ratios; CPU = user+sys µs per I/O of the initiator process, user share in parentheses; \
+         allocs per I/O, bulk copies (>= 512 B; all copies) and zero fills per payload byte from \
+         one counted run each)"
+    );
+    println!(
+        "| target | target PDU | workload | libiscsi | isboot | isboot/libiscsi | CPU µs/IO libiscsi | \
+         CPU µs/IO isboot | CPU isboot/libiscsi | allocs/IO lib / isb | copied B/B lib / isb | \
+         zeroed B/B lib / isb |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in setups {
         let t = Target::start(
-            kind,
+            s.kind,
             Config {
                 queue_depth: Some(64),
+                max_recv_dsl: Some(s.pdu),
+                null_store: s.null,
                 ..Config::new(512 << 20)
             },
         )
         .map_err(|e| e.to_string())?;
-        let mut cfg = DiskConfig::new(
-            t.addr(),
-            t.iqn(),
-            t.lun() as u16,
-            "iqn.2026-11.org.isboot:bench",
-        );
-        cfg.max_commands = 64;
-        // ISBOOT_BENCH_AB=1 adds a column: a second session whose callers leave all driving to
-        // the runtime's thread (the handoff the caller-driven default avoids).
-        let handoff = if ab {
-            let mut c = cfg.clone();
-            c.drive_on_wait = false;
-            Some(HostDisk::open(c).map_err(|e| e.to_string())?)
-        } else {
-            None
-        };
-        let disk = HostDisk::open(cfg).map_err(|e| e.to_string())?;
         let url = t.libiscsi_url();
         for (mode, block, depth) in WORKLOADS {
             let size = if block >= 1 << 20 {
@@ -254,36 +520,110 @@ fn compare(peer_path: &str, secs: f64, kinds: &[Kind]) -> std::result::Result<()
             if only.as_ref().is_some_and(|o| !label.contains(o.as_str())) {
                 continue;
             }
-            // Alternate the two initiators so that a change in the machine's load hits both.
-            let (mut theirs, mut ours, mut other) = (Vec::new(), Vec::new(), Vec::new());
-            let rate = |r: Result| if block >= 1 << 20 { r.mbps() } else { r.iops() };
-            for _ in 0..reps {
-                theirs.push(rate(peer(peer_path, &url, mode, block, depth, secs)?));
-                ours.push(rate(run(&disk, mode, block, depth, secs)?));
-                if let Some(h) = &handoff {
-                    other.push(rate(run(h, mode, block, depth, secs)?));
+            let mut theirs: Vec<Result> = Vec::new();
+            let mut ours: Vec<Result> = Vec::new();
+            for rep in 0..reps {
+                // Alternate the two initiators, and which goes first, so that a change in the
+                // machine's load hits both.
+                for first in [rep % 2 == 0, rep % 2 != 0] {
+                    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+                    let (who, r) = if first {
+                        let r = spawn(peer_cmd(peer_path, &url, mode, block, depth, secs), None)?;
+                        theirs.push(r);
+                        ("libiscsi", r)
+                    } else {
+                        let r = spawn(ours_cmd(&t, mode, block, depth, secs), None)?;
+                        ours.push(r);
+                        ("isboot", r)
+                    };
+                    log_line(format!(
+                        "target={} pdu={} workload={label:?} initiator={who} rep={rep} load={:?} {}",
+                        s.name().replace(' ', "-"),
+                        s.pdu,
+                        load.split_whitespace().next().unwrap_or(""),
+                        r.line()
+                    ));
                 }
             }
-            let unit = if block >= 1 << 20 { "MB/s" } else { "IOPS" };
-            let (a, b) = (median(&mut theirs), median(&mut ours));
-            let extra = if other.is_empty() {
-                String::new()
-            } else {
-                let c = median(&mut other);
-                format!(" {c:.0} {unit} | {:.2} |", c / a)
-            };
+            let (mut ct, mut co) = (None, None);
+            if let Some(lib) = &count_lib {
+                let cs = (secs / 2.0).max(1.0);
+                let c = Some((lib.as_str(), count_file.as_str()));
+                let r = spawn(peer_cmd(peer_path, &url, mode, block, depth, cs), c)?;
+                log_line(format!(
+                    "counted initiator=libiscsi workload={label:?} {}",
+                    r.line()
+                ));
+                ct = Some(r);
+                let r = spawn(ours_cmd(&t, mode, block, depth, cs), c)?;
+                log_line(format!(
+                    "counted initiator=isboot workload={label:?} {}",
+                    r.line()
+                ));
+                co = Some(r);
+            }
+            let big = block >= 1 << 20;
+            let unit = if big { "MB/s" } else { "IOPS" };
+            let rate = |r: &Result| if big { r.mbps() } else { r.iops() };
+            let rt: Vec<f64> = theirs.iter().map(rate).collect();
+            let ro: Vec<f64> = ours.iter().map(rate).collect();
+            let ratios: Vec<f64> = ro.iter().zip(&rt).map(|(o, t)| o / t).collect();
+            let (lo, hi) = spread(&ratios);
+            let cpu_t: Vec<f64> = theirs.iter().map(Result::cpu_us).collect();
+            let cpu_o: Vec<f64> = ours.iter().map(Result::cpu_us).collect();
+            let user_t = median(&theirs.iter().map(Result::user_share).collect::<Vec<_>>());
+            let user_o = median(&ours.iter().map(Result::user_share).collect::<Vec<_>>());
+            let cpu_ratios: Vec<f64> = cpu_o.iter().zip(&cpu_t).map(|(o, t)| o / t).collect();
+            let (clo, chi) = spread(&cpu_ratios);
+            let (at, bt, zt) = fmt_counts(ct.as_ref());
+            let (ao, bo, zo) = fmt_counts(co.as_ref());
             println!(
-                "| {} | {label} | {a:.0} {unit} | {b:.0} {unit} | {:.2} |{extra}",
-                kind.name(),
-                b / a
+                "| {} | {} KiB | {label} | {:.0} {unit} | {:.0} {unit} | {:.2} [{lo:.2}-{hi:.2}] | \
+                 {:.1} ({:.0}% user) | {:.1} ({:.0}% user) | {:.2} [{clo:.2}-{chi:.2}] | {at} / {ao} | \
+                 {bt} / {bo} | {zt} / {zo} |",
+                s.name(),
+                s.pdu / 1024,
+                median(&rt),
+                median(&ro),
+                median(&ratios),
+                median(&cpu_t),
+                user_t * 100.0,
+                median(&cpu_o),
+                user_o * 100.0,
+                median(&cpu_ratios),
             );
         }
-        disk.close().map_err(|e| e.to_string())?;
-        if let Some(h) = handoff {
-            h.close().map_err(|e| e.to_string())?;
+    }
+    let _ = std::fs::remove_file(&count_file);
+    Ok(())
+}
+
+/// The targets of `compare`: each named kind at each target PDU size of ISBOOT_BENCH_PDU
+/// (comma-separated bytes; default 8192 and 262144).
+fn setups(names: &[String]) -> Vec<Setup> {
+    let pdus: Vec<u32> = std::env::var("ISBOOT_BENCH_PDU")
+        .ok()
+        .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
+        .filter(|v: &Vec<u32>| !v.is_empty())
+        .unwrap_or_else(|| vec![8192, 262_144]);
+    let names: Vec<&str> = if names.is_empty() {
+        vec!["tgtd", "tgtd-null", "istgt"]
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let (kind, null) = match n {
+            "tgtd" => (Kind::Tgtd, false),
+            "tgtd-null" => (Kind::Tgtd, true),
+            "istgt" => (Kind::Istgt, false),
+            _ => usage(),
+        };
+        for &pdu in &pdus {
+            out.push(Setup { kind, null, pdu });
         }
     }
-    Ok(())
+    out
 }
 
 fn main() {
@@ -308,19 +648,7 @@ fn main() {
         }
         Some("compare") if args.len() >= 2 => {
             let secs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5.0);
-            let kinds: Vec<Kind> = if args.len() > 3 {
-                args[3..]
-                    .iter()
-                    .map(|k| match k.as_str() {
-                        "tgtd" => Kind::Tgtd,
-                        "istgt" => Kind::Istgt,
-                        _ => usage(),
-                    })
-                    .collect()
-            } else {
-                Kind::ALL.to_vec()
-            };
-            compare(&args[1], secs, &kinds)
+            compare(&args[1], secs, &setups(args.get(3..).unwrap_or(&[])))
         }
         _ => usage(),
     };

@@ -18,7 +18,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -33,6 +33,8 @@ pub struct FakeTarget {
     addr: SocketAddr,
     target: CoreTarget,
     stop: Arc<AtomicBool>,
+    /// Milliseconds every SCSI Response is held before it is sent.
+    delay_ms: Arc<AtomicU64>,
     acceptor: Option<JoinHandle<()>>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -70,18 +72,38 @@ impl FakeTarget {
         listener.set_nonblocking(true)?;
         let target = CoreTarget::new(cfg);
         let stop = Arc::new(AtomicBool::new(false));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let threads = Arc::new(Mutex::new(Vec::new()));
-        let (t, s, th) = (target.clone(), stop.clone(), threads.clone());
+        let (t, s, d, th) = (
+            target.clone(),
+            stop.clone(),
+            delay_ms.clone(),
+            threads.clone(),
+        );
         let acceptor = std::thread::Builder::new()
             .name("fake-accept".into())
-            .spawn(move || accept_loop(listener, t, s, th))?;
+            .spawn(move || {
+                // The target is not under test when a test counts allocations.
+                isboot_executor::host::counting_alloc::exempt_thread();
+                accept_loop(listener, t, s, d, th)
+            })?;
         Ok(FakeTarget {
             addr,
             target,
             stop,
+            delay_ms,
             acceptor: Some(acceptor),
             threads,
         })
+    }
+
+    /// Holds every answer that begins with a SCSI Response this long before sending it (a
+    /// slow disk behind the target); zero sends at once.
+    pub fn set_response_delay(&self, d: Duration) {
+        self.delay_ms.store(
+            d.as_millis().try_into().unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -125,6 +147,7 @@ fn accept_loop(
     listener: TcpListener,
     target: CoreTarget,
     stop: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 ) {
     while !stop.load(Ordering::SeqCst) {
@@ -133,10 +156,12 @@ fn accept_loop(
                 let local = stream.local_addr().unwrap_or(SocketAddr::from(([0; 4], 0)));
                 let conn = target.connect(local);
                 let s = stop.clone();
+                let d = delay_ms.clone();
                 let t = std::thread::Builder::new()
                     .name("fake-conn".into())
                     .spawn(move || {
-                        if let Err(e) = serve(stream, conn, &s) {
+                        isboot_executor::host::counting_alloc::exempt_thread();
+                        if let Err(e) = serve(stream, conn, &s, &d) {
                             if !s.load(Ordering::SeqCst) && e.kind() != io::ErrorKind::UnexpectedEof
                             {
                                 eprintln!("fake target: connection ended: {e}");
@@ -156,7 +181,12 @@ fn accept_loop(
 
 /// Carries one connection's bytes between the socket and the sans-IO target until one side
 /// ends it. Each read waits at most 100 ms, so the stop flag is seen in bounded time.
-fn serve(mut stream: TcpStream, mut conn: FakeConnection, stop: &AtomicBool) -> io::Result<()> {
+fn serve(
+    mut stream: TcpStream,
+    mut conn: FakeConnection,
+    stop: &AtomicBool,
+    delay_ms: &AtomicU64,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_millis(100)))?;
     // An initiator that stops reading must not hang this thread (and the target's drop).
@@ -180,6 +210,11 @@ fn serve(mut stream: TcpStream, mut conn: FakeConnection, stop: &AtomicBool) -> 
         }
         let out = conn.take_output();
         if !out.is_empty() {
+            // Opcode 0x21: SCSI Response.
+            let delay = delay_ms.load(Ordering::SeqCst);
+            if delay > 0 && out.first().is_some_and(|b| b & 0x3f == 0x21) {
+                std::thread::sleep(Duration::from_millis(delay));
+            }
             stream.write_all(&out)?;
         }
         match conn.end() {

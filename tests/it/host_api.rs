@@ -67,3 +67,89 @@ fn writes_reach_the_disk_and_close_logs_out() {
     let s = t.stats();
     assert_eq!((s.logins, s.violations.len()), (1, 0), "{s:?}");
 }
+
+/// Issue 12 item 2: a target cannot choose how much the host path allocates. Before the bound,
+/// a 1 GiB block was cached and the next one-block read allocated 1 GiB.
+#[test]
+fn a_block_size_the_target_cannot_mean_is_refused_at_open() {
+    for bl in [1 << 30, 3 * 512, 128 * 1024, 256] {
+        let mut cfg = FakeConfig::new(1 << 20, Fault::None);
+        cfg.reported_block_len = Some(bl);
+        let t = FakeTarget::start(cfg).unwrap();
+        let mut c = DiskConfig::new(t.addr(), t.iqn(), 0, INITIATOR);
+        c.io_timeout = std::time::Duration::from_secs(20);
+        match HostDisk::open(c) {
+            Err(Error::Invalid(why)) => assert!(why.contains(&format!("{bl}-byte")), "{why}"),
+            other => panic!("a {bl}-byte block was accepted: {other:?}"),
+        }
+    }
+    // Powers of two up to 64 KiB are real disks.
+    let mut cfg = FakeConfig::new(1 << 20, Fault::None);
+    cfg.reported_block_len = Some(4096);
+    let t = FakeTarget::start(cfg).unwrap();
+    let disk = open(&t, 4);
+    assert_eq!(disk.block_len(), 4096);
+}
+
+/// Issue 12 item 2, the transfer side: one command may not ask for more than the bound, and
+/// is refused before any buffer is made.
+#[test]
+fn a_transfer_beyond_the_bound_is_refused_before_allocating() {
+    let t = FakeTarget::start(FakeConfig::new(1 << 20, Fault::None)).unwrap();
+    let disk = open(&t, 4);
+    let blocks = (isboot_host::disk::MAX_TRANSFER / BLOCK) as u32 + 1;
+    assert!(matches!(disk.read(0, blocks), Err(Error::Invalid(_))));
+    assert!(matches!(
+        disk.submit(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], None, usize::MAX),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(
+        t.stats().commands,
+        1,
+        "only READ CAPACITY reached the target"
+    );
+}
+
+/// Issue 12 item 4: durations meaning "forever" are clamped; before, `Instant + Duration`
+/// overflowed and panicked in open (and again in Drop).
+#[test]
+fn the_longest_durations_do_not_panic() {
+    let t = FakeTarget::start(FakeConfig::new(1 << 20, Fault::None)).unwrap();
+    let mut cfg = DiskConfig::new(t.addr(), t.iqn(), 0, INITIATOR);
+    cfg.io_timeout = std::time::Duration::MAX;
+    cfg.command_timeout = Some(std::time::Duration::MAX);
+    cfg.timeouts.nop_interval = std::time::Duration::MAX;
+    cfg.timeouts.tmf_timeout = std::time::Duration::MAX;
+    let disk = HostDisk::open(cfg).expect("open");
+    assert_eq!(disk.read(0, 1).unwrap().len(), BLOCK);
+    drop(disk);
+}
+
+/// Issue 12 item 5: a command sent again after UNIT ATTENTION keeps the deadline of its first
+/// submission. The target answers every READ with UNIT ATTENTION after 300 ms; with a 1 s
+/// command timeout the read must fail with a timeout by then, where each retry used to start
+/// a fresh second (9 attempts, 2.7 s, ending in the UNIT ATTENTION itself).
+#[test]
+fn unit_attention_retries_stay_within_the_command_timeout() {
+    use std::time::{Duration, Instant};
+    let mut cfg = FakeConfig::new(1 << 20, Fault::None);
+    cfg.unit_attention_opcode = Some(0x28);
+    let t = FakeTarget::start(cfg).unwrap();
+    let mut c = DiskConfig::new(t.addr(), t.iqn(), 0, INITIATOR);
+    c.command_timeout = Some(Duration::from_secs(1));
+    c.io_timeout = Duration::from_secs(30);
+    let disk = HostDisk::open(c).expect("open");
+    t.set_response_delay(Duration::from_millis(300));
+    let start = Instant::now();
+    let r = disk.read(0, 1);
+    let took = start.elapsed();
+    t.set_response_delay(Duration::ZERO);
+    assert_eq!(
+        r,
+        Err(Error::Transport(isboot_core::scsi::TransportError::Timeout))
+    );
+    assert!(
+        took < Duration::from_millis(2200),
+        "the 1 s bound held for {took:?}"
+    );
+}

@@ -156,6 +156,9 @@ pub struct Config {
     pub port: Option<u16>,
     /// The target's name instead of the kind's default (a full IQN, with a colon).
     pub iqn: Option<String>,
+    /// tgtd only: serve the LUN from tgtd's null backing store (`--bstype null`: reads return
+    /// zeroes, writes are dropped, no disk work), for benchmarks that price the initiator.
+    pub null_store: bool,
 }
 
 impl Config {
@@ -176,6 +179,7 @@ impl Config {
             queue_depth: None,
             port: None,
             iqn: None,
+            null_store: false,
         }
     }
 }
@@ -535,22 +539,22 @@ impl Target {
             ]
             .concat(),
         )?;
-        self.tgtadm(
-            &[
-                &[
-                    "--op",
-                    "new",
-                    "--mode",
-                    "logicalunit",
-                    "--lun",
-                    "1",
-                    "-b",
-                    &disk,
-                ][..],
-                &t,
-            ]
-            .concat(),
-        )?;
+        let lu: &[&str] = &[
+            "--op",
+            "new",
+            "--mode",
+            "logicalunit",
+            "--lun",
+            "1",
+            "-b",
+            &disk,
+        ];
+        let null: &[&str] = if self.cfg.null_store {
+            &["--bstype", "null"]
+        } else {
+            &[]
+        };
+        self.tgtadm(&[lu, null, &t].concat())?;
         self.tgtadm(&[&["--op", "bind", "--mode", "target", "-I", "ALL"][..], &t].concat())?;
         let c = &self.cfg;
         let mut params: Vec<(&str, String)> = Vec::new();

@@ -100,6 +100,15 @@ void kpi_acpi_table(const char *sig, const void *table, hsize_t len);
 void kpi_nic(const char *name, const unsigned char *mac, int link_up, hu64 baudrate);
 void kpi_malloc_fail_nth(hi64 n);		/* fail the Nth malloc(9) from now, once; -1 off */
 hi64 kpi_malloc_calls(void);			/* malloc(9) calls so far */
+hi64 kpi_malloc_nowait_calls(void);		/* those with M_NOWAIT (failmalloc's N counts them) */
+hi64 kpi_malloc_type_allocs(const char *shortdesc); /* allocations of one malloc type so far */
+/* What the module asked libkern to copy and fill (memcpy, memmove, memset): bytes in all, bytes
+ * in calls of at least 512 (payload; smaller calls are moves of its own structures), bytes zeroed
+ * (all, and in calls of at least 512); and what sosend/soreceive moved. */
+struct kpi_copies {
+	hu64 copied, copied_bulk, zeroed, zeroed_bulk, calls, sock_sent, sock_received;
+};
+void kpi_copy_counts(struct kpi_copies *c);
 int kpi_malloc_failed_site(hsize_t *frames, int max); /* backtrace of the failed call */
 int kpi_load(void);				/* linker sets, SYSINITs, MOD_LOAD */
 int kpi_wait_root(int ms);			/* every root_mount_hold released */
@@ -108,6 +117,7 @@ int kpi_disk_info(hu64 lun, hu64 *blocks, unsigned int *block_size, int *opening
 int kpi_disk_open(hu64 lun);			/* root mounted on it (GEOM access counts) */
 int kpi_disk_close(hu64 lun);
 int kpi_io_submit(hu64 lun, int write, hu64 lba, unsigned int blocks, void *buf, hu64 cookie);
+void kpi_io_sg(int on);				/* submit buffers as 4-segment S/G lists */
 /* Waits up to ms for one completion; ETIMEDOUT if none. */
 int kpi_io_reap(int ms, hu64 *cookie, int *error);
 int kpi_io_inflight(void);

@@ -11,6 +11,14 @@
 //! on target or firmware input back unnoticed: no `unwrap`/`expect`, no indexing or slicing that
 //! can go out of bounds, no unchecked arithmetic, no `panic!`/`unreachable!`. A module that writes
 //! into buffers it sized itself may `expect` an exception with its reason (`ibft::build`).
+//!
+//! # No infallible allocation on the network path
+//! The modules network input reaches in the full feature phase (`session`, `scsi`, `slab`,
+//! `port`) deny the collection methods that allocate infallibly (`clippy.toml`): in the kernel
+//! a failed allocation there would be a panic. They reserve fallibly when a session starts or
+//! logs in ([`mem`]) and fill only that room afterwards; the exceptions say why at the call
+//! site. (`pdu` parses without allocating; `login`, `text` and `chap` still build their
+//! exchanges with infallible collections.)
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -24,6 +32,8 @@
         clippy::unreachable
     )
 )]
+// Denied module by module (see above and clippy.toml).
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 
 extern crate alloc;
 #[cfg(any(test, feature = "testing"))]
@@ -36,6 +46,7 @@ pub mod ibft;
 pub mod iscsi_name;
 pub mod login;
 pub mod lun;
+pub mod mem;
 pub mod pdu;
 pub mod port;
 pub mod scsi;

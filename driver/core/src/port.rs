@@ -6,13 +6,14 @@
 //! and `printf` gated by `net.isboot.debug`; the host crate over non-blocking TCP; the core's tests
 //! over a scripted in-memory target. Time is not a port: it comes from the executor's
 //! [`Timer`](isboot_executor::Timer), which the platform drives.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros))]
 
 use core::fmt;
 use core::future::Future;
 use core::net::SocketAddr;
 use core::task::{Context, Poll};
 
-use crate::scsi::Completion;
+use crate::scsi::{Completion, DataBuf};
 
 /// Why a transport operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +95,21 @@ pub trait Transport: Send {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>>;
     /// Writes a prefix of `buf` (never empty), returning how much was taken.
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>>;
+    /// Writes a prefix of the concatenation of `bufs` (at least one byte in all), returning how
+    /// much was taken, as `writev(2)` does: the session sends a PDU's header from its own buffer
+    /// and the data straight from the request's buffer in one call. Every byte taken must have
+    /// been copied (into the socket buffer) before this returns. The default writes the first
+    /// non-empty buffer only.
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[&[u8]],
+    ) -> Poll<Result<usize, IoError>> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(b) => self.poll_write(cx, b),
+            None => Poll::Ready(Ok(0)),
+        }
+    }
     /// Closes the stream at once (no lingering); later polls fail. Idempotent.
     fn close(&mut self);
 }
@@ -123,6 +139,17 @@ pub trait Connector: Send {
     /// Starts connecting to `portal`. The session bounds the wait with its own timeout and drops
     /// the future when it passes, so dropping must abandon the attempt cleanly.
     fn connect(&mut self, portal: Portal) -> Self::Connect<'_>;
+
+    /// Runs one synchronous step of a login: copying the target's configuration, building the
+    /// next Login Request's text, reading a Login Response's (with CHAP). These steps allocate
+    /// with infallible collections; everything else a running session needs is reserved when
+    /// it is created or logs in. A platform whose allocations fail when memory is short (the
+    /// kernel, where the polling context allocates with `M_NOWAIT`) lets them wait for memory
+    /// here: the session calls this from its polling context between awaits, holding no lock.
+    /// The default runs `f` as it is.
+    fn login_step<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
 }
 
 /// A source of unpredictable bytes (ISID, CHAP challenges, reconnect jitter).
@@ -179,8 +206,11 @@ impl Log for NoLog {
 
 /// Where the session reports to the platform. Called from the polling context.
 pub trait Events: Send {
+    /// The data buffer of the platform's requests (`Vec<u8>` on a host, the CCB's memory in the
+    /// kernel).
+    type Buf: DataBuf;
     /// A request finished (exactly once per submitted request).
-    fn complete(&mut self, completion: Completion);
+    fn complete(&mut self, completion: Completion<Self::Buf>);
     /// A LOGICAL UNIT RESET asked for with `tag` finished; `Ok` when the target performed it.
     fn reset_done(&mut self, tag: u64, result: Result<(), TmfError>);
     /// The session changed state (the kernel rescans the bus after `Up`, and keeps statistics).

@@ -9,8 +9,11 @@
 //! that is gone, a PDU for a replayed command) finds nothing instead of the slot's next
 //! occupant. Free slots are reused lowest index first after start-up, most recently freed
 //! first afterwards.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros))]
 
 use alloc::vec::Vec;
+
+use crate::mem::{self, NoMemory};
 
 /// A slot and the generation it had when the key was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,17 +36,36 @@ pub struct GenSlab<T> {
 }
 
 impl<T> GenSlab<T> {
-    /// A slab of `capacity` slots, all allocated now.
+    /// A slab of `capacity` slots, all allocated now; memory being short ends in the allocation
+    /// error handler, as for any infallible allocation. For contexts where an allocation may
+    /// wait for memory (module load); elsewhere use [`GenSlab::try_new`].
     pub fn new(capacity: u32) -> Self {
-        let slots = (0..capacity)
-            .map(|_| Slot {
+        match Self::try_new(capacity) {
+            Ok(s) => s,
+            Err(NoMemory) => {
+                alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<Slot<T>>())
+            }
+        }
+    }
+
+    /// A slab of `capacity` slots, all allocated now; `NoMemory` if that fails.
+    pub fn try_new(capacity: u32) -> Result<Self, NoMemory> {
+        let n = usize::try_from(capacity).map_err(|_| NoMemory)?;
+        let mut slots = mem::try_with_capacity(n)?;
+        let mut free = mem::try_with_capacity(n)?;
+        for _ in 0..capacity {
+            let s = Slot {
                 generation: 0,
                 item: None,
-            })
-            .collect();
+            };
+            // Within the capacity reserved above.
+            let _ = mem::push(&mut slots, s);
+        }
         // Popped from the back: slot 0 is used first.
-        let free = (0..capacity).rev().collect();
-        GenSlab { slots, free }
+        for slot in (0..capacity).rev() {
+            let _ = mem::push(&mut free, slot);
+        }
+        Ok(GenSlab { slots, free })
     }
 
     pub fn capacity(&self) -> usize {
@@ -113,8 +135,8 @@ impl<T> GenSlab<T> {
         let s = self.slot_mut(slot)?;
         let item = s.item.take()?;
         s.generation = s.generation.wrapping_add(1);
-        // The free list was allocated for every slot, so this push never reallocates.
-        self.free.push(slot);
+        // The free list was allocated for every slot, so this push always fits.
+        let _ = mem::push(&mut self.free, slot);
         Some(item)
     }
 
@@ -169,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_key_is_good_until_its_slot_changes_life() {
-        let mut s = GenSlab::new(2);
+        let mut s = GenSlab::try_new(2).unwrap();
         let a = s.insert('a').unwrap();
         assert!(s.contains(a));
         assert_eq!(s.take(a), Some('a'));
@@ -185,7 +207,7 @@ mod tests {
 
     #[test]
     fn bounded_and_preallocated() {
-        let mut s = GenSlab::new(3);
+        let mut s = GenSlab::try_new(3).unwrap();
         for i in 0..3 {
             assert_eq!(s.insert(i).unwrap().slot, i, "lowest slot first");
         }
@@ -205,7 +227,7 @@ mod tests {
 
     #[test]
     fn find_and_iterate_in_slot_order() {
-        let mut s = GenSlab::new(8);
+        let mut s = GenSlab::try_new(8).unwrap();
         let keys: Vec<Key> = (10..15).map(|v| s.insert(v).unwrap()).collect();
         assert_eq!(s.find(|&v| v == 12), Some(keys[2]));
         assert_eq!(s.find(|&v| v == 99), None);

@@ -10,11 +10,15 @@
 //!
 //! Dropping the disk (or [`HostDisk::close`]) shuts the session down with a logout and joins the
 //! owner thread; every wait is bounded by [`DiskConfig::io_timeout`].
+//!
+//! Buffers belong to the caller: a read lands in the buffer given to
+//! [`HostDisk::submit_read_into`] (not cleared first) and a write goes out of the one given to
+//! [`HostDisk::submit_write`], straight between the buffer and the socket;
+//! [`Pending::wait_buffer`] gives either back for the next command. A caller that reuses its
+//! buffers makes the steady state allocate nothing and copy no payload.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,7 +27,8 @@ use isboot_core::chap::ChapConfig;
 use isboot_core::lun::Lun;
 use isboot_core::port::{Events, Level, Log, Portal, Random};
 use isboot_core::scsi::{
-    cdb, status, Cdb, Completion, Inquiry, ScsiRequest, Sense, TransportError, STANDARD_INQUIRY_LEN,
+    cdb, status, Cdb, Completion, Direction, Inquiry, ScsiRequest, Sense, TransportError,
+    STANDARD_INQUIRY_LEN,
 };
 use isboot_core::session::{
     End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
@@ -54,10 +59,12 @@ pub struct DiskConfig {
     /// Failed login attempts in a row before the session gives up; `None` retries forever (as a
     /// root disk must). Opening fails when the session gives up.
     pub login_attempts: Option<u32>,
-    /// Each command is aborted and fails with a timeout after this long; `None` waits forever
-    /// (the session still reconnects).
+    /// Each command is aborted and fails with a timeout after this long, counted from its first
+    /// submission: a command sent again after a UNIT ATTENTION only gets what is left. `None`
+    /// waits forever (the session still reconnects). At most [`MAX_WAIT`] is honoured.
     pub command_timeout: Option<Duration>,
-    /// The longest any call of this API waits (login, a command, shutdown).
+    /// The longest any call of this API waits (login, a command with its UNIT ATTENTION
+    /// retries, shutdown). At most [`MAX_WAIT`] is honoured.
     pub io_timeout: Duration,
     /// Connect here instead of `portal` (a relay in tests); the session still believes it talks
     /// to `portal`.
@@ -125,6 +132,24 @@ impl DiskConfig {
     }
 }
 
+/// The longest wait any duration of this API stands for: longer ones (up to `Duration::MAX`)
+/// mean "practically forever" and are clamped, so that no deadline computation can overflow.
+pub const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The largest logical block accepted from READ CAPACITY: a target cannot make a read of a
+/// few blocks allocate gigabytes.
+pub const MAX_BLOCK_LEN: u32 = 64 * 1024;
+
+/// The largest transfer of one command (reads allocate their buffer when the caller gives
+/// none).
+pub const MAX_TRANSFER: usize = 16 * 1024 * 1024;
+
+/// `d` from now, at most [`MAX_WAIT`] away.
+fn deadline_in(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d.min(MAX_WAIT)).unwrap_or(now)
+}
+
 /// Why a call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -163,10 +188,67 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Where a submitted command's completion waits for its caller: a slot per command not waited
+/// for yet, named by the command's tag (slot in the low 32 bits, a generation above, so that a
+/// late completion never lands in the slot's next life). Slots are reused, so a caller that
+/// keeps a steady number of commands in flight makes the board allocate nothing.
+#[derive(Default)]
+struct Slots {
+    slots: Vec<(u32, Option<Completion>)>,
+    free: Vec<u32>,
+}
+
+impl Slots {
+    /// A tag for a new command.
+    fn take(&mut self) -> u64 {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push((0, None));
+                // Slots stay far below 2^32: each is a command a caller holds a Pending for.
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.slots[slot as usize].0;
+        u64::from(generation) << 32 | u64::from(slot)
+    }
+
+    fn split(tag: u64) -> (usize, u32) {
+        ((tag & 0xffff_ffff) as usize, (tag >> 32) as u32)
+    }
+
+    /// Files a completion; one for a tag no longer current is dropped.
+    fn put(&mut self, c: Completion) {
+        let (slot, generation) = Slots::split(c.tag);
+        if let Some(s) = self.slots.get_mut(slot) {
+            if s.0 == generation {
+                s.1 = Some(c);
+            }
+        }
+    }
+
+    /// The completion for `tag`, if it is in.
+    fn get(&mut self, tag: u64) -> Option<Completion> {
+        let (slot, generation) = Slots::split(tag);
+        let s = self.slots.get_mut(slot).filter(|s| s.0 == generation)?;
+        s.1.take()
+    }
+
+    /// The command with `tag` is finished with (waited for, or abandoned): its slot is free.
+    fn release(&mut self, tag: u64) {
+        let (slot, generation) = Slots::split(tag);
+        if let Some(s) = self.slots.get_mut(slot).filter(|s| s.0 == generation) {
+            s.0 = s.0.wrapping_add(1);
+            s.1 = None;
+            self.free.push(slot as u32);
+        }
+    }
+}
+
 /// What the session reported, shared between the session task and callers.
 #[derive(Default)]
 struct Board {
-    done: HashMap<u64, Completion>,
+    done: Slots,
     state: State,
     /// Set when `run()` returned: why the session ended.
     ended: Option<String>,
@@ -277,9 +359,11 @@ struct HostEvents {
 }
 
 impl Events for HostEvents {
+    type Buf = Vec<u8>;
+
     fn complete(&mut self, completion: Completion) {
         let mut b = self.shared.lock();
-        b.done.insert(completion.tag, completion);
+        b.done.put(completion);
         let sleepers = b.sleepers;
         drop(b);
         if sleepers > 0 {
@@ -329,11 +413,16 @@ impl Log for HostLog {
 pub struct Pending {
     inner: Arc<Inner>,
     tag: u64,
-    cdb: Vec<u8>,
-    read_len: usize,
-    write: bool,
+    cdb: Cdb,
+    direction: Direction,
     /// Bytes the command transfers.
     len: usize,
+    /// When the command times out, counted from its first submission (`command_timeout`).
+    expires: Option<Instant>,
+    /// How long the caller waits for it at most, from its first submission (`io_timeout`).
+    wait_until: Instant,
+    /// Set once the command's slot on the board is given back.
+    done: bool,
 }
 
 /// The largest transfer whose caller drives the session while it waits (see
@@ -355,19 +444,48 @@ impl Pending {
     /// Waits for the completion: the buffer for a read (exactly the length asked for), an empty
     /// vector for a write. A UNIT ATTENTION (the first command after a login on a fresh target
     /// gets one for the power-on reset) is reported by the target instead of executing the
-    /// command, so the command is sent again, as every SCSI disk driver does.
+    /// command, so the command is sent again, as every SCSI disk driver does, within the time
+    /// the command had from its first submission.
     pub fn wait(self) -> Result<Vec<u8>, Error> {
-        let want = self.read_len;
-        self.wait_for_data(want)
+        let c = self.finish()?;
+        let want = if c.1 == Direction::In {
+            c.0.data.len()
+        } else {
+            0
+        };
+        into_data(c.0, want)
     }
 
     /// As [`Pending::wait`], but a read may return less than asked for (as INQUIRY and REPORT
     /// LUNS do): the bytes the target sent, at least `min` of them.
     pub fn wait_partial(self, min: usize) -> Result<Vec<u8>, Error> {
-        self.wait_for_data(min)
+        into_data(self.finish()?.0, min)
     }
 
-    fn wait_for_data(mut self, min: usize) -> Result<Vec<u8>, Error> {
+    /// Waits for the completion and gives back the command's buffer whole, for the next
+    /// command: a read's filled with the data (all of it transferred, or [`Error::Short`]), a
+    /// write's as it was.
+    pub fn wait_buffer(self) -> Result<Vec<u8>, Error> {
+        let (c, dir) = self.finish()?;
+        let r = c.result.map_err(Error::Transport)?;
+        if !r.is_good() {
+            return Err(Error::Scsi {
+                status: r.status,
+                sense: Box::new(r.sense),
+            });
+        }
+        let got = r.transferred as usize;
+        if dir == Direction::In && got < c.data.len() {
+            return Err(Error::Short {
+                wanted: c.data.len(),
+                got,
+            });
+        }
+        Ok(c.data)
+    }
+
+    /// The completion after the UNIT ATTENTION retries, with the command's direction.
+    fn finish(mut self) -> Result<(Completion, Direction), Error> {
         let mut retries = 0;
         loop {
             let c = self.completion()?;
@@ -375,17 +493,30 @@ impl Pending {
                 && r.sense.key_asc_ascq().is_some_and(|(k, _, _)| k == UNIT_ATTENTION));
             if ua && retries < UNIT_ATTENTION_RETRIES {
                 retries += 1;
-                let data = self.write.then_some(c.data);
-                self = self.inner.submit(&self.cdb, data, self.read_len)?;
+                self = self.resubmit(c.data)?;
                 continue;
             }
-            return into_data(c, min);
+            return Ok((c, self.direction));
         }
+    }
+
+    /// Sends the command again with its buffer, with what is left of its time.
+    fn resubmit(mut self, data: Vec<u8>) -> Result<Pending, Error> {
+        let timeout = match self.expires {
+            None => None,
+            Some(at) => match at.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(Error::Transport(TransportError::Timeout)),
+            },
+        };
+        let inner = self.inner.clone();
+        let (cdb, dir, wait_until) = (self.cdb, self.direction, self.wait_until);
+        self.release();
+        inner.submit_request(cdb, dir, data, timeout, wait_until)
     }
 
     /// Waits for the raw completion.
     pub fn completion(&self) -> Result<Completion, Error> {
-        let deadline = Instant::now() + self.inner.cfg.io_timeout;
         let tag = self.tag;
         // Small commands are latency-bound: this thread runs the session itself. Large ones
         // are copy-bound: the runtime's thread receives them while this one goes on (allocating
@@ -393,12 +524,26 @@ impl Pending {
         let drive = self.len <= DRIVE_MAX;
         self.inner
             .shared
-            .wait_driving(deadline, "a command to complete", drive, |b| {
-                if let Some(c) = b.done.remove(&tag) {
+            .wait_driving(self.wait_until, "a command to complete", drive, |b| {
+                if let Some(c) = b.done.get(tag) {
                     return Some(Ok(c));
                 }
                 b.ended.clone().map(|why| Err(Error::Ended(why)))
             })?
+    }
+
+    /// Gives the command's slot on the board back (its completion, if it comes later, is
+    /// dropped).
+    fn release(&mut self) {
+        if !std::mem::replace(&mut self.done, true) {
+            self.inner.shared.lock().done.release(self.tag);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -436,31 +581,57 @@ struct Inner {
     handle: Handle<StdLock>,
     shared: Arc<Shared>,
     lun: Lun,
-    next_tag: AtomicU64,
     cfg: DiskConfig,
 }
 
 impl Inner {
-    /// Submits `cdb` with `data` (writes) or a buffer of `read_len` (reads); neither for no data.
+    /// Submits `cdb` moving `data` the way `direction` says (ignored without a data phase).
     fn submit(
         self: &Arc<Self>,
         cdb: &[u8],
-        write: Option<Vec<u8>>,
-        read_len: usize,
+        direction: Direction,
+        data: Vec<u8>,
     ) -> Result<Pending, Error> {
-        let cdb_bytes = cdb.to_vec();
         let cdb = Cdb::new(cdb).map_err(|e| Error::Invalid(e.to_string()))?;
-        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
-        let is_write = write.is_some();
-        let len = write.as_ref().map_or(read_len, Vec::len);
-        let read_len = if is_write { 0 } else { read_len };
-        let mut req = match write {
-            Some(data) => ScsiRequest::write(tag, self.lun, cdb, data),
-            None if read_len > 0 => ScsiRequest::read(tag, self.lun, cdb, read_len),
-            None => ScsiRequest::new(tag, self.lun, cdb),
+        if data.len() > MAX_TRANSFER {
+            return Err(Error::Invalid(format!(
+                "{} bytes in one command (at most {MAX_TRANSFER})",
+                data.len()
+            )));
+        }
+        let timeout = self.cfg.command_timeout.map(|t| t.min(MAX_WAIT));
+        let wait_until = deadline_in(self.cfg.io_timeout);
+        self.submit_request(cdb, direction, data, timeout, wait_until)
+    }
+
+    /// Hands one request to the session; `timeout` is what is left of the command's time.
+    fn submit_request(
+        self: &Arc<Self>,
+        cdb: Cdb,
+        direction: Direction,
+        data: Vec<u8>,
+        timeout: Option<Duration>,
+        wait_until: Instant,
+    ) -> Result<Pending, Error> {
+        let data = if direction == Direction::None {
+            Vec::new()
+        } else {
+            data
         };
-        req.timeout = self.cfg.command_timeout;
-        let deadline = Instant::now() + self.cfg.io_timeout;
+        let len = data.len();
+        let tag = self.shared.lock().done.take();
+        let mut req = ScsiRequest::with_data(tag, self.lun, cdb, direction, data);
+        req.timeout = timeout;
+        let pending = Pending {
+            inner: self.clone(),
+            tag,
+            cdb,
+            direction,
+            len,
+            expires: timeout.map(deadline_in),
+            wait_until,
+            done: false,
+        };
         let mut req = Some(req);
         // The inbox is bounded; when it is full, wait for any completion (which frees room in
         // the session) and try again.
@@ -469,14 +640,14 @@ impl Inner {
                 .take()
                 .ok_or(Error::Timeout("room in the session's inbox"))?;
             match self.handle.submit(r) {
-                Ok(()) => break,
+                Ok(()) => return Ok(pending),
                 Err(back) => {
                     req = Some(back);
                     let ended = self.shared.lock().ended.clone();
                     if let Some(why) = ended {
                         return Err(Error::Ended(why));
                     }
-                    if Instant::now() >= deadline {
+                    if Instant::now() >= wait_until {
                         return Err(Error::Timeout("room in the session's inbox"));
                     }
                     let b = self.shared.lock();
@@ -484,14 +655,6 @@ impl Inner {
                 }
             }
         }
-        Ok(Pending {
-            inner: self.clone(),
-            tag,
-            cdb: cdb_bytes,
-            read_len,
-            write: is_write,
-            len,
-        })
     }
 }
 
@@ -565,7 +728,17 @@ impl HostDisk {
                     let _ = board.helper.set(rt.helper());
                 }
                 let (handle, session) =
-                    Session::new(session_cfg, connector, events, random, log, rt.timer());
+                    match Session::try_new(session_cfg, connector, events, random, log, rt.timer())
+                    {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let mut b = board.lock();
+                            b.ended = Some(format!("cannot start the session: {e}"));
+                            drop(b);
+                            board.cond.notify_all();
+                            return;
+                        }
+                    };
                 let _ = tx.send(handle);
                 let task = rt.spawn(session.run());
                 let end: End = rt.block_on(task);
@@ -596,13 +769,12 @@ impl HostDisk {
                 handle,
                 shared,
                 lun,
-                next_tag: AtomicU64::new(1),
                 cfg,
             }),
             owner: Some(owner),
             block_len: 512,
         };
-        let deadline = Instant::now() + disk.inner.cfg.io_timeout;
+        let deadline = deadline_in(disk.inner.cfg.io_timeout);
         disk.inner.shared.wait_for(deadline, "the login", |b| {
             if b.ups > 0 {
                 Some(Ok(()))
@@ -636,14 +808,37 @@ impl HostDisk {
         self.inner.handle.status().disconnects
     }
 
-    /// Submits `cdb` with `data` (writes) or a buffer of `read_len` (reads); neither for no data.
+    /// Submits `cdb` with `data` (writes) or a buffer of `read_len` (reads, allocated and
+    /// zeroed here); neither for no data.
     pub fn submit(
         &self,
         cdb: &[u8],
         write: Option<Vec<u8>>,
         read_len: usize,
     ) -> Result<Pending, Error> {
-        self.inner.submit(cdb, write, read_len)
+        match write {
+            Some(data) => self.inner.submit(cdb, Direction::Out, data),
+            None if read_len > 0 => {
+                if read_len > MAX_TRANSFER {
+                    return Err(Error::Invalid(format!(
+                        "{read_len} bytes in one command (at most {MAX_TRANSFER})"
+                    )));
+                }
+                self.inner.submit(cdb, Direction::In, vec![0; read_len])
+            }
+            None => self.inner.submit(cdb, Direction::None, Vec::new()),
+        }
+    }
+
+    /// Submits `cdb` moving the caller's `buf` the way `direction` says: a read fills it (its
+    /// length is the transfer length; it is not cleared first), a write sends it.
+    pub fn submit_into(
+        &self,
+        cdb: &[u8],
+        direction: Direction,
+        buf: Vec<u8>,
+    ) -> Result<Pending, Error> {
+        self.inner.submit(cdb, direction, buf)
     }
 
     /// Runs one command to completion.
@@ -656,21 +851,40 @@ impl HostDisk {
         self.submit(cdb, write, read_len)?.wait()
     }
 
+    /// Bytes of `blocks` blocks, if one command may carry them.
     fn check_len(&self, blocks: u64) -> Result<usize, Error> {
         blocks
             .checked_mul(u64::from(self.block_len))
             .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n <= u32::MAX as usize)
+            .filter(|&n| n <= MAX_TRANSFER)
             .ok_or_else(|| Error::Invalid(format!("{blocks} blocks in one command")))
     }
 
-    /// Submits a READ of `blocks` blocks at `lba`.
+    /// Submits a READ of `blocks` blocks at `lba` into a buffer allocated here.
     pub fn submit_read(&self, lba: u64, blocks: u32) -> Result<Pending, Error> {
-        let len = self.check_len(u64::from(blocks))?;
-        self.submit(cdb::read_write(false, lba, blocks).as_slice(), None, len)
+        self.submit_read_into(lba, blocks, Vec::new())
     }
 
-    /// Submits a WRITE of `data` (whole blocks) at `lba`.
+    /// Submits a READ of `blocks` blocks at `lba` into `buf`, which is made exactly that long
+    /// (growing it zero-fills only what it lacked): a buffer reused from the last read of the
+    /// same size is neither allocated nor cleared.
+    pub fn submit_read_into(
+        &self,
+        lba: u64,
+        blocks: u32,
+        mut buf: Vec<u8>,
+    ) -> Result<Pending, Error> {
+        let len = self.check_len(u64::from(blocks))?;
+        buf.resize(len, 0);
+        self.submit_into(
+            cdb::read_write(false, lba, blocks).as_slice(),
+            Direction::In,
+            buf,
+        )
+    }
+
+    /// Submits a WRITE of `data` (whole blocks) at `lba`; [`Pending::wait_buffer`] gives `data`
+    /// back.
     pub fn submit_write(&self, lba: u64, data: Vec<u8>) -> Result<Pending, Error> {
         if data.is_empty() || data.len() % self.block_len as usize != 0 {
             return Err(Error::Invalid(format!(
@@ -682,7 +896,11 @@ impl HostDisk {
         let blocks = u32::try_from(data.len() / self.block_len as usize)
             .map_err(|_| Error::Invalid("write too large".into()))?;
         self.check_len(u64::from(blocks))?;
-        self.submit(cdb::read_write(true, lba, blocks).as_slice(), Some(data), 0)
+        self.submit_into(
+            cdb::read_write(true, lba, blocks).as_slice(),
+            Direction::Out,
+            data,
+        )
     }
 
     /// Reads `blocks` blocks at `lba`.
@@ -717,8 +935,11 @@ impl HostDisk {
             wanted: 12,
             got: d.len(),
         })?;
-        if bl == 0 || bl % 512 != 0 {
-            return Err(Error::Invalid(format!("target reports a {bl}-byte block")));
+        if !bl.is_power_of_two() || !(512..=MAX_BLOCK_LEN).contains(&bl) {
+            return Err(Error::Invalid(format!(
+                "target reports a {bl}-byte block (512 to {MAX_BLOCK_LEN}, a power of two, \
+                 are usable)"
+            )));
         }
         Ok((blocks, bl))
     }
@@ -730,7 +951,6 @@ impl HostDisk {
             .submit(cdb::report_luns(alloc as u32).as_slice(), None, alloc)?
             .wait_partial(8)?;
         Ok(cdb::parse_report_luns(&d)
-            .into_iter()
             .filter_map(|l| l.number().and_then(|n| u16::try_from(n).ok()))
             .collect())
     }
@@ -745,7 +965,7 @@ impl HostDisk {
             return Ok(());
         };
         self.inner.handle.shutdown();
-        let deadline = Instant::now() + self.inner.cfg.io_timeout;
+        let deadline = deadline_in(self.inner.cfg.io_timeout);
         let r = self
             .inner
             .shared

@@ -11,7 +11,7 @@
 //! which abandons the attempt (the thread finishes on its own and closes what it got).
 
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -131,10 +131,15 @@ impl HostTransport {
     /// `WouldBlock`). On `WouldBlock` stores the waker and tries again only if an event came
     /// meanwhile: the reactor counts an event before it looks for a waker, and the task stores
     /// its waker before it looks at the count, so one of them sees the other.
+    ///
+    /// An operation that moves less than `want` bytes found the socket drained (or full): the
+    /// next one waits for a readiness event instead of trying, which saves the system call
+    /// that would only say `WouldBlock`.
     fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
         read: bool,
+        want: usize,
         mut op: impl FnMut(&mut mio::net::TcpStream) -> io::Result<usize>,
     ) -> Poll<Result<usize, IoError>> {
         if self.closed {
@@ -163,7 +168,9 @@ impl HostTransport {
             let seen = events.load(Ordering::SeqCst);
             match op(&mut self.stream) {
                 Ok(n) => {
-                    *idle = None;
+                    // Edge-triggered readiness: data or room that comes after `seen` raises
+                    // the count, so waiting for a change cannot miss it.
+                    *idle = (n > 0 && n < want).then_some(seen);
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -211,11 +218,31 @@ fn react(mut poll: mio::Poll, wakers: &Wakers) {
 
 impl Transport for HostTransport {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>> {
-        self.poll_io(cx, true, |s| s.read(buf))
+        let want = buf.len();
+        self.poll_io(cx, true, want, |s| s.read(buf))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
-        self.poll_io(cx, false, |s| s.write(buf))
+        self.poll_io(cx, false, buf.len(), |s| s.write(buf))
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[&[u8]],
+    ) -> Poll<Result<usize, IoError>> {
+        // One writev(2) of at most IOV_MAX_HERE slices; the session gives no more than that.
+        const IOV_MAX_HERE: usize = 64;
+        let mut iov = [IoSlice::new(&[]); IOV_MAX_HERE];
+        let mut n = 0;
+        let mut want = 0usize;
+        for (slot, b) in iov.iter_mut().zip(bufs.iter().filter(|b| !b.is_empty())) {
+            *slot = IoSlice::new(b);
+            n += 1;
+            want += b.len();
+        }
+        let iov = &iov[..n];
+        self.poll_io(cx, false, want, |s| s.write_vectored(iov))
     }
 
     fn close(&mut self) {

@@ -38,7 +38,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 use core::ptr::NonNull;
-use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;
 
 use isboot_core::bootcfg::tunables::Timeouts;
@@ -47,22 +47,19 @@ use isboot_core::port::{Events, Level, Log, Random};
 use isboot_core::scsi::{Completion, ScsiRequest};
 use isboot_core::session::{End, Handle, Isid, LastError, Session, SessionConfig, State, TmfError};
 use isboot_core::text::DigestOffer;
-use isboot_executor::{Doorbell, Executor, JoinHandle, Mutex};
+use isboot_executor::{Executor, JoinHandle, Mutex};
 use isboot_kmod_logic::bridge;
 use isboot_kmod_logic::cam::{self as logic, status, TmfKind};
 use isboot_kmod_logic::lun as cam_lun;
 
 use crate::bindings as sys;
-use crate::cam::{fail_request, CamRequest, CcbRef, Pending, Sim, SimShared};
+use crate::cam::{fail_request, CamRequest, CcbData, CcbRef, Pending, Sim, SimShared};
 use crate::exec::{now_ns, pause_ms, Host, KSpin, Pender, PollFn, Polled};
 use crate::net::{self, BootNic};
 use crate::sock::KConnector;
 
 /// Longest time a logout may take at unload or shutdown.
 pub const LOGOUT_WAIT: Duration = Duration::from_secs(10);
-/// Most bytes of request buffers (read buffers and write copies) held at once; a request that
-/// would exceed it waits until completions free room (a single larger request runs alone).
-pub const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
 /// How long a session may still recover once the system is going down (from
 /// `shutdown_pre_sync`): a reconnect that succeeds within it lets the final sync reach the disk;
 /// past it, a session that is not in full feature phase fails what it holds and never
@@ -108,7 +105,7 @@ struct Ctx {
     /// `net.isboot.digests`: what to offer for HeaderDigest and DataDigest.
     digests: DigestOffer,
     /// The session's handle, once the session exists.
-    handle: Mutex<KSpin, Option<Handle<KSpin>>>,
+    handle: Mutex<KSpin, Option<Handle<KSpin, CcbData>>>,
     sim_shared: Arc<SimShared>,
     /// The attached SIM. Callers clone the `Arc` out and call CAM without the spin lock held.
     sim: Mutex<KSpin, Option<Arc<Sim>>>,
@@ -126,10 +123,6 @@ struct Ctx {
     going_down: AtomicBool,
     /// CAM queue depth: the session's request slots.
     depth: AtomicU32,
-    /// Request buffer bytes in flight, bounded by [`BUFFER_BUDGET`].
-    buffered: AtomicUsize,
-    /// Rung by completions: buffer room was freed.
-    room: Doorbell,
 }
 
 impl fmt::Debug for Ctx {
@@ -198,11 +191,13 @@ pub fn start(
         logout: AtomicBool::new(false),
         going_down: AtomicBool::new(false),
         depth: AtomicU32::new(crate::cam::MAX_TAGS),
-        buffered: AtomicUsize::new(0),
-        room: Doorbell::new(),
     });
     let job_ctx = ctx.clone();
-    if host.run_job(Box::new(move || bring_up(job_ctx))).is_err() {
+    // The boot job runs on the taskqueue thread, outside the executor and holding no lock: it
+    // may sleep, so its allocations (NIC setup, the session's memory, the tasks) wait for
+    // memory rather than fail.
+    let job = move || crate::kalloc::sleepable(|| bring_up(job_ctx));
+    if host.run_job(Box::new(job)).is_err() {
         // Cannot happen on a fresh host; the handle still goes back so `stop` cleans up.
         crate::klog!(0, "the boot job could not be queued");
     }
@@ -262,7 +257,6 @@ fn bring_up(ctx: Arc<Ctx>) {
     // beyond the target's CmdSN window waiting, so CAM never needs to know the window.
     scfg.max_tasks = scfg.max_tasks.min(crate::cam::MAX_TAGS as usize);
     ctx.depth.store(scfg.max_tasks as u32, Ordering::Relaxed);
-    let exec = ctx.exec;
     let events = KEvents { ctx: ctx.clone() };
     // IPv6 link-local targets need their zone: the index of the interface of their NIC.
     let zones = ctx.nics.lock(|n| {
@@ -273,24 +267,7 @@ fn bring_up(ctx: Arc<Ctx>) {
         z
     });
     let connector = KConnector::new(zones);
-    let (handle, session): (Handle<KSpin>, KSession) =
-        Session::new(scfg, connector, events, KRandom, KLog, exec.timer());
-    let bound = handle.clone();
-    ctx.handle.lock(|h| *h = Some(handle));
-    // Shutdown may have begun while the NIC came up: `prepare_shutdown` then found no handle.
-    // It sets `going_down` before reading the handle and we publish the handle before reading
-    // `going_down`, each side with a SeqCst fence between its write and its read, so at least
-    // one of us sees the other's write and bounds the session.
-    fence(Ordering::SeqCst);
-    if ctx.going_down.load(Ordering::SeqCst) {
-        bound.give_up_after(SHUTDOWN_RECOVERY_WAIT);
-    }
-    drop(bound);
-    let handles = [
-        exec.spawn(session_task(ctx.clone(), session)),
-        exec.spawn(cam_pump(ctx.clone())),
-        exec.spawn(root_watcher(ctx.clone())),
-    ];
+    let handles = start_session(&ctx, scfg, connector, events);
     // Built outside the spin lock (no allocation under it). If `stop` began meanwhile it has
     // already emptied the list: then the handles are refused here and dropped, which cancels
     // the tasks before `stop` drops the executor (it waits for this job first).
@@ -306,6 +283,44 @@ fn bring_up(ctx: Arc<Ctx>) {
     drop(refused);
 }
 
+/// Creates the session, publishes its handle and spawns the tasks. Not inlined: the session
+/// (about 1.6 KiB until its task holds it) stays out of the boot job's frame.
+#[inline(never)]
+fn start_session(
+    ctx: &Arc<Ctx>,
+    scfg: SessionConfig,
+    connector: KConnector,
+    events: KEvents,
+) -> [JoinHandle<'static, ()>; 3] {
+    let exec = ctx.exec;
+    // The session may fail over to an alternate pair: its LUN counts as the boot disk too.
+    let luns: Vec<u64> = ctx
+        .cfg
+        .candidates
+        .iter()
+        .map(|c| cam_lun::to_cam(c.target.lun))
+        .collect();
+    let (handle, session): (Handle<KSpin, CcbData>, KSession) =
+        Session::new(scfg, connector, events, KRandom, KLog, exec.timer());
+    let bound = handle.clone();
+    ctx.handle.lock(|h| *h = Some(handle));
+    // Shutdown may have begun while the NIC came up: `prepare_shutdown` then found no handle.
+    // It sets `going_down` before reading the handle and we publish the handle before reading
+    // `going_down`, each side with a SeqCst fence between its write and its read, so at least
+    // one of us sees the other's write and bounds the session.
+    fence(Ordering::SeqCst);
+    if ctx.going_down.load(Ordering::SeqCst) {
+        bound.give_up_after(SHUTDOWN_RECOVERY_WAIT);
+    }
+    drop(bound);
+    [
+        // Made in the task's memory: the session's future is too large for a kernel stack.
+        exec.spawn_with(|| session_task(ctx.clone(), session)),
+        exec.spawn(cam_pump(ctx.clone())),
+        exec.spawn(root_watcher(ctx.clone(), luns)),
+    ]
+}
+
 /// Runs the session until it logs out or gives up.
 async fn session_task(ctx: Arc<Ctx>, session: KSession) {
     match session.run().await {
@@ -318,13 +333,13 @@ async fn session_task(ctx: Arc<Ctx>, session: KSession) {
     ctx.closed.store(true, Ordering::Release);
 }
 
-fn handle(ctx: &Ctx) -> Option<Handle<KSpin>> {
+fn handle(ctx: &Ctx) -> Option<Handle<KSpin, CcbData>> {
     ctx.handle.lock(|h| h.clone())
 }
 
 /// Hands `req` to the session; on refusal (inbox full, shutting down) the request is dropped
 /// and its tag returned.
-fn session_submit(ctx: &Ctx, req: ScsiRequest) -> Result<(), u64> {
+fn session_submit(ctx: &Ctx, req: ScsiRequest<CcbData>) -> Result<(), u64> {
     let tag = req.tag;
     match handle(ctx) {
         Some(h) => h.submit(req).map_err(|_| tag),
@@ -359,21 +374,14 @@ fn give_up(ctx: &Ctx, why: &str) {
     drop(ctx.root.lock(Option::take));
 }
 
-/// Waits until the boot disk is attached, the session gave up, or `net.isboot.root_wait`
-/// passed.
-async fn root_watcher(ctx: Arc<Ctx>) {
+/// Waits until the boot disk is attached (on one of `luns`, CAM's LUN ids), the session gave
+/// up, or `net.isboot.root_wait` passed.
+async fn root_watcher(ctx: Arc<Ctx>, luns: Vec<u64>) {
     let timer = ctx.exec.timer();
     let root_wait = ctx.timeouts.root_wait;
     let deadline = timer
         .now()
         .saturating_add(Duration::from_secs(u64::from(root_wait)));
-    // The session may fail over to an alternate pair: its LUN counts as the boot disk too.
-    let luns: Vec<u64> = ctx
-        .cfg
-        .candidates
-        .iter()
-        .map(|c| cam_lun::to_cam(c.target.lun))
-        .collect();
     loop {
         if ctx.closed.load(Ordering::Acquire) {
             give_up(
@@ -409,13 +417,7 @@ async fn root_watcher(ctx: Arc<Ctx>) {
 async fn cam_pump(ctx: Arc<Ctx>) {
     while let Some(req) = ctx.sim_shared.next().await {
         match req {
-            CamRequest::Io(ccb) => {
-                let len = ccb.buffer_len();
-                while !bridge::admits(ctx.buffered.load(Ordering::Acquire), len, BUFFER_BUDGET) {
-                    ctx.room.wait().await;
-                }
-                submit_io(&ctx, ccb, len);
-            }
+            CamRequest::Io(ccb) => submit_io(&ctx, ccb),
             CamRequest::Abort { target } => {
                 // The XPT_ABORT CCB was answered in the action routine (an immediate CCB). A
                 // target no longer filed here completed already (or never reached the session):
@@ -438,21 +440,13 @@ async fn cam_pump(ctx: Arc<Ctx>) {
     }
 }
 
-fn submit_io(ctx: &Ctx, ccb: CcbRef, len: usize) {
+/// Hands an `XPT_SCSI_IO` CCB to the session, its own buffer as the request's data: nothing is
+/// allocated, cleared or copied for it.
+fn submit_io(ctx: &Ctx, ccb: CcbRef) {
     let maxio = ctx.sim_shared.maxio();
     let made = match ccb.command(maxio) {
         Err(refusal) => Err(refusal.cam_status()),
-        Ok(cmd) => {
-            let data = match cmd.direction {
-                logic::Direction::In => bridge::try_zeroed(cmd.transfer_len as usize),
-                logic::Direction::Out | logic::Direction::None => ccb.gather(&cmd),
-            };
-            match data {
-                // Memory is short: CAM retries the CCB later (never panic on the I/O path).
-                None => Err(status::REQUEUE_REQ),
-                Some(data) => bridge::request(&cmd, 0, data).map_err(|r| r.cam_status()),
-            }
-        }
+        Ok(cmd) => bridge::request(&cmd, 0, ccb.data(&cmd)).map_err(|r| r.cam_status()),
     };
     let mut req = match made {
         Ok(req) => req,
@@ -461,9 +455,12 @@ fn submit_io(ctx: &Ctx, ccb: CcbRef, len: usize) {
             return;
         }
     };
+    // INVARIANT (CcbData): from here the CCB waits in the pending table until the session's
+    // completion for this request takes it out.
     let tag = match ctx.pending.lock(|p| p.insert(ccb)) {
         Ok(tag) => tag,
         Err(ccb) => {
+            // `req` (its view of the buffer) is not used again: the CCB is ours to complete.
             ccb.complete_status(status::REQUEUE_REQ);
             return;
         }
@@ -473,14 +470,11 @@ fn submit_io(ctx: &Ctx, ccb: CcbRef, len: usize) {
         // net.isboot.command_timeout replaces the timeout CAM set (da: 60 s by default).
         req.timeout = Some(t);
     }
-    // Counted before the session can complete it (completions run on this thread, later).
-    let len = if req.data.is_empty() { 0 } else { len };
-    ctx.buffered.fetch_add(len, Ordering::AcqRel);
     if let Err(tag) = session_submit(ctx, req) {
-        release_buffer(ctx, len);
-        // A full inbox clears soon: CAM retries. A session that is over never comes back, and
-        // CAM retries CAM_REQUEUE_REQ without limit, so it must hear that the device is gone
-        // (else da's shutdown flush would loop forever).
+        // The request (and its view of the buffer) came back and is gone: the CCB is ours
+        // to complete. A full inbox clears soon: CAM retries. A session that is over never
+        // comes back, and CAM retries CAM_REQUEUE_REQ without limit, so it must hear that the
+        // device is gone (else da's shutdown flush would loop forever).
         let st = if ctx.closed.load(Ordering::Acquire) || ctx.logout.load(Ordering::Acquire) {
             status::DEV_NOT_THERE
         } else {
@@ -492,20 +486,6 @@ fn submit_io(ctx: &Ctx, ccb: CcbRef, len: usize) {
     }
 }
 
-/// Returns `len` bytes to the buffer budget and wakes the pump if it waits for room.
-fn release_buffer(ctx: &Ctx, len: usize) {
-    if len == 0 {
-        return;
-    }
-    // Saturating: never wraps even if a completion returned an unexpected buffer.
-    let _ = ctx
-        .buffered
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-            Some(b.saturating_sub(len))
-        });
-    ctx.room.ring();
-}
-
 /// The session's reports, delivered on the taskqueue thread.
 #[derive(Debug)]
 struct KEvents {
@@ -513,21 +493,21 @@ struct KEvents {
 }
 
 impl Events for KEvents {
-    fn complete(&mut self, c: Completion) {
-        release_buffer(&self.ctx, c.data.len());
-        let Some(mut ccb) = self.ctx.pending.lock(|p| p.take(c.tag)) else {
+    type Buf = CcbData;
+
+    fn complete(&mut self, c: Completion<CcbData>) {
+        let Some(ccb) = self.ctx.pending.lock(|p| p.take(c.tag)) else {
             crate::klog!(2, "completion for unknown tag {:#x} ignored", c.tag);
             return;
         };
         let stats = crate::sysctl::stats();
         stats.add_commands(1);
-        let n = bridge::data_in_len(&c, ccb.buffer_len());
-        if let Some(src) = c.data.get(..n) {
-            stats.add_bytes_in(ccb.scatter(src) as u64);
-        }
+        // Data-In went straight into the CCB's buffer: what arrived is `transferred`.
         if let Ok(r) = &c.result {
             if ccb.is_write() {
                 stats.add_bytes_out(u64::from(r.transferred));
+            } else {
+                stats.add_bytes_in(u64::from(r.transferred));
             }
         }
         ccb.complete_io(&bridge::finish(&c));
@@ -588,7 +568,9 @@ fn attach_sim(ctx: &Ctx) {
     match Sim::attach(ctx.sim_shared.clone(), depth, 0) {
         Ok(sim) => {
             crate::klog!(1, "CAM bus {} attached", sim.path_id());
-            let sim = Arc::new(sim);
+            // Once, at the first login, on the taskqueue thread between polls, holding no lock:
+            // this allocation may wait for memory.
+            let sim = crate::kalloc::sleepable(|| Arc::new(sim));
             ctx.sim.lock(|s| *s = Some(sim));
         }
         Err(e) => {

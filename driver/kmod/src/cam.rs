@@ -20,11 +20,12 @@
 //!   until `cam_sim_free` in [`Sim::detach`], so the action routine never sees freed memory.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
+use core::cell::Cell;
 use core::ffi::{c_int, c_void};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use isboot_core::scsi::DataBuf;
 use isboot_executor::{Channel, TrySendError};
 use isboot_kmod_logic::cam::{self as logic, flags, func, status, CcbShape, Finish, PathInq};
 use isboot_kmod_logic::slots::Slots;
@@ -103,6 +104,105 @@ unsafe impl Send for CcbRef {}
 impl core::fmt::Debug for CcbRef {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_tuple("CcbRef").field(&self.0).finish()
+    }
+}
+
+/// Where a CCB's data lives (see [`CcbData`]).
+#[derive(Clone, Copy, Debug, Default)]
+enum Pieces {
+    /// No data phase.
+    #[default]
+    None,
+    /// `CAM_DATA_VADDR`: one kernel virtual buffer.
+    One(NonNull<u8>),
+    /// `CAM_DATA_SG` with virtual addresses: `count` segments.
+    List {
+        segs: NonNull<sys::bus_dma_segment>,
+        count: usize,
+    },
+}
+
+/// A CCB's data buffer as a session request's [`DataBuf`]: Data-In is received straight into
+/// it and Data-Out sent straight from it, piece by piece (no copy of ours, no clearing).
+///
+/// # Invariants
+/// Made by [`CcbRef::data`] for a CCB that [`CcbRef::command`] accepted (so `len` is the
+/// transfer length and the pieces add up to it) and that is then filed in the pending table.
+/// The session owns the request holding it until the request's completion comes back, and
+/// only that completion completes the CCB (`boot::KEvents`). So while the session uses the
+/// buffer, the CCB is ours and its memory the peripheral's, valid and touched by nobody else;
+/// after the completion the `CcbData` is only dropped (it frees nothing).
+#[derive(Debug, Default)]
+pub struct CcbData {
+    pieces: Pieces,
+    len: usize,
+    /// The last piece looked up: (segment index, its offset in the buffer). Lookups go forward
+    /// through a transfer, so this makes them O(1) on an S/G list.
+    cursor: Cell<(usize, usize)>,
+}
+
+// SAFETY: the buffer belongs to the CCB, which the session owns (invariants above) on
+// whichever thread runs it; the cursor is only used by the owner.
+unsafe impl Send for CcbData {}
+
+impl CcbData {
+    /// The piece holding `offset`: its start pointer and length from `offset` on.
+    fn piece(&self, offset: usize) -> Option<(*mut u8, usize)> {
+        if offset >= self.len {
+            return None;
+        }
+        match self.pieces {
+            Pieces::None => None,
+            Pieces::One(p) => Some((
+                p.as_ptr().wrapping_add(offset),
+                self.len.saturating_sub(offset),
+            )),
+            Pieces::List { segs, count } => {
+                // SAFETY: the S/G list of `count` segments is the peripheral's until the CCB
+                // completes (invariants); `command` checked it.
+                let list = unsafe { core::slice::from_raw_parts(segs.as_ptr(), count) };
+                let (mut i, mut start) = self.cursor.get();
+                if offset < start {
+                    (i, start) = (0, 0);
+                }
+                while let Some(s) = list.get(i) {
+                    let len = s.ds_len as usize;
+                    if offset < start.saturating_add(len) {
+                        self.cursor.set((i, start));
+                        let into = offset.saturating_sub(start);
+                        let p = s.ds_addr as usize as *mut u8;
+                        return Some((p.wrapping_add(into), len.saturating_sub(into)));
+                    }
+                    start = start.saturating_add(len);
+                    i = i.saturating_add(1);
+                }
+                None
+            }
+        }
+    }
+}
+
+impl DataBuf for CcbData {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn chunk(&self, offset: usize) -> &[u8] {
+        match self.piece(offset) {
+            // SAFETY: the piece is `n` bytes of the CCB's buffer, valid and ours while the CCB
+            // is (invariants); the borrow of `self` bounds the slice's life.
+            Some((p, n)) if !p.is_null() => unsafe { core::slice::from_raw_parts(p, n) },
+            _ => &[],
+        }
+    }
+
+    fn chunk_mut(&mut self, offset: usize) -> &mut [u8] {
+        match self.piece(offset) {
+            // SAFETY: as in `chunk`; writable: a read's buffer is there to be filled, and
+            // `&mut self` is the only handle on it.
+            Some((p, n)) if !p.is_null() => unsafe { core::slice::from_raw_parts_mut(p, n) },
+            _ => &mut [],
+        }
     }
 }
 
@@ -210,70 +310,30 @@ impl CcbRef {
         })
     }
 
-    /// The buffer pieces of an accepted command, in order: one for `CAM_DATA_VADDR`, one per
-    /// segment for `CAM_DATA_SG`. Their lengths add up to `dxfer_len` (checked by `command`).
-    fn pieces(&self, cmd: &logic::Command<'_>) -> impl Iterator<Item = (*mut u8, usize)> + '_ {
+    /// The data buffer of an accepted command, for the session to receive into or send from
+    /// in place (an empty buffer without a data phase).
+    ///
+    /// The buffer stays valid while this CCB waits in the pending table; see [`CcbData`].
+    pub fn data(&self, cmd: &logic::Command<'_>) -> CcbData {
         // SAFETY: an `XPT_SCSI_IO` CCB is a `ccb_scsiio`.
         let csio = unsafe { &self.0.as_ref().csio };
-        let single = match cmd.layout {
-            logic::Layout::Contiguous if !csio.data_ptr.is_null() => {
-                Some((csio.data_ptr, csio.dxfer_len as usize))
-            }
-            _ => None,
+        if cmd.direction == logic::Direction::None || cmd.transfer_len == 0 {
+            return CcbData::default();
+        }
+        let len = cmd.transfer_len as usize;
+        let pieces = match (cmd.layout, NonNull::new(csio.data_ptr)) {
+            (_, None) => return CcbData::default(),
+            (logic::Layout::Contiguous, Some(p)) => Pieces::One(p),
+            (logic::Layout::Segments(n), Some(p)) => Pieces::List {
+                segs: p.cast::<sys::bus_dma_segment>(),
+                count: usize::from(n),
+            },
         };
-        let segs = self.segments(cmd).unwrap_or(&[]);
-        single.into_iter().chain(
-            segs.iter()
-                .map(|s| (s.ds_addr as usize as *mut u8, s.ds_len as usize)),
-        )
-    }
-
-    /// A copy of a write's data (gathered from its S/G list if it has one), or `None` when
-    /// memory is short. Reads and commands without data get an empty buffer.
-    pub fn gather(&self, cmd: &logic::Command<'_>) -> Option<Vec<u8>> {
-        if cmd.direction != logic::Direction::Out {
-            return Some(Vec::new());
+        CcbData {
+            pieces,
+            len,
+            cursor: Cell::new((0, 0)),
         }
-        let mut v = Vec::new();
-        v.try_reserve_exact(cmd.transfer_len as usize).ok()?;
-        for (p, len) in self.pieces(cmd) {
-            if p.is_null() || len == 0 {
-                continue;
-            }
-            // SAFETY: each piece is kernel memory of `len` bytes the peripheral owns until
-            // completion (CAM_DATA_VADDR, or CAM_DATA_SG with virtual addresses); the pieces add
-            // up to the reserved length, so extending never reallocates.
-            v.extend_from_slice(unsafe { core::slice::from_raw_parts(p, len) });
-        }
-        Some(v)
-    }
-
-    /// Copies a read's received bytes into the CCB's buffer (scattering over its S/G list);
-    /// never more than the buffer holds. Returns the bytes copied.
-    pub fn scatter(&mut self, src: &[u8]) -> usize {
-        // Re-derive the layout: the CCB did not change since `command` accepted it (the size
-        // limit was checked then, so none is applied here).
-        let Ok(cmd) = self.command(u32::MAX) else {
-            return 0;
-        };
-        if cmd.direction != logic::Direction::In {
-            return 0;
-        }
-        let mut done = 0;
-        for (p, len) in self.pieces(&cmd) {
-            let Some(rest) = src.get(done..) else {
-                break;
-            };
-            let n = len.min(rest.len());
-            if p.is_null() || n == 0 {
-                continue;
-            }
-            // SAFETY: as in `gather`, writable: the CCB is ours (`&mut self`) and a read's
-            // buffer is there to be filled; `n` <= the piece's length.
-            unsafe { core::ptr::copy_nonoverlapping(rest.as_ptr(), p, n) };
-            done = done.saturating_add(n);
-        }
-        done
     }
 
     /// Whether this is a write (Data-Out) command.

@@ -1,18 +1,88 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The global allocator: malloc(9) with the module's own malloc type `M_ISBOOT`
-//! (`vmstat -m | grep isboot` shows what the driver holds).
+//! (`vmstat -m | grep isboot` shows what the driver holds), told by its callers whether it may
+//! sleep.
 //!
-//! Every allocation is `M_NOWAIT`: the allocator cannot know whether its caller may sleep (a
-//! socket upcall or CAM's action routine may not), so it never does, and returns null when memory
-//! is short. Code on the I/O path therefore allocates only through fallible APIs
-//! (`Vec::try_reserve`, [`try_box`]) and turns a failure into a requeued CCB or a retried
-//! step; an infallible allocation that fails ends in `handle_alloc_error`, i.e. the panic handler.
+//! # Allocation contexts (see README.md, "Allocation")
+//! By default every allocation is `M_NOWAIT`: socket upcalls, callouts and CAM's action routine
+//! must not sleep, and the session's own polling is kept fallible so that a reconnect of the
+//! disk the system pages to never waits for memory in a loop (it fails, and retries with
+//! backoff). Code that may sleep and holds no lock says so by running inside [`sleepable`]:
+//! MOD_LOAD and unload, the boot job on the taskqueue thread, and each synchronous step of a
+//! login (building and reading login text and CHAP, which the session runs through its
+//! connector). There the allocator uses `M_WAITOK`, which cannot fail. The decision is the
+//! caller's, made at the call site; the allocator never guesses it from the thread.
+//!
+//! Outside [`sleepable`], an allocation that fails returns null: fallible APIs
+//! (`Vec::try_reserve`, [`try_box`], the executor's `try_spawn`) turn that into an error, an
+//! infallible one into `handle_alloc_error`, i.e. the panic handler. The kmodsim `failmalloc`
+//! scenario fails every `M_NOWAIT` allocation the module makes, one per run, and requires no
+//! panic.
 
 use alloc::boxed::Box;
 use core::alloc::{GlobalAlloc, Layout};
+use core::ffi::c_void;
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use crate::bindings;
+
+/// A thread inside [`sleepable`] and how deeply.
+struct Sleeper {
+    td: AtomicPtr<c_void>,
+    depth: AtomicU32,
+}
+
+/// Threads that may sleep now: the loader's or unloader's and the taskqueue thread; four
+/// slots leave room. A slot is taken and given back by its own thread only.
+static SLEEPERS: [Sleeper; 4] = [const {
+    Sleeper {
+        td: AtomicPtr::new(ptr::null_mut()),
+        depth: AtomicU32::new(0),
+    }
+}; 4];
+
+fn curthread() -> *mut c_void {
+    // SAFETY: reads curthread (%gs:0); no preconditions.
+    unsafe { bindings::isboot_curthread() }.cast()
+}
+
+/// Runs `f` with this thread's allocations allowed to sleep (`M_WAITOK`): only where the code
+/// may sleep and holds no lock (no mutex, not in an upcall, callout, SIM action or epoch). If
+/// all slots are taken (not expected), `f` runs with `M_NOWAIT` allocations, as everywhere.
+pub fn sleepable<R>(f: impl FnOnce() -> R) -> R {
+    let td = curthread();
+    let slot = SLEEPERS
+        .iter()
+        .find(|s| s.td.load(Ordering::Acquire) == td)
+        .or_else(|| {
+            SLEEPERS.iter().find(|s| {
+                s.td.compare_exchange(ptr::null_mut(), td, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            })
+        });
+    let Some(slot) = slot else {
+        return f();
+    };
+    slot.depth.fetch_add(1, Ordering::AcqRel);
+    /// Leaves the scope also if `f` unwinds (host tests of the glue).
+    struct Leave(&'static Sleeper);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            if self.0.depth.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.0.td.store(ptr::null_mut(), Ordering::Release);
+            }
+        }
+    }
+    let _leave = Leave(slot);
+    f()
+}
+
+/// Whether the calling thread is inside [`sleepable`].
+fn may_sleep() -> bool {
+    let td = curthread();
+    SLEEPERS.iter().any(|s| s.td.load(Ordering::Acquire) == td)
+}
 
 /// malloc(9) as a Rust allocator.
 #[derive(Debug)]
@@ -23,14 +93,16 @@ pub struct KernelAllocator;
 // the same block twice before isboot_free; realloc keeps contents and alignment up to 16.
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: no preconditions; M_NOWAIT makes it callable from any context that may take a
-        // default mutex, which is every context the glue allocates in.
-        unsafe { bindings::isboot_malloc(layout.size(), layout.align(), 0) }.cast()
+        // SAFETY: no preconditions; M_NOWAIT is callable from any context that may take a
+        // default mutex, M_WAITOK only inside `sleepable`, whose callers may sleep.
+        unsafe { bindings::isboot_malloc(layout.size(), layout.align(), 0, c_int(may_sleep())) }
+            .cast()
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as in alloc; M_ZERO clears the block.
-        unsafe { bindings::isboot_malloc(layout.size(), layout.align(), 1) }.cast()
+        unsafe { bindings::isboot_malloc(layout.size(), layout.align(), 1, c_int(may_sleep())) }
+            .cast()
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
@@ -41,8 +113,10 @@ unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if layout.align() <= bindings::ISBOOT_MALLOC_ALIGN as usize {
             // SAFETY: `ptr` is a live block of ours (caller's contract); realloc(9) keeps the
-            // contents up to the smaller size and malloc(9)'s 16-byte alignment.
-            return unsafe { bindings::isboot_realloc(ptr.cast(), new_size) }.cast();
+            // contents up to the smaller size and malloc(9)'s 16-byte alignment; the wait flag
+            // as in alloc.
+            return unsafe { bindings::isboot_realloc(ptr.cast(), new_size, c_int(may_sleep())) }
+                .cast();
         }
         // Over-aligned blocks: malloc_aligned has no realloc counterpart.
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
@@ -59,6 +133,10 @@ unsafe impl GlobalAlloc for KernelAllocator {
         }
         new
     }
+}
+
+fn c_int(b: bool) -> core::ffi::c_int {
+    core::ffi::c_int::from(b)
 }
 
 #[global_allocator]

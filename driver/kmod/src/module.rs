@@ -246,7 +246,8 @@ fn load() -> Result<(), LoadError> {
 /// MOD_LOAD.
 #[no_mangle]
 pub extern "C" fn isboot_rust_load() -> c_int {
-    match load() {
+    // The loader's thread may sleep and holds no lock: allocations may wait for memory.
+    match crate::kalloc::sleepable(load) {
         Ok(()) => 0,
         Err(e) => {
             klog!(ALWAYS, "not started: {e}");
@@ -308,7 +309,8 @@ pub extern "C" fn isboot_rust_unload() -> c_int {
         sys::isboot_shutdown_deregister((*loaded).shutdown_tag);
         Box::from_raw(loaded)
     };
-    boot::stop(l.boot);
+    // The unloading thread may sleep and holds no lock.
+    crate::kalloc::sleepable(|| boot::stop(l.boot));
     klog!(HIGH, "unloaded");
     0
 }

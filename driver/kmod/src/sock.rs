@@ -19,6 +19,7 @@
 use alloc::boxed::Box;
 use core::ffi::{c_int, c_void};
 use core::future::Future;
+use core::mem::MaybeUninit;
 use core::net::{IpAddr, SocketAddr};
 use core::pin::Pin;
 use core::ptr;
@@ -305,6 +306,47 @@ impl KSocket {
     }
 }
 
+impl KSocket {
+    /// Writes as much of the concatenation of `bufs` as the send buffer takes, in one `sosend`
+    /// with one iovec per piece (at most [`sys::ISBOOT_IOV_MAX`]; the rest waits for the next
+    /// call): a PDU's header and its data, straight from a CCB, with no copy but the socket's.
+    /// Pending (waker stored) when it takes nothing.
+    pub fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[&[u8]],
+    ) -> Poll<Result<usize, Errno>> {
+        const MAX: usize = sys::ISBOOT_IOV_MAX as usize;
+        // Left uninitialised past `n`: clearing 512 bytes per send would cost more than the
+        // header it carries.
+        let mut iov = [const { MaybeUninit::<sys::isboot_iov>::uninit() }; MAX];
+        let mut n = 0usize;
+        for (slot, b) in iov.iter_mut().zip(bufs.iter().filter(|b| !b.is_empty())) {
+            slot.write(sys::isboot_iov {
+                base: b.as_ptr().cast(),
+                len: b.len(),
+            });
+            n = n.saturating_add(1);
+        }
+        if n == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let so = self.so;
+        retry(&self.bells.tx, cx, || {
+            let mut done = 0usize;
+            // SAFETY: the first `n` iovecs are initialised (above) and name readable buffers that
+            // live for the call (`bufs` borrows them); the helper reads only those `n`; `sosend`
+            // copies from them before returning; `n` <= MAX fits c_int.
+            let e = unsafe { sys::isboot_so_sendv(so, iov.as_ptr().cast(), n as c_int, &mut done) };
+            match e {
+                _ if done > 0 => Some(Ok(done)),
+                e if e == 0 || e == Errno::WOULDBLOCK.0 => None,
+                e => Some(Err(Errno(e))),
+            }
+        })
+    }
+}
+
 impl Drop for KSocket {
     fn drop(&mut self) {
         // SAFETY: the helper clears both upcalls under the sockbuf locks the upcalls run under,
@@ -345,6 +387,17 @@ impl Transport for KTransport {
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
         match &mut self.sock {
             Some(s) => s.poll_write(cx, buf).map_err(io_error),
+            None => Poll::Ready(Err(IoError::Closed)),
+        }
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[&[u8]],
+    ) -> Poll<Result<usize, IoError>> {
+        match &mut self.sock {
+            Some(s) => s.poll_write_vectored(cx, bufs).map_err(io_error),
             None => Poll::Ready(Err(IoError::Closed)),
         }
     }
@@ -430,5 +483,12 @@ impl Connector for KConnector {
             portal: portal.addr,
             sock: None,
         }
+    }
+
+    /// A login step runs on the taskqueue thread between polls of the session, holding no
+    /// lock: its allocations (login text, CHAP) may wait for memory. The rest of the session
+    /// allocates with `M_NOWAIT` and handles a failure.
+    fn login_step<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        crate::kalloc::sleepable(f)
     }
 }

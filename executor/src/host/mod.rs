@@ -20,6 +20,48 @@ use crate::Instant;
 
 #[cfg(feature = "test-runtime")]
 mod test_runtime;
+
+/// A counting global allocator for tests, that can also refuse one allocation (as malloc(9)
+/// with `M_NOWAIT` does when memory is short). A test binary installs it with
+/// `#[global_allocator] static A: CountingAlloc = CountingAlloc;`, then brackets what it checks
+/// with [`counting_alloc::start`] and [`counting_alloc::stop`]. Threads that are not under test (a target serving
+/// the initiator) leave themselves out with [`counting_alloc::exempt_thread`], or a piece of code with
+/// [`counting_alloc::exempt`].
+#[cfg(feature = "test-runtime")]
+pub mod counting_alloc {
+    pub use crate::raw::counting::CountingAlloc;
+
+    /// Starts counting allocations from zero (of every thread not exempt); with `fail_at`,
+    /// the allocation with that number (1-based) returns null.
+    pub fn start(fail_at: Option<u64>) {
+        crate::raw::counting::start(fail_at)
+    }
+
+    /// Stops counting; returns how many allocations were counted.
+    pub fn stop() -> u64 {
+        crate::raw::counting::stop()
+    }
+
+    /// Allocations counted so far.
+    pub fn count() -> u64 {
+        crate::raw::counting::count()
+    }
+
+    /// The size of the allocation that was refused, if it was.
+    pub fn refused() -> Option<u64> {
+        crate::raw::counting::refused()
+    }
+
+    /// Runs `f` without counting this thread's allocations.
+    pub fn exempt<R>(f: impl FnOnce() -> R) -> R {
+        crate::raw::counting::exempt(f)
+    }
+
+    /// Stops counting this thread's allocations for good.
+    pub fn exempt_thread() {
+        crate::raw::counting::exempt_thread()
+    }
+}
 #[cfg(feature = "test-runtime")]
 pub use test_runtime::{TestExecutor, TestRuntime, ThreadPender};
 

@@ -200,6 +200,7 @@ int net_ifp_index_of(const char *name);
 
 /* ---- sockets (sock.c) ---- */
 int sockets_open(void);
+void sock_moved(hu64 *sent, hu64 *received);	/* bytes sosend/soreceive moved */
 void sock_final_checks(int unloaded);
 
 /* ---- CAM (cam.c, periph.c) ---- */

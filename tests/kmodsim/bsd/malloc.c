@@ -36,6 +36,7 @@ static struct khdr *quarantine[QUARANTINE];
 static int q_next;
 static void *kmcv;
 static hi64 calls;
+static hi64 nowait_calls;	/* the calls failmalloc can fail */
 static hi64 fail_at = -1;
 static hsize_t failed_bt[BT_MAX];
 static int failed_n;
@@ -161,6 +162,8 @@ kalloc(size_t size, size_t align, struct malloc_type *type, int flags, unsigned 
 		hdr = align;
 	km_lock();
 	calls++;
+	if (how & M_NOWAIT)
+		nowait_calls++;
 	if (fail_at >= 0 && (how & M_NOWAIT)) {
 		if (fail_at == 0) {
 			fail_at = -1;
@@ -387,6 +390,31 @@ kpi_malloc_calls(void)
 
 	km_lock();
 	n = calls;
+	km_unlock();
+	return (n);
+}
+
+hi64
+kpi_malloc_nowait_calls(void)
+{
+	hi64 n;
+
+	km_lock();
+	n = nowait_calls;
+	km_unlock();
+	return (n);
+}
+
+hi64
+kpi_malloc_type_allocs(const char *shortdesc)
+{
+	hi64 n = 0;
+	int i;
+
+	km_lock();
+	for (i = 0; i < nstats; i++)
+		if (kstreq(stats[i].type->ks_shortdesc, shortdesc))
+			n = stats[i].allocs;
 	km_unlock();
 	return (n);
 }

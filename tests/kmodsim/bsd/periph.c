@@ -13,6 +13,9 @@
  */
 #include "cam.h"
 
+#include <machine/bus.h>
+#include <sys/bus_dma.h>
+
 #define DA_RETRIES	4	/* scsi_da.c da_retry_count */
 #define DA_TIMEOUT_MS	60000	/* scsi_da.c da_default_timeout */
 
@@ -25,10 +28,12 @@ struct kio {
 	struct kccb *k;
 	struct kio *sync_next;
 	int done;
+	bus_dma_segment_t segs[4];	/* the S/G list in S/G mode */
 };
 
 static struct kio *completed_head, *completed_tail;
 static int io_inflight;
+static int io_sg;	/* kpi_io_sg: buffers as CAM_DATA_SG lists of kernel virtual addresses */
 static int da_units;
 static hu64 io_errors, io_retries, io_requeues;
 static hu64 max_latency_ns;
@@ -619,6 +624,40 @@ io_done(struct kccb *k)
 		    k->ccb.ccb_h.status, k->ccb.csio.scsi_status);
 }
 
+/*
+ * S/G mode: the buffer as up to four CAM_DATA_SG segments of kernel virtual addresses (as a
+ * periph that builds its own list sends them), cut at odd places: 1 byte, 511, then the rest
+ * in two halves, so that no PDU or block boundary falls on a segment boundary.
+ */
+void
+kpi_io_sg(int on)
+{
+	io_sg = on;
+}
+
+static void
+sg_split(struct ccb_scsiio *csio, bus_dma_segment_t *segs, void *buf, uint32_t len)
+{
+	uint32_t cut[4], off = 0;
+	int i, n = 0;
+
+	cut[0] = len < 1 ? len : 1;
+	cut[1] = len - cut[0] < 511 ? len - cut[0] : 511;
+	cut[2] = (len - cut[0] - cut[1]) / 2;
+	cut[3] = len - cut[0] - cut[1] - cut[2];
+	for (i = 0; i < 4; i++) {
+		if (cut[i] == 0)
+			continue;
+		segs[n].ds_addr = (bus_addr_t)(uintptr_t)((char *)buf + off);
+		segs[n].ds_len = cut[i];
+		off += cut[i];
+		n++;
+	}
+	csio->ccb_h.flags = (csio->ccb_h.flags & ~CAM_DATA_MASK) | CAM_DATA_SG;
+	csio->data_ptr = (u_int8_t *)segs;
+	csio->sglist_cnt = (u_int16_t)n;
+}
+
 int
 kpi_io_submit(hu64 lun, int write, hu64 lba, unsigned int blocks, void *buf, hu64 cookie)
 {
@@ -653,6 +692,8 @@ kpi_io_submit(hu64 lun, int write, hu64 lba, unsigned int blocks, void *buf, hu6
 	k = kccb_alloc(kp->dev);
 	scsi_ccb_setup(k, kp->path, cdb, len, write ? CAM_DIR_OUT : CAM_DIR_IN, buf,
 	    blocks * kp->block_size);
+	if (io_sg)
+		sg_split(&k->ccb.csio, io->segs, buf, blocks * kp->block_size);
 	k->owner = io;
 	k->done = io_done;
 	io->k = k;

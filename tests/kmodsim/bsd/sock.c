@@ -301,6 +301,17 @@ take_error(struct socket *so)
 	return (e);
 }
 
+/* Bytes sosend and soreceive moved between the module's memory and the sockets (the socket's own
+ * copy, m_uiotombuf / m_copydata in FreeBSD). */
+static hu64 sock_sent_bytes, sock_received_bytes;
+
+void
+sock_moved(hu64 *sent, hu64 *received)
+{
+	*sent = __atomic_load_n(&sock_sent_bytes, __ATOMIC_RELAXED);
+	*received = __atomic_load_n(&sock_received_bytes, __ATOMIC_RELAXED);
+}
+
 /* kern/uipc_socket.c soreceive (soreceive_generic) with MSG_DONTWAIT, one kernel iovec. */
 int
 soreceive(struct socket *so, struct sockaddr **psa, struct uio *uio, struct mbuf **mp0,
@@ -325,6 +336,7 @@ soreceive(struct socket *so, struct sockaddr **psa, struct uio *uio, struct mbuf
 	if (eof)
 		so->so_rcv.sb_state |= SBS_CANTRCVMORE;
 	SOCKBUF_UNLOCK(&so->so_rcv);
+	__atomic_fetch_add(&sock_received_bytes, done, __ATOMIC_RELAXED);
 	if (done > 0) {
 		uio->uio_iov->iov_base = (char *)uio->uio_iov->iov_base + done;
 		uio->uio_iov->iov_len -= done;
@@ -340,33 +352,46 @@ soreceive(struct socket *so, struct sockaddr **psa, struct uio *uio, struct mbuf
 	return (he_errno(e));
 }
 
-/* kern/uipc_socket.c sosend (sosend_generic) with MSG_DONTWAIT | MSG_NOSIGNAL. */
+/* kern/uipc_socket.c sosend (sosend_generic) with MSG_DONTWAIT | MSG_NOSIGNAL: takes what the
+ * send buffer has room for, from each iovec in order (m_uiotombuf), and returns 0 once anything
+ * moved; EWOULDBLOCK when nothing could. */
 int
 sosend(struct socket *so, struct sockaddr *addr, struct uio *uio, struct mbuf *top,
     struct mbuf *control, int flags, struct thread *td __unused)
 {
 	struct ksock *ks = ks_of(so, "sosend");
-	hsize_t done = 0;
-	int e, error;
+	hsize_t done, total = 0;
+	int e = 0, error, i;
 
 	stack_probe();
 	if (ks == NULL)
 		return (EBADF);
-	if (addr != NULL || top != NULL || control != NULL || uio->uio_iovcnt != 1)
+	if (addr != NULL || top != NULL || control != NULL || uio->uio_iovcnt < 1 ||
+	    uio->uio_segflg != UIO_SYSSPACE)
 		return (EOPNOTSUPP);
 	if ((flags & MSG_DONTWAIT) == 0)
 		may_sleep("sosend without MSG_DONTWAIT");
 	if ((error = take_error(so)) != 0)
 		return (error);
 	SOCKBUF_LOCK(&so->so_snd);
-	e = host_tcp_send(ks->handle, uio->uio_iov->iov_base, uio->uio_resid, &done);
-	SOCKBUF_UNLOCK(&so->so_snd);
-	if (done > 0) {
-		uio->uio_iov->iov_base = (char *)uio->uio_iov->iov_base + done;
-		uio->uio_iov->iov_len -= done;
+	for (i = 0; i < uio->uio_iovcnt && uio->uio_resid > 0; i++) {
+		struct iovec *v = &uio->uio_iov[i];
+
+		if (v->iov_len == 0)
+			continue;
+		done = 0;
+		e = host_tcp_send(ks->handle, v->iov_base, v->iov_len, &done);
+		v->iov_base = (char *)v->iov_base + done;
+		v->iov_len -= done;
 		uio->uio_resid -= done;
-		return (0);
+		total += done;
+		if (v->iov_len > 0)
+			break;		/* the send buffer is full */
 	}
+	SOCKBUF_UNLOCK(&so->so_snd);
+	__atomic_fetch_add(&sock_sent_bytes, total, __ATOMIC_RELAXED);
+	if (total > 0)
+		return (0);
 	return (he_errno(e));
 }
 

@@ -309,9 +309,22 @@ kappend(char *buf, hsize_t len, const char *fmt, ...)
 
 /* ---- libc a KLD links against (libkern) ---- */
 
+/* The emulation copies with host_memcpy; what reaches these is the module's own copying. */
+static hu64 cp_bytes, cp_bulk, cp_zero, cp_zero_bulk, cp_calls;
+
+static void
+count_copy(size_t n)
+{
+	__atomic_fetch_add(&cp_calls, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&cp_bytes, n, __ATOMIC_RELAXED);
+	if (n >= 512)
+		__atomic_fetch_add(&cp_bulk, n, __ATOMIC_RELAXED);
+}
+
 void *
 (memcpy)(void *d, const void *s, size_t n)
 {
+	count_copy(n);
 	host_memcpy(d, s, n);
 	return (d);
 }
@@ -319,6 +332,7 @@ void *
 void *
 (memmove)(void *d, const void *s, size_t n)
 {
+	count_copy(n);
 	host_memmove(d, s, n);
 	return (d);
 }
@@ -326,8 +340,23 @@ void *
 void *
 (memset)(void *d, int c, size_t n)
 {
+	if (c == 0)
+		__atomic_fetch_add(&cp_zero, n, __ATOMIC_RELAXED);
+	if (c == 0 && n >= 512)
+		__atomic_fetch_add(&cp_zero_bulk, n, __ATOMIC_RELAXED);
 	host_memset(d, c, n);
 	return (d);
+}
+
+void
+kpi_copy_counts(struct kpi_copies *c)
+{
+	c->copied = __atomic_load_n(&cp_bytes, __ATOMIC_RELAXED);
+	c->copied_bulk = __atomic_load_n(&cp_bulk, __ATOMIC_RELAXED);
+	c->zeroed = __atomic_load_n(&cp_zero, __ATOMIC_RELAXED);
+	c->zeroed_bulk = __atomic_load_n(&cp_zero_bulk, __ATOMIC_RELAXED);
+	c->calls = __atomic_load_n(&cp_calls, __ATOMIC_RELAXED);
+	sock_moved(&c->sock_sent, &c->sock_received);
 }
 
 int

@@ -3,8 +3,6 @@
 //! the commands it sends, and the parsers for what a target (or a test's fake target) needs to
 //! read back out of them. The [`Cdb`] container itself is the SCSI Command PDU's field type.
 
-use alloc::vec::Vec;
-
 use crate::lun::Lun;
 use crate::pdu::Cdb;
 
@@ -131,14 +129,13 @@ pub fn parse_read_capacity16(data: &[u8]) -> Option<(u64, u32)> {
 }
 
 /// The LUNs a REPORT LUNS answer lists (as many as arrived, bounded by its LUN LIST LENGTH).
-pub fn parse_report_luns(data: &[u8]) -> Vec<Lun> {
+pub fn parse_report_luns(data: &[u8]) -> impl Iterator<Item = Lun> + '_ {
     let listed = be_u32(data, 0).map_or(0, |n| (n / 8) as usize);
     data.get(8..)
         .unwrap_or_default()
         .chunks_exact(8)
         .take(listed)
         .filter_map(|e| <[u8; 8]>::try_from(e).ok().map(Lun))
-        .collect()
 }
 
 #[cfg(test)]
@@ -194,12 +191,12 @@ mod tests {
         let mut luns = alloc::vec![0, 0, 0, 16, 0, 0, 0, 0];
         luns.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0, 0x41, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
         assert_eq!(
-            parse_report_luns(&luns),
+            parse_report_luns(&luns).collect::<alloc::vec::Vec<_>>(),
             [
                 Lun([0, 1, 0, 0, 0, 0, 0, 0]),
                 Lun([0x41, 0, 0, 0, 0, 0, 0, 0])
             ]
         );
-        assert!(parse_report_luns(&[0, 0]).is_empty());
+        assert_eq!(parse_report_luns(&[0, 0]).count(), 0);
     }
 }

@@ -2,14 +2,19 @@
 //! The portable model of a CAM CCB: a [`ScsiRequest`] goes into the session, a [`Completion`]
 //! comes back.
 //!
-//! The request owns its data buffer. For a read (`Direction::In`) the buffer's length is the
+//! The request owns its data buffer, any [`DataBuf`]: a `Vec<u8>` on a host, the CCB's own
+//! memory (one virtual buffer or a scatter/gather list) in the kernel. The session moves data
+//! straight between the buffer and the transport: Data-In is read into it, Data-Out written from
+//! it, never through a copy of its own. For a read (`Direction::In`) the buffer's length is the
 //! expected transfer length and Data-In is written into it at the offset the target names, which
-//! must equal the bytes received so far and may never run past the buffer. For a write
-//! (`Direction::Out`) the buffer holds the bytes to send. The completion hands the buffer back
-//! with the SCSI status, bounded sense data and the residual, or says why there is no status
-//! ([`TransportError`]).
+//! must equal the bytes received so far and may never run past the buffer; the buffer is not
+//! cleared first, so bytes past what the target delivered ([`ScsiResult::transferred`]) are
+//! whatever the buffer held. For a write (`Direction::Out`) the buffer holds the bytes to send.
+//! The completion hands the buffer back with the SCSI status, bounded sense data and the
+//! residual, or says why there is no status ([`TransportError`]).
 //!
 //! [`cdb`] builds and reads the CDBs isboot sends; [`Inquiry`] decodes standard INQUIRY data.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros))]
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -26,6 +31,61 @@ use crate::lun::Lun;
 /// Largest sense data kept (`SSD_FULL_SIZE` in CAM); longer sense is truncated, never copied past.
 pub const MAX_SENSE_LEN: usize = 252;
 
+/// A request's data: one or more contiguous pieces (segments) that together hold
+/// [`DataBuf::len`] bytes, addressed by offset.
+///
+/// The session only ever asks for the piece at an offset: [`DataBuf::chunk`] to send from it,
+/// [`DataBuf::chunk_mut`] to receive into it, and goes on at the offset after it. A buffer must
+/// not change its length or pieces while a request owns it.
+pub trait DataBuf: Send {
+    /// Total bytes.
+    fn len(&self) -> usize;
+
+    /// Whether the buffer holds no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The contiguous bytes from `offset` to the end of the piece holding it (never empty for
+    /// `offset < len()`); empty at or past the end.
+    fn chunk(&self, offset: usize) -> &[u8];
+
+    /// As [`DataBuf::chunk`], writable.
+    fn chunk_mut(&mut self, offset: usize) -> &mut [u8];
+}
+
+impl DataBuf for Vec<u8> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn chunk(&self, offset: usize) -> &[u8] {
+        self.get(offset..).unwrap_or_default()
+    }
+
+    fn chunk_mut(&mut self, offset: usize) -> &mut [u8] {
+        self.get_mut(offset..).unwrap_or_default()
+    }
+}
+
+/// Copies `src` into `buf` from `offset` on, piece by piece; returns the bytes copied (short
+/// when `buf` ends first).
+pub fn copy_into<B: DataBuf + ?Sized>(buf: &mut B, offset: usize, src: &[u8]) -> usize {
+    let mut done = 0;
+    while let Some(rest) = src.get(done..).filter(|r| !r.is_empty()) {
+        let dst = buf.chunk_mut(offset.saturating_add(done));
+        let n = dst.len().min(rest.len());
+        if n == 0 {
+            break;
+        }
+        if let (Some(d), Some(s)) = (dst.get_mut(..n), rest.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        done = done.saturating_add(n);
+    }
+    done
+}
+
 /// Which way data moves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Direction {
@@ -40,7 +100,7 @@ pub enum Direction {
 
 /// A SCSI command as the platform hands it to the session.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ScsiRequest {
+pub struct ScsiRequest<B = Vec<u8>> {
     /// The platform's handle for this request (the kernel glue finds its CCB with it); it comes
     /// back unchanged in the [`Completion`] and names the request in [`crate::session::Handle::abort`].
     pub tag: u64,
@@ -49,43 +109,42 @@ pub struct ScsiRequest {
     pub direction: Direction,
     /// In: the buffer to fill, its length is the expected transfer length. Out: the data to
     /// write. None: ignored (sent as a zero-length transfer).
-    pub data: Vec<u8>,
+    pub data: B,
     pub attr: TaskAttr,
     /// Time from submission after which the command is aborted with ABORT TASK and completed
     /// with [`TransportError::Timeout`]; `None` waits forever (recovery still applies).
     pub timeout: Option<Duration>,
 }
 
-impl ScsiRequest {
+impl<B: DataBuf + Default> ScsiRequest<B> {
     /// A request with no data phase.
     pub fn new(tag: u64, lun: Lun, cdb: Cdb) -> Self {
+        Self::with_data(tag, lun, cdb, Direction::None, B::default())
+    }
+}
+
+impl<B: DataBuf> ScsiRequest<B> {
+    /// A request moving `data` the way `direction` says.
+    pub fn with_data(tag: u64, lun: Lun, cdb: Cdb, direction: Direction, data: B) -> Self {
         ScsiRequest {
             tag,
             lun,
             cdb,
-            direction: Direction::None,
-            data: Vec::new(),
+            direction,
+            data,
             attr: TaskAttr::Simple,
             timeout: None,
         }
     }
 
-    /// A read of `len` bytes into a zeroed buffer.
-    pub fn read(tag: u64, lun: Lun, cdb: Cdb, len: usize) -> Self {
-        ScsiRequest {
-            direction: Direction::In,
-            data: alloc::vec![0; len],
-            ..Self::new(tag, lun, cdb)
-        }
+    /// A read that fills `buf` (its length is the transfer length; it is not cleared first).
+    pub fn read(tag: u64, lun: Lun, cdb: Cdb, buf: B) -> Self {
+        Self::with_data(tag, lun, cdb, Direction::In, buf)
     }
 
     /// A write of `data`.
-    pub fn write(tag: u64, lun: Lun, cdb: Cdb, data: Vec<u8>) -> Self {
-        ScsiRequest {
-            direction: Direction::Out,
-            data,
-            ..Self::new(tag, lun, cdb)
-        }
+    pub fn write(tag: u64, lun: Lun, cdb: Cdb, data: B) -> Self {
+        Self::with_data(tag, lun, cdb, Direction::Out, data)
     }
 
     /// The Expected Data Transfer Length sent to the target.
@@ -98,7 +157,7 @@ impl ScsiRequest {
     }
 }
 
-impl fmt::Debug for ScsiRequest {
+impl<B: DataBuf> fmt::Debug for ScsiRequest<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScsiRequest")
             .field("tag", &self.tag)
@@ -236,13 +295,13 @@ impl core::error::Error for TransportError {}
 
 /// A finished request: the platform's tag, the buffer (filled for reads) and the outcome.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Completion {
+pub struct Completion<B = Vec<u8>> {
     pub tag: u64,
-    pub data: Vec<u8>,
+    pub data: B,
     pub result: Result<ScsiResult, TransportError>,
 }
 
-impl fmt::Debug for Completion {
+impl<B: DataBuf> fmt::Debug for Completion<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Completion")
             .field("tag", &self.tag)
@@ -255,6 +314,7 @@ impl fmt::Debug for Completion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     #[test]
     fn sense_is_bounded_and_decoded() {
@@ -274,16 +334,59 @@ mod tests {
         assert!(Sense::default().is_empty());
     }
 
+    /// A buffer in three pieces of 3, 1 and 4 bytes.
+    #[derive(Default)]
+    struct Pieces([Vec<u8>; 3]);
+
+    impl DataBuf for Pieces {
+        fn len(&self) -> usize {
+            self.0.iter().map(Vec::len).sum()
+        }
+        fn chunk(&self, mut offset: usize) -> &[u8] {
+            for p in &self.0 {
+                if offset < p.len() {
+                    return &p[offset..];
+                }
+                offset -= p.len();
+            }
+            &[]
+        }
+        fn chunk_mut(&mut self, mut offset: usize) -> &mut [u8] {
+            for p in &mut self.0 {
+                if offset < p.len() {
+                    return &mut p[offset..];
+                }
+                offset -= p.len();
+            }
+            &mut []
+        }
+    }
+
+    #[test]
+    fn copies_cross_pieces_and_stop_at_the_end() {
+        let mut b = Pieces([vec![0; 3], vec![0; 1], vec![0; 4]]);
+        assert_eq!(copy_into(&mut b, 2, &[1, 2, 3, 4]), 4);
+        assert_eq!(b.0, [vec![0, 0, 1], vec![2], vec![3, 4, 0, 0]]);
+        assert_eq!(copy_into(&mut b, 6, &[9, 9, 9, 9]), 2, "short at the end");
+        assert_eq!(b.0[2], [3, 4, 9, 9]);
+        assert_eq!(copy_into(&mut b, 8, &[7]), 0);
+        assert_eq!(b.chunk(8), &[] as &[u8]);
+        assert_eq!(b.len(), 8);
+    }
+
     #[test]
     fn expected_length_follows_direction() {
         let cdb = Cdb::new(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]).unwrap_or_default();
         let lun = Lun::default();
-        assert_eq!(ScsiRequest::read(1, lun, cdb, 512).expected_len(), 512);
+        assert_eq!(
+            ScsiRequest::read(1, lun, cdb, alloc::vec![0; 512]).expected_len(),
+            512
+        );
         assert_eq!(
             ScsiRequest::write(1, lun, cdb, alloc::vec![1; 7]).expected_len(),
             7
         );
-        let mut none = ScsiRequest::new(1, lun, cdb);
+        let mut none: ScsiRequest = ScsiRequest::new(1, lun, cdb);
         none.data = alloc::vec![0; 9];
         assert_eq!(none.expected_len(), 0);
     }

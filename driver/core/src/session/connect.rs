@@ -4,7 +4,6 @@
 //! once on the same attempt. The login itself is the sans-IO [`Login`]; this is its I/O.
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::net::{IpAddr, SocketAddr};
@@ -16,7 +15,8 @@ use super::{SessionConfig, TargetConfig, DEFAULT_PORT};
 use crate::escape::Untrusted;
 use crate::log;
 use crate::login::{Attempt, Established, Login, LoginConfig, LoginError, Step, LOGIN_MAX_DATA};
-use crate::pdu::{self, Digests, HeaderInfo, Pdu, BHS_LEN};
+use crate::mem::{self, NoMemory};
+use crate::pdu::{self, Digests, HeaderInfo, Pdu, BHS_LEN, DIGEST_LEN, MAX_AHS_LEN};
 use crate::port::{Connector, IoError, Level, Log, Portal, Random, Transport};
 use crate::text::TargetAddress;
 
@@ -31,7 +31,21 @@ pub(super) struct Dialer<C, R, G> {
     flags: Vec<Attempt>,
     current: usize,
     logins: u32,
+    /// The login exchange's PDUs, both ways, kept for every login of the session.
+    bufs: LoginBufs,
 }
+
+/// Room for one login PDU each way: BHS, AHS, data up to [`LOGIN_MAX_DATA`] and padding.
+struct LoginBufs {
+    out: Vec<u8>,
+    header: Vec<u8>,
+    data: Vec<u8>,
+}
+
+/// The most a login PDU occupies on the wire (no digests during login).
+const LOGIN_PDU_MAX: usize = BHS_LEN + MAX_AHS_LEN + LOGIN_DATA_MAX + DIGEST_LEN;
+/// A login data segment with its padding.
+const LOGIN_DATA_MAX: usize = LOGIN_MAX_DATA as usize + 3;
 
 /// Why one connection attempt failed.
 #[derive(Debug)]
@@ -45,6 +59,8 @@ pub(super) enum AttemptError {
     NotLoginResponse(pdu::Opcode),
     TooManyRedirects,
     BadRedirect(String),
+    /// Memory was short (the attempt is retried later).
+    NoMemory,
     /// A bug of ours (or of the platform's transport), not a fault of the target; see
     /// [`AttemptError::internal`].
     Internal(&'static str),
@@ -75,15 +91,27 @@ impl core::fmt::Display for AttemptError {
             AttemptError::BadRedirect(a) => {
                 write!(f, "redirect to unusable address {}", Untrusted(a))
             }
+            AttemptError::NoMemory => f.write_str("out of memory"),
             AttemptError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
 }
 
 impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
-    pub(super) fn new(cfg: SessionConfig, connector: C, rng: R, log: G, timer: Timer) -> Self {
-        let flags = vec![Attempt::default(); cfg.targets.len()];
-        Dialer {
+    pub(super) fn try_new(
+        cfg: SessionConfig,
+        connector: C,
+        rng: R,
+        log: G,
+        timer: Timer,
+    ) -> Result<Self, NoMemory> {
+        let flags = mem::try_vec(cfg.targets.len(), Attempt::default())?;
+        let bufs = LoginBufs {
+            out: mem::try_with_capacity(LOGIN_PDU_MAX)?,
+            header: mem::try_with_capacity(BHS_LEN + MAX_AHS_LEN)?,
+            data: mem::try_with_capacity(LOGIN_DATA_MAX)?,
+        };
+        Ok(Dialer {
             log,
             cfg,
             connector,
@@ -92,7 +120,8 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
             flags,
             current: 0,
             logins: 0,
-        }
+            bufs,
+        })
     }
 
     pub(super) fn config(&self) -> &SessionConfig {
@@ -130,7 +159,11 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
     /// Connects and logs in to the current target, following redirects and retrying at once
     /// when the target taught us a login choice (security stage first, MD5 only).
     pub(super) async fn establish(&mut self) -> Result<(C::Transport, Established), AttemptError> {
-        let Some(target) = self.cfg.targets.get(self.current).cloned() else {
+        let (cfg, current) = (&self.cfg, self.current);
+        let target = self
+            .connector
+            .login_step(|| cfg.targets.get(current).cloned());
+        let Some(target) = target else {
             return Err(AttemptError::internal("no target at the current index"));
         };
         let mut portal = target.portal;
@@ -171,7 +204,10 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
                     if redirects > self.cfg.max_redirects {
                         return Err(AttemptError::TooManyRedirects);
                     }
-                    let new = redirect_portal(&address, portal.nic)?;
+                    let nic = portal.nic;
+                    let new = self
+                        .connector
+                        .login_step(|| redirect_portal(&address, nic))?;
                     log!(
                         self.log,
                         Level::Note,
@@ -224,36 +260,48 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
         t: &mut C::Transport,
         target: &TargetConfig,
     ) -> Result<Step, AttemptError> {
-        let lc = LoginConfig {
-            initiator_name: self.cfg.initiator_name.clone(),
+        let cfg = &self.cfg;
+        let lc = self.connector.login_step(|| LoginConfig {
+            initiator_name: cfg.initiator_name.clone(),
             target_name: target.name.clone(),
-            isid: self.cfg.isid.0,
+            isid: cfg.isid.0,
             chap: target.chap.clone(),
-            offer: self.cfg.offer.clone(),
-        };
+            offer: cfg.offer.clone(),
+        });
         let attempt = Attempt {
             tsih: 0,
             ..self.flags.get(self.current).copied().unwrap_or_default()
         };
         let itt = 0x4000_0000 | (self.logins & 0xffff);
-        let mut login = Login::new(&lc, attempt, itt).map_err(AttemptError::Login)?;
-        let mut req = login.start().map_err(AttemptError::Login)?;
-        let mut out = Vec::new();
+        let connector = &mut self.connector;
+        let mut login = connector
+            .login_step(|| Login::new(&lc, attempt, itt))
+            .map_err(AttemptError::Login)?;
+        let mut req = connector
+            .login_step(|| login.start())
+            .map_err(AttemptError::Login)?;
+        let bufs = &mut self.bufs;
         loop {
-            out.clear();
-            pdu::emit_pdu(&req.header, &req.data, Digests::default(), &mut out)
+            bufs.out.clear();
+            // A Login Request holds at most LOGIN_MAX_DATA bytes of text, so it fits the room
+            // reserved for it and emitting cannot allocate.
+            if req.data.len() > LOGIN_MAX_DATA as usize {
+                return Err(AttemptError::internal("login request beyond its room"));
+            }
+            pdu::emit_pdu(&req.header, &req.data, Digests::default(), &mut bufs.out)
                 .map_err(AttemptError::Pdu)?;
-            write_all(t, &out).await?;
-            let (header, data) = read_pdu(t, LOGIN_MAX_DATA).await?;
-            let resp = match Pdu::parse(&header).map_err(AttemptError::Pdu)? {
+            write_all(t, &bufs.out).await?;
+            read_pdu(t, LOGIN_MAX_DATA, &mut bufs.header, &mut bufs.data).await?;
+            let resp = match Pdu::parse(&bufs.header).map_err(AttemptError::Pdu)? {
                 Pdu::LoginResponse(r) => r,
                 other => return Err(AttemptError::NotLoginResponse(pdu::Header::opcode(&other))),
             };
             let rng = &mut self.rng;
-            match login
-                .handle(&resp, &data, &mut |b: &mut [u8]| rng.fill(b))
-                .map_err(AttemptError::Login)?
-            {
+            let data = &bufs.data;
+            let step = connector
+                .login_step(|| login.handle(&resp, data, &mut |b: &mut [u8]| rng.fill(b)))
+                .map_err(AttemptError::Login)?;
+            match step {
                 Step::Send(next) => req = next,
                 done => return Ok(done),
             }
@@ -310,21 +358,31 @@ async fn read_exact<T: Transport>(t: &mut T, buf: &mut [u8]) -> Result<(), Attem
     .await
 }
 
-/// Reads one whole PDU without digests (login phase): BHS+AHS, and the data segment.
+/// Reads one whole PDU without digests (login phase) into `header` (BHS+AHS) and `data` (the
+/// data segment), within the room reserved in them for `max_data` bytes of data.
 async fn read_pdu<T: Transport>(
     t: &mut T,
     max_data: u32,
-) -> Result<(Vec<u8>, Vec<u8>), AttemptError> {
-    let mut header = vec![0u8; BHS_LEN];
-    read_exact(t, &mut header).await?;
-    let info = HeaderInfo::parse(&header).map_err(AttemptError::Pdu)?;
+    header: &mut Vec<u8>,
+    data: &mut Vec<u8>,
+) -> Result<(), AttemptError> {
+    const ROOM: &str = "login PDU beyond its buffer";
+    if !mem::set_len_within(header, BHS_LEN) {
+        return Err(AttemptError::internal(ROOM));
+    }
+    read_exact(t, header).await?;
+    let info = HeaderInfo::parse(header).map_err(AttemptError::Pdu)?;
     info.check_data_len(max_data).map_err(AttemptError::Pdu)?;
-    header.resize(info.header_len(), 0);
+    if !mem::set_len_within(header, info.header_len()) {
+        return Err(AttemptError::internal(ROOM));
+    }
     if let Some(ahs) = header.get_mut(BHS_LEN..) {
         read_exact(t, ahs).await?;
     }
-    let mut data = vec![0u8; info.padded_data_len()];
-    read_exact(t, &mut data).await?;
+    if !mem::set_len_within(data, info.padded_data_len()) {
+        return Err(AttemptError::internal(ROOM));
+    }
+    read_exact(t, data).await?;
     data.truncate(info.data_len as usize);
-    Ok((header, data))
+    Ok(())
 }

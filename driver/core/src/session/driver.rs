@@ -25,9 +25,8 @@
 //! ```
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::future::{poll_fn, Future};
-use core::pin::pin;
+use core::pin::{pin, Pin};
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
@@ -42,11 +41,12 @@ use super::rx::{trace_pdu, Rx};
 use super::{Handle, Request, SessionConfig, Shared, State, Status};
 use crate::log;
 use crate::login::Established;
+use crate::mem::NoMemory;
 use crate::port::{Connector, Events, IoError, Level, Log, Random, Transport};
 use crate::scsi::{Completion, TransportError};
 
-/// Bytes gathered before a write is issued: several PDUs per system call, bounded.
-const TX_BATCH: usize = 256 * 1024;
+/// Slices handed to one vectored write.
+const IOV: usize = 64;
 /// PDUs received per round of the connection loop.
 const RX_PER_ROUND: usize = 32;
 /// Rounds of the connection loop per poll before yielding to other tasks.
@@ -66,14 +66,16 @@ pub enum End {
 }
 
 /// The part of the session that serves the platform whatever the connection does.
-struct Serving<L: RawLock, E, G> {
-    engine: Engine,
-    shared: Arc<Shared<L>>,
+struct Serving<L: RawLock, E: Events, G> {
+    engine: Engine<E::Buf>,
+    shared: Arc<Shared<L, E::Buf>>,
     events: E,
     log: G,
     timer: Timer,
     /// Set by [`Handle::give_up_after`]: past it, the session no longer recovers.
     give_up_at: Option<Instant>,
+    /// The receive path's buffers, kept across connections.
+    rx: Rx,
     /// Failures in a row and their log level (`report.rs`).
     report: Reporter,
     /// Requests completed with a SCSI status, in all and when the connection came up: a
@@ -92,12 +94,12 @@ enum Stop {
 }
 
 /// One iSCSI session (see the module documentation of [`crate::session`]).
-pub struct Session<L: RawLock, C, E, R, G> {
+pub struct Session<L: RawLock, C, E: Events, R, G> {
     serving: Serving<L, E, G>,
     dialer: Dialer<C, R, G>,
 }
 
-impl<L: RawLock, C, E, R, G> core::fmt::Debug for Session<L, C, E, R, G> {
+impl<L: RawLock, C, E: Events, R, G> core::fmt::Debug for Session<L, C, E, R, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
             .field("phase", &self.serving.engine.phase())
@@ -121,15 +123,25 @@ where
     R: Random,
     G: Log + Clone,
 {
-    /// A session ready to `run`, and the platform's handle to it.
-    pub fn new(
+    /// A session ready to `run`, and the platform's handle to it. Everything the session needs
+    /// from now on is allocated here, fallibly (`NoMemory`), except the small state shared with
+    /// the handles: that one `Arc` has no fallible constructor in stable Rust, so call this where
+    /// an allocation may wait for memory (the kernel does, at module load).
+    pub fn try_new(
         cfg: SessionConfig,
         connector: C,
         events: E,
         rng: R,
         log: G,
         timer: Timer,
-    ) -> (Handle<L>, Self) {
+    ) -> Result<(Handle<L, E::Buf>, Self), NoMemory> {
+        let engine = Engine::try_new(cfg.max_tasks, cfg.timeouts)?;
+        let rx = Rx::try_new()?;
+        let dialer = Dialer::try_new(cfg, connector, rng, log.clone(), timer.clone())?;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "no fallible Arc in stable Rust; documented: call where allocation may wait"
+        )]
         let shared = Arc::new(Shared {
             inbox: Channel::new(),
             shutdown: Doorbell::new(),
@@ -137,7 +149,6 @@ where
             give_up_after: Mutex::new(None),
             status: Mutex::new(Status::default()),
         });
-        let engine = Engine::new(cfg.max_tasks, cfg.timeouts);
         let handle = Handle {
             shared: shared.clone(),
         };
@@ -146,16 +157,33 @@ where
                 engine,
                 shared,
                 events,
-                log: log.clone(),
-                timer: timer.clone(),
+                log,
+                timer,
                 give_up_at: None,
+                rx,
                 report: Reporter::default(),
                 completed: 0,
                 completed_at_up: 0,
             },
-            dialer: Dialer::new(cfg, connector, rng, log, timer),
+            dialer,
         };
-        (handle, session)
+        Ok((handle, session))
+    }
+
+    /// As [`Session::try_new`]; memory being short ends in the allocation error handler, as for
+    /// any infallible allocation. For contexts where an allocation may wait for memory.
+    pub fn new(
+        cfg: SessionConfig,
+        connector: C,
+        events: E,
+        rng: R,
+        log: G,
+        timer: Timer,
+    ) -> (Handle<L, E::Buf>, Self) {
+        match Self::try_new(cfg, connector, events, rng, log, timer) {
+            Ok(s) => s,
+            Err(NoMemory) => alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<Self>()),
+        }
     }
 
     /// Runs the session until it is shut down or gives up. Every accepted request has been
@@ -171,19 +199,30 @@ where
         serving.set_state(State::LoggingIn, dialer.current());
         let mut recovery = Recovery::default();
         loop {
-            let next = match serving.serve_while(dialer.establish()).await {
+            // Pinned here and served by reference: the attempt's (large) future lives once in
+            // this future's state, not also as an argument inside `serve_while`'s.
+            let outcome = {
+                let attempt = pin!(dialer.establish());
+                serving.serve_while(attempt).await
+            };
+            let next = match outcome {
                 Err(stop) => return serving.stop(stop),
                 Ok(Err(e)) => on_attempt_failure(serving, dialer, &mut recovery, &e),
-                Ok(Ok((mut transport, est))) => {
-                    recovery.logged_in();
-                    let up_since = serving.up(dialer, &est);
-                    let end = serving.connection(&mut transport).await;
-                    transport.close();
-                    serving.engine.disconnected();
-                    serving.deliver();
-                    let lived = serving.timer.now().saturating_duration_since(up_since);
-                    serving.on_connection_end(end, dialer, &mut recovery, lived)
-                }
+                Ok(Ok((mut transport, est))) => match serving.up(dialer, &est) {
+                    Err(NoMemory) => {
+                        transport.close();
+                        on_attempt_failure(serving, dialer, &mut recovery, &AttemptError::NoMemory)
+                    }
+                    Ok(up_since) => {
+                        recovery.logged_in();
+                        let end = serving.connection(&mut transport).await;
+                        transport.close();
+                        serving.engine.disconnected();
+                        serving.deliver();
+                        let lived = serving.timer.now().saturating_duration_since(up_since);
+                        serving.on_connection_end(end, dialer, &mut recovery, lived)
+                    }
+                },
             };
             match next {
                 Next::End(end) => return end,
@@ -230,13 +269,16 @@ fn on_attempt_failure<L: RawLock, C: Connector, E: Events, R: Random, G: Log>(
 
 impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     /// A login succeeded: the engine adopts the connection, the platform hears `Up`. Returns
-    /// when the connection came up.
+    /// when the connection came up; `NoMemory` when the engine cannot make the room this
+    /// connection's parameters need (the attempt then counts as failed).
     fn up<C: Connector, R: Random>(
         &mut self,
         dialer: &Dialer<C, R, G>,
         est: &Established,
-    ) -> Instant {
+    ) -> Result<Instant, NoMemory> {
         let params = est.params;
+        let now = self.timer.now();
+        self.engine.connected(params, est.sns, now)?;
         log!(
             self.log,
             Level::Note,
@@ -250,9 +292,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             est.tsih
         );
         log!(self.log, Level::Info, "isboot: negotiated {}", params);
-        let now = self.timer.now();
         self.completed_at_up = self.completed;
-        self.engine.connected(params, est.sns, now);
         let window = self.engine.window_size();
         self.shared.status.lock(|s| {
             s.logins = s.logins.saturating_add(1);
@@ -260,7 +300,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             s.cmd_window = window;
         });
         self.set_state(State::Up, dialer.current());
-        self.timer.now()
+        Ok(self.timer.now())
     }
 
     /// A connection in full feature phase ended: `None` after the logout of an orderly
@@ -397,7 +437,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         self.set_state(State::Closed, self.shared.status.lock(|s| s.target));
     }
 
-    fn refuse(&mut self, r: Request) {
+    fn refuse(&mut self, r: Request<E::Buf>) {
         match r {
             Request::Scsi(req) => self.events.complete(Completion {
                 tag: req.tag,
@@ -425,11 +465,20 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                             Err(SubmitError::Full(req) | SubmitError::Closed(req)) => {
                                 self.refuse(Request::Scsi(req));
                             }
+                            Err(SubmitError::Invalid(req)) => self.events.complete(Completion {
+                                tag: req.tag,
+                                data: req.data,
+                                result: Err(TransportError::Invalid),
+                            }),
                         },
                         Request::Abort(tag) => {
                             self.engine.abort(tag);
                         }
-                        Request::ResetLun { lun, tag } => self.engine.reset_lun(lun, tag),
+                        Request::ResetLun { lun, tag } => {
+                            if let Err(e) = self.engine.reset_lun(lun, tag) {
+                                self.events.reset_done(tag, Err(e));
+                            }
+                        }
                     }
                 }
                 Poll::Ready(None) | Poll::Pending => break,
@@ -484,8 +533,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     /// Runs `fut` (connecting, logging in) while requests keep being accepted, command timeouts
     /// keep running and completions keep flowing. Stops first on shutdown or at the give-up
     /// deadline.
-    async fn serve_while<F: Future>(&mut self, fut: F) -> Result<F::Output, Stop> {
-        let mut fut = pin!(fut);
+    async fn serve_while<F: Future>(&mut self, mut fut: Pin<&mut F>) -> Result<F::Output, Stop> {
         let timer = self.timer.clone();
         let mut deadline = Instant::MAX;
         let mut sleep = pin!(timer.sleep_until(deadline));
@@ -525,15 +573,15 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     /// Sleeps for `d` while serving, unless stopped first.
     async fn sleep(&mut self, d: Duration) -> Result<(), Stop> {
         let timer = self.timer.clone();
-        self.serve_while(timer.sleep(d)).await
+        let sleep = pin!(timer.sleep(d));
+        self.serve_while(sleep).await
     }
 
     /// Runs one connection in full feature phase. `None`: logged out (orderly shutdown done);
     /// `Some(reason)`: the connection must be dropped and the session recovered.
     async fn connection<T: Transport>(&mut self, t: &mut T) -> Option<Disconnect> {
         let timer = self.timer.clone();
-        let mut rx = Rx::new();
-        let mut tx = TxBatch::default();
+        self.rx.reset();
         let mut deadline = Instant::MAX;
         let mut sleep = pin!(timer.sleep_until(deadline));
         poll_fn(|cx| {
@@ -547,7 +595,10 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                 // Receive: the PDUs the transport already holds, a bounded number per round so
                 // that a target streaming Data-In cannot starve the transmit path.
                 for _ in 0..RX_PER_ROUND {
-                    match rx.poll(cx, t, &mut self.engine, now, trace.then_some(&self.log)) {
+                    match self
+                        .rx
+                        .poll(cx, t, &mut self.engine, now, trace.then_some(&self.log))
+                    {
                         // The Logout Response closed the session: whatever follows it in the
                         // stream (the target's FIN, even in the same read) is not looked at.
                         Poll::Ready(Ok(())) if self.engine.phase() == Phase::Closed => {
@@ -568,8 +619,8 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                 // New requests after the completions, which free the slots they need (a full
                 // table leaves the inbox unpolled, so it must be looked at once room appears).
                 progress |= self.take_requests(cx, now);
-                // Transmit: gather a batch, write until the transport pushes back.
-                match tx.flush(cx, t, &mut self.engine, now, trace.then_some(&self.log)) {
+                // Transmit: lay out a batch, write until the transport pushes back.
+                match flush(cx, t, &mut self.engine, now, trace.then_some(&self.log)) {
                     Ok(wrote) => progress |= wrote,
                     Err(d) => return Poll::Ready(Some(d)),
                 }
@@ -617,54 +668,45 @@ impl core::fmt::Display for CappedWait {
     }
 }
 
-/// The transmit batch of one connection: PDUs gathered up to [`TX_BATCH`] bytes, written
-/// until the transport pushes back.
-#[derive(Default)]
-struct TxBatch {
-    buf: Vec<u8>,
-    /// Bytes of `buf` already written.
-    sent: usize,
-}
-
-impl TxBatch {
-    /// Writes what the engine has to send. `Ok(true)` when anything was written.
-    fn flush<T: Transport, G: Log>(
-        &mut self,
-        cx: &mut Context<'_>,
-        t: &mut T,
-        engine: &mut Engine,
-        now: Instant,
-        trace: Option<&G>,
-    ) -> Result<bool, Disconnect> {
-        let mut wrote = false;
-        loop {
-            if self.sent == self.buf.len() {
-                self.buf.clear();
-                self.sent = 0;
-                loop {
-                    let start = self.buf.len();
-                    if start >= TX_BATCH || !engine.poll_transmit(now, &mut self.buf) {
-                        break;
-                    }
-                    if let Some(log) = trace {
-                        trace_pdu(log, "->", self.buf.get(start..).unwrap_or(&[]));
-                    }
-                }
-                if self.buf.is_empty() {
-                    return Ok(wrote);
+/// Writes what the engine has to send: batches laid out by [`Engine::fill_tx`], each handed to
+/// the transport as slices (headers from the engine, data straight from the requests'
+/// buffers), until the transport pushes back. `Ok(true)` when anything was written.
+fn flush<T: Transport, G: Log, B: crate::scsi::DataBuf>(
+    cx: &mut Context<'_>,
+    t: &mut T,
+    engine: &mut Engine<B>,
+    now: Instant,
+    trace: Option<&G>,
+) -> Result<bool, Disconnect> {
+    let mut wrote = false;
+    loop {
+        if !engine.tx_pending() {
+            if !engine.fill_tx(now) {
+                return Ok(wrote);
+            }
+            if let Some(log) = trace {
+                for h in engine.tx_headers() {
+                    trace_pdu(log, "->", h);
                 }
             }
-            // sent < buf.len(): it only grows by what was written of the rest.
-            let pending = self.buf.get(self.sent..).unwrap_or_default();
-            match t.poll_write(cx, pending) {
-                Poll::Ready(Ok(0)) => return Err(Disconnect::Io(IoError::Closed)),
-                Poll::Ready(Ok(n)) => {
-                    self.sent = self.sent.saturating_add(n.min(pending.len()));
-                    wrote = true;
-                }
-                Poll::Ready(Err(e)) => return Err(Disconnect::Io(e)),
-                Poll::Pending => return Ok(wrote),
+        }
+        let mut iov: [&[u8]; IOV] = [&[]; IOV];
+        let n = engine
+            .tx_slices(&mut iov)
+            .ok_or_else(|| Disconnect::internal("a buffer in the transmit batch is gone"))?;
+        let slices = iov.get(..n).unwrap_or_default();
+        let len = slices.iter().fold(0usize, |a, s| a.saturating_add(s.len()));
+        if len == 0 {
+            return Err(Disconnect::internal("an empty transmit batch"));
+        }
+        match t.poll_write_vectored(cx, slices) {
+            Poll::Ready(Ok(0)) => return Err(Disconnect::Io(IoError::Closed)),
+            Poll::Ready(Ok(w)) => {
+                engine.tx_sent(w.min(len));
+                wrote = true;
             }
+            Poll::Ready(Err(e)) => return Err(Disconnect::Io(e)),
+            Poll::Pending => return Ok(wrote),
         }
     }
 }

@@ -52,10 +52,16 @@
 //! ```
 //!
 //! # Memory
-//! Bounded by configuration and negotiation: `max_tasks` request slots, an inbox of
-//! [`INBOX_LEN`] requests, one receive scratch buffer of our MaxRecvDataSegmentLength, a 64 KiB
-//! read-ahead buffer, one transmit batch buffer (256 KiB plus one PDU), and control queues
-//! bounded in the engine. Request data lives in the requests' own buffers.
+//! Bounded by configuration and negotiation, and allocated when the session is created
+//! ([`Session::new`], fallible) or when a login succeeds (room for the negotiated
+//! MaxOutstandingR2T): `max_tasks` request slots, an inbox of [`INBOX_LEN`] requests, a 64 KiB
+//! read-ahead buffer, a receive scratch buffer for data segments that are not Data-In (8 KiB,
+//! grown fallibly up to our MaxRecvDataSegmentLength if a target sends more), the transmit
+//! batch (headers of up to 64 PDUs; data is sent from the requests' buffers), and the engine's
+//! queues (see [`Engine`]). Request data lives in the requests' own buffers: Data-In is read
+//! straight into them and Data-Out written straight from them. Once a session runs, serving
+//! requests allocates nothing; a login allocates what the login exchange needs (fallibly).
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros))]
 
 mod connect;
 mod driver;
@@ -171,6 +177,12 @@ impl SessionConfig {
     }
 
     /// The candidates of an iBFT boot configuration, in its order, with their CHAP settings.
+    /// Allocates infallibly: built once, where the iBFT is read (module load, which may wait
+    /// for memory), never from network input.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "configuration from firmware, built where allocation may wait"
+    )]
     pub fn from_boot(boot: &BootConfig, isid: Isid) -> Self {
         let targets = boot
             .candidates
@@ -227,13 +239,12 @@ impl SessionConfig {
 }
 
 /// What travels from the platform to the session task.
-#[derive(Debug)]
 #[expect(
     clippy::large_enum_variant,
     reason = "SCSI requests are nearly all of the traffic; boxing them would allocate per command"
 )]
-pub(crate) enum Request {
-    Scsi(ScsiRequest),
+pub(crate) enum Request<B> {
+    Scsi(ScsiRequest<B>),
     Abort(u64),
     ResetLun { lun: Lun, tag: u64 },
 }
@@ -264,8 +275,8 @@ pub struct Status {
 }
 
 /// State shared between the platform's [`Handle`]s and the session task.
-pub(crate) struct Shared<L: RawLock> {
-    pub(crate) inbox: Channel<L, Request, INBOX_LEN>,
+pub(crate) struct Shared<L: RawLock, B> {
+    pub(crate) inbox: Channel<L, Request<B>, INBOX_LEN>,
     pub(crate) shutdown: Doorbell,
     pub(crate) shutdown_requested: AtomicBool,
     /// A [`Handle::give_up_after`] the session has not adopted yet.
@@ -273,18 +284,18 @@ pub(crate) struct Shared<L: RawLock> {
     pub(crate) status: Mutex<L, Status>,
 }
 
-impl<L: RawLock> fmt::Debug for Shared<L> {
+impl<L: RawLock, B> fmt::Debug for Shared<L, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared").finish_non_exhaustive()
     }
 }
 
 /// The platform's side of a session: cheap to clone, usable from any context.
-pub struct Handle<L: RawLock> {
-    shared: Arc<Shared<L>>,
+pub struct Handle<L: RawLock, B = Vec<u8>> {
+    shared: Arc<Shared<L, B>>,
 }
 
-impl<L: RawLock> Clone for Handle<L> {
+impl<L: RawLock, B> Clone for Handle<L, B> {
     fn clone(&self) -> Self {
         Handle {
             shared: self.shared.clone(),
@@ -292,7 +303,7 @@ impl<L: RawLock> Clone for Handle<L> {
     }
 }
 
-impl<L: RawLock> fmt::Debug for Handle<L> {
+impl<L: RawLock, B> fmt::Debug for Handle<L, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
             .field("status", &self.status())
@@ -300,14 +311,14 @@ impl<L: RawLock> fmt::Debug for Handle<L> {
     }
 }
 
-impl<L: RawLock> Handle<L> {
+impl<L: RawLock, B> Handle<L, B> {
     /// Queues a request and wakes the session; gives it back when the inbox is full or the
     /// session is shutting down.
     #[expect(
         clippy::result_large_err,
         reason = "the refused request goes back to the caller without an allocation"
     )]
-    pub fn submit(&self, req: ScsiRequest) -> Result<(), ScsiRequest> {
+    pub fn submit(&self, req: ScsiRequest<B>) -> Result<(), ScsiRequest<B>> {
         if self.shared.shutdown_requested.load(Ordering::Acquire) {
             return Err(req);
         }
@@ -339,7 +350,7 @@ impl<L: RawLock> Handle<L> {
         self.send(Request::ResetLun { lun, tag })
     }
 
-    fn send(&self, r: Request) -> bool {
+    fn send(&self, r: Request<B>) -> bool {
         !matches!(
             self.shared.inbox.try_send(r),
             Err(TrySendError::Full(_) | TrySendError::Closed(_))

@@ -14,8 +14,16 @@
 //!   └──── Engine::rx_finish ◄──────── Trailer{pad, need, have}   padding and data digest
 //! ```
 //!
-//! Small PDUs come through [`ReadAhead`] (one transport read for many of them); a large data
-//! segment bypasses it and goes from the transport straight into its destination.
+//! Data-In never passes through a buffer of ours: while a read command waits for data, headers
+//! are read exactly (BHS first, then AHS and digest), so the bytes after a header are its data
+//! segment and go from the transport straight into the request's buffer, piece by piece. Only
+//! when no Data-In can come (writes, commands without data, control traffic) do headers come
+//! through [`ReadAhead`], one transport read for a burst of small PDUs (R2Ts, responses).
+//!
+//! Buffers are allocated when the session starts ([`Rx::try_new`]) and kept across
+//! connections: the read-ahead buffer, and a scratch buffer for the data segments that are not
+//! Data-In (sense data, NOP-In data, Reject headers), which grows fallibly when a target sends a
+//! larger one (up to our MaxRecvDataSegmentLength) and then stays.
 
 use alloc::vec::Vec;
 use core::task::{Context, Poll};
@@ -24,8 +32,10 @@ use isboot_crc32c::Crc32c;
 use isboot_executor::Instant;
 
 use super::engine::{Disconnect, Engine, RxSink, Violation, TASK_GONE};
+use crate::mem::{self, NoMemory};
 use crate::pdu::{self, Digests, HeaderInfo, BHS_LEN, DIGEST_LEN, MAX_AHS_LEN};
 use crate::port::{IoError, Level, Log, Transport};
+use crate::scsi::DataBuf;
 
 /// BHS, the largest AHS and a header digest.
 const HDR_MAX: usize = BHS_LEN + MAX_AHS_LEN + DIGEST_LEN;
@@ -77,10 +87,10 @@ enum Progress {
 }
 
 /// What every stage works with during one [`Rx::poll`].
-struct Io<'a, 'c, 'w, T, G> {
+struct Io<'a, 'c, 'w, T, G, B> {
     cx: &'a mut Context<'w>,
     t: &'a mut T,
-    engine: &'a mut Engine,
+    engine: &'a mut Engine<B>,
     now: Instant,
     trace: Option<&'c G>,
     digests: Digests,
@@ -89,7 +99,9 @@ struct Io<'a, 'c, 'w, T, G> {
 /// The receive path of one connection.
 pub(super) struct Rx {
     ahead: ReadAhead,
-    hdr: [u8; HDR_MAX],
+    /// BHS, AHS and header digest of the PDU being read ([`HDR_MAX`] bytes; on the heap, so
+    /// that the session's future stays small to move).
+    hdr: Vec<u8>,
     have: usize,
     info: Option<HeaderInfo>,
     stage: RxStage,
@@ -98,27 +110,39 @@ pub(super) struct Rx {
     trailer: [u8; 3 + DIGEST_LEN],
 }
 
+/// The scratch buffer's first size: sense data, NOP-In data and Reject headers are far smaller.
+const SCRATCH: usize = 8 * 1024;
+
 impl Rx {
-    pub(super) fn new() -> Self {
-        Rx {
-            ahead: ReadAhead::new(),
-            hdr: [0; HDR_MAX],
+    /// The receive path's buffers; `NoMemory` if they cannot be allocated.
+    pub(super) fn try_new() -> Result<Self, NoMemory> {
+        Ok(Rx {
+            ahead: ReadAhead::try_new()?,
+            hdr: mem::try_vec(HDR_MAX, 0)?,
             have: 0,
             info: None,
             stage: RxStage::Header { need: BHS_LEN },
-            scratch: Vec::new(),
+            scratch: mem::try_with_capacity(SCRATCH)?,
             crc: Crc32c::new(),
             trailer: [0; 3 + DIGEST_LEN],
-        }
+        })
+    }
+
+    /// Starts over for a new connection (the buffers stay).
+    pub(super) fn reset(&mut self) {
+        self.ahead.clear();
+        self.have = 0;
+        self.info = None;
+        self.stage = RxStage::Header { need: BHS_LEN };
     }
 
     /// Advances through one PDU: `Ready(Ok)` once a whole PDU went to the engine, `Pending`
     /// when the transport has nothing more now.
-    pub(super) fn poll<T: Transport, G: Log>(
+    pub(super) fn poll<T: Transport, G: Log, B: DataBuf>(
         &mut self,
         cx: &mut Context<'_>,
         t: &mut T,
-        engine: &mut Engine,
+        engine: &mut Engine<B>,
         now: Instant,
         trace: Option<&G>,
     ) -> Poll<Result<(), Disconnect>> {
@@ -151,16 +175,19 @@ impl Rx {
     }
 
     /// BHS, then AHS and header digest; the header goes to [`Engine::rx_header`].
-    fn read_header<T: Transport, G: Log>(
+    fn read_header<T: Transport, G: Log, B: DataBuf>(
         &mut self,
-        io: &mut Io<'_, '_, '_, T, G>,
+        io: &mut Io<'_, '_, '_, T, G, B>,
         need: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if self.have < need {
             let Some(buf) = self.hdr.get_mut(self.have..need) else {
                 return Poll::Ready(Err(Disconnect::internal(HEADER_BOUNDS)));
             };
-            let n = read_or_return!(self.ahead.read(io.cx, io.t, buf));
+            // While Data-In may follow, read no further than the header: the data must go
+            // straight into its request's buffer.
+            let exact = io.engine.expects_data_in();
+            let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, exact));
             self.have = self.have.saturating_add(n);
             return Poll::Ready(Ok(Progress::Stage));
         }
@@ -199,7 +226,11 @@ impl Rx {
         let sink = io.engine.rx_header(io.now, header)?;
         let len = info.data_len as usize;
         if matches!(sink, RxSink::Scratch) && self.scratch.len() < len {
-            self.scratch.resize(len, 0);
+            // At most our MaxRecvDataSegmentLength (checked above); grown once and kept.
+            mem::reserve_total(&mut self.scratch, len).map_err(|_| Disconnect::NoMemory)?;
+            if !mem::set_len_within(&mut self.scratch, len) {
+                return Poll::Ready(Err(Disconnect::NoMemory));
+            }
         }
         self.crc = Crc32c::new();
         self.stage = RxStage::Data { sink, len, have: 0 };
@@ -207,29 +238,27 @@ impl Rx {
     }
 
     /// The data segment, into the request's buffer or the scratch buffer.
-    fn read_data<T: Transport, G: Log>(
+    fn read_data<T: Transport, G: Log, B: DataBuf>(
         &mut self,
-        io: &mut Io<'_, '_, '_, T, G>,
+        io: &mut Io<'_, '_, '_, T, G, B>,
         sink: RxSink,
         len: usize,
         have: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if have < len {
-            let buf = match &sink {
+            let dst = match &sink {
+                // The piece of the request's buffer the next bytes go to.
                 RxSink::Task { slot, range } => io
                     .engine
-                    .rx_task_buf(*slot, range.clone())
+                    .rx_task_chunk(*slot, range.clone(), range.start.saturating_add(have))
                     .ok_or_else(|| Disconnect::internal(TASK_GONE))?,
+                // have < len and the scratch buffer is at least the segment's length.
                 RxSink::Scratch => self
                     .scratch
-                    .get_mut(..len)
+                    .get_mut(have..len)
                     .ok_or_else(|| Disconnect::internal("scratch buffer below the segment"))?,
             };
-            // have < len and the buffer is the segment's length.
-            let dst = buf
-                .get_mut(have..len)
-                .ok_or_else(|| Disconnect::internal("data segment beyond its buffer"))?;
-            let n = read_or_return!(self.ahead.read(io.cx, io.t, dst));
+            let n = read_or_return!(self.ahead.read(io.cx, io.t, dst, true));
             let Some(got) = dst.get(..n) else {
                 return Poll::Ready(Err(Disconnect::internal(OVERREAD)));
             };
@@ -259,9 +288,9 @@ impl Rx {
     }
 
     /// Padding and data digest; then the PDU goes to [`Engine::rx_finish`].
-    fn read_trailer<T: Transport, G: Log>(
+    fn read_trailer<T: Transport, G: Log, B: DataBuf>(
         &mut self,
-        io: &mut Io<'_, '_, '_, T, G>,
+        io: &mut Io<'_, '_, '_, T, G, B>,
         sink: RxSink,
         pad: usize,
         need: usize,
@@ -271,7 +300,8 @@ impl Rx {
             let Some(buf) = self.trailer.get_mut(have..need) else {
                 return Poll::Ready(Err(Disconnect::internal(TRAILER_BOUNDS)));
             };
-            let n = read_or_return!(self.ahead.read(io.cx, io.t, buf));
+            let exact = io.engine.expects_data_in();
+            let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, exact));
             self.stage = RxStage::Trailer {
                 sink,
                 pad,
@@ -312,9 +342,9 @@ impl Rx {
     }
 }
 
-/// Bytes read from the transport ahead of need, so that a burst of small PDUs (responses, R2Ts,
-/// short Data-In) costs one transport read instead of two or three per PDU. Large data segments
-/// bypass it and go straight from the transport into the request buffer.
+/// Bytes read from the transport ahead of need, so that a burst of small PDUs (responses, R2Ts)
+/// costs one transport read instead of two or three per PDU. Data segments and every read the
+/// caller wants exact bypass it once it is empty.
 struct ReadAhead {
     buf: Vec<u8>,
     pos: usize,
@@ -323,32 +353,35 @@ struct ReadAhead {
 
 /// Size of the read-ahead buffer.
 const READ_AHEAD: usize = 64 * 1024;
-/// Reads at least this large go directly into their destination when nothing is buffered.
-const DIRECT_READ: usize = 16 * 1024;
 
 impl ReadAhead {
-    fn new() -> Self {
-        ReadAhead {
-            buf: Vec::new(),
+    fn try_new() -> Result<Self, NoMemory> {
+        Ok(ReadAhead {
+            buf: mem::try_vec(READ_AHEAD, 0)?,
             pos: 0,
             end: 0,
-        }
+        })
+    }
+
+    /// Forgets what was read ahead (a new connection).
+    fn clear(&mut self) {
+        self.pos = 0;
+        self.end = 0;
     }
 
     /// Fills a prefix of `dst` (never empty): from the buffer if it holds anything, else from
-    /// the transport. `Ok(0)` only on end of stream.
+    /// the transport, straight into `dst` when `exact` (nothing beyond `dst` is read) and
+    /// through the buffer otherwise. `Ok(0)` only on end of stream.
     fn read<T: Transport>(
         &mut self,
         cx: &mut Context<'_>,
         t: &mut T,
         dst: &mut [u8],
+        exact: bool,
     ) -> Poll<Result<usize, IoError>> {
         if self.pos >= self.end {
-            if dst.len() >= DIRECT_READ {
+            if exact {
                 return t.poll_read(cx, dst);
-            }
-            if self.buf.is_empty() {
-                self.buf.resize(READ_AHEAD, 0);
             }
             self.pos = 0;
             self.end = 0;

@@ -8,6 +8,7 @@
 //! reserved tag 0xffffffff is never produced by either scheme because the slot index stays below
 //! 0xffff.
 
+use crate::mem::NoMemory;
 use crate::slab::GenSlab;
 
 /// Slots above this would make the low half of an ITT reach 0xffff.
@@ -26,12 +27,12 @@ pub struct Table<T> {
 
 impl<T> Table<T> {
     /// A table of `capacity` slots (clamped to 1..=[`MAX_SLOTS`]).
-    pub fn new(capacity: usize) -> Self {
+    pub fn try_new(capacity: usize) -> Result<Self, NoMemory> {
         // MAX_SLOTS fits in a u16.
         let n = capacity.clamp(1, MAX_SLOTS) as u32;
-        Table {
-            slab: GenSlab::new(n),
-        }
+        Ok(Table {
+            slab: GenSlab::try_new(n)?,
+        })
     }
 
     pub fn capacity(&self) -> usize {
@@ -46,6 +47,7 @@ impl<T> Table<T> {
         self.slab.is_empty()
     }
 
+    #[cfg(test)]
     pub fn is_full(&self) -> bool {
         self.slab.is_full()
     }
@@ -94,10 +96,6 @@ impl<T> Table<T> {
     pub fn iter(&self) -> impl Iterator<Item = (u16, &T)> {
         self.slab.iter().map(|(i, t)| (i as u16, t))
     }
-
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u16, &mut T)> {
-        self.slab.iter_mut().map(|(i, t)| (i as u16, t))
-    }
 }
 
 #[cfg(test)]
@@ -106,7 +104,7 @@ mod tests {
 
     #[test]
     fn stale_itt_finds_nothing_after_reuse() {
-        let mut t = Table::new(2);
+        let mut t = Table::try_new(2).unwrap();
         let a = t.insert('a').unwrap();
         let itt_a = t.itt(a);
         assert_eq!(t.lookup(itt_a), Some(a));
@@ -123,7 +121,7 @@ mod tests {
 
     #[test]
     fn bounded_and_never_reserved() {
-        let mut t = Table::new(3);
+        let mut t = Table::try_new(3).unwrap();
         for i in 0..3 {
             t.insert(i).unwrap();
         }
@@ -138,7 +136,7 @@ mod tests {
         }
         assert_eq!(t.lookup(0xffff_ffff), None);
         assert_eq!(t.lookup(0x0000_0007), None, "slot beyond capacity");
-        let big: Table<u8> = Table::new(usize::MAX);
+        let big: Table<u8> = Table::try_new(usize::MAX).unwrap();
         assert_eq!(big.capacity(), MAX_SLOTS);
     }
 }

@@ -3,36 +3,23 @@
 //! (`isboot_core::scsi`): building a [`ScsiRequest`] from a translated CCB, reading a
 //! [`Completion`] back as a [`Finish`], and the tags that tie the two together (see [`crate::cam::Tag`]).
 //!
-//! The session owns each request's buffer: a read gets a zeroed buffer of the transfer length, a
-//! write a copy of the CCB's data. Buffers are allocated fallibly, so memory pressure requeues the
-//! CCB instead of panicking.
+//! A request's buffer is the CCB's own memory (the glue's `CcbData`, any [`DataBuf`] here): the
+//! session receives Data-In into it and sends Data-Out from it, so nothing is allocated, cleared
+//! or copied per command.
 
-use alloc::vec::Vec;
 use core::time::Duration;
 
-use isboot_core::scsi::{self, Cdb, Completion, ScsiRequest, TransportError};
+use isboot_core::scsi::{self, Cdb, Completion, DataBuf, ScsiRequest, TransportError};
 
 use crate::cam::{Command, Finish, Refusal, Residual};
 
-/// A zeroed buffer of `len` bytes, or `None` when memory is short.
-pub fn try_zeroed(len: usize) -> Option<Vec<u8>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).ok()?;
-    v.resize(len, 0);
-    Some(v)
-}
-
-/// A copy of `data`, or `None` when memory is short.
-pub fn try_copy(data: &[u8]) -> Option<Vec<u8>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(data.len()).ok()?;
-    v.extend_from_slice(data);
-    Some(v)
-}
-
-/// The session request for a translated CCB. `data` is the buffer from [`try_zeroed`] (reads,
-/// `transfer_len` bytes) or [`try_copy`] (writes); it is ignored without a data phase.
-pub fn request(cmd: &Command<'_>, tag: u64, data: Vec<u8>) -> Result<ScsiRequest, Refusal> {
+/// The session request for a translated CCB with its buffer `data` (`transfer_len` bytes; an
+/// empty buffer without a data phase).
+pub fn request<B: DataBuf + Default>(
+    cmd: &Command<'_>,
+    tag: u64,
+    data: B,
+) -> Result<ScsiRequest<B>, Refusal> {
     let len = u8::try_from(cmd.cdb.len()).unwrap_or(u8::MAX);
     let cdb = Cdb::new(cmd.cdb).map_err(|_| Refusal::CdbLength(len))?;
     let direction = cmd.direction;
@@ -45,7 +32,7 @@ pub fn request(cmd: &Command<'_>, tag: u64, data: Vec<u8>) -> Result<ScsiRequest
         cdb,
         direction,
         data: if direction == scsi::Direction::None {
-            Vec::new()
+            B::default()
         } else {
             data
         },
@@ -57,7 +44,7 @@ pub fn request(cmd: &Command<'_>, tag: u64, data: Vec<u8>) -> Result<ScsiRequest
 }
 
 /// How a completed request finishes its CCB.
-pub fn finish(c: &Completion) -> Finish<'_> {
+pub fn finish<B>(c: &Completion<B>) -> Finish<'_> {
     match &c.result {
         Ok(r) => Finish::Response {
             response: 0,
@@ -87,27 +74,11 @@ pub fn finish(c: &Completion) -> Finish<'_> {
     }
 }
 
-/// Whether a request needing `len` buffer bytes may start while `buffered` bytes are held by
-/// requests in flight: within `budget`, or alone (a single request larger than the budget must
-/// still be able to run, or CAM would wait forever).
-pub fn admits(buffered: usize, len: usize, budget: usize) -> bool {
-    buffered == 0 || buffered.saturating_add(len) <= budget
-}
-
-/// Bytes of a read's buffer to copy back into the CCB: what the target delivered, never more
-/// than either buffer holds.
-pub fn data_in_len(c: &Completion, ccb_len: usize) -> usize {
-    let delivered = match &c.result {
-        Ok(r) => r.transferred as usize,
-        Err(_) => 0,
-    };
-    delivered.min(c.data.len()).min(ccb_len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cam::{status, CcbShape, Direction, TaskAttr};
+    use alloc::vec::Vec;
     use isboot_core::scsi::{ScsiResult, Sense};
 
     const READ10: [u8; 10] = [0x28, 0, 0, 0, 0, 8, 0, 0, 8, 0];
@@ -126,8 +97,8 @@ mod tests {
     }
 
     #[test]
-    fn a_read_becomes_a_session_read_with_a_zeroed_buffer() {
-        let r = request(&cmd(Direction::In, 4096), 7, try_zeroed(4096).unwrap()).unwrap();
+    fn a_read_becomes_a_session_read_into_the_given_buffer() {
+        let r = request(&cmd(Direction::In, 4096), 7, alloc::vec![0xa5u8; 4096]).unwrap();
         assert_eq!(r.tag, 7);
         assert_eq!(r.direction, scsi::Direction::In);
         assert_eq!(r.expected_len(), 4096);
@@ -135,23 +106,26 @@ mod tests {
         assert_eq!(r.lun.0, [0, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(r.attr, scsi::TaskAttr::Ordered);
         assert_eq!(r.timeout, Some(Duration::from_secs(30)));
-        assert!(r.data.iter().all(|&b| b == 0));
+        assert!(
+            r.data.iter().all(|&b| b == 0xa5),
+            "the buffer is not cleared"
+        );
     }
 
     #[test]
-    fn a_write_carries_a_copy_of_the_data() {
-        let data = [0xa5u8; 512];
-        let r = request(&cmd(Direction::Out, 512), 1, try_copy(&data).unwrap()).unwrap();
+    fn a_write_carries_its_buffer() {
+        let data = alloc::vec![0xa5u8; 512];
+        let r = request(&cmd(Direction::Out, 512), 1, data.clone()).unwrap();
         assert_eq!(r.direction, scsi::Direction::Out);
         assert_eq!(r.data, data);
     }
 
     #[test]
     fn a_buffer_that_does_not_match_the_length_is_refused() {
-        let err = request(&cmd(Direction::In, 4096), 1, try_zeroed(512).unwrap()).unwrap_err();
+        let err = request(&cmd(Direction::In, 4096), 1, alloc::vec![0u8; 512]).unwrap_err();
         assert_eq!(err, Refusal::NoBuffer);
         // Without a data phase the buffer is dropped, whatever it is.
-        let r = request(&cmd(Direction::None, 0), 1, try_zeroed(9).unwrap()).unwrap();
+        let r = request(&cmd(Direction::None, 0), 1, alloc::vec![0u8; 9]).unwrap();
         assert!(r.data.is_empty());
     }
 
@@ -183,15 +157,13 @@ mod tests {
     }
 
     #[test]
-    fn a_short_read_completes_with_its_residual_and_copies_only_what_arrived() {
+    fn a_short_read_completes_with_its_residual() {
         let c = done(Ok(ok(0, &[], 1024, 3072, 0)), alloc::vec![1; 4096]);
         let f = finish(&c);
         let shape = CcbShape::new(crate::cam::flags::DIR_IN, 4096, 32, 0);
         let r = crate::cam::complete_scsi_io(&shape, &f);
         assert_eq!(r.status, status::REQ_CMP);
         assert_eq!(r.resid, 3072);
-        assert_eq!(data_in_len(&c, 4096), 1024);
-        assert_eq!(data_in_len(&c, 512), 512);
     }
 
     #[test]
@@ -206,7 +178,6 @@ mod tests {
             status::SCSI_STATUS_ERROR | status::AUTOSNS_VALID | status::DEV_QFRZN
         );
         assert_eq!(r.sense_copy as usize, sense.len());
-        assert_eq!(data_in_len(&c, 512), 0);
     }
 
     #[test]
@@ -222,17 +193,6 @@ mod tests {
     }
 
     #[test]
-    fn the_buffer_budget_bounds_memory_but_never_starves_a_request() {
-        assert!(
-            admits(0, 10, 4),
-            "alone, even a request over the budget runs"
-        );
-        assert!(admits(2, 2, 4));
-        assert!(!admits(3, 2, 4));
-        assert!(!admits(usize::MAX, 1, usize::MAX - 1), "no overflow");
-    }
-
-    #[test]
     fn transport_errors_map_to_finishes() {
         for (e, f) in [
             (TransportError::Timeout, Finish::TimedOut),
@@ -245,6 +205,5 @@ mod tests {
         }
         let c = done(Err(TransportError::TargetFailure(1)), Vec::new());
         assert!(matches!(finish(&c), Finish::Response { response: 1, .. }));
-        assert_eq!(data_in_len(&c, 512), 0);
     }
 }

@@ -23,7 +23,7 @@
 //!        ├─ SCSI_IO refused (translate_scsi_io) ─────► xpt_done(Refusal::cam_status)
 //!        └─ SCSI_IO, RESET_DEV ─► channel to the pump; full: REQUEUE_REQ, closed: DEV_NOT_THERE
 //! pump task (taskqueue thread)
-//!   buffer (bridge::try_zeroed / try_copy; memory short: REQUEUE_REQ)
+//!   the CCB's own buffer as the request's data (nothing allocated or copied)
 //!   filed in Slots under a Tag (table full: REQUEUE_REQ)
 //!   Handle::submit (inbox full: REQUEUE_REQ; session over: DEV_NOT_THERE)
 //! session completion (taskqueue thread)

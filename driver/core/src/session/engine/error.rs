@@ -49,6 +49,9 @@ pub enum Disconnect {
     Rejected(RejectReason),
     /// The transport failed (reported by the driver, not the engine).
     Io(crate::port::IoError),
+    /// A buffer the target's PDU needed could not be allocated (memory is short): reconnect
+    /// later, as after any fault.
+    NoMemory,
     /// A bug of ours, not a fault of the target: an invariant the code relies on did not
     /// hold. Debug builds (the tests) stop at the assertion of `Disconnect::internal`;
     /// release builds drop the connection and recover, as for a fault.
@@ -97,6 +100,7 @@ impl fmt::Display for Disconnect {
             ),
             Disconnect::Rejected(r) => write!(f, "target rejected a PDU ({r:?})"),
             Disconnect::Io(e) => write!(f, "{e}"),
+            Disconnect::NoMemory => f.write_str("out of memory"),
             Disconnect::Internal(what) => write!(f, "internal error: {what}"),
         }
     }

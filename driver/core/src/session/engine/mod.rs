@@ -22,8 +22,31 @@
 //! buffer and calls [`Engine::rx_finish`]. [`Engine::receive`] does all three for a PDU already
 //! in memory (tests, the login phase).
 //!
+//! Sending works the other way round: [`Engine::fill_tx`] lays the next PDUs out as a batch
+//! whose headers, padding and digests are the engine's own bytes and whose data are references
+//! into the requests' buffers; [`Engine::tx_slices`] gives the unsent rest as slices for one
+//! vectored write and [`Engine::tx_sent`] consumes what the transport took. A request that
+//! completes while its data is in the unsent batch is held back until the batch is out, so that
+//! its buffer goes back to the platform only when nothing refers to it any more.
+//!
 //! Every field the target sends is checked before it is used; a violation is a [`Disconnect`] error,
 //! after which the connection must be dropped and re-established ("...; reconnecting").
+//!
+//! # Memory
+//! Everything is allocated by [`Engine::try_new`] (sized by the number of task slots) and by
+//! [`Engine::connected`] (bursts, sized by the negotiated MaxOutstandingR2T); both fail with
+//! [`NoMemory`] rather than panic. After that nothing allocates: queues only take what fits the
+//! room reserved for them, which the bounds below guarantee (a broken bound is an internal
+//! error, never a reallocation). The NOP-In echo buffer grows (fallibly) the first time a target
+//! pings with data, up to the smaller MaxRecvDataSegmentLength.
+//! - requests: a request holds one slot from `submit` until its completion is taken from
+//!   [`Engine::poll_event`]; slots in use, held-back completions and completions not taken yet
+//!   together never exceed the slots ([`Engine::has_room`]);
+//! - bursts: per request at most MaxOutstandingR2T answers plus one unsolicited sequence;
+//! - control PDUs: one ping, [`MAX_NOP_REPLIES`] echoes, one ABORT TASK per request,
+//!   [`MAX_RESETS`] resets, two Logouts;
+//! - events: completions as above, reset results (resets in flight and results not taken
+//!   together at most [`MAX_RESETS`]) and at most [`MAX_SCSI_EVENTS`] asynchronous events.
 //!
 //! # Phases
 //! ```text
@@ -46,12 +69,14 @@ use isboot_executor::Instant;
 
 use super::table::{Table, NON_TASK_ITT};
 use crate::lun::Lun;
+use crate::mem::{self, NoMemory};
 use crate::pdu::{LogoutReason, LogoutResponseCode, Pdu, Residual, TargetSns};
 use crate::port::TmfError;
-use crate::scsi::{Completion, Direction, ScsiRequest, ScsiResult, Sense, TransportError};
+use crate::scsi::{Completion, DataBuf, Direction, ScsiRequest, ScsiResult, Sense, TransportError};
 use crate::sn::Sn;
 use crate::text::Params;
 
+mod batch;
 mod error;
 mod keepalive;
 mod rx;
@@ -71,29 +96,44 @@ use keepalive::Keepalive;
 use window::CmdWindow;
 
 /// Why [`Engine::submit`] did not take a request.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SubmitError {
+#[derive(PartialEq, Eq)]
+pub enum SubmitError<B = Vec<u8>> {
     /// Every task slot is in use: try again after a completion.
-    Full(ScsiRequest),
+    Full(ScsiRequest<B>),
     /// The session is shutting down or closed.
-    Closed(ScsiRequest),
+    Closed(ScsiRequest<B>),
+    /// iSCSI cannot carry it (a buffer of 4 GiB or more): complete it with
+    /// [`TransportError::Invalid`].
+    Invalid(ScsiRequest<B>),
 }
 
-impl core::fmt::Display for SubmitError {
+impl<B> core::fmt::Display for SubmitError<B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             SubmitError::Full(_) => "every task slot is in use",
             SubmitError::Closed(_) => "the session is shutting down or closed",
+            SubmitError::Invalid(_) => "the request cannot be carried by iSCSI",
         })
     }
 }
 
-impl core::error::Error for SubmitError {}
+impl<B: DataBuf> core::fmt::Debug for SubmitError<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (name, req) = match self {
+            SubmitError::Full(r) => ("Full", r),
+            SubmitError::Closed(r) => ("Closed", r),
+            SubmitError::Invalid(r) => ("Invalid", r),
+        };
+        f.debug_tuple(name).field(req).finish()
+    }
+}
+
+impl<B: DataBuf> core::error::Error for SubmitError<B> {}
 
 /// What the engine reports to the platform.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Event {
-    Complete(Completion),
+#[derive(PartialEq, Eq)]
+pub enum Event<B = Vec<u8>> {
+    Complete(Completion<B>),
     ResetDone {
         tag: u64,
         result: Result<(), TmfError>,
@@ -103,6 +143,24 @@ pub enum Event {
         lun: Lun,
         sense: Sense,
     },
+}
+
+impl<B: DataBuf> core::fmt::Debug for Event<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Event::Complete(c) => f.debug_tuple("Complete").field(c).finish(),
+            Event::ResetDone { tag, result } => f
+                .debug_struct("ResetDone")
+                .field("tag", tag)
+                .field("result", result)
+                .finish(),
+            Event::ScsiEvent { lun, sense } => f
+                .debug_struct("ScsiEvent")
+                .field("lun", lun)
+                .field("sense", sense)
+                .finish(),
+        }
+    }
 }
 
 /// How the Logout of an orderly shutdown ended. The session is closed in every case: a target
@@ -142,9 +200,8 @@ enum Abort {
     },
 }
 
-#[derive(Debug)]
-struct Task {
-    req: ScsiRequest,
+struct Task<B> {
+    req: ScsiRequest<B>,
     /// Submission order, for replay in the original order.
     seq: u64,
     edtl: u32,
@@ -157,6 +214,13 @@ struct Task {
     r2t_outstanding: u16,
     deadline: Option<Instant>,
     abort: Abort,
+}
+
+impl<B> Task<B> {
+    /// Sent on this connection, a read, and not all its data in yet: Data-In may come for it.
+    fn awaits_data(&self) -> bool {
+        self.req.direction == Direction::In && self.cmd_sn.is_some() && self.received < self.edtl
+    }
 }
 
 /// A Data-Out sequence in progress: unsolicited (`ttt` reserved) or answering an R2T.
@@ -176,10 +240,11 @@ enum Ctl {
     Ping {
         itt: u32,
     },
+    /// `echo`: the ping's data waits in the engine's echo buffer.
     NopReply {
         ttt: u32,
         lun: Lun,
-        data: Vec<u8>,
+        echo: bool,
     },
     /// `task` is the aborted task's ITT when the abort was decided: the slot may hold another
     /// task by the time this is sent.
@@ -208,9 +273,11 @@ struct Reset {
 
 /// Target pings answered but not yet sent are bounded: a target flooding pings is ignored
 /// beyond this.
-const MAX_NOP_REPLIES: usize = 4;
-/// LOGICAL UNIT RESETs in flight at once.
-const MAX_RESETS: usize = 4;
+pub const MAX_NOP_REPLIES: usize = 4;
+/// LOGICAL UNIT RESETs in flight (or reported and not taken yet) at once.
+pub const MAX_RESETS: usize = 4;
+/// SCSI asynchronous events kept until the platform takes them; more are dropped.
+pub const MAX_SCSI_EVENTS: usize = 8;
 
 /// Counters for statistics (sysctls on the kernel side).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -222,18 +289,32 @@ pub struct Stats {
     pub timeouts: u64,
 }
 
+/// Where the NOP-In echo buffer is in its round trip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Echo {
+    /// Free for the next ping with data.
+    Free,
+    /// Holds the data of a queued [`Ctl::NopReply`].
+    Queued,
+    /// Its data is in the transmit batch.
+    Sending,
+}
+
 /// The full feature phase of one session (see the module documentation).
-#[derive(Debug)]
-pub struct Engine {
+pub struct Engine<B = Vec<u8>> {
     phase: Phase,
     params: Params,
     timeouts: Timeouts,
-    tasks: Table<Task>,
+    tasks: Table<Task<B>>,
     /// Slots waiting for the command window, in CmdSN order to be.
     cmd_queue: VecDeque<u16>,
     bursts: VecDeque<Burst>,
     ctl: VecDeque<Ctl>,
-    events: VecDeque<Event>,
+    events: VecDeque<Event<B>>,
+    /// Completions, reset results and SCSI events in `events`.
+    queued: Queued,
+    /// Tasks for which [`Task::awaits_data`] holds.
+    reading: usize,
     resets: Vec<Reset>,
     window: CmdWindow,
     next_seq: u64,
@@ -248,21 +329,57 @@ pub struct Engine {
     /// ABORT TASK requests in flight and when their answer is due.
     abort_deadlines: Vec<(u32, Instant)>,
     stats: Stats,
+    /// The PDUs laid out for sending (see [`Engine::fill_tx`]).
+    tx: batch::TxBatch,
+    /// Completions held back while the unsent batch still refers to their buffers, with the
+    /// ITT the batch names them by.
+    parked: Vec<(u32, Completion<B>)>,
+    /// The data of the last target ping, echoed in its NOP-Out.
+    echo: Vec<u8>,
+    echo_state: Echo,
 }
 
-impl Engine {
-    /// An engine with `max_tasks` command slots, not connected yet.
-    pub fn new(max_tasks: usize, timeouts: Timeouts) -> Self {
-        Engine {
+impl<B> core::fmt::Debug for Engine<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("phase", &self.phase)
+            .field("tasks", &self.tasks.len())
+            .field("window", &self.window)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `events` holds, by kind.
+#[derive(Clone, Copy, Debug, Default)]
+struct Queued {
+    completions: usize,
+    resets: usize,
+    scsi: usize,
+}
+
+impl<B: DataBuf> Engine<B> {
+    /// An engine with `max_tasks` command slots (clamped to 1..=[`MAX_SLOTS`](super::MAX_SLOTS)),
+    /// not connected yet. Everything it needs is allocated here; `NoMemory` if that fails.
+    pub fn try_new(max_tasks: usize, timeouts: Timeouts) -> Result<Self, NoMemory> {
+        let tasks = Table::try_new(max_tasks)?;
+        let n = tasks.capacity();
+        Ok(Engine {
             phase: Phase::Down,
             params: Params::default(),
             timeouts,
-            tasks: Table::new(max_tasks),
-            cmd_queue: VecDeque::new(),
-            bursts: VecDeque::new(),
-            ctl: VecDeque::new(),
-            events: VecDeque::new(),
-            resets: Vec::new(),
+            tasks,
+            cmd_queue: mem::try_deque(n)?,
+            bursts: mem::try_deque(n.saturating_mul(2))?,
+            ctl: mem::try_deque(
+                n.saturating_add(MAX_NOP_REPLIES)
+                    .saturating_add(MAX_RESETS)
+                    .saturating_add(3),
+            )?,
+            events: mem::try_deque(n.saturating_add(MAX_RESETS).saturating_add(MAX_SCSI_EVENTS))?,
+            queued: Queued::default(),
+            reading: 0,
+            resets: mem::try_with_capacity(MAX_RESETS)?,
             window: CmdWindow::default(),
             next_seq: 0,
             next_itt: NON_TASK_ITT,
@@ -271,9 +388,13 @@ impl Engine {
             closing_deadline: None,
             logout_outcome: None,
             rx: None,
-            abort_deadlines: Vec::new(),
+            abort_deadlines: mem::try_with_capacity(n)?,
             stats: Stats::default(),
-        }
+            tx: batch::TxBatch::try_new()?,
+            parked: mem::try_with_capacity(n)?,
+            echo: Vec::new(),
+            echo_state: Echo::Free,
+        })
     }
 
     pub fn phase(&self) -> Phase {
@@ -304,9 +425,21 @@ impl Engine {
         self.tasks.len()
     }
 
-    /// Whether a new request would find a free slot.
+    /// Whether Data-In may arrive now: a read command is out and has not received all its data.
+    /// The receive path then reads headers exactly, so that data goes straight into buffers.
+    pub fn expects_data_in(&self) -> bool {
+        self.reading > 0
+    }
+
+    /// Whether a new request would find a free slot: slots in use, completions held back and
+    /// completions not taken from [`Engine::poll_event`] yet are fewer than the slots (so that
+    /// the events queue always has room for every completion it may owe).
     pub fn has_room(&self) -> bool {
-        !self.tasks.is_full()
+        self.tasks
+            .len()
+            .saturating_add(self.parked.len())
+            .saturating_add(self.queued.completions)
+            < self.tasks.capacity()
     }
 
     /// How many commands the window `[ExpCmdSN, MaxCmdSN]` admits: 0 when MaxCmdSN =
@@ -327,7 +460,20 @@ impl Engine {
 
     /// A new connection reached full feature phase: adopt its parameters and sequence numbers,
     /// and replay every task that has not completed, in submission order, with fresh ITTs.
-    pub fn connected(&mut self, params: Params, sns: TargetSns, now: Instant) {
+    /// `NoMemory` when the room this connection's parameters need (bursts for
+    /// MaxOutstandingR2T) cannot be allocated: nothing changed, the connection must be dropped
+    /// and the login retried later.
+    pub fn connected(
+        &mut self,
+        params: Params,
+        sns: TargetSns,
+        now: Instant,
+    ) -> Result<(), NoMemory> {
+        let per_task = usize::from(params.max_outstanding_r2t()).saturating_add(1);
+        mem::reserve_total_deque(
+            &mut self.bursts,
+            self.tasks.capacity().saturating_mul(per_task),
+        )?;
         self.params = params;
         self.window = CmdWindow::after_login(sns);
         self.keepalive.start(now);
@@ -335,17 +481,17 @@ impl Engine {
         self.rx = None;
         self.abort_deadlines.clear();
         self.bursts.clear();
-        self.ctl.clear();
+        self.clear_ctl();
+        self.tx_discard();
         // Resets in flight died with the old connection: report them as not performed.
-        for r in core::mem::take(&mut self.resets) {
-            self.events.push_back(Event::ResetDone {
-                tag: r.tag,
-                result: Err(TmfError::ConnectionLost),
-            });
-        }
-        let mut replay: Vec<(u64, u16)> = Vec::new();
-        let mut failed: Vec<(u16, TransportError)> = Vec::new();
-        for (slot, t) in self.tasks.iter_mut() {
+        self.fail_resets();
+        self.cmd_queue.clear();
+        // Every task is sent anew: none waits for data on this connection yet.
+        self.reading = 0;
+        for slot in self.slots() {
+            let Some(t) = self.tasks.get_mut(slot) else {
+                continue;
+            };
             match t.abort {
                 Abort::None => {
                     if t.cmd_sn.is_some() {
@@ -356,24 +502,36 @@ impl Engine {
                     t.exp_data_sn = Sn(0);
                     t.exp_r2t_sn = Sn(0);
                     t.r2t_outstanding = 0;
-                    replay.push((t.seq, slot));
+                    self.tasks.renew(slot);
+                    // One entry per task: the queue has a place for every slot.
+                    let _ = mem::push_back(&mut self.cmd_queue, slot);
                 }
                 // The abort was on its way; the old connection took the task with it.
-                Abort::Pending(e) | Abort::Sent { error: e, .. } => failed.push((slot, e)),
+                Abort::Pending(e) | Abort::Sent { error: e, .. } => self.complete_err(slot, e),
             }
         }
-        for (slot, e) in failed {
-            self.complete_err(slot, e);
-        }
-        replay.sort_unstable();
-        self.cmd_queue.clear();
-        for (_, slot) in replay {
-            self.tasks.renew(slot);
-            self.cmd_queue.push_back(slot);
-        }
+        let tasks = &self.tasks;
+        self.cmd_queue
+            .make_contiguous()
+            .sort_unstable_by_key(|&s| tasks.get(s).map_or(u64::MAX, |t| t.seq));
         if self.phase == Phase::Down {
             self.phase = Phase::Up;
         }
+        Ok(())
+    }
+
+    /// Drops every queued control PDU (their connection is gone); the echo buffer is free again.
+    fn clear_ctl(&mut self) {
+        self.ctl.clear();
+        if self.echo_state == Echo::Queued {
+            self.echo_state = Echo::Free;
+        }
+    }
+
+    /// Every slot index of the table, in order (for loops that complete tasks as they go).
+    fn slots(&self) -> core::ops::Range<u16> {
+        // The table's capacity is at most MAX_SLOTS, which fits a u16.
+        0..u16::try_from(self.tasks.capacity()).unwrap_or(u16::MAX)
     }
 
     /// The connection is gone. Tasks stay for replay; nothing is sent until [`Engine::connected`].
@@ -384,9 +542,11 @@ impl Engine {
         self.rx = None;
         self.abort_deadlines.clear();
         self.bursts.clear();
-        self.ctl.clear();
+        self.clear_ctl();
+        self.tx_discard();
         self.keepalive.stop();
         self.logout = None;
+        self.reading = 0;
     }
 
     /// Takes a request. It is sent when connected and the command window is open.
@@ -394,17 +554,15 @@ impl Engine {
         clippy::result_large_err,
         reason = "the refused request goes back to the caller without an allocation"
     )]
-    pub fn submit(&mut self, req: ScsiRequest, now: Instant) -> Result<(), SubmitError> {
+    pub fn submit(&mut self, req: ScsiRequest<B>, now: Instant) -> Result<(), SubmitError<B>> {
         if matches!(self.phase, Phase::Closing | Phase::Closed) {
             return Err(SubmitError::Closed(req));
         }
         if u32::try_from(req.data.len()).is_err() {
-            self.events.push_back(Event::Complete(Completion {
-                tag: req.tag,
-                data: req.data,
-                result: Err(TransportError::Invalid),
-            }));
-            return Ok(());
+            return Err(SubmitError::Invalid(req));
+        }
+        if !self.has_room() {
+            return Err(SubmitError::Full(req));
         }
         let edtl = req.expected_len();
         let deadline = req.timeout.map(|t| now.saturating_add(t));
@@ -423,7 +581,10 @@ impl Engine {
         match self.tasks.insert(task) {
             Ok(slot) => {
                 self.next_seq = self.next_seq.saturating_add(1);
-                self.cmd_queue.push_back(slot);
+                // The queue has a place for every slot, and a slot is queued at most once.
+                if mem::push_back(&mut self.cmd_queue, slot).is_err() {
+                    debug_assert!(false, "internal error: command queue full");
+                }
                 Ok(())
             }
             Err(task) => Err(SubmitError::Full(task.req)),
@@ -448,22 +609,29 @@ impl Engine {
     }
 
     /// Sends LOGICAL UNIT RESET for `lun`; [`Event::ResetDone`] with `tag` reports the outcome.
-    pub fn reset_lun(&mut self, lun: Lun, tag: u64) {
-        if self.phase != Phase::Up || self.resets.len() >= MAX_RESETS {
-            self.events.push_back(Event::ResetDone {
-                tag,
-                result: Err(TmfError::NotConnected),
-            });
-            return;
+    /// `Err(NotConnected)` at once (and no event) when not in full feature phase or when
+    /// [`MAX_RESETS`] are in flight or not taken yet.
+    pub fn reset_lun(&mut self, lun: Lun, tag: u64) -> Result<(), TmfError> {
+        if self.phase != Phase::Up
+            || self.resets.len().saturating_add(self.queued.resets) >= MAX_RESETS
+        {
+            return Err(TmfError::NotConnected);
         }
         let itt = self.alloc_itt();
-        self.resets.push(Reset {
+        let reset = Reset {
             itt,
             tag,
             lun,
             deadline: None,
-        });
-        self.ctl.push_back(Ctl::LunReset { itt, lun });
+        };
+        if mem::push(&mut self.resets, reset).is_err()
+            || mem::push_back(&mut self.ctl, Ctl::LunReset { itt, lun }).is_err()
+        {
+            self.resets.retain(|r| r.itt != itt);
+            debug_assert!(false, "internal error: reset queues full");
+            return Err(TmfError::NotConnected);
+        }
+        Ok(())
     }
 
     /// Starts an orderly shutdown: requests not yet sent complete with `SessionClosed`, the
@@ -480,8 +648,7 @@ impl Engine {
         }
         self.phase = Phase::Closing;
         self.closing_deadline = Some(now.saturating_add(self.timeouts.logout_timeout));
-        let unsent: Vec<u16> = self.cmd_queue.drain(..).collect();
-        for slot in unsent {
+        while let Some(slot) = self.cmd_queue.pop_front() {
             self.complete_err(slot, TransportError::SessionClosed);
         }
     }
@@ -491,17 +658,22 @@ impl Engine {
         self.fail_all(TransportError::SessionClosed);
         self.phase = Phase::Closed;
         self.bursts.clear();
-        self.ctl.clear();
+        self.clear_ctl();
+        self.tx_discard();
     }
 
     fn fail_all(&mut self, e: TransportError) {
-        let slots: Vec<u16> = self.tasks.iter().map(|(s, _)| s).collect();
-        for slot in slots {
+        for slot in self.slots() {
             self.complete_err(slot, e);
         }
         self.cmd_queue.clear();
-        for r in core::mem::take(&mut self.resets) {
-            self.events.push_back(Event::ResetDone {
+        self.fail_resets();
+    }
+
+    /// Every reset in flight is reported as not performed (its connection is gone).
+    fn fail_resets(&mut self) {
+        while let Some(r) = self.resets.pop() {
+            self.push_event(Event::ResetDone {
                 tag: r.tag,
                 result: Err(TmfError::ConnectionLost),
             });
@@ -509,8 +681,36 @@ impl Engine {
     }
 
     /// The next completion or reset result for the platform.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    pub fn poll_event(&mut self) -> Option<Event<B>> {
+        let ev = self.events.pop_front()?;
+        let q = &mut self.queued;
+        match &ev {
+            Event::Complete(_) => q.completions = q.completions.saturating_sub(1),
+            Event::ResetDone { .. } => q.resets = q.resets.saturating_sub(1),
+            Event::ScsiEvent { .. } => q.scsi = q.scsi.saturating_sub(1),
+        }
+        Some(ev)
+    }
+
+    /// Queues an event for the platform. The bounds of the module documentation leave room for
+    /// every completion and reset result; a SCSI event beyond [`MAX_SCSI_EVENTS`] is dropped.
+    fn push_event(&mut self, ev: Event<B>) {
+        let q = &mut self.queued;
+        let counter = match &ev {
+            Event::Complete(_) => &mut q.completions,
+            Event::ResetDone { .. } => &mut q.resets,
+            Event::ScsiEvent { .. } => {
+                if q.scsi >= MAX_SCSI_EVENTS {
+                    return;
+                }
+                &mut q.scsi
+            }
+        };
+        *counter = counter.saturating_add(1);
+        if mem::push_back(&mut self.events, ev).is_err() {
+            *counter = counter.saturating_sub(1);
+            debug_assert!(false, "internal error: events queue full");
+        }
     }
 
     fn alloc_itt(&mut self) -> u32 {
@@ -548,27 +748,53 @@ impl Engine {
         }
         self.bursts.retain(|b| b.slot != slot);
         let task = self.tasks.itt(slot);
-        self.ctl.push_back(Ctl::AbortTask { slot, itt, task });
+        // One abort per task (`abort` is set once): the queue has a place for each.
+        if mem::push_back(&mut self.ctl, Ctl::AbortTask { slot, itt, task }).is_err() {
+            debug_assert!(false, "internal error: control queue full");
+        }
     }
 
     fn complete_err(&mut self, slot: u16, e: TransportError) {
-        if let Some(t) = self.tasks.remove(slot) {
-            if e == TransportError::Timeout {
-                self.stats.timeouts = self.stats.timeouts.saturating_add(1);
+        if self.tasks.get(slot).is_none() {
+            return;
+        }
+        if e == TransportError::Timeout {
+            self.stats.timeouts = self.stats.timeouts.saturating_add(1);
+        }
+        self.finish(slot, Err(e));
+    }
+
+    /// Takes the task out of `slot` and reports `result` with its buffer: at once, or once the
+    /// unsent transmit batch no longer refers to the buffer.
+    fn finish(&mut self, slot: u16, result: Result<ScsiResult, TransportError>) {
+        let itt = self.tasks.itt(slot);
+        let Some(t) = self.tasks.remove(slot) else {
+            return;
+        };
+        if t.awaits_data() {
+            self.reading = self.reading.saturating_sub(1);
+        }
+        self.bursts.retain(|b| b.slot != slot);
+        let c = Completion {
+            tag: t.req.tag,
+            data: t.req.data,
+            result,
+        };
+        if self.tx.refers_to(itt) {
+            // Room for every slot; a completion is parked once.
+            if let Err((_, c)) = mem::push(&mut self.parked, (itt, c)) {
+                debug_assert!(false, "internal error: parked completions full");
+                self.push_event(Event::Complete(c));
             }
-            self.events.push_back(Event::Complete(Completion {
-                tag: t.req.tag,
-                data: t.req.data,
-                result: Err(e),
-            }));
+        } else {
+            self.push_event(Event::Complete(c));
         }
     }
 
     fn complete_ok(&mut self, slot: u16, status: u8, sense: &[u8], residual: Residual) {
-        let Some(t) = self.tasks.remove(slot) else {
+        let Some(t) = self.tasks.get(slot) else {
             return;
         };
-        self.bursts.retain(|b| b.slot != slot);
         let (transferred, overflow) = match t.req.direction {
             Direction::In => (t.received, residual_overflow(residual)),
             Direction::Out => match residual {
@@ -578,17 +804,14 @@ impl Engine {
             },
             Direction::None => (0, residual_overflow(residual)),
         };
-        self.events.push_back(Event::Complete(Completion {
-            tag: t.req.tag,
-            data: t.req.data,
-            result: Ok(ScsiResult {
-                status,
-                sense: Sense::new(sense),
-                transferred,
-                residual: t.edtl.saturating_sub(transferred),
-                overflow,
-            }),
-        }));
+        let result = ScsiResult {
+            status,
+            sense: Sense::new(sense),
+            transferred,
+            residual: t.edtl.saturating_sub(transferred),
+            overflow,
+        };
+        self.finish(slot, Ok(result));
     }
 }
 

@@ -4,23 +4,23 @@
 //! per target opcode (as `iscsi_receive_callback` in FreeBSD's iscsi.c). Every field the
 //! target sends is checked before it is used.
 
-use alloc::vec::Vec;
 use core::ops::Range;
 
 use isboot_executor::Instant;
 
 use super::error::time2wait;
 use super::{
-    Abort, Burst, Ctl, Disconnect, Engine, Event, LogoutOutcome, Phase, Violation, MAX_NOP_REPLIES,
-    MAX_RESETS,
+    Abort, Burst, Ctl, Disconnect, Echo, Engine, Event, LogoutOutcome, Phase, Violation,
+    MAX_NOP_REPLIES,
 };
+use crate::mem;
 use crate::pdu::{
     self, parse_response_data, AsyncEvent, AsyncMessage, DataIn, Header, LogoutReason,
     LogoutResponse, LogoutResponseCode, NopIn, Pdu, R2t, Reject, RejectReason, Residual,
     ScsiResponse, TaskMgmtResponse, TmfResponse, RESERVED_TAG,
 };
 use crate::port::TmfError;
-use crate::scsi::{Direction, Sense, TransportError};
+use crate::scsi::{DataBuf, Direction, Sense, TransportError};
 use crate::session::table::NON_TASK_ITT;
 use crate::sn::Sn;
 
@@ -32,11 +32,11 @@ pub(crate) const TASK_GONE: &str = "the task of a Data-In left the table before 
 pub enum RxSink {
     /// Into the reader's scratch buffer (at most our MaxRecvDataSegmentLength).
     Scratch,
-    /// Straight into a task's buffer: `slot` and the byte range ([`Engine::rx_task_buf`]).
+    /// Straight into a task's buffer: `slot` and the byte range ([`Engine::rx_task_chunk`]).
     Task { slot: u16, range: Range<usize> },
 }
 
-impl Engine {
+impl<B: DataBuf> Engine<B> {
     /// Checks a received header (BHS + AHS, digest already verified) and says where its data
     /// segment goes. `now` restarts the keepalive clock.
     pub fn rx_header(&mut self, now: Instant, header: &[u8]) -> Result<RxSink, Disconnect> {
@@ -54,11 +54,23 @@ impl Engine {
         Ok(sink)
     }
 
-    /// The task buffer range an [`RxSink::Task`] names. `None` only if the task left the
-    /// table between [`Engine::rx_header`] and the end of its data segment, which nothing in
-    /// the engine does: the caller reports that as an internal error.
-    pub fn rx_task_buf(&mut self, slot: u16, range: Range<usize>) -> Option<&mut [u8]> {
-        self.tasks.get_mut(slot)?.req.data.get_mut(range)
+    /// Where the next bytes of an [`RxSink::Task`] go: the contiguous piece of the task's buffer
+    /// from `at` (inside `range`) to the end of that piece or of `range`, whichever comes first.
+    /// `None` only if the task left the table between [`Engine::rx_header`] and the end of its
+    /// data segment, or its buffer is shorter than it said, neither of which the engine lets
+    /// happen: the caller reports that as an internal error.
+    pub fn rx_task_chunk(
+        &mut self,
+        slot: u16,
+        range: Range<usize>,
+        at: usize,
+    ) -> Option<&mut [u8]> {
+        if at < range.start || at >= range.end {
+            return None;
+        }
+        let chunk = self.tasks.get_mut(slot)?.req.data.chunk_mut(at);
+        let n = chunk.len().min(range.end.saturating_sub(at));
+        chunk.get_mut(..n).filter(|c| !c.is_empty())
     }
 
     /// Finishes the PDU begun by [`Engine::rx_header`]; `data` is the data segment when it went
@@ -88,13 +100,11 @@ impl Engine {
         match self.rx_header(now, header)? {
             RxSink::Scratch => self.rx_finish(now, data),
             RxSink::Task { slot, range } => {
-                let Some(dst) = self.rx_task_buf(slot, range) else {
+                let Some(t) = self.tasks.get_mut(slot) else {
                     return Err(Disconnect::internal(TASK_GONE));
                 };
-                let n = dst.len().min(data.len());
-                if let (Some(d), Some(s)) = (dst.get_mut(..n), data.get(..n)) {
-                    d.copy_from_slice(s);
-                }
+                let src = data.get(..range.len()).unwrap_or(data);
+                crate::scsi::copy_into(&mut t.req.data, range.start, src);
                 self.rx_finish(now, &[])
             }
         }
@@ -156,8 +166,12 @@ impl Engine {
         // rx_header validated ITT, DataSN, offset and length against the buffer.
         let slot = self.task_for(pdu::Opcode::DataIn, d.itt)?;
         if let Some(t) = self.tasks.get_mut(slot) {
+            let was = t.awaits_data();
             t.received = t.received.saturating_add(len);
             t.exp_data_sn = t.exp_data_sn.next();
+            if was && !t.awaits_data() {
+                self.reading = self.reading.saturating_sub(1);
+            }
             self.stats.bytes_in = self.stats.bytes_in.wrapping_add(u64::from(len));
         }
         if let Some(status) = d.status {
@@ -237,7 +251,7 @@ impl Engine {
         t.exp_r2t_sn = t.exp_r2t_sn.next();
         t.r2t_outstanding = t.r2t_outstanding.saturating_add(1);
         if matches!(t.abort, Abort::None) {
-            self.bursts.push_back(Burst {
+            let burst = Burst {
                 slot,
                 itt: r.itt,
                 ttt: r.ttt,
@@ -246,7 +260,12 @@ impl Engine {
                 end: end as u32,
                 data_sn: Sn(0),
                 solicited: true,
-            });
+            };
+            // At most MaxOutstandingR2T answers per task (checked above) and one unsolicited
+            // sequence: `connected` made room for that many per slot.
+            if mem::push_back(&mut self.bursts, burst).is_err() {
+                return Err(Disconnect::internal("bursts beyond their room"));
+            }
         }
         Ok(())
     }
@@ -268,18 +287,23 @@ impl Engine {
             return Ok(());
         }
         if n.is_ping() {
-            if self
+            let queued = self
                 .ctl
                 .iter()
                 .filter(|c| matches!(c, Ctl::NopReply { .. }))
-                .count()
-                < MAX_NOP_REPLIES
-            {
-                self.ctl.push_back(Ctl::NopReply {
+                .count();
+            // A flood of pings is answered only up to the bound; data is echoed from the one echo
+            // buffer, so a ping with data while it is busy is not answered either (the target
+            // pings again or drops the connection, which recovery handles).
+            if queued < MAX_NOP_REPLIES && (data.is_empty() || self.take_echo(data)) {
+                let reply = Ctl::NopReply {
                     ttt: n.ttt,
                     lun: n.lun,
-                    data: data.to_vec(),
-                });
+                    echo: !data.is_empty(),
+                };
+                if mem::push_back(&mut self.ctl, reply).is_err() {
+                    debug_assert!(false, "internal error: control queue full");
+                }
             }
         } else if !data.is_empty() {
             return Err(Violation::UnexpectedData {
@@ -301,17 +325,17 @@ impl Engine {
             };
             if result.is_ok() {
                 // The target terminated every task on the LUN without answering them.
-                let victims: Vec<u16> = self
-                    .tasks
-                    .iter()
-                    .filter(|(_, t)| t.req.lun == reset.lun && t.cmd_sn.is_some())
-                    .map(|(s, _)| s)
-                    .collect();
-                for slot in victims {
-                    self.complete_err(slot, TransportError::Aborted);
+                for slot in self.slots() {
+                    let victim = self
+                        .tasks
+                        .get(slot)
+                        .is_some_and(|t| t.req.lun == reset.lun && t.cmd_sn.is_some());
+                    if victim {
+                        self.complete_err(slot, TransportError::Aborted);
+                    }
                 }
             }
-            self.events.push_back(Event::ResetDone {
+            self.push_event(Event::ResetDone {
                 tag: reset.tag,
                 result,
             });
@@ -356,10 +380,13 @@ impl Engine {
                     // at once; how long its answer may take is ours to bound (the field allows
                     // 18 hours of waiting on a target that never answers).
                     self.logout = Some((itt, now.saturating_add(self.timeouts.logout_timeout)));
-                    self.ctl.push_back(Ctl::Logout {
+                    let logout = Ctl::Logout {
                         itt,
                         reason: LogoutReason::CloseSession,
-                    });
+                    };
+                    if mem::push_back(&mut self.ctl, logout).is_err() {
+                        debug_assert!(false, "internal error: control queue full");
+                    }
                 }
                 Ok(())
             }
@@ -372,12 +399,11 @@ impl Engine {
             AsyncEvent::ScsiEvent => {
                 // The data segment is laid out like a SCSI Response's: SenseLength, sense.
                 let rd = parse_response_data(data).map_err(Violation::Sense)?;
-                if self.events.len() < self.tasks.capacity().saturating_add(MAX_RESETS) {
-                    self.events.push_back(Event::ScsiEvent {
-                        lun: a.lun,
-                        sense: Sense::new(rd.sense),
-                    });
-                }
+                // Beyond MAX_SCSI_EVENTS not taken yet, dropped.
+                self.push_event(Event::ScsiEvent {
+                    lun: a.lun,
+                    sense: Sense::new(rd.sense),
+                });
                 Ok(())
             }
             // Renegotiation requests and vendor events need nothing from us at ERL 0.
@@ -438,6 +464,23 @@ impl Engine {
         Err(Disconnect::LoggedOut {
             wait: time2wait(wait),
         })
+    }
+}
+
+impl<B: DataBuf> Engine<B> {
+    /// Keeps a ping's data for its echo, truncated to what we may send: false when the echo
+    /// buffer is busy with an earlier ping or cannot grow (memory is short).
+    fn take_echo(&mut self, data: &[u8]) -> bool {
+        if self.echo_state != Echo::Free || self.tx.refers_to_echo() {
+            return false;
+        }
+        let max = self.params.max_send_dsl() as usize;
+        let data = data.get(..max).unwrap_or(data);
+        if mem::try_copy_into(&mut self.echo, data).is_err() {
+            return false;
+        }
+        self.echo_state = Echo::Queued;
+        true
     }
 }
 

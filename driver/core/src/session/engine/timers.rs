@@ -4,15 +4,15 @@
 //! orderly shutdown's wait for outstanding commands. [`Engine::poll_at`] is the earliest of
 //! them, [`Engine::on_timer`] runs what is due.
 
-use alloc::vec::Vec;
 use core::time::Duration;
 
 use isboot_executor::Instant;
 
 use super::keepalive::Due;
 use super::{Ctl, Disconnect, Engine, LogoutOutcome, Phase, Task};
+use crate::mem;
 use crate::pdu::LogoutReason;
-use crate::scsi::TransportError;
+use crate::scsi::{DataBuf, TransportError};
 
 /// Timers of the full feature phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Default for Timeouts {
     }
 }
 
-impl Engine {
+impl<B: DataBuf> Engine<B> {
     /// The earliest instant at which [`Engine::on_timer`] has work.
     pub fn poll_at(&self) -> Option<Instant> {
         let mut at: Option<Instant> = None;
@@ -77,17 +77,13 @@ impl Engine {
     /// Runs whatever is due at `now`: pings, command timeouts (ABORT TASK), and the timeouts
     /// that drop the connection.
     pub fn on_timer(&mut self, now: Instant) -> Result<(), Disconnect> {
-        let due = |t: &Task| t.deadline.is_some_and(|d| d <= now);
-        // Checked first so that the common case (nothing due) allocates nothing.
+        let due = |t: &Task<B>| t.deadline.is_some_and(|d| d <= now);
+        // Checked first so that the common case (nothing due) walks the table once.
         if self.tasks.iter().any(|(_, t)| due(t)) {
-            let expired: Vec<u16> = self
-                .tasks
-                .iter()
-                .filter(|(_, t)| due(t))
-                .map(|(s, _)| s)
-                .collect();
-            for slot in expired {
-                self.start_abort(slot, TransportError::Timeout);
+            for slot in self.slots() {
+                if self.tasks.get(slot).is_some_and(due) {
+                    self.start_abort(slot, TransportError::Timeout);
+                }
             }
         }
         if !matches!(self.phase, Phase::Up | Phase::Closing) {
@@ -121,7 +117,10 @@ impl Engine {
             Due::Ping => {
                 let itt = self.alloc_itt();
                 self.keepalive.pinged(itt, now);
-                self.ctl.push_back(Ctl::Ping { itt });
+                // One ping at a time: the queue has a place for it.
+                if mem::push_back(&mut self.ctl, Ctl::Ping { itt }).is_err() {
+                    debug_assert!(false, "internal error: control queue full");
+                }
             }
             Due::Nothing => {}
         }
@@ -131,9 +130,12 @@ impl Engine {
     pub(super) fn queue_shutdown_logout(&mut self, now: Instant) {
         let itt = self.alloc_itt();
         self.logout = Some((itt, now.saturating_add(self.timeouts.logout_timeout)));
-        self.ctl.push_back(Ctl::Logout {
+        let logout = Ctl::Logout {
             itt,
             reason: LogoutReason::CloseSession,
-        });
+        };
+        if mem::push_back(&mut self.ctl, logout).is_err() {
+            debug_assert!(false, "internal error: control queue full");
+        }
     }
 }

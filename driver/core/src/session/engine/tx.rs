@@ -1,42 +1,247 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! Sending: [`Engine::poll_transmit`] appends the next PDU, in priority order: control PDUs
-//! (pings and their answers, task management, Logout), Data-Out bursts, then new commands as
-//! far as the command window admits them.
+//! Sending: [`Engine::fill_tx`] lays out the next PDUs, in priority order: control PDUs (pings
+//! and their answers, task management, Logout), Data-Out bursts, then new commands as far as the
+//! command window admits them. Headers are written into the batch's own arena, data is named by
+//! reference (see `batch.rs`) and handed to the transport by [`Engine::tx_slices`].
 
-use alloc::vec::Vec;
-
+use isboot_crc32c::Crc32c;
 use isboot_executor::Instant;
 
-use super::{Burst, Ctl, Engine, Phase};
+use super::batch::{Seg, MAX_PDUS};
+use super::{Burst, Ctl, Echo, Engine, Event, Phase};
 use crate::lun::Lun;
 use crate::pdu::{
     self, DataOut, Digests, Header, LogoutRequest, NopOut, ScsiCommand, TaskMgmtRequest,
-    TmfFunction, RESERVED_TAG,
+    TmfFunction, DIGEST_LEN, MAX_DATA_SEGMENT_LEN, RESERVED_TAG,
 };
-use crate::scsi::Direction;
+use crate::scsi::{DataBuf, Direction};
 use crate::sn::Sn;
 
-impl Engine {
-    /// Appends the next PDU to send (header, data, padding, digests) to `out`. Returns false when
-    /// nothing is ready: not connected, nothing queued, or the command window is closed.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+/// A PDU's data segment, as the batch will refer to it.
+enum Payload<'a, B> {
+    None,
+    /// `len` bytes of `buf` (the request named by `itt`) from `offset`.
+    Task {
+        itt: u32,
+        buf: &'a B,
+        offset: u32,
+        len: u32,
+    },
+    /// The first `len` bytes of the echo buffer.
+    Echo(&'a [u8]),
+}
+
+impl<B: DataBuf> Payload<'_, B> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::None => 0,
+            Payload::Task { len, .. } => *len as usize,
+            Payload::Echo(d) => d.len(),
+        }
+    }
+
+    /// The data digest's CRC over the segment (padding not included).
+    fn crc(&self) -> Crc32c {
+        match *self {
+            Payload::None => Crc32c::new(),
+            Payload::Echo(d) => Crc32c::new().update(d),
+            Payload::Task {
+                buf, offset, len, ..
+            } => {
+                let mut crc = Crc32c::new();
+                let mut at = offset as usize;
+                let end = at.saturating_add(len as usize);
+                while at < end {
+                    let c = buf.chunk(at);
+                    let n = c.len().min(end.saturating_sub(at));
+                    let Some(piece) = c.get(..n).filter(|p| !p.is_empty()) else {
+                        break;
+                    };
+                    crc = crc.update(piece);
+                    at = at.saturating_add(n);
+                }
+                crc
+            }
+        }
+    }
+}
+
+/// What became of the control PDU at the front of the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CtlOutcome {
+    /// Laid out in the batch.
+    Laid,
+    /// Dropped: it had nothing left to do (an abort of a task that completed meanwhile).
+    Skipped,
+    /// Left queued: the batch is full.
+    NoRoom,
+}
+
+/// Own bytes a PDU with header `h` needs in the batch: header (and header digest), padding and
+/// data digest.
+fn own_len(h: &dyn Header, d: Digests) -> usize {
+    h.header_wire_len(d.header)
+        .saturating_add(3)
+        .saturating_add(DIGEST_LEN)
+}
+
+impl<B: DataBuf> Engine<B> {
+    /// Lays out the next PDUs to send once the previous batch is all sent. Returns whether
+    /// anything is waiting to be sent: false when not connected, nothing is queued, or the
+    /// command window is closed.
+    pub fn fill_tx(&mut self, now: Instant) -> bool {
+        self.fill(now, MAX_PDUS)
+    }
+
+    fn fill(&mut self, now: Instant, max_pdus: usize) -> bool {
+        if !self.tx.is_empty() {
+            return true;
+        }
+        self.tx_discard();
+        for _ in 0..max_pdus {
+            if !self.next_pdu(now) {
+                break;
+            }
+        }
+        !self.tx.is_empty()
+    }
+
+    /// The unsent rest of the batch as slices for one vectored write, at most `out.len()` of
+    /// them; returns how many. `None` if a request whose data the batch names has gone, which
+    /// the engine never lets happen (an internal error: drop the connection).
+    pub fn tx_slices<'a>(&'a self, out: &mut [&'a [u8]]) -> Option<usize> {
+        let (mut off, segs) = self.tx.unsent();
+        let mut n = 0;
+        for seg in segs {
+            if n >= out.len() {
+                break;
+            }
+            match *seg {
+                Seg::Own { start, end } => {
+                    let s = self.tx.own(start, end).get(off..).unwrap_or_default();
+                    *out.get_mut(n)? = s;
+                    n = n.saturating_add(1);
+                }
+                Seg::Echo { len } => {
+                    let s = self.echo.get(off..len as usize)?;
+                    *out.get_mut(n)? = s;
+                    n = n.saturating_add(1);
+                }
+                Seg::Data { itt, offset, len } => {
+                    let buf = self.tx_buffer(itt)?;
+                    let mut at = (offset as usize).saturating_add(off);
+                    let end = (offset as usize).saturating_add(len as usize);
+                    while at < end && n < out.len() {
+                        let c = buf.chunk(at);
+                        let take = c.len().min(end.saturating_sub(at));
+                        let piece = c.get(..take).filter(|p| !p.is_empty())?;
+                        *out.get_mut(n)? = piece;
+                        n = n.saturating_add(1);
+                        at = at.saturating_add(take);
+                    }
+                }
+            }
+            off = 0;
+        }
+        Some(n)
+    }
+
+    /// The buffer of the request named by `itt`: in the table, or completed and held back.
+    fn tx_buffer(&self, itt: u32) -> Option<&B> {
+        match self.tasks.lookup(itt).and_then(|s| self.tasks.get(s)) {
+            Some(t) => Some(&t.req.data),
+            None => self
+                .parked
+                .iter()
+                .find(|(i, _)| *i == itt)
+                .map(|(_, c)| &c.data),
+        }
+    }
+
+    /// Whether part of the laid-out batch is still to be sent.
+    pub fn tx_pending(&self) -> bool {
+        !self.tx.is_empty()
+    }
+
+    /// The transport took `n` bytes of what [`Engine::tx_slices`] gave.
+    pub fn tx_sent(&mut self, n: usize) {
+        if self.tx.advance(n) {
+            self.tx_discard();
+        }
+    }
+
+    /// The header of every PDU of the current batch (each slice starts at its BHS), for a
+    /// trace of what is sent.
+    pub fn tx_headers(&self) -> impl Iterator<Item = &[u8]> {
+        self.tx.headers()
+    }
+
+    /// Empties the batch (all sent, or the connection is gone): the echo buffer is free again
+    /// and the completions held back go to the platform.
+    pub(super) fn tx_discard(&mut self) {
+        self.tx.clear();
+        if self.echo_state == Echo::Sending {
+            self.echo_state = Echo::Free;
+        }
+        while let Some((_, c)) = self.parked.pop() {
+            self.push_event(Event::Complete(c));
+        }
+    }
+
+    /// Appends the next PDU to `out`, copying it whole: for tests, which read what is sent as
+    /// a transcript. Returns false when nothing is ready.
+    #[cfg(any(test, feature = "testing"))]
+    #[cfg_attr(
+        not(test),
+        expect(
+            clippy::disallowed_methods,
+            reason = "a test transcript grows as it must"
+        )
+    )]
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut alloc::vec::Vec<u8>) -> bool {
+        if !self.fill(now, 1) {
+            return false;
+        }
+        loop {
+            let mut slices: [&[u8]; 8] = [&[]; 8];
+            let Some(n) = self.tx_slices(&mut slices) else {
+                return false;
+            };
+            let total: usize = slices.iter().take(n).map(|s| s.len()).sum();
+            for s in slices.iter().take(n) {
+                out.extend_from_slice(s);
+            }
+            if self.tx.advance(total) {
+                self.tx_discard();
+                return true;
+            }
+            if total == 0 {
+                return true;
+            }
+        }
+    }
+
+    /// Lays out one more PDU. False when none is ready or the batch has no room for it.
+    fn next_pdu(&mut self, now: Instant) -> bool {
         if !matches!(self.phase, Phase::Up | Phase::Closing) {
             return false;
         }
-        if let Some(c) = self.ctl.pop_front() {
-            self.emit_ctl(c, now, out);
-            return true;
+        while !self.ctl.is_empty() {
+            match self.emit_ctl(now) {
+                CtlOutcome::Laid => return true,
+                CtlOutcome::Skipped => {}
+                CtlOutcome::NoRoom => return false,
+            }
         }
-        if self.emit_burst(out) {
+        if self.emit_burst() {
             return true;
         }
         if self.phase == Phase::Closing {
             if self.logout.is_none() && self.tasks.is_empty() {
                 self.closing_deadline = None;
                 self.queue_shutdown_logout(now);
-                if let Some(c) = self.ctl.pop_front() {
-                    self.emit_ctl(c, now, out);
-                    return true;
+                if !self.ctl.is_empty() {
+                    return self.emit_ctl(now) == CtlOutcome::Laid;
                 }
             }
             return false;
@@ -45,11 +250,27 @@ impl Engine {
             // No new commands once a logout is under way.
             return false;
         }
-        self.emit_command(out)
+        self.emit_command()
     }
 
-    fn emit_ctl(&mut self, c: Ctl, now: Instant, out: &mut Vec<u8>) {
+    /// Lays out the control PDU at the front of the queue if the batch has room for it.
+    fn emit_ctl(&mut self, now: Instant) -> CtlOutcome {
         let d = self.params.digests();
+        let echo_len = match self.ctl.front() {
+            Some(Ctl::NopReply { echo: true, .. }) => self.echo.len(),
+            Some(_) => 0,
+            None => return CtlOutcome::Skipped,
+        };
+        // Control headers carry no AHS.
+        let own = pdu::BHS_LEN
+            .saturating_add(2 * DIGEST_LEN)
+            .saturating_add(3);
+        if !self.tx.has_room(own, echo_len) {
+            return CtlOutcome::NoRoom;
+        }
+        let Some(c) = self.ctl.pop_front() else {
+            return CtlOutcome::Skipped;
+        };
         match c {
             Ctl::Ping { itt } => {
                 let nop = NopOut {
@@ -60,9 +281,9 @@ impl Engine {
                     cmd_sn: self.window.cmd_sn(),
                     exp_stat_sn: self.window.exp_stat_sn(),
                 };
-                emit(out, &nop, &[], d);
+                self.lay_out(&nop, Payload::None, d);
             }
-            Ctl::NopReply { ttt, lun, data } => {
+            Ctl::NopReply { ttt, lun, echo } => {
                 let nop = NopOut {
                     immediate: true,
                     lun,
@@ -71,8 +292,14 @@ impl Engine {
                     cmd_sn: self.window.cmd_sn(),
                     exp_stat_sn: self.window.exp_stat_sn(),
                 };
-                let max = self.params.max_send_dsl() as usize;
-                emit(out, &nop, data.get(..max).unwrap_or(&data), d);
+                if echo {
+                    self.echo_state = Echo::Sending;
+                    let data = core::mem::take(&mut self.echo);
+                    self.lay_out(&nop, Payload::Echo(&data), d);
+                    self.echo = data;
+                } else {
+                    self.lay_out(&nop, Payload::None, d);
+                }
             }
             Ctl::AbortTask { slot, itt, task } => {
                 // The task may have completed since the abort was decided (its response crossed
@@ -83,7 +310,7 @@ impl Engine {
                     .filter(|&s| s == slot)
                     .and_then(|s| self.tasks.get(s));
                 let Some(t) = current else {
-                    return;
+                    return CtlOutcome::Skipped;
                 };
                 let (lun, ref_itt, ref_cmd_sn) =
                     (t.req.lun, task, t.cmd_sn.unwrap_or(self.window.cmd_sn()));
@@ -103,9 +330,12 @@ impl Engine {
                     t.deadline = None;
                 }
                 self.abort_deadlines.retain(|(i, _)| *i != itt);
-                self.abort_deadlines
-                    .push((itt, now.saturating_add(self.timeouts.tmf_timeout)));
-                emit(out, &tmf, &[], d);
+                // One deadline per aborting task: the list has a place for each.
+                let due = now.saturating_add(self.timeouts.tmf_timeout);
+                if crate::mem::push(&mut self.abort_deadlines, (itt, due)).is_err() {
+                    debug_assert!(false, "internal error: abort deadlines full");
+                }
+                self.lay_out(&tmf, Payload::None, d);
             }
             Ctl::LunReset { itt, lun } => {
                 if let Some(r) = self.resets.iter_mut().find(|r| r.itt == itt) {
@@ -122,7 +352,7 @@ impl Engine {
                     ref_cmd_sn: Sn(0),
                     exp_data_sn: Sn(0),
                 };
-                emit(out, &tmf, &[], d);
+                self.lay_out(&tmf, Payload::None, d);
             }
             Ctl::Logout { itt, reason } => {
                 let req = LogoutRequest {
@@ -133,12 +363,14 @@ impl Engine {
                     cmd_sn: self.window.cmd_sn(),
                     exp_stat_sn: self.window.exp_stat_sn(),
                 };
-                emit(out, &req, &[], d);
+                self.lay_out(&req, Payload::None, d);
             }
         }
+        CtlOutcome::Laid
     }
 
-    fn emit_burst(&mut self, out: &mut Vec<u8>) -> bool {
+    fn emit_burst(&mut self) -> bool {
+        let d = self.params.digests();
         while let Some(b) = self.bursts.front().copied() {
             let Some(t) = self.tasks.get(b.slot) else {
                 self.bursts.pop_front();
@@ -161,12 +393,19 @@ impl Engine {
                 data_sn: b.data_sn,
                 buffer_offset: b.offset,
             };
-            let range = b.offset as usize..next as usize;
+            if !self.tx.has_room(own_len(&hdr, d), len as usize) {
+                return false;
+            }
             // offset < next <= end <= edtl, the length of a write's buffer.
-            let data = t.req.data.get(range);
-            debug_assert!(data.is_some(), "internal error: burst outside its buffer");
-            let data = data.unwrap_or_default();
-            emit(out, &hdr, data, self.params.digests());
+            let data = Payload::Task {
+                itt: b.itt,
+                buf: &t.req.data,
+                offset: b.offset,
+                len,
+            };
+            if !lay_out(&mut self.tx, &hdr, data, d) {
+                return false;
+            }
             self.stats.bytes_out = self.stats.bytes_out.wrapping_add(u64::from(len));
             if last {
                 self.bursts.pop_front();
@@ -184,7 +423,7 @@ impl Engine {
         false
     }
 
-    fn emit_command(&mut self, out: &mut Vec<u8>) -> bool {
+    fn emit_command(&mut self) -> bool {
         let Some(&slot) = self.cmd_queue.front() else {
             return false;
         };
@@ -192,11 +431,12 @@ impl Engine {
             // Window closed: the command waits for a PDU that opens it.
             return false;
         }
-        self.cmd_queue.pop_front();
         let itt = self.tasks.itt(slot);
         let p = self.params;
         let cmd_sn = self.window.cmd_sn();
-        let Some(t) = self.tasks.get_mut(slot) else {
+        let exp_stat_sn = self.window.exp_stat_sn();
+        let Some(t) = self.tasks.get(slot) else {
+            self.cmd_queue.pop_front();
             return false;
         };
         let write = t.req.direction == Direction::Out;
@@ -212,7 +452,6 @@ impl Engine {
         } else {
             (0, 0)
         };
-        t.cmd_sn = Some(cmd_sn);
         let cmd = ScsiCommand {
             immediate: false,
             final_bit: unsolicited_end == immediate,
@@ -223,23 +462,39 @@ impl Engine {
             itt,
             expected_data_len: t.edtl,
             cmd_sn,
-            exp_stat_sn: self.window.exp_stat_sn(),
+            exp_stat_sn,
             cdb: t.req.cdb,
             bidi_read_len: None,
         };
+        if !self
+            .tx
+            .has_room(own_len(&cmd, p.digests()), immediate as usize)
+        {
+            return false;
+        }
         // immediate <= FirstBurstLength and <= edtl, the length of a write's buffer.
-        let data = t.req.data.get(..immediate as usize);
-        debug_assert!(
-            data.is_some(),
-            "internal error: immediate data outside its buffer"
-        );
-        let data = data.unwrap_or_default();
-        emit(out, &cmd, data, p.digests());
+        let data = Payload::Task {
+            itt,
+            buf: &t.req.data,
+            offset: 0,
+            len: immediate,
+        };
+        if !lay_out(&mut self.tx, &cmd, data, p.digests()) {
+            return false;
+        }
+        self.cmd_queue.pop_front();
+        if let Some(t) = self.tasks.get_mut(slot) {
+            t.cmd_sn = Some(cmd_sn);
+            if t.awaits_data() {
+                self.reading = self.reading.saturating_add(1);
+            }
+        }
         self.window.take_cmd_sn();
         self.stats.commands = self.stats.commands.saturating_add(1);
         self.stats.bytes_out = self.stats.bytes_out.wrapping_add(u64::from(immediate));
         if unsolicited_end > immediate {
-            self.bursts.push_back(Burst {
+            // At most one unsolicited sequence per task: the bursts have room for it.
+            let burst = Burst {
                 slot,
                 itt,
                 ttt: RESERVED_TAG,
@@ -247,33 +502,71 @@ impl Engine {
                 end: unsolicited_end,
                 data_sn: Sn(0),
                 solicited: false,
-            });
+            };
+            if crate::mem::push_back(&mut self.bursts, burst).is_err() {
+                debug_assert!(false, "internal error: bursts full");
+            }
         }
         true
     }
+
+    /// Lays out a PDU without request data (the echo buffer is the engine's own).
+    fn lay_out(&mut self, h: &dyn Header, data: Payload<'_, B>, d: Digests) {
+        if !lay_out(&mut self.tx, h, data, d) {
+            debug_assert!(false, "internal error: a control PDU did not fit its room");
+        }
+    }
 }
 
-/// Appends one PDU to `out`. The encoder only fails on a data segment above 2^24-1 bytes, which
-/// every caller bounds by the negotiated MaxRecvDataSegmentLength (at most 2^24-1) first.
-fn emit(out: &mut Vec<u8>, h: &dyn Header, data: &[u8], d: Digests) {
-    let start = out.len();
+/// Lays out one PDU: header and header digest into the arena, the data by reference, padding
+/// and data digest into the arena. False (and nothing laid out) if it does not fit.
+fn lay_out<B: DataBuf>(
+    tx: &mut super::batch::TxBatch,
+    h: &dyn Header,
+    data: Payload<'_, B>,
+    d: Digests,
+) -> bool {
+    let len = data.len();
+    if len > MAX_DATA_SEGMENT_LEN as usize {
+        return false;
+    }
+    let mark = tx.mark();
     let hl = h.header_wire_len(d.header);
-    out.resize(start.saturating_add(hl), 0);
-    let ok = match out.get_mut(start..) {
-        Some(buf) => h.emit(data.len(), d.header, buf).is_ok(),
+    let ok = match tx.header(hl) {
+        Some(buf) => h.emit(len, d.header, buf).is_ok(),
         None => false,
     };
     if !ok {
-        out.truncate(start);
-        return;
+        tx.truncate(mark);
+        return false;
     }
-    out.extend_from_slice(data);
-    let at = out.len();
-    out.resize(
-        at.saturating_add(pdu::data_trailer_len(data.len(), d.data)),
-        0,
-    );
-    if let Some(buf) = out.get_mut(at..) {
-        let _ = pdu::emit_data_trailer(data, d.data, buf);
+    match data {
+        Payload::None => {}
+        Payload::Task {
+            itt, offset, len, ..
+        } => tx.data(Seg::Data { itt, offset, len }),
+        // The echo buffer holds at most a data segment's length (24 bits).
+        Payload::Echo(e) => tx.data(Seg::Echo {
+            len: e.len() as u32,
+        }),
     }
+    let mut trailer = [0u8; 3 + DIGEST_LEN];
+    let pad = pdu::pad_len(len);
+    let mut n = pad;
+    if d.data && len > 0 {
+        let zeros = [0u8; 3];
+        let crc = data
+            .crc()
+            .update(zeros.get(..pad).unwrap_or_default())
+            .finish();
+        if let Some(dst) = trailer.get_mut(pad..pad.saturating_add(DIGEST_LEN)) {
+            dst.copy_from_slice(&crc.to_le_bytes());
+        }
+        n = n.saturating_add(DIGEST_LEN);
+    }
+    if !tx.own_bytes(trailer.get(..n).unwrap_or_default()) {
+        tx.truncate(mark);
+        return false;
+    }
+    true
 }

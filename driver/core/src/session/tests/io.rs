@@ -33,7 +33,7 @@ fn odd_length_data_in_fills_exactly_the_buffer() {
     let r = rig(|_| {});
     let (h, task) = start(&r);
     // 35 bytes of the 36 of standard INQUIRY data: a data segment that needs padding.
-    let req = ScsiRequest::read(9, lun1(), cdb::inquiry(35), 35);
+    let req = ScsiRequest::read(9, lun1(), cdb::inquiry(35), vec![0; 35]);
     h.submit(req).expect("submitted");
     let c = r.done.recv_timeout(WAIT).expect("INQUIRY completes");
     expect_good(&c);
@@ -90,14 +90,15 @@ fn session_future_is_send() {
     fn assert_send<T: Send>(_: &T) {}
     let r = rig(|_| {});
     let tx = r.sender();
-    let (_h, session) = Session::<StdLock, _, _, _, _>::new(
+    let (_h, session) = Session::<StdLock, _, _, _, _>::try_new(
         config(),
         r.connector(),
         Sink(tx, r.states.clone(), r.reported.clone()),
         Counter(1),
         Quiet,
         r.rt.timer(),
-    );
+    )
+    .unwrap();
     let fut = session.run();
     assert_send(&fut);
     // CAM's action routine and upcalls use the handle from any thread.

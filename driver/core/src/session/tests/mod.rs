@@ -272,6 +272,8 @@ impl Log for Recorder {
 }
 
 impl Events for Sink {
+    type Buf = Vec<u8>;
+
     fn complete(&mut self, c: Completion) {
         let _ = self.0.send(c);
     }
@@ -314,7 +316,7 @@ pub(super) fn lun1() -> Lun {
 
 pub(super) fn read16(tag: u64, lba: u64, blocks: u32) -> ScsiRequest {
     let cdb = cdb::rw16(false, lba, blocks);
-    ScsiRequest::read(tag, lun1(), cdb, blocks as usize * BLOCK)
+    ScsiRequest::read(tag, lun1(), cdb, vec![0; blocks as usize * BLOCK])
 }
 
 pub(super) fn write16(tag: u64, lba: u64, data: Vec<u8>) -> ScsiRequest {
@@ -350,14 +352,15 @@ pub(super) fn start_with(
     cfg: SessionConfig,
 ) -> (Handle<StdLock>, isboot_executor::JoinHandle<'_, End>) {
     let tx = r.sender();
-    let (handle, session) = Session::new(
+    let (handle, session) = Session::try_new(
         cfg,
         r.connector(),
         Sink(tx, r.states.clone(), r.reported.clone()),
         Counter(1),
         Recorder(r.lines.clone()),
         r.rt.timer(),
-    );
+    )
+    .unwrap();
     (handle, r.rt.spawn(session.run()))
 }
 

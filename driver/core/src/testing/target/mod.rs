@@ -154,6 +154,12 @@ pub struct FakeConfig {
     pub drop_time2wait: u16,
     /// Commands with this operation code are never answered.
     pub ignore_opcode: Option<u8>,
+    /// Commands with this operation code are answered CHECK CONDITION, UNIT ATTENTION (power
+    /// on or reset occurred), every time.
+    pub unit_attention_opcode: Option<u8>,
+    /// READ CAPACITY reports this logical block length (the disk itself keeps 512-byte blocks):
+    /// a target that claims blocks an initiator must not trust.
+    pub reported_block_len: Option<u32>,
     pub on_logout: OnLogout,
 }
 
@@ -176,6 +182,8 @@ impl FakeConfig {
             drop_after_login: 0,
             drop_time2wait: 0,
             ignore_opcode: None,
+            unit_attention_opcode: None,
+            reported_block_len: None,
             on_logout: OnLogout::default(),
         }
     }

@@ -82,6 +82,9 @@ impl FakeConnection {
         if cdb.first().copied() == self.cfg().ignore_opcode {
             return;
         }
+        if cdb.first().copied() == self.cfg().unit_attention_opcode {
+            return self.check_condition(cmd.itt, &sense(0x06, 0x29, 0x00));
+        }
         match cdb::is_write(&cdb) {
             Some(false) if cmd.read => self.read(&cmd, &cdb),
             Some(true) if cmd.write => self.write(cmd, &cdb, data),
@@ -114,7 +117,8 @@ impl FakeConnection {
             {
                 let mut v = std::vec![0u8; 32];
                 v[..8].copy_from_slice(&(blocks - 1).to_be_bytes());
-                v[8..12].copy_from_slice(&(BLOCK as u32).to_be_bytes());
+                let bl = self.cfg().reported_block_len.unwrap_or(BLOCK as u32);
+                v[8..12].copy_from_slice(&bl.to_be_bytes());
                 Ok(v)
             }
             op::REPORT_LUNS => {

@@ -52,7 +52,7 @@ fn random_target_pdus_never_panic_the_engine() {
             let data: Vec<u8> = (0..dsl).map(|_| rng.next() as u8).collect();
             if s.e.receive(s.now, &h, &data).is_err() {
                 s.e.disconnected();
-                s.e.connected(params(), SNS, s.now);
+                s.e.connected(params(), SNS, s.now).unwrap();
             }
             let _ = s.transmit();
             let _ = s.e.on_timer(s.now);

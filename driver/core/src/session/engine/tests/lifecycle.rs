@@ -23,7 +23,8 @@ fn connection_loss_replays_in_flight_commands_in_order() {
             max_cmd_sn: Sn(80),
         },
         s.now,
-    );
+    )
+    .unwrap();
     let ca = ScsiCommand {
         exp_stat_sn: Sn(500),
         ..cmd(0x0002_0000, 70, &a)
@@ -230,7 +231,7 @@ fn lun_reset_completes_the_tasks_on_that_lun() {
     s.submit(read(1, 512));
     s.submit(read(2, 512));
     let _ = s.transmit();
-    s.e.reset_lun(lun1(), 77);
+    s.e.reset_lun(lun1(), 77).unwrap();
     let out = s.transmit();
     let Pdu::TaskMgmtRequest(t) = &out[0].0 else {
         panic!("expected TMF, got {out:?}");

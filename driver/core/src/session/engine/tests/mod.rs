@@ -47,7 +47,7 @@ pub(super) fn write16(blocks: u8) -> Cdb {
 }
 
 pub(super) fn read(tag: u64, len: usize) -> ScsiRequest {
-    ScsiRequest::read(tag, lun1(), read16(1), len)
+    ScsiRequest::read(tag, lun1(), read16(1), vec![0; len])
 }
 
 pub(super) fn write(tag: u64, len: usize) -> ScsiRequest {
@@ -76,8 +76,8 @@ pub(super) struct Script {
 }
 
 pub(super) fn session_in_ffp(params: Params) -> Script {
-    let mut e = Engine::new(8, Timeouts::default());
-    e.connected(params, SNS, T0);
+    let mut e = Engine::try_new(8, Timeouts::default()).unwrap();
+    e.connected(params, SNS, T0).unwrap();
     Script { e, now: T0 }
 }
 

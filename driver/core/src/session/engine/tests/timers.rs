@@ -135,7 +135,7 @@ fn command_timeout_while_closing_aborts_at_the_target_and_keeps_the_buffer_for_d
     assert!(out.iter().all(|(p, _)| !matches!(p, Pdu::LogoutRequest(_))));
     // The data segment under way still has somewhere to go.
     let buf =
-        s.e.rx_task_buf(slot, range)
+        s.e.rx_task_chunk(slot, range.clone(), range.start)
             .expect("the task keeps its buffer");
     assert_eq!(buf.len(), 1024);
     buf.copy_from_slice(&[7u8; 1024]);
@@ -250,7 +250,7 @@ fn abort_answered_after_the_command_completed_is_harmless() {
 
 #[test]
 fn unsent_requests_abort_and_time_out_locally() {
-    let mut e = Engine::new(4, Timeouts::default());
+    let mut e = Engine::try_new(4, Timeouts::default()).unwrap();
     let mut r = read(1, 512);
     r.timeout = Some(Duration::from_secs(2));
     assert!(e.submit(r, T0).is_ok());

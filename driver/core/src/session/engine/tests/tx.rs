@@ -14,7 +14,8 @@ fn a_window_closed_at_login_admits_nothing_until_a_pdu_opens_it() {
             max_cmd_sn: Sn(9),
         },
         T0,
-    );
+    )
+    .unwrap();
     assert_eq!(s.e.window_size(), 0);
     let req = read(1, 512);
     s.submit(req.clone());
@@ -36,7 +37,8 @@ fn commands_wait_while_the_window_is_closed() {
             max_cmd_sn: Sn(11),
         },
         T0,
-    );
+    )
+    .unwrap();
     let reqs: Vec<ScsiRequest> = (0..3).map(|i| read(i, 512)).collect();
     for r in &reqs {
         s.submit(r.clone());
@@ -160,7 +162,7 @@ fn r2t_checks() {
 
 #[test]
 fn cmd_sn_wraps_at_two_to_the_32() {
-    let mut e = Engine::new(4, Timeouts::default());
+    let mut e = Engine::try_new(4, Timeouts::default()).unwrap();
     e.connected(
         params(),
         TargetSns {
@@ -169,7 +171,8 @@ fn cmd_sn_wraps_at_two_to_the_32() {
             max_cmd_sn: Sn(2),
         },
         T0,
-    );
+    )
+    .unwrap();
     let mut s = Script { e, now: T0 };
     let reqs: Vec<ScsiRequest> = (0..3).map(|i| read(i, 16)).collect();
     for r in &reqs {
@@ -203,7 +206,7 @@ fn digests_on_both_sides() {
 
 #[test]
 fn full_table_gives_the_request_back() {
-    let mut e = Engine::new(2, Timeouts::default());
+    let mut e = Engine::try_new(2, Timeouts::default()).unwrap();
     assert!(e.submit(read(1, 1), T0).is_ok());
     assert!(e.submit(read(2, 1), T0).is_ok());
     assert!(matches!(e.submit(read(3, 1), T0), Err(SubmitError::Full(r)) if r.tag == 3));
