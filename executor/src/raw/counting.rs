@@ -34,7 +34,7 @@ fn admit(size: usize) -> bool {
     true
 }
 
-/// The system allocator, counting (see [`crate::host::alloc`]).
+/// The system allocator, counting (see [`crate::host::counting_alloc`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CountingAlloc;
 

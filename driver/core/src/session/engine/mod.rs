@@ -610,7 +610,7 @@ impl<B: DataBuf> Engine<B> {
 
     /// Sends LOGICAL UNIT RESET for `lun`; [`Event::ResetDone`] with `tag` reports the outcome.
     /// `Err(NotConnected)` at once (and no event) when not in full feature phase or when
-    /// [`MAX_RESETS`] are in flight or not taken yet.
+    /// `MAX_RESETS` (4) are in flight or not taken yet.
     pub fn reset_lun(&mut self, lun: Lun, tag: u64) -> Result<(), TmfError> {
         if self.phase != Phase::Up
             || self.resets.len().saturating_add(self.queued.resets) >= MAX_RESETS
