@@ -145,10 +145,9 @@ impl Model {
                     if c.result.as_ref().is_ok_and(|r| r.status == 0) {
                         self.good += 1;
                     }
-                    let len = self
-                        .open
-                        .remove(&c.tag)
-                        .unwrap_or_else(|| panic!("tag {} completed twice or never submitted", c.tag));
+                    let len = self.open.remove(&c.tag).unwrap_or_else(|| {
+                        panic!("tag {} completed twice or never submitted", c.tag)
+                    });
                     assert_eq!(c.data.len(), len, "tag {}: buffer length changed", c.tag);
                     if let Ok(r) = &c.result {
                         assert!(r.transferred as usize <= len, "{r:?} for {len} bytes");
@@ -157,35 +156,65 @@ impl Model {
                     self.buffers = self.buffers.saturating_sub(len);
                 }
                 Event::ResetDone { tag, .. } => {
-                    assert!(self.resets.remove(&tag).is_some(), "reset {tag} answered twice");
+                    assert!(
+                        self.resets.remove(&tag).is_some(),
+                        "reset {tag} answered twice"
+                    );
                 }
                 Event::ScsiEvent { .. } => {}
             }
         }
     }
 
-    /// Everything the engine sends now, each PDU checked against the window it knew.
+    /// Everything the engine sends now, through the path the session uses (a batch laid out
+    /// by fill_tx, written as slices of at most IOV pieces at a time, the headers from the
+    /// engine and the data straight from the requests' buffers), each PDU of a batch checked
+    /// against the window the engine knew when it laid the batch out.
     fn transmit(&mut self) {
+        const IOV: usize = 8;
         let digests = self.e.params().digests();
         let max_pdu = BHS_LEN + 1024 + 8 + self.e.params().max_send_dsl() as usize + 3;
-        let mut out = Vec::new();
         for _ in 0..10_000 {
             let (exp, max, _) = self.e.window();
-            let before = out.len();
-            if !self.e.poll_transmit(self.now, &mut out) {
-                assert_eq!(out.len(), before, "bytes added without a PDU");
+            if !self.e.fill_tx(self.now) {
+                assert!(
+                    !self.e.tx_pending(),
+                    "fill_tx says nothing to send but a batch waits"
+                );
                 break;
             }
-            let pdu = out.get(before..).unwrap_or_default();
-            assert!(pdu.len() <= max_pdu, "{}-byte PDU", pdu.len());
-            let (raw, used) = RawPdu::split(pdu, digests, u32::MAX).expect("our PDU splits");
-            assert_eq!(used, pdu.len(), "one PDU per poll_transmit");
-            let parsed = raw.parse().expect("our PDU parses");
-            self.pdus += 1;
-            self.sent(&parsed, exp, max);
-            // A long burst of Data-Out is fine; the buffer is not.
-            if out.len() > 1 << 20 {
-                out.clear();
+            let mut batch = Vec::new();
+            for writes in 0.. {
+                if !self.e.tx_pending() {
+                    break;
+                }
+                assert!(writes < 1_000_000, "a batch that never drains");
+                let len = {
+                    let mut iov: [&[u8]; IOV] = [&[]; IOV];
+                    let n = self
+                        .e
+                        .tx_slices(&mut iov)
+                        .expect("the batch's buffers are there");
+                    assert!(n > 0 && n <= IOV, "{n} slices");
+                    for piece in &iov[..n] {
+                        assert!(!piece.is_empty(), "an empty slice in the batch");
+                        batch.extend_from_slice(piece);
+                    }
+                    iov[..n].iter().map(|p| p.len()).sum::<usize>()
+                };
+                self.e.tx_sent(len);
+            }
+            // The batch is whole PDUs, back to back.
+            let mut at = 0;
+            while at < batch.len() {
+                let rest = &batch[at..];
+                let (raw, used) = RawPdu::split(rest, digests, u32::MAX).expect("our PDU splits");
+                assert!(used > 0 && used <= rest.len());
+                assert!(used <= max_pdu, "{used}-byte PDU");
+                let parsed = raw.parse().expect("our PDU parses");
+                self.pdus += 1;
+                self.sent(&parsed, exp, max);
+                at += used;
             }
         }
     }
@@ -233,7 +262,9 @@ impl Model {
     fn connect(&mut self, inp: &mut Input<'_>) {
         let params = params_from(inp);
         let sns = sns_from(inp);
-        self.e.connected(params, sns, self.now);
+        self.e
+            .connected(params, sns, self.now)
+            .expect("memory for the connection's bursts");
         self.itts.clear();
         self.ttts.clear();
         self.next_cmd_sn = None;
@@ -263,12 +294,16 @@ impl Model {
         self.next_tag += 1;
         let blocks = u32::try_from(len / 512).unwrap_or(0);
         let mut req = match dir % 3 {
-            0 => ScsiRequest::read(tag, lun, cdb::rw16(false, 0, blocks), len),
+            0 => ScsiRequest::read(tag, lun, cdb::rw16(false, 0, blocks), vec![0u8; len]),
             1 => ScsiRequest::write(tag, lun, cdb::rw16(true, 0, blocks), inp.bytes(len)),
             _ => ScsiRequest::new(tag, lun, cdb::inquiry(36)),
         };
         req.timeout = timeout;
-        let len = if req.direction == Direction::None { 0 } else { req.data.len() };
+        let len = if req.direction == Direction::None {
+            0
+        } else {
+            req.data.len()
+        };
         match self.e.submit(req, self.now) {
             Ok(()) => {
                 self.open.insert(tag, len);
@@ -343,9 +378,11 @@ impl Model {
             8 => {
                 let tag = 1_000_000 + self.next_tag;
                 self.next_tag += 1;
-                self.resets.insert(tag, ());
                 let lun = Lun::from_number(u64::from(inp.u8() % 3)).unwrap_or_default();
-                self.e.reset_lun(lun, tag);
+                // Refused at once (not connected, or MAX_RESETS in flight): no event follows.
+                if self.e.reset_lun(lun, tag).is_ok() {
+                    self.resets.insert(tag, ());
+                }
             }
             9 => self.relogin(inp),
             10 => {
@@ -371,7 +408,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let baseline = LIVE.load(Ordering::Relaxed);
     let mut m = Model {
-        e: Engine::new(SLOTS, timeouts),
+        e: Engine::try_new(SLOTS, timeouts).expect("memory for the engine"),
         now: Instant::from_nanos(1_000_000_000),
         open: HashMap::new(),
         resets: HashMap::new(),
@@ -404,7 +441,11 @@ fuzz_target!(|data: &[u8]| {
     // The end: whatever is left completes once, and nothing more.
     m.e.close();
     m.drain_events();
-    assert!(m.open.is_empty(), "never completed: {:?}", m.open.keys().collect::<Vec<_>>());
+    assert!(
+        m.open.is_empty(),
+        "never completed: {:?}",
+        m.open.keys().collect::<Vec<_>>()
+    );
     assert!(m.resets.is_empty(), "resets never answered: {:?}", m.resets);
     assert_eq!(m.e.outstanding(), 0);
 });

@@ -109,7 +109,10 @@ fn check_request(
     assert_eq!(h.itt, ITT);
     assert_eq!(h.tsih, attempt.tsih);
     assert_eq!(h.cmd_sn, attempt.cmd_sn);
-    assert!(matches!(h.csg, Stage::Security | Stage::Operational), "{h:?}");
+    assert!(
+        matches!(h.csg, Stage::Security | Stage::Operational),
+        "{h:?}"
+    );
     if h.transit {
         let ok = matches!(
             (h.csg, h.nsg),
@@ -160,12 +163,18 @@ fn trace(args: std::fmt::Arguments<'_>) {
 fn check_error(e: &LoginError) {
     let line = e.to_string();
     trace(format_args!("error: {line}"));
-    assert!(!line.chars().any(isboot_core::escape::needs_escape), "{line:?}");
+    assert!(
+        !line.chars().any(isboot_core::escape::needs_escape),
+        "{line:?}"
+    );
     assert!(line.len() < 2048, "{} bytes", line.len());
 }
 
 fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -231,7 +240,11 @@ fuzz_target!(|data: &[u8]| {
             h[36] = 0;
             if hints & 2 != 0 {
                 // TSIH: the attempt's, or one of our own when the login ends.
-                let t = if attempt.tsih != 0 { attempt.tsih } else { 0x0101 };
+                let t = if attempt.tsih != 0 {
+                    attempt.tsih
+                } else {
+                    0x0101
+                };
                 h[14..16].copy_from_slice(&t.to_be_bytes());
             }
         }
@@ -291,13 +304,19 @@ fuzz_target!(|data: &[u8]| {
                 assert!(p.first_burst() <= p.max_burst());
                 assert!((512..1 << 24).contains(&p.max_send_dsl()));
                 assert!((512..1 << 24).contains(&p.max_burst()));
-                assert_eq!(p.max_recv_dsl(), Offer::default().get(Key::MaxRecvDataSegmentLength));
+                assert_eq!(
+                    p.max_recv_dsl(),
+                    Offer::default().get(Key::MaxRecvDataSegmentLength)
+                );
                 let d = p.digests();
                 for on in [d.header, d.data] {
                     assert!(digests.allows(if on { "CRC32C" } else { "None" }), "{p:?}");
                 }
                 if cfg.chap.as_ref().is_some_and(|c| c.is_mutual()) {
-                    assert!(proved, "mutual CHAP ended without the target's right CHAP_R");
+                    assert!(
+                        proved,
+                        "mutual CHAP ended without the target's right CHAP_R"
+                    );
                 }
                 return;
             }
