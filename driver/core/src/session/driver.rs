@@ -451,40 +451,35 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         }
     }
 
-    /// Moves requests from the inbox into the engine while it has room. Returns whether any
-    /// arrived.
-    fn take_requests(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        let mut any = false;
+    /// Moves requests from the inbox into the engine while it has room (the inbox's waker is
+    /// registered unless the table is full).
+    fn take_requests(&mut self, cx: &mut Context<'_>, now: Instant) {
         while self.engine.has_room() {
             match self.shared.inbox.poll_recv(cx) {
-                Poll::Ready(Some(r)) => {
-                    any = true;
-                    match r {
-                        Request::Scsi(req) => match self.engine.submit(req, now) {
-                            Ok(()) => {}
-                            Err(SubmitError::Full(req) | SubmitError::Closed(req)) => {
-                                self.refuse(Request::Scsi(req));
-                            }
-                            Err(SubmitError::Invalid(req)) => self.events.complete(Completion {
-                                tag: req.tag,
-                                data: req.data,
-                                result: Err(TransportError::Invalid),
-                            }),
-                        },
-                        Request::Abort(tag) => {
-                            self.engine.abort(tag);
+                Poll::Ready(Some(r)) => match r {
+                    Request::Scsi(req) => match self.engine.submit(req, now) {
+                        Ok(()) => {}
+                        Err(SubmitError::Full(req) | SubmitError::Closed(req)) => {
+                            self.refuse(Request::Scsi(req));
                         }
-                        Request::ResetLun { lun, tag } => {
-                            if let Err(e) = self.engine.reset_lun(lun, tag) {
-                                self.events.reset_done(tag, Err(e));
-                            }
+                        Err(SubmitError::Invalid(req)) => self.events.complete(Completion {
+                            tag: req.tag,
+                            data: req.data,
+                            result: Err(TransportError::Invalid),
+                        }),
+                    },
+                    Request::Abort(tag) => {
+                        self.engine.abort(tag);
+                    }
+                    Request::ResetLun { lun, tag } => {
+                        if let Err(e) = self.engine.reset_lun(lun, tag) {
+                            self.events.reset_done(tag, Err(e));
                         }
                     }
-                }
+                },
                 Poll::Ready(None) | Poll::Pending => break,
             }
         }
-        any
     }
 
     /// Whether the orderly shutdown has begun (the engine is closing or closed, or the platform
@@ -588,12 +583,20 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             let trace = self.log.enabled(Level::Trace);
             for _ in 0..ROUNDS_PER_POLL {
                 let now = timer.now();
-                let mut progress = false;
+                // Another round is needed only when a source was left without our waker: the
+                // receive budget ran out before the transport said Pending, or the timer fired.
+                // Everything a round changes is looked at later in the same round (completions
+                // free slots before new requests are taken, and whatever rx, the timer and new
+                // requests queue is flushed at the end), so a round that made progress but left
+                // every source registered needs no second round to find nothing: that round
+                // was half the session's work per command at queue depth 1.
+                let mut again = false;
                 if self.poll_shutdown(cx) {
                     self.engine.shutdown(now);
                 }
                 // Receive: the PDUs the transport already holds, a bounded number per round so
                 // that a target streaming Data-In cannot starve the transmit path.
+                let mut rx_waiting = false;
                 for _ in 0..RX_PER_ROUND {
                     match self
                         .rx
@@ -604,11 +607,15 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                         Poll::Ready(Ok(())) if self.engine.phase() == Phase::Closed => {
                             return Poll::Ready(None)
                         }
-                        Poll::Ready(Ok(())) => progress = true,
+                        Poll::Ready(Ok(())) => {}
                         Poll::Ready(Err(d)) => return Poll::Ready(Some(d)),
-                        Poll::Pending => break,
+                        Poll::Pending => {
+                            rx_waiting = true;
+                            break;
+                        }
                     }
                 }
+                again |= !rx_waiting;
                 if let Err(d) = self.engine.on_timer(now) {
                     return Poll::Ready(Some(d));
                 }
@@ -617,12 +624,13 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                     return Poll::Ready(None);
                 }
                 // New requests after the completions, which free the slots they need (a full
-                // table leaves the inbox unpolled, so it must be looked at once room appears).
-                progress |= self.take_requests(cx, now);
-                // Transmit: lay out a batch, write until the transport pushes back.
-                match flush(cx, t, &mut self.engine, now, trace.then_some(&self.log)) {
-                    Ok(wrote) => progress |= wrote,
-                    Err(d) => return Poll::Ready(Some(d)),
+                // table leaves the inbox unpolled: the completions that make room come from
+                // the receive path, which is looked at before this in every round).
+                self.take_requests(cx, now);
+                // Transmit: lay out a batch, write until the transport pushes back or nothing
+                // is left to send.
+                if let Err(d) = flush(cx, t, &mut self.engine, now, trace.then_some(&self.log)) {
+                    return Poll::Ready(Some(d));
                 }
                 // The keepalive deadline moves with every PDU received; re-arming the timer only
                 // when the deadline comes earlier keeps that off the timer queue (a timer that
@@ -634,9 +642,9 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                 }
                 if deadline != Instant::MAX && sleep.as_mut().poll(cx).is_ready() {
                     deadline = Instant::MAX;
-                    progress = true;
+                    again = true;
                 }
-                if !progress {
+                if !again {
                     self.publish_stats();
                     return Poll::Pending;
                 }
@@ -670,19 +678,18 @@ impl core::fmt::Display for CappedWait {
 
 /// Writes what the engine has to send: batches laid out by [`Engine::fill_tx`], each handed to
 /// the transport as slices (headers from the engine, data straight from the requests'
-/// buffers), until the transport pushes back. `Ok(true)` when anything was written.
+/// buffers), until nothing is left or the transport pushes back (its waker registered).
 fn flush<T: Transport, G: Log, B: crate::scsi::DataBuf>(
     cx: &mut Context<'_>,
     t: &mut T,
     engine: &mut Engine<B>,
     now: Instant,
     trace: Option<&G>,
-) -> Result<bool, Disconnect> {
-    let mut wrote = false;
+) -> Result<(), Disconnect> {
     loop {
         if !engine.tx_pending() {
             if !engine.fill_tx(now) {
-                return Ok(wrote);
+                return Ok(());
             }
             if let Some(log) = trace {
                 for h in engine.tx_headers() {
@@ -703,10 +710,9 @@ fn flush<T: Transport, G: Log, B: crate::scsi::DataBuf>(
             Poll::Ready(Ok(0)) => return Err(Disconnect::Io(IoError::Closed)),
             Poll::Ready(Ok(w)) => {
                 engine.tx_sent(w.min(len));
-                wrote = true;
             }
             Poll::Ready(Err(e)) => return Err(Disconnect::Io(e)),
-            Poll::Pending => return Ok(wrote),
+            Poll::Pending => return Ok(()),
         }
     }
 }
