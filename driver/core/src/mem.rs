@@ -105,6 +105,60 @@ pub fn try_copy_into(v: &mut Vec<u8>, src: &[u8]) -> Result<(), NoMemory> {
     Ok(())
 }
 
+/// A short byte string kept inline when it has at most `N` bytes, on the heap beyond that.
+///
+/// For what travels with every command but is long only in rare cases (a CDB beyond 16
+/// bytes, sense data beyond 32): inline arrays sized for the rare case made each request and
+/// completion hundreds of bytes long, and they are moved by value several times per command
+/// on the way between the platform and the wire. Only the long case allocates, fallibly.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SmallBytes<const N: usize> {
+    Inline { len: u8, bytes: [u8; N] },
+    Heap(Vec<u8>),
+}
+
+impl<const N: usize> fmt::Debug for SmallBytes<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02x?}", self.as_slice())
+    }
+}
+
+impl<const N: usize> SmallBytes<N> {
+    /// An empty string.
+    pub const EMPTY: Self = SmallBytes::Inline {
+        len: 0,
+        bytes: [0; N],
+    };
+
+    /// A copy of `src`; `NoMemory` when it is longer than `N` and the heap has no room.
+    pub fn new(src: &[u8]) -> Result<Self, NoMemory> {
+        match Self::inline(src) {
+            Some(s) => Ok(s),
+            None => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(src.len()).map_err(|_| NoMemory)?;
+                v.extend_from_slice(src);
+                Ok(SmallBytes::Heap(v))
+            }
+        }
+    }
+
+    /// `src` held inline, or `None` when it does not fit.
+    pub fn inline(src: &[u8]) -> Option<Self> {
+        let len = u8::try_from(src.len()).ok()?;
+        let mut bytes = [0u8; N];
+        bytes.get_mut(..src.len())?.copy_from_slice(src);
+        Some(SmallBytes::Inline { len, bytes })
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            SmallBytes::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
+            SmallBytes::Heap(v) => v,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +189,20 @@ mod tests {
         assert!(b.capacity() >= 100);
         try_copy_into(&mut b, &[1, 2, 3]).unwrap();
         assert_eq!(b, [1, 2, 3]);
+    }
+
+    #[test]
+    fn small_bytes_stay_inline_up_to_n() {
+        let short = SmallBytes::<4>::new(&[1, 2, 3, 4]).unwrap();
+        assert!(matches!(short, SmallBytes::Inline { len: 4, .. }));
+        assert_eq!(short.as_slice(), [1, 2, 3, 4]);
+        let long = SmallBytes::<4>::new(&[9; 5]).unwrap();
+        assert!(matches!(long, SmallBytes::Heap(_)));
+        assert_eq!(long.as_slice(), [9; 5]);
+        assert!(SmallBytes::<4>::inline(&[0; 5]).is_none());
+        assert_eq!(SmallBytes::<4>::EMPTY.as_slice(), [0u8; 0]);
+        // A length a u8 cannot hold never goes inline, whatever N is.
+        assert!(SmallBytes::<300>::inline(&[0; 256]).is_none());
     }
 
     #[test]

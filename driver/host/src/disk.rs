@@ -510,7 +510,8 @@ impl Pending {
             },
         };
         let inner = self.inner.clone();
-        let (cdb, dir, wait_until) = (self.cdb, self.direction, self.wait_until);
+        let cdb = std::mem::take(&mut self.cdb);
+        let (dir, wait_until) = (self.direction, self.wait_until);
         self.release();
         inner.submit_request(cdb, dir, data, timeout, wait_until)
     }
@@ -620,7 +621,8 @@ impl Inner {
         };
         let len = data.len();
         let tag = self.shared.lock().done.take();
-        let mut req = ScsiRequest::with_data(tag, self.lun, cdb, direction, data);
+        // Kept for a resend after a UNIT ATTENTION; a CDB of up to 16 bytes is copied inline.
+        let mut req = ScsiRequest::with_data(tag, self.lun, cdb.clone(), direction, data);
         req.timeout = timeout;
         let pending = Pending {
             inner: self.clone(),

@@ -95,6 +95,8 @@ pub enum Error {
     BadAhs { ahs_type: u8 },
     /// A CDB longer than [`MAX_CDB_LEN`] or shorter than 1 byte.
     BadCdbLength(usize),
+    /// No memory for a CDB longer than 16 bytes.
+    NoMemory,
     /// The Login CSG or NSG field holds the reserved value 2.
     ReservedStage,
     /// SCSI Response / Data-In with both overflow and underflow bits set.
@@ -134,6 +136,7 @@ impl fmt::Display for Error {
             Error::AhsOverrun { offset } => write!(f, "AHS at offset {offset} overruns its header"),
             Error::BadAhs { ahs_type } => write!(f, "unexpected AHS type {ahs_type}"),
             Error::BadCdbLength(n) => write!(f, "CDB length {n} out of range 1..={MAX_CDB_LEN}"),
+            Error::NoMemory => f.write_str("no memory for a CDB longer than 16 bytes"),
             Error::ReservedStage => f.write_str("login stage field holds the reserved value 2"),
             Error::OverflowAndUnderflow => f.write_str("both overflow and underflow flags set"),
             Error::StatusWithoutFinal => f.write_str("Data-In with S bit but without F bit"),
@@ -186,10 +189,6 @@ macro_rules! pdu_kinds {
         /// Any PDU header, parsed. Data segments stay with the caller (see each family for
         /// helpers that interpret them, e.g. [`parse_response_data`]).
         #[derive(Clone, Debug, PartialEq, Eq)]
-        #[expect(
-            clippy::large_enum_variant,
-            reason = "ScsiCommand carries its CDB inline so that parsing never allocates"
-        )]
         pub enum Pdu {
             $($name($name),)*
         }

@@ -7,6 +7,7 @@
 
 use super::{field, u8_enum, Bhs, BhsMut, Error, Header, Opcode, TargetSns, FINAL_BIT};
 use crate::lun::Lun;
+use crate::mem::SmallBytes;
 use crate::sn::Sn;
 use core::fmt;
 
@@ -39,40 +40,36 @@ u8_enum! {
     }
 }
 
-/// A CDB of 1..=[`MAX_CDB_LEN`] bytes, held inline so parsing never allocates.
+/// A CDB of 1..=[`MAX_CDB_LEN`] bytes: up to 16 held inline, longer ones (rare: variable-length
+/// CDBs) on the heap, so that a request stays small enough to move cheaply.
 ///
 /// The BHS's CDB field is always 16 bytes, so a parsed CDB is at least 16 bytes long (the
 /// wire does not say how many of them the command uses; the opcode does).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Cdb {
-    len: u16,
-    bytes: [u8; MAX_CDB_LEN],
+    bytes: SmallBytes<{ field::CDB_LEN }>,
 }
 
 impl Cdb {
+    /// A copy of `cdb`; [`Error::NoMemory`] when a CDB longer than 16 bytes finds no memory.
     pub fn new(cdb: &[u8]) -> Result<Cdb, Error> {
         if cdb.is_empty() || cdb.len() > MAX_CDB_LEN {
             return Err(Error::BadCdbLength(cdb.len()));
         }
-        let mut bytes = [0u8; MAX_CDB_LEN];
-        let (len, dst) = match (u16::try_from(cdb.len()), bytes.get_mut(..cdb.len())) {
-            (Ok(len), Some(dst)) => (len, dst),
-            _ => return Err(Error::BadCdbLength(cdb.len())),
-        };
-        dst.copy_from_slice(cdb);
-        Ok(Cdb { len, bytes })
+        let bytes = SmallBytes::new(cdb).map_err(|_| Error::NoMemory)?;
+        Ok(Cdb { bytes })
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+        self.bytes.as_slice()
     }
 
     pub fn len(&self) -> usize {
-        usize::from(self.len)
+        self.as_slice().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.as_slice().is_empty()
     }
 
     /// Bytes beyond the 16 that fit in the BHS.
@@ -85,8 +82,7 @@ impl Default for Cdb {
     /// A 6-byte all-zero CDB (TEST UNIT READY).
     fn default() -> Self {
         Cdb {
-            len: 6,
-            bytes: [0u8; MAX_CDB_LEN],
+            bytes: SmallBytes::inline(&[0; 6]).unwrap_or(SmallBytes::EMPTY),
         }
     }
 }
@@ -170,10 +166,7 @@ impl ScsiCommand {
             expected_data_len: bhs.u32_at(field::EXPECTED_DATA_LEN),
             cmd_sn: bhs.cmd_sn(),
             exp_stat_sn: bhs.exp_stat_sn(),
-            cdb: Cdb {
-                len: cdb_len as u16,
-                bytes: cdb_bytes,
-            },
+            cdb: Cdb::new(cdb_bytes.get(..cdb_len).unwrap_or_default())?,
             bidi_read_len,
         })
     }

@@ -27,6 +27,7 @@ pub use crate::pdu::{Cdb, TaskAttr, MAX_CDB_LEN};
 pub use inquiry::{Inquiry, ShortInquiry, STANDARD_INQUIRY_LEN};
 
 use crate::lun::Lun;
+use crate::mem::SmallBytes;
 
 /// Largest sense data kept (`SSD_FULL_SIZE` in CAM); longer sense is truncated, never copied past.
 pub const MAX_SENSE_LEN: usize = 252;
@@ -171,34 +172,37 @@ impl<B: DataBuf> fmt::Debug for ScsiRequest<B> {
     }
 }
 
-/// Sense data, at most [`MAX_SENSE_LEN`] bytes, stored inline.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Sense data, at most [`MAX_SENSE_LEN`] bytes: up to [`SENSE_INLINE_LEN`] inline (fixed-format
+/// sense is 18 bytes), longer on the heap, so that a completion stays small enough to move
+/// cheaply.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Sense {
-    len: u8,
-    bytes: [u8; MAX_SENSE_LEN],
+    bytes: SmallBytes<SENSE_INLINE_LEN>,
 }
 
+/// Sense bytes a [`Sense`] holds without allocating.
+pub const SENSE_INLINE_LEN: usize = 32;
+
 impl Sense {
-    /// Keeps the first [`MAX_SENSE_LEN`] bytes of `sense`.
+    /// Keeps the first [`MAX_SENSE_LEN`] bytes of `sense`. Sense longer than
+    /// [`SENSE_INLINE_LEN`] bytes for which no memory is left is cut to that length: its key,
+    /// ASC and ASCQ lie in the first 14 bytes (fixed format) or 4 (descriptor format), and a
+    /// completion must not fail for want of memory.
     pub fn new(sense: &[u8]) -> Self {
-        let n = sense.len().min(MAX_SENSE_LEN);
-        let mut bytes = [0u8; MAX_SENSE_LEN];
-        if let (Some(d), Some(s)) = (bytes.get_mut(..n), sense.get(..n)) {
-            d.copy_from_slice(s);
-        }
-        Sense {
-            // n <= 252.
-            len: n as u8,
-            bytes,
-        }
+        let sense = sense.get(..MAX_SENSE_LEN).unwrap_or(sense);
+        let bytes = SmallBytes::new(sense).unwrap_or_else(|_| {
+            let cut = sense.get(..SENSE_INLINE_LEN).unwrap_or(sense);
+            SmallBytes::inline(cut).unwrap_or(SmallBytes::EMPTY)
+        });
+        Sense { bytes }
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+        self.bytes.as_slice()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.as_slice().is_empty()
     }
 
     /// (sense key, ASC, ASCQ) of fixed (0x70/0x71) or descriptor (0x72/0x73) format sense.
@@ -237,7 +241,7 @@ pub mod status {
 }
 
 /// What the target said about a command it completed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScsiResult {
     /// SCSI status byte ([`status`]).
     pub status: u8,
@@ -379,11 +383,11 @@ mod tests {
         let cdb = Cdb::new(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]).unwrap_or_default();
         let lun = Lun::default();
         assert_eq!(
-            ScsiRequest::read(1, lun, cdb, alloc::vec![0; 512]).expected_len(),
+            ScsiRequest::read(1, lun, cdb.clone(), alloc::vec![0; 512]).expected_len(),
             512
         );
         assert_eq!(
-            ScsiRequest::write(1, lun, cdb, alloc::vec![1; 7]).expected_len(),
+            ScsiRequest::write(1, lun, cdb.clone(), alloc::vec![1; 7]).expected_len(),
             7
         );
         let mut none: ScsiRequest = ScsiRequest::new(1, lun, cdb);

@@ -239,10 +239,6 @@ impl SessionConfig {
 }
 
 /// What travels from the platform to the session task.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "SCSI requests are nearly all of the traffic; boxing them would allocate per command"
-)]
 pub(crate) enum Request<B> {
     Scsi(ScsiRequest<B>),
     Abort(u64),
@@ -314,10 +310,6 @@ impl<L: RawLock, B> fmt::Debug for Handle<L, B> {
 impl<L: RawLock, B> Handle<L, B> {
     /// Queues a request and wakes the session; gives it back when the inbox is full or the
     /// session is shutting down.
-    #[expect(
-        clippy::result_large_err,
-        reason = "the refused request goes back to the caller without an allocation"
-    )]
     pub fn submit(&self, req: ScsiRequest<B>) -> Result<(), ScsiRequest<B>> {
         if self.shared.shutdown_requested.load(Ordering::Acquire) {
             return Err(req);

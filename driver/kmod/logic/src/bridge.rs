@@ -21,7 +21,10 @@ pub fn request<B: DataBuf + Default>(
     data: B,
 ) -> Result<ScsiRequest<B>, Refusal> {
     let len = u8::try_from(cmd.cdb.len()).unwrap_or(u8::MAX);
-    let cdb = Cdb::new(cmd.cdb).map_err(|_| Refusal::CdbLength(len))?;
+    let cdb = Cdb::new(cmd.cdb).map_err(|e| match e {
+        isboot_core::pdu::Error::NoMemory => Refusal::NoMemory,
+        _ => Refusal::CdbLength(len),
+    })?;
     let direction = cmd.direction;
     if direction != scsi::Direction::None && data.len() != cmd.transfer_len as usize {
         return Err(Refusal::NoBuffer);

@@ -219,15 +219,20 @@ pub enum Refusal {
     NoBuffer,
     /// More data than `maxio` announced in `XPT_PATH_INQ`.
     TooBig { len: u32, max: u32 },
+    /// No memory for a CDB longer than 16 bytes (the only per-command allocation, and only
+    /// for such CDBs): CAM may try again later.
+    NoMemory,
 }
 
 impl Refusal {
-    /// CAM status for a refused CCB: the request itself is wrong, so nothing is frozen and CAM
-    /// does not retry it.
+    /// CAM status for a refused CCB. Nothing is frozen. The request itself is wrong, so CAM
+    /// does not retry it, except when memory for a long CDB was short: `CAM_RESRC_UNAVAIL`,
+    /// which cam_periph_error retries after a delay.
     pub fn cam_status(self) -> u32 {
         match self {
             Refusal::TooBig { .. } => status::REQ_TOO_BIG,
             Refusal::NotScsiIo(_) => status::FUNC_NOTAVAIL,
+            Refusal::NoMemory => status::RESRC_UNAVAIL,
             _ => status::REQ_INVALID,
         }
     }
@@ -245,6 +250,7 @@ impl core::fmt::Display for Refusal {
                 write!(f, "S/G segments hold {total} bytes, the transfer is {len}")
             }
             Refusal::NoBuffer => f.write_str("data phase without a data buffer"),
+            Refusal::NoMemory => f.write_str("no memory for a CDB longer than 16 bytes"),
             Refusal::TooBig { len, max } => {
                 write!(f, "transfer of {len} bytes exceeds maxio {max}")
             }
@@ -832,6 +838,13 @@ mod tests {
         );
         assert_eq!(err.cam_status(), status::REQ_TOO_BIG);
         assert!(translate_scsi_io(&read(MAXIO_CAP), MAXIO_CAP).is_ok());
+    }
+
+    #[test]
+    fn memory_short_for_a_long_cdb_is_a_resource_shortage() {
+        // CAM retries CAM_RESRC_UNAVAIL after a delay; CAM_REQ_INVALID would fail the I/O.
+        assert_eq!(Refusal::NoMemory.cam_status(), status::RESRC_UNAVAIL);
+        assert_eq!(Refusal::CdbLength(0).cam_status(), status::REQ_INVALID);
     }
 
     #[test]

@@ -550,10 +550,6 @@ impl<B: DataBuf> Engine<B> {
     }
 
     /// Takes a request. It is sent when connected and the command window is open.
-    #[expect(
-        clippy::result_large_err,
-        reason = "the refused request goes back to the caller without an allocation"
-    )]
     pub fn submit(&mut self, req: ScsiRequest<B>, now: Instant) -> Result<(), SubmitError<B>> {
         if matches!(self.phase, Phase::Closing | Phase::Closed) {
             return Err(SubmitError::Closed(req));

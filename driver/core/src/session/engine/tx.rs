@@ -435,10 +435,13 @@ impl<B: DataBuf> Engine<B> {
         let p = self.params;
         let cmd_sn = self.window.cmd_sn();
         let exp_stat_sn = self.window.exp_stat_sn();
-        let Some(t) = self.tasks.get(slot) else {
+        let Some(t) = self.tasks.get_mut(slot) else {
             self.cmd_queue.pop_front();
             return false;
         };
+        // The CDB is lent to the PDU for the layout and given back below: the task keeps it
+        // for a resend after a reconnect, and a copy of a long CDB would allocate.
+        let cdb = core::mem::take(&mut t.req.cdb);
         let write = t.req.direction == Direction::Out;
         let (immediate, unsolicited_end) = if write {
             let first = p.first_burst().min(t.edtl);
@@ -463,23 +466,26 @@ impl<B: DataBuf> Engine<B> {
             expected_data_len: t.edtl,
             cmd_sn,
             exp_stat_sn,
-            cdb: t.req.cdb,
+            cdb,
             bidi_read_len: None,
         };
-        if !self
+        let laid = self
             .tx
             .has_room(own_len(&cmd, p.digests()), immediate as usize)
-        {
-            return false;
+            && self.tasks.get(slot).is_some_and(|t| {
+                // immediate <= FirstBurstLength and <= edtl, the length of a write's buffer.
+                let data = Payload::Task {
+                    itt,
+                    buf: &t.req.data,
+                    offset: 0,
+                    len: immediate,
+                };
+                lay_out(&mut self.tx, &cmd, data, p.digests())
+            });
+        if let Some(t) = self.tasks.get_mut(slot) {
+            t.req.cdb = cmd.cdb;
         }
-        // immediate <= FirstBurstLength and <= edtl, the length of a write's buffer.
-        let data = Payload::Task {
-            itt,
-            buf: &t.req.data,
-            offset: 0,
-            len: immediate,
-        };
-        if !lay_out(&mut self.tx, &cmd, data, p.digests()) {
+        if !laid {
             return false;
         }
         self.cmd_queue.pop_front();

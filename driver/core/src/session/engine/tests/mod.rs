@@ -174,7 +174,7 @@ pub(super) fn cmd(itt: u32, cmd_sn: u32, req: &ScsiRequest) -> ScsiCommand {
         expected_data_len: req.expected_len(),
         cmd_sn: Sn(cmd_sn),
         exp_stat_sn: Sn(100),
-        cdb: req.cdb,
+        cdb: req.cdb.clone(),
         bidi_read_len: None,
     }
 }

@@ -19,7 +19,7 @@ fn read_with_status_in_the_last_data_in() {
     assert_eq!(c[0].tag, 7);
     assert_eq!(&c[0].data[..4096], &a[..]);
     assert_eq!(&c[0].data[4096..], &b[..]);
-    let r = c[0].result.unwrap();
+    let r = c[0].result.clone().unwrap();
     assert!(r.is_good());
     assert_eq!((r.transferred, r.residual), (8192, 0));
     assert_eq!(s.e.exp_stat_sn(), Sn(101));
@@ -38,7 +38,7 @@ fn check_condition_with_sense_in_the_scsi_response() {
     seg.truncate(20);
     send!(s, response(ITT0, 100, 2), &seg);
     let c = s.completions();
-    let r = c[0].result.unwrap();
+    let r = c[0].result.clone().unwrap();
     assert_eq!(r.status, 2);
     assert_eq!(r.sense.as_slice(), &seg[2..]);
     assert_eq!(r.sense.key_asc_ascq(), Some((5, 0x24, 0)));
@@ -58,7 +58,7 @@ fn underflow_reports_the_residual() {
         ..response(ITT0, 100, 0)
     };
     send!(s, resp);
-    let r = s.completions()[0].result.unwrap();
+    let r = s.completions()[0].result.clone().unwrap();
     assert_eq!((r.transferred, r.residual), (512, 512));
 }
 
@@ -197,7 +197,7 @@ fn write_underflow_and_data_in_against_a_write() {
         ..response(ITT0, 100, 0)
     };
     send!(s, short);
-    let r = s.completions()[0].result.unwrap();
+    let r = s.completions()[0].result.clone().unwrap();
     assert_eq!((r.transferred, r.residual), (1000, 24));
 }
 

@@ -73,7 +73,7 @@ fn r2t_is_split_by_the_targets_max_recv_data_segment_length() {
         ]
     );
     send!(s, response(ITT0, 100, 0));
-    let r = s.completions()[0].result.unwrap();
+    let r = s.completions()[0].result.clone().unwrap();
     assert_eq!((r.transferred, r.residual), (20_000, 0));
 }
 
