@@ -110,6 +110,20 @@ pub trait Transport: Send {
             None => Poll::Ready(Ok(0)),
         }
     }
+    /// Reads into `first`, then `second`, in one call as `readv(2)` does (`first` never
+    /// empty): the session reads a data segment straight into the request's buffer and, in
+    /// the same call, the next PDU's header if it is already there. A read that returns less
+    /// than both hold tells the transport the stream is drained. The default reads into
+    /// `first` only.
+    fn poll_read_pair(
+        &mut self,
+        cx: &mut Context<'_>,
+        first: &mut [u8],
+        second: &mut [u8],
+    ) -> Poll<Result<usize, IoError>> {
+        let _ = second;
+        self.poll_read(cx, first)
+    }
     /// Closes the stream at once (no lingering); later polls fail. Idempotent.
     fn close(&mut self);
 }

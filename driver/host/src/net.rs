@@ -11,7 +11,7 @@
 //! which abandons the attempt (the thread finishes on its own and closes what it got).
 
 use std::future::Future;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -224,6 +224,17 @@ impl Transport for HostTransport {
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
         self.poll_io(cx, false, buf.len(), |s| s.write(buf))
+    }
+
+    fn poll_read_pair(
+        &mut self,
+        cx: &mut Context<'_>,
+        first: &mut [u8],
+        second: &mut [u8],
+    ) -> Poll<Result<usize, IoError>> {
+        let want = first.len().saturating_add(second.len());
+        let mut iov = [IoSliceMut::new(first), IoSliceMut::new(second)];
+        self.poll_io(cx, true, want, |s| s.read_vectored(&mut iov))
     }
 
     fn poll_write_vectored(

@@ -258,7 +258,7 @@ impl Rx {
                     .get_mut(have..len)
                     .ok_or_else(|| Disconnect::internal("scratch buffer below the segment"))?,
             };
-            let n = read_or_return!(self.ahead.read(io.cx, io.t, dst, true));
+            let n = read_or_return!(self.ahead.read_segment(io.cx, io.t, dst));
             let Some(got) = dst.get(..n) else {
                 return Poll::Ready(Err(Disconnect::internal(OVERREAD)));
             };
@@ -403,6 +403,37 @@ impl ReadAhead {
         }
         self.pos = self.pos.saturating_add(n);
         Poll::Ready(Ok(n))
+    }
+
+    /// Fills a prefix of `dst` (never empty) with data-segment bytes: from the buffer if it
+    /// holds anything, else from the transport straight into `dst`, with at most one BHS more
+    /// (the padding, digest and header that follow the segment) read into the empty buffer in
+    /// the same call. When the next PDU is not there yet the read comes back short and the
+    /// transport knows the stream is drained without a read that would only say so; and no
+    /// payload ever lands in the buffer, as a BHS is the most that follows a segment before the
+    /// next one begins.
+    fn read_segment<T: Transport>(
+        &mut self,
+        cx: &mut Context<'_>,
+        t: &mut T,
+        dst: &mut [u8],
+    ) -> Poll<Result<usize, IoError>> {
+        if self.pos < self.end {
+            return self.read(cx, t, dst, true);
+        }
+        self.pos = 0;
+        self.end = 0;
+        let want = dst.len();
+        let Some(next) = self.buf.get_mut(..BHS_LEN) else {
+            return t.poll_read(cx, dst);
+        };
+        match t.poll_read_pair(cx, dst, next) {
+            Poll::Ready(Ok(n)) => {
+                self.end = n.saturating_sub(want).min(BHS_LEN);
+                Poll::Ready(Ok(n.min(want)))
+            }
+            other => other,
+        }
     }
 }
 
