@@ -5,6 +5,7 @@
 //! ```text
 //! isboot-target KIND [--chap USER:SECRET [--mutual USER:SECRET]] [--digests]
 //!               [--size BYTES | --disk FILE] [--port PORT] [--iqn IQN] [--log FILE]
+//!               [--null] [--pdu BYTES]
 //! ```
 //!
 //! Starts the target on 127.0.0.1 (in the caller's network namespace), prints `KEY=VALUE` lines
@@ -23,7 +24,8 @@ use isboot_tests::target::{Auth, Config, Kind, Target};
 fn usage() -> ! {
     eprintln!(
         "usage: isboot-target tgtd|istgt|lio [--chap USER:SECRET [--mutual USER:SECRET]] \
-         [--digests] [--size BYTES | --disk FILE] [--port PORT] [--iqn IQN] [--log FILE]"
+         [--digests] [--size BYTES | --disk FILE] [--port PORT] [--iqn IQN] [--log FILE] \
+         [--null] [--pdu BYTES]"
     );
     exit(2)
 }
@@ -54,6 +56,9 @@ fn main() {
             "--port" => cfg.port = Some(value().parse().unwrap_or_else(|_| usage())),
             "--iqn" => cfg.iqn = Some(value()),
             "--log" => log = Some(PathBuf::from(value())),
+            // For profiling the initiator as tests/bench does: tgtd's null store, target PDUs.
+            "--null" => cfg.null_store = true,
+            "--pdu" => cfg.max_recv_dsl = Some(value().parse().unwrap_or_else(|_| usage())),
             _ => usage(),
         }
     }
