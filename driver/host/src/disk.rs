@@ -234,6 +234,11 @@ impl Slots {
         s.1.take()
     }
 
+    /// Commands handed out and not yet finished with.
+    fn outstanding(&self) -> usize {
+        self.slots.len().saturating_sub(self.free.len())
+    }
+
     /// The command with `tag` is finished with (waited for, or abandoned): its slot is free.
     fn release(&mut self, tag: u64) {
         let (slot, generation) = Slots::split(tag);
@@ -521,8 +526,10 @@ impl Pending {
         let tag = self.tag;
         // Small commands are latency-bound: this thread runs the session itself. Large ones
         // are copy-bound: the runtime's thread receives them while this one goes on (allocating
-        // and submitting the next, checking the last), which keeps both cores busy.
-        let drive = self.len <= DRIVE_MAX;
+        // and submitting the next, checking the last), which keeps both cores busy. Alone in
+        // flight, a large one has nothing to overlap with: handing it over would only add a
+        // wake of each thread (1 MiB reads at QD1: 7 % more CPU per command, 2.4 futex calls).
+        let drive = self.len <= DRIVE_MAX || self.inner.shared.lock().done.outstanding() <= 1;
         self.inner
             .shared
             .wait_driving(self.wait_until, "a command to complete", drive, |b| {
