@@ -10,13 +10,14 @@
 //! it on its own thread until its completion is in ([`Helper::drive_until`]), as libiscsi's
 //! caller runs its event loop: submit, send, receive and complete then happen without a single
 //! thread hop or cross-thread wake. The runtime's own thread is the fallback driver: it takes the
-//! loop over once no caller has held it for [`GRACE`], so timers, keepalives and commands nobody
-//! waits for still progress, and hands it back (one eventfd write) when a caller asks.
+//! loop over once no caller has held it for [`GRACE`] (looking less often, up to [`LOOK_MAX`]
+//! apart, while callers keep using it), so timers, keepalives and commands nobody waits for
+//! still progress, and hands it back (one eventfd write) when a caller asks.
 //!
 //! Pends are merged through two flags: a pend while the driver runs costs nothing (it polls again
 //! before sleeping), a pend while it sleeps in `epoll_wait` writes the eventfd, and a pend while
 //! nobody drives leaves the work for the next driver (a waiting caller at once, else the
-//! runtime's thread within [`GRACE`]).
+//! runtime's thread within [`GRACE`] to [`LOOK_MAX`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,6 +40,10 @@ const WAKE: Token = Token(0);
 /// over. Short enough for keepalives and unwaited commands, long enough that a caller running
 /// one command after another never loses the loop to it in between.
 pub const GRACE: Duration = Duration::from_millis(1);
+
+/// The longest the runtime's thread sleeps between looks at a loop callers keep using: how late
+/// it may take over once they stop (timers and keepalives are seconds apart).
+pub const LOOK_MAX: Duration = Duration::from_millis(16);
 
 /// Nobody drives the loop.
 const FREE: u8 = 0;
@@ -386,6 +391,12 @@ impl HostRuntime {
 fn fallback(executor: &ReactorExecutor, reactor: &Reactor) {
     loop {
         let mut s = reactor.slot();
+        // How long to sleep between looks: GRACE after a takeover, doubling (up to LOOK_MAX)
+        // while callers keep using the loop, who then drive it themselves. Each look is a wake
+        // of this thread: at GRACE apart while a caller runs one large command after another
+        // they cost more CPU per command than the command's own bookkeeping.
+        let mut look = GRACE;
+        let mut seen = s.released;
         let mut lp = loop {
             if reactor.stop.load(Ordering::Acquire) {
                 return;
@@ -399,12 +410,16 @@ fn fallback(executor: &ReactorExecutor, reactor: &Reactor) {
                     break lp;
                 }
             }
+            if s.idle.is_none() || s.released != seen {
+                look = look.saturating_mul(2).min(LOOK_MAX);
+                seen = s.released;
+            }
             // Polled rather than signalled: a signal on every release would cost a wake per
             // command, which is what callers driving the loop avoid.
             let wait = if s.idle.is_some() {
-                GRACE.saturating_sub(idle_for).max(GRACE / 4)
+                look.saturating_sub(idle_for).max(GRACE / 4)
             } else {
-                GRACE
+                look
             };
             s = reactor
                 .freed
