@@ -74,6 +74,8 @@ int host_tcp_open(int family, void *kso, int *handle);
 int host_tcp_connect(int handle, const unsigned char *addr, unsigned short port);
 int host_tcp_send(int handle, const void *buf, hsize_t len, hsize_t *done);
 int host_tcp_recv(int handle, void *buf, hsize_t len, hsize_t *done, int *eof);
+int host_tcp_recv2(int handle, void *a, hsize_t alen, void *b, hsize_t blen, hsize_t *done,
+    int *eof);
 hsize_t host_tcp_avail(int handle);		/* bytes readable now */
 int host_tcp_state(int handle);			/* 1 connected, 0 connecting, -1 failed/closed */
 int host_tcp_error(int handle);			/* pending error (HE_*), cleared */
@@ -107,6 +109,7 @@ hi64 kpi_malloc_type_allocs(const char *shortdesc); /* allocations of one malloc
  * (all, and in calls of at least 512); and what sosend/soreceive moved. */
 struct kpi_copies {
 	hu64 copied, copied_bulk, zeroed, zeroed_bulk, calls, sock_sent, sock_received;
+	hu64 recv_calls, recv_empty, send_calls;	/* soreceive (EWOULDBLOCK), sosend calls */
 };
 void kpi_copy_counts(struct kpi_copies *c);
 int kpi_malloc_failed_site(hsize_t *frames, int max); /* backtrace of the failed call */

@@ -201,6 +201,7 @@ int net_ifp_index_of(const char *name);
 /* ---- sockets (sock.c) ---- */
 int sockets_open(void);
 void sock_moved(hu64 *sent, hu64 *received);	/* bytes sosend/soreceive moved */
+void sock_calls(hu64 *recv, hu64 *recv_empty, hu64 *send);	/* soreceive/sosend calls */
 void sock_final_checks(int unloaded);
 
 /* ---- CAM (cam.c, periph.c) ---- */

@@ -304,6 +304,9 @@ take_error(struct socket *so)
 /* Bytes sosend and soreceive moved between the module's memory and the sockets (the socket's own
  * copy, m_uiotombuf / m_copydata in FreeBSD). */
 static hu64 sock_sent_bytes, sock_received_bytes;
+/* Calls of soreceive (and how many found nothing: EWOULDBLOCK) and of sosend: the system calls a
+ * kernel consumer makes per I/O. */
+static hu64 sock_recv_calls, sock_recv_empty, sock_send_calls;
 
 void
 sock_moved(hu64 *sent, hu64 *received)
@@ -312,43 +315,76 @@ sock_moved(hu64 *sent, hu64 *received)
 	*received = __atomic_load_n(&sock_received_bytes, __ATOMIC_RELAXED);
 }
 
-/* kern/uipc_socket.c soreceive (soreceive_generic) with MSG_DONTWAIT, one kernel iovec. */
+void
+sock_calls(hu64 *recv, hu64 *recv_empty, hu64 *send)
+{
+	*recv = __atomic_load_n(&sock_recv_calls, __ATOMIC_RELAXED);
+	*recv_empty = __atomic_load_n(&sock_recv_empty, __ATOMIC_RELAXED);
+	*send = __atomic_load_n(&sock_send_calls, __ATOMIC_RELAXED);
+}
+
+/* kern/uipc_socket.c soreceive (soreceive_stream for TCP) with MSG_DONTWAIT, kernel iovecs:
+ * what the receive buffer holds goes into the iovecs in order (m_mbuftouio walks uio_iov with
+ * uiomove), up to uio_resid; 0 once anything moved, EWOULDBLOCK when nothing was there. */
 int
 soreceive(struct socket *so, struct sockaddr **psa, struct uio *uio, struct mbuf **mp0,
     struct mbuf **controlp, int *flagsp)
 {
 	struct ksock *ks = ks_of(so, "soreceive");
-	hsize_t done = 0, want;
-	int eof = 0, e, error = 0;
+	hsize_t done, total = 0;
+	int eof = 0, e = 0, error = 0, i;
 
 	stack_probe();
 	if (ks == NULL)
 		return (EBADF);
-	if (psa != NULL || mp0 != NULL || controlp != NULL || uio->uio_iovcnt != 1 ||
+	if (psa != NULL || mp0 != NULL || controlp != NULL || uio->uio_iovcnt < 1 ||
 	    uio->uio_segflg != UIO_SYSSPACE)
 		return (EOPNOTSUPP);
 	if (flagsp == NULL || (*flagsp & MSG_DONTWAIT) == 0)
 		may_sleep("soreceive without MSG_DONTWAIT");
-	want = uio->uio_resid;
+	__atomic_fetch_add(&sock_recv_calls, 1, __ATOMIC_RELAXED);
 	SOCKBUF_LOCK(&so->so_rcv);
-	e = host_tcp_recv(ks->handle, uio->uio_iov->iov_base, want, &done, &eof);
+	if (uio->uio_iovcnt == 2) {
+		/* One host read for both, as soreceive fills a uio in one pass. */
+		struct iovec *v = uio->uio_iov;
+
+		e = host_tcp_recv2(ks->handle, v[0].iov_base, v[0].iov_len, v[1].iov_base,
+		    v[1].iov_len, &total, &eof);
+		done = total < v[0].iov_len ? total : v[0].iov_len;
+		v[0].iov_base = (char *)v[0].iov_base + done;
+		v[0].iov_len -= done;
+		v[1].iov_base = (char *)v[1].iov_base + (total - done);
+		v[1].iov_len -= total - done;
+		uio->uio_resid -= total;
+	} else {
+		for (i = 0; i < uio->uio_iovcnt && uio->uio_resid > 0; i++) {
+			struct iovec *v = &uio->uio_iov[i];
+
+			if (v->iov_len == 0)
+				continue;
+			done = 0;
+			e = host_tcp_recv(ks->handle, v->iov_base, v->iov_len, &done, &eof);
+			v->iov_base = (char *)v->iov_base + done;
+			v->iov_len -= done;
+			uio->uio_resid -= done;
+			total += done;
+			if (v->iov_len > 0 || eof)
+				break;		/* the receive buffer is empty */
+		}
+	}
 	so->so_rcv.sb_acc = (u_int)host_tcp_avail(ks->handle);
 	if (eof)
 		so->so_rcv.sb_state |= SBS_CANTRCVMORE;
 	SOCKBUF_UNLOCK(&so->so_rcv);
-	__atomic_fetch_add(&sock_received_bytes, done, __ATOMIC_RELAXED);
-	if (done > 0) {
-		uio->uio_iov->iov_base = (char *)uio->uio_iov->iov_base + done;
-		uio->uio_iov->iov_len -= done;
-		uio->uio_resid -= done;
-		return (0);
-	}
-	if (eof)
+	__atomic_fetch_add(&sock_received_bytes, total, __ATOMIC_RELAXED);
+	if (total > 0 || eof)
 		return (0);
 	if ((error = take_error(so)) != 0)
 		return (error);
-	if (e == HE_AGAIN)
+	if (e == HE_AGAIN) {
+		__atomic_fetch_add(&sock_recv_empty, 1, __ATOMIC_RELAXED);
 		return (EWOULDBLOCK);
+	}
 	return (he_errno(e));
 }
 
@@ -371,6 +407,7 @@ sosend(struct socket *so, struct sockaddr *addr, struct uio *uio, struct mbuf *t
 		return (EOPNOTSUPP);
 	if ((flags & MSG_DONTWAIT) == 0)
 		may_sleep("sosend without MSG_DONTWAIT");
+	__atomic_fetch_add(&sock_send_calls, 1, __ATOMIC_RELAXED);
 	if ((error = take_error(so)) != 0)
 		return (error);
 	SOCKBUF_LOCK(&so->so_snd);

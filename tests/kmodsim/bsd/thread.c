@@ -357,6 +357,7 @@ kpi_copy_counts(struct kpi_copies *c)
 	c->zeroed_bulk = __atomic_load_n(&cp_zero_bulk, __ATOMIC_RELAXED);
 	c->calls = __atomic_load_n(&cp_calls, __ATOMIC_RELAXED);
 	sock_moved(&c->sock_sent, &c->sock_received);
+	sock_calls(&c->recv_calls, &c->recv_empty, &c->send_calls);
 }
 
 int

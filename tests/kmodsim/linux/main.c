@@ -581,6 +581,7 @@ steady(unsigned kib, int n, hu64 blocks, unsigned bs, int qd)
 		    (uintmax_t)(c1.zeroed_bulk - c0.zeroed_bulk), (uintmax_t)payload);
 	fig("%d writes + %d reads of %u KiB at QD %d: %ju allocations, module copies %.2f B/B "
 	    "(bulk; all %.2f), zero fills %.2f B/B (bulk; all %.2f), socket copies %.2f B/B sent + %.2f B/B received, "
+	    "soreceive %.2f/IO (%.2f EWOULDBLOCK), sosend %.2f/IO, "
 	    "CPU %.1f us/IO (process)", n, n, kib, qd, (uintmax_t)(a1 - a0),
 	    (double)(c1.copied_bulk - c0.copied_bulk) / (double)payload,
 	    (double)(c1.copied - c0.copied) / (double)payload,
@@ -588,6 +589,9 @@ steady(unsigned kib, int n, hu64 blocks, unsigned bs, int qd)
 	    (double)(c1.zeroed - c0.zeroed) / (double)payload,
 	    (double)(c1.sock_sent - c0.sock_sent) / (double)(payload / 2),
 	    (double)(c1.sock_received - c0.sock_received) / (double)(payload / 2),
+	    (double)(c1.recv_calls - c0.recv_calls) / (2.0 * n),
+	    (double)(c1.recv_empty - c0.recv_empty) / (2.0 * n),
+	    (double)(c1.send_calls - c0.send_calls) / (2.0 * n),
 	    (u1 - u0) / (2.0 * n));
 	return (failed);
 }
