@@ -401,6 +401,27 @@ isboot_so_recv(struct socket *so, void *buf, size_t len, size_t *done)
 }
 
 int
+isboot_so_recv2(struct socket *so, void *a, size_t alen, void *b, size_t blen, size_t *done)
+{
+	struct iovec iov[2];
+	struct uio uio;
+	int error, flags;
+
+	iov[0].iov_base = a;
+	iov[0].iov_len = alen;
+	iov[1].iov_base = b;
+	iov[1].iov_len = blen;
+	isboot_uio_init(&uio, iov, a, alen, UIO_READ);
+	uio.uio_iovcnt = 2;
+	uio.uio_resid = alen + blen;
+	/* soreceive_stream moves the sockbuf's mbufs into the iovecs in order (m_mbuftouio). */
+	flags = MSG_DONTWAIT;
+	error = soreceive(so, NULL, &uio, NULL, NULL, &flags);
+	*done = alen + blen - uio.uio_resid;
+	return (error);
+}
+
+int
 isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done)
 {
 	struct uio uio;

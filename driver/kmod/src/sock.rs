@@ -111,6 +111,9 @@ pub struct KSocket {
     so: *mut sys::socket,
     bells: Box<Bells>,
     lowat: usize,
+    /// The last read came back short: the receive buffer was empty after it, so the next read
+    /// waits for the doorbell instead of a `soreceive` that would only say EWOULDBLOCK.
+    rx_drained: bool,
 }
 
 // SAFETY: a kernel socket may be used from any thread; this one is only used from the taskqueue
@@ -215,6 +218,7 @@ impl KSocket {
             so,
             bells,
             lowat: BHS_LEN,
+            rx_drained: false,
         };
         let arg = ptr::from_ref::<Bells>(&sock.bells)
             .cast_mut()
@@ -261,28 +265,68 @@ impl KSocket {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<Result<usize, Errno>> {
-        if buf.is_empty() {
+        self.poll_read_pair(cx, buf, &mut [])
+    }
+
+    /// As [`KSocket::poll_read`], reading on into `second` in the same `soreceive` once `first`
+    /// is full. A read that comes back short found the receive buffer empty: the next one waits
+    /// for the receive upcall's doorbell first, which saves a `soreceive` per PDU that would
+    /// only say EWOULDBLOCK. The doorbell is cleared before each read, so a ring during the
+    /// read (data it may not have seen) is kept.
+    pub fn poll_read_pair(
+        &mut self,
+        cx: &mut Context<'_>,
+        first: &mut [u8],
+        second: &mut [u8],
+    ) -> Poll<Result<usize, Errno>> {
+        if first.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let want = buf.len().min(BHS_LEN);
+        let want = first.len().min(BHS_LEN);
         if want != self.lowat {
             // SAFETY: live socket; the helper takes the sockbuf lock. `want` <= 48 fits c_int.
             unsafe { sys::isboot_so_set_rcv_lowat(self.so, want as c_int) };
             self.lowat = want;
         }
+        if core::mem::take(&mut self.rx_drained) {
+            if self.bells.rx.poll_wait(cx).is_pending() {
+                self.rx_drained = true;
+                return Poll::Pending;
+            }
+        } else {
+            self.bells.rx.take();
+        }
         let so = self.so;
-        retry(&self.bells.rx, cx, || {
+        let total = first.len().saturating_add(second.len());
+        let got = retry(&self.bells.rx, cx, || {
             let mut done = 0usize;
-            // SAFETY: `buf` is a valid writable kernel buffer of `buf.len()` bytes for the call.
-            let e =
-                unsafe { sys::isboot_so_recv(so, buf.as_mut_ptr().cast(), buf.len(), &mut done) };
+            // SAFETY: `first` and `second` are valid writable kernel buffers of their lengths
+            // for the call (the helper ignores an empty `second`).
+            let e = unsafe {
+                if second.is_empty() {
+                    sys::isboot_so_recv(so, first.as_mut_ptr().cast(), first.len(), &mut done)
+                } else {
+                    sys::isboot_so_recv2(
+                        so,
+                        first.as_mut_ptr().cast(),
+                        first.len(),
+                        second.as_mut_ptr().cast(),
+                        second.len(),
+                        &mut done,
+                    )
+                }
+            };
             match e {
                 _ if done > 0 => Some(Ok(done)),
                 0 => Some(Ok(0)),
                 e if e == Errno::WOULDBLOCK.0 => None,
                 e => Some(Err(Errno(e))),
             }
-        })
+        });
+        if let Poll::Ready(Ok(n)) = got {
+            self.rx_drained = n > 0 && n < total;
+        }
+        got
     }
 
     /// Writes as much of `buf` as the send buffer takes. Pending (waker stored) when it takes
@@ -387,6 +431,18 @@ impl Transport for KTransport {
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
         match &mut self.sock {
             Some(s) => s.poll_write(cx, buf).map_err(io_error),
+            None => Poll::Ready(Err(IoError::Closed)),
+        }
+    }
+
+    fn poll_read_pair(
+        &mut self,
+        cx: &mut Context<'_>,
+        first: &mut [u8],
+        second: &mut [u8],
+    ) -> Poll<Result<usize, IoError>> {
+        match &mut self.sock {
+            Some(s) => s.poll_read_pair(cx, first, second).map_err(io_error),
             None => Poll::Ready(Err(IoError::Closed)),
         }
     }
