@@ -581,31 +581,17 @@ host_tcp_send(int h, const void *buf, hsize_t len, hsize_t *done)
 int
 host_tcp_recv(int h, void *buf, hsize_t len, hsize_t *done, int *eof)
 {
-	ssize_t n;
-
-	*done = 0;
-	*eof = 0;
-	if (__atomic_load_n(&hs[h].reset_armed, __ATOMIC_SEQ_CST) >= 2)
-		return (HE_CONNRESET);
-	if (past_mark(h, &len))
-		return (HE_CONNRESET);
-	n = recv(hs[h].fd, buf, len, MSG_DONTWAIT);
-	if (n < 0)
-		return (he(errno));
-	if (n == 0 && len > 0)
-		*eof = 1;
-	*done = (hsize_t)n;
-	hs[h].traffic += (hu64)n;
-	__atomic_fetch_add(&nstats.bytes_received, (hu64)n, __ATOMIC_RELAXED);
-	return (HE_OK);
+	return (host_tcp_recv2(h, buf, len, NULL, 0, done, eof));
 }
 
-/* As host_tcp_recv into `a`, then on into `b`, in one readv(2): what the emulated soreceive does
- * with a uio of two iovecs (FreeBSD's m_mbuftouio fills them in order under one sockbuf lock). */
+/* As host_tcp_recv into `a`, then on into `b` (may be empty), in one recvmsg(2): what the
+ * emulated soreceive does with a uio of two iovecs (FreeBSD's m_mbuftouio fills them in order
+ * under one sockbuf lock). */
 int
 host_tcp_recv2(int h, void *a, hsize_t alen, void *b, hsize_t blen, hsize_t *done, int *eof)
 {
 	struct iovec iov[2];
+	struct msghdr msg;
 	hsize_t len = alen + blen;
 	ssize_t n;
 
@@ -619,7 +605,8 @@ host_tcp_recv2(int h, void *a, hsize_t alen, void *b, hsize_t blen, hsize_t *don
 	iov[0].iov_len = len < alen ? len : alen;
 	iov[1].iov_base = b;
 	iov[1].iov_len = len - iov[0].iov_len;
-	n = readv(hs[h].fd, iov, iov[1].iov_len > 0 ? 2 : 1);
+	msg = (struct msghdr){ .msg_iov = iov, .msg_iovlen = iov[1].iov_len > 0 ? 2 : 1 };
+	n = recvmsg(hs[h].fd, &msg, MSG_DONTWAIT);
 	if (n < 0)
 		return (he(errno));
 	if (n == 0 && len > 0)
