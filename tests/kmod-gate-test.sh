@@ -158,6 +158,25 @@ g:	push %rbp
 	ret'
 expect bigframe 1 "stack frame of 8200 bytes"
 
+# A frame of whole pages, lowered by LLVM's probe loop: one `sub $0x1000,%rsp` in the code,
+# 64 KiB on the stack.
+obj probedframe '
+	.text
+	.globl g
+g:	push %rbp
+	mov %rsp,%rbp
+	mov %rsp,%r11
+	sub $0x10000,%r11
+1:	sub $0x1000,%rsp
+	movq $0,(%rsp)
+	cmp %r11,%rsp
+	jne 1b
+	movq $0,-0x8(%rbp)
+	mov %rbp,%rsp
+	pop %rbp
+	ret'
+expect probedframe 1 "stack frame of 65536 bytes"
+
 # The size limit: an object of exactly the limit passes, one byte more of data fails, and
 # .bss (no file space) does not count.
 obj sized '
@@ -181,4 +200,4 @@ if [ "$fails" -ne 0 ]; then
   echo "kmod-gate-test: $fails case(s) failed" >&2
   exit 1
 fi
-echo "kmod-gate-test: ok (1 clean object passes, 12 unsafe objects fail, the size limit holds)"
+echo "kmod-gate-test: ok (1 clean object passes, 13 unsafe objects fail, the size limit holds)"

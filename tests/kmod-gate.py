@@ -212,13 +212,27 @@ MAX_FRAME = 4096
 
 
 def frame_findings(funcs):
-    """(findings, largest frame, its function) from each function's stack adjustment."""
+    """(findings, largest frame, its function) from each function's stack adjustment.
+
+    A frame of several pages is lowered by LLVM's stack-probe loop (`mov %rsp,%r11;
+    sub $SIZE,%r11; 1: sub $0x1000,%rsp; movq $0,(%rsp); cmp %r11,%rsp; jne 1b`): SIZE
+    counts, not the loop's one page (a 64 KiB frame would otherwise read as 4096 bytes)."""
     out, largest, where = [], 0, None
     for f, insns in funcs.items():
         size = 0
+        probed = False
         for m, o in insns:
+            g = re.match(r"\$0x([0-9a-f]+),%r11$", o)
+            if m.startswith("sub") and g:
+                size += int(g.group(1), 16)
+                probed = True
+                continue
             g = re.match(r"\$0x([0-9a-f]+),%rsp$", o)
             if m.startswith("sub") and g:
+                if probed and g.group(1) == "1000":
+                    # The probe loop's page, already counted in the %r11 bound.
+                    probed = False
+                    continue
                 size += int(g.group(1), 16)
         if size > largest:
             largest, where = size, f
