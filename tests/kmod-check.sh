@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 #
 # Builds isboot.ko on Linux against FreeBSD 14 and 15 kernel headers, the way bsd.kmod.mk builds it
-# on FreeBSD, and fails unless each object is kernel-clean (tests/kmod-gate.py).
+# on FreeBSD, and fails unless each object is kernel-clean and within its size limit
+# (tests/kmod-gate.py).
 #
 #   C helpers   zig cc -target x86_64-freebsd with bsd.kmod.mk's amd64 flags and the real
 #               __FreeBSD_version of each release (zig predefines major*100000+500)
@@ -21,6 +22,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 out="${ISBOOT_KMOD_DIR:-$top/target/kmod}"
 export ISBOOT_KMOD_DIR="$out"
 read -r -a versions <<<"${ISBOOT_KMOD_VERSIONS:-14 15}"
+
+# The most an isboot.ko may load (kmod-gate.py --max-loaded: code, read-only data and data as
+# linked, page padding included). The issue's budget is 256 KiB; the module is not there yet
+# (driver/kmod/README.md, "Size"), so this limit only keeps it from growing back: 416 KiB, below
+# the 426,216 bytes it had before its cold dependencies were built for size.
+max_loaded=$((416 * 1024))
 
 for tool in ld.lld llvm-objcopy llvm-nm objdump python3 cargo; do
   command -v "$tool" >/dev/null || { echo "kmod-check: $tool missing (tests/setup.sh installs it)" >&2; exit 1; }
@@ -101,7 +108,7 @@ build_one() {
     mv "$ko.tmp" "$ko"
     echo "kmod-check: FreeBSD $major (__FreeBSD_version $FREEBSD_VERSION): built $ko in $((SECONDS - t0)) s"
 
-    python3 "$top/tests/kmod-gate.py" "$ko" --headers "${INCLUDES[@]}"
+    python3 "$top/tests/kmod-gate.py" "$ko" --max-loaded "$max_loaded" --headers "${INCLUDES[@]}"
     python3 "$top/tests/kmod-contract.py" "$ko" "$FREEBSD_VERSION"
   )
 }

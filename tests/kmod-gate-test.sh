@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 #
 # Tests tests/kmod-gate.py itself: a clean object passes, and each kind of kernel-unsafe object
-# (SSE, x87, red zone, GOT relocation, constructor, unwinder symbol, undeclared symbol) fails with
-# the finding that names it. A gate that cannot fail would let a broken isboot.ko through.
+# (SSE, x87, red zone, GOT relocation, constructor, unwinder symbol, undeclared symbol, too large)
+# fails with the finding that names it. A gate that cannot fail would let a broken isboot.ko through.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 gate="$top/tests/kmod-gate.py"
@@ -30,9 +30,9 @@ obj() { # name, assembly -> object
 }
 
 fails=0
-expect() { # name, expected exit, expected text (for failures)
+expect() { # name, expected exit, expected text (for failures), extra gate arguments...
   local out rc=0
-  out=$(python3 "$gate" "$work/$1.o" --headers "$work/include" 2>&1) || rc=$?
+  out=$(python3 "$gate" "$work/$1.o" "${@:4}" --headers "$work/include" 2>&1) || rc=$?
   if [ "$rc" -ne "$2" ] || ! grep -qF -- "$3" <<<"$out"; then
     echo "kmod-gate-test: $1: expected exit $2 and '$3', got exit $rc:" >&2
     echo "$out" >&2
@@ -158,8 +158,46 @@ g:	push %rbp
 	ret'
 expect bigframe 1 "stack frame of 8200 bytes"
 
+# A frame of whole pages, lowered by LLVM's probe loop: one `sub $0x1000,%rsp` in the code,
+# 64 KiB on the stack.
+obj probedframe '
+	.text
+	.globl g
+g:	push %rbp
+	mov %rsp,%rbp
+	mov %rsp,%r11
+	sub $0x10000,%r11
+1:	sub $0x1000,%rsp
+	movq $0,(%rsp)
+	cmp %r11,%rsp
+	jne 1b
+	movq $0,-0x8(%rbp)
+	mov %rbp,%rsp
+	pop %rbp
+	ret'
+expect probedframe 1 "stack frame of 65536 bytes"
+
+# The size limit: an object of exactly the limit passes, one byte more of data fails, and
+# .bss (no file space) does not count.
+obj sized '
+	.text
+	.globl g
+g:	ret
+	.section .rodata
+	.zero 5000
+	.bss
+	.zero 100000'
+size=$(python3 "$gate" "$work/sized.o" | sed -n 's/.* \([0-9][0-9]*\) loaded bytes.*/\1/p')
+if [ -z "$size" ] || [ "$size" -lt 5001 ] || [ "$size" -gt 6000 ]; then
+  echo "kmod-gate-test: sized: expected 5001..6000 loaded bytes, got '$size'" >&2
+  fails=$((fails + 1))
+else
+  expect sized 0 "clean" --max-loaded "$size"
+  expect sized 1 "$size loaded bytes, more than the limit of $((size - 1))" --max-loaded "$((size - 1))"
+fi
+
 if [ "$fails" -ne 0 ]; then
   echo "kmod-gate-test: $fails case(s) failed" >&2
   exit 1
 fi
-echo "kmod-gate-test: ok (1 clean object passes, 12 unsafe objects fail)"
+echo "kmod-gate-test: ok (1 clean object passes, 13 unsafe objects fail, the size limit holds)"

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """Kernel-cleanliness gate for a FreeBSD/amd64 kernel module object (isboot.ko).
 
-    kmod-gate.py OBJ [--headers DIR ...] [--quiet]
+    kmod-gate.py OBJ [--max-loaded BYTES] [--headers DIR ...] [--quiet]
 
 Fails (exit 1) and says why when the object
   * uses SSE/AVX/MMX registers or x87/FPU-state instructions (the kernel does not save user FPU
@@ -16,7 +16,10 @@ Fails (exit 1) and says why when the object
   * leaves undefined a symbol that no FreeBSD kernel header under --headers declares (a typo, or
     a function that exists only in userland, would make kldload fail with "undefined symbol");
     only the kernel's include directories count (sys/, net/, cam/, vm/, machine/, dev/, contrib/,
-    ...), not userland headers such as stdio.h that a libc header tree also holds.
+    ...), not userland headers such as stdio.h that a libc header tree also holds,
+  * with --max-loaded, loads more than BYTES: the sum of its SHF_ALLOC sections that occupy file
+    space (code, read-only data and data as linked, page padding included; not .bss), what the
+    kernel linker copies in and keeps for the module's lifetime.
 
 ELF structures are read directly (no GNU nm: it chokes on LLVM bitcode); instructions come from
 objdump. Exit status: 0 clean, 1 findings, 2 usage or unreadable input.
@@ -209,13 +212,27 @@ MAX_FRAME = 4096
 
 
 def frame_findings(funcs):
-    """(findings, largest frame, its function) from each function's stack adjustment."""
+    """(findings, largest frame, its function) from each function's stack adjustment.
+
+    A frame of several pages is lowered by LLVM's stack-probe loop (`mov %rsp,%r11;
+    sub $SIZE,%r11; 1: sub $0x1000,%rsp; movq $0,(%rsp); cmp %r11,%rsp; jne 1b`): SIZE
+    counts, not the loop's one page (a 64 KiB frame would otherwise read as 4096 bytes)."""
     out, largest, where = [], 0, None
     for f, insns in funcs.items():
         size = 0
+        probed = False
         for m, o in insns:
+            g = re.match(r"\$0x([0-9a-f]+),%r11$", o)
+            if m.startswith("sub") and g:
+                size += int(g.group(1), 16)
+                probed = True
+                continue
             g = re.match(r"\$0x([0-9a-f]+),%rsp$", o)
             if m.startswith("sub") and g:
+                if probed and g.group(1) == "1000":
+                    # The probe loop's page, already counted in the %r11 bound.
+                    probed = False
+                    continue
                 size += int(g.group(1), 16)
         if size > largest:
             largest, where = size, f
@@ -224,7 +241,23 @@ def frame_findings(funcs):
     return out, largest, where
 
 
+def loaded_bytes(elf):
+    """What the kernel linker loads from the file (see the module documentation)."""
+    return sum(s["size"] for s in elf.sections
+               if s["flags"] & SHF_ALLOC and s["type"] != SHT_NOBITS)
+
+
 def main(argv):
+    argv = list(argv)
+    max_loaded = None
+    if "--max-loaded" in argv:
+        i = argv.index("--max-loaded")
+        try:
+            max_loaded = int(argv[i + 1])
+        except (IndexError, ValueError):
+            print(__doc__, file=sys.stderr)
+            return 2
+        del argv[i:i + 2]
     args = [a for a in argv if not a.startswith("--")]
     quiet = "--quiet" in argv
     headers = []
@@ -280,10 +313,12 @@ def main(argv):
     findings += redzone_findings(funcs)
     frames, largest, largest_fn = frame_findings(funcs)
     findings += frames
+    text = loaded_bytes(elf)
+    if max_loaded is not None and text > max_loaded:
+        findings.append(f"{text} loaded bytes, more than the limit of {max_loaded} "
+                        f"(driver/kmod/README.md, Size)")
 
     if not quiet:
-        text = sum(s["size"] for s in elf.sections
-                   if s["flags"] & SHF_ALLOC and s["type"] != SHT_NOBITS)
         rel = ", ".join(f"{R_X86_64.get(t, t)}={n}" for t, n in sorted(hist.items()))
         print(f"kmod-gate: {path}: {len(funcs)} functions, {text} loaded bytes, "
               f"{len(undefined)} undefined symbols, largest stack frame {largest} bytes, "

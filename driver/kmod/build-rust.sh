@@ -34,7 +34,7 @@ target_json="$here/$target.json"
 RUSTC=${RUSTC:-rustc}
 CARGO=${CARGO:-cargo}
 # Bump when the sysroot flags below change, so that existing sysroots are rebuilt.
-recipe=1
+recipe=2
 
 die() {
 	echo "isboot: $*" >&2
@@ -108,7 +108,9 @@ sysroot() {
 	done
 	# driver/kmod's release profile, which fat-LTOs these crates into the module: opt-level 2,
 	# abort on panic, one codegen unit. The rlibs hold object code as well as bitcode, so a
-	# build without LTO (clippy, a debug build) links too.
+	# build without LTO (clippy, a debug build) links too. core and alloc stay at opt-level 2:
+	# built for size, their helpers stop being inlined and the session's constructors build
+	# their large values on the stack (frames of 7-26 KiB, see README.md "Size").
 	common="-Zunstable-options -Zforce-unstable-if-unmarked -Copt-level=2 -Cpanic=abort
 		-Ccodegen-units=1 -Cdebuginfo=0 --crate-type rlib --emit=link --cap-lints allow"
 	remaps
@@ -135,13 +137,17 @@ sysroot() {
 	echo "isboot: building core, compiler_builtins and alloc for $target from $library"
 	rc core "$library/core"
 	# The cfgs compiler_builtins' build script sets for x86_64 (the mem feature stays off: the
-	# kernel has memcpy and friends).
+	# kernel has memcpy and friends). It is never LTO'd: as in the standard library's own build,
+	# one codegen unit per function, so that the link takes only the helpers the module calls
+	# (one object holding all of them brings ~60 KiB of libm along with a single __ashlti3), and
+	# no bitcode, which nothing reads.
 	# shellcheck disable=SC2086
 	rc compiler_builtins "$library/compiler-builtins/compiler-builtins" \
 		--extern "core=$tmp/libcore.rlib" \
 		--cfg 'feature="compiler-builtins"' --cfg 'feature="rustc-dep-of-std"' \
 		--cfg 'feature="unstable-intrinsics"' --cfg 'feature="mem-unaligned"' \
-		--cfg intrinsics_enabled --cfg arch_enabled --cfg optimizations_enabled $fcfg
+		--cfg intrinsics_enabled --cfg arch_enabled --cfg optimizations_enabled $fcfg \
+		-Ccodegen-units=10000 -Cembed-bitcode=no
 	rc alloc "$library/alloc" \
 		--extern "core=$tmp/libcore.rlib" \
 		--extern "priv:compiler_builtins=$tmp/libcompiler_builtins.rlib"
@@ -178,7 +184,14 @@ kernel_cargo() {
 	# RUSTFLAGS; with --target it reaches the kernel crates only, not build scripts (bindgen).
 	remaps
 	sep=$(printf '\037')
-	flags="--sysroot=${ISBOOT_SYSROOT:-$out/sysroot}$sep$r_top$sep$r_cargo$sep$r_vendor$sep$r_rust"
+	sysroot_dir=${ISBOOT_SYSROOT:-$out/sysroot}
+	flags="--sysroot=$sysroot_dir$sep$r_top$sep$r_cargo$sep$r_vendor$sep$r_rust"
+	# cargo does not look at the sysroot's files: a rebuilt sysroot (new recipe) would leave
+	# crates compiled against the old core in OUT ("can't find crate"). Its stamp in the flags
+	# makes cargo rebuild them.
+	flags="$flags$sep-Cmetadata=isboot-sysroot-$(cksum <"$sysroot_dir/stamp" | awk '{ print $1 }')"
+	# sha2's loop-form SHA-256 (CHAP only): ~8 KiB less code than the unrolled rounds.
+	flags="$flags$sep--cfg=sha2_backend_soft=\"compact\""
 	cd "$here"
 	export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$out" CARGO_ENCODED_RUSTFLAGS="$flags" RUSTC
 	cargo_run "$sub" "$@"

@@ -234,3 +234,35 @@ mod lifecycle;
 mod rx;
 mod timers;
 mod tx;
+
+/// The reconnect's replay order: the heap sort orders by key exactly as the library's sort
+/// does, for every length up to 70 and keys with and without repeats.
+#[test]
+fn heap_sort_orders_like_sort_unstable() {
+    let mut seed = 0x2545_f491_u32;
+    for n in 0..70u16 {
+        for modulo in [3u64, 1000] {
+            let mut v: Vec<u16> = (0..n)
+                .map(|_| {
+                    // xorshift32: a fixed, repeatable sequence.
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    (seed % 500) as u16
+                })
+                .collect();
+            let key = |s: u16| u64::from(s) % modulo;
+            let mut want = v.clone();
+            want.sort_unstable_by_key(|&s| key(s));
+            let mut same_items = v.clone();
+            heap_sort_by_key(&mut v, key);
+            let got_keys: Vec<u64> = v.iter().map(|&s| key(s)).collect();
+            let want_keys: Vec<u64> = want.iter().map(|&s| key(s)).collect();
+            assert_eq!(got_keys, want_keys, "n={n} modulo={modulo}");
+            same_items.sort_unstable();
+            let mut sorted_got = v.clone();
+            sorted_got.sort_unstable();
+            assert_eq!(sorted_got, same_items, "a permutation of the input");
+        }
+    }
+}
