@@ -45,8 +45,9 @@ pub struct Config {
     /// Most tasks one `poll` runs (at least 1 is used).
     pub budget: usize,
     /// Reads the platform's monotonic clock, so that [`Timer::now`] and [`Timer::sleep`] are fresh
-    /// outside the polling context too. Without it they use the last `on_tick` value. Timers still
-    /// expire only through `on_tick`.
+    /// outside the polling context too. Without it, and inside a `poll`, they use the last
+    /// `on_tick` value: a platform that sets a clock calls `on_tick` right before each `poll`.
+    /// Timers still expire only through `on_tick`.
     pub clock: Option<fn() -> Instant>,
 }
 
@@ -160,10 +161,13 @@ impl<L: RawLock + 'static, P: Pender> Clock for Shared<L, P> {
     }
 
     fn now(&self) -> Instant {
-        let ticked = self.timers.lock(|t| t.now);
+        let (ticked, polling) = self.timers.lock(|t| (t.now, t.in_poll > 0));
         match self.clock {
-            Some(read) => read().max(ticked),
-            None => ticked,
+            // In a poll the tick is as fresh as a clock read would be (see Config::clock), and
+            // the session asks for the time in every round: a clock read each was 3 % of its
+            // instructions per command on the host.
+            Some(read) if !polling => read().max(ticked),
+            _ => ticked,
         }
     }
 }
@@ -466,7 +470,8 @@ impl<L: RawLock + 'static, P: Pender> Executor<L, P> {
         self.shared.timers.lock(|t| t.earliest())
     }
 
-    /// The platform clock if [`Config::clock`] is set, else the clock as of the last `on_tick`.
+    /// The platform clock if [`Config::clock`] is set and no `poll` runs, else the clock as of
+    /// the last `on_tick`.
     pub fn now(&self) -> Instant {
         self.shared.now()
     }
