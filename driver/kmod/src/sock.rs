@@ -283,12 +283,15 @@ impl KSocket {
             return Poll::Ready(Ok(0));
         }
         let want = first.len().min(BHS_LEN);
+        // Bytes that came since the drain without reaching the old, higher mark rang nothing:
+        // after lowering it, read instead of trusting the doorbell.
+        let lowered = want < self.lowat;
         if want != self.lowat {
             // SAFETY: live socket; the helper takes the sockbuf lock. `want` <= 48 fits c_int.
             unsafe { sys::isboot_so_set_rcv_lowat(self.so, want as c_int) };
             self.lowat = want;
         }
-        if core::mem::take(&mut self.rx_drained) {
+        if core::mem::take(&mut self.rx_drained) && !lowered {
             if self.bells.rx.poll_wait(cx).is_pending() {
                 self.rx_drained = true;
                 return Poll::Pending;
