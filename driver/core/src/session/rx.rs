@@ -385,7 +385,12 @@ impl ReadAhead {
             }
             self.pos = 0;
             self.end = 0;
-            match t.poll_read(cx, &mut self.buf) {
+            // What is needed now first, the rest of the buffer after it: a transport that
+            // wakes its reader only once enough bytes are in (the kernel's receive low-water
+            // mark) then counts what completes this piece of the PDU, not a whole buffer.
+            let need = dst.len().min(self.buf.len());
+            let (first, rest) = self.buf.split_at_mut(need);
+            match t.poll_read_pair(cx, first, rest) {
                 Poll::Ready(Ok(n)) => self.end = n.min(self.buf.len()),
                 other => return other,
             }
