@@ -33,8 +33,7 @@ pub struct FakeTarget {
     addr: SocketAddr,
     target: CoreTarget,
     stop: Arc<AtomicBool>,
-    /// Milliseconds every SCSI Response is held before it is sent.
-    delay_ms: Arc<AtomicU64>,
+    wire: Arc<Wire>,
     acceptor: Option<JoinHandle<()>>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -47,6 +46,22 @@ impl fmt::Debug for FakeTarget {
             .finish()
     }
 }
+
+/// How the connections put the target's answers on the wire.
+#[derive(Debug, Default)]
+struct Wire {
+    /// Milliseconds every SCSI Response is held before it is sent.
+    delay_ms: AtomicU64,
+    /// Send every answer in two pieces, the second its last bytes after a pause.
+    dribble: AtomicBool,
+    /// Answers sent that way.
+    dribbled: AtomicU64,
+}
+
+/// The tail of a dribbled answer (less than a BHS, so a header ends in it), and the pause
+/// before it.
+const DRIBBLE_TAIL: usize = 20;
+const DRIBBLE_PAUSE: Duration = Duration::from_millis(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -72,14 +87,9 @@ impl FakeTarget {
         listener.set_nonblocking(true)?;
         let target = CoreTarget::new(cfg);
         let stop = Arc::new(AtomicBool::new(false));
-        let delay_ms = Arc::new(AtomicU64::new(0));
+        let wire = Arc::new(Wire::default());
         let threads = Arc::new(Mutex::new(Vec::new()));
-        let (t, s, d, th) = (
-            target.clone(),
-            stop.clone(),
-            delay_ms.clone(),
-            threads.clone(),
-        );
+        let (t, s, d, th) = (target.clone(), stop.clone(), wire.clone(), threads.clone());
         let acceptor = std::thread::Builder::new()
             .name("fake-accept".into())
             .spawn(move || {
@@ -91,7 +101,7 @@ impl FakeTarget {
             addr,
             target,
             stop,
-            delay_ms,
+            wire,
             acceptor: Some(acceptor),
             threads,
         })
@@ -100,10 +110,22 @@ impl FakeTarget {
     /// Holds every answer that begins with a SCSI Response this long before sending it (a
     /// slow disk behind the target); zero sends at once.
     pub fn set_response_delay(&self, d: Duration) {
-        self.delay_ms.store(
+        self.wire.delay_ms.store(
             d.as_millis().try_into().unwrap_or(u64::MAX),
             Ordering::SeqCst,
         );
+    }
+
+    /// Sends every answer but its last 20 bytes, then those 5 ms later: the initiator sees the
+    /// last header of an answer arrive in two parts (a slow or lossy path does that), and must
+    /// be woken for the 20 bytes that complete it, however much more it would like to read.
+    pub fn set_dribble(&self, on: bool) {
+        self.wire.dribble.store(on, Ordering::SeqCst);
+    }
+
+    /// Answers sent in pieces so far.
+    pub fn dribbled(&self) -> u64 {
+        self.wire.dribbled.load(Ordering::SeqCst)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -147,7 +169,7 @@ fn accept_loop(
     listener: TcpListener,
     target: CoreTarget,
     stop: Arc<AtomicBool>,
-    delay_ms: Arc<AtomicU64>,
+    wire: Arc<Wire>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 ) {
     while !stop.load(Ordering::SeqCst) {
@@ -156,7 +178,7 @@ fn accept_loop(
                 let local = stream.local_addr().unwrap_or(SocketAddr::from(([0; 4], 0)));
                 let conn = target.connect(local);
                 let s = stop.clone();
-                let d = delay_ms.clone();
+                let d = wire.clone();
                 let t = std::thread::Builder::new()
                     .name("fake-conn".into())
                     .spawn(move || {
@@ -185,7 +207,7 @@ fn serve(
     mut stream: TcpStream,
     mut conn: FakeConnection,
     stop: &AtomicBool,
-    delay_ms: &AtomicU64,
+    wire: &Wire,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -211,11 +233,19 @@ fn serve(
         let out = conn.take_output();
         if !out.is_empty() {
             // Opcode 0x21: SCSI Response.
-            let delay = delay_ms.load(Ordering::SeqCst);
+            let delay = wire.delay_ms.load(Ordering::SeqCst);
             if delay > 0 && out.first().is_some_and(|b| b & 0x3f == 0x21) {
                 std::thread::sleep(Duration::from_millis(delay));
             }
-            stream.write_all(&out)?;
+            let mut rest = &out[..];
+            if wire.dribble.load(Ordering::SeqCst) && out.len() > DRIBBLE_TAIL {
+                let (head, tail) = out.split_at(out.len() - DRIBBLE_TAIL);
+                stream.write_all(head)?;
+                std::thread::sleep(DRIBBLE_PAUSE);
+                rest = tail;
+                wire.dribbled.fetch_add(1, Ordering::SeqCst);
+            }
+            stream.write_all(rest)?;
         }
         match conn.end() {
             None => {}

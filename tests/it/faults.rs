@@ -215,6 +215,41 @@ fn scripted(fault: Fault, write: bool) {
     );
 }
 
+/// Every answer's last 20 bytes come 5 ms after the rest, so the last header of most answers
+/// arrives in two parts: reads and writes still complete with the right bytes and without a
+/// reconnect (a reader that waited for more than the missing bytes, or took a short read for
+/// "nothing more is coming", would stall until the keepalive gave up on the connection).
+#[test]
+fn headers_that_arrive_in_two_parts() {
+    let t = FakeTarget::start(FakeConfig {
+        max_recv_dsl: 8192,
+        ..FakeConfig::new(FAKE_SIZE, Fault::None)
+    })
+    .unwrap();
+    t.set_dribble(true);
+    let disk = HostDisk::open(fake_config(&t)).expect("login to the scripted target");
+    for i in 0..16u64 {
+        let lba = 64 + i * 16;
+        let data = vec![i as u8 ^ 0x5a; 16 * BLOCK];
+        disk.write(lba, &data).expect("write");
+        assert_eq!(disk.read(lba, 16).expect("read"), data, "round {i}");
+        assert_eq!(disk.read(lba + 1024, 1).expect("read").len(), BLOCK);
+    }
+    let stats = t.stats();
+    assert!(
+        t.dribbled() >= 48,
+        "only {} answers were split",
+        t.dribbled()
+    );
+    assert_eq!(stats.logins, 1, "a reconnect: {stats:?}");
+    disk.close().expect("logout");
+    assert!(
+        t.stats().violations.is_empty(),
+        "{:?}",
+        t.stats().violations
+    );
+}
+
 #[test]
 fn scripted_wrong_itt() {
     scripted(Fault::WrongItt, false);

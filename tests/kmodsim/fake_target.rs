@@ -2,7 +2,9 @@
 //! `isboot-fake-target --fault NAME [--times N] [--size BYTES]`: the scripted misbehaving
 //! target of tests/it (`isboot_tests::fake`) as a process, for the in-process kernel harness
 //! (tests/kmodsim, scenario `hostile`). Prints `listening 127.0.0.1:PORT` once it accepts,
-//! serves until stdin closes or SIGTERM ends it, then prints what it saw.
+//! serves until stdin closes or SIGTERM ends it, then prints what it saw. `--fault dribble` is a
+//! well-behaved target that sends the last 20 bytes of every answer 5 ms after the rest (counted
+//! as the fault firing).
 
 use std::io::Read;
 
@@ -10,7 +12,7 @@ use isboot_tests::fake::{FakeConfig, FakeTarget, Fault};
 
 fn fault(name: &str) -> Option<Fault> {
     Some(match name {
-        "none" => Fault::None,
+        "none" | "dribble" => Fault::None,
         "wrong-itt" => Fault::WrongItt,
         "data-in-beyond-buffer" => Fault::DataInBeyondBuffer,
         "data-in-offset-gap" => Fault::DataInOffsetGap,
@@ -31,6 +33,7 @@ fn fault(name: &str) -> Option<Fault> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut f = Fault::None;
+    let mut dribble = false;
     let mut times = 1;
     let mut size = 4 << 20;
     let mut it = args.iter();
@@ -38,7 +41,10 @@ fn main() {
         let v = it.next().map(String::as_str).unwrap_or("");
         match a.as_str() {
             "--fault" => match fault(v) {
-                Some(x) => f = x,
+                Some(x) => {
+                    f = x;
+                    dribble = v == "dribble";
+                }
                 None => {
                     eprintln!("isboot-fake-target: unknown fault {v}");
                     std::process::exit(2);
@@ -61,6 +67,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    target.set_dribble(dribble);
     println!("listening {}", target.addr());
     // Until stdin closes (or SIGTERM, which ends the process at once).
     let mut sink = Vec::new();
@@ -71,7 +78,7 @@ fn main() {
         s.connections,
         s.logins,
         s.commands,
-        s.faults_fired,
+        u64::from(s.faults_fired) + target.dribbled(),
         s.violations.len()
     );
     for v in &s.violations {

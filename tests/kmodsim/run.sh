@@ -131,7 +131,7 @@ scenarios=(
 # digests and must catch the wrong one.
 hostile_faults=(wrong-itt data-in-beyond-buffer data-in-offset-gap oversized-segment
 	bad-header-digest bad-data-digest sense-too-long r2t-beyond-transfer reset-mid-transfer
-	silence async-logout-request async-drop-connection reject-command)
+	silence async-logout-request async-drop-connection reject-command dribble)
 
 list() {
 	local s name def what
