@@ -387,20 +387,6 @@ isboot_uio_init(struct uio *uio, struct iovec *iov, void *buf, size_t len, enum 
 }
 
 int
-isboot_so_recv(struct socket *so, void *buf, size_t len, size_t *done)
-{
-	struct uio uio;
-	struct iovec iov;
-	int error, flags;
-
-	isboot_uio_init(&uio, &iov, buf, len, UIO_READ);
-	flags = MSG_DONTWAIT;
-	error = soreceive(so, NULL, &uio, NULL, NULL, &flags);
-	*done = len - uio.uio_resid;
-	return (error);
-}
-
-int
 isboot_so_recv2(struct socket *so, void *a, size_t alen, void *b, size_t blen, size_t *done)
 {
 	struct iovec iov[2];
@@ -412,7 +398,7 @@ isboot_so_recv2(struct socket *so, void *a, size_t alen, void *b, size_t blen, s
 	iov[1].iov_base = b;
 	iov[1].iov_len = blen;
 	isboot_uio_init(&uio, iov, a, alen, UIO_READ);
-	uio.uio_iovcnt = 2;
+	uio.uio_iovcnt = blen > 0 ? 2 : 1;
 	uio.uio_resid = alen + blen;
 	/* soreceive_stream moves the sockbuf's mbufs into the iovecs in order (m_mbuftouio). */
 	flags = MSG_DONTWAIT;

@@ -87,14 +87,13 @@ void isboot_so_set_rcv_lowat(struct socket *so, int lowat);
 int isboot_so_rcv_ready(struct socket *so);
 /* Connection state: 1 connected, 0 still connecting, -1 failed or closed (*error set). */
 int isboot_so_conn_state(struct socket *so, int *error);
-/* Non-blocking receive/send of one kernel buffer; *done gets the bytes moved. Return values as
+/* Non-blocking receive into `a`, then on into `b` (blen may be 0) in the same call: a scatter
+ * read of a data segment into a CCB and the next PDU's header into the session's buffer.
+ * Non-blocking send of one kernel buffer. *done gets the bytes moved. Return values as
  * soreceive/sosend: 0, EWOULDBLOCK/EAGAIN when nothing could move, else the error. A receive of
  * 0 bytes with result 0 means the peer closed. */
-int isboot_so_recv(struct socket *so, void *buf, size_t len, size_t *done);
-int isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done);
-/* As isboot_so_recv into `a`, then on into `b` in the same call (a scatter read of two pieces:
- * a data segment into a CCB, the next PDU's header into the session's buffer). */
 int isboot_so_recv2(struct socket *so, void *a, size_t alen, void *b, size_t blen, size_t *done);
+int isboot_so_send(struct socket *so, const void *buf, size_t len, size_t *done);
 
 /* One gather write: `n` (1..ISBOOT_IOV_MAX) pieces, sent in order from the caller's memory
  * (a PDU's header from the session, its data straight from a CCB). */

@@ -73,7 +73,6 @@ int host_tcp_open(int family, void *kso, int *handle);
  */
 int host_tcp_connect(int handle, const unsigned char *addr, unsigned short port);
 int host_tcp_send(int handle, const void *buf, hsize_t len, hsize_t *done);
-int host_tcp_recv(int handle, void *buf, hsize_t len, hsize_t *done, int *eof);
 int host_tcp_recv2(int handle, void *a, hsize_t alen, void *b, hsize_t blen, hsize_t *done,
     int *eof);
 hsize_t host_tcp_avail(int handle);		/* bytes readable now */

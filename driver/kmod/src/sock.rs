@@ -304,20 +304,16 @@ impl KSocket {
         let got = retry(&self.bells.rx, cx, || {
             let mut done = 0usize;
             // SAFETY: `first` and `second` are valid writable kernel buffers of their lengths
-            // for the call (the helper ignores an empty `second`).
+            // for the call (an empty `second` is left out of the uio).
             let e = unsafe {
-                if second.is_empty() {
-                    sys::isboot_so_recv(so, first.as_mut_ptr().cast(), first.len(), &mut done)
-                } else {
-                    sys::isboot_so_recv2(
-                        so,
-                        first.as_mut_ptr().cast(),
-                        first.len(),
-                        second.as_mut_ptr().cast(),
-                        second.len(),
-                        &mut done,
-                    )
-                }
+                sys::isboot_so_recv2(
+                    so,
+                    first.as_mut_ptr().cast(),
+                    first.len(),
+                    second.as_mut_ptr().cast(),
+                    second.len(),
+                    &mut done,
+                )
             };
             match e {
                 _ if done > 0 => Some(Ok(done)),

@@ -323,55 +323,40 @@ sock_calls(hu64 *recv, hu64 *recv_empty, hu64 *send)
 	*send = __atomic_load_n(&sock_send_calls, __ATOMIC_RELAXED);
 }
 
-/* kern/uipc_socket.c soreceive (soreceive_stream for TCP) with MSG_DONTWAIT, kernel iovecs:
- * what the receive buffer holds goes into the iovecs in order (m_mbuftouio walks uio_iov with
- * uiomove), up to uio_resid; 0 once anything moved, EWOULDBLOCK when nothing was there. */
+/* kern/uipc_socket.c soreceive (soreceive_stream for TCP) with MSG_DONTWAIT, one or two kernel
+ * iovecs (what the module passes): what the receive buffer holds goes into them in order
+ * (m_mbuftouio walks uio_iov with uiomove), up to uio_resid; 0 once anything moved, EWOULDBLOCK
+ * when nothing was there. */
 int
 soreceive(struct socket *so, struct sockaddr **psa, struct uio *uio, struct mbuf **mp0,
     struct mbuf **controlp, int *flagsp)
 {
 	struct ksock *ks = ks_of(so, "soreceive");
+	struct iovec none = { NULL, 0 }, *v, *v1;
 	hsize_t done, total = 0;
-	int eof = 0, e = 0, error = 0, i;
+	int eof = 0, e = 0, error = 0;
 
 	stack_probe();
 	if (ks == NULL)
 		return (EBADF);
 	if (psa != NULL || mp0 != NULL || controlp != NULL || uio->uio_iovcnt < 1 ||
-	    uio->uio_segflg != UIO_SYSSPACE)
+	    uio->uio_iovcnt > 2 || uio->uio_segflg != UIO_SYSSPACE)
 		return (EOPNOTSUPP);
 	if (flagsp == NULL || (*flagsp & MSG_DONTWAIT) == 0)
 		may_sleep("soreceive without MSG_DONTWAIT");
 	__atomic_fetch_add(&sock_recv_calls, 1, __ATOMIC_RELAXED);
 	SOCKBUF_LOCK(&so->so_rcv);
-	if (uio->uio_iovcnt == 2) {
-		/* One host read for both, as soreceive fills a uio in one pass. */
-		struct iovec *v = uio->uio_iov;
-
-		e = host_tcp_recv2(ks->handle, v[0].iov_base, v[0].iov_len, v[1].iov_base,
-		    v[1].iov_len, &total, &eof);
-		done = total < v[0].iov_len ? total : v[0].iov_len;
-		v[0].iov_base = (char *)v[0].iov_base + done;
-		v[0].iov_len -= done;
-		v[1].iov_base = (char *)v[1].iov_base + (total - done);
-		v[1].iov_len -= total - done;
-		uio->uio_resid -= total;
-	} else {
-		for (i = 0; i < uio->uio_iovcnt && uio->uio_resid > 0; i++) {
-			struct iovec *v = &uio->uio_iov[i];
-
-			if (v->iov_len == 0)
-				continue;
-			done = 0;
-			e = host_tcp_recv(ks->handle, v->iov_base, v->iov_len, &done, &eof);
-			v->iov_base = (char *)v->iov_base + done;
-			v->iov_len -= done;
-			uio->uio_resid -= done;
-			total += done;
-			if (v->iov_len > 0 || eof)
-				break;		/* the receive buffer is empty */
-		}
-	}
+	v = uio->uio_iov;
+	v1 = uio->uio_iovcnt == 2 ? &v[1] : &none;
+	/* One host read for both, as soreceive fills a uio in one pass. */
+	e = host_tcp_recv2(ks->handle, v->iov_base, v->iov_len, v1->iov_base, v1->iov_len, &total,
+	    &eof);
+	done = total < v->iov_len ? total : v->iov_len;
+	v->iov_base = (char *)v->iov_base + done;
+	v->iov_len -= done;
+	v1->iov_base = (char *)v1->iov_base + (total - done);
+	v1->iov_len -= total - done;
+	uio->uio_resid -= total;
 	so->so_rcv.sb_acc = (u_int)host_tcp_avail(ks->handle);
 	if (eof)
 		so->so_rcv.sb_state |= SBS_CANTRCVMORE;

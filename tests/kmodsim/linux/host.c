@@ -578,15 +578,9 @@ host_tcp_send(int h, const void *buf, hsize_t len, hsize_t *done)
 	return ((hsize_t)n < len ? HE_AGAIN : HE_OK);
 }
 
-int
-host_tcp_recv(int h, void *buf, hsize_t len, hsize_t *done, int *eof)
-{
-	return (host_tcp_recv2(h, buf, len, NULL, 0, done, eof));
-}
-
-/* As host_tcp_recv into `a`, then on into `b` (may be empty), in one recvmsg(2): what the
- * emulated soreceive does with a uio of two iovecs (FreeBSD's m_mbuftouio fills them in order
- * under one sockbuf lock). */
+/* Receives into `a`, then on into `b` (may be empty), in one recvmsg(2) with MSG_DONTWAIT: what
+ * the emulated soreceive does with its one or two iovecs (FreeBSD's m_mbuftouio fills them in
+ * order under one sockbuf lock). */
 int
 host_tcp_recv2(int h, void *a, hsize_t alen, void *b, hsize_t blen, hsize_t *done, int *eof)
 {
