@@ -16,9 +16,11 @@
 //!
 //! Data-In never passes through a buffer of ours: while a read command waits for data, headers
 //! are read exactly (BHS first, then AHS and digest), so the bytes after a header are its data
-//! segment and go from the transport straight into the request's buffer, piece by piece. Only
-//! when no Data-In can come (writes, commands without data, control traffic) do headers come
-//! through [`ReadAhead`], one transport read for a burst of small PDUs (R2Ts, responses).
+//! segment and go from the transport straight into the request's buffer, piece by piece; the
+//! read of a segment's last piece also takes up to one BHS behind it (padding, digest, the next
+//! header: never payload). Only when no Data-In can come (writes, commands without data, control
+//! traffic) do reads go further through [`ReadAhead`], one transport read for a burst of small
+//! PDUs (R2Ts, responses).
 //!
 //! Buffers are allocated when the session starts ([`Rx::try_new`]) and kept across
 //! connections: the read-ahead buffer, and a scratch buffer for the data segments that are not
@@ -184,10 +186,8 @@ impl Rx {
             let Some(buf) = self.hdr.get_mut(self.have..need) else {
                 return Poll::Ready(Err(Disconnect::internal(HEADER_BOUNDS)));
             };
-            // While Data-In may follow, read no further than the header: the data must go
-            // straight into its request's buffer.
-            let exact = io.engine.expects_data_in();
-            let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, exact));
+            let ahead = ahead_of(io.engine.expects_data_in());
+            let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, ahead));
             self.have = self.have.saturating_add(n);
             return Poll::Ready(Ok(Progress::Stage));
         }
@@ -258,7 +258,10 @@ impl Rx {
                     .get_mut(have..len)
                     .ok_or_else(|| Disconnect::internal("scratch buffer below the segment"))?,
             };
-            let n = read_or_return!(self.ahead.read_segment(io.cx, io.t, dst));
+            // At most a BHS more (the padding, digest and header that follow the segment): no
+            // payload ever passes through the buffer, as a BHS is the most that follows a
+            // segment before the next one begins.
+            let n = read_or_return!(self.ahead.read(io.cx, io.t, dst, BHS_LEN));
             let Some(got) = dst.get(..n) else {
                 return Poll::Ready(Err(Disconnect::internal(OVERREAD)));
             };
@@ -300,8 +303,8 @@ impl Rx {
             let Some(buf) = self.trailer.get_mut(have..need) else {
                 return Poll::Ready(Err(Disconnect::internal(TRAILER_BOUNDS)));
             };
-            let exact = io.engine.expects_data_in();
-            let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, exact));
+            let ahead = ahead_of(io.engine.expects_data_in());
+            let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, ahead));
             self.stage = RxStage::Trailer {
                 sink,
                 pad,
@@ -343,8 +346,9 @@ impl Rx {
 }
 
 /// Bytes read from the transport ahead of need, so that a burst of small PDUs (responses, R2Ts)
-/// costs one transport read instead of two or three per PDU. Data segments and every read the
-/// caller wants exact bypass it once it is empty.
+/// costs one transport read instead of two or three per PDU. Data segments are read straight
+/// into their buffer (with at most the next BHS behind them), and while Data-In may follow
+/// nothing is read past a header.
 struct ReadAhead {
     buf: Vec<u8>,
     pos: usize,
@@ -370,33 +374,31 @@ impl ReadAhead {
     }
 
     /// Fills a prefix of `dst` (never empty): from the buffer if it holds anything, else from
-    /// the transport, straight into `dst` when `exact` (nothing beyond `dst` is read) and
-    /// through the buffer otherwise. `Ok(0)` only on end of stream.
+    /// the transport straight into `dst`, reading up to `ahead` bytes more into the (then empty)
+    /// buffer in the same call. `dst` is what is needed now, so a transport that wakes its
+    /// reader only once enough bytes are in (the kernel's receive low-water mark) counts what
+    /// completes this piece of the PDU; a read that comes back short tells it the stream is
+    /// drained. `Ok(0)` only on end of stream.
     fn read<T: Transport>(
         &mut self,
         cx: &mut Context<'_>,
         t: &mut T,
         dst: &mut [u8],
-        exact: bool,
+        ahead: usize,
     ) -> Poll<Result<usize, IoError>> {
         if self.pos >= self.end {
-            if exact {
-                return t.poll_read(cx, dst);
-            }
             self.pos = 0;
             self.end = 0;
-            // What is needed now first, the rest of the buffer after it: a transport that
-            // wakes its reader only once enough bytes are in (the kernel's receive low-water
-            // mark) then counts what completes this piece of the PDU, not a whole buffer.
-            let need = dst.len().min(self.buf.len());
-            let (first, rest) = self.buf.split_at_mut(need);
-            match t.poll_read_pair(cx, first, rest) {
-                Poll::Ready(Ok(n)) => self.end = n.min(self.buf.len()),
-                other => return other,
-            }
-            if self.end == 0 {
-                return Poll::Ready(Ok(0));
-            }
+            let want = dst.len();
+            let limit = ahead.min(self.buf.len());
+            let next = self.buf.get_mut(..limit).unwrap_or_default();
+            return match t.poll_read_pair(cx, dst, next) {
+                Poll::Ready(Ok(n)) => {
+                    self.end = n.saturating_sub(want).min(limit);
+                    Poll::Ready(Ok(n.min(want)))
+                }
+                other => other,
+            };
         }
         // pos < end <= buf.len(): `end` was clamped to the buffer when it was read.
         let avail = self.buf.get(self.pos..self.end);
@@ -409,36 +411,15 @@ impl ReadAhead {
         self.pos = self.pos.saturating_add(n);
         Poll::Ready(Ok(n))
     }
+}
 
-    /// Fills a prefix of `dst` (never empty) with data-segment bytes: from the buffer if it
-    /// holds anything, else from the transport straight into `dst`, with at most one BHS more
-    /// (the padding, digest and header that follow the segment) read into the empty buffer in
-    /// the same call. When the next PDU is not there yet the read comes back short and the
-    /// transport knows the stream is drained without a read that would only say so; and no
-    /// payload ever lands in the buffer, as a BHS is the most that follows a segment before the
-    /// next one begins.
-    fn read_segment<T: Transport>(
-        &mut self,
-        cx: &mut Context<'_>,
-        t: &mut T,
-        dst: &mut [u8],
-    ) -> Poll<Result<usize, IoError>> {
-        if self.pos < self.end {
-            return self.read(cx, t, dst, true);
-        }
-        self.pos = 0;
-        self.end = 0;
-        let want = dst.len();
-        let Some(next) = self.buf.get_mut(..BHS_LEN) else {
-            return t.poll_read(cx, dst);
-        };
-        match t.poll_read_pair(cx, dst, next) {
-            Poll::Ready(Ok(n)) => {
-                self.end = n.saturating_sub(want).min(BHS_LEN);
-                Poll::Ready(Ok(n.min(want)))
-            }
-            other => other,
-        }
+/// How far past a header or trailer the receive path reads: all the buffer takes, unless
+/// Data-In may follow, whose data must go straight into its request's buffer.
+fn ahead_of(data_in_may_follow: bool) -> usize {
+    if data_in_may_follow {
+        0
+    } else {
+        READ_AHEAD
     }
 }
 
