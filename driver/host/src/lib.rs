@@ -5,11 +5,12 @@
 //!
 //! - [`net`]: [`HostTransport`](net::HostTransport) and [`HostConnector`](net::HostConnector),
 //!   the session's byte stream and connector;
-//! - [`sys`]: [`OsRandom`](sys::OsRandom) and [`StderrLog`](sys::StderrLog);
+//! - [`sys`]: [`OsRandom`](sys::OsRandom), [`StderrLog`](sys::StderrLog) and the one socket
+//!   option std has no call for (the crate's only `unsafe`);
 //! - [`runtime`]: [`HostRuntime`](runtime::HostRuntime), the executor's thread with socket
 //!   readiness (epoll) built into its wait;
 //! - [`disk`]: [`HostDisk`](disk::HostDisk), the synchronous block-device API.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod disk;
 pub mod net;

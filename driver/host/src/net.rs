@@ -4,7 +4,7 @@
 //! The stream is non-blocking and read and written by the session on the executor thread,
 //! straight into and out of request buffers. When the socket would block, the task's waker is
 //! stored and a small reactor thread per connection (epoll through `mio`) wakes it on readiness,
-//! as a kernel socket upcall rings a doorbell. No `unsafe`, one helper thread per connection, and
+//! as a kernel socket upcall rings a doorbell. One helper thread per connection, and
 //! no thread hop when data is already there.
 //!
 //! Connecting happens on a helper thread; the session bounds the wait and may drop the future,
@@ -77,6 +77,8 @@ pub struct HostTransport {
     /// The event count at the last `WouldBlock` of a read and of a write.
     read_idle: Option<u64>,
     write_idle: Option<u64>,
+    /// The socket's receive low-water mark as last set (1, the default, at first).
+    lowat: usize,
 }
 
 fn prepare(stream: TcpStream) -> io::Result<mio::net::TcpStream> {
@@ -109,6 +111,7 @@ impl HostTransport {
             closed: false,
             read_idle: None,
             write_idle: None,
+            lowat: 1,
         })
     }
 
@@ -124,6 +127,7 @@ impl HostTransport {
             closed: false,
             read_idle: None,
             write_idle: None,
+            lowat: 1,
         })
     }
 
@@ -134,12 +138,14 @@ impl HostTransport {
     ///
     /// An operation that moves less than `want` bytes found the socket drained (or full): the
     /// next one waits for a readiness event instead of trying, which saves the system call
-    /// that would only say `WouldBlock`.
+    /// that would only say `WouldBlock`. Before a read waits, the receive low-water mark is set
+    /// for the `need` bytes the reader cannot do without (see [`lowat_for`]).
     fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
         read: bool,
         want: usize,
+        need: usize,
         mut op: impl FnMut(&mut mio::net::TcpStream) -> io::Result<usize>,
     ) -> Poll<Result<usize, IoError>> {
         if self.closed {
@@ -158,13 +164,20 @@ impl HostTransport {
                 &mut self.write_idle,
             )
         };
-        if let Some(at) = *idle {
-            store(slot, cx.waker());
-            if events.load(Ordering::SeqCst) == at {
-                return Poll::Pending;
-            }
-        }
+        let mut wait = idle.take();
         loop {
+            if let Some(at) = wait {
+                // Bytes that came below an old, higher mark rang nothing: after lowering it,
+                // read instead of waiting.
+                let lowered = read && set_lowat(&self.stream, &mut self.lowat, lowat_for(need));
+                if !lowered {
+                    store(slot, cx.waker());
+                    if events.load(Ordering::SeqCst) == at {
+                        *idle = Some(at);
+                        return Poll::Pending;
+                    }
+                }
+            }
             let seen = events.load(Ordering::SeqCst);
             match op(&mut self.stream) {
                 Ok(n) => {
@@ -173,21 +186,41 @@ impl HostTransport {
                     *idle = (n > 0 && n < want).then_some(seen);
                     return Poll::Ready(Ok(n));
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    store(slot, cx.waker());
-                    if events.load(Ordering::SeqCst) == seen {
-                        *idle = Some(seen);
-                        return Poll::Pending;
-                    }
-                }
-                Err(e) => {
-                    *idle = None;
-                    return Poll::Ready(Err(io_error(&e)));
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => wait = None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait = Some(seen),
+                Err(e) => return Poll::Ready(Err(io_error(&e))),
             }
         }
     }
+}
+
+/// Reads that need fewer bytes than this wait for the first byte, as a socket does by default;
+/// small commands gain nothing from a mark and would pay a system call for each change.
+const LOWAT_MIN: usize = 16 * 1024;
+/// The highest mark asked for: the reader is woken at most once per this many bytes of a long
+/// data segment, and the wait for one mark's worth stays short beside its copy.
+const LOWAT_MAX: usize = 256 * 1024;
+
+/// The receive low-water mark for a reader that needs `need` more bytes: readiness is then
+/// reported once that much is there (Linux `tcp_poll`, `tcp_data_ready`), so a long Data-In
+/// segment that arrives in pieces wakes the reader once per [`LOWAT_MAX`] bytes instead of
+/// once per piece. Only bytes the target has to send are asked for, so the wait always ends.
+fn lowat_for(need: usize) -> usize {
+    if need < LOWAT_MIN {
+        1
+    } else {
+        need.min(LOWAT_MAX)
+    }
+}
+
+/// Sets the receive low-water mark to `to` unless it is that already; true if it was lowered.
+fn set_lowat(stream: &mio::net::TcpStream, lowat: &mut usize, to: usize) -> bool {
+    if *lowat == to || !crate::sys::set_rcvlowat(stream, to) {
+        return false;
+    }
+    let lowered = to < *lowat;
+    *lowat = to;
+    lowered
 }
 
 /// The reactor: waits for readiness and wakes whichever task waits for it.
@@ -219,11 +252,11 @@ fn react(mut poll: mio::Poll, wakers: &Wakers) {
 impl Transport for HostTransport {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>> {
         let want = buf.len();
-        self.poll_io(cx, true, want, |s| s.read(buf))
+        self.poll_io(cx, true, want, want, |s| s.read(buf))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
-        self.poll_io(cx, false, buf.len(), |s| s.write(buf))
+        self.poll_io(cx, false, buf.len(), 0, |s| s.write(buf))
     }
 
     fn poll_read_pair(
@@ -232,9 +265,10 @@ impl Transport for HostTransport {
         first: &mut [u8],
         second: &mut [u8],
     ) -> Poll<Result<usize, IoError>> {
-        let want = first.len().saturating_add(second.len());
+        let need = first.len();
+        let want = need.saturating_add(second.len());
         let mut iov = [IoSliceMut::new(first), IoSliceMut::new(second)];
-        self.poll_io(cx, true, want, |s| s.read_vectored(&mut iov))
+        self.poll_io(cx, true, want, need, |s| s.read_vectored(&mut iov))
     }
 
     fn poll_write_vectored(
@@ -253,7 +287,7 @@ impl Transport for HostTransport {
             want += b.len();
         }
         let iov = &iov[..n];
-        self.poll_io(cx, false, want, |s| s.write_vectored(iov))
+        self.poll_io(cx, false, want, 0, |s| s.write_vectored(iov))
     }
 
     fn close(&mut self) {
@@ -404,6 +438,62 @@ mod tests {
         drop(writer.join().unwrap());
         let n = block_on(poll_fn(|cx| t.poll_read(cx, &mut buf))).unwrap();
         assert_eq!(n, 0, "the peer closed");
+    }
+
+    /// Polls `read` on this thread until it is ready; after its first poll (which must find
+    /// nothing) tells the peer to go on. Returns the result and the number of polls.
+    fn read_then_release(
+        release: &std::sync::mpsc::Sender<()>,
+        mut read: impl FnMut(&mut Context<'_>) -> Poll<Result<usize, IoError>>,
+    ) -> (usize, usize) {
+        let mut polls = 0;
+        let n = block_on(poll_fn(|cx| {
+            polls += 1;
+            let r = read(cx);
+            if polls == 1 {
+                assert!(r.is_pending(), "nothing was sent yet");
+                release.send(()).unwrap();
+            }
+            r
+        }))
+        .unwrap();
+        (n, polls)
+    }
+
+    #[test]
+    fn a_long_segment_arriving_in_pieces_wakes_its_reader_once_and_a_short_read_follows() {
+        let (mut t, mut peer) = pair();
+        const SEGMENT: usize = 4 * LOWAT_MIN;
+        const PIECE: usize = LOWAT_MIN / 2;
+        let (release, go) = std::sync::mpsc::channel();
+        let writer = thread::spawn(move || {
+            go.recv().unwrap();
+            // Each piece arrives after the reader could have taken the one before.
+            for i in 0..SEGMENT / PIECE {
+                thread::sleep(Duration::from_millis(10));
+                peer.write_all(&[i as u8; PIECE]).unwrap();
+            }
+            go.recv().unwrap();
+            peer.write_all(b"next").unwrap();
+            peer
+        });
+        let mut seg = vec![0u8; SEGMENT];
+        let (n, polls) = read_then_release(&release, |cx| t.poll_read_pair(cx, &mut seg, &mut []));
+        // The mark holds the reader back until the segment is there: one wake, one read of
+        // all of it, instead of a wake and a read per piece.
+        assert_eq!((n, polls), (SEGMENT, 2));
+        assert!(seg
+            .chunks(PIECE)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|&b| b == i as u8)));
+        assert_eq!(t.lowat, SEGMENT);
+        // The next need is small: the mark comes down before the reader waits, so four bytes
+        // end the wait.
+        let mut small = [0u8; 4];
+        let (n, _) = read_then_release(&release, |cx| t.poll_read_pair(cx, &mut small, &mut []));
+        assert_eq!(&small[..n], b"next");
+        assert_eq!(t.lowat, 1);
+        drop(writer.join().unwrap());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! Randomness and logging for the session on a host.
+//! Randomness, logging and a socket option for the session on a host.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 
 use isboot_core::port::{Level, Log, Random};
 
@@ -120,6 +121,25 @@ fn log_line(tag: &str, args: fmt::Arguments<'_>) -> String {
     let _ = isboot_core::escape::write_escaped(&mut line, args);
     line.push('\n');
     line
+}
+
+/// Sets a TCP socket's receive low-water mark (`SO_RCVLOWAT`, which std does not offer); false
+/// if the kernel refused (the socket then keeps its old mark, which only costs wakeups).
+#[allow(unsafe_code)]
+pub(crate) fn set_rcvlowat(socket: &impl AsRawFd, bytes: usize) -> bool {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `socket` is an open socket borrowed for the call; the option value is a live
+    // `c_int` on the stack and its exact size is passed, as setsockopt(2) requires.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&value as *const libc::c_int).cast(),
+            core::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 #[cfg(test)]
