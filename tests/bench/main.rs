@@ -389,6 +389,69 @@ fn spawn(mut cmd: Command, count: Option<(&str, &str)>) -> std::result::Result<R
     Result::parse(stdout.trim()).ok_or_else(|| format!("unreadable output {stdout:?}"))
 }
 
+/// Where the target and the initiators run. On one shared CPU a wakeup is a context switch;
+/// across two it is an interrupt to another CPU, which costs several times more here, and the
+/// scheduler picks one or the other from run to run: a run's CPU per I/O could differ by 2x for
+/// that alone. Pinning the target to one CPU and the initiator to another (as a target across
+/// the network would be) makes every run pay the same and compares like with like.
+#[derive(Clone, Copy)]
+struct Pinning {
+    target: usize,
+    initiator: usize,
+}
+
+impl Pinning {
+    /// The first two CPUs this process may use, unless `ISBOOT_BENCH_PIN=0` or there is one.
+    fn choose() -> Option<Pinning> {
+        if std::env::var("ISBOOT_BENCH_PIN").is_ok_and(|v| v == "0") {
+            return None;
+        }
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+        let mut cpus = cpu_list(list.trim()).into_iter();
+        Some(Pinning {
+            target: cpus.next()?,
+            initiator: cpus.next()?,
+        })
+    }
+
+    /// Moves every thread of process `pid` to the target's CPU.
+    fn pin_target(self, pid: u32) -> std::result::Result<(), String> {
+        let cpu = self.target.to_string();
+        let st = Command::new("taskset")
+            .args(["-a", "-p", "-c", &cpu, &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("taskset: {e}"))?;
+        st.success()
+            .then_some(())
+            .ok_or_else(|| format!("taskset could not pin the target (pid {pid})"))
+    }
+
+    /// `cmd` run on the initiator's CPU.
+    fn initiator(self, cmd: Command) -> Command {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &self.initiator.to_string()])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        c
+    }
+}
+
+/// CPU numbers of a kernel CPU list such as `0-3,6`.
+fn cpu_list(list: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(lo), Ok(hi)) = (lo.trim().parse::<usize>(), hi.trim().parse::<usize>()) {
+            cpus.extend(lo..=hi.min(lo.saturating_add(1024)));
+        }
+    }
+    cpus
+}
+
 fn peer_cmd(peer: &str, url: &str, mode: Mode, block: u32, depth: usize, secs: f64) -> Command {
     let mut c = Command::new(peer);
     c.args([
@@ -486,12 +549,24 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
             }
         }
     };
+    let pin = Pinning::choose();
+    let placement = match pin {
+        Some(p) => format!(
+            "target on CPU {}, initiators on CPU {}",
+            p.target, p.initiator
+        ),
+        None => "not pinned".to_string(),
+    };
     println!(
         "(median of {reps} alternating runs of {secs} s each; [min-max] of the per-repetition \
          ratios; CPU = user+sys µs per I/O of the initiator process, user share in parentheses; \
          allocs per I/O, bulk copies (>= 512 B; all copies) and zero fills per payload byte from \
-         one counted run each)"
+         one counted run each; {placement})"
     );
+    let place = |c: Command| match pin {
+        Some(p) => p.initiator(c),
+        None => c,
+    };
     println!(
         "| target | target PDU | workload | libiscsi | isboot | isboot/libiscsi | CPU µs/IO libiscsi | \
          CPU µs/IO isboot | CPU isboot/libiscsi | allocs/IO lib / isb | copied B/B lib / isb | \
@@ -509,6 +584,9 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
             },
         )
         .map_err(|e| e.to_string())?;
+        if let (Some(p), Some(pid)) = (pin, t.pid()) {
+            p.pin_target(pid)?;
+        }
         let url = t.libiscsi_url();
         for (mode, block, depth) in WORKLOADS {
             let size = if block >= 1 << 20 {
@@ -528,11 +606,14 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
                 for first in [rep % 2 == 0, rep % 2 != 0] {
                     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
                     let (who, r) = if first {
-                        let r = spawn(peer_cmd(peer_path, &url, mode, block, depth, secs), None)?;
+                        let r = spawn(
+                            place(peer_cmd(peer_path, &url, mode, block, depth, secs)),
+                            None,
+                        )?;
                         theirs.push(r);
                         ("libiscsi", r)
                     } else {
-                        let r = spawn(ours_cmd(&t, mode, block, depth, secs), None)?;
+                        let r = spawn(place(ours_cmd(&t, mode, block, depth, secs)), None)?;
                         ours.push(r);
                         ("isboot", r)
                     };
@@ -549,13 +630,13 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
             if let Some(lib) = &count_lib {
                 let cs = (secs / 2.0).max(1.0);
                 let c = Some((lib.as_str(), count_file.as_str()));
-                let r = spawn(peer_cmd(peer_path, &url, mode, block, depth, cs), c)?;
+                let r = spawn(place(peer_cmd(peer_path, &url, mode, block, depth, cs)), c)?;
                 log_line(format!(
                     "counted initiator=libiscsi workload={label:?} {}",
                     r.line()
                 ));
                 ct = Some(r);
-                let r = spawn(ours_cmd(&t, mode, block, depth, cs), c)?;
+                let r = spawn(place(ours_cmd(&t, mode, block, depth, cs)), c)?;
                 log_line(format!(
                     "counted initiator=isboot workload={label:?} {}",
                     r.line()

@@ -290,6 +290,11 @@ impl Target {
         self.kind
     }
 
+    /// The target daemon's process id, while this harness runs one (not for LIO's guest).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn config(&self) -> &Config {
         &self.cfg
     }
