@@ -334,11 +334,20 @@ isboot_so_upcalls_clear(struct socket *so)
 	SOCKBUF_UNLOCK(&so->so_snd);
 }
 
+/*
+ * Never above half the buffer: sosetopt(SO_RCVLOWAT) caps the mark at sb_hiwat, since the buffer
+ * never holds more, and waiting for a full buffer would also close the receive window and stop
+ * the sender until the reader catches up.
+ */
 void
 isboot_so_set_rcv_lowat(struct socket *so, int lowat)
 {
+	u_int cap, want;
+
+	want = lowat > 1 ? (u_int)lowat : 1;
 	SOCKBUF_LOCK(&so->so_rcv);
-	so->so_rcv.sb_lowat = lowat;
+	cap = so->so_rcv.sb_hiwat / 2;
+	so->so_rcv.sb_lowat = want > cap ? (cap > 0 ? cap : 1) : want;
 	SOCKBUF_UNLOCK(&so->so_rcv);
 }
 

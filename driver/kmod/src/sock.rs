@@ -8,7 +8,7 @@
 //! socket would block, then wait on the doorbell; a ring between the two is never lost because
 //! the doorbell is level-triggered. The receive upcall rings only once the receive buffer holds
 //! the low-water mark (`so_rcv.sb_lowat`), EOF or an error, so a PDU header arriving in pieces
-//! costs one wakeup, not one per segment.
+//! costs one wakeup, not one per segment, and a long Data-In segment one per mark's worth.
 //!
 //! # Invariants
 //! - While a [`KSocket`] lives, its upcalls are installed with a pointer to its boxed `Bells`,
@@ -45,9 +45,26 @@ impl core::fmt::Display for Errno {
     }
 }
 
-/// Largest receive low-water mark: one iSCSI Basic Header Segment. A reader never needs fewer
-/// bytes than that at a PDU boundary, and the mark is lowered to what a read asks for.
+/// One iSCSI Basic Header Segment: the receive low-water mark at a PDU boundary, where a reader
+/// never needs fewer bytes (lowered to what a read asks for).
 pub const BHS_LEN: usize = 48;
+
+/// A reader needing at least this many bytes (the rest of a long data segment) gets a mark of
+/// that many, up to [`LOWAT_MAX`]; below it, at most one BHS, as at a PDU boundary.
+const LOWAT_MIN: usize = 16 * 1024;
+/// The highest mark asked for: a long Data-In segment wakes the reader once per this many bytes
+/// (or half the receive buffer, where the helper caps it) instead of once per arriving segment.
+const LOWAT_MAX: usize = 256 * 1024;
+
+/// The receive low-water mark for a reader that needs `need` more bytes. Only bytes the target
+/// has to send are asked for, so the doorbell always rings in the end.
+fn lowat_for(need: usize) -> usize {
+    if need < LOWAT_MIN {
+        need.min(BHS_LEN)
+    } else {
+        need.min(LOWAT_MAX)
+    }
+}
 
 /// The two doorbells a connection's upcalls ring: data (or EOF, or an error) to read, and send
 /// space (or connection completion, or failure).
@@ -282,16 +299,16 @@ impl KSocket {
         if first.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let want = first.len().min(BHS_LEN);
-        // Bytes that came since the drain without reaching the old, higher mark rang nothing:
-        // after lowering it, read instead of trusting the doorbell.
-        let lowered = want < self.lowat;
-        if want != self.lowat {
-            // SAFETY: live socket; the helper takes the sockbuf lock. `want` <= 48 fits c_int.
-            unsafe { sys::isboot_so_set_rcv_lowat(self.so, want as c_int) };
-            self.lowat = want;
-        }
-        if core::mem::take(&mut self.rx_drained) && !lowered {
+        let want = lowat_for(first.len());
+        // The mark decides when the doorbell rings: before waiting for it, make it what this
+        // read needs. A mark above the need would never ring, so one that is too high comes
+        // down before any read that may end in a wait; a higher one is only worth a change
+        // when the reader is about to wait. Bytes that came since the drain without reaching
+        // an old, higher mark rang nothing: after lowering it, read instead of trusting the
+        // doorbell.
+        let drained = core::mem::take(&mut self.rx_drained);
+        let lowered = (drained || want < self.lowat) && self.set_lowat(want);
+        if drained && !lowered {
             if self.bells.rx.poll_wait(cx).is_pending() {
                 self.rx_drained = true;
                 return Poll::Pending;
@@ -326,6 +343,20 @@ impl KSocket {
             self.rx_drained = n > 0 && n < total;
         }
         got
+    }
+
+    /// Sets the receive low-water mark to `want` unless it is that already (the helper caps it
+    /// at half the receive buffer); true if it was lowered.
+    fn set_lowat(&mut self, want: usize) -> bool {
+        if want == self.lowat {
+            return false;
+        }
+        // SAFETY: live socket; the helper takes the sockbuf lock. `want` <= LOWAT_MAX fits
+        // c_int.
+        unsafe { sys::isboot_so_set_rcv_lowat(self.so, want as c_int) };
+        let lowered = want < self.lowat;
+        self.lowat = want;
+        lowered
     }
 
     /// Writes as much of `buf` as the send buffer takes. Pending (waker stored) when it takes

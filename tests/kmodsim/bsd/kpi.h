@@ -97,6 +97,7 @@ enum rule {
 	R_UPCALL_LOCK,		/* soupcall_set/clear without the sockbuf lock */
 	R_UPCALL_CLEAR_NONE,	/* soupcall_clear with no upcall set */
 	R_UPCALL_RETURN,	/* an upcall returned something other than SU_OK */
+	R_RCV_LOWAT,		/* receive low-water mark above what the buffer can hold */
 	R_SOCKET_STATE,		/* socket used after soclose, or closed twice */
 	R_SIM_LOCK,		/* xpt_bus_register/deregister, cam_sim_free without the SIM lock */
 	R_SIM_FREE_BUSY,	/* cam_sim_free would sleep forever (bus registered, da open) */

@@ -97,6 +97,11 @@ static const struct rule_info rules[R_COUNT] = {
 	[R_UPCALL_RETURN] = { "upcall-return",
 	    "kern/uipc_sockbuf.c sowakeup: only SU_OK, or SU_ISCONNECTED from the receive "
 	    "upcall; KASSERT \"SO_SND upcall returned SU_ISCONNECTED\" (14: same)" },
+	[R_RCV_LOWAT] = { "rcv-lowat",
+	    "kern/uipc_socket.c sosetopt(SO_RCVLOWAT): \"Make sure the low-water is never greater "
+	    "than the high-water\", sb_lowat is capped at sb_hiwat; a mark above it asks for more "
+	    "than the buffer holds, so sbavail >= sb_lowat (soreadable, the module's upcall test) "
+	    "never holds and the reader is never woken (14: same)" },
 	[R_SOCKET_STATE] = { "socket-state",
 	    "kern/uipc_socket.c soclose: KASSERT \"soclose: SS_NOFDREF on enter\"; a socket "
 	    "is freed by its last soclose (sorele), so any later use is a use after free "

@@ -314,6 +314,22 @@ st_upcall_return(void)
 }
 
 static void
+st_rcv_lowat(void)
+{
+	struct socket *so = new_socket(SOCK_STREAM);
+
+	SOCKBUF_LOCK(&so->so_rcv);
+	soupcall_set(so, SO_RCV, st_upcall, NULL);
+	so->so_rcv.sb_lowat = so->so_rcv.sb_hiwat + 1;
+	SOCKBUF_UNLOCK(&so->so_rcv);
+	kpi_sock_event(so, HEV_READ);
+	SOCKBUF_LOCK(&so->so_rcv);
+	soupcall_clear(so, SO_RCV);
+	SOCKBUF_UNLOCK(&so->so_rcv);
+	soclose(so);
+}
+
+static void
 st_socket_state(void)
 {
 	struct socket *so = new_socket(SOCK_DGRAM);
@@ -591,6 +607,7 @@ static const struct {
 	{ R_UPCALL_LOCK, "soupcall_set without the sockbuf lock", st_upcall_lock },
 	{ R_UPCALL_CLEAR_NONE, "soupcall_clear with no upcall", st_upcall_clear_none },
 	{ R_UPCALL_RETURN, "an upcall returning 42", st_upcall_return },
+	{ R_RCV_LOWAT, "a receive low-water mark above sb_hiwat", st_rcv_lowat },
 	{ R_SOCKET_STATE, "soclose twice", st_socket_state },
 	{ R_SIM_LOCK, "cam_sim_free without the SIM lock", st_sim_lock },
 	{ R_SIM_FREE_BUSY, "cam_sim_free of a registered SIM", st_sim_free_busy },

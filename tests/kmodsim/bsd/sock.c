@@ -85,6 +85,15 @@ socreate(int dom, struct socket **aso, int type, int proto, struct ucred *cred,
 	so->so_rcv.sb_mtx = &so->so_rcv_mtx;
 	so->so_rcv.sb_lowat = 1;
 	so->so_snd.sb_lowat = 2048;
+	/*
+	 * netinet/tcp_usrreq.c tcp_usr_attach: soreserve(so, V_tcp_sendspace, V_tcp_recvspace),
+	 * net.inet.tcp.sendspace 32 KiB (tcp_output.c) and recvspace 64 KiB (tcp_input.c). The
+	 * receive buffer's automatic growth (tcp_input.c tcp_autorcvbuf, up to
+	 * net.inet.tcp.recvbuf_max) is not modelled: sb_hiwat stays at its smallest, the value a
+	 * reader must cope with.
+	 */
+	so->so_snd.sb_hiwat = 32 * 1024;
+	so->so_rcv.sb_hiwat = 64 * 1024;
 	host_cv_lock(sock_cv);
 	for (i = 0; i < SOCK_MAX; i++)
 		if (socks[i].so == NULL || socks[i].closed) {
@@ -227,6 +236,9 @@ sowakeup(struct socket *so, struct sockbuf *sb, const char *which)
 
 	if (sb->sb_upcall == NULL)
 		return;
+	if (sb == &so->so_rcv && sb->sb_lowat > sb->sb_hiwat)
+		rule(R_RCV_LOWAT, "receive low-water mark %u above the buffer's %u bytes",
+		    sb->sb_lowat, sb->sb_hiwat);
 	before = context_enter("a socket upcall");
 	ret = sb->sb_upcall(so, sb->sb_upcallarg, M_NOWAIT);
 	context_leave("a socket upcall", before);
