@@ -27,7 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use isboot_executor::host::{block_on, now, StdLock};
+use isboot_executor::host::{at, block_on, now, StdLock};
 use isboot_executor::{Config, Executor, JoinHandle, Pender, Timer};
 use mio::{Events, Token};
 
@@ -171,7 +171,11 @@ impl Reactor {
         loop {
             self.state.store(RUNNING, Ordering::SeqCst);
             self.pending.store(false, Ordering::SeqCst);
-            executor.on_tick(now());
+            // One clock read per round: the timeouts below are reckoned from it too, so they
+            // come out longer by the poll's own duration, which no timer of the session (all
+            // in milliseconds or more) can tell.
+            let t = Instant::now();
+            executor.on_tick(at(t));
             let more = executor.poll();
             if done() || self.stop.load(Ordering::Acquire) {
                 if more {
@@ -185,8 +189,8 @@ impl Reactor {
             }
             let timer = executor
                 .next_deadline()
-                .map(|d| d.saturating_duration_since(now()));
-            let limit = until.map(|u| u.saturating_duration_since(Instant::now()));
+                .map(|d| d.saturating_duration_since(at(t)));
+            let limit = until.map(|u| u.saturating_duration_since(t));
             if limit == Some(Duration::ZERO) {
                 return Ok(());
             }

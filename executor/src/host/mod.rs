@@ -67,9 +67,15 @@ pub use test_runtime::{TestExecutor, TestRuntime, ThreadPender};
 
 /// The host's monotonic clock: nanoseconds since the first call in this process.
 pub fn now() -> Instant {
+    at(std::time::Instant::now())
+}
+
+/// [`now`] as it read at `t`, for a caller that has just read the std clock and need not read
+/// it twice.
+pub fn at(t: std::time::Instant) -> Instant {
     static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(std::time::Instant::now);
-    let nanos = u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let origin = *ORIGIN.get_or_init(|| t);
+    let nanos = u64::try_from(t.saturating_duration_since(origin).as_nanos()).unwrap_or(u64::MAX);
     Instant::from_nanos(nanos)
 }
 
