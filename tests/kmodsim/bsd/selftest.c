@@ -298,13 +298,15 @@ st_upcall_clear_none(void)
 	soclose(so);
 }
 
+/* A stream socket with upcall `up` and receive mark `lowat` sees data arrive, then closes. */
 static void
-st_upcall_return(void)
+rcv_event(so_upcall_t up, u_int lowat)
 {
 	struct socket *so = new_socket(SOCK_STREAM);
 
 	SOCKBUF_LOCK(&so->so_rcv);
-	soupcall_set(so, SO_RCV, st_bad_upcall, NULL);
+	soupcall_set(so, SO_RCV, up, NULL);
+	so->so_rcv.sb_lowat = lowat;
 	SOCKBUF_UNLOCK(&so->so_rcv);
 	kpi_sock_event(so, HEV_READ);
 	SOCKBUF_LOCK(&so->so_rcv);
@@ -314,19 +316,16 @@ st_upcall_return(void)
 }
 
 static void
+st_upcall_return(void)
+{
+	rcv_event(st_bad_upcall, 1);
+}
+
+static void
 st_rcv_lowat(void)
 {
-	struct socket *so = new_socket(SOCK_STREAM);
-
-	SOCKBUF_LOCK(&so->so_rcv);
-	soupcall_set(so, SO_RCV, st_upcall, NULL);
-	so->so_rcv.sb_lowat = so->so_rcv.sb_hiwat + 1;
-	SOCKBUF_UNLOCK(&so->so_rcv);
-	kpi_sock_event(so, HEV_READ);
-	SOCKBUF_LOCK(&so->so_rcv);
-	soupcall_clear(so, SO_RCV);
-	SOCKBUF_UNLOCK(&so->so_rcv);
-	soclose(so);
+	/* socreate's sb_hiwat for TCP: 64 KiB (tcp_usr_attach). */
+	rcv_event(st_upcall, 64 * 1024 + 1);
 }
 
 static void
