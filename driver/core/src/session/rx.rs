@@ -189,7 +189,9 @@ impl Rx {
             let ahead = ahead_of(io.engine.expects_data_in());
             let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, ahead));
             self.have = self.have.saturating_add(n);
-            return Poll::Ready(Ok(Progress::Stage));
+            if self.have < need {
+                return Poll::Ready(Ok(Progress::Stage));
+            }
         }
         let bad = |e| Disconnect::Violation(Violation::Pdu(e));
         let info = match self.info {
@@ -268,12 +270,11 @@ impl Rx {
             if io.digests.data {
                 self.crc = self.crc.update(got);
             }
-            self.stage = RxStage::Data {
-                sink,
-                len,
-                have: have.saturating_add(n),
-            };
-            return Poll::Ready(Ok(Progress::Stage));
+            let have = have.saturating_add(n);
+            if have < len {
+                self.stage = RxStage::Data { sink, len, have };
+                return Poll::Ready(Ok(Progress::Stage));
+            }
         }
         let pad = pdu::pad_len(len);
         let dd = if io.digests.data && len > 0 {
@@ -281,10 +282,15 @@ impl Rx {
         } else {
             0
         };
+        let need = pad.saturating_add(dd);
+        if need == 0 {
+            // Nothing follows the segment: the PDU is complete (the usual case without digests).
+            return self.finish_pdu(io, sink, pad, need);
+        }
         self.stage = RxStage::Trailer {
             sink,
             pad,
-            need: pad.saturating_add(dd),
+            need,
             have: 0,
         };
         Poll::Ready(Ok(Progress::Stage))
@@ -313,6 +319,18 @@ impl Rx {
             };
             return Poll::Ready(Ok(Progress::Stage));
         }
+        self.finish_pdu(io, sink, pad, need)
+    }
+
+    /// Checks the padding's data digest (in `trailer[pad..need]`, if any) and hands the PDU to
+    /// [`Engine::rx_finish`]; the next read is a header.
+    fn finish_pdu<T: Transport, G: Log, B: DataBuf>(
+        &mut self,
+        io: &mut Io<'_, '_, '_, T, G, B>,
+        sink: RxSink,
+        pad: usize,
+        need: usize,
+    ) -> Poll<Result<Progress, Disconnect>> {
         let info = self.info.take();
         let len = info.map_or(0, |i| i.data_len as usize);
         if need > pad {
