@@ -8,7 +8,7 @@
 //! Module core (load/unload, allocator, panic, logging, sysctls, finding the iBFT, the loader's
 //! environment): [`module`], [`kalloc`], [`panic`], [`log`], [`sysctl`], [`ibft`], [`kenv`].
 //! Runtime glue (NIC, sockets, executor hosting, CAM, boot sequence):
-//! [`net`], [`sock`], [`exec`], [`cam`], [`boot`].
+//! [`net`], [`sock`], [`exec`], [`cam`], [`boot`]; the digests' CRC32C, [`crc`].
 //!
 //! A panic here is a kernel panic: outside tests the same lints as in `isboot-core` forbid
 //! `unwrap`/`expect`, unchecked indexing and arithmetic, and `panic!`/`unreachable!`
@@ -41,6 +41,7 @@ pub mod sysctl;
 
 pub mod boot;
 pub mod cam;
+pub mod crc;
 pub mod exec;
 pub mod net;
 pub mod sock;
