@@ -14,6 +14,13 @@
 //! `unwrap`/`expect`, unchecked indexing and arithmetic, and `panic!`/`unreachable!`
 //! (compile-time `assert!`s in `const` blocks are checked by the compiler, not at run time).
 #![no_std]
+// `#[optimize(size)]` marks the cold glue (load, unload and shutdown, the iBFT, kenv, sysctls,
+// NIC configuration, bring-up and teardown, log lines): run once per boot or per event, built
+// for size; everything else, the I/O path (CAM action and completion, sockets, executor,
+// session instances), keeps the release profile's opt-level 2. The module is only ever built
+// with build-rust.sh, which runs a nightly-enabled rustc (RUSTC_BOOTSTRAP) for its target JSON
+// and core/alloc anyway. Closures and async blocks do not inherit the attribute: they stay at 2.
+#![feature(optimize_attribute)]
 #![cfg_attr(
     not(test),
     deny(
