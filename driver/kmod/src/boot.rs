@@ -212,8 +212,10 @@ pub fn start(
     })
 }
 
-/// The boot job: NIC, then the tasks.
+/// The boot job: NIC, then the tasks. Not inlined into the job's closure, which is built for
+/// speed (closures do not inherit `#[optimize]`).
 #[optimize(size)]
+#[inline(never)]
 fn bring_up(ctx: Arc<Ctx>) {
     if ctx.logout.load(Ordering::Acquire) {
         return;
@@ -358,7 +360,9 @@ fn session_abort(ctx: &Ctx, tag: u64) -> bool {
     handle(ctx).is_some_and(|h| h.abort(tag))
 }
 
+// Never inlined into cam_pump: a LUN reset is rare.
 #[optimize(size)]
+#[inline(never)]
 fn session_reset(ctx: &Ctx, lun: isboot_core::lun::Lun, tag: u64) {
     let queued = handle(ctx).is_some_and(|h| h.reset_lun(lun, tag));
     if !queued {
@@ -378,7 +382,9 @@ fn session_logout(ctx: &Ctx) {
 }
 
 /// Releases the root hold with a message: root mounting goes on without us.
+// Never inlined into the session's state reports and the root watcher (built for speed).
 #[optimize(size)]
+#[inline(never)]
 fn give_up(ctx: &Ctx, why: &str) {
     crate::klog!(0, "{}; not holding root mount any longer", why);
     drop(ctx.root.lock(Option::take));

@@ -168,7 +168,9 @@ impl Added {
 }
 
 impl Drop for Added {
+    // Never inlined into the drop glue, which is built for speed.
     #[optimize(size)]
+    #[inline(never)]
     fn drop(&mut self) {
         for r in self.routes.iter_mut().rev().filter_map(Option::take) {
             let (mut dst, mut mask, mut gw) = (r.dst, r.mask, r.gw);

@@ -16,7 +16,9 @@ use isboot_kmod_logic::sysfmt::{ibft_values, IbftField};
 
 use crate::bindings as sys;
 
+// Never inlined: the session's state and error reports (built for speed) call it.
 #[optimize(size)]
+#[inline(never)]
 fn set(which: sys::isboot_str, s: &str) {
     // SAFETY: `s` is valid for `s.len()` bytes; the helper copies at most ISBOOT_STR_MAX - 1 of
     // them under its mutex and checks the index.
