@@ -33,5 +33,7 @@
 #include <cam/scsi/scsi_all.h>
 #include <cam/scsi/scsi_message.h>
 
+#include <sys/gsb_crc32.h>
+
 #include "helpers.h"
 #include "helpers_net_cam.h"

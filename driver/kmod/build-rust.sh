@@ -34,7 +34,7 @@ target_json="$here/$target.json"
 RUSTC=${RUSTC:-rustc}
 CARGO=${CARGO:-cargo}
 # Bump when the sysroot flags below change, so that existing sysroots are rebuilt.
-recipe=2
+recipe=3
 
 die() {
 	echo "isboot: $*" >&2
@@ -106,12 +106,13 @@ sysroot() {
 			fcfg="$fcfg --cfg ${f}_enabled"
 		fi
 	done
-	# driver/kmod's release profile, which fat-LTOs these crates into the module: opt-level 2,
-	# abort on panic, one codegen unit. The rlibs hold object code as well as bitcode, so a
-	# build without LTO (clippy, a debug build) links too. core and alloc stay at opt-level 2:
-	# built for size, their helpers stop being inlined and the session's constructors build
-	# their large values on the stack (frames of 7-26 KiB, see README.md "Size").
-	common="-Zunstable-options -Zforce-unstable-if-unmarked -Copt-level=2 -Cpanic=abort
+	# driver/kmod's release profile, which fat-LTOs these crates into the module: abort on panic,
+	# one codegen unit. The rlibs hold object code as well as bitcode, so a build without LTO
+	# (clippy, a debug build) links too. core and alloc are built for size: their generic code is
+	# compiled by LLVM in the module's crate, at its opt-level 2 (only its MIR comes from here);
+	# what remains is formatting, parsing and allocation growth, none of it per I/O (README.md
+	# "Size"). compiler_builtins keeps opt-level 2.
+	common="-Zunstable-options -Zforce-unstable-if-unmarked -Copt-level=z -Cpanic=abort
 		-Ccodegen-units=1 -Cdebuginfo=0 --crate-type rlib --emit=link --cap-lints allow"
 	remaps
 	stamp_text=$(printf 'recipe %s\n%s\n%s\n%s\n%s\n' "$recipe" "$("$RUSTC" -vV)" \
@@ -147,7 +148,7 @@ sysroot() {
 		--cfg 'feature="compiler-builtins"' --cfg 'feature="rustc-dep-of-std"' \
 		--cfg 'feature="unstable-intrinsics"' --cfg 'feature="mem-unaligned"' \
 		--cfg intrinsics_enabled --cfg arch_enabled --cfg optimizations_enabled $fcfg \
-		-Ccodegen-units=10000 -Cembed-bitcode=no
+		-Ccodegen-units=10000 -Cembed-bitcode=no -Copt-level=2
 	rc alloc "$library/alloc" \
 		--extern "core=$tmp/libcore.rlib" \
 		--extern "priv:compiler_builtins=$tmp/libcompiler_builtins.rlib"

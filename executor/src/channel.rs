@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! A bounded many-producer, one-consumer queue between any context and one task.
 
+use alloc::collections::{TryReserveError, VecDeque};
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
-
-use heapless::Deque;
 
 use crate::raw::mutex::{Mutex, RawLock};
 
@@ -47,13 +46,16 @@ pub enum TryRecvError {
 }
 
 struct State<T, const N: usize> {
-    items: Deque<T, N>,
+    /// Never longer than `N`, and never reallocated: its buffer is reserved at construction.
+    items: VecDeque<T>,
     receiver: Option<Waker>,
     closed: bool,
 }
 
-/// A bounded queue of at most `N` items, stored inline (no allocation after construction), guarded by
-/// the platform lock `L`.
+/// A bounded queue of at most `N` items in one buffer allocated at construction (no allocation
+/// after it), guarded by the platform lock `L`. The buffer is on the heap rather than inline so
+/// that a channel of large items (a session's inbox of SCSI requests) is never assembled on the
+/// stack, whatever the optimiser inlines: kernel stacks are 16 KiB.
 ///
 /// Any context may [`try_send`](Channel::try_send) (CAM's action routine, an upcall, another thread): it
 /// never blocks, hands the item back when the queue is full or closed, and wakes the receiver. One task
@@ -79,15 +81,26 @@ impl<L: RawLock, T, const N: usize> Default for Channel<L, T, N> {
 }
 
 impl<L: RawLock, T, const N: usize> Channel<L, T, N> {
-    /// An empty, open channel.
+    /// An empty, open channel. Allocates its buffer; memory being short ends in the allocation
+    /// error handler, as for any infallible allocation.
     pub fn new() -> Self {
-        Channel {
+        match Self::try_new() {
+            Ok(c) => c,
+            Err(_) => alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<[T; N]>()),
+        }
+    }
+
+    /// An empty, open channel, or the error of allocating its buffer.
+    pub fn try_new() -> Result<Self, TryReserveError> {
+        let mut items = VecDeque::new();
+        items.try_reserve_exact(N)?;
+        Ok(Channel {
             state: Mutex::new(State {
-                items: Deque::new(),
+                items,
                 receiver: None,
                 closed: false,
             }),
-        }
+        })
     }
 
     /// Queues `item` and wakes the receiver, or gives the item back.
@@ -96,10 +109,12 @@ impl<L: RawLock, T, const N: usize> Channel<L, T, N> {
             if s.closed {
                 return Err(TrySendError::Closed(item));
             }
-            match s.items.push_back(item) {
-                Ok(()) => Ok(s.receiver.take()),
-                Err(item) => Err(TrySendError::Full(item)),
+            if s.items.len() >= N {
+                return Err(TrySendError::Full(item));
             }
+            // Within the capacity reserved at construction: no allocation.
+            s.items.push_back(item);
+            Ok(s.receiver.take())
         });
         match res {
             Ok(waker) => {

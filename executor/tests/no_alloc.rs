@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::CountingWaker;
 use isboot_executor::host::StdLock;
-use isboot_executor::{Channel, Doorbell, Executor, Instant, Pender};
+use isboot_executor::{Channel, Doorbell, Executor, Instant, Pender, TrySendError};
 
 struct Counting;
 
@@ -29,12 +29,15 @@ thread_local! {
     // While set, every allocation of this thread fails (returns null), as malloc(9) with
     // M_NOWAIT does when memory is short.
     static REFUSE: Cell<bool> = const { Cell::new(false) };
+    // This thread's watched allocations (ALLOCS counts every watching thread's).
+    static MINE: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Counts the allocation; false when it must fail.
 fn note() -> bool {
     if WATCHED.with(Cell::get) {
         ALLOCS.fetch_add(1, Ordering::SeqCst);
+        MINE.with(|m| m.set(m.get() + 1));
     }
     !REFUSE.with(Cell::get)
 }
@@ -253,4 +256,36 @@ fn a_spawn_without_memory_gives_the_future_back_and_changes_nothing() {
     drop((keep, task));
     assert!(!ex.poll());
     assert_eq!(ex.task_count(), 0);
+}
+
+/// The channel's buffer is one allocation made when the channel is (so that a channel of large
+/// items is never assembled on a stack), and filling it to capacity, refusing more and
+/// draining it never allocates.
+#[test]
+fn a_channel_allocates_its_buffer_when_made_and_never_after() {
+    type Big = Channel<StdLock, [u8; 512], 4>;
+    REFUSE.with(|r| r.set(true));
+    let refused = Big::try_new();
+    REFUSE.with(|r| r.set(false));
+    assert!(refused.is_err(), "made without memory");
+
+    let chan = Big::try_new().expect("memory is back");
+    WATCHED.with(|w| w.set(true));
+    let before = MINE.with(Cell::get);
+    for round in 0..3u8 {
+        for i in 0..4u8 {
+            assert!(chan.try_send([round ^ i; 512]).is_ok(), "room for 4");
+        }
+        assert!(matches!(
+            chan.try_send([9; 512]),
+            Err(TrySendError::Full(_))
+        ));
+        assert_eq!(chan.len(), 4);
+        for i in 0..4u8 {
+            assert_eq!(chan.try_recv().map(|b| b[0]), Ok(round ^ i));
+        }
+    }
+    let allocated = MINE.with(Cell::get) - before;
+    WATCHED.with(|w| w.set(false));
+    assert_eq!(allocated, 0);
 }

@@ -415,7 +415,12 @@ run_one() { # scenario-name harness-scenario dir
 		teardown
 		return
 	fi
-	line=$(timeout 300 "$bin" "${verbose[@]}" "${ARGS[@]}" "$sc" 2> "$d.log" | tail -n 1) || rc=$?
+	# KMODSIM_CALLGRIND=PREFIX: the scenario under callgrind (PREFIX.SCENARIO), which counts
+	# instructions per function: CPU per I/O compared without the shared machine's noise.
+	local wrap=()
+	[ -n "${KMODSIM_CALLGRIND:-}" ] &&
+		wrap=(valgrind --tool=callgrind "--callgrind-out-file=$KMODSIM_CALLGRIND.$name")
+	line=$(timeout 300 ${wrap[@]+"${wrap[@]}"} "$bin" "${verbose[@]}" "${ARGS[@]}" "$sc" 2> "$d.log" | tail -n 1) || rc=$?
 	[ -n "$line" ] || line="FAIL no result (exit $rc); log: $d.log"
 	if [ "$rc" = 124 ]; then line="FAIL timed out after 300 s"; fi
 	case "$line" in

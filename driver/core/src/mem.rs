@@ -88,6 +88,7 @@ pub fn push_back<T>(v: &mut VecDeque<T>, item: T) -> Result<(), T> {
 
 /// Sets the length of a byte vector to `n` (new bytes zero) if `n` fits its capacity; `false`
 /// (and no change) otherwise. Never allocates.
+#[inline]
 pub fn set_len_within(v: &mut Vec<u8>, n: usize) -> bool {
     if n <= v.capacity() {
         v.resize(n, 0);
@@ -98,6 +99,7 @@ pub fn set_len_within(v: &mut Vec<u8>, n: usize) -> bool {
 }
 
 /// Replaces the contents of `v` with `src`, growing it fallibly: `NoMemory` leaves `v` empty.
+#[inline]
 pub fn try_copy_into(v: &mut Vec<u8>, src: &[u8]) -> Result<(), NoMemory> {
     v.clear();
     v.try_reserve(src.len()).map_err(|_| NoMemory)?;

@@ -9,10 +9,28 @@
 //! One `crc32q` has a latency of three cycles and a throughput of one per cycle, so the large-
 //! buffer path runs three independent chains over three adjacent blocks and joins them with the
 //! table-driven shift (advance a register over a block of zero bytes, then XOR).
+//!
+//! With the `kernel` feature the module does not use any of this: `kernel_update` calls the
+//! kernel's own CRC32C through a function the kernel module defines.
 #![expect(
     unsafe_code,
     reason = "inline asm for the crc32 instruction and CPUID, each proven by a SAFETY comment"
 )]
+
+#[cfg(feature = "kernel")]
+unsafe extern "Rust" {
+    /// Advances a raw CRC32C register (no inversions) over `data`. Defined by the FreeBSD kernel
+    /// module (driver/kmod/src/crc.rs) over the kernel's `calculate_crc32c`; safe to call: it
+    /// reads `data` only.
+    safe fn isboot_crc32c_update(crc: u32, data: &[u8]) -> u32;
+}
+
+/// The kernel's CRC32C (the `kernel` feature).
+#[cfg(feature = "kernel")]
+#[inline]
+pub(crate) fn kernel_update(crc: u32, data: &[u8]) -> u32 {
+    isboot_crc32c_update(crc, data)
+}
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicU8, Ordering};

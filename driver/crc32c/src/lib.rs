@@ -4,7 +4,8 @@
 //! On x86_64 CPUs with SSE4.2 the `crc32` instruction does the work (three interleaved chains for
 //! large buffers, see `hw`); elsewhere a slice-by-8 table path. Both give identical results; the
 //! choice is made once at run time with CPUID. `no_std`, usable in the kernel: the hardware path
-//! uses general-purpose registers only.
+//! uses general-purpose registers only. The kernel module builds it with the `kernel` feature,
+//! which hands the work to the kernel's `calculate_crc32c` instead (see `hw`).
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -53,9 +54,14 @@ pub fn crc32c(data: &[u8]) -> u32 {
 pub mod paths {
     pub use crate::table::{update_bytewise, update_slice8};
 
-    /// The fastest path this CPU offers.
+    /// The fastest path this CPU offers; with the `kernel` feature, the kernel's.
     #[inline]
     pub fn update(crc: u32, data: &[u8]) -> u32 {
+        #[cfg(all(feature = "kernel", target_arch = "x86_64", not(miri)))]
+        {
+            crate::hw::kernel_update(crc, data)
+        }
+        #[cfg(not(all(feature = "kernel", target_arch = "x86_64", not(miri))))]
         match update_hardware(crc, data) {
             Some(crc) => crc,
             None => update_slice8(crc, data),

@@ -80,6 +80,7 @@ struct RootHold(NonNull<sys::root_hold_token>);
 unsafe impl Send for RootHold {}
 
 impl RootHold {
+    #[optimize(size)]
     fn take() -> Option<RootHold> {
         // SAFETY: static identifier. kern/vfs_mountroot.c allocates the token M_WAITOK and
         // never returns NULL (we are in MOD_LOAD, which may sleep); the Option only keeps a
@@ -89,6 +90,7 @@ impl RootHold {
 }
 
 impl Drop for RootHold {
+    #[optimize(size)]
     fn drop(&mut self) {
         // SAFETY: the token came from `root_mount_hold` and is released once (we are dropped
         // once).
@@ -126,6 +128,7 @@ struct Ctx {
 }
 
 impl fmt::Debug for Ctx {
+    #[optimize(size)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ctx")
             .field("up_once", &self.up_once.load(Ordering::Relaxed))
@@ -141,6 +144,7 @@ pub struct BootHandle {
 }
 
 impl fmt::Debug for BootHandle {
+    #[optimize(size)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BootHandle").finish_non_exhaustive()
     }
@@ -149,6 +153,7 @@ impl fmt::Debug for BootHandle {
 /// Starts booting from `cfg`'s boot pair with the session's `timeouts` and digest offer.
 /// Returns quickly; the work runs on our taskqueue thread. Errors are `errno` values for the
 /// module's load status.
+#[optimize(size)]
 pub fn start(
     cfg: &BootConfig,
     timeouts: Timeouts,
@@ -207,7 +212,10 @@ pub fn start(
     })
 }
 
-/// The boot job: NIC, then the tasks.
+/// The boot job: NIC, then the tasks. Not inlined into the job's closure, which is built for
+/// speed (closures do not inherit `#[optimize]`).
+#[optimize(size)]
+#[inline(never)]
 fn bring_up(ctx: Arc<Ctx>) {
     if ctx.logout.load(Ordering::Acquire) {
         return;
@@ -285,6 +293,7 @@ fn bring_up(ctx: Arc<Ctx>) {
 
 /// Creates the session, publishes its handle and spawns the tasks. Not inlined: the session
 /// (about 1.6 KiB until its task holds it) stays out of the boot job's frame.
+#[optimize(size)]
 #[inline(never)]
 fn start_session(
     ctx: &Arc<Ctx>,
@@ -351,6 +360,9 @@ fn session_abort(ctx: &Ctx, tag: u64) -> bool {
     handle(ctx).is_some_and(|h| h.abort(tag))
 }
 
+// Never inlined into cam_pump: a LUN reset is rare.
+#[optimize(size)]
+#[inline(never)]
 fn session_reset(ctx: &Ctx, lun: isboot_core::lun::Lun, tag: u64) {
     let queued = handle(ctx).is_some_and(|h| h.reset_lun(lun, tag));
     if !queued {
@@ -360,6 +372,7 @@ fn session_reset(ctx: &Ctx, lun: isboot_core::lun::Lun, tag: u64) {
     }
 }
 
+#[optimize(size)]
 fn session_logout(ctx: &Ctx) {
     match handle(ctx) {
         Some(h) => h.shutdown(),
@@ -369,6 +382,9 @@ fn session_logout(ctx: &Ctx) {
 }
 
 /// Releases the root hold with a message: root mounting goes on without us.
+// Never inlined into the session's state reports and the root watcher (built for speed).
+#[optimize(size)]
+#[inline(never)]
 fn give_up(ctx: &Ctx, why: &str) {
     crate::klog!(0, "{}; not holding root mount any longer", why);
     drop(ctx.root.lock(Option::take));
@@ -525,11 +541,13 @@ impl Events for KEvents {
         ccb.complete_status(logic::tmf_status(TmfKind::LunReset, response));
     }
 
+    #[optimize(size)]
     fn error(&mut self, error: &LastError) {
         // Escaped and bounded by the core (a sysctl string); the same line the console got.
         crate::sysctl::stats().set_last_error(error.text.as_str());
     }
 
+    #[optimize(size)]
     fn state(&mut self, state: State) {
         let stats = crate::sysctl::stats();
         match state {
@@ -562,6 +580,7 @@ fn sim_of(ctx: &Ctx) -> Option<Arc<Sim>> {
     ctx.sim.lock(|s| s.clone())
 }
 
+#[optimize(size)]
 fn attach_sim(ctx: &Ctx) {
     let depth = ctx.depth.load(Ordering::Relaxed);
     // One boot session, so one SIM: unit 0.
@@ -590,6 +609,7 @@ impl Log for KLog {
         crate::log::enabled(crate::log::session_level(level))
     }
 
+    #[optimize(size)]
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
         // The core's messages name the driver ("isboot: ...") for the host's logs; the
         // console line gets that prefix from isboot_log already.
@@ -610,6 +630,7 @@ impl Log for KLog {
 struct KRandom;
 
 impl Random for KRandom {
+    #[optimize(size)]
     fn fill(&mut self, buf: &mut [u8]) {
         // SAFETY: fills exactly `buf.len()` bytes of a valid buffer.
         unsafe { sys::arc4random_buf(buf.as_mut_ptr().cast::<c_void>(), buf.len()) };
@@ -620,6 +641,7 @@ impl Random for KRandom {
 /// it, maybe the root file system, away, and `cam_sim_free` would sleep until it is closed,
 /// i.e. forever. A SIM whose disks nobody holds is detached cleanly by [`stop`], also after
 /// the session gave up. Sleeps (GEOM topology lock): module events only.
+#[optimize(size)]
 pub fn busy(h: &BootHandle) -> bool {
     let Some(sim) = sim_of(&h.ctx) else {
         return false;
@@ -638,6 +660,7 @@ pub fn busy(h: &BootHandle) -> bool {
 /// `CAM_DEV_NOT_THERE` once the bound has passed instead of reconnecting forever, which would
 /// hold the reboot for as long as the target stays dead. The session does the bounding
 /// ([`Handle::give_up_after`]); this only hands it the deadline.
+#[optimize(size)]
 pub fn prepare_shutdown(h: &BootHandle) {
     let ctx = &h.ctx;
     ctx.going_down.store(true, Ordering::SeqCst);
@@ -656,17 +679,20 @@ pub fn prepare_shutdown(h: &BootHandle) {
 /// Logs out after the file systems were synced (shutdown); frees nothing. New requests are
 /// refused first with `CAM_DEV_NOT_THERE`, so a peripheral's own shutdown I/O fails at once
 /// instead of being requeued forever against a session that is gone.
+#[optimize(size)]
 pub fn shutdown(h: &BootHandle) {
     h.ctx.sim_shared.close();
     request_logout(&h.ctx);
     wait_closed(&h.ctx, LOGOUT_WAIT);
 }
 
+#[optimize(size)]
 fn request_logout(ctx: &Ctx) {
     ctx.logout.store(true, Ordering::Release);
     session_logout(ctx);
 }
 
+#[optimize(size)]
 fn wait_closed(ctx: &Ctx, limit: Duration) {
     let start = now_ns();
     let limit_ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
@@ -676,6 +702,7 @@ fn wait_closed(ctx: &Ctx, limit: Duration) {
 }
 
 /// Tears everything down in the order written in the module documentation.
+#[optimize(size)]
 pub fn stop(mut h: BootHandle) {
     let ctx = h.ctx.clone();
     // 1. Stop new requests.

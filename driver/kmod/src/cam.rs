@@ -102,6 +102,7 @@ pub struct CcbRef(NonNull<sys::ccb>);
 unsafe impl Send for CcbRef {}
 
 impl core::fmt::Debug for CcbRef {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_tuple("CcbRef").field(&self.0).finish()
     }
@@ -430,6 +431,7 @@ pub struct SimShared {
 }
 
 impl core::fmt::Debug for SimShared {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SimShared")
             .field("inq", &self.inq)
@@ -439,6 +441,7 @@ impl core::fmt::Debug for SimShared {
 
 impl SimShared {
     /// Shared state for a SIM whose `XPT_PATH_INQ` answers `inq`.
+    #[optimize(size)]
     pub fn new(inq: PathInq) -> Arc<SimShared> {
         Arc::new(SimShared {
             mtx: Mtx::new(c"isboot sim", false),
@@ -454,6 +457,7 @@ impl SimShared {
     }
 
     /// Records the boot NIC's speed (bits/s) for `base_transfer_speed`.
+    #[optimize(size)]
     pub fn set_link_speed(&self, baudrate_bps: u64) {
         self.inq.lock(|i| {
             i.base_transfer_speed =
@@ -469,6 +473,7 @@ impl SimShared {
     /// Stops taking requests: from now on the action routine answers `CAM_DEV_NOT_THERE`
     /// without touching the channel (so it wakes no task), and the session's `next()` ends once
     /// the queue is drained. Taken under the SIM mutex, so no action routine is half-way.
+    #[optimize(size)]
     pub fn close(&self) {
         self.mtx.with(|| {
             self.closing.store(true, Ordering::Release);
@@ -496,6 +501,7 @@ unsafe impl Send for Sim {}
 unsafe impl Sync for Sim {}
 
 impl core::fmt::Debug for Sim {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Sim")
             .field("sim", &self.sim)
@@ -506,6 +512,7 @@ impl core::fmt::Debug for Sim {
 impl Sim {
     /// Allocates the SIM and its queue (`depth` tagged openings), registers the bus and creates
     /// the wildcard path, then asks CAM to scan the bus.
+    #[optimize(size)]
     pub fn attach(shared: Arc<SimShared>, depth: u32, unit: u32) -> Result<Sim, Errno> {
         let depth = logic::queue_depth(depth, MAX_TAGS);
         // SAFETY: plain allocation; NULL on failure.
@@ -586,12 +593,14 @@ impl Sim {
     }
 
     /// CAM's path id of our bus.
+    #[optimize(size)]
     pub fn path_id(&self) -> u32 {
         // SAFETY: the SIM is alive while `self` is.
         unsafe { (*self.sim).path_id }
     }
 
     /// Whether a `da` peripheral is attached to `lun` (CAM's LUN id) on our bus.
+    #[optimize(size)]
     pub fn has_disk(&self, lun: u64) -> bool {
         // SAFETY: `path` is a live path of ours; the helper takes its lock around
         // cam_periph_find, which asserts it on a match, and only tests the result for NULL.
@@ -601,6 +610,7 @@ impl Sim {
     }
 
     /// The unit of the `da` peripheral on `lun` (da0: 0), if one is attached.
+    #[optimize(size)]
     pub fn disk_unit(&self, lun: u64) -> Option<u32> {
         let mut unit = None;
         self.at_lun(lun, |path| {
@@ -614,12 +624,14 @@ impl Sim {
 
     /// Whether the `da` disk on `lun` is held: open, mounted, or a partition of it open
     /// (GEOM access counts). Sleeps on the GEOM topology lock: thread context, no mutex held.
+    #[optimize(size)]
     pub fn disk_held(&self, lun: u64) -> bool {
         // SAFETY: as in `has_disk`; the helper reads the provider under the topology lock.
         self.at_lun(lun, |path| unsafe { sys::isboot_disk_held(path) != 0 })
     }
 
     /// Runs `f` with a path to (our bus, target 0, `lun`), freed afterwards; false if no path.
+    #[optimize(size)]
     fn at_lun(&self, lun: u64, f: impl FnOnce(*mut sys::cam_path) -> bool) -> bool {
         let mut path: *mut sys::cam_path = ptr::null_mut();
         // SAFETY: creates a path to (our bus, target 0, lun), freed below.
@@ -637,6 +649,7 @@ impl Sim {
     /// Detaches: new CCBs are refused, queued ones complete as gone, the device is announced
     /// lost, and the bus, path and SIM are freed. Called after the session stopped (teardown step
     /// "deregister from CAM").
+    #[optimize(size)]
     pub fn detach(self) {
         self.shared.close();
         while let Some(req) = self.shared.try_next() {
@@ -660,6 +673,7 @@ impl Sim {
 }
 
 /// Completes a request that will never be sent.
+#[optimize(size)]
 pub fn fail_request(req: CamRequest, st: u32) {
     match req {
         CamRequest::Io(c) | CamRequest::ResetDev(c) => c.complete_status(st),
@@ -669,6 +683,7 @@ pub fn fail_request(req: CamRequest, st: u32) {
 }
 
 /// Copies `s` into a fixed C char array, NUL-terminated and truncated to fit.
+#[optimize(size)]
 fn set_cstr(dst: &mut [core::ffi::c_char], s: &str) {
     let n = s.len().min(dst.len().saturating_sub(1));
     for (d, b) in dst.iter_mut().zip(s.as_bytes().iter().take(n)) {
@@ -769,6 +784,7 @@ fn queue(shared: &SimShared, req: CamRequest) {
     }
 }
 
+#[optimize(size)]
 fn fill_path_inq(cpi: &mut sys::ccb_pathinq, sim: &sys::cam_sim, inq: &PathInq) {
     cpi.version_num = 1;
     cpi.hba_inquiry = inq.hba_inquiry;
@@ -796,6 +812,7 @@ fn fill_path_inq(cpi: &mut sys::ccb_pathinq, sim: &sys::cam_sim, inq: &PathInq) 
 pub type Pending = Slots<CcbRef>;
 
 /// An empty table with room for [`QUEUE_LEN`] CCBs.
+#[optimize(size)]
 pub fn pending_table() -> Pending {
     Slots::new(QUEUE_LEN as u32)
 }

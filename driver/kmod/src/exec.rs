@@ -56,6 +56,7 @@ unsafe impl Send for Mtx {}
 unsafe impl Sync for Mtx {}
 
 impl core::fmt::Debug for Mtx {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Mtx")
             .field("spin", &self.spin)
@@ -65,6 +66,7 @@ impl core::fmt::Debug for Mtx {
 
 impl Mtx {
     /// A default (sleepable-context) mutex, or a spin mutex when `spin` is set.
+    #[optimize(size)]
     pub fn new(name: &'static CStr, spin: bool) -> Mtx {
         // SAFETY: `struct mtx` is plain data for which all-zero is the state `mtx_init` expects.
         let raw = Box::new(UnsafeCell::new(unsafe { core::mem::zeroed::<sys::mtx>() }));
@@ -105,6 +107,7 @@ impl Mtx {
 }
 
 impl Drop for Mtx {
+    #[optimize(size)]
     fn drop(&mut self) {
         // SAFETY: initialised (invariant) and, with `&mut self`, nobody holds or waits for it.
         unsafe { sys::isboot_mtx_destroy(self.as_ptr()) };
@@ -118,12 +121,14 @@ pub struct KSpin {
 }
 
 impl core::fmt::Debug for KSpin {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("KSpin")
     }
 }
 
 impl Default for KSpin {
+    #[optimize(size)]
     fn default() -> Self {
         KSpin {
             mtx: Mtx::new(c"isboot executor", true),
@@ -208,6 +213,7 @@ unsafe impl Send for Pender {}
 unsafe impl Sync for Pender {}
 
 impl core::fmt::Debug for Pender {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Pender")
     }
@@ -233,6 +239,7 @@ impl Pender {
 }
 
 impl core::fmt::Debug for Host {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Host").finish_non_exhaustive()
     }
@@ -243,6 +250,7 @@ impl Host {
     /// returns, and `make`'s second value is handed back. `make` receives the pender (to build
     /// the executor with) and runs before anything can be pended, so the poll function is in
     /// place before the poll task can first run.
+    #[optimize(size)]
     pub fn start<T>(
         name: &'static CStr,
         make: impl FnOnce(Pender) -> (PollFn, T),
@@ -298,6 +306,7 @@ impl Host {
     /// Runs `job` once on the taskqueue thread. It may sleep (boot-time waits), which delays
     /// executor polls meanwhile. A job queued while another is pending replaces nothing: it is
     /// refused and handed back.
+    #[optimize(size)]
     pub fn run_job(&self, job: Job) -> Result<(), Job> {
         let job = self.inner.job.lock(|slot| match slot {
             Some(_) => Some(job),
@@ -325,6 +334,7 @@ impl Host {
     /// running poll (if any) has finished and the thread is gone; later pends do nothing.
     /// Returns the poll function, and the [`Stopped`] host that must be dropped only after the
     /// executor (whose pender points into it). Must not be called from the taskqueue thread.
+    #[optimize(size)]
     pub fn shutdown(self) -> (Option<PollFn>, Stopped) {
         let inner = self.inner;
         inner.stopping.store(true, Ordering::SeqCst);
@@ -365,6 +375,7 @@ pub struct Stopped {
 }
 
 impl core::fmt::Debug for Stopped {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Stopped")
     }
@@ -374,6 +385,7 @@ impl core::fmt::Debug for Stopped {
 ///
 /// # Safety
 /// `ctx` is the `HostInner` given to `TASK_INIT`, alive until `shutdown` drained the task.
+#[optimize(size)]
 unsafe extern "C" fn job_task(ctx: *mut c_void, _pending: c_int) {
     // SAFETY: per the contract above.
     let inner = unsafe { &*ctx.cast::<HostInner>() };

@@ -36,6 +36,7 @@ pub enum Source {
 }
 
 impl fmt::Display for Source {
+    #[optimize(size)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Acpi {
@@ -58,6 +59,7 @@ pub struct Found {
 }
 
 impl Drop for Found {
+    #[optimize(size)]
     fn drop(&mut self) {
         for b in self.table.iter_mut() {
             // SAFETY: `b` is a valid, exclusive reference; a volatile write is not elided.
@@ -90,6 +92,7 @@ pub enum AcquireError {
 }
 
 impl AcquireError {
+    #[optimize(size)]
     pub fn errno(&self) -> i32 {
         (match self {
             AcquireError::NotFound { .. } => sys::ENXIO,
@@ -100,6 +103,7 @@ impl AcquireError {
 }
 
 impl fmt::Display for AcquireError {
+    #[optimize(size)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AcquireError::NotFound { uefi: true } => f.write_str(
@@ -125,6 +129,7 @@ impl fmt::Display for AcquireError {
 }
 
 /// Finds the table: ACPI first, then (BIOS boots) base memory.
+#[optimize(size)]
 pub fn acquire() -> Result<Found, AcquireError> {
     let instance = crate::sysctl::acpi_table_instance();
     for signature in SIGNATURES {
@@ -148,6 +153,7 @@ pub fn acquire() -> Result<Found, AcquireError> {
     Err(AcquireError::NotFound { uefi })
 }
 
+#[optimize(size)]
 fn acpi_copy(signature: &[u8; 4], instance: u32, buf: &mut [u8]) -> Option<usize> {
     let mut len = 0usize;
     let dst = if buf.is_empty() {
@@ -169,6 +175,7 @@ fn acpi_copy(signature: &[u8; 4], instance: u32, buf: &mut [u8]) -> Option<usize
     (err == 0).then_some(len)
 }
 
+#[optimize(size)]
 fn from_acpi(signature: [u8; 4], instance: u32) -> Result<Option<Found>, AcquireError> {
     let source = Source::Acpi {
         signature,
@@ -204,6 +211,7 @@ struct BiosMap {
 }
 
 impl BiosMap {
+    #[optimize(size)]
     fn new(phys_addr: u64, len: usize) -> Result<Self, AcquireError> {
         // SAFETY: maps `len` bytes of physical memory below 1 MiB (firmware and base RAM, which
         // the kernel does not hand out for other uses); returns null on failure.
@@ -214,6 +222,7 @@ impl BiosMap {
         Ok(Self { va, len })
     }
 
+    #[optimize(size)]
     fn bytes(&self) -> &[u8] {
         // SAFETY: the mapping covers `len` readable bytes and lives as long as `self`; nothing
         // in the kernel writes this memory while the module loads.
@@ -222,6 +231,7 @@ impl BiosMap {
 }
 
 impl Drop for BiosMap {
+    #[optimize(size)]
     fn drop(&mut self) {
         // SAFETY: `va`/`len` are exactly what pmap_mapbios returned and were given; no slice
         // into the mapping outlives `self`.
@@ -229,6 +239,7 @@ impl Drop for BiosMap {
     }
 }
 
+#[optimize(size)]
 fn from_low_memory(start: u64, len: usize) -> Result<Option<Found>, AcquireError> {
     let map = BiosMap::new(start, len)?;
     let image = map.bytes();

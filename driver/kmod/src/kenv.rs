@@ -22,6 +22,7 @@ use crate::bindings as sys;
 const NAME_MAX: usize = 64;
 
 /// `name` NUL-terminated, or `None` when it does not fit (no such variable is ever asked for).
+#[optimize(size)]
 fn c_name(name: &str) -> Option<[u8; NAME_MAX]> {
     let mut b = [0u8; NAME_MAX];
     if name.len() >= NAME_MAX || name.bytes().any(|c| c == 0) {
@@ -34,6 +35,7 @@ fn c_name(name: &str) -> Option<[u8; NAME_MAX]> {
 }
 
 /// Runs `f` on the value of `name`, if set, then zeroes and frees the kernel's copy.
+#[optimize(size)]
 fn with_value<R>(name: &str, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let cname = c_name(name)?;
     // SAFETY: `cname` is NUL-terminated; kern_getenv may sleep (M_WAITOK), which the thread
@@ -55,18 +57,21 @@ fn with_value<R>(name: &str, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
 pub struct KernelEnv;
 
 impl Env for KernelEnv {
+    #[optimize(size)]
     fn get(&self, name: &str) -> Option<String> {
         // A value that is not UTF-8 is read with replacement characters: the core then refuses
         // it naming the variable, as it does any other wrong value.
         with_value(name, |v| String::from_utf8_lossy(v).into_owned())
     }
 
+    #[optimize(size)]
     fn get_secret(&self, name: &str) -> Option<Secret> {
         with_value(name, Secret::new)
     }
 }
 
 /// Removes the CHAP secrets from the kernel environment; returns how many were there.
+#[optimize(size)]
 pub fn remove_secrets() -> usize {
     let mut removed: usize = 0;
     for name in SECRETS {

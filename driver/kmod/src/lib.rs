@@ -8,12 +8,23 @@
 //! Module core (load/unload, allocator, panic, logging, sysctls, finding the iBFT, the loader's
 //! environment): [`module`], [`kalloc`], [`panic`], [`log`], [`sysctl`], [`ibft`], [`kenv`].
 //! Runtime glue (NIC, sockets, executor hosting, CAM, boot sequence):
-//! [`net`], [`sock`], [`exec`], [`cam`], [`boot`].
+//! [`net`], [`sock`], [`exec`], [`cam`], [`boot`]; the digests' CRC32C, [`crc`].
 //!
 //! A panic here is a kernel panic: outside tests the same lints as in `isboot-core` forbid
 //! `unwrap`/`expect`, unchecked indexing and arithmetic, and `panic!`/`unreachable!`
 //! (compile-time `assert!`s in `const` blocks are checked by the compiler, not at run time).
 #![no_std]
+// `#[optimize(size)]` marks the cold glue (load, unload and shutdown, the iBFT, kenv, sysctls,
+// NIC configuration, bring-up and teardown, log lines; in cam.rs, exec.rs and sock.rs the SIM's
+// attach/detach, the taskqueue's start/stop, connecting and closing): run once per boot, per
+// connection or per event, built for size. Everything else, the I/O path (CAM action and
+// completion, socket upcalls, reads and writes, the executor's polling, session instances),
+// keeps the release profile's opt-level 2. A cold function called once from I/O-path or
+// generic code is `#[inline(never)]` where it would otherwise be inlined there, and built for
+// speed with its caller. The module is only ever built
+// with build-rust.sh, which runs a nightly-enabled rustc (RUSTC_BOOTSTRAP) for its target JSON
+// and core/alloc anyway. Closures and async blocks do not inherit the attribute: they stay at 2.
+#![feature(optimize_attribute)]
 #![cfg_attr(
     not(test),
     deny(
@@ -41,6 +52,7 @@ pub mod sysctl;
 
 pub mod boot;
 pub mod cam;
+pub mod crc;
 pub mod exec;
 pub mod net;
 pub mod sock;

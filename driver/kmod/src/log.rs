@@ -83,10 +83,12 @@ impl Limiter {
 }
 
 /// Forgets the lines printed: after the session recovered, its next failure is news.
+#[optimize(size)]
 pub fn forget_repeats() {
     let _ = LIMITER.with(Repeats::clear);
 }
 
+#[optimize(size)]
 fn emit(text: &[u8]) {
     // SAFETY: `text` is valid for `text.len()` bytes and printed with "%.*s".
     unsafe { bindings::isboot_log(text.as_ptr().cast(), text.len()) }
@@ -97,6 +99,9 @@ fn emit(text: &[u8]) {
 /// The message goes through the core's escaper (`isboot_core::escape`), the one choke point
 /// for text a target or the firmware chose: a control character or a direction override in
 /// it is printed as `\xNN` / `\u{NNNN}`, exactly as `isbootctl` and the host log show it.
+// Never inlined: klog! calls it from the I/O path's error branches, which should not carry it.
+#[optimize(size)]
+#[inline(never)]
 pub fn write(level: i32, args: fmt::Arguments<'_>) {
     let mut line = LineBuf::<256>::new();
     // LineBuf's write never fails; an over-long line is cut and ends in "...".

@@ -78,6 +78,7 @@ enum LoadError {
 }
 
 impl LoadError {
+    #[optimize(size)]
     fn errno(&self) -> c_int {
         match self {
             LoadError::Acquire(e) => e.errno(),
@@ -92,6 +93,7 @@ impl LoadError {
 }
 
 impl fmt::Display for LoadError {
+    #[optimize(size)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Acquire(e) => write!(f, "{e}"),
@@ -113,6 +115,7 @@ enum Choice {
 }
 
 /// The firmware's table, found, parsed and chosen from.
+#[optimize(size)]
 fn from_ibft() -> Result<BootConfig, LoadError> {
     let found = crate::ibft::acquire().map_err(LoadError::Acquire)?;
     klog!(ALWAYS, "iBFT found in {}", found.source);
@@ -125,6 +128,7 @@ fn from_ibft() -> Result<BootConfig, LoadError> {
 }
 
 /// The boot configuration by `net.isboot.source` (see the module documentation).
+#[optimize(size)]
 fn choose(env: &KernelEnv) -> Result<Choice, LoadError> {
     let mode = loader::mode(env).map_err(LoadError::Loader)?;
     let tunables = loader::is_configured(env);
@@ -152,6 +156,10 @@ fn choose(env: &KernelEnv) -> Result<Choice, LoadError> {
     Ok(Choice::Boot(l.config))
 }
 
+// Not inlined into kalloc::sleepable's instance, which is built for speed like all generic code:
+// inlined there, it would be.
+#[optimize(size)]
+#[inline(never)]
 fn load() -> Result<(), LoadError> {
     sysctl::set_version();
     sysctl::stats().reset();
@@ -244,6 +252,7 @@ fn load() -> Result<(), LoadError> {
 }
 
 /// MOD_LOAD.
+#[optimize(size)]
 #[no_mangle]
 pub extern "C" fn isboot_rust_load() -> c_int {
     // The loader's thread may sleep and holds no lock: allocations may wait for memory.
@@ -265,6 +274,7 @@ pub extern "C" fn isboot_rust_load() -> c_int {
 }
 
 /// Whether unloading must be refused: a disk of the session is held (open or mounted).
+#[optimize(size)]
 fn refuse_unload() -> bool {
     let loaded = LOADED.load(Ordering::Acquire);
     if loaded.is_null() {
@@ -283,6 +293,7 @@ fn refuse_unload() -> bool {
 }
 
 /// MOD_QUIESCE: asked before MOD_UNLOAD unless the unload is forced.
+#[optimize(size)]
 #[no_mangle]
 pub extern "C" fn isboot_rust_quiesce() -> c_int {
     if refuse_unload() {
@@ -293,6 +304,7 @@ pub extern "C" fn isboot_rust_quiesce() -> c_int {
 }
 
 /// MOD_UNLOAD: refused (nothing changed) while a disk is held, even for `kldunload -f`.
+#[optimize(size)]
 #[no_mangle]
 pub extern "C" fn isboot_rust_unload() -> c_int {
     if refuse_unload() {
@@ -320,6 +332,7 @@ pub extern "C" fn isboot_rust_unload() -> c_int {
 ///
 /// # Safety
 /// As [`on_shutdown`].
+#[optimize(size)]
 unsafe extern "C" fn on_shutdown_pre(arg: *mut c_void, _howto: c_int) {
     // SAFETY: no preconditions.
     if unsafe { sys::isboot_shutdown_may_wait() } == 0 {
@@ -335,6 +348,7 @@ unsafe extern "C" fn on_shutdown_pre(arg: *mut c_void, _howto: c_int) {
 /// # Safety
 /// `arg` is the `*mut Loaded` registered in load(); unload deregisters the handler before it
 /// frees that memory.
+#[optimize(size)]
 unsafe extern "C" fn on_shutdown(arg: *mut c_void, _howto: c_int) {
     // SAFETY: no preconditions.
     if unsafe { sys::isboot_shutdown_may_wait() } == 0 {

@@ -55,6 +55,7 @@ pub enum NetError {
 }
 
 impl core::fmt::Display for NetError {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NetError::NicNotFound(m) => write!(
@@ -81,6 +82,7 @@ impl core::fmt::Display for NetError {
 struct IfRef(*mut sys::ifnet);
 
 impl Drop for IfRef {
+    #[optimize(size)]
     fn drop(&mut self) {
         // SAFETY: `self.0` carries a reference taken by `if_ref` or `ifunit_ref` (type
         // invariant of every `IfRef` constructor).
@@ -96,6 +98,7 @@ enum Sa {
 }
 
 impl Sa {
+    #[optimize(size)]
     fn as_ptr(&mut self) -> *mut sys::sockaddr {
         match self {
             Sa::V4(s) => ptr::from_mut(s).cast(),
@@ -125,6 +128,7 @@ pub struct Added {
 }
 
 impl core::fmt::Debug for Added {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Added")
             .field("routes", &self.routes.iter().flatten().count())
@@ -135,6 +139,7 @@ impl core::fmt::Debug for Added {
 }
 
 impl Added {
+    #[optimize(size)]
     fn new() -> Added {
         Added {
             routes: [None; 4],
@@ -144,6 +149,7 @@ impl Added {
         }
     }
 
+    #[optimize(size)]
     fn route(&mut self, r: AddedRoute) {
         match self.routes.iter_mut().find(|x| x.is_none()) {
             Some(slot) => *slot = Some(r),
@@ -151,6 +157,7 @@ impl Added {
         }
     }
 
+    #[optimize(size)]
     fn addr(&mut self, ifname: &[u8; IFNAMSIZ], a: Sa) {
         self.ifname = *ifname;
         match self.addrs.iter_mut().find(|x| x.is_none()) {
@@ -161,6 +168,9 @@ impl Added {
 }
 
 impl Drop for Added {
+    // Never inlined into the drop glue, which is built for speed.
+    #[optimize(size)]
+    #[inline(never)]
     fn drop(&mut self) {
         for r in self.routes.iter_mut().rev().filter_map(Option::take) {
             let (mut dst, mut mask, mut gw) = (r.dst, r.mask, r.gw);
@@ -230,6 +240,7 @@ pub struct BootNic {
 unsafe impl Send for BootNic {}
 
 impl core::fmt::Debug for BootNic {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("BootNic")
             .field("name", &self.name())
@@ -239,12 +250,14 @@ impl core::fmt::Debug for BootNic {
 
 impl BootNic {
     /// The iBFT NIC index it was configured from.
+    #[optimize(size)]
     pub fn index(&self) -> u8 {
         self.index
     }
 
     /// Makes another target reachable through this (already configured) interface: the
     /// address is re-applied (a no-op when present) and the target's route added.
+    #[optimize(size)]
     pub fn reach(&mut self, nic: &Nic, target: IpAddr) -> Result<(), NetError> {
         let family = match target {
             IpAddr::V4(_) => sys::AF_INET as c_int,
@@ -255,17 +268,20 @@ impl BootNic {
     }
 
     /// The interface index: the zone of IPv6 link-local addresses on it.
+    #[optimize(size)]
     pub fn if_index(&self) -> u32 {
         // SAFETY: we hold a reference, so the ifnet is alive.
         u32::try_from(unsafe { sys::isboot_if_index(self.ifp.0) }).unwrap_or(0)
     }
 
     /// The interface name (`em0`, `em0.100`), as `net.isboot.nic` shows it.
+    #[optimize(size)]
     pub fn name(&self) -> &str {
         name_str(&self.name)
     }
 
     /// Link speed in bits/s as the driver reports it (0 if unknown).
+    #[optimize(size)]
     pub fn baudrate(&self) -> u64 {
         // SAFETY: we hold a reference, so the ifnet is alive.
         unsafe { sys::if_getbaudrate(self.ifp.0) }
@@ -273,9 +289,11 @@ impl BootNic {
 }
 
 /// Runs `f` with curvnet = vnet0.
+#[optimize(size)]
 fn in_vnet0(f: &mut dyn FnMut()) {
     /// # Safety
     /// `arg` points to the `&mut dyn FnMut()` on `in_vnet0`'s stack, alive for the call.
+    #[optimize(size)]
     unsafe extern "C" fn call(arg: *mut c_void) -> c_int {
         // SAFETY: per the contract above.
         let f = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
@@ -290,9 +308,11 @@ fn in_vnet0(f: &mut dyn FnMut()) {
 }
 
 /// Runs `f` inside the network epoch.
+#[optimize(size)]
 fn in_net_epoch(f: &mut dyn FnMut()) {
     /// # Safety
     /// As in `in_vnet0`.
+    #[optimize(size)]
     unsafe extern "C" fn call(arg: *mut c_void) -> c_int {
         // SAFETY: per the contract above.
         let f = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
@@ -314,6 +334,7 @@ struct MacSearch {
 ///
 /// # Safety
 /// Called by `if_foreach` in the network epoch with a live `ifp`; `arg` is a `MacSearch`.
+#[optimize(size)]
 unsafe extern "C" fn match_mac(ifp: *mut sys::ifnet, arg: *mut c_void) -> c_int {
     // SAFETY: per the contract above.
     let search = unsafe { &mut *arg.cast::<MacSearch>() };
@@ -333,6 +354,7 @@ unsafe extern "C" fn match_mac(ifp: *mut sys::ifnet, arg: *mut c_void) -> c_int 
     1
 }
 
+#[optimize(size)]
 fn find_by_mac(mac: [u8; 6]) -> Option<IfRef> {
     let mut search = MacSearch {
         mac,
@@ -351,6 +373,7 @@ fn find_by_mac(mac: [u8; 6]) -> Option<IfRef> {
 }
 
 /// The Ethernet interface called `name` (`net.isboot.nic_name`), referenced.
+#[optimize(size)]
 fn find_by_name(name: &[u8; IFNAMSIZ]) -> Option<IfRef> {
     let mut ifp = ptr::null_mut();
     in_vnet0(&mut || {
@@ -370,6 +393,7 @@ fn find_by_name(name: &[u8; IFNAMSIZ]) -> Option<IfRef> {
     ether.then_some(r)
 }
 
+#[optimize(size)]
 fn if_name_of(ifp: *mut sys::ifnet) -> [u8; IFNAMSIZ] {
     let mut name = [0u8; IFNAMSIZ];
     // SAFETY: `ifp` is referenced by the caller; `if_name` returns its NUL-terminated name.
@@ -386,6 +410,7 @@ fn if_name_of(ifp: *mut sys::ifnet) -> [u8; IFNAMSIZ] {
 struct IoctlSocket(*mut sys::socket);
 
 impl IoctlSocket {
+    #[optimize(size)]
     fn new(family: c_int) -> Result<IoctlSocket, NetError> {
         let mut so = ptr::null_mut();
         // SAFETY: `so` receives the new socket.
@@ -405,12 +430,14 @@ impl IoctlSocket {
 }
 
 impl Drop for IoctlSocket {
+    #[optimize(size)]
     fn drop(&mut self) {
         // SAFETY: the socket was created by `new` and has no upcalls; closing frees it.
         unsafe { sys::soclose(self.0) };
     }
 }
 
+#[optimize(size)]
 fn sin(a: Ipv4Addr) -> sys::sockaddr_in {
     // SAFETY: plain C struct, all-zero is a valid unset sockaddr.
     let mut s: sys::sockaddr_in = unsafe { core::mem::zeroed() };
@@ -420,6 +447,7 @@ fn sin(a: Ipv4Addr) -> sys::sockaddr_in {
     s
 }
 
+#[optimize(size)]
 fn sin6(a: [u8; 16]) -> sys::sockaddr_in6 {
     // SAFETY: plain C struct, all-zero is a valid unset sockaddr.
     let mut s: sys::sockaddr_in6 = unsafe { core::mem::zeroed() };
@@ -429,6 +457,7 @@ fn sin6(a: [u8; 16]) -> sys::sockaddr_in6 {
     s
 }
 
+#[optimize(size)]
 fn tolerate_exists(e: c_int) -> c_int {
     if e == sys::EEXIST as c_int {
         0
@@ -440,6 +469,7 @@ fn tolerate_exists(e: c_int) -> c_int {
 /// Finds (by `ifname` when the loader tunables name it, else by the MAC), creates (VLAN),
 /// brings up and configures the boot NIC so that `target` is reachable. On an error, what was
 /// added so far is removed again.
+#[optimize(size)]
 pub fn bring_up(nic: &Nic, ifname: Option<&str>, target: IpAddr) -> Result<BootNic, NetError> {
     let mut added = Added::new();
     let mut waited = 0;
@@ -546,6 +576,7 @@ pub fn bring_up(nic: &Nic, ifname: Option<&str>, target: IpAddr) -> Result<BootN
     })
 }
 
+#[optimize(size)]
 fn configure(
     so: &IoctlSocket,
     name: &[u8; IFNAMSIZ],
@@ -561,6 +592,7 @@ fn configure(
 }
 
 /// Whether some interface already has the address (then it is not ours to remove).
+#[optimize(size)]
 fn addr_exists(sa: &mut Sa) -> bool {
     let mut exists = false;
     let p = sa.as_ptr();
@@ -572,6 +604,7 @@ fn addr_exists(sa: &mut Sa) -> bool {
     exists
 }
 
+#[optimize(size)]
 fn name_str(name: &[u8; IFNAMSIZ]) -> &str {
     let len = name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
     core::str::from_utf8(name.get(..len).unwrap_or(&[])).unwrap_or("?")
@@ -579,6 +612,7 @@ fn name_str(name: &[u8; IFNAMSIZ]) -> &str {
 
 /// Waits (bounded) until the driver reports link up; drivers that never report a state
 /// (`LINK_STATE_UNKNOWN`) are not waited for.
+#[optimize(size)]
 fn wait_link(ifp: *mut sys::ifnet) {
     let mut waited = 0;
     loop {
@@ -602,6 +636,7 @@ fn wait_link(ifp: *mut sys::ifnet) {
 
 /// Adds a route; records it in `added` when it is new (an existing one is left alone, and is
 /// not ours to remove).
+#[optimize(size)]
 fn route(mut r: AddedRoute, ifp: *mut sys::ifnet, added: &mut Added) -> c_int {
     let dst = r.dst.as_ptr();
     let mask = r.mask.as_mut().map_or(ptr::null_mut(), Sa::as_ptr);
@@ -621,6 +656,7 @@ fn route(mut r: AddedRoute, ifp: *mut sys::ifnet, added: &mut Added) -> c_int {
 /// Routes `target` through the gateway `gw` (a host route the session needs: an error), then adds
 /// a default route via the same gateway, which helps the rest of the boot (best effort: one that
 /// already exists is left alone). `any` is the family's unspecified address (and mask).
+#[optimize(size)]
 fn via_gateway(
     target: Sa,
     gw: Sa,
@@ -655,6 +691,7 @@ fn via_gateway(
     Ok(())
 }
 
+#[optimize(size)]
 fn configure4(
     so: &IoctlSocket,
     name: &[u8; IFNAMSIZ],
@@ -694,6 +731,7 @@ fn configure4(
     Ok(())
 }
 
+#[optimize(size)]
 fn configure6(
     so: &IoctlSocket,
     name: &[u8; IFNAMSIZ],

@@ -40,6 +40,7 @@ impl Errno {
 }
 
 impl core::fmt::Display for Errno {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "error {}", self.0)
     }
@@ -138,6 +139,7 @@ pub struct KSocket {
 unsafe impl Send for KSocket {}
 
 impl core::fmt::Debug for KSocket {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("KSocket").field("so", &self.so).finish()
     }
@@ -150,6 +152,7 @@ pub enum SockAddr {
 }
 
 impl core::fmt::Debug for SockAddr {
+    #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SockAddr::V4(_) => f.write_str("SockAddr::V4"),
@@ -160,6 +163,7 @@ impl core::fmt::Debug for SockAddr {
 
 impl SockAddr {
     /// `scope_id` is the zone (interface index) of an IPv6 link-local address, 0 otherwise.
+    #[optimize(size)]
     pub fn new(addr: SocketAddr, scope_id: u32) -> SockAddr {
         match addr.ip() {
             IpAddr::V4(ip) => {
@@ -187,6 +191,7 @@ impl SockAddr {
         }
     }
 
+    #[optimize(size)]
     pub fn family(&self) -> c_int {
         match self {
             SockAddr::V4(_) => sys::AF_INET as c_int,
@@ -194,6 +199,7 @@ impl SockAddr {
         }
     }
 
+    #[optimize(size)]
     pub fn as_mut_ptr(&mut self) -> *mut sys::sockaddr {
         match self {
             SockAddr::V4(s) => ptr::from_mut(s).cast(),
@@ -202,6 +208,7 @@ impl SockAddr {
     }
 }
 
+#[optimize(size)]
 fn errno(e: c_int) -> Result<(), Errno> {
     if e == 0 {
         Ok(())
@@ -213,6 +220,7 @@ fn errno(e: c_int) -> Result<(), Errno> {
 impl KSocket {
     /// Creates a TCP socket, installs the upcalls and starts connecting to `dst` (`scope_id`:
     /// see [`SockAddr::new`]). Completion is observed with [`KSocket::poll_connected`].
+    #[optimize(size)]
     pub fn connect(dst: SocketAddr, scope_id: u32) -> Result<KSocket, Errno> {
         // Every reconnect comes here, possibly while memory is short (a diskless machine whose
         // root disk is away cannot page out): an infallible allocation would end in a kernel
@@ -261,6 +269,7 @@ impl KSocket {
     }
 
     /// Ready when the handshake finished; an error when it failed (refused, unreachable, reset).
+    #[optimize(size)]
     pub fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<Result<(), Errno>> {
         let so = self.so;
         retry(&self.bells.tx, cx, || {
@@ -422,6 +431,7 @@ impl KSocket {
 }
 
 impl Drop for KSocket {
+    #[optimize(size)]
     fn drop(&mut self) {
         // SAFETY: the helper clears both upcalls under the sockbuf locks the upcalls run under,
         // so after it no upcall can use the `Bells` pointer; then the socket is closed, which
@@ -488,6 +498,7 @@ impl Transport for KTransport {
         }
     }
 
+    #[optimize(size)]
     fn close(&mut self) {
         // Drop clears the upcalls and closes (aborting a still-open connection).
         self.sock = None;
@@ -506,10 +517,12 @@ pub struct KConnector {
 }
 
 impl KConnector {
+    #[optimize(size)]
     pub fn new(zones: [(u8, u32); MAX_ZONES]) -> KConnector {
         KConnector { zones }
     }
 
+    #[optimize(size)]
     fn zone(&self, portal: &Portal) -> u32 {
         let IpAddr::V6(ip) = portal.addr.ip() else {
             return 0;
@@ -536,6 +549,7 @@ pub struct KConnect {
 impl Future for KConnect {
     type Output = Result<KTransport, IoError>;
 
+    #[optimize(size)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.sock.is_none() {
             let sock = KSocket::connect(self.portal, self.scope_id).map_err(io_error)?;
@@ -561,6 +575,7 @@ impl Connector for KConnector {
     type Transport = KTransport;
     type Connect<'a> = KConnect;
 
+    #[optimize(size)]
     fn connect(&mut self, portal: Portal) -> KConnect {
         // The route set up for the boot NIC carries the connection; `portal.nic` names that NIC
         // (and so the zone of a link-local target).
@@ -574,6 +589,7 @@ impl Connector for KConnector {
     /// A login step runs on the taskqueue thread between polls of the session, holding no
     /// lock: its allocations (login text, CHAP) may wait for memory. The rest of the session
     /// allocates with `M_NOWAIT` and handles a failure.
+    #[optimize(size)]
     fn login_step<R>(&mut self, f: impl FnOnce() -> R) -> R {
         crate::kalloc::sleepable(f)
     }

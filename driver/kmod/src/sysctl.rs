@@ -16,6 +16,9 @@ use isboot_kmod_logic::sysfmt::{ibft_values, IbftField};
 
 use crate::bindings as sys;
 
+// Never inlined: the session's state and error reports (built for speed) call it.
+#[optimize(size)]
+#[inline(never)]
 fn set(which: sys::isboot_str, s: &str) {
     // SAFETY: `s` is valid for `s.len()` bytes; the helper copies at most ISBOOT_STR_MAX - 1 of
     // them under its mutex and checks the index.
@@ -29,6 +32,7 @@ fn set(which: sys::isboot_str, s: &str) {
     }
 }
 
+#[optimize(size)]
 fn ibft_index(f: IbftField) -> sys::isboot_str {
     match f {
         IbftField::InitiatorName => sys::isboot_str_ISBOOT_STR_INITIATOR_NAME,
@@ -43,6 +47,7 @@ fn ibft_index(f: IbftField) -> sys::isboot_str {
 }
 
 /// `net.isboot.version`.
+#[optimize(size)]
 pub fn set_version() {
     set(
         sys::isboot_str_ISBOOT_STR_VERSION,
@@ -51,16 +56,19 @@ pub fn set_version() {
 }
 
 /// `net.isboot.nic`: the boot NIC's name as its driver named it (contrib/isbootifname reads it).
+#[optimize(size)]
 pub fn set_nic(name: &str) {
     set(sys::isboot_str_ISBOOT_STR_NIC, name);
 }
 
 /// `net.isboot.device`: the boot disk (`da0`), as the C isboot published it.
+#[optimize(size)]
 pub fn set_device(name: &str) {
     set(sys::isboot_str_ISBOOT_STR_DEVICE, name);
 }
 
 /// The timeouts in use, as the read-only `net.isboot.*` timeout sysctls show them.
+#[optimize(size)]
 pub fn publish_timeouts(t: &Timeouts) {
     let values = [
         (sys::isboot_timeout_ISBOOT_TMO_CONNECT, t.connect),
@@ -83,11 +91,13 @@ pub fn publish_timeouts(t: &Timeouts) {
 }
 
 /// `net.isboot.digests`: the digest setting in use (`allow`, `prefer`, `require`, `forbid`).
+#[optimize(size)]
 pub fn set_digests(d: DigestOffer) {
     set(sys::isboot_str_ISBOOT_STR_DIGESTS, d.setting());
 }
 
 /// Fills `hw.ibft.*` from the boot pair of `cfg` (from the iBFT or the loader tunables).
+#[optimize(size)]
 pub fn publish_ibft(cfg: &BootConfig) {
     for (field, value) in ibft_values(cfg) {
         set(ibft_index(field), &value);
@@ -95,6 +105,7 @@ pub fn publish_ibft(cfg: &BootConfig) {
 }
 
 /// Empties `hw.ibft.*` and `net.isboot.nic` (a failed load leaves no stale values behind).
+#[optimize(size)]
 pub fn clear() {
     for field in IbftField::ALL {
         set(ibft_index(field), "");
@@ -105,6 +116,7 @@ pub fn clear() {
 }
 
 /// `hw.ibft.acpi_table`: the 1-based ACPI instance to use; nonsense values mean the first.
+#[optimize(size)]
 pub fn acpi_table_instance() -> u32 {
     // SAFETY: reads a tunable int; no preconditions.
     let v = unsafe { sys::isboot_tunable_acpi_table() };
@@ -112,6 +124,7 @@ pub fn acpi_table_instance() -> u32 {
 }
 
 /// `hw.ibft.verbose`.
+#[optimize(size)]
 pub fn verbose() -> bool {
     // SAFETY: reads a tunable int; no preconditions.
     unsafe { sys::isboot_tunable_verbose() != 0 }
@@ -124,43 +137,52 @@ pub struct Stats(());
 static STATS: Stats = Stats(());
 
 /// The statistics of the boot session (one per module: the module serves one boot disk).
+#[optimize(size)]
 pub fn stats() -> &'static Stats {
     &STATS
 }
 
 impl Stats {
+    #[optimize(size)]
     fn add(&self, which: sys::isboot_counter, n: u64) {
         // SAFETY: atomic add on a counter of helpers.c; the index is checked there.
         unsafe { sys::isboot_counter_add(which, n) }
     }
 
     /// `state`: a short word such as "login", "full-feature", "reconnecting", "logged-out".
+    #[optimize(size)]
     pub fn set_state(&self, state: &str) {
         set(sys::isboot_str_ISBOOT_STR_SESSION_STATE, state);
     }
 
     /// `last_error`: what failed last, as the log said it (never a secret).
+    #[optimize(size)]
     pub fn set_last_error(&self, error: &str) {
         set(sys::isboot_str_ISBOOT_STR_SESSION_LAST_ERROR, error);
     }
 
+    #[optimize(size)]
     pub fn inc_reconnects(&self) {
         self.add(sys::isboot_counter_ISBOOT_CNT_RECONNECTS, 1);
     }
 
+    #[optimize(size)]
     pub fn add_commands(&self, n: u64) {
         self.add(sys::isboot_counter_ISBOOT_CNT_COMMANDS, n);
     }
 
+    #[optimize(size)]
     pub fn add_bytes_in(&self, n: u64) {
         self.add(sys::isboot_counter_ISBOOT_CNT_BYTES_IN, n);
     }
 
+    #[optimize(size)]
     pub fn add_bytes_out(&self, n: u64) {
         self.add(sys::isboot_counter_ISBOOT_CNT_BYTES_OUT, n);
     }
 
     /// Zeroes the counters and empties the strings.
+    #[optimize(size)]
     pub fn reset(&self) {
         // SAFETY: no preconditions; takes the string mutex briefly.
         unsafe { sys::isboot_session_stats_reset() }

@@ -44,6 +44,7 @@ pub struct AsyncMessage {
 }
 
 impl AsyncMessage {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::AsyncMessage)?;
         Ok(AsyncMessage {
@@ -59,9 +60,11 @@ impl AsyncMessage {
 }
 
 impl Header for AsyncMessage {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::AsyncMessage
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT);
         bhs.set_lun(self.lun);

@@ -27,6 +27,7 @@ pub struct DataOut {
 }
 
 impl DataOut {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::DataOut)?;
         Ok(DataOut {
@@ -42,9 +43,11 @@ impl DataOut {
 }
 
 impl Header for DataOut {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::DataOut
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(if self.final_bit { FINAL_BIT } else { 0 });
         bhs.set_lun(self.lun);
@@ -77,6 +80,7 @@ pub struct DataIn {
 }
 
 impl DataIn {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::DataIn)?;
         let flags = bhs.flags();
@@ -110,9 +114,11 @@ impl DataIn {
 }
 
 impl Header for DataIn {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::DataIn
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         let mut flags = 0;
         if self.final_bit {
@@ -150,6 +156,7 @@ pub struct R2t {
 }
 
 impl R2t {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::R2t)?;
         Ok(R2t {
@@ -165,9 +172,11 @@ impl R2t {
 }
 
 impl Header for R2t {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::R2t
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT);
         bhs.set_lun(self.lun);

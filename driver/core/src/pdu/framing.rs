@@ -26,6 +26,7 @@ pub struct HeaderInfo {
 
 impl HeaderInfo {
     /// Reads opcode and lengths from the first [`BHS_LEN`] bytes of `bhs`.
+    #[inline]
     pub fn parse(bhs: &[u8]) -> Result<Self, Error> {
         let b = Bhs::new_checked(bhs)?;
         Ok(Self {
@@ -38,6 +39,7 @@ impl HeaderInfo {
 
     /// Rejects a data segment longer than `max` (our negotiated MaxRecvDataSegmentLength), before
     /// anything is read into a buffer sized from it.
+    #[inline]
     pub fn check_data_len(&self, max: u32) -> Result<(), Error> {
         if self.data_len > max {
             Err(Error::DataSegmentTooLong {
@@ -50,16 +52,19 @@ impl HeaderInfo {
     }
 
     /// The data segment length including padding to 4 bytes.
+    #[inline]
     pub fn padded_data_len(&self) -> usize {
         padded_len(self.data_len as usize)
     }
 
     /// Bytes of BHS+AHS, the span the header digest covers.
+    #[inline]
     pub fn header_len(&self) -> usize {
         BHS_LEN.saturating_add(self.ahs_len)
     }
 
     /// Bytes that follow the BHS on the wire: AHS, header digest, padded data, data digest.
+    #[inline]
     pub fn remaining(&self, digests: Digests) -> usize {
         let hd = if digests.header { DIGEST_LEN } else { 0 };
         let dd = if digests.data && self.data_len > 0 {
@@ -74,21 +79,25 @@ impl HeaderInfo {
     }
 
     /// Bytes of the whole PDU on the wire.
+    #[inline]
     pub fn total_len(&self, digests: Digests) -> usize {
         BHS_LEN.saturating_add(self.remaining(digests))
     }
 }
 
 /// Length of `len` bytes rounded up to a multiple of 4.
+#[inline]
 pub const fn padded_len(len: usize) -> usize {
     len.saturating_add(pad_len(len))
 }
 
 /// Number of zero bytes that follow a data segment of `len` bytes.
+#[inline]
 pub const fn pad_len(len: usize) -> usize {
     len.wrapping_neg() & 3
 }
 
+#[inline]
 fn read_digest(digest: &[u8]) -> Result<u32, Error> {
     match digest.get(..DIGEST_LEN) {
         Some(&[a, b, c, d]) => Ok(u32::from_le_bytes([a, b, c, d])),
@@ -101,11 +110,13 @@ fn read_digest(digest: &[u8]) -> Result<u32, Error> {
 
 /// Header digest of BHS+AHS, as a value; on the wire it is little-endian (RFC 7143 §13.1
 /// with the CRC's bit order; every implementation writes the u32 least significant byte first).
+#[inline]
 pub fn header_digest(header: &[u8]) -> u32 {
     crc32c(header)
 }
 
 /// Checks the 4 digest bytes that follow BHS+AHS.
+#[inline]
 pub fn check_header_digest(header: &[u8], digest: &[u8]) -> Result<(), Error> {
     let received = read_digest(digest)?;
     let computed = crc32c(header);
@@ -117,6 +128,7 @@ pub fn check_header_digest(header: &[u8], digest: &[u8]) -> Result<(), Error> {
 }
 
 /// Data digest of a data segment: the CRC covers the data and its zero padding.
+#[inline]
 pub fn data_digest(data: &[u8]) -> u32 {
     const ZEROS: [u8; 3] = [0; 3];
     let pad = ZEROS.get(..pad_len(data.len())).unwrap_or(&[]);
@@ -125,6 +137,7 @@ pub fn data_digest(data: &[u8]) -> u32 {
 
 /// Checks the data digest. `padded_data` is the data segment as read from the wire, padding
 /// included (the padding bytes are covered by the digest whatever their value).
+#[inline]
 pub fn check_data_digest(padded_data: &[u8], digest: &[u8]) -> Result<(), Error> {
     let received = read_digest(digest)?;
     let computed = crc32c(padded_data);
@@ -137,6 +150,7 @@ pub fn check_data_digest(padded_data: &[u8], digest: &[u8]) -> Result<(), Error>
 
 /// Writes what follows a data segment of `data`: zero padding, then (if `data_digest_on` and the
 /// segment is not empty) the data digest. Returns the number of bytes written into `buf`.
+#[inline]
 pub fn emit_data_trailer(
     data: &[u8],
     data_digest_on: bool,
@@ -162,6 +176,7 @@ pub fn emit_data_trailer(
 }
 
 /// Bytes of trailer [`emit_data_trailer`] writes for a data segment of `data_len` bytes.
+#[inline]
 pub fn data_trailer_len(data_len: usize, data_digest_on: bool) -> usize {
     let dd = if data_digest_on && data_len > 0 {
         DIGEST_LEN
@@ -173,6 +188,7 @@ pub fn data_trailer_len(data_len: usize, data_digest_on: bool) -> usize {
 
 /// Appends a whole PDU to `out`: BHS, AHS, header digest, data, padding and data digest.
 /// On error `out` is left as it was.
+#[inline]
 pub fn emit_pdu(
     h: &dyn Header,
     data: &[u8],
@@ -230,6 +246,7 @@ impl<'a> RawPdu<'a> {
     /// Splits one PDU off the front of `buf` (for tests, fake targets and fuzzing; the session's
     /// reader uses the incremental steps). Checks DataSegmentLength against `max_data_len` and
     /// both digests when enabled. Returns the PDU and the bytes it occupied.
+    #[inline]
     pub fn split(
         buf: &'a [u8],
         digests: Digests,
@@ -269,6 +286,7 @@ impl<'a> RawPdu<'a> {
         Ok((RawPdu { info, header, data }, at))
     }
 
+    #[inline]
     pub fn parse(&self) -> Result<Pdu, Error> {
         Pdu::parse(self.header)
     }

@@ -39,6 +39,7 @@ pub struct LogoutRequest {
 }
 
 impl Default for LogoutRequest {
+    #[inline]
     fn default() -> Self {
         LogoutRequest {
             immediate: true,
@@ -52,6 +53,7 @@ impl Default for LogoutRequest {
 }
 
 impl LogoutRequest {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::LogoutRequest)?;
         Ok(LogoutRequest {
@@ -66,12 +68,15 @@ impl LogoutRequest {
 }
 
 impl Header for LogoutRequest {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::LogoutRequest
     }
+    #[inline]
     fn immediate(&self) -> bool {
         self.immediate
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT | (u8::from(self.reason) & REASON_MASK));
         bhs.set_itt(self.itt);
@@ -94,6 +99,7 @@ pub struct LogoutResponse {
 }
 
 impl LogoutResponse {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::LogoutResponse)?;
         Ok(LogoutResponse {
@@ -107,9 +113,11 @@ impl LogoutResponse {
 }
 
 impl Header for LogoutResponse {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::LogoutResponse
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT);
         bhs.set_u8(field::RESPONSE, u8::from(self.response));

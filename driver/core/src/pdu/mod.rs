@@ -24,6 +24,12 @@
 //! # Panics
 //! None on any input: every buffer is length-checked before a fixed-offset access, and those
 //! offsets are constants inside [`BHS_LEN`]. Unknown opcodes and enum values are data.
+//!
+//! # `#[inline]`
+//! Every function of the PDU codec (except login and text PDUs) is `#[inline]`: rustc then
+//! compiles it in the crate that calls it. The kernel module builds isboot-core for size
+//! (driver/kmod/Cargo.toml, most of it runs once per login) but parses and emits PDUs on every
+//! I/O: this way those are compiled with the module's own opt-level 2.
 
 use core::fmt;
 
@@ -110,6 +116,7 @@ pub enum Error {
 }
 
 impl fmt::Display for Error {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Error::Truncated { needed, got } => {
@@ -169,6 +176,7 @@ macro_rules! pdu_kinds {
         }
 
         impl From<u8> for Opcode {
+            #[inline]
             fn from(v: u8) -> Self {
                 match v & 0x3f {
                     $($code => Opcode::$name,)*
@@ -178,6 +186,7 @@ macro_rules! pdu_kinds {
         }
 
         impl From<Opcode> for u8 {
+            #[inline]
             fn from(op: Opcode) -> u8 {
                 match op {
                     $(Opcode::$name => $code,)*
@@ -197,6 +206,7 @@ macro_rules! pdu_kinds {
             /// Parses BHS+AHS (`header` holds at least [`BHS_LEN`] + TotalAHSLength bytes; the
             /// header digest, if any, is checked separately). An opcode RFC 7143 does not define
             /// is [`Error::UnknownOpcode`].
+            #[inline]
             pub fn parse(header: &[u8]) -> Result<Pdu, Error> {
                 let bhs = Bhs::new_checked(header)?;
                 let header_len = BHS_LEN.saturating_add(bhs.total_ahs_len());
@@ -211,12 +221,14 @@ macro_rules! pdu_kinds {
             }
 
             /// StatSN, ExpCmdSN and MaxCmdSN of a target PDU; `None` for initiator PDUs.
+            #[inline]
             pub fn target_sns(&self) -> Option<&TargetSns> {
                 match self {
                     $(Pdu::$name(_p) => pdu_kinds!(@sns _p, [$($flag)*]),)*
                 }
             }
 
+            #[inline]
             fn inner(&self) -> &dyn Header {
                 match self {
                     $(Pdu::$name(p) => p,)*
@@ -225,6 +237,7 @@ macro_rules! pdu_kinds {
         }
 
         $(impl From<$name> for Pdu {
+            #[inline]
             fn from(p: $name) -> Pdu {
                 Pdu::$name(p)
             }
@@ -265,6 +278,7 @@ pdu_kinds! {
 
 impl Opcode {
     /// True for opcodes a target sends (0x20..=0x3f).
+    #[inline]
     pub fn is_target_opcode(self) -> bool {
         u8::from(self) & 0x20 != 0
     }
@@ -282,6 +296,7 @@ macro_rules! u8_enum {
             Unknown(u8),
         }
         impl From<u8> for $name {
+            #[inline]
             fn from(v: u8) -> Self {
                 match v {
                     $($val => $name::$var,)*
@@ -290,6 +305,7 @@ macro_rules! u8_enum {
             }
         }
         impl From<$name> for u8 {
+            #[inline]
             fn from(v: $name) -> u8 {
                 match v {
                     $($name::$var => $val,)*
@@ -306,6 +322,7 @@ pub(crate) use u8_enum;
 pub trait Header {
     fn opcode(&self) -> Opcode;
     /// The I bit.
+    #[inline]
     fn immediate(&self) -> bool {
         false
     }
@@ -313,13 +330,16 @@ pub trait Header {
     /// by [`Header::emit`]).
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>);
     /// Bytes of AHS this header carries (a multiple of 4, at most [`MAX_AHS_LEN`]).
+    #[inline]
     fn ahs_len(&self) -> usize {
         0
     }
     /// Writes the AHS into `buf`, which is exactly [`Header::ahs_len`] bytes and zeroed.
+    #[inline]
     fn emit_ahs(&self, _buf: &mut [u8]) {}
 
     /// Bytes [`Header::emit`] writes.
+    #[inline]
     fn header_wire_len(&self, header_digest: bool) -> usize {
         let hd = if header_digest { DIGEST_LEN } else { 0 };
         BHS_LEN.saturating_add(self.ahs_len()).saturating_add(hd)
@@ -328,6 +348,7 @@ pub trait Header {
     /// Writes BHS, AHS and the optional header digest for a PDU whose data segment is `data_len`
     /// bytes (unpadded). The digest is computed last, over the final bytes. Returns the number of
     /// bytes written.
+    #[inline]
     fn emit(&self, data_len: usize, header_digest: bool, buf: &mut [u8]) -> Result<usize, Error> {
         let ahs_len = self.ahs_len();
         let dsl = u32::try_from(data_len)
@@ -367,18 +388,23 @@ pub trait Header {
 }
 
 impl Header for Pdu {
+    #[inline]
     fn opcode(&self) -> Opcode {
         self.inner().opcode()
     }
+    #[inline]
     fn immediate(&self) -> bool {
         self.inner().immediate()
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         self.inner().emit_bhs(bhs)
     }
+    #[inline]
     fn ahs_len(&self) -> usize {
         self.inner().ahs_len()
     }
+    #[inline]
     fn emit_ahs(&self, buf: &mut [u8]) {
         self.inner().emit_ahs(buf)
     }

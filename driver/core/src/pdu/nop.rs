@@ -21,6 +21,7 @@ pub struct NopOut {
 }
 
 impl Default for NopOut {
+    #[inline]
     fn default() -> Self {
         NopOut {
             immediate: true,
@@ -34,6 +35,7 @@ impl Default for NopOut {
 }
 
 impl NopOut {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::NopOut)?;
         Ok(NopOut {
@@ -48,6 +50,7 @@ impl NopOut {
 
     /// The answer to a target's ping `nop_in` (echo its TTT and LUN; the caller echoes the ping
     /// data as the data segment).
+    #[inline]
     pub fn answer(nop_in: &NopIn, cmd_sn: Sn, exp_stat_sn: Sn) -> NopOut {
         NopOut {
             immediate: true,
@@ -61,12 +64,15 @@ impl NopOut {
 }
 
 impl Header for NopOut {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::NopOut
     }
+    #[inline]
     fn immediate(&self) -> bool {
         self.immediate
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT);
         bhs.set_lun(self.lun);
@@ -87,6 +93,7 @@ pub struct NopIn {
 }
 
 impl Default for NopIn {
+    #[inline]
     fn default() -> Self {
         NopIn {
             lun: Lun::default(),
@@ -102,6 +109,7 @@ impl Default for NopIn {
 }
 
 impl NopIn {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::NopIn)?;
         Ok(NopIn {
@@ -113,15 +121,18 @@ impl NopIn {
     }
 
     /// The target pings us and wants a NOP-Out back.
+    #[inline]
     pub fn is_ping(&self) -> bool {
         self.ttt != RESERVED_TAG
     }
 }
 
 impl Header for NopIn {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::NopIn
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT);
         bhs.set_lun(self.lun);

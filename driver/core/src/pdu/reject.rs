@@ -35,6 +35,7 @@ pub struct Reject {
 }
 
 impl Reject {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::Reject)?;
         Ok(Reject {
@@ -45,6 +46,7 @@ impl Reject {
     }
 
     /// The rejected PDU's BHS from the Reject's data segment.
+    #[inline]
     pub fn rejected_header(data: &[u8]) -> Result<Bhs<'_>, Error> {
         Bhs::new_checked(data).map_err(|_| Error::Truncated {
             needed: BHS_LEN,
@@ -54,9 +56,11 @@ impl Reject {
 }
 
 impl Header for Reject {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::Reject
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT);
         bhs.set_u8(field::REJECT_REASON, u8::from(self.reason));

@@ -52,6 +52,7 @@ pub struct Cdb {
 
 impl Cdb {
     /// A copy of `cdb`; [`Error::NoMemory`] when a CDB longer than 16 bytes finds no memory.
+    #[inline]
     pub fn new(cdb: &[u8]) -> Result<Cdb, Error> {
         if cdb.is_empty() || cdb.len() > MAX_CDB_LEN {
             return Err(Error::BadCdbLength(cdb.len()));
@@ -60,19 +61,23 @@ impl Cdb {
         Ok(Cdb { bytes })
     }
 
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         self.bytes.as_slice()
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.as_slice().len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.as_slice().is_empty()
     }
 
     /// Bytes beyond the 16 that fit in the BHS.
+    #[inline]
     fn extension(&self) -> &[u8] {
         self.as_slice().get(field::CDB_LEN..).unwrap_or(&[])
     }
@@ -80,6 +85,7 @@ impl Cdb {
 
 impl Default for Cdb {
     /// A 6-byte all-zero CDB (TEST UNIT READY).
+    #[inline]
     fn default() -> Self {
         Cdb {
             bytes: SmallBytes::inline(&[0; 6]).unwrap_or(SmallBytes::EMPTY),
@@ -88,6 +94,7 @@ impl Default for Cdb {
 }
 
 impl fmt::Debug for Cdb {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Cdb({:02x?})", self.as_slice())
     }
@@ -114,6 +121,7 @@ pub struct ScsiCommand {
 }
 
 impl ScsiCommand {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>, ahs: &[u8]) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::ScsiCommand)?;
         let flags = bhs.u8_at(field::FLAGS);
@@ -171,6 +179,7 @@ impl ScsiCommand {
         })
     }
 
+    #[inline]
     fn ext_cdb_ahs_len(&self) -> usize {
         let ext = self.cdb.extension().len();
         if ext == 0 {
@@ -182,12 +191,15 @@ impl ScsiCommand {
 }
 
 impl Header for ScsiCommand {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::ScsiCommand
     }
+    #[inline]
     fn immediate(&self) -> bool {
         self.immediate
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         let mut flags = u8::from(self.attr) & ATTR_MASK;
         if self.final_bit {
@@ -208,10 +220,12 @@ impl Header for ScsiCommand {
         let cdb = self.cdb.as_slice();
         bhs.put(field::CDB, cdb.get(..field::CDB_LEN).unwrap_or(cdb));
     }
+    #[inline]
     fn ahs_len(&self) -> usize {
         let bidi = if self.bidi_read_len.is_some() { 8 } else { 0 };
         self.ext_cdb_ahs_len().saturating_add(bidi)
     }
+    #[inline]
     fn emit_ahs(&self, buf: &mut [u8]) {
         let ext = self.cdb.extension();
         let mut off = 0;
@@ -262,6 +276,7 @@ pub enum Residual {
 }
 
 impl Residual {
+    #[inline]
     pub(super) fn parse(flags: u8, overflow: u8, underflow: u8, count: u32) -> Result<Self, Error> {
         match (flags & overflow != 0, flags & underflow != 0) {
             (true, true) => Err(Error::OverflowAndUnderflow),
@@ -272,6 +287,7 @@ impl Residual {
     }
 
     /// (flag bits, count) for emitting.
+    #[inline]
     pub(super) fn encode(self, overflow: u8, underflow: u8) -> (u8, u32) {
         match self {
             Residual::None => (0, 0),
@@ -302,6 +318,7 @@ pub struct ScsiResponse {
 pub const RESPONSE_COMPLETED: u8 = 0;
 
 impl ScsiResponse {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::ScsiResponse)?;
         let flags = bhs.flags();
@@ -328,15 +345,18 @@ impl ScsiResponse {
     }
 
     /// True when the target completed the command (`response` 0) with SCSI status GOOD.
+    #[inline]
     pub fn is_good(&self) -> bool {
         self.response == RESPONSE_COMPLETED && self.status == 0
     }
 }
 
 impl Header for ScsiResponse {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::ScsiResponse
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         let (bf, bc) = self
             .bidi_residual
@@ -365,6 +385,7 @@ pub struct ResponseData<'a> {
 
 /// Splits a SCSI Response data segment into sense and response data, refusing a SenseLength
 /// that runs past the segment (isboot copied SenseLength bytes whatever the segment held).
+#[inline]
 pub fn parse_response_data(data: &[u8]) -> Result<ResponseData<'_>, Error> {
     let (len_bytes, rest) = match data {
         [] => return Ok(ResponseData::default()),

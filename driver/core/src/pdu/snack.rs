@@ -32,6 +32,7 @@ pub struct SnackRequest {
 }
 
 impl SnackRequest {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::SnackRequest)?;
         Ok(SnackRequest {
@@ -47,9 +48,11 @@ impl SnackRequest {
 }
 
 impl Header for SnackRequest {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::SnackRequest
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT | (u8::from(self.snack_type) & TYPE_MASK));
         bhs.set_lun(self.lun);

@@ -56,6 +56,7 @@ pub struct TaskMgmtRequest {
 }
 
 impl Default for TaskMgmtRequest {
+    #[inline]
     fn default() -> Self {
         TaskMgmtRequest {
             immediate: true,
@@ -72,6 +73,7 @@ impl Default for TaskMgmtRequest {
 }
 
 impl TaskMgmtRequest {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::TaskMgmtRequest)?;
         Ok(TaskMgmtRequest {
@@ -89,12 +91,15 @@ impl TaskMgmtRequest {
 }
 
 impl Header for TaskMgmtRequest {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::TaskMgmtRequest
     }
+    #[inline]
     fn immediate(&self) -> bool {
         self.immediate
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT | (u8::from(self.function) & FUNCTION_MASK));
         bhs.set_lun(self.lun);
@@ -116,6 +121,7 @@ pub struct TaskMgmtResponse {
 }
 
 impl TaskMgmtResponse {
+    #[inline]
     pub fn parse(bhs: &Bhs<'_>) -> Result<Self, Error> {
         bhs.expect_opcode(Opcode::TaskMgmtResponse)?;
         Ok(TaskMgmtResponse {
@@ -127,9 +133,11 @@ impl TaskMgmtResponse {
 }
 
 impl Header for TaskMgmtResponse {
+    #[inline]
     fn opcode(&self) -> Opcode {
         Opcode::TaskMgmtResponse
     }
+    #[inline]
     fn emit_bhs(&self, bhs: &mut BhsMut<'_>) {
         bhs.set_flags(FINAL_BIT);
         bhs.set_u8(field::RESPONSE, u8::from(self.response));

@@ -188,6 +188,7 @@ impl Sense {
     /// [`SENSE_INLINE_LEN`] bytes for which no memory is left is cut to that length: its key,
     /// ASC and ASCQ lie in the first 14 bytes (fixed format) or 4 (descriptor format), and a
     /// completion must not fail for want of memory.
+    #[inline]
     pub fn new(sense: &[u8]) -> Self {
         let sense = sense.get(..MAX_SENSE_LEN).unwrap_or(sense);
         let bytes = SmallBytes::new(sense).unwrap_or_else(|_| {

@@ -138,12 +138,15 @@ where
         let engine = Engine::try_new(cfg.max_tasks, cfg.timeouts)?;
         let rx = Rx::try_new()?;
         let dialer = Dialer::try_new(cfg, connector, rng, log.clone(), timer.clone())?;
+        // The inbox's 64 requests live in a buffer of their own: `Shared` stays small enough to
+        // be built on the (kernel) stack whatever the optimiser inlines.
+        let inbox = Channel::try_new().map_err(|_| NoMemory)?;
         #[expect(
             clippy::disallowed_methods,
             reason = "no fallible Arc in stable Rust; documented: call where allocation may wait"
         )]
         let shared = Arc::new(Shared {
-            inbox: Channel::new(),
+            inbox,
             shutdown: Doorbell::new(),
             shutdown_requested: AtomicBool::new(false),
             give_up_after: Mutex::new(None),
