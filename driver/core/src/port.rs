@@ -92,6 +92,11 @@ pub enum State {
 /// shutdown interrupts a login.
 pub trait Transport: Send {
     /// Reads into `buf` (never empty). `Ok(0)` means the peer closed the stream.
+    ///
+    /// `buf` is what the reader needs next, never more than the peer has to send: a transport
+    /// may hold a waiting reader back until that many bytes have arrived (a receive low-water
+    /// mark: the module and the host do so for long data segments), so a larger buffer could
+    /// wait for bytes that never come. Fewer bytes may still be returned.
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>>;
     /// Writes a prefix of `buf` (never empty), returning how much was taken.
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>>;
@@ -112,7 +117,8 @@ pub trait Transport: Send {
     }
     /// Reads into `first`, then `second`, in one call as `readv(2)` does (`first` never
     /// empty): the session reads a data segment straight into the request's buffer and, in
-    /// the same call, the next PDU's header if it is already there. A read that returns less
+    /// the same call, the next PDU's header if it is already there. `first` is what the reader
+    /// needs (as `buf` of [`Transport::poll_read`]); `second` takes only what is already there. A read that returns less
     /// than both hold tells the transport the stream is drained. The default reads into
     /// `first` only.
     fn poll_read_pair(
