@@ -19,7 +19,6 @@
 //! nobody drives leaves the work for the next driver (a waiting caller at once, else the
 //! runtime's thread within [`GRACE`] to [`LOOK_MAX`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -71,7 +70,9 @@ struct Slot {
 pub struct Reactor {
     registry: mio::Registry,
     waker: mio::Waker,
-    sockets: Mutex<HashMap<usize, Arc<Wakers>>>,
+    /// The registered sockets' tokens and wakers: a handful per runtime (one per session), so a
+    /// scan is cheaper than hashing a token for every readiness event.
+    sockets: Mutex<Vec<(Token, Arc<Wakers>)>>,
     next_token: AtomicUsize,
     stop: AtomicBool,
     slot: Mutex<Slot>,
@@ -99,7 +100,7 @@ impl Reactor {
         self.sockets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(token.0, wakers);
+            .push((token, wakers));
         if let Err(e) = self.registry.register(
             stream,
             token,
@@ -121,7 +122,7 @@ impl Reactor {
         self.sockets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&token.0);
+            .retain(|(t, _)| *t != token);
     }
 
     fn dispatch(&self, events: &Events) {
@@ -133,8 +134,9 @@ impl Reactor {
                 .sockets
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .get(&ev.token().0)
-                .cloned();
+                .iter()
+                .find(|(t, _)| *t == ev.token())
+                .map(|(_, w)| w.clone());
             if let Some(w) = w {
                 w.ready(
                     ev.is_readable() || ev.is_read_closed() || ev.is_error(),
@@ -323,7 +325,7 @@ impl HostRuntime {
         let reactor = Arc::new(Reactor {
             registry: poll.registry().try_clone()?,
             waker: mio::Waker::new(poll.registry(), WAKE)?,
-            sockets: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(Vec::new()),
             next_token: AtomicUsize::new(1),
             stop: AtomicBool::new(false),
             slot: Mutex::new(Slot {
