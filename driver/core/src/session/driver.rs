@@ -31,7 +31,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
-use isboot_executor::{Channel, Doorbell, Instant, Mutex, RawLock, Timer};
+use isboot_executor::{Channel, Doorbell, Instant, Mutex, RawLock, Sleep, Timer};
 
 use super::connect::{AttemptError, Dialer};
 use super::engine::{Disconnect, Engine, Event, LogoutOutcome, Phase, SubmitError};
@@ -604,37 +604,59 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         let timer = self.timer.clone();
         let mut deadline = Instant::MAX;
         let mut sleep = pin!(timer.sleep_until(deadline));
-        poll_fn(|cx| {
-            loop {
-                if self.poll_shutdown(cx) {
-                    return Poll::Ready(Err(Stop::Shutdown));
-                }
-                if self.give_up_due() {
-                    return Poll::Ready(Err(Stop::GiveUp));
-                }
-                if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-                    return Poll::Ready(Ok(v));
-                }
-                let now = timer.now();
-                // While down the engine only times out requests; it never asks to disconnect.
-                let _ = self.engine.on_timer(now);
-                self.deliver();
-                self.take_requests(cx, now);
-                let next = self
-                    .engine
-                    .poll_at()
-                    .unwrap_or(Instant::MAX)
-                    .min(self.give_up_at.unwrap_or(Instant::MAX));
-                if next != deadline {
-                    deadline = next;
-                    sleep.set(timer.sleep_until(deadline));
-                }
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
+        let mut out = None;
+        let mut poll_fut = |cx: &mut Context<'_>| match fut.as_mut().poll(cx) {
+            Poll::Ready(v) => {
+                out = Some(v);
+                Poll::Ready(())
             }
-        })
-        .await
+            Poll::Pending => Poll::Pending,
+        };
+        poll_fn(|cx| self.poll_serving(cx, &mut poll_fut, &timer, &mut deadline, sleep.as_mut()))
+            .await?;
+        // `poll_serving` returns Ok only once `poll_fut` stored the output.
+        out.ok_or(Stop::GiveUp)
+    }
+
+    /// One poll of [`Serving::serve_while`], the same code for every future it serves (one
+    /// instance instead of one per future; serving while down is not the I/O path).
+    #[inline(never)]
+    fn poll_serving<'t>(
+        &mut self,
+        cx: &mut Context<'_>,
+        fut: &mut dyn FnMut(&mut Context<'_>) -> Poll<()>,
+        timer: &'t Timer,
+        deadline: &mut Instant,
+        mut sleep: Pin<&mut Sleep<'t>>,
+    ) -> Poll<Result<(), Stop>> {
+        loop {
+            if self.poll_shutdown(cx) {
+                return Poll::Ready(Err(Stop::Shutdown));
+            }
+            if self.give_up_due() {
+                return Poll::Ready(Err(Stop::GiveUp));
+            }
+            if fut(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let now = timer.now();
+            // While down the engine only times out requests; it never asks to disconnect.
+            let _ = self.engine.on_timer(now);
+            self.deliver();
+            self.take_requests(cx, now);
+            let next = self
+                .engine
+                .poll_at()
+                .unwrap_or(Instant::MAX)
+                .min(self.give_up_at.unwrap_or(Instant::MAX));
+            if next != *deadline {
+                *deadline = next;
+                sleep.set(timer.sleep_until(next));
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
     }
 
     /// Sleeps for `d` while serving, unless stopped first.
