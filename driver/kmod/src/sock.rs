@@ -431,7 +431,9 @@ impl KSocket {
 }
 
 impl Drop for KSocket {
+    // Not inlined: the session's future (built for speed) drops a transport on many paths.
     #[optimize(size)]
+    #[inline(never)]
     fn drop(&mut self) {
         // SAFETY: the helper clears both upcalls under the sockbuf locks the upcalls run under,
         // so after it no upcall can use the `Bells` pointer; then the socket is closed, which
@@ -549,7 +551,9 @@ pub struct KConnect {
 impl Future for KConnect {
     type Output = Result<KTransport, IoError>;
 
+    // Not inlined into the session's future, which is built for speed.
     #[optimize(size)]
+    #[inline(never)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.sock.is_none() {
             let sock = KSocket::connect(self.portal, self.scope_id).map_err(io_error)?;

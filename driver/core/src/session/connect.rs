@@ -7,32 +7,70 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::net::{IpAddr, SocketAddr};
-use core::task::Poll;
+use core::task::{Context, Poll};
 
 use isboot_executor::Timer;
 
 use super::{SessionConfig, TargetConfig, DEFAULT_PORT};
 use crate::escape::Untrusted;
 use crate::log;
-use crate::login::{Attempt, Established, Login, LoginConfig, LoginError, Step, LOGIN_MAX_DATA};
+use crate::login::{
+    Attempt, Established, Login, LoginConfig, LoginError, LoginPdu, Step, LOGIN_MAX_DATA,
+};
 use crate::mem::{self, NoMemory};
-use crate::pdu::{self, Digests, HeaderInfo, Pdu, BHS_LEN, DIGEST_LEN, MAX_AHS_LEN};
+use crate::pdu::{self, Digests, HeaderInfo, LoginResponse, Pdu, BHS_LEN, DIGEST_LEN, MAX_AHS_LEN};
 use crate::port::{Connector, IoError, Level, Log, Portal, Random, Transport};
 use crate::text::TargetAddress;
 
 /// The part of the session that opens connections and logs in.
 pub(super) struct Dialer<C, R, G> {
     log: G,
-    cfg: SessionConfig,
     connector: C,
     rng: R,
     timer: Timer,
+    st: DialState,
+}
+
+/// What the dialer keeps that does not depend on the platform's types. The login exchange,
+/// redirects and relearned login choices work on it in non-generic functions that take the
+/// platform's parts as trait objects: they are compiled once, in this crate (which the kernel
+/// module builds for size), instead of inside every session's future, which is generic and so
+/// compiled with the platform's I/O path.
+struct DialState {
+    cfg: SessionConfig,
     /// Per-target login choices learned from failures (security stage first, MD5 only).
     flags: Vec<Attempt>,
     current: usize,
     logins: u32,
     /// The login exchange's PDUs, both ways, kept for every login of the session.
     bufs: LoginBufs,
+}
+
+/// [`Connector::login_step`] behind a trait object (it is generic, so not callable on one).
+trait StepRunner {
+    fn run_step(&mut self, f: &mut dyn FnMut());
+}
+
+impl<C: Connector> StepRunner for C {
+    fn run_step(&mut self, f: &mut dyn FnMut()) {
+        self.login_step(f);
+    }
+}
+
+/// Runs `f` as a login step; `None` if the platform did not run it.
+fn step<T>(steps: &mut (dyn StepRunner + Send), f: impl FnOnce() -> T) -> Option<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    steps.run_step(&mut || out = f.take().map(|f| f()));
+    out
+}
+
+/// One attempt's progress: where it connects, and how often it was redirected or retried with
+/// a relearned login choice.
+struct Tries {
+    portal: Portal,
+    redirects: u32,
+    relearned: u32,
 }
 
 /// Room for one login PDU each way: BHS, AHS, data up to [`LOGIN_MAX_DATA`] and padding.
@@ -113,29 +151,31 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
         };
         Ok(Dialer {
             log,
-            cfg,
             connector,
             rng,
             timer,
-            flags,
-            current: 0,
-            logins: 0,
-            bufs,
+            st: DialState {
+                cfg,
+                flags,
+                current: 0,
+                logins: 0,
+                bufs,
+            },
         })
     }
 
     pub(super) fn config(&self) -> &SessionConfig {
-        &self.cfg
+        &self.st.cfg
     }
 
     /// Index into the configuration's targets of the current candidate.
     pub(super) fn current(&self) -> usize {
-        self.current
+        self.st.current
     }
 
     /// Whether the last successful login was the session's first.
     pub(super) fn first_login(&self) -> bool {
-        self.logins <= 1
+        self.st.logins <= 1
     }
 
     /// Random jitter for the recovery policy.
@@ -144,40 +184,34 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
     }
 
     pub(super) fn target_name(&self) -> &str {
-        self.cfg
-            .targets
-            .get(self.current)
-            .map_or("(none)", |t| t.name.as_str())
+        self.st.target_name()
     }
 
     /// Moves on to the next candidate (after a failed attempt).
     pub(super) fn next_target(&mut self) {
-        let n = self.cfg.targets.len().max(1);
-        self.current = self.current.saturating_add(1).checked_rem(n).unwrap_or(0);
+        let n = self.st.cfg.targets.len().max(1);
+        self.st.current = self
+            .st
+            .current
+            .saturating_add(1)
+            .checked_rem(n)
+            .unwrap_or(0);
     }
 
     /// Connects and logs in to the current target, following redirects and retrying at once
-    /// when the target taught us a login choice (security stage first, MD5 only).
+    /// when the target taught us a login choice (security stage first, MD5 only). Only the
+    /// connect is the platform's own code here; the rest is `DialState`'s.
     pub(super) async fn establish(&mut self) -> Result<(C::Transport, Established), AttemptError> {
-        let (cfg, current) = (&self.cfg, self.current);
-        let target = self
-            .connector
-            .login_step(|| cfg.targets.get(current).cloned());
-        let Some(target) = target else {
-            return Err(AttemptError::internal("no target at the current index"));
+        let target = self.st.target(&mut self.connector)?;
+        let mut tries = Tries {
+            portal: target.portal,
+            redirects: 0,
+            relearned: 0,
         };
-        let mut portal = target.portal;
-        let mut redirects: u32 = 0;
-        let mut relearned: u32 = 0;
         loop {
-            log!(
-                self.log,
-                Level::Info,
-                "isboot: connecting to {} at {}",
-                target.name,
-                portal
-            );
-            let deadline = self.timer.now().saturating_add(self.cfg.connect_timeout);
+            let portal = tries.portal;
+            connecting(&self.log, &target, &portal);
+            let deadline = self.timer.now().saturating_add(self.st.cfg.connect_timeout);
             let timer = self.timer.clone();
             let mut transport = match timer
                 .timeout(deadline, self.connector.connect(portal))
@@ -187,125 +221,341 @@ impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
                 Ok(Err(e)) => return Err(AttemptError::Io(e)),
                 Err(_) => return Err(AttemptError::ConnectTimeout),
             };
-            let deadline = self.timer.now().saturating_add(self.cfg.login_timeout);
-            let login = self.login(&mut transport, &target);
-            let result = match timer.timeout(deadline, login).await {
-                Ok(r) => r,
-                Err(_) => Err(AttemptError::LoginTimeout),
+            let deadline = self.timer.now().saturating_add(self.st.cfg.login_timeout);
+            let lc = self.st.login_config(&mut self.connector, &target);
+            let result = match self.st.start_login(&mut self.connector, &lc) {
+                Err(e) => Err(e),
+                Ok(mut ex) => {
+                    let (st, connector, rng) = (&mut self.st, &mut self.connector, &mut self.rng);
+                    let t = &mut transport;
+                    let codec = &LoginCodec {
+                        emit: emit_login,
+                        parse: parse_login,
+                    };
+                    let exchange =
+                        poll_fn(|cx| ex.poll(cx, codec, &mut st.bufs, t, connector, rng));
+                    match timer.timeout(deadline, exchange).await {
+                        Ok(r) => r,
+                        Err(_) => Err(AttemptError::LoginTimeout),
+                    }
+                }
             };
-            match result {
-                Ok(Step::Done(est)) => {
-                    self.logins = self.logins.saturating_add(1);
-                    return Ok((transport, est));
-                }
-                Ok(Step::Redirect { address, permanent }) => {
-                    transport.close();
-                    redirects = redirects.saturating_add(1);
-                    if redirects > self.cfg.max_redirects {
-                        return Err(AttemptError::TooManyRedirects);
-                    }
-                    let nic = portal.nic;
-                    let new = self
-                        .connector
-                        .login_step(|| redirect_portal(&address, nic))?;
-                    log!(
-                        self.log,
-                        Level::Note,
-                        "isboot: {} redirects {} to {}",
-                        target.name,
-                        if permanent {
-                            "permanently"
-                        } else {
-                            "temporarily"
-                        },
-                        new.addr
-                    );
-                    if permanent {
-                        if let Some(t) = self.cfg.targets.get_mut(self.current) {
-                            t.portal = new;
-                        }
-                    }
-                    portal = new;
-                }
-                Ok(Step::Send(_)) => {
-                    transport.close();
-                    return Err(AttemptError::Login(LoginError::Unexpected(
-                        "login ended early",
-                    )));
-                }
-                Err(AttemptError::Login(
-                    e @ (LoginError::ChapListRefused | LoginError::SecurityStageRequired),
-                )) if relearned < 2 => {
-                    transport.close();
-                    relearned = relearned.saturating_add(1);
-                    log!(self.log, Level::Note, "isboot: {}", e);
-                    if let Some(f) = self.flags.get_mut(self.current) {
-                        match e {
-                            LoginError::ChapListRefused => f.chap_md5_only = true,
-                            _ => f.security_first = true,
-                        }
-                    }
-                }
-                Err(e) => {
-                    transport.close();
-                    return Err(e);
-                }
+            if let Some(est) = self.st.after_login(
+                result,
+                &mut transport,
+                &mut self.connector,
+                &self.log,
+                &target,
+                &mut tries,
+            )? {
+                return Ok((transport, est));
             }
         }
     }
+}
 
-    /// One login exchange on a fresh connection.
-    async fn login(
-        &mut self,
-        t: &mut C::Transport,
+/// Logs the connect. The functions of `DialState` and `Exchange` that the session's future
+/// calls are `#[inline(never)]`: inlined into it, they would be compiled with it, for speed.
+#[inline(never)]
+fn connecting(log: &dyn Log, target: &TargetConfig, portal: &Portal) {
+    log!(
+        log,
+        Level::Info,
+        "isboot: connecting to {} at {}",
+        target.name,
+        portal
+    );
+}
+
+impl DialState {
+    fn target_name(&self) -> &str {
+        self.cfg
+            .targets
+            .get(self.current)
+            .map_or("(none)", |t| t.name.as_str())
+    }
+
+    /// The current target candidate (a copy: a permanent redirect changes the original).
+    #[inline(never)]
+    fn target(&self, steps: &mut (dyn StepRunner + Send)) -> Result<TargetConfig, AttemptError> {
+        let (cfg, current) = (&self.cfg, self.current);
+        match step(steps, || cfg.targets.get(current).cloned()) {
+            Some(Some(target)) => Ok(target),
+            _ => Err(AttemptError::internal("no target at the current index")),
+        }
+    }
+
+    /// What the login on a fresh connection offers (`None` only if the platform did not run
+    /// the step; `start_login` then fails).
+    #[inline(never)]
+    fn login_config(
+        &self,
+        steps: &mut (dyn StepRunner + Send),
         target: &TargetConfig,
-    ) -> Result<Step, AttemptError> {
+    ) -> Option<LoginConfig> {
         let cfg = &self.cfg;
-        let lc = self.connector.login_step(|| LoginConfig {
+        step(steps, || LoginConfig {
             initiator_name: cfg.initiator_name.clone(),
             target_name: target.name.clone(),
             isid: cfg.isid.0,
             chap: target.chap.clone(),
             offer: cfg.offer.clone(),
-        });
+        })
+    }
+
+    /// The login's first request, ready to send.
+    #[inline(never)]
+    fn start_login<'a>(
+        &self,
+        steps: &mut (dyn StepRunner + Send),
+        lc: &'a Option<LoginConfig>,
+    ) -> Result<Exchange<'a>, AttemptError> {
+        let Some(lc) = lc else {
+            return Err(AttemptError::internal(STEP_NOT_RUN));
+        };
         let attempt = Attempt {
             tsih: 0,
             ..self.flags.get(self.current).copied().unwrap_or_default()
         };
         let itt = 0x4000_0000 | (self.logins & 0xffff);
-        let connector = &mut self.connector;
-        let mut login = connector
-            .login_step(|| Login::new(&lc, attempt, itt))
+        let mut login = step(steps, || Login::new(lc, attempt, itt))
+            .ok_or_else(|| AttemptError::internal(STEP_NOT_RUN))?
             .map_err(AttemptError::Login)?;
-        let mut req = connector
-            .login_step(|| login.start())
+        let req = step(steps, || login.start())
+            .ok_or_else(|| AttemptError::internal(STEP_NOT_RUN))?
             .map_err(AttemptError::Login)?;
-        let bufs = &mut self.bufs;
-        loop {
-            bufs.out.clear();
-            // A Login Request holds at most LOGIN_MAX_DATA bytes of text, so it fits the room
-            // reserved for it and emitting cannot allocate.
-            if req.data.len() > LOGIN_MAX_DATA as usize {
-                return Err(AttemptError::internal("login request beyond its room"));
+        Ok(Exchange {
+            login,
+            phase: Phase::Emit(req),
+            pos: 0,
+        })
+    }
+
+    /// What a finished login exchange means: `Some` logged in (the transport is the session's
+    /// now), `None` try again at once (redirected, or a login choice relearned), or the
+    /// attempt's error. The transport is closed unless logged in.
+    #[inline(never)]
+    fn after_login(
+        &mut self,
+        result: Result<Step, AttemptError>,
+        transport: &mut dyn Transport,
+        steps: &mut (dyn StepRunner + Send),
+        log: &dyn Log,
+        target: &TargetConfig,
+        tries: &mut Tries,
+    ) -> Result<Option<Established>, AttemptError> {
+        match result {
+            Ok(Step::Done(est)) => {
+                self.logins = self.logins.saturating_add(1);
+                Ok(Some(est))
             }
-            pdu::emit_pdu(&req.header, &req.data, Digests::default(), &mut bufs.out)
-                .map_err(AttemptError::Pdu)?;
-            write_all(t, &bufs.out).await?;
-            read_pdu(t, LOGIN_MAX_DATA, &mut bufs.header, &mut bufs.data).await?;
-            let resp = match Pdu::parse(&bufs.header).map_err(AttemptError::Pdu)? {
-                Pdu::LoginResponse(r) => r,
-                other => return Err(AttemptError::NotLoginResponse(pdu::Header::opcode(&other))),
-            };
-            let rng = &mut self.rng;
-            let data = &bufs.data;
-            let step = connector
-                .login_step(|| login.handle(&resp, data, &mut |b: &mut [u8]| rng.fill(b)))
-                .map_err(AttemptError::Login)?;
-            match step {
-                Step::Send(next) => req = next,
-                done => return Ok(done),
+            Ok(Step::Redirect { address, permanent }) => {
+                transport.close();
+                tries.redirects = tries.redirects.saturating_add(1);
+                if tries.redirects > self.cfg.max_redirects {
+                    return Err(AttemptError::TooManyRedirects);
+                }
+                let nic = tries.portal.nic;
+                let new = step(steps, || redirect_portal(&address, nic))
+                    .unwrap_or_else(|| Err(AttemptError::internal(STEP_NOT_RUN)))?;
+                log!(
+                    log,
+                    Level::Note,
+                    "isboot: {} redirects {} to {}",
+                    target.name,
+                    if permanent {
+                        "permanently"
+                    } else {
+                        "temporarily"
+                    },
+                    new.addr
+                );
+                if permanent {
+                    if let Some(t) = self.cfg.targets.get_mut(self.current) {
+                        t.portal = new;
+                    }
+                }
+                tries.portal = new;
+                Ok(None)
+            }
+            Ok(Step::Send(_)) => {
+                transport.close();
+                Err(AttemptError::Login(LoginError::Unexpected(
+                    "login ended early",
+                )))
+            }
+            Err(AttemptError::Login(
+                e @ (LoginError::ChapListRefused | LoginError::SecurityStageRequired),
+            )) if tries.relearned < 2 => {
+                transport.close();
+                tries.relearned = tries.relearned.saturating_add(1);
+                log!(log, Level::Note, "isboot: {}", e);
+                if let Some(f) = self.flags.get_mut(self.current) {
+                    match e {
+                        LoginError::ChapListRefused => f.chap_md5_only = true,
+                        _ => f.security_first = true,
+                    }
+                }
+                Ok(None)
+            }
+            Err(e) => {
+                transport.close();
+                Err(e)
             }
         }
+    }
+}
+
+const STEP_NOT_RUN: &str = "a login step did not run";
+const ROOM: &str = "login PDU beyond its buffer";
+
+/// One login exchange on a fresh connection: requests out, responses in, until the login ends.
+/// Polled by hand rather than written as an `async fn`: its `poll` is a function of its own,
+/// which the session's (generic) future calls and the optimiser leaves out of line.
+struct Exchange<'a> {
+    login: Login<'a>,
+    phase: Phase,
+    /// Bytes written of the request, or read of the part being read.
+    pos: usize,
+}
+
+/// Where the exchange is. Without digests during login, one PDU each way at a time.
+enum Phase {
+    /// The next request, to be encoded.
+    Emit(LoginPdu),
+    Write,
+    Bhs,
+    Ahs(HeaderInfo),
+    Data(HeaderInfo),
+    /// The exchange returned its result.
+    Over,
+}
+
+/// The PDU codec for the login, as functions taken in the session's (generic) future. The
+/// codec is `#[inline]` for the I/O path, so each crate that names it compiles its own copy:
+/// named from `Exchange::poll` (this crate), the whole `Pdu` codec would be in the module
+/// twice (`Pdu::parse` and, through `Header`'s vtables, every header's `emit`).
+struct LoginCodec {
+    emit: fn(&LoginPdu, &mut Vec<u8>) -> Result<(), pdu::Error>,
+    parse: fn(&[u8]) -> Result<LoginResponse, AttemptError>,
+}
+
+#[inline]
+fn emit_login(req: &LoginPdu, out: &mut Vec<u8>) -> Result<(), pdu::Error> {
+    pdu::emit_pdu(&req.header, &req.data, Digests::default(), out)
+}
+
+#[inline]
+fn parse_login(header: &[u8]) -> Result<LoginResponse, AttemptError> {
+    match Pdu::parse(header).map_err(AttemptError::Pdu)? {
+        Pdu::LoginResponse(r) => Ok(r),
+        other => Err(AttemptError::NotLoginResponse(pdu::Header::opcode(&other))),
+    }
+}
+
+impl Exchange<'_> {
+    #[inline(never)]
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        codec: &LoginCodec,
+        bufs: &mut LoginBufs,
+        t: &mut dyn Transport,
+        steps: &mut (dyn StepRunner + Send),
+        rng: &mut dyn Random,
+    ) -> Poll<Result<Step, AttemptError>> {
+        loop {
+            let next = match &self.phase {
+                Phase::Emit(req) => {
+                    bufs.out.clear();
+                    // A Login Request holds at most LOGIN_MAX_DATA bytes of text, so it fits
+                    // the room reserved for it and emitting cannot allocate.
+                    if req.data.len() > LOGIN_MAX_DATA as usize {
+                        return self
+                            .end(Err(AttemptError::internal("login request beyond its room")));
+                    }
+                    if let Err(e) = (codec.emit)(req, &mut bufs.out) {
+                        return self.end(Err(AttemptError::Pdu(e)));
+                    }
+                    Phase::Write
+                }
+                Phase::Write => {
+                    match poll_write_all(cx, t, &bufs.out, &mut self.pos) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return self.end(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                    if !mem::set_len_within(&mut bufs.header, BHS_LEN) {
+                        return self.end(Err(AttemptError::internal(ROOM)));
+                    }
+                    Phase::Bhs
+                }
+                Phase::Bhs => {
+                    match poll_fill(cx, t, &mut bufs.header, &mut self.pos) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return self.end(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                    let info = match HeaderInfo::parse(&bufs.header)
+                        .and_then(|i| i.check_data_len(LOGIN_MAX_DATA).map(|()| i))
+                    {
+                        Ok(info) => info,
+                        Err(e) => return self.end(Err(AttemptError::Pdu(e))),
+                    };
+                    if !mem::set_len_within(&mut bufs.header, info.header_len()) {
+                        return self.end(Err(AttemptError::internal(ROOM)));
+                    }
+                    self.pos = BHS_LEN;
+                    self.phase = Phase::Ahs(info);
+                    continue;
+                }
+                Phase::Ahs(info) => {
+                    let info = *info;
+                    match poll_fill(cx, t, &mut bufs.header, &mut self.pos) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return self.end(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                    if !mem::set_len_within(&mut bufs.data, info.padded_data_len()) {
+                        return self.end(Err(AttemptError::internal(ROOM)));
+                    }
+                    Phase::Data(info)
+                }
+                Phase::Data(info) => {
+                    let info = *info;
+                    match poll_fill(cx, t, &mut bufs.data, &mut self.pos) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return self.end(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                    bufs.data.truncate(info.data_len as usize);
+                    let resp = match (codec.parse)(&bufs.header) {
+                        Ok(r) => r,
+                        Err(e) => return self.end(Err(e)),
+                    };
+                    let (login, data) = (&mut self.login, &bufs.data);
+                    let step = step(steps, || {
+                        login.handle(&resp, data, &mut |b: &mut [u8]| rng.fill(b))
+                    });
+                    match step {
+                        Some(Ok(Step::Send(next))) => Phase::Emit(next),
+                        Some(Ok(done)) => return self.end(Ok(done)),
+                        Some(Err(e)) => return self.end(Err(AttemptError::Login(e))),
+                        None => return self.end(Err(AttemptError::internal(STEP_NOT_RUN))),
+                    }
+                }
+                Phase::Over => {
+                    return Poll::Ready(Err(AttemptError::internal("login exchange polled again")))
+                }
+            };
+            self.pos = 0;
+            self.phase = next;
+        }
+    }
+
+    fn end(&mut self, r: Result<Step, AttemptError>) -> Poll<Result<Step, AttemptError>> {
+        self.phase = Phase::Over;
+        Poll::Ready(r)
     }
 }
 
@@ -321,68 +571,44 @@ fn redirect_portal(a: &TargetAddress, nic: u8) -> Result<Portal, AttemptError> {
     })
 }
 
-async fn write_all<T: Transport>(t: &mut T, mut buf: &[u8]) -> Result<(), AttemptError> {
-    poll_fn(|cx| {
-        while !buf.is_empty() {
-            match t.poll_write(cx, buf) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
-                Poll::Ready(Ok(n)) => match buf.get(n..) {
-                    Some(rest) => buf = rest,
-                    None => return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN))),
-                },
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
-                Poll::Pending => return Poll::Pending,
+/// Writes `buf` from `*pos` on; `*pos` is how much was written.
+fn poll_write_all(
+    cx: &mut Context<'_>,
+    t: &mut dyn Transport,
+    buf: &[u8],
+    pos: &mut usize,
+) -> Poll<Result<(), AttemptError>> {
+    while let Some(rest) = buf.get(*pos..).filter(|r| !r.is_empty()) {
+        match t.poll_write(cx, rest) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
+            Poll::Ready(Ok(n)) if n <= rest.len() => *pos = pos.saturating_add(n),
+            Poll::Ready(Ok(_)) => {
+                return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN)))
             }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
+            Poll::Pending => return Poll::Pending,
         }
-        Poll::Ready(Ok(()))
-    })
-    .await
+    }
+    Poll::Ready(Ok(()))
 }
 
-async fn read_exact<T: Transport>(t: &mut T, buf: &mut [u8]) -> Result<(), AttemptError> {
-    let mut have = 0;
-    poll_fn(|cx| {
-        while let Some(dst) = buf.get_mut(have..).filter(|d| !d.is_empty()) {
-            match t.poll_read(cx, dst) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
-                Poll::Ready(Ok(n)) if n <= dst.len() => have = have.saturating_add(n),
-                Poll::Ready(Ok(_)) => {
-                    return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN)))
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
-                Poll::Pending => return Poll::Pending,
+/// Reads into `buf` from `*pos` until it is full; `*pos` is how much it holds.
+fn poll_fill(
+    cx: &mut Context<'_>,
+    t: &mut dyn Transport,
+    buf: &mut [u8],
+    pos: &mut usize,
+) -> Poll<Result<(), AttemptError>> {
+    while let Some(dst) = buf.get_mut(*pos..).filter(|d| !d.is_empty()) {
+        match t.poll_read(cx, dst) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
+            Poll::Ready(Ok(n)) if n <= dst.len() => *pos = pos.saturating_add(n),
+            Poll::Ready(Ok(_)) => {
+                return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN)))
             }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
+            Poll::Pending => return Poll::Pending,
         }
-        Poll::Ready(Ok(()))
-    })
-    .await
-}
-
-/// Reads one whole PDU without digests (login phase) into `header` (BHS+AHS) and `data` (the
-/// data segment), within the room reserved in them for `max_data` bytes of data.
-async fn read_pdu<T: Transport>(
-    t: &mut T,
-    max_data: u32,
-    header: &mut Vec<u8>,
-    data: &mut Vec<u8>,
-) -> Result<(), AttemptError> {
-    const ROOM: &str = "login PDU beyond its buffer";
-    if !mem::set_len_within(header, BHS_LEN) {
-        return Err(AttemptError::internal(ROOM));
     }
-    read_exact(t, header).await?;
-    let info = HeaderInfo::parse(header).map_err(AttemptError::Pdu)?;
-    info.check_data_len(max_data).map_err(AttemptError::Pdu)?;
-    if !mem::set_len_within(header, info.header_len()) {
-        return Err(AttemptError::internal(ROOM));
-    }
-    if let Some(ahs) = header.get_mut(BHS_LEN..) {
-        read_exact(t, ahs).await?;
-    }
-    if !mem::set_len_within(data, info.padded_data_len()) {
-        return Err(AttemptError::internal(ROOM));
-    }
-    read_exact(t, data).await?;
-    data.truncate(info.data_len as usize);
-    Ok(())
+    Poll::Ready(Ok(()))
 }

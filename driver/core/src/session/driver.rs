@@ -31,7 +31,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
-use isboot_executor::{Channel, Doorbell, Instant, Mutex, RawLock, Timer};
+use isboot_executor::{Channel, Doorbell, Instant, Mutex, RawLock, Sleep, Timer};
 
 use super::connect::{AttemptError, Dialer};
 use super::engine::{Disconnect, Engine, Event, LogoutOutcome, Phase, SubmitError};
@@ -247,19 +247,49 @@ fn on_attempt_failure<L: RawLock, C: Connector, E: Events, R: Random, G: Log>(
     e: &AttemptError,
 ) -> Next {
     let jitter = dialer.jitter();
-    let delay = recovery.attempt_failed(&dialer.config().backoff, jitter);
-    let last =
-        serving
-            .report
-            .attempt_failed(&serving.log, dialer.target_name(), e, delay.is_none());
+    let (delay, last) = attempt_failed(
+        &mut serving.report,
+        recovery,
+        &serving.log,
+        dialer.config(),
+        dialer.target_name(),
+        e,
+        jitter,
+    );
     serving.publish_error(&last);
     let Some(delay) = delay else {
         serving.finish();
         return Next::End(End::GaveUp);
     };
     dialer.next_target();
+    log_next_attempt(&serving.log, delay);
+    Next::Retry(delay)
+}
+
+// The recovery decisions and log lines below are not generic, so they are compiled once, in
+// this crate (the kernel module builds it for size); `#[inline(never)]` keeps them out of the
+// session's future, which is generic and compiled with the platform's I/O path.
+
+/// How long to wait after a failed attempt (`None`: give up), and the failure to publish.
+#[inline(never)]
+fn attempt_failed(
+    report: &mut Reporter,
+    recovery: &mut Recovery,
+    log: &dyn Log,
+    cfg: &SessionConfig,
+    target: &str,
+    e: &AttemptError,
+    jitter: u32,
+) -> (Option<Duration>, LastError) {
+    let delay = recovery.attempt_failed(&cfg.backoff, jitter);
+    let last = report.attempt_failed(log, target, e, delay.is_none());
+    (delay, last)
+}
+
+#[inline(never)]
+fn log_next_attempt(log: &dyn Log, delay: Duration) {
     log!(
-        serving.log,
+        log,
         Level::Info,
         "isboot: next attempt in {} ms",
         delay
@@ -267,7 +297,95 @@ fn on_attempt_failure<L: RawLock, C: Connector, E: Events, R: Random, G: Log>(
             .saturating_mul(1000)
             .saturating_add(u64::from(delay.subsec_millis()))
     );
-    Next::Retry(delay)
+}
+
+#[inline(never)]
+fn log_up(log: &dyn Log, first: bool, target: &str, est: &Established) {
+    log!(
+        log,
+        Level::Note,
+        "isboot: {} to {} (TSIH {:#06x})",
+        if first { "logged in" } else { "reconnected" },
+        target,
+        est.tsih
+    );
+    log!(log, Level::Info, "isboot: negotiated {}", est.params);
+}
+
+/// The connection ended after a logout (`outcome`), or during one (`during`).
+#[inline(never)]
+fn log_logged_out(log: &dyn Log, outcome: Option<LogoutOutcome>, during: Option<&Disconnect>) {
+    if let Some(r) = during {
+        log!(
+            log,
+            Level::Note,
+            "isboot: {} during logout; session closed",
+            r
+        );
+        return;
+    }
+    match outcome {
+        Some(LogoutOutcome::Refused(code)) => log!(
+            log,
+            Level::Note,
+            "isboot: target answered the Logout with {:?}; session closed",
+            code
+        ),
+        Some(LogoutOutcome::TimedOut) => log!(
+            log,
+            Level::Note,
+            "isboot: {}; session closed",
+            Disconnect::LogoutTimeout
+        ),
+        Some(LogoutOutcome::Done) | None => log!(log, Level::Note, "isboot: logged out"),
+    }
+}
+
+#[inline(never)]
+fn log_deadline_passed(log: &dyn Log, held: usize) {
+    log!(
+        log,
+        Level::Note,
+        "isboot: not connected at the give-up deadline; giving up, {} held requests fail",
+        held
+    );
+}
+
+#[inline(never)]
+fn log_give_up(log: &dyn Log, reason: &Disconnect) {
+    log!(
+        log,
+        Level::Note,
+        "isboot: {}; giving up (past the give-up deadline), held requests fail",
+        reason
+    );
+}
+
+/// How long to wait before logging in again after the connection was lost for `reason`, and
+/// the failure to publish.
+#[inline(never)]
+#[expect(clippy::too_many_arguments, reason = "the session's parts, lent apart")]
+fn connection_lost(
+    report: &mut Reporter,
+    recovery: &mut Recovery,
+    log: &dyn Log,
+    cfg: &SessionConfig,
+    target: &str,
+    reason: &Disconnect,
+    lived: Duration,
+    progressed: bool,
+    jitter: u32,
+) -> (Duration, LastError) {
+    let asked = reason.wait();
+    let cap = cfg.max_time2wait;
+    let wait = asked.map(|w| w.min(cap));
+    let delay = recovery.connection_lost(&cfg.backoff, lived, wait, jitter);
+    if lived >= STABLE_CONNECTION {
+        report.healthy();
+    }
+    let capped = CappedWait(asked.filter(|w| *w > cap).map(|w| (w, cap)));
+    let last = report.connection_lost(log, target, reason, lived, progressed, &capped);
+    (delay, last)
 }
 
 impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
@@ -282,19 +400,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         let params = est.params;
         let now = self.timer.now();
         self.engine.connected(params, est.sns, now)?;
-        log!(
-            self.log,
-            Level::Note,
-            "isboot: {} to {} (TSIH {:#06x})",
-            if dialer.first_login() {
-                "logged in"
-            } else {
-                "reconnected"
-            },
-            dialer.target_name(),
-            est.tsih
-        );
-        log!(self.log, Level::Info, "isboot: negotiated {}", params);
+        log_up(&self.log, dialer.first_login(), dialer.target_name(), est);
         self.completed_at_up = self.completed;
         let window = self.engine.window_size();
         self.shared.status.lock(|s| {
@@ -317,23 +423,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     ) -> Next {
         let reason = match end {
             None => {
-                match self.engine.logout_outcome() {
-                    Some(LogoutOutcome::Refused(code)) => log!(
-                        self.log,
-                        Level::Note,
-                        "isboot: target answered the Logout with {:?}; session closed",
-                        code
-                    ),
-                    Some(LogoutOutcome::TimedOut) => log!(
-                        self.log,
-                        Level::Note,
-                        "isboot: {}; session closed",
-                        Disconnect::LogoutTimeout
-                    ),
-                    Some(LogoutOutcome::Done) | None => {
-                        log!(self.log, Level::Note, "isboot: logged out")
-                    }
-                }
+                log_logged_out(&self.log, self.engine.logout_outcome(), None);
                 self.finish();
                 return Next::End(End::LoggedOut);
             }
@@ -341,12 +431,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             // after its Logout Response) or at least no reason to come back: a reconnect
             // would only log out again.
             Some(r) if self.shutting_down() => {
-                log!(
-                    self.log,
-                    Level::Note,
-                    "isboot: {} during logout; session closed",
-                    r
-                );
+                log_logged_out(&self.log, None, Some(&r));
                 self.finish();
                 return Next::End(End::LoggedOut);
             }
@@ -356,31 +441,21 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             .status
             .lock(|s| s.disconnects = s.disconnects.saturating_add(1));
         if self.give_up_due() {
-            log!(
-                self.log,
-                Level::Note,
-                "isboot: {}; giving up (past the give-up deadline), held requests fail",
-                reason
-            );
+            log_give_up(&self.log, &reason);
             self.finish();
             return Next::End(End::GaveUp);
         }
-        let asked = reason.wait();
-        let cap = dialer.config().max_time2wait;
-        let wait = asked.map(|w| w.min(cap));
         let jitter = dialer.jitter();
-        let delay = recovery.connection_lost(&dialer.config().backoff, lived, wait, jitter);
-        if lived >= STABLE_CONNECTION {
-            self.report.healthy();
-        }
-        let capped = CappedWait(asked.filter(|w| *w > cap).map(|w| (w, cap)));
-        let last = self.report.connection_lost(
+        let (delay, last) = connection_lost(
+            &mut self.report,
+            recovery,
             &self.log,
+            dialer.config(),
             dialer.target_name(),
             &reason,
             lived,
             self.completed != self.completed_at_up,
-            &capped,
+            jitter,
         );
         self.publish_error(&last);
         self.set_state(State::Recovering, dialer.current());
@@ -515,13 +590,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                 End::LoggedOut
             }
             Stop::GiveUp => {
-                let held = self.engine.outstanding();
-                log!(
-                    self.log,
-                    Level::Note,
-                    "isboot: not connected at the give-up deadline; giving up, {} held requests fail",
-                    held
-                );
+                log_deadline_passed(&self.log, self.engine.outstanding());
                 self.finish();
                 End::GaveUp
             }
@@ -535,37 +604,59 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         let timer = self.timer.clone();
         let mut deadline = Instant::MAX;
         let mut sleep = pin!(timer.sleep_until(deadline));
-        poll_fn(|cx| {
-            loop {
-                if self.poll_shutdown(cx) {
-                    return Poll::Ready(Err(Stop::Shutdown));
-                }
-                if self.give_up_due() {
-                    return Poll::Ready(Err(Stop::GiveUp));
-                }
-                if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-                    return Poll::Ready(Ok(v));
-                }
-                let now = timer.now();
-                // While down the engine only times out requests; it never asks to disconnect.
-                let _ = self.engine.on_timer(now);
-                self.deliver();
-                self.take_requests(cx, now);
-                let next = self
-                    .engine
-                    .poll_at()
-                    .unwrap_or(Instant::MAX)
-                    .min(self.give_up_at.unwrap_or(Instant::MAX));
-                if next != deadline {
-                    deadline = next;
-                    sleep.set(timer.sleep_until(deadline));
-                }
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
+        let mut out = None;
+        let mut poll_fut = |cx: &mut Context<'_>| match fut.as_mut().poll(cx) {
+            Poll::Ready(v) => {
+                out = Some(v);
+                Poll::Ready(())
             }
-        })
-        .await
+            Poll::Pending => Poll::Pending,
+        };
+        poll_fn(|cx| self.poll_serving(cx, &mut poll_fut, &timer, &mut deadline, sleep.as_mut()))
+            .await?;
+        // `poll_serving` returns Ok only once `poll_fut` stored the output.
+        out.ok_or(Stop::GiveUp)
+    }
+
+    /// One poll of [`Serving::serve_while`], the same code for every future it serves (one
+    /// instance instead of one per future; serving while down is not the I/O path).
+    #[inline(never)]
+    fn poll_serving<'t>(
+        &mut self,
+        cx: &mut Context<'_>,
+        fut: &mut dyn FnMut(&mut Context<'_>) -> Poll<()>,
+        timer: &'t Timer,
+        deadline: &mut Instant,
+        mut sleep: Pin<&mut Sleep<'t>>,
+    ) -> Poll<Result<(), Stop>> {
+        loop {
+            if self.poll_shutdown(cx) {
+                return Poll::Ready(Err(Stop::Shutdown));
+            }
+            if self.give_up_due() {
+                return Poll::Ready(Err(Stop::GiveUp));
+            }
+            if fut(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let now = timer.now();
+            // While down the engine only times out requests; it never asks to disconnect.
+            let _ = self.engine.on_timer(now);
+            self.deliver();
+            self.take_requests(cx, now);
+            let next = self
+                .engine
+                .poll_at()
+                .unwrap_or(Instant::MAX)
+                .min(self.give_up_at.unwrap_or(Instant::MAX));
+            if next != *deadline {
+                *deadline = next;
+                sleep.set(timer.sleep_until(next));
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
     }
 
     /// Sleeps for `d` while serving, unless stopped first.

@@ -101,9 +101,10 @@ pub(super) struct Reporter {
 impl Reporter {
     /// A connect or login attempt to `target` failed with `e`; `giving_up` when no attempt
     /// follows.
-    pub(super) fn attempt_failed<G: Log>(
+    #[inline(never)]
+    pub(super) fn attempt_failed(
         &mut self,
-        log: &G,
+        log: &dyn Log,
         target: &str,
         e: &AttemptError,
         giving_up: bool,
@@ -146,9 +147,10 @@ impl Reporter {
 
     /// The connection to `target` ended after `lived` for `reason`; `progressed` when a
     /// command completed on it. `note` is appended to the log line (a capped Time2Wait).
-    pub(super) fn connection_lost<G: Log>(
+    #[inline(never)]
+    pub(super) fn connection_lost(
         &mut self,
-        log: &G,
+        log: &dyn Log,
         target: &str,
         reason: &Disconnect,
         lived: Duration,
