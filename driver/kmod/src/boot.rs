@@ -154,6 +154,7 @@ impl fmt::Debug for BootHandle {
 /// Returns quickly; the work runs on our taskqueue thread. Errors are `errno` values for the
 /// module's load status.
 #[optimize(size)]
+#[inline(never)]
 pub fn start(
     cfg: &BootConfig,
     timeouts: Timeouts,

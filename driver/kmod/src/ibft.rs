@@ -130,6 +130,7 @@ impl fmt::Display for AcquireError {
 
 /// Finds the table: ACPI first, then (BIOS boots) base memory.
 #[optimize(size)]
+#[inline(never)]
 pub fn acquire() -> Result<Found, AcquireError> {
     let instance = crate::sysctl::acpi_table_instance();
     for signature in SIGNATURES {

@@ -129,6 +129,7 @@ fn from_ibft() -> Result<BootConfig, LoadError> {
 
 /// The boot configuration by `net.isboot.source` (see the module documentation).
 #[optimize(size)]
+#[inline(never)]
 fn choose(env: &KernelEnv) -> Result<Choice, LoadError> {
     let mode = loader::mode(env).map_err(LoadError::Loader)?;
     let tunables = loader::is_configured(env);

@@ -230,6 +230,7 @@ pub fn is_configured(env: &dyn Env) -> bool {
 }
 
 /// Reads and checks the loader configuration.
+#[inline(never)]
 pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
     let rp_text = get(env, ROOT_PATH).ok_or(LoaderError::Missing { var: ROOT_PATH })?;
     let root = RootPath::parse(&rp_text).map_err(|e| invalid(ROOT_PATH, &rp_text, e))?;

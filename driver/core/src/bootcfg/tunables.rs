@@ -280,6 +280,7 @@ impl Timeouts {
 
     /// Every tunable from the loader's environment; each value not taken as given is reported
     /// through `report` (the platform prints it) and replaced by the bound or the default.
+    #[inline(never)]
     pub fn from_env(env: &dyn super::Env, report: &mut dyn FnMut(Problem)) -> Timeouts {
         let mut v = [0u32; 7];
         for (slot, t) in v.iter_mut().zip(ALL.iter()) {

@@ -39,6 +39,7 @@ pub struct Parsed {
 
 /// Parses and validates a table. `bytes` starts at the table; it may be longer than the table
 /// (a mapped page), never shorter.
+#[inline(never)]
 pub fn parse(bytes: &[u8]) -> Result<Parsed, Error> {
     let table = check_header(bytes)?;
     let mut p = Parser {

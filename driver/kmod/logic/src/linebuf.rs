@@ -54,18 +54,27 @@ impl<const N: usize> LineBuf<N> {
     pub fn is_truncated(&self) -> bool {
         self.truncated
     }
+}
 
+/// The text of any `LineBuf<N>`, so that its writing is compiled once, not once per size.
+struct Line<'a> {
+    buf: &'a mut [u8],
+    len: &'a mut usize,
+    truncated: &'a mut bool,
+}
+
+impl Line<'_> {
     fn push_char(&mut self, c: char) -> bool {
         let c = if c.is_control() { '?' } else { c };
         let mut utf8 = [0u8; 4];
         let bytes = c.encode_utf8(&mut utf8).as_bytes();
         // Room is kept for the ellipsis until the last character is known to fit.
-        let limit = N.saturating_sub(ELLIPSIS.len());
+        let limit = self.buf.len().saturating_sub(ELLIPSIS.len());
         let end = self.len.saturating_add(bytes.len());
-        match self.buf.get_mut(self.len..end) {
+        match self.buf.get_mut(*self.len..end) {
             Some(dst) if end <= limit => {
                 dst.copy_from_slice(bytes);
-                self.len = end;
+                *self.len = end;
                 true
             }
             _ => false,
@@ -73,23 +82,21 @@ impl<const N: usize> LineBuf<N> {
     }
 
     fn mark_truncated(&mut self) {
-        if self.truncated {
+        if *self.truncated {
             return;
         }
-        self.truncated = true;
+        *self.truncated = true;
         let end = self.len.saturating_add(ELLIPSIS.len());
-        if let Some(dst) = self.buf.get_mut(self.len..end) {
+        if let Some(dst) = self.buf.get_mut(*self.len..end) {
             dst.copy_from_slice(ELLIPSIS);
-            self.len = end;
+            *self.len = end;
         }
     }
-}
 
-impl<const N: usize> fmt::Write for LineBuf<N> {
-    /// Never fails: a formatting error would abort the rest of a log line or panic message.
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        if self.truncated {
-            return Ok(());
+    #[inline(never)]
+    fn write(mut self, s: &str) {
+        if *self.truncated {
+            return;
         }
         for c in s.chars() {
             if !self.push_char(c) {
@@ -97,6 +104,18 @@ impl<const N: usize> fmt::Write for LineBuf<N> {
                 break;
             }
         }
+    }
+}
+
+impl<const N: usize> fmt::Write for LineBuf<N> {
+    /// Never fails: a formatting error would abort the rest of a log line or panic message.
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        Line {
+            buf: &mut self.buf,
+            len: &mut self.len,
+            truncated: &mut self.truncated,
+        }
+        .write(s);
         Ok(())
     }
 }
