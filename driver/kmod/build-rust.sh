@@ -193,12 +193,6 @@ kernel_cargo() {
 	flags="$flags$sep-Cmetadata=isboot-sysroot-$(cksum <"$sysroot_dir/stamp" | awk '{ print $1 }')"
 	# sha2's loop-form SHA-256 (CHAP only): ~8 KiB less code than the unrolled rounds.
 	flags="$flags$sep--cfg=sha2_backend_soft=\"compact\""
-	# LLVM's machine outliner (off by default on x86): instruction sequences repeated across the
-	# module become one small function each, called where they were: 12 KiB less loaded (README.md
-	# "Size"). x86 outlines only from functions without a red zone (the kernel target has none)
-	# and never a sequence that reads or moves the stack pointer; it has no per-function switch,
-	# so the I/O path is outlined too (kmodsim's io and noalloc figures are the check).
-	flags="$flags$sep-Cllvm-args=-enable-machine-outliner=always"
 	cd "$here"
 	export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$out" CARGO_ENCODED_RUSTFLAGS="$flags" RUSTC
 	cargo_run "$sub" "$@"
