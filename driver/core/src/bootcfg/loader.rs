@@ -33,6 +33,7 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use super::rootpath::{RootPath, Server};
 use super::{BootConfig, Source};
+use crate::escape::Quoted;
 use crate::ibft::{flags, ChapType, Ibft, Initiator, Nic, Origin, PciBdf, Target};
 use crate::iscsi_name;
 use crate::secret::Secret;
@@ -179,7 +180,7 @@ impl fmt::Display for LoaderError {
                 var,
                 value: Some(v),
                 why,
-            } => write!(f, "{var}={v:?}: {why}"),
+            } => write!(f, "{var}={}: {why}", Quoted(v)),
             LoaderError::Invalid {
                 var,
                 value: None,
@@ -241,7 +242,8 @@ pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
                 ROOT_PATH,
                 &rp_text,
                 alloc::format!(
-                    "server {n:?} is a host name, and the kernel has no resolver: give its address"
+                    "server {} is a host name, and the kernel has no resolver: give its address",
+                    Quoted(n)
                 ),
             ))
         }
