@@ -198,7 +198,13 @@ impl fmt::Display for LoaderError {
 
 impl core::error::Error for LoaderError {}
 
-fn invalid(var: &'static str, value: &str, why: impl ToString) -> LoaderError {
+fn invalid(var: &'static str, value: &str, why: impl fmt::Display) -> LoaderError {
+    invalid_dyn(var, value, &why)
+}
+
+// Not inlined: built at each of its 20 callers, the two copies cost module code.
+#[inline(never)]
+fn invalid_dyn(var: &'static str, value: &str, why: &dyn fmt::Display) -> LoaderError {
     LoaderError::Invalid {
         var,
         value: Some(value.to_string()),
@@ -233,7 +239,9 @@ pub fn is_configured(env: &dyn Env) -> bool {
 /// Reads and checks the loader configuration.
 #[inline(never)]
 pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
-    let rp_text = get(env, ROOT_PATH).ok_or(LoaderError::Missing { var: ROOT_PATH })?;
+    let Some(rp_text) = get(env, ROOT_PATH) else {
+        return Err(LoaderError::Missing { var: ROOT_PATH });
+    };
     let root = RootPath::parse(&rp_text).map_err(|e| invalid(ROOT_PATH, &rp_text, e))?;
     let target_ip = match &root.server {
         Server::Ip(ip) => *ip,
@@ -248,9 +256,11 @@ pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
             ))
         }
     };
-    let initiator_name = get(env, INITIATOR_NAME).ok_or(LoaderError::Missing {
-        var: INITIATOR_NAME,
-    })?;
+    let Some(initiator_name) = get(env, INITIATOR_NAME) else {
+        return Err(LoaderError::Missing {
+            var: INITIATOR_NAME,
+        });
+    };
     iscsi_name::check(&initiator_name).map_err(|e| invalid(INITIATOR_NAME, &initiator_name, e))?;
     let (chap_type, chap, reverse) = chap(env)?;
     let (nic, ifname, nic_source) = nic(env)?;
@@ -486,9 +496,13 @@ fn addressing(
     env: &dyn Env,
     [addr_var, prefix_var, gw_var]: [&'static str; 3],
 ) -> Result<(IpAddr, u8, Option<IpAddr>), LoaderError> {
-    let addr = get(env, addr_var).ok_or(LoaderError::Missing { var: addr_var })?;
+    let Some(addr) = get(env, addr_var) else {
+        return Err(LoaderError::Missing { var: addr_var });
+    };
     let ip = parse_host_ip(addr_var, &addr)?;
-    let prefix = get(env, prefix_var).ok_or(LoaderError::Missing { var: prefix_var })?;
+    let Some(prefix) = get(env, prefix_var) else {
+        return Err(LoaderError::Missing { var: prefix_var });
+    };
     let prefix = parse_prefix(prefix_var, &prefix, ip)?;
     let gateway = match get(env, gw_var) {
         None => None,
