@@ -52,7 +52,9 @@ impl<W: Write> Write for Escaper<W> {
         // Runs of harmless characters go through in one call.
         let mut rest = s;
         while let Some((i, c)) = rest.char_indices().find(|&(_, c)| needs_escape(c)) {
-            let (clean, tail) = rest.split_at(i);
+            // `split_at` would link core's slice-panic message, and with it `char`'s `Debug`
+            // and the Unicode tables behind it; `i` is a boundary, so this never gives "".
+            let (clean, tail) = rest.split_at_checked(i).unwrap_or((rest, ""));
             self.0.write_str(clean)?;
             escape_char(c, &mut self.0)?;
             rest = tail.get(c.len_utf8()..).unwrap_or("");
@@ -82,6 +84,49 @@ impl fmt::Display for Untrusted<'_> {
         }
         Ok(())
     }
+}
+
+/// A string quoted as `{:?}` quotes it, exactly so for ASCII. `Debug` needs Unicode tables
+/// (printable, grapheme-extend: ~2 KiB of a kernel module); this escapes beyond ASCII what
+/// [`needs_escape`] names and passes the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            quote_char(c, '"', f)?;
+        }
+        f.write_char('"')
+    }
+}
+
+/// A character quoted as `{:?}` quotes it (see [`Quoted`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotedChar(pub char);
+
+impl fmt::Display for QuotedChar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_char('\'')?;
+        quote_char(self.0, '\'', f)?;
+        f.write_char('\'')
+    }
+}
+
+fn quote_char(c: char, quote: char, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let esc = match c {
+        '\t' => 't',
+        '\r' => 'r',
+        '\n' => 'n',
+        '\0' => '0',
+        '\\' => '\\',
+        c if c == quote => c,
+        c if needs_escape(c) => return write!(f, "\\u{{{:x}}}", u32::from(c)),
+        c => return f.write_char(c),
+    };
+    f.write_char('\\')?;
+    f.write_char(esc)
 }
 
 /// Bytes a target or firmware chose that need not be UTF-8: invalid sequences are shown as
@@ -227,6 +272,17 @@ mod tests {
         let mut s = String::new();
         write_escaped(&mut s, args).unwrap();
         s
+    }
+
+    #[test]
+    fn quoted_is_debug_for_ascii_and_the_escaped_set() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("\u{85}\u{200b}\u{202e}\u{2028}\u{feff}");
+        assert_eq!(format!("{}", Quoted(&all)), format!("{all:?}"));
+        assert_eq!(format!("{}", Quoted("s\u{e9}rver")), "\"s\u{e9}rver\"");
+        for c in all.chars() {
+            assert_eq!(format!("{}", QuotedChar(c)), format!("{c:?}"), "{c:?}");
+        }
     }
 
     #[test]

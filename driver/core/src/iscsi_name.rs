@@ -11,6 +11,8 @@
 
 use core::fmt;
 
+use crate::escape::QuotedChar;
+
 /// RFC 7143 §4.2.7.1 (via RFC 3722): an iSCSI name is at most 223 bytes.
 pub const MAX_LEN: usize = 223;
 
@@ -48,7 +50,7 @@ impl fmt::Display for NameError {
                 f.write_str("no naming authority (reversed domain name) after the date")
             }
             NameError::Uppercase => f.write_str("iSCSI names are lowercase (RFC 3722)"),
-            NameError::BadChar(c) => write!(f, "character {c:?} is not allowed"),
+            NameError::BadChar(c) => write!(f, "character {} is not allowed", QuotedChar(*c)),
         }
     }
 }

@@ -33,6 +33,7 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use super::rootpath::{RootPath, Server};
 use super::{BootConfig, Source};
+use crate::escape::Quoted;
 use crate::ibft::{flags, ChapType, Ibft, Initiator, Nic, Origin, PciBdf, Target};
 use crate::iscsi_name;
 use crate::secret::Secret;
@@ -179,7 +180,7 @@ impl fmt::Display for LoaderError {
                 var,
                 value: Some(v),
                 why,
-            } => write!(f, "{var}={v:?}: {why}"),
+            } => write!(f, "{var}={}: {why}", Quoted(v)),
             LoaderError::Invalid {
                 var,
                 value: None,
@@ -197,7 +198,13 @@ impl fmt::Display for LoaderError {
 
 impl core::error::Error for LoaderError {}
 
-fn invalid(var: &'static str, value: &str, why: impl ToString) -> LoaderError {
+fn invalid(var: &'static str, value: &str, why: impl fmt::Display) -> LoaderError {
+    invalid_dyn(var, value, &why)
+}
+
+// Not inlined: built at each of its 20 callers, the two copies cost module code.
+#[inline(never)]
+fn invalid_dyn(var: &'static str, value: &str, why: &dyn fmt::Display) -> LoaderError {
     LoaderError::Invalid {
         var,
         value: Some(value.to_string()),
@@ -232,7 +239,9 @@ pub fn is_configured(env: &dyn Env) -> bool {
 /// Reads and checks the loader configuration.
 #[inline(never)]
 pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
-    let rp_text = get(env, ROOT_PATH).ok_or(LoaderError::Missing { var: ROOT_PATH })?;
+    let Some(rp_text) = get(env, ROOT_PATH) else {
+        return Err(LoaderError::Missing { var: ROOT_PATH });
+    };
     let root = RootPath::parse(&rp_text).map_err(|e| invalid(ROOT_PATH, &rp_text, e))?;
     let target_ip = match &root.server {
         Server::Ip(ip) => *ip,
@@ -241,14 +250,17 @@ pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
                 ROOT_PATH,
                 &rp_text,
                 alloc::format!(
-                    "server {n:?} is a host name, and the kernel has no resolver: give its address"
+                    "server {} is a host name, and the kernel has no resolver: give its address",
+                    Quoted(n)
                 ),
             ))
         }
     };
-    let initiator_name = get(env, INITIATOR_NAME).ok_or(LoaderError::Missing {
-        var: INITIATOR_NAME,
-    })?;
+    let Some(initiator_name) = get(env, INITIATOR_NAME) else {
+        return Err(LoaderError::Missing {
+            var: INITIATOR_NAME,
+        });
+    };
     iscsi_name::check(&initiator_name).map_err(|e| invalid(INITIATOR_NAME, &initiator_name, e))?;
     let (chap_type, chap, reverse) = chap(env)?;
     let (nic, ifname, nic_source) = nic(env)?;
@@ -484,9 +496,13 @@ fn addressing(
     env: &dyn Env,
     [addr_var, prefix_var, gw_var]: [&'static str; 3],
 ) -> Result<(IpAddr, u8, Option<IpAddr>), LoaderError> {
-    let addr = get(env, addr_var).ok_or(LoaderError::Missing { var: addr_var })?;
+    let Some(addr) = get(env, addr_var) else {
+        return Err(LoaderError::Missing { var: addr_var });
+    };
     let ip = parse_host_ip(addr_var, &addr)?;
-    let prefix = get(env, prefix_var).ok_or(LoaderError::Missing { var: prefix_var })?;
+    let Some(prefix) = get(env, prefix_var) else {
+        return Err(LoaderError::Missing { var: prefix_var });
+    };
     let prefix = parse_prefix(prefix_var, &prefix, ip)?;
     let gateway = match get(env, gw_var) {
         None => None,

@@ -24,6 +24,7 @@ use alloc::string::{String, ToString};
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::escape::Quoted;
 use crate::iscsi_name::{self, NameError};
 use crate::lun::Lun;
 
@@ -116,7 +117,9 @@ impl fmt::Display for RootPathError {
             RootPathError::Brackets => {
                 f.write_str("brackets go around an IPv6 server address only, as [2001:db8::1]")
             }
-            RootPathError::Invalid { field, text, why } => write!(f, "{field} {text:?}: {why}"),
+            RootPathError::Invalid { field, text, why } => {
+                write!(f, "{field} {}: {why}", Quoted(text))
+            }
             RootPathError::TargetName(e) => write!(f, "target name: {e}"),
         }
     }

@@ -11,6 +11,7 @@ use alloc::string::String;
 use core::fmt;
 use core::time::Duration;
 
+use crate::escape::Quoted;
 use crate::text::DigestOffer;
 
 /// One numeric tunable, in seconds.
@@ -73,7 +74,7 @@ impl fmt::Display for Problem {
         match self {
             Problem::Clamped(c) => c.fmt(f),
             Problem::NotANumber { name, given, .. } => {
-                write!(f, "{name}={given:?} is not a number of seconds")
+                write!(f, "{name}={} is not a number of seconds", Quoted(given))
             }
         }
     }
@@ -215,8 +216,8 @@ impl fmt::Display for BadDigests {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{DIGESTS}={:?} is not one of {}",
-            self.given,
+            "{DIGESTS}={} is not one of {}",
+            Quoted(&self.given),
             DigestOffer::SETTINGS.join(", ")
         )
     }

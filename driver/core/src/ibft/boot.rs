@@ -79,6 +79,8 @@ pub enum BootError {
 }
 
 impl fmt::Display for BootError {
+    // Formatted both as itself and through `&BootError`; once, not inlined into each.
+    #[inline(never)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BootError::NoInitiator => f.write_str("iBFT has no initiator structure"),

@@ -422,7 +422,12 @@ impl fmt::Display for Error {
                 write!(f, "iBFT truncated: needs {needed} bytes, {available} available")
             }
             Error::BadSignature { found } => {
-                write!(f, "iBFT signature {:02x?} is none of iBFT/IBFT/BIFT", found)
+                // As `{:02x?}` writes it, without `[u8; 4]`'s `Debug` (a list builder).
+                let [a, b, c, d] = found;
+                write!(
+                    f,
+                    "iBFT signature [{a:02x}, {b:02x}, {c:02x}, {d:02x}] is none of iBFT/IBFT/BIFT"
+                )
             }
             Error::LengthTooSmall { length } => {
                 write!(f, "iBFT length {length} cannot hold header and control structure")
