@@ -432,13 +432,21 @@ impl<L: RawLock + 'static, P: Pender> Executor<L, P> {
     #[must_use = "if true, poll must be called again soon"]
     pub fn poll(&self) -> bool {
         let _in_poll = InPoll::enter(&self.shared);
-        let batch = self.shared.run.lock(|rq| rq.queue.len()).min(self.budget);
-        for _ in 0..batch {
-            match self.shared.run.lock(|rq| rq.queue.pop_front()) {
-                Some(runnable) => {
-                    runnable.run();
-                }
-                None => break,
+        // The batch's size and its first task in one lock hold: with one task queued (a session
+        // woken for its next command) that is the only look before the last one.
+        let (queued, mut next) = self
+            .shared
+            .run
+            .lock(|rq| (rq.queue.len(), rq.queue.pop_front()));
+        // The budget is at least 1, so a task taken with the size always runs.
+        let batch = queued.min(self.budget);
+        for i in 1..=batch {
+            let Some(runnable) = next.take() else {
+                break;
+            };
+            runnable.run();
+            if i < batch {
+                next = self.shared.run.lock(|rq| rq.queue.pop_front());
             }
         }
         self.shared.run.lock(|rq| !rq.queue.is_empty())
