@@ -175,24 +175,7 @@ impl<L: RawLock, T, const N: usize> Channel<L, T, N> {
     /// The poll form of [`Channel::recv`]: the oldest item, `None` once closed and drained, or
     /// `Pending` with `cx`'s waker registered for the next send or close.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // The receiver polls with the same waker almost every time: only a new one is cloned,
-        // and outside the (spin) lock, so that no foreign code runs under it. A clone and a
-        // drop per call were a third of the session's cost of taking a request.
-        let first = self.state.lock(|s| {
-            if let Some(t) = s.items.pop_front() {
-                return Some(Poll::Ready(Some(t)));
-            }
-            if s.closed {
-                return Some(Poll::Ready(None));
-            }
-            match &s.receiver {
-                Some(w) if w.will_wake(cx.waker()) => Some(Poll::Pending),
-                _ => None,
-            }
-        });
-        if let Some(ready) = first {
-            return ready;
-        }
+        // Cloned before locking so that no foreign code runs under the (spin) lock.
         let mut fresh = Some(cx.waker().clone());
         let (ready, displaced) = self.state.lock(|s| {
             if let Some(t) = s.items.pop_front() {
@@ -214,6 +197,7 @@ impl<L: RawLock, T, const N: usize> Channel<L, T, N> {
     }
 }
 
+/// Future returned by [`Channel::recv`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Recv<'c, L, T, const N: usize> {
     chan: &'c Channel<L, T, N>,

@@ -47,8 +47,6 @@ use crate::scsi::{Completion, TransportError};
 
 /// Slices handed to one vectored write.
 const IOV: usize = 64;
-/// Slices tried first: a command PDU with its data, or a few small PDUs.
-const IOV_SMALL: usize = 8;
 /// PDUs received per round of the connection loop.
 const RX_PER_ROUND: usize = 32;
 /// Rounds of the connection loop per poll before yielding to other tasks.
@@ -569,30 +567,19 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             || self.shared.shutdown_requested.load(Ordering::Acquire)
     }
 
-    /// Whether shutdown was asked for (clears the doorbell, registers the waker otherwise).
-    /// Adopts a give-up deadline the platform set since the last look.
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
-        let _ = self.shared.shutdown.poll_wait(cx);
+    /// Whether shutdown was asked for (clears the doorbell, registers the waker otherwise), and
+    /// whether the doorbell now holds `cx`'s waker (it said Pending). Adopts a give-up deadline
+    /// the platform set since the last look.
+    #[inline(never)]
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
+        let registered = self.shared.shutdown.poll_wait(cx).is_pending();
         if let Some(d) = self.shared.give_up_after.lock(Option::take) {
             self.give_up_at = Some(self.timer.now().saturating_add(d));
         }
-        self.shared.shutdown_requested.load(Ordering::Acquire)
-    }
-
-    /// As [`Serving::poll_shutdown`] (whose `true` the caller needs to act on once), but only
-    /// when the doorbell rang or does not hold `cx`'s waker, which `armed` keeps track of: a
-    /// look every round was 3 % of the session's instructions per command.
-    fn poll_shutdown_armed(&mut self, cx: &mut Context<'_>, armed: &mut Option<Waker>) -> bool {
-        let holds = armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-        if holds && !self.shared.shutdown.is_rung() {
-            return false;
-        }
-        let pending = self.shared.shutdown.poll_wait(cx).is_pending();
-        *armed = pending.then(|| cx.waker().clone());
-        if let Some(d) = self.shared.give_up_after.lock(Option::take) {
-            self.give_up_at = Some(self.timer.now().saturating_add(d));
-        }
-        self.shared.shutdown_requested.load(Ordering::Acquire)
+        (
+            self.shared.shutdown_requested.load(Ordering::Acquire),
+            registered,
+        )
     }
 
     /// Whether the give-up deadline has passed.
@@ -648,7 +635,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         mut sleep: Pin<&mut Sleep<'t>>,
     ) -> Poll<Result<(), Stop>> {
         loop {
-            if self.poll_shutdown(cx) {
+            if self.poll_shutdown(cx).0 {
                 return Poll::Ready(Err(Stop::Shutdown));
             }
             if self.give_up_due() {
@@ -712,8 +699,15 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                 // every source registered needs no second round to find nothing: that round
                 // was half the session's work per command at queue depth 1.
                 let mut again = false;
-                if self.poll_shutdown_armed(cx, &mut bell_waker) {
-                    self.engine.shutdown(now);
+                // Looked at only when the doorbell rang or does not hold the task's waker: a
+                // look every round was 3 % of the session's instructions per command.
+                let holds = bell_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+                if !holds || self.shared.shutdown.is_rung() {
+                    let (asked, registered) = self.poll_shutdown(cx);
+                    bell_waker = registered.then(|| cx.waker().clone());
+                    if asked {
+                        self.engine.shutdown(now);
+                    }
                 }
                 // Receive: the PDUs the transport already holds, a bounded number per round so
                 // that a target streaming Data-In cannot starve the transmit path.
@@ -833,44 +827,22 @@ fn flush<T: Transport, G: Log, B: crate::scsi::DataBuf>(
                 }
             }
         }
-        // A small command's batch is a few slices: filling (and first clearing) all of a
-        // large array for it was a tenth of the transmit path's instructions. The large one is
-        // used when the small one comes back full.
-        let mut small: [&[u8]; IOV_SMALL] = [&[]; IOV_SMALL];
-        let n = engine.tx_slices(&mut small).ok_or_else(gone)?;
-        let written = if n < IOV_SMALL {
-            write_batch(cx, t, small.get(..n).unwrap_or_default())?
-        } else {
-            let mut iov: [&[u8]; IOV] = [&[]; IOV];
-            let n = engine.tx_slices(&mut iov).ok_or_else(gone)?;
-            write_batch(cx, t, iov.get(..n).unwrap_or_default())?
-        };
-        match written {
-            Some(w) => engine.tx_sent(w),
-            None => return Ok(()),
+        let mut iov: [&[u8]; IOV] = [&[]; IOV];
+        let n = engine
+            .tx_slices(&mut iov)
+            .ok_or_else(|| Disconnect::internal("a buffer in the transmit batch is gone"))?;
+        let slices = iov.get(..n).unwrap_or_default();
+        let len = slices.iter().fold(0usize, |a, s| a.saturating_add(s.len()));
+        if len == 0 {
+            return Err(Disconnect::internal("an empty transmit batch"));
         }
-    }
-}
-
-fn gone() -> Disconnect {
-    Disconnect::internal("a buffer in the transmit batch is gone")
-}
-
-/// One vectored write of `slices`: the bytes written (at most theirs), or `None` when the
-/// transport pushes back (its waker registered).
-fn write_batch<T: Transport>(
-    cx: &mut Context<'_>,
-    t: &mut T,
-    slices: &[&[u8]],
-) -> Result<Option<usize>, Disconnect> {
-    let len = slices.iter().fold(0usize, |a, s| a.saturating_add(s.len()));
-    if len == 0 {
-        return Err(Disconnect::internal("an empty transmit batch"));
-    }
-    match t.poll_write_vectored(cx, slices) {
-        Poll::Ready(Ok(0)) => Err(Disconnect::Io(IoError::Closed)),
-        Poll::Ready(Ok(w)) => Ok(Some(w.min(len))),
-        Poll::Ready(Err(e)) => Err(Disconnect::Io(e)),
-        Poll::Pending => Ok(None),
+        match t.poll_write_vectored(cx, slices) {
+            Poll::Ready(Ok(0)) => return Err(Disconnect::Io(IoError::Closed)),
+            Poll::Ready(Ok(w)) => {
+                engine.tx_sent(w.min(len));
+            }
+            Poll::Ready(Err(e)) => return Err(Disconnect::Io(e)),
+            Poll::Pending => return Ok(()),
+        }
     }
 }
