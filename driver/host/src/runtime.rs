@@ -497,13 +497,77 @@ mod tests {
         assert_eq!(n, 5);
     }
 
+    /// A transport on `rt`'s loop, and the peer end of its connection.
+    fn connected(rt: &HostRuntime) -> (HostTransport, TcpStream) {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (peer, _) = l.accept().unwrap();
+        (
+            HostTransport::with_reactor(c, rt.reactor().clone()).unwrap(),
+            peer,
+        )
+    }
+
+    #[test]
+    fn a_read_parked_again_by_another_wake_is_still_woken_by_data() {
+        // The second park finds the waker of the first still in place (no event came between)
+        // and leaves it there: the data must wake the task all the same.
+        let rt = HostRuntime::new().unwrap();
+        let (mut t, mut peer) = connected(&rt);
+        let bell = Arc::new(isboot_executor::Doorbell::new());
+        let polls = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (b, p) = (bell.clone(), polls.clone());
+        let task = rt.spawn(async move {
+            for _ in 0..2 {
+                let mut buf = [0u8; 8];
+                let n = poll_fn(|cx| {
+                    p.fetch_add(1, Ordering::SeqCst);
+                    let _ = b.poll_wait(cx);
+                    t.poll_read(cx, &mut buf)
+                })
+                .await
+                .unwrap();
+                let _ = tx.send(buf[..n].to_vec());
+            }
+            t.close();
+        });
+        let polled = |n: usize| {
+            let until = Instant::now() + Duration::from_secs(5);
+            while polls.load(Ordering::SeqCst) < n && Instant::now() < until {
+                thread::sleep(Duration::from_millis(2));
+            }
+            assert!(
+                polls.load(Ordering::SeqCst) >= n,
+                "task polled fewer than {n} times"
+            );
+        };
+        polled(1);
+        bell.ring();
+        polled(2);
+        thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            polls.load(Ordering::SeqCst),
+            2,
+            "parked: no poll without a wake"
+        );
+        // Writes `msg` and expects the task to have read it.
+        let mut delivered = |msg: &[u8], why: &str| {
+            peer.write_all(msg).unwrap();
+            let got = rx.recv_timeout(Duration::from_secs(5));
+            assert_eq!(got.as_deref(), Ok(msg), "{why}");
+        };
+        delivered(b"pong", "the data woke the parked read");
+        // The reactor took that waker: the next park must store it again.
+        polled(4);
+        delivered(b"ping", "the next data woke the next read");
+        rt.block_on(task);
+    }
+
     #[test]
     fn socket_readiness_wakes_a_task_on_the_loop() {
         let rt = HostRuntime::new().unwrap();
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (mut peer, _) = l.accept().unwrap();
-        let mut t = HostTransport::with_reactor(c, rt.reactor().clone()).unwrap();
+        let (mut t, mut peer) = connected(&rt);
         let task = rt.spawn(async move {
             let mut buf = [0u8; 8];
             let n = poll_fn(|cx| t.poll_read(cx, &mut buf)).await.unwrap();
