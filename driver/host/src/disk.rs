@@ -146,7 +146,11 @@ pub const MAX_TRANSFER: usize = 16 * 1024 * 1024;
 
 /// `d` from now, at most [`MAX_WAIT`] away.
 fn deadline_in(d: Duration) -> Instant {
-    let now = Instant::now();
+    deadline_from(Instant::now(), d)
+}
+
+/// `d` from `now`, at most [`MAX_WAIT`] away.
+fn deadline_from(now: Instant, d: Duration) -> Instant {
     now.checked_add(d.min(MAX_WAIT)).unwrap_or(now)
 }
 
@@ -312,24 +316,25 @@ impl Shared {
         drive: bool,
         mut f: impl FnMut(&mut Board) -> Option<T>,
     ) -> Result<T, Error> {
+        // The first look needs no clock when this thread drives: it finds its answer in that
+        // drive, and `drive_until` stops at the deadline by itself.
+        let mut first = true;
         loop {
             let mut b = self.lock();
             if let Some(v) = f(&mut b) {
                 return Ok(v);
             }
-            let now = Instant::now();
-            if now >= deadline {
+            let driver = self.helper.get().filter(|_| drive);
+            if !(first && driver.is_some()) && Instant::now() >= deadline {
                 return Err(Error::Timeout(what));
             }
-            let helper = match self.helper.get() {
-                Some(h) if drive => h,
-                other => {
-                    if let Some(h) = other {
-                        h.hand_off();
-                    }
-                    drop(self.sleep(b, deadline - now));
-                    continue;
+            first = false;
+            let Some(helper) = driver else {
+                if let Some(h) = self.helper.get() {
+                    h.hand_off();
                 }
+                drop(self.sleep(b, deadline.saturating_duration_since(Instant::now())));
+                continue;
             };
             drop(b);
             // Run the session on this thread until the answer is there: no wake of another
@@ -518,7 +523,7 @@ impl Pending {
         let cdb = std::mem::take(&mut self.cdb);
         let (dir, wait_until) = (self.direction, self.wait_until);
         self.release();
-        inner.submit_request(cdb, dir, data, timeout, wait_until)
+        inner.submit_request(cdb, dir, data, timeout, (Instant::now(), wait_until))
     }
 
     /// Waits for the raw completion.
@@ -608,18 +613,21 @@ impl Inner {
             )));
         }
         let timeout = self.cfg.command_timeout.map(|t| t.min(MAX_WAIT));
-        let wait_until = deadline_in(self.cfg.io_timeout);
-        self.submit_request(cdb, direction, data, timeout, wait_until)
+        // One clock read for both of the command's deadlines.
+        let now = Instant::now();
+        let wait_until = deadline_from(now, self.cfg.io_timeout);
+        self.submit_request(cdb, direction, data, timeout, (now, wait_until))
     }
 
-    /// Hands one request to the session; `timeout` is what is left of the command's time.
+    /// Hands one request to the session; `timeout` is what is left of the command's time,
+    /// counted from `now`, and the caller waits for it until `wait_until`.
     fn submit_request(
         self: &Arc<Self>,
         cdb: Cdb,
         direction: Direction,
         data: Vec<u8>,
         timeout: Option<Duration>,
-        wait_until: Instant,
+        (now, wait_until): (Instant, Instant),
     ) -> Result<Pending, Error> {
         let data = if direction == Direction::None {
             Vec::new()
@@ -637,7 +645,7 @@ impl Inner {
             cdb,
             direction,
             len,
-            expires: timeout.map(deadline_in),
+            expires: timeout.map(|t| deadline_from(now, t)),
             wait_until,
             done: false,
         };

@@ -24,7 +24,7 @@ use isboot_core::port::{Connector, IoError, Portal, Transport};
 use isboot_executor::Doorbell;
 use mio::{Events, Interest, Token};
 
-use crate::readiness::{wake, Wakers};
+use crate::readiness::Wakers;
 use crate::runtime::Reactor;
 
 /// Maps a std I/O error to the session's transport error.
@@ -59,6 +59,17 @@ enum Watch {
     Shared { reactor: Arc<Reactor>, token: Token },
 }
 
+/// What `Waker::will_wake` compares (data and vtable addresses): two wakers with the same
+/// identity wake the same task. Addresses only, never followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WakerId(usize, usize);
+
+impl WakerId {
+    fn of(w: &Waker) -> WakerId {
+        WakerId(w.data() as usize, w.vtable() as *const _ as usize)
+    }
+}
+
 fn store(slot: &Mutex<Option<Waker>>, w: &Waker) {
     let mut s = slot.lock().unwrap_or_else(PoisonError::into_inner);
     match s.as_ref() {
@@ -77,6 +88,11 @@ pub struct HostTransport {
     /// The event count at the last `WouldBlock` of a read and of a write.
     read_idle: Option<u64>,
     write_idle: Option<u64>,
+    /// The event count and the waker (its identity) of the last read and write that parked: while
+    /// the count stays, the reactor has not taken that waker (it counts first), so a poll with the
+    /// same waker finds it in place without locking the slot.
+    read_parked: Option<(u64, WakerId)>,
+    write_parked: Option<(u64, WakerId)>,
     /// The socket's receive low-water mark as last set (1, the default, at first).
     lowat: usize,
 }
@@ -111,6 +127,8 @@ impl HostTransport {
             closed: false,
             read_idle: None,
             write_idle: None,
+            read_parked: None,
+            write_parked: None,
             lowat: 1,
         })
     }
@@ -127,8 +145,28 @@ impl HostTransport {
             closed: false,
             read_idle: None,
             write_idle: None,
+            read_parked: None,
+            write_parked: None,
             lowat: 1,
         })
+    }
+
+    /// One writev(2) of the non-empty slices of `bufs`, at most `N` of them.
+    fn write_with<const N: usize>(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[&[u8]],
+    ) -> Poll<Result<usize, IoError>> {
+        let mut iov = [IoSlice::new(&[]); N];
+        let mut n = 0;
+        let mut want = 0usize;
+        for (slot, b) in iov.iter_mut().zip(bufs.iter().filter(|b| !b.is_empty())) {
+            *slot = IoSlice::new(b);
+            n += 1;
+            want += b.len();
+        }
+        let iov = &iov[..n];
+        self.poll_io(cx, false, want, 0, |s| s.write_vectored(iov))
     }
 
     /// Runs `op` on the socket unless it is known to block (no readiness event since its last
@@ -151,17 +189,19 @@ impl HostTransport {
         if self.closed {
             return Poll::Ready(Err(IoError::Reset));
         }
-        let (slot, events, idle) = if read {
+        let (slot, events, idle, parked) = if read {
             (
                 &self.wakers.read,
                 &self.wakers.read_events,
                 &mut self.read_idle,
+                &mut self.read_parked,
             )
         } else {
             (
                 &self.wakers.write,
                 &self.wakers.write_events,
                 &mut self.write_idle,
+                &mut self.write_parked,
             )
         };
         let mut wait = idle.take();
@@ -171,9 +211,13 @@ impl HostTransport {
                 // read instead of waiting.
                 let lowered = read && set_lowat(&self.stream, &mut self.lowat, lowat_for(need));
                 if !lowered {
-                    store(slot, cx.waker());
+                    let me = WakerId::of(cx.waker());
+                    if *parked != Some((at, me)) {
+                        store(slot, cx.waker());
+                    }
                     if events.load(Ordering::SeqCst) == at {
                         *idle = Some(at);
+                        *parked = Some((at, me));
                         return Poll::Pending;
                     }
                 }
@@ -233,8 +277,8 @@ fn react(mut poll: mio::Poll, wakers: &Wakers) {
             }
             // Without readiness nobody would ever be woken: wake both so the task sees the error
             // on its next read or write.
-            wake(&wakers.read);
-            wake(&wakers.write);
+            // Counted, so that the woken task tries the socket instead of waiting again.
+            wakers.ready(true, true);
             return;
         }
         for ev in events.iter() {
@@ -277,17 +321,15 @@ impl Transport for HostTransport {
         bufs: &[&[u8]],
     ) -> Poll<Result<usize, IoError>> {
         // One writev(2) of at most IOV_MAX_HERE slices; the session gives no more than that.
+        // A small batch gets a small array: clearing all 64 for a command's one or two
+        // slices cost more than the copying.
         const IOV_MAX_HERE: usize = 64;
-        let mut iov = [IoSlice::new(&[]); IOV_MAX_HERE];
-        let mut n = 0;
-        let mut want = 0usize;
-        for (slot, b) in iov.iter_mut().zip(bufs.iter().filter(|b| !b.is_empty())) {
-            *slot = IoSlice::new(b);
-            n += 1;
-            want += b.len();
+        const IOV_SMALL: usize = 8;
+        if bufs.len() <= IOV_SMALL {
+            self.write_with::<IOV_SMALL>(cx, bufs)
+        } else {
+            self.write_with::<IOV_MAX_HERE>(cx, bufs)
         }
-        let iov = &iov[..n];
-        self.poll_io(cx, false, want, 0, |s| s.write_vectored(iov))
     }
 
     fn close(&mut self) {

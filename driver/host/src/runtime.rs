@@ -150,11 +150,13 @@ impl Reactor {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn put_back(&self, lp: Loop) {
+    /// Puts the loop back; `at` is when it was last polled (a clock read of its own per release
+    /// would be one more per command, for a grace time in milliseconds).
+    fn put_back(&self, lp: Loop, at: Instant) {
         self.state.store(FREE, Ordering::SeqCst);
         let mut s = self.slot();
         s.idle = Some(lp);
-        s.released = Instant::now();
+        s.released = at;
         drop(s);
         if self.callers.load(Ordering::SeqCst) > 0 || self.stop.load(Ordering::Acquire) {
             self.freed.notify_all();
@@ -162,14 +164,14 @@ impl Reactor {
     }
 
     /// Runs the loop until `done()` (checked after every executor poll), `until` passes, or the
-    /// runtime stops. Errors are epoll's own.
+    /// runtime stops. Returns when the last round began, and epoll's error if it failed.
     fn run(
         &self,
         lp: &mut Loop,
         executor: &ReactorExecutor,
         mut done: impl FnMut() -> bool,
         until: Option<Instant>,
-    ) -> io::Result<()> {
+    ) -> (Instant, io::Result<()>) {
         loop {
             self.state.store(RUNNING, Ordering::SeqCst);
             self.pending.store(false, Ordering::SeqCst);
@@ -177,24 +179,25 @@ impl Reactor {
             // come out longer by the poll's own duration, which no timer of the session (all
             // in milliseconds or more) can tell.
             let t = Instant::now();
-            executor.on_tick(at(t));
+            let tick = at(t);
+            executor.on_tick(tick);
             let more = executor.poll();
             if done() || self.stop.load(Ordering::Acquire) {
                 if more {
                     // Queued tasks go to the next driver: leave the mark it looks for.
                     self.pending.store(true, Ordering::SeqCst);
                 }
-                return Ok(());
+                return (t, Ok(()));
             }
             if more {
                 continue;
             }
             let timer = executor
                 .next_deadline()
-                .map(|d| d.saturating_duration_since(at(t)));
+                .map(|d| d.saturating_duration_since(tick));
             let limit = until.map(|u| u.saturating_duration_since(t));
             if limit == Some(Duration::ZERO) {
-                return Ok(());
+                return (t, Ok(()));
             }
             let timeout = match (timer, limit) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -216,7 +219,7 @@ impl Reactor {
                     self.dispatch(&lp.events);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return (t, Err(e)),
             }
         }
     }
@@ -260,13 +263,15 @@ impl Helper {
         r.callers.fetch_add(1, Ordering::SeqCst);
         // The runtime's thread may sleep in epoll_wait with the loop: ask it to give it back.
         r.pend();
-        let give_up = until.min(Instant::now() + patience);
         let mut s = r.slot();
+        // Read the clock only if the loop is not free at once (the common case is that it is).
+        let mut give_up = None;
         let lp = loop {
             if let Some(lp) = s.idle.take() {
                 break Some(lp);
             }
             let now = Instant::now();
+            let give_up = *give_up.get_or_insert_with(|| until.min(now + patience));
             if now >= give_up || r.stop.load(Ordering::Acquire) {
                 break None;
             }
@@ -281,9 +286,9 @@ impl Helper {
             r.callers.fetch_sub(1, Ordering::SeqCst);
             return false;
         };
-        let res = r.run(&mut lp, &self.executor, &mut done, Some(until));
+        let (last, res) = r.run(&mut lp, &self.executor, &mut done, Some(until));
         r.callers.fetch_sub(1, Ordering::SeqCst);
-        r.put_back(lp);
+        r.put_back(lp, last);
         if let Err(e) = res {
             eprintln!("isboot: the executor's epoll wait failed: {e}");
         }
@@ -434,13 +439,13 @@ fn fallback(executor: &ReactorExecutor, reactor: &Reactor) {
                 .0;
         };
         drop(s);
-        let res = reactor.run(
+        let (last, res) = reactor.run(
             &mut lp,
             executor,
             || reactor.callers.load(Ordering::SeqCst) > 0,
             None,
         );
-        reactor.put_back(lp);
+        reactor.put_back(lp, last);
         if let Err(e) = res {
             eprintln!("isboot: the executor's epoll wait failed: {e}; stopping");
             reactor.stop.store(true, Ordering::Release);
@@ -492,13 +497,77 @@ mod tests {
         assert_eq!(n, 5);
     }
 
+    /// A transport on `rt`'s loop, and the peer end of its connection.
+    fn connected(rt: &HostRuntime) -> (HostTransport, TcpStream) {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (peer, _) = l.accept().unwrap();
+        (
+            HostTransport::with_reactor(c, rt.reactor().clone()).unwrap(),
+            peer,
+        )
+    }
+
+    #[test]
+    fn a_read_parked_again_by_another_wake_is_still_woken_by_data() {
+        // The second park finds the waker of the first still in place (no event came between)
+        // and leaves it there: the data must wake the task all the same.
+        let rt = HostRuntime::new().unwrap();
+        let (mut t, mut peer) = connected(&rt);
+        let bell = Arc::new(isboot_executor::Doorbell::new());
+        let polls = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (b, p) = (bell.clone(), polls.clone());
+        let task = rt.spawn(async move {
+            for _ in 0..2 {
+                let mut buf = [0u8; 8];
+                let n = poll_fn(|cx| {
+                    p.fetch_add(1, Ordering::SeqCst);
+                    let _ = b.poll_wait(cx);
+                    t.poll_read(cx, &mut buf)
+                })
+                .await
+                .unwrap();
+                let _ = tx.send(buf[..n].to_vec());
+            }
+            t.close();
+        });
+        let polled = |n: usize| {
+            let until = Instant::now() + Duration::from_secs(5);
+            while polls.load(Ordering::SeqCst) < n && Instant::now() < until {
+                thread::sleep(Duration::from_millis(2));
+            }
+            assert!(
+                polls.load(Ordering::SeqCst) >= n,
+                "task polled fewer than {n} times"
+            );
+        };
+        polled(1);
+        bell.ring();
+        polled(2);
+        thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            polls.load(Ordering::SeqCst),
+            2,
+            "parked: no poll without a wake"
+        );
+        // Writes `msg` and expects the task to have read it.
+        let mut delivered = |msg: &[u8], why: &str| {
+            peer.write_all(msg).unwrap();
+            let got = rx.recv_timeout(Duration::from_secs(5));
+            assert_eq!(got.as_deref(), Ok(msg), "{why}");
+        };
+        delivered(b"pong", "the data woke the parked read");
+        // The reactor took that waker: the next park must store it again.
+        polled(4);
+        delivered(b"ping", "the next data woke the next read");
+        rt.block_on(task);
+    }
+
     #[test]
     fn socket_readiness_wakes_a_task_on_the_loop() {
         let rt = HostRuntime::new().unwrap();
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (mut peer, _) = l.accept().unwrap();
-        let mut t = HostTransport::with_reactor(c, rt.reactor().clone()).unwrap();
+        let (mut t, mut peer) = connected(&rt);
         let task = rt.spawn(async move {
             let mut buf = [0u8; 8];
             let n = poll_fn(|cx| t.poll_read(cx, &mut buf)).await.unwrap();

@@ -567,14 +567,19 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             || self.shared.shutdown_requested.load(Ordering::Acquire)
     }
 
-    /// Whether shutdown was asked for (clears the doorbell, registers the waker otherwise).
-    /// Adopts a give-up deadline the platform set since the last look.
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
-        let _ = self.shared.shutdown.poll_wait(cx);
+    /// Whether shutdown was asked for (clears the doorbell, registers the waker otherwise), and
+    /// whether the doorbell now holds `cx`'s waker (it said Pending). Adopts a give-up deadline
+    /// the platform set since the last look.
+    #[inline(never)]
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
+        let registered = self.shared.shutdown.poll_wait(cx).is_pending();
         if let Some(d) = self.shared.give_up_after.lock(Option::take) {
             self.give_up_at = Some(self.timer.now().saturating_add(d));
         }
-        self.shared.shutdown_requested.load(Ordering::Acquire)
+        (
+            self.shared.shutdown_requested.load(Ordering::Acquire),
+            registered,
+        )
     }
 
     /// Whether the give-up deadline has passed.
@@ -630,7 +635,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         mut sleep: Pin<&mut Sleep<'t>>,
     ) -> Poll<Result<(), Stop>> {
         loop {
-            if self.poll_shutdown(cx) {
+            if self.poll_shutdown(cx).0 {
                 return Poll::Ready(Err(Stop::Shutdown));
             }
             if self.give_up_due() {
@@ -675,6 +680,13 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         let mut sleep = pin!(timer.sleep_until(deadline));
         // The waker the sleep was last polled with (it keeps a clone).
         let mut sleep_waker: Option<Waker> = None;
+        // The waker the shutdown doorbell holds, once it said Pending: until it rings (or the
+        // task's waker changes) there is nothing to look at there.
+        let mut bell_waker: Option<Waker> = None;
+        // The engine's earliest deadline as of the end of the last round: nothing changes the
+        // engine between rounds, and what a round changes before the timers are looked at
+        // only sets deadlines after `now` (a zero timeout's is caught by the sleep, below).
+        let mut timers_due = Instant::ZERO;
         poll_fn(|cx| {
             let trace = self.log.enabled(Level::Trace);
             for _ in 0..ROUNDS_PER_POLL {
@@ -687,8 +699,15 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                 // every source registered needs no second round to find nothing: that round
                 // was half the session's work per command at queue depth 1.
                 let mut again = false;
-                if self.poll_shutdown(cx) {
-                    self.engine.shutdown(now);
+                // Looked at only when the doorbell rang or does not hold the task's waker: a
+                // look every round was 3 % of the session's instructions per command.
+                let holds = bell_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+                if !holds || self.shared.shutdown.is_rung() {
+                    let (asked, registered) = self.poll_shutdown(cx);
+                    bell_waker = registered.then(|| cx.waker().clone());
+                    if asked {
+                        self.engine.shutdown(now);
+                    }
                 }
                 // Receive: the PDUs the transport already holds, a bounded number per round so
                 // that a target streaming Data-In cannot starve the transmit path.
@@ -712,8 +731,10 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                     }
                 }
                 again |= !rx_waiting;
-                if let Err(d) = self.engine.on_timer(now) {
-                    return Poll::Ready(Some(d));
+                if now >= timers_due {
+                    if let Err(d) = self.engine.on_timer(now) {
+                        return Poll::Ready(Some(d));
+                    }
                 }
                 self.deliver();
                 if self.engine.phase() == Phase::Closed {
@@ -732,6 +753,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
                 // when the deadline comes earlier keeps that off the timer queue (a timer that
                 // fires early just leads to a round that finds nothing due, then re-arms).
                 let next = self.engine.poll_at().unwrap_or(Instant::MAX);
+                timers_due = next;
                 if next < deadline {
                     deadline = next;
                     sleep.set(timer.sleep_until(deadline));

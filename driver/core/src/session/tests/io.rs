@@ -116,6 +116,28 @@ fn requests_after_shutdown_are_refused() {
 }
 
 #[test]
+fn an_idle_session_keeps_pinging_at_its_interval() {
+    // The loop runs the engine's timers only once their earliest deadline has passed: each
+    // ping moves it (the answer resets the interval), and every one must still be sent.
+    let r = rig(|_| {});
+    let mut cfg = config();
+    cfg.timeouts.nop_interval = Duration::from_millis(20);
+    cfg.timeouts.nop_timeout = Duration::from_secs(5);
+    let (h, task) = start_with(&r, cfg);
+    let deadline = std::time::Instant::now() + WAIT;
+    while r.target.stats().pings < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(r.target.stats().pings >= 3, "{:?}", r.target.stats());
+    // Still the first connection, and still serving.
+    h.submit(read16(1, 0, 1)).expect("submitted");
+    expect_good(&r.done.recv_timeout(WAIT).expect("read completes"));
+    h.shutdown();
+    assert_eq!(r.rt.block_on(task), End::LoggedOut);
+    assert_eq!(r.target.stats().connections, 1);
+}
+
+#[test]
 fn target_ping_is_answered_by_the_running_session() {
     let r = rig(|s| s.cfg.ping_after_login = Some(0x55));
     let (h, task) = start(&r);

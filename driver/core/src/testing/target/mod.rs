@@ -206,6 +206,8 @@ pub struct Stats {
     pub logouts: u32,
     /// The initiator answered the ping after login with its data.
     pub ping_answered: bool,
+    /// NOP-Outs of the initiator's own (keepalive pings), each answered.
+    pub pings: u32,
     /// Protocol violations by the initiator, described.
     pub violations: Vec<String>,
 }
@@ -729,6 +731,7 @@ impl FakeConnection {
             }
             return;
         }
+        self.target.lock().stats.pings += 1;
         let resp = self.status(nop_in_reply(n.itt, 0));
         let resp = crate::pdu::NopIn { lun: n.lun, ..resp };
         self.send(&resp, data);
