@@ -100,7 +100,7 @@ impl fmt::Display for LoadError {
             LoadError::Parse(e) => write!(f, "iBFT rejected: {e}"),
             LoadError::Config(e) => write!(f, "nothing to boot from: {e}"),
             LoadError::Loader(e) => write!(f, "{e}"),
-            LoadError::Start(errno) => write!(f, "boot session did not start (error {errno})"),
+            LoadError::Start(errno) => write!(f, "boot session did not start (error {})", *errno),
             LoadError::NoMemory => f.write_str("out of memory"),
             LoadError::ShutdownHook => f.write_str("cannot register the shutdown handler"),
         }
