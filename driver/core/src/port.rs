@@ -144,22 +144,7 @@ pub struct Portal {
 
 impl fmt::Display for Portal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (nic {})", Addr(&self.addr), self.nic)
-    }
-}
-
-/// A socket address as `SocketAddr`'s `Display` writes it without width or precision
-/// (`192.0.2.1:3260`, `[2001:db8::1]:3260`, `[fe80::1%2]:3260`). core's own also pads to a width
-/// through a buffer per family, which log lines never ask for: ~1 KiB of module code.
-pub(crate) struct Addr<'a>(pub &'a SocketAddr);
-
-impl fmt::Display for Addr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            SocketAddr::V4(a) => write!(f, "{}:{}", a.ip(), a.port()),
-            SocketAddr::V6(a) if a.scope_id() == 0 => write!(f, "[{}]:{}", a.ip(), a.port()),
-            SocketAddr::V6(a) => write!(f, "[{}%{}]:{}", a.ip(), a.scope_id(), a.port()),
-        }
+        write!(f, "{} (nic {})", crate::ipfmt::Addr(&self.addr), self.nic)
     }
 }
 
@@ -280,33 +265,11 @@ macro_rules! log {
 mod tests {
     use super::*;
     use alloc::format;
-    use core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
 
     #[test]
-    fn addr_writes_what_socket_addr_writes() {
-        let v6 = |ip: &str, port, scope| {
-            SocketAddr::V6(SocketAddrV6::new(
-                ip.parse::<Ipv6Addr>().unwrap(),
-                port,
-                7,
-                scope,
-            ))
-        };
-        let addrs = [
-            SocketAddr::new(Ipv4Addr::new(192, 0, 2, 1).into(), 3260),
-            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
-            SocketAddr::new(Ipv4Addr::BROADCAST.into(), u16::MAX),
-            v6("2001:db8::1", 3260, 0),
-            v6("::ffff:192.0.2.1", 860, 0),
-            v6("fe80::1", 3260, 2),
-            v6("1:2:3:4:5:6:7:8", 1, u32::MAX),
-        ];
-        for a in addrs {
-            assert_eq!(format!("{}", Addr(&a)), format!("{a}"));
-        }
-        assert_eq!(format!("{}", Addr(&addrs[5])), "[fe80::1%2]:3260");
+    fn portal_names_address_and_nic() {
         let portal = Portal {
-            addr: addrs[3],
+            addr: "[2001:db8::1]:3260".parse().unwrap(),
             nic: 1,
         };
         assert_eq!(format!("{portal}"), "[2001:db8::1]:3260 (nic 1)");

@@ -35,6 +35,7 @@ use super::rootpath::{RootPath, Server};
 use super::{BootConfig, Source};
 use crate::escape::Quoted;
 use crate::ibft::{flags, ChapType, Ibft, Initiator, Nic, Origin, PciBdf, Target};
+use crate::ipfmt::Ip;
 use crate::iscsi_name;
 use crate::secret::Secret;
 
@@ -460,7 +461,7 @@ fn nic_from_netif(env: &dyn Env) -> Result<(Nic, Option<String>), LoaderError> {
     if ip.is_ipv6() {
         return Err(invalid(
             NETIF_IP,
-            &ip.to_string(),
+            &Ip(ip).to_string(),
             "the loader exports IPv4 only",
         ));
     }
@@ -568,7 +569,7 @@ pub fn parse_prefix(var: &'static str, s: &str, ip: IpAddr) -> Result<u8, Loader
             Err(invalid(
                 var,
                 s,
-                alloc::format!("a prefix length for {ip} is 0-{max}"),
+                alloc::format!("a prefix length for {} is 0-{max}", Ip(ip)),
             ))
         };
     }
@@ -601,7 +602,10 @@ fn gateway(var: &'static str, s: &str, ip: IpAddr) -> Result<Option<IpAddr>, Loa
         return Err(invalid(
             var,
             s,
-            alloc::format!("not of the address family of the interface address {ip}"),
+            alloc::format!(
+                "not of the address family of the interface address {}",
+                Ip(ip)
+            ),
         ));
     }
     if g.is_multicast() || g == ip {

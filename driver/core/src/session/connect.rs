@@ -368,7 +368,7 @@ impl DialState {
                     } else {
                         "temporarily"
                     },
-                    crate::port::Addr(&new.addr)
+                    crate::ipfmt::Addr(&new.addr)
                 );
                 if permanent {
                     if let Some(t) = self.cfg.targets.get_mut(self.current) {
