@@ -49,18 +49,26 @@ fn v4(f: &mut fmt::Formatter<'_>, a: Ipv4Addr) -> fmt::Result {
 }
 
 fn v6(f: &mut fmt::Formatter<'_>, a: Ipv6Addr) -> fmt::Result {
-    if let Some(m) = a.to_ipv4_mapped() {
+    // From the integer: `segments` and `to_ipv4_mapped` are out-of-line functions in the
+    // module, ~200 bytes together.
+    let n = u128::from(a);
+    if n.wrapping_shr(32) == 0xffff {
         f.write_str("::ffff:")?;
-        return v4(f, m);
+        return v4(f, Ipv4Addr::from(n as u32));
     }
-    let s = a.segments();
-    let (mut start, mut len, mut run_start, mut run) = (0, 0, 0, 0);
+    let mut s = [0u16; 8];
+    let mut rest = n;
+    for g in s.iter_mut().rev() {
+        *g = rest as u16;
+        rest = rest.wrapping_shr(16);
+    }
+    let (mut start, mut len, mut run_start, mut run) = (0, 0, 0, 0usize);
     for (i, &g) in s.iter().enumerate() {
         if g == 0 {
             if run == 0 {
                 run_start = i;
             }
-            run += 1;
+            run = run.saturating_add(1);
             if run > len {
                 (start, len) = (run_start, run);
             }
