@@ -71,11 +71,18 @@ impl core::fmt::Display for NetError {
             NetError::Vlan { vid, err } => {
                 write!(f, "creating VLAN {vid} failed ({err}; is if_vlan loaded?)")
             }
-            NetError::Socket(e) => write!(f, "ioctl socket: {e}"),
-            NetError::Up(e) => write!(f, "bringing the interface up: {e}"),
-            NetError::Address(e) => write!(f, "setting the address: {e}"),
-            NetError::Route(e) => write!(f, "adding the route to the target: {e}"),
-            NetError::Plan(p) => write!(f, "{p}"),
+            NetError::Plan(p) => core::fmt::Display::fmt(&p, f),
+            // One message with the step's name: a `write!` each would build its own
+            // `Arguments`.
+            NetError::Socket(e) | NetError::Up(e) | NetError::Address(e) | NetError::Route(e) => {
+                let step = match *self {
+                    NetError::Socket(_) => "ioctl socket",
+                    NetError::Up(_) => "bringing the interface up",
+                    NetError::Address(_) => "setting the address",
+                    _ => "adding the route to the target",
+                };
+                write!(f, "{step}: {e}")
+            }
         }
     }
 }
