@@ -167,6 +167,12 @@ pub enum LoaderError {
     NoNic,
 }
 
+/// [`LoaderError::NoNic`]'s message, the variables' names written out: as five arguments to
+/// `write!` they cost module code (a test checks it against the constants).
+const NO_NIC: &str = "no boot NIC: set net.isboot.nic_name or net.isboot.nic_mac with \
+                      net.isboot.nic_address and net.isboot.nic_prefix (the loader exported no \
+                      boot.netif.ip)";
+
 impl fmt::Display for LoaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -188,11 +194,7 @@ impl fmt::Display for LoaderError {
                 why,
             } => write!(f, "{var}: {why}"),
             LoaderError::Conflict { var, why, other } => write!(f, "{var} {why} {other}"),
-            LoaderError::NoNic => write!(
-                f,
-                "no boot NIC: set {NIC_NAME} or {NIC_MAC} with {NIC_ADDRESS} and {NIC_PREFIX} \
-                 (the loader exported no {NETIF_IP})"
-            ),
+            LoaderError::NoNic => f.write_str(NO_NIC),
         }
     }
 }

@@ -146,10 +146,19 @@ impl fmt::Display for Error {
             Error::AlgorithmNotOffered(n) => write!(f, "target chose CHAP_A={n}, not offered"),
             Error::MissingKey(k) => write!(f, "target did not send {k}"),
             Error::BadIdentifier(v) => write!(f, "CHAP_I={} is not in 0..=255", Untrusted(v)),
-            Error::BadEncoding { key } => write!(f, "{key} is neither 0x hex nor 0b base64"),
-            Error::BadHex { key } => write!(f, "{key} has invalid hex"),
-            Error::BadBase64 { key } => write!(f, "{key} has invalid base64"),
-            Error::EmptyValue { key } => write!(f, "{key} is empty"),
+            // One message for the key's problems (a table, not a `write!` each).
+            Error::BadEncoding { key }
+            | Error::BadHex { key }
+            | Error::BadBase64 { key }
+            | Error::EmptyValue { key } => {
+                let what = match self {
+                    Error::BadEncoding { .. } => "is neither 0x hex nor 0b base64",
+                    Error::BadHex { .. } => "has invalid hex",
+                    Error::BadBase64 { .. } => "has invalid base64",
+                    _ => "is empty",
+                };
+                write!(f, "{key} {what}")
+            }
             Error::ValueTooLong { key, len } => {
                 write!(f, "{key} is {len} bytes, above {MAX_CHALLENGE_LEN}")
             }
