@@ -20,10 +20,10 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use base64::Engine as _;
-use md5::Md5;
-use sha1::Sha1;
 use sha2::Sha256;
 use sha3::Sha3_256;
+
+mod hash;
 
 use crate::escape::Untrusted;
 use crate::secret::{ct_eq, Secret};
@@ -92,8 +92,8 @@ impl Algorithm {
         }
         let s = secret.expose();
         match self {
-            Algorithm::Md5 => h::<Md5>(id, s, challenge),
-            Algorithm::Sha1 => h::<Sha1>(id, s, challenge),
+            Algorithm::Md5 => hash::md5(&[&[id], s, challenge]),
+            Algorithm::Sha1 => hash::sha1(&[&[id], s, challenge]),
             Algorithm::Sha256 => h::<Sha256>(id, s, challenge),
             Algorithm::Sha3_256 => h::<Sha3_256>(id, s, challenge),
         }

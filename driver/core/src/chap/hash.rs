@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! MD5 (RFC 1321) and SHA-1 (FIPS 180-4) for CHAP responses, written for size: a CHAP exchange
+//! hashes a few dozen bytes a few times per login, and the `md-5` and `sha1` crates unroll all
+//! rounds (about 5 KiB of kernel module code for both). Both are Merkle-Damgård hashes over
+//! 64-byte blocks and share the buffering and padding; they differ in the block function, the
+//! byte order of words and length, and the state's size.
+
+use alloc::vec::Vec;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Md5,
+    Sha1,
+}
+
+/// MD5 of the concatenation of `parts`.
+pub(super) fn md5(parts: &[&[u8]]) -> Vec<u8> {
+    Hasher::new(Kind::Md5).digest(parts)
+}
+
+/// SHA-1 of the concatenation of `parts`.
+pub(super) fn sha1(parts: &[&[u8]]) -> Vec<u8> {
+    Hasher::new(Kind::Sha1).digest(parts)
+}
+
+struct Hasher {
+    kind: Kind,
+    /// A, B, C, D (and E for SHA-1).
+    state: [u32; 5],
+    block: [u8; 64],
+    /// Bytes in `block`.
+    fill: usize,
+    /// Bytes hashed, for the padding.
+    len: u64,
+}
+
+impl Hasher {
+    fn new(kind: Kind) -> Self {
+        Hasher {
+            kind,
+            // The same first four words for both (RFC 1321 §3.3 writes them byte by byte).
+            state: [
+                0x6745_2301,
+                0xefcd_ab89,
+                0x98ba_dcfe,
+                0x1032_5476,
+                0xc3d2_e1f0,
+            ],
+            block: [0; 64],
+            fill: 0,
+            len: 0,
+        }
+    }
+
+    fn digest(mut self, parts: &[&[u8]]) -> Vec<u8> {
+        for p in parts {
+            self.update(p);
+        }
+        // Padding: 0x80, zeros up to 56 bytes into a block, the message's length in bits.
+        let bits = self.len.wrapping_mul(8);
+        self.update(&[0x80]);
+        while self.fill != 56 {
+            self.update(&[0]);
+        }
+        let (words, len_bytes) = match self.kind {
+            Kind::Md5 => (4, bits.to_le_bytes()),
+            Kind::Sha1 => (5, bits.to_be_bytes()),
+        };
+        self.update(&len_bytes);
+        let mut out = Vec::with_capacity(20);
+        for w in self.state.iter().take(words) {
+            out.extend_from_slice(&match self.kind {
+                Kind::Md5 => w.to_le_bytes(),
+                Kind::Sha1 => w.to_be_bytes(),
+            });
+        }
+        // The block held the secret: leave no copy in the stack frame's memory either.
+        self.block = [0; 64];
+        core::hint::black_box(&self.block);
+        out
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        for &b in data {
+            if let Some(slot) = self.block.get_mut(self.fill) {
+                *slot = b;
+            }
+            self.fill = self.fill.wrapping_add(1);
+            if self.fill == 64 {
+                match self.kind {
+                    Kind::Md5 => md5_block(&mut self.state, &self.block),
+                    Kind::Sha1 => sha1_block(&mut self.state, &self.block),
+                }
+                self.fill = 0;
+            }
+        }
+        self.len = self.len.wrapping_add(data.len() as u64);
+    }
+}
+
+/// The block's 16 words, little- or big-endian.
+fn words(block: &[u8; 64], big_endian: bool) -> [u32; 16] {
+    let mut w = [0u32; 16];
+    for (d, c) in w.iter_mut().zip(block.chunks_exact(4)) {
+        if let [a, b, c, e] = *c {
+            *d = if big_endian {
+                u32::from_be_bytes([a, b, c, e])
+            } else {
+                u32::from_le_bytes([a, b, c, e])
+            };
+        }
+    }
+    w
+}
+
+/// RFC 1321 §3.4: `floor(abs(sin(i + 1)) * 2^32)` for the 64 steps.
+const MD5_K: [u32; 64] = [
+    0xd76a_a478,
+    0xe8c7_b756,
+    0x2420_70db,
+    0xc1bd_ceee,
+    0xf57c_0faf,
+    0x4787_c62a,
+    0xa830_4613,
+    0xfd46_9501,
+    0x6980_98d8,
+    0x8b44_f7af,
+    0xffff_5bb1,
+    0x895c_d7be,
+    0x6b90_1122,
+    0xfd98_7193,
+    0xa679_438e,
+    0x49b4_0821,
+    0xf61e_2562,
+    0xc040_b340,
+    0x265e_5a51,
+    0xe9b6_c7aa,
+    0xd62f_105d,
+    0x0244_1453,
+    0xd8a1_e681,
+    0xe7d3_fbc8,
+    0x21e1_cde6,
+    0xc337_07d6,
+    0xf4d5_0d87,
+    0x455a_14ed,
+    0xa9e3_e905,
+    0xfcef_a3f8,
+    0x676f_02d9,
+    0x8d2a_4c8a,
+    0xfffa_3942,
+    0x8771_f681,
+    0x6d9d_6122,
+    0xfde5_380c,
+    0xa4be_ea44,
+    0x4bde_cfa9,
+    0xf6bb_4b60,
+    0xbebf_bc70,
+    0x289b_7ec6,
+    0xeaa1_27fa,
+    0xd4ef_3085,
+    0x0488_1d05,
+    0xd9d4_d039,
+    0xe6db_99e5,
+    0x1fa2_7cf8,
+    0xc4ac_5665,
+    0xf429_2244,
+    0x432a_ff97,
+    0xab94_23a7,
+    0xfc93_a039,
+    0x655b_59c3,
+    0x8f0c_cc92,
+    0xffef_f47d,
+    0x8584_5dd1,
+    0x6fa8_7e4f,
+    0xfe2c_e6e0,
+    0xa301_4314,
+    0x4e08_11a1,
+    0xf753_7e82,
+    0xbd3a_f235,
+    0x2ad7_d2bb,
+    0xeb86_d391,
+];
+
+/// RFC 1321 §3.4: the left rotations of each round's four steps.
+const MD5_S: [[u32; 4]; 4] = [
+    [7, 12, 17, 22],
+    [5, 9, 14, 20],
+    [4, 11, 16, 23],
+    [6, 10, 15, 21],
+];
+
+fn md5_block(state: &mut [u32; 5], block: &[u8; 64]) {
+    let m = words(block, false);
+    let [mut a, mut b, mut c, mut d, _] = *state;
+    for (i, &k) in MD5_K.iter().enumerate() {
+        let round = i.wrapping_shr(4);
+        // Each round's function and the order in which it takes the block's words.
+        let (f, g) = match round {
+            0 => ((b & c) | (!b & d), i),
+            1 => ((d & b) | (!d & c), i.wrapping_mul(5).wrapping_add(1)),
+            2 => (b ^ c ^ d, i.wrapping_mul(3).wrapping_add(5)),
+            _ => (c ^ (b | !d), i.wrapping_mul(7)),
+        };
+        let s = MD5_S
+            .get(round)
+            .and_then(|r| r.get(i & 3))
+            .copied()
+            .unwrap_or(0);
+        let sum = f
+            .wrapping_add(a)
+            .wrapping_add(k)
+            .wrapping_add(m.get(g & 15).copied().unwrap_or(0));
+        (a, d, c) = (d, c, b);
+        b = b.wrapping_add(sum.rotate_left(s));
+    }
+    for (h, v) in state.iter_mut().zip([a, b, c, d]) {
+        *h = h.wrapping_add(v);
+    }
+}
+
+fn sha1_block(state: &mut [u32; 5], block: &[u8; 64]) {
+    // The message schedule as a window of its last 16 words, w[0] the current one.
+    let mut w = words(block, true);
+    let [mut a, mut b, mut c, mut d, mut e] = *state;
+    for t in 0..80 {
+        let wt = if t < 16 {
+            w[0]
+        } else {
+            (w[13] ^ w[8] ^ w[2] ^ w[0]).rotate_left(1)
+        };
+        w.rotate_left(1);
+        w[15] = wt;
+        let (f, k) = match t {
+            0..20 => ((b & c) | (!b & d), 0x5a82_7999),
+            20..40 => (b ^ c ^ d, 0x6ed9_eba1),
+            40..60 => ((b & c) | (b & d) | (c & d), 0x8f1b_bcdc),
+            _ => (b ^ c ^ d, 0xca62_c1d6),
+        };
+        let temp = a
+            .rotate_left(5)
+            .wrapping_add(f)
+            .wrapping_add(e)
+            .wrapping_add(k)
+            .wrapping_add(wt);
+        (e, d, c, b, a) = (d, c, b.rotate_left(30), a, temp);
+    }
+    for (h, v) in state.iter_mut().zip([a, b, c, d, e]) {
+        *h = h.wrapping_add(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use md5::Md5;
+    use sha1::{Digest, Sha1};
+
+    fn hex(b: &[u8]) -> alloc::string::String {
+        b.iter().map(|x| alloc::format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn rfc_and_fips_vectors() {
+        // RFC 1321 A.5.
+        for (m, h) in [
+            ("", "d41d8cd98f00b204e9800998ecf8427e"),
+            ("a", "0cc175b9c0f1b6a831c399e269772661"),
+            ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+            ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+            (
+                "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
+        ] {
+            assert_eq!(hex(&md5(&[m.as_bytes()])), h, "md5 {m:?}");
+        }
+        // FIPS 180-4's examples (NIST CSRC).
+        for (m, h) in [
+            ("abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "84983e441c3bd26ebaae4aa1f95129e5e54670f1",
+            ),
+            ("", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+        ] {
+            assert_eq!(hex(&sha1(&[m.as_bytes()])), h, "sha1 {m:?}");
+        }
+    }
+
+    #[test]
+    fn same_as_the_crates_for_every_length_and_split() {
+        // Lengths across block boundaries and the 56-byte padding edge, split into three parts
+        // as CHAP hashes `id || secret || challenge`.
+        let data: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for len in 0..data.len() {
+            let msg = &data[..len];
+            let (x, rest) = msg.split_at(len.min(1));
+            let (y, z) = rest.split_at(rest.len() / 3);
+            assert_eq!(md5(&[x, y, z]), Md5::digest(msg).to_vec(), "md5 len {len}");
+            assert_eq!(
+                sha1(&[x, y, z]),
+                Sha1::digest(msg).to_vec(),
+                "sha1 len {len}"
+            );
+        }
+    }
+}
