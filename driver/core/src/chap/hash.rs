@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! MD5 (RFC 1321) and SHA-1 (FIPS 180-4) for CHAP responses, written for size: a CHAP exchange
-//! hashes a few dozen bytes a few times per login, and the `md-5` and `sha1` crates unroll all
-//! rounds (about 5 KiB of kernel module code for both). Both are Merkle-Damgård hashes over
-//! 64-byte blocks and share the buffering and padding; they differ in the block function, the
-//! byte order of words and length, and the state's size.
+//! MD5 (RFC 1321), SHA-1 and SHA-256 (FIPS 180-4) for CHAP responses, written for size: a CHAP
+//! exchange hashes a few dozen bytes a few times per login, and the `md-5` and `sha1` crates
+//! unroll all rounds (about 5 KiB of kernel module code for both; `sha2` with the digest
+//! plumbing ~1.5 KiB). All three are Merkle-Damgård hashes over 64-byte blocks and share the
+//! buffering and padding; they differ in the block function, the byte order of words and
+//! length, and the state's size.
 
 use alloc::vec::Vec;
 
@@ -11,6 +12,7 @@ use alloc::vec::Vec;
 enum Kind {
     Md5,
     Sha1,
+    Sha256,
 }
 
 /// MD5 of the concatenation of `parts`.
@@ -23,10 +25,15 @@ pub(super) fn sha1(parts: &[&[u8]]) -> Vec<u8> {
     Hasher::new(Kind::Sha1).digest(parts)
 }
 
+/// SHA-256 of the concatenation of `parts`.
+pub(super) fn sha256(parts: &[&[u8]]) -> Vec<u8> {
+    Hasher::new(Kind::Sha256).digest(parts)
+}
+
 struct Hasher {
     kind: Kind,
-    /// A, B, C, D (and E for SHA-1).
-    state: [u32; 5],
+    /// A, B, C, D (E for SHA-1, up to H for SHA-256).
+    state: [u32; 8],
     block: [u8; 64],
     /// Bytes in `block`.
     fill: usize,
@@ -38,14 +45,29 @@ impl Hasher {
     fn new(kind: Kind) -> Self {
         Hasher {
             kind,
-            // The same first four words for both (RFC 1321 §3.3 writes them byte by byte).
-            state: [
-                0x6745_2301,
-                0xefcd_ab89,
-                0x98ba_dcfe,
-                0x1032_5476,
-                0xc3d2_e1f0,
-            ],
+            state: match kind {
+                // The same first four words for both (RFC 1321 §3.3 writes them byte by byte).
+                Kind::Md5 | Kind::Sha1 => [
+                    0x6745_2301,
+                    0xefcd_ab89,
+                    0x98ba_dcfe,
+                    0x1032_5476,
+                    0xc3d2_e1f0,
+                    0,
+                    0,
+                    0,
+                ],
+                Kind::Sha256 => [
+                    0x6a09_e667,
+                    0xbb67_ae85,
+                    0x3c6e_f372,
+                    0xa54f_f53a,
+                    0x510e_527f,
+                    0x9b05_688c,
+                    0x1f83_d9ab,
+                    0x5be0_cd19,
+                ],
+            },
             block: [0; 64],
             fill: 0,
             len: 0,
@@ -65,13 +87,14 @@ impl Hasher {
         let (words, len_bytes) = match self.kind {
             Kind::Md5 => (4, bits.to_le_bytes()),
             Kind::Sha1 => (5, bits.to_be_bytes()),
+            Kind::Sha256 => (8, bits.to_be_bytes()),
         };
         self.update(&len_bytes);
-        let mut out = Vec::with_capacity(20);
+        let mut out = Vec::with_capacity(32);
         for w in self.state.iter().take(words) {
             out.extend_from_slice(&match self.kind {
                 Kind::Md5 => w.to_le_bytes(),
-                Kind::Sha1 => w.to_be_bytes(),
+                _ => w.to_be_bytes(),
             });
         }
         // The block held the secret: leave no copy in the stack frame's memory either.
@@ -90,6 +113,7 @@ impl Hasher {
                 match self.kind {
                     Kind::Md5 => md5_block(&mut self.state, &self.block),
                     Kind::Sha1 => sha1_block(&mut self.state, &self.block),
+                    Kind::Sha256 => sha256_block(&mut self.state, &self.block),
                 }
                 self.fill = 0;
             }
@@ -189,9 +213,9 @@ const MD5_S: [[u32; 4]; 4] = [
     [6, 10, 15, 21],
 ];
 
-fn md5_block(state: &mut [u32; 5], block: &[u8; 64]) {
+fn md5_block(state: &mut [u32; 8], block: &[u8; 64]) {
     let m = words(block, false);
-    let [mut a, mut b, mut c, mut d, _] = *state;
+    let [mut a, mut b, mut c, mut d, ..] = *state;
     for (i, &k) in MD5_K.iter().enumerate() {
         let round = i.wrapping_shr(4);
         // Each round's function and the order in which it takes the block's words.
@@ -218,10 +242,10 @@ fn md5_block(state: &mut [u32; 5], block: &[u8; 64]) {
     }
 }
 
-fn sha1_block(state: &mut [u32; 5], block: &[u8; 64]) {
+fn sha1_block(state: &mut [u32; 8], block: &[u8; 64]) {
     // The message schedule as a window of its last 16 words, w[0] the current one.
     let mut w = words(block, true);
-    let [mut a, mut b, mut c, mut d, mut e] = *state;
+    let [mut a, mut b, mut c, mut d, mut e, ..] = *state;
     for t in 0..80 {
         let wt = if t < 16 {
             w[0]
@@ -249,11 +273,110 @@ fn sha1_block(state: &mut [u32; 5], block: &[u8; 64]) {
     }
 }
 
+/// FIPS 180-4 §4.2.2: the first 32 bits of the fractional parts of the cube roots of the first
+/// 64 primes.
+const SHA256_K: [u32; 64] = [
+    0x428a_2f98,
+    0x7137_4491,
+    0xb5c0_fbcf,
+    0xe9b5_dba5,
+    0x3956_c25b,
+    0x59f1_11f1,
+    0x923f_82a4,
+    0xab1c_5ed5,
+    0xd807_aa98,
+    0x1283_5b01,
+    0x2431_85be,
+    0x550c_7dc3,
+    0x72be_5d74,
+    0x80de_b1fe,
+    0x9bdc_06a7,
+    0xc19b_f174,
+    0xe49b_69c1,
+    0xefbe_4786,
+    0x0fc1_9dc6,
+    0x240c_a1cc,
+    0x2de9_2c6f,
+    0x4a74_84aa,
+    0x5cb0_a9dc,
+    0x76f9_88da,
+    0x983e_5152,
+    0xa831_c66d,
+    0xb003_27c8,
+    0xbf59_7fc7,
+    0xc6e0_0bf3,
+    0xd5a7_9147,
+    0x06ca_6351,
+    0x1429_2967,
+    0x27b7_0a85,
+    0x2e1b_2138,
+    0x4d2c_6dfc,
+    0x5338_0d13,
+    0x650a_7354,
+    0x766a_0abb,
+    0x81c2_c92e,
+    0x9272_2c85,
+    0xa2bf_e8a1,
+    0xa81a_664b,
+    0xc24b_8b70,
+    0xc76c_51a3,
+    0xd192_e819,
+    0xd699_0624,
+    0xf40e_3585,
+    0x106a_a070,
+    0x19a4_c116,
+    0x1e37_6c08,
+    0x2748_774c,
+    0x34b0_bcb5,
+    0x391c_0cb3,
+    0x4ed8_aa4a,
+    0x5b9c_ca4f,
+    0x682e_6ff3,
+    0x748f_82ee,
+    0x78a5_636f,
+    0x84c8_7814,
+    0x8cc7_0208,
+    0x90be_fffa,
+    0xa450_6ceb,
+    0xbef9_a3f7,
+    0xc671_78f2,
+];
+
+fn sha256_block(state: &mut [u32; 8], block: &[u8; 64]) {
+    // The message schedule as a window of its last 16 words, w[0] the current one (as SHA-1's).
+    let mut w = words(block, true);
+    let mut v = *state;
+    for (t, &k) in SHA256_K.iter().enumerate() {
+        let wt = if t < 16 {
+            w[0]
+        } else {
+            let s0 = w[1].rotate_right(7) ^ w[1].rotate_right(18) ^ w[1].wrapping_shr(3);
+            let s1 = w[14].rotate_right(17) ^ w[14].rotate_right(19) ^ w[14].wrapping_shr(10);
+            w[0].wrapping_add(s0).wrapping_add(w[9]).wrapping_add(s1)
+        };
+        w.rotate_left(1);
+        w[15] = wt;
+        let [a, b, c, d, e, f, g, h] = v;
+        let t1 = h
+            .wrapping_add(e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25))
+            .wrapping_add((e & f) ^ (!e & g))
+            .wrapping_add(k)
+            .wrapping_add(wt);
+        let t2 = (a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22))
+            .wrapping_add((a & b) ^ (a & c) ^ (b & c));
+        v = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
+    }
+    for (h, x) in state.iter_mut().zip(v) {
+        *h = h.wrapping_add(x);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use md5::Md5;
     use sha1::{Digest, Sha1};
+    use sha2::Sha256;
 
     fn hex(b: &[u8]) -> alloc::string::String {
         b.iter().map(|x| alloc::format!("{x:02x}")).collect()
@@ -285,6 +408,18 @@ mod tests {
         ] {
             assert_eq!(hex(&sha1(&[m.as_bytes()])), h, "sha1 {m:?}");
         }
+        for (m, h) in [
+            (
+                "abc",
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+            (
+                "",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+        ] {
+            assert_eq!(hex(&sha256(&[m.as_bytes()])), h, "sha256 {m:?}");
+        }
     }
 
     #[test]
@@ -304,6 +439,8 @@ mod tests {
                 Sha1::digest(msg).to_vec(),
                 "sha1 len {len}"
             );
+            let want = Sha256::digest(msg).to_vec();
+            assert_eq!(sha256(&[x, y, z]), want, "sha256 len {len}");
         }
     }
 }
