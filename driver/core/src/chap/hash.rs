@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! MD5 (RFC 1321), SHA-1 and SHA-256 (FIPS 180-4) for CHAP responses, written for size: a CHAP
-//! exchange hashes a few dozen bytes a few times per login, and the `md-5` and `sha1` crates
-//! unroll all rounds (about 5 KiB of kernel module code for both; `sha2` with the digest
-//! plumbing ~1.5 KiB). All three are Merkle-Damgård hashes over 64-byte blocks and share the
-//! buffering and padding; they differ in the block function, the byte order of words and
-//! length, and the state's size.
+//! MD5 (RFC 1321), SHA-1, SHA-256 (FIPS 180-4) and SHA3-256 (FIPS 202) for CHAP responses,
+//! written for size: a CHAP exchange hashes a few dozen bytes a few times per login, and the
+//! `md-5` and `sha1` crates unroll all rounds (about 5 KiB of kernel module code for both;
+//! `sha2` and `sha3` with the digest plumbing ~1.5 KiB each). The first three are
+//! Merkle-Damgård hashes over 64-byte blocks and share the buffering and padding; they differ in
+//! the block function, the byte order of words and length, and the state's size. SHA3-256 is a
+//! sponge of its own.
 
 use alloc::vec::Vec;
 
@@ -371,12 +372,154 @@ fn sha256_block(state: &mut [u32; 8], block: &[u8; 64]) {
     }
 }
 
+/// SHA3-256's rate: the bytes absorbed per permutation (1600 - 2 * 256 bits).
+const SHA3_256_RATE: usize = 136;
+
+/// SHA3-256 of the concatenation of `parts`.
+pub(super) fn sha3_256(parts: &[&[u8]]) -> Vec<u8> {
+    let mut st = [0u64; 25];
+    let mut pos = 0;
+    for p in parts {
+        for &b in *p {
+            xor_byte(&mut st, pos, b);
+            pos = pos.wrapping_add(1);
+            if pos == SHA3_256_RATE {
+                keccak_f(&mut st);
+                pos = 0;
+            }
+        }
+    }
+    // FIPS 202 §B.2: the SHA-3 domain bits 01, then pad10*1 to the end of the block.
+    xor_byte(&mut st, pos, 0x06);
+    xor_byte(&mut st, SHA3_256_RATE.wrapping_sub(1), 0x80);
+    keccak_f(&mut st);
+    let mut out = Vec::with_capacity(32);
+    for l in st.iter().take(4) {
+        out.extend_from_slice(&l.to_le_bytes());
+    }
+    // The state held the secret.
+    st = [0; 25];
+    core::hint::black_box(&st);
+    out
+}
+
+/// XORs `b` into the state as byte `pos` of its little-endian lanes.
+fn xor_byte(st: &mut [u64; 25], pos: usize, b: u8) {
+    if let Some(lane) = st.get_mut(pos.wrapping_shr(3)) {
+        *lane ^= u64::from(b).wrapping_shl((pos as u32 & 7).wrapping_mul(8));
+    }
+}
+
+/// FIPS 202 §3.2.5: the round constants of ι.
+const KECCAK_RC: [u64; 24] = [
+    0x0000_0000_0000_0001,
+    0x0000_0000_0000_8082,
+    0x8000_0000_0000_808a,
+    0x8000_0000_8000_8000,
+    0x0000_0000_0000_808b,
+    0x0000_0000_8000_0001,
+    0x8000_0000_8000_8081,
+    0x8000_0000_0000_8009,
+    0x0000_0000_0000_008a,
+    0x0000_0000_0000_0088,
+    0x0000_0000_8000_8009,
+    0x0000_0000_8000_000a,
+    0x0000_0000_8000_808b,
+    0x8000_0000_0000_008b,
+    0x8000_0000_0000_8089,
+    0x8000_0000_0000_8003,
+    0x8000_0000_0000_8002,
+    0x8000_0000_0000_0080,
+    0x0000_0000_0000_800a,
+    0x8000_0000_8000_000a,
+    0x8000_0000_8000_8081,
+    0x8000_0000_0000_8080,
+    0x0000_0000_8000_0001,
+    0x8000_0000_8000_8008,
+];
+
+/// ρ and π together (FIPS 202 §3.2.2-3.2.3): starting from lane 1, each lane moves to the next
+/// position of this walk, rotated by the offset beside it.
+const KECCAK_PI: [(u8, u8); 24] = [
+    (10, 1),
+    (7, 3),
+    (11, 6),
+    (17, 10),
+    (18, 15),
+    (3, 21),
+    (5, 28),
+    (16, 36),
+    (8, 45),
+    (21, 55),
+    (24, 2),
+    (4, 14),
+    (15, 27),
+    (23, 41),
+    (19, 56),
+    (13, 8),
+    (12, 25),
+    (2, 43),
+    (20, 62),
+    (14, 18),
+    (22, 39),
+    (9, 61),
+    (6, 20),
+    (1, 44),
+];
+
+/// Keccak-f[1600], lanes indexed x + 5y.
+fn keccak_f(st: &mut [u64; 25]) {
+    for &rc in &KECCAK_RC {
+        // θ: each lane takes the parities of the columns left and right of it.
+        let mut c = [0u64; 5];
+        for row in st.chunks_exact(5) {
+            for (cx, v) in c.iter_mut().zip(row) {
+                *cx ^= v;
+            }
+        }
+        let (mut left, mut right) = (c, c);
+        left.rotate_right(1);
+        right.rotate_left(1);
+        for row in st.chunks_exact_mut(5) {
+            for (v, (l, r)) in row.iter_mut().zip(left.iter().zip(&right)) {
+                *v ^= l ^ r.rotate_left(1);
+            }
+        }
+        // ρ and π.
+        let mut moving = st[1];
+        for &(to, rot) in &KECCAK_PI {
+            if let Some(v) = st.get_mut(usize::from(to)) {
+                let next = *v;
+                *v = moving.rotate_left(u32::from(rot));
+                moving = next;
+            }
+        }
+        // χ, row by row.
+        for row in st.chunks_exact_mut(5) {
+            if let [a, b, c, d, e] = *row {
+                for (v, n) in row.iter_mut().zip([
+                    a ^ (!b & c),
+                    b ^ (!c & d),
+                    c ^ (!d & e),
+                    d ^ (!e & a),
+                    e ^ (!a & b),
+                ]) {
+                    *v = n;
+                }
+            }
+        }
+        // ι.
+        st[0] ^= rc;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use md5::Md5;
     use sha1::{Digest, Sha1};
     use sha2::Sha256;
+    use sha3::Sha3_256;
 
     fn hex(b: &[u8]) -> alloc::string::String {
         b.iter().map(|x| alloc::format!("{x:02x}")).collect()
@@ -420,6 +563,19 @@ mod tests {
         ] {
             assert_eq!(hex(&sha256(&[m.as_bytes()])), h, "sha256 {m:?}");
         }
+        // FIPS 202's examples (NIST CSRC).
+        for (m, h) in [
+            (
+                "",
+                "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a",
+            ),
+            (
+                "abc",
+                "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532",
+            ),
+        ] {
+            assert_eq!(hex(&sha3_256(&[m.as_bytes()])), h, "sha3-256 {m:?}");
+        }
     }
 
     #[test]
@@ -441,6 +597,8 @@ mod tests {
             );
             let want = Sha256::digest(msg).to_vec();
             assert_eq!(sha256(&[x, y, z]), want, "sha256 len {len}");
+            let want = Sha3_256::digest(msg).to_vec();
+            assert_eq!(sha3_256(&[x, y, z]), want, "sha3-256 len {len}");
         }
     }
 }

@@ -19,8 +19,6 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use sha3::Sha3_256;
-
 mod hash;
 
 use crate::escape::Untrusted;
@@ -81,19 +79,12 @@ impl Algorithm {
 
     /// `H(id || secret || challenge)` (RFC 1994 §4.1).
     pub fn response(self, id: u8, secret: &Secret, challenge: &[u8]) -> Vec<u8> {
-        fn h<D: sha3::Digest>(id: u8, secret: &[u8], challenge: &[u8]) -> Vec<u8> {
-            let mut d = D::new();
-            d.update([id]);
-            d.update(secret);
-            d.update(challenge);
-            d.finalize().to_vec()
-        }
         let s = secret.expose();
         match self {
             Algorithm::Md5 => hash::md5(&[&[id], s, challenge]),
             Algorithm::Sha1 => hash::sha1(&[&[id], s, challenge]),
             Algorithm::Sha256 => hash::sha256(&[&[id], s, challenge]),
-            Algorithm::Sha3_256 => h::<Sha3_256>(id, s, challenge),
+            Algorithm::Sha3_256 => hash::sha3_256(&[&[id], s, challenge]),
         }
     }
 }
