@@ -191,8 +191,6 @@ kernel_cargo() {
 	# crates compiled against the old core in OUT ("can't find crate"). Its stamp in the flags
 	# makes cargo rebuild them.
 	flags="$flags$sep-Cmetadata=isboot-sysroot-$(cksum <"$sysroot_dir/stamp" | awk '{ print $1 }')"
-	# sha2's loop-form SHA-256 (CHAP only): ~8 KiB less code than the unrolled rounds.
-	flags="$flags$sep--cfg=sha2_backend_soft=\"compact\""
 	cd "$here"
 	export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$out" CARGO_ENCODED_RUSTFLAGS="$flags" RUSTC
 	cargo_run "$sub" "$@"

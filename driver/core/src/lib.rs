@@ -43,6 +43,7 @@ pub mod bootcfg;
 pub mod chap;
 pub mod escape;
 pub mod ibft;
+pub mod ipfmt;
 pub mod iscsi_name;
 pub mod login;
 pub mod lun;

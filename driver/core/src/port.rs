@@ -144,7 +144,7 @@ pub struct Portal {
 
 impl fmt::Display for Portal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (nic {})", self.addr, self.nic)
+        write!(f, "{} (nic {})", crate::ipfmt::Addr(&self.addr), self.nic)
     }
 }
 
@@ -259,4 +259,19 @@ macro_rules! log {
             $crate::port::Log::log(l, lv, format_args!($($arg)+));
         }
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn portal_names_address_and_nic() {
+        let portal = Portal {
+            addr: "[2001:db8::1]:3260".parse().unwrap(),
+            nic: 1,
+        };
+        assert_eq!(format!("{portal}"), "[2001:db8::1]:3260 (nic 1)");
+    }
 }

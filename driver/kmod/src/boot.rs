@@ -177,7 +177,7 @@ pub fn start(
         });
         (poll, exec)
     })
-    .inspect_err(|e| crate::klog!(0, "cannot start the isboot taskqueue (error {})", e))?;
+    .inspect_err(|e| crate::klog!(0, "cannot start the isboot taskqueue (error {})", *e))?;
     // SAFETY: reads a kernel variable.
     let maxphys: u64 = unsafe { sys::isboot_maxphys() };
     let ctx = Arc::new(Ctx {

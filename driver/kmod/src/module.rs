@@ -96,11 +96,12 @@ impl fmt::Display for LoadError {
     #[optimize(size)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Acquire(e) => write!(f, "{e}"),
+            // Nested errors write themselves into `f` (no `Arguments` of their own).
+            LoadError::Acquire(e) => fmt::Display::fmt(e, f),
             LoadError::Parse(e) => write!(f, "iBFT rejected: {e}"),
             LoadError::Config(e) => write!(f, "nothing to boot from: {e}"),
-            LoadError::Loader(e) => write!(f, "{e}"),
-            LoadError::Start(errno) => write!(f, "boot session did not start (error {errno})"),
+            LoadError::Loader(e) => fmt::Display::fmt(e, f),
+            LoadError::Start(errno) => write!(f, "boot session did not start (error {})", *errno),
             LoadError::NoMemory => f.write_str("out of memory"),
             LoadError::ShutdownHook => f.write_str("cannot register the shutdown handler"),
         }

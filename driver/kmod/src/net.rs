@@ -57,23 +57,32 @@ pub enum NetError {
 impl core::fmt::Display for NetError {
     #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
+        // By value: integers formatted through references would instantiate the reference's
+        // `Display` at this crate's opt-level 2 (~250 bytes each).
+        match *self {
             NetError::NicNotFound(m) => write!(
                 f,
                 "no Ethernet interface has the MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
                 m[0], m[1], m[2], m[3], m[4], m[5]
             ),
             NetError::NicNameNotFound(n) => {
-                write!(f, "no Ethernet interface is named {}", name_str(n))
+                write!(f, "no Ethernet interface is named {}", name_str(&n))
             }
             NetError::Vlan { vid, err } => {
                 write!(f, "creating VLAN {vid} failed ({err}; is if_vlan loaded?)")
             }
-            NetError::Socket(e) => write!(f, "ioctl socket: {e}"),
-            NetError::Up(e) => write!(f, "bringing the interface up: {e}"),
-            NetError::Address(e) => write!(f, "setting the address: {e}"),
-            NetError::Route(e) => write!(f, "adding the route to the target: {e}"),
-            NetError::Plan(p) => write!(f, "{p}"),
+            NetError::Plan(p) => core::fmt::Display::fmt(&p, f),
+            // One message with the step's name: a `write!` each would build its own
+            // `Arguments`.
+            NetError::Socket(e) | NetError::Up(e) | NetError::Address(e) | NetError::Route(e) => {
+                let step = match *self {
+                    NetError::Socket(_) => "ioctl socket",
+                    NetError::Up(_) => "bringing the interface up",
+                    NetError::Address(_) => "setting the address",
+                    _ => "adding the route to the target",
+                };
+                write!(f, "{step}: {e}")
+            }
         }
     }
 }

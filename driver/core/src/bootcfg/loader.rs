@@ -35,6 +35,7 @@ use super::rootpath::{RootPath, Server};
 use super::{BootConfig, Source};
 use crate::escape::Quoted;
 use crate::ibft::{flags, ChapType, Ibft, Initiator, Nic, Origin, PciBdf, Target};
+use crate::ipfmt::Ip;
 use crate::iscsi_name;
 use crate::secret::Secret;
 
@@ -166,6 +167,12 @@ pub enum LoaderError {
     NoNic,
 }
 
+/// [`LoaderError::NoNic`]'s message, the variables' names written out: as five arguments to
+/// `write!` they cost module code (a test checks it against the constants).
+const NO_NIC: &str = "no boot NIC: set net.isboot.nic_name or net.isboot.nic_mac with \
+                      net.isboot.nic_address and net.isboot.nic_prefix (the loader exported no \
+                      boot.netif.ip)";
+
 impl fmt::Display for LoaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -187,11 +194,7 @@ impl fmt::Display for LoaderError {
                 why,
             } => write!(f, "{var}: {why}"),
             LoaderError::Conflict { var, why, other } => write!(f, "{var} {why} {other}"),
-            LoaderError::NoNic => write!(
-                f,
-                "no boot NIC: set {NIC_NAME} or {NIC_MAC} with {NIC_ADDRESS} and {NIC_PREFIX} \
-                 (the loader exported no {NETIF_IP})"
-            ),
+            LoaderError::NoNic => f.write_str(NO_NIC),
         }
     }
 }
@@ -460,7 +463,7 @@ fn nic_from_netif(env: &dyn Env) -> Result<(Nic, Option<String>), LoaderError> {
     if ip.is_ipv6() {
         return Err(invalid(
             NETIF_IP,
-            &ip.to_string(),
+            &Ip(ip).to_string(),
             "the loader exports IPv4 only",
         ));
     }
@@ -568,7 +571,7 @@ pub fn parse_prefix(var: &'static str, s: &str, ip: IpAddr) -> Result<u8, Loader
             Err(invalid(
                 var,
                 s,
-                alloc::format!("a prefix length for {ip} is 0-{max}"),
+                alloc::format!("a prefix length for {} is 0-{max}", Ip(ip)),
             ))
         };
     }
@@ -601,7 +604,10 @@ fn gateway(var: &'static str, s: &str, ip: IpAddr) -> Result<Option<IpAddr>, Loa
         return Err(invalid(
             var,
             s,
-            alloc::format!("not of the address family of the interface address {ip}"),
+            alloc::format!(
+                "not of the address family of the interface address {}",
+                Ip(ip)
+            ),
         ));
     }
     if g.is_multicast() || g == ip {

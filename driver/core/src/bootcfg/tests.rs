@@ -820,3 +820,14 @@ fn tunables_from_the_environment_say_what_they_replaced() {
     assert_eq!(tunables::NOP_TIMEOUT.read(None), Ok(15));
     assert_eq!(tunables::NOP_TIMEOUT.read(Some("+20")), Ok(20));
 }
+
+#[test]
+fn no_nic_message_names_the_variables() {
+    assert_eq!(
+        LoaderError::NoNic.to_string(),
+        format!(
+            "no boot NIC: set {NIC_NAME} or {NIC_MAC} with {NIC_ADDRESS} and {NIC_PREFIX} \
+             (the loader exported no {NETIF_IP})"
+        )
+    );
+}

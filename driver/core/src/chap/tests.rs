@@ -4,6 +4,7 @@
 use super::*;
 use alloc::format;
 use alloc::vec;
+use base64::Engine as _;
 
 fn secret() -> Secret {
     Secret::new(b"secret-of-12")
@@ -320,4 +321,56 @@ fn secrets_never_print() {
     chap.answer("5", "1", "0x01", counter()).unwrap();
     let dbg = format!("{chap:?}");
     assert!(!dbg.contains("secret-of-12"));
+}
+
+#[test]
+fn base64_decodes_what_the_crate_decodes() {
+    let crate_decode = |s: &[u8]| {
+        base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+            .decode(s)
+            .ok()
+    };
+    // Every text of up to 7 bytes over symbols with zero and non-zero low bits, padding and a
+    // byte outside the alphabet: padding in every position, groups of every length.
+    let symbols = *b"AQB/+=*";
+    let mut accepted = 0;
+    for len in 0..=7u32 {
+        for n in 0..(symbols.len() as u32).pow(len) {
+            let mut rest = n;
+            let text: Vec<u8> = (0..len)
+                .map(|_| {
+                    let s = symbols[(rest % symbols.len() as u32) as usize];
+                    rest /= symbols.len() as u32;
+                    s
+                })
+                .collect();
+            let ours = decode_base64(&text);
+            assert_eq!(
+                ours,
+                crate_decode(&text),
+                "{:?}",
+                core::str::from_utf8(&text)
+            );
+            accepted += usize::from(ours.is_some());
+        }
+    }
+    assert!(accepted > 10_000, "{accepted}");
+    // Every byte value, and longer texts both ways.
+    let all: Vec<u8> = (0..=255).collect();
+    for len in 0..all.len() {
+        let padded = base64::engine::general_purpose::STANDARD.encode(&all[..len]);
+        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&all[..len]);
+        assert_eq!(
+            decode_base64(padded.as_bytes()).as_deref(),
+            Some(&all[..len])
+        );
+        assert_eq!(
+            decode_base64(unpadded.as_bytes()).as_deref(),
+            Some(&all[..len])
+        );
+    }
+    for c in 0..=255u8 {
+        let text = [b'Q', b'U', c, b'D'];
+        assert_eq!(decode_base64(&text), crate_decode(&text), "byte {c:#04x}");
+    }
 }

@@ -417,7 +417,9 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        // By value (every field is Copy): a field formatted through a reference takes the
+        // reference's formatting impl, `&usize`'s `LowerHex` a function of its own.
+        match *self {
             Error::Truncated { needed, available } => {
                 write!(f, "iBFT truncated: needs {needed} bytes, {available} available")
             }
@@ -519,7 +521,8 @@ pub enum Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        // By value, as `Error`'s.
+        match *self {
             Warning::UnknownStructure {
                 structure,
                 offset,

@@ -118,11 +118,12 @@ const TRANSPORT_OVERRAN: &str = "the transport reported more bytes than it was g
 
 impl core::fmt::Display for AttemptError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Nested errors write themselves into `f` (no `Arguments` of their own).
         match self {
-            AttemptError::Io(e) => write!(f, "{e}"),
+            AttemptError::Io(e) => core::fmt::Display::fmt(e, f),
             AttemptError::ConnectTimeout => f.write_str("connect timed out"),
             AttemptError::LoginTimeout => f.write_str("login timed out"),
-            AttemptError::Login(e) => write!(f, "{e}"),
+            AttemptError::Login(e) => core::fmt::Display::fmt(e, f),
             AttemptError::Pdu(e) => write!(f, "bad PDU during login: {e}"),
             AttemptError::NotLoginResponse(op) => write!(f, "{op:?} during login"),
             AttemptError::TooManyRedirects => f.write_str("too many login redirects"),
@@ -368,7 +369,7 @@ impl DialState {
                     } else {
                         "temporarily"
                     },
-                    new.addr
+                    crate::ipfmt::Addr(&new.addr)
                 );
                 if permanent {
                     if let Some(t) = self.cfg.targets.get_mut(self.current) {

@@ -186,11 +186,13 @@ impl fmt::Display for Error {
                     Untrusted(key)
                 )
             }
-            Error::BadValue { key } => {
-                write!(f, "value of {} is not valid UTF-8 text", Untrusted(key))
-            }
-            Error::ValueWithNul { key } => {
-                write!(f, "value of {} contains a NUL byte", Untrusted(key))
+            // One message for the value's problems (a table, not a `write!` each).
+            Error::BadValue { key } | Error::ValueWithNul { key } => {
+                let what = match self {
+                    Error::BadValue { .. } => "is not valid UTF-8 text",
+                    _ => "contains a NUL byte",
+                };
+                write!(f, "value of {} {what}", Untrusted(key))
             }
             Error::MissingTerminator => f.write_str("text data does not end with NUL"),
             Error::TooMuchText { limit } => write!(f, "text exceeds {limit} bytes"),
@@ -199,11 +201,12 @@ impl fmt::Display for Error {
             Error::InitiatorOnlyKey(k) => {
                 write!(f, "the target sent {k}, a key only an initiator sends")
             }
-            Error::BadNumber { key, value } => {
-                write!(f, "{key}={} is not a number", Untrusted(value))
-            }
-            Error::BadBoolean { key, value } => {
-                write!(f, "{key}={} is not Yes or No", Untrusted(value))
+            Error::BadNumber { key, value } | Error::BadBoolean { key, value } => {
+                let what = match self {
+                    Error::BadNumber { .. } => "a number",
+                    _ => "Yes or No",
+                };
+                write!(f, "{key}={} is not {what}", Untrusted(value))
             }
             Error::OutOfRange {
                 key,

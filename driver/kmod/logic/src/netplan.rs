@@ -74,7 +74,8 @@ pub enum PlanError {
 
 impl core::fmt::Display for PlanError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
+        // By value, as `cam::Refusal`'s.
+        match *self {
             PlanError::NoAddress => f.write_str("the iBFT NIC has no IP address"),
             PlanError::PrefixTooLong(p) => write!(f, "prefix length {p} is too long"),
             PlanError::TargetOffLinkWithoutGateway => {

@@ -3,7 +3,7 @@
 //!
 //! These strings are the user-visible contract isboot established (README.md promises to keep them): scripts read
 //! `hw.ibft.target_name` and friends. Absent values are empty strings, the LUN is the number a user
-//! would type (LUN 1 is `1`, not isboot's 256), addresses print as `core::net` formats them.
+//! would type (LUN 1 is `1`, not isboot's 256), addresses print as `core::net` formats them (`isboot_core::ipfmt`).
 //! CHAP names and secrets appear nowhere here.
 
 use alloc::format;
@@ -13,6 +13,7 @@ use core::net::IpAddr;
 
 use isboot_core::bootcfg::Source;
 use isboot_core::ibft::{BootCandidate, BootConfig, ChapType, Nic, Target};
+use isboot_core::ipfmt::Ip;
 
 /// One `hw.ibft.*` value, in the order of the C side's `enum isboot_str`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +56,7 @@ impl IbftField {
 }
 
 fn ip(a: Option<IpAddr>) -> String {
-    a.map(|a| a.to_string()).unwrap_or_default()
+    a.map(|a| Ip(a).to_string()).unwrap_or_default()
 }
 
 /// The value of `field` for the boot pair of `cfg`.
@@ -112,7 +113,7 @@ fn nic_line(pair: usize, nic: &Nic, ifname: Option<&str>) -> String {
         nic.prefix_len
     );
     if let Some(gw) = nic.gateway {
-        s.push_str(&format!(" gateway {gw}"));
+        s.push_str(&format!(" gateway {}", Ip(gw)));
     }
     if let Some(vlan) = nic.vlan_id() {
         s.push_str(&format!(" vlan {vlan}"));
