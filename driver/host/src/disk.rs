@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -264,14 +265,17 @@ struct Board {
     ups: u64,
     /// The session's last high-level message (why a login failed, what was violated).
     last_note: Option<String>,
-    /// Threads asleep on `Shared::cond`: a completion nobody sleeps for needs no futex wake
-    /// (the caller driving the loop sees it when its poll returns).
-    sleepers: usize,
 }
 
 struct Shared {
     board: Mutex<Board>,
     cond: Condvar,
+    /// Threads asleep on `cond`: a completion nobody sleeps for needs no futex wake (the caller
+    /// driving the loop sees it when its poll returns). Changed only under the board's lock,
+    /// before a sleep and after it, so whoever files a completion under that lock reads it
+    /// right; a caller that stops driving reads it without the lock, and a sleeper it misses
+    /// there looks again within its `PATIENCE`.
+    sleepers: AtomicUsize,
     /// Set once the runtime runs: waiting callers drive its loop themselves.
     helper: OnceLock<Helper>,
 }
@@ -286,14 +290,14 @@ impl Shared {
     }
 
     /// Sleeps on the condition variable for at most `d`, counted in `sleepers`.
-    fn sleep<'a>(&'a self, mut b: MutexGuard<'a, Board>, d: Duration) -> MutexGuard<'a, Board> {
-        b.sleepers += 1;
-        let mut b = self
+    fn sleep<'a>(&'a self, b: MutexGuard<'a, Board>, d: Duration) -> MutexGuard<'a, Board> {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let b = self
             .cond
             .wait_timeout(b, d)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
-        b.sleepers -= 1;
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
         b
     }
 
@@ -344,7 +348,7 @@ impl Shared {
                 got = f(&mut self.lock());
                 got.is_some()
             });
-            if drove && self.lock().sleepers > 0 {
+            if drove && self.sleepers.load(Ordering::SeqCst) > 0 {
                 // Callers asleep here while this one drove can drive now.
                 self.cond.notify_all();
             }
@@ -374,7 +378,7 @@ impl Events for HostEvents {
     fn complete(&mut self, completion: Completion) {
         let mut b = self.shared.lock();
         b.done.put(completion);
-        let sleepers = b.sleepers;
+        let sleepers = self.shared.sleepers.load(Ordering::SeqCst);
         drop(b);
         if sleepers > 0 {
             self.shared.cond.notify_all();
@@ -498,7 +502,7 @@ impl Pending {
     fn finish(mut self) -> Result<(Completion, Direction), Error> {
         let mut retries = 0;
         loop {
-            let c = self.completion()?;
+            let c = self.take_completion()?;
             let ua = matches!(&c.result, Ok(r) if r.status == status::CHECK_CONDITION
                 && r.sense.key_asc_ascq().is_some_and(|(k, _, _)| k == UNIT_ATTENTION));
             if ua && retries < UNIT_ATTENTION_RETRIES {
@@ -529,6 +533,28 @@ impl Pending {
     /// Waits for the raw completion.
     pub fn completion(&self) -> Result<Completion, Error> {
         let tag = self.tag;
+        self.wait_board(|b| b.done.get(tag))
+    }
+
+    /// As [`Pending::completion`], and gives the command's slot back in the same hold of the
+    /// board that takes the completion out of it (one lock fewer per command than a release
+    /// when the `Pending` is dropped).
+    fn take_completion(&mut self) -> Result<Completion, Error> {
+        let tag = self.tag;
+        let c = self.wait_board(|b| {
+            let c = b.done.get(tag)?;
+            b.done.release(tag);
+            Some(c)
+        })?;
+        self.done = true;
+        Ok(c)
+    }
+
+    /// Waits until `take` finds the completion on the board, or the session ends.
+    fn wait_board(
+        &self,
+        mut take: impl FnMut(&mut Board) -> Option<Completion>,
+    ) -> Result<Completion, Error> {
         // Small commands are latency-bound: this thread runs the session itself. Large ones
         // are copy-bound: the runtime's thread receives them while this one goes on (allocating
         // and submitting the next, checking the last), which keeps both cores busy. Alone in
@@ -538,7 +564,7 @@ impl Pending {
         self.inner
             .shared
             .wait_driving(self.wait_until, "a command to complete", drive, |b| {
-                if let Some(c) = b.done.get(tag) {
+                if let Some(c) = take(b) {
                     return Some(Ok(c));
                 }
                 b.ended.clone().map(|why| Err(Error::Ended(why)))
@@ -703,6 +729,7 @@ impl HostDisk {
         let shared = Arc::new(Shared {
             board: Mutex::new(Board::default()),
             cond: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
             helper: OnceLock::new(),
         });
         let mut random = OsRandom::new();

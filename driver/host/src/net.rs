@@ -70,14 +70,6 @@ impl WakerId {
     }
 }
 
-fn store(slot: &Mutex<Option<Waker>>, w: &Waker) {
-    let mut s = slot.lock().unwrap_or_else(PoisonError::into_inner);
-    match s.as_ref() {
-        Some(old) if old.will_wake(w) => {}
-        _ => *s = Some(w.clone()),
-    }
-}
-
 /// One TCP connection to a target.
 #[derive(Debug)]
 pub struct HostTransport {
@@ -213,7 +205,7 @@ impl HostTransport {
                 if !lowered {
                     let me = WakerId::of(cx.waker());
                     if *parked != Some((at, me)) {
-                        store(slot, cx.waker());
+                        slot.store(cx.waker());
                     }
                     if events.load(Ordering::SeqCst) == at {
                         *idle = Some(at);
