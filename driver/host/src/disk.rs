@@ -28,8 +28,8 @@ use isboot_core::chap::ChapConfig;
 use isboot_core::lun::Lun;
 use isboot_core::port::{Events, Level, Log, Portal, Random};
 use isboot_core::scsi::{
-    cdb, status, Cdb, Completion, Direction, Inquiry, ScsiRequest, Sense, TransportError,
-    STANDARD_INQUIRY_LEN,
+    cdb, status, Cdb, Completion, Direction, Inquiry, ScsiRequest, ScsiResult, Sense,
+    TransportError, STANDARD_INQUIRY_LEN,
 };
 use isboot_core::session::{
     End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
@@ -510,37 +510,51 @@ impl Pending {
     /// command: a read's filled with the data (all of it transferred, or [`Error::Short`]), a
     /// write's as it was.
     pub fn wait_buffer(self) -> Result<Vec<u8>, Error> {
-        let (c, dir) = self.finish()?;
-        let r = c.result.map_err(Error::Transport)?;
-        if !r.is_good() {
-            return Err(Error::Scsi {
-                status: r.status,
-                sense: Box::new(r.sense),
-            });
-        }
-        let got = r.transferred as usize;
+        // The completion is read where it lands: a `Completion` (sense bytes inline) is large
+        // enough that each move through the layers of the wait costs as much as the checks.
+        let mut slot = None;
+        let dir = self.finish_into(&mut slot)?;
+        let good = match &slot {
+            Some(Completion { result: Ok(r), .. }) if r.is_good() => Some(r.transferred as usize),
+            _ => None,
+        };
+        let (Some(got), Some(c)) = (good, slot.as_mut()) else {
+            return Err(slot.map_or(Error::Timeout("a command to complete"), |c| {
+                failure(c.result)
+            }));
+        };
         if dir == Direction::In && got < c.data.len() {
             return Err(Error::Short {
                 wanted: c.data.len(),
                 got,
             });
         }
-        Ok(c.data)
+        Ok(std::mem::take(&mut c.data))
     }
 
     /// The completion after the UNIT ATTENTION retries, with the command's direction.
-    fn finish(mut self) -> Result<(Completion, Direction), Error> {
+    fn finish(self) -> Result<(Completion, Direction), Error> {
+        let mut slot = None;
+        let dir = self.finish_into(&mut slot)?;
+        slot.map(|c| (c, dir))
+            .ok_or(Error::Timeout("a command to complete"))
+    }
+
+    /// As [`Pending::finish`], the completion left in `slot` (always filled on success).
+    fn finish_into(mut self, slot: &mut Option<Completion>) -> Result<Direction, Error> {
         let mut retries = 0;
         loop {
-            let c = self.take_completion()?;
-            let ua = matches!(&c.result, Ok(r) if r.status == status::CHECK_CONDITION
+            self.take_completion(slot)?;
+            let ua = matches!(slot, Some(Completion { result: Ok(r), .. })
+                if r.status == status::CHECK_CONDITION
                 && r.sense.key_asc_ascq().is_some_and(|(k, _, _)| k == UNIT_ATTENTION));
             if ua && retries < UNIT_ATTENTION_RETRIES {
                 retries += 1;
-                self = self.resubmit(c.data)?;
+                let data = slot.take().map(|c| c.data).unwrap_or_default();
+                self = self.resubmit(data)?;
                 continue;
             }
-            return Ok((c, self.direction));
+            return Ok(self.direction);
         }
     }
 
@@ -563,28 +577,33 @@ impl Pending {
     /// Waits for the raw completion.
     pub fn completion(&self) -> Result<Completion, Error> {
         let tag = self.tag;
-        self.wait_board(|b| b.done.get(tag))
+        let mut slot = None;
+        self.wait_board(|b| {
+            slot = b.done.get(tag);
+            slot.is_some()
+        })?;
+        slot.ok_or(Error::Timeout("a command to complete"))
     }
 
-    /// As [`Pending::completion`], and gives the command's slot back in the same hold of the
-    /// board that takes the completion out of it (one lock fewer per command than a release
-    /// when the `Pending` is dropped).
-    fn take_completion(&mut self) -> Result<Completion, Error> {
+    /// As [`Pending::completion`], into `slot`, and gives the command's slot on the board back
+    /// in the same hold of the board that takes the completion out of it (one lock fewer per
+    /// command than a release when the `Pending` is dropped).
+    fn take_completion(&mut self, slot: &mut Option<Completion>) -> Result<(), Error> {
         let tag = self.tag;
-        let c = self.wait_board(|b| {
-            let c = b.done.get(tag)?;
-            b.done.release(tag);
-            Some(c)
+        self.wait_board(|b| {
+            *slot = b.done.get(tag);
+            if slot.is_some() {
+                b.done.release(tag);
+            }
+            slot.is_some()
         })?;
         self.done = true;
-        Ok(c)
+        Ok(())
     }
 
-    /// Waits until `take` finds the completion on the board, or the session ends.
-    fn wait_board(
-        &self,
-        mut take: impl FnMut(&mut Board) -> Option<Completion>,
-    ) -> Result<Completion, Error> {
+    /// Waits until `take` finds the completion on the board (and says so), or the session
+    /// ends.
+    fn wait_board(&self, mut take: impl FnMut(&mut Board) -> bool) -> Result<(), Error> {
         // Small commands are latency-bound: this thread runs the session itself. Large ones
         // are copy-bound: the runtime's thread receives them while this one goes on (allocating
         // and submitting the next, checking the last), which keeps both cores busy. Alone in
@@ -597,8 +616,8 @@ impl Pending {
             drive,
             self.seen,
             |b| {
-                if let Some(c) = take(b) {
-                    return Some(Ok(c));
+                if take(b) {
+                    return Some(Ok(()));
                 }
                 b.ended.clone().map(|why| Err(Error::Ended(why)))
             },
@@ -623,13 +642,10 @@ impl Drop for Pending {
 /// The data of a good completion: what was transferred, at least `want` bytes (for a write or a
 /// command without data, nothing).
 fn into_data(c: Completion, want: usize) -> Result<Vec<u8>, Error> {
-    let r = c.result.map_err(Error::Transport)?;
-    if !r.is_good() {
-        return Err(Error::Scsi {
-            status: r.status,
-            sense: Box::new(r.sense),
-        });
-    }
+    let r = match c.result {
+        Ok(r) if r.is_good() => r,
+        other => return Err(failure(other)),
+    };
     if c.data.is_empty() || r.transferred == 0 && want == 0 {
         return Ok(Vec::new());
     }
@@ -640,6 +656,18 @@ fn into_data(c: Completion, want: usize) -> Result<Vec<u8>, Error> {
     let mut data = c.data;
     data.truncate(got);
     Ok(data)
+}
+
+/// The error for a completion that did not end GOOD.
+#[cold]
+fn failure(result: Result<ScsiResult, TransportError>) -> Error {
+    match result {
+        Ok(r) => Error::Scsi {
+            status: r.status,
+            sense: Box::new(r.sense),
+        },
+        Err(e) => Error::Transport(e),
+    }
 }
 
 /// One iSCSI session used as a block device (see the module documentation).
