@@ -734,7 +734,15 @@ impl Inner {
         // Kept for a resend after a UNIT ATTENTION; a CDB of up to 16 bytes is copied inline.
         let mut req = ScsiRequest::with_data(tag, self.lun, cdb.clone(), direction, data);
         req.timeout = timeout;
-        let pending = Pending {
+        if let Err(back) = self.handle.submit(req) {
+            if let Err(e) = self.submit_when_room(back, wait_until) {
+                self.shared.lock().done.release(tag);
+                return Err(e);
+            }
+        }
+        // Built in place once the request is in: a request and a Pending moved around a retry
+        // loop cost a copy of each per command.
+        Ok(Pending {
             inner: self.clone(),
             tag,
             cdb,
@@ -744,28 +752,26 @@ impl Inner {
             wait_until,
             done: false,
             seen,
-        };
-        let mut req = Some(req);
-        // The inbox is bounded; when it is full, wait for any completion (which frees room in
-        // the session) and try again.
+        })
+    }
+
+    /// The session's inbox is bounded: while it is full, waits for any completion (which
+    /// frees room in the session) and tries again, until the session ends or `wait_until`.
+    #[cold]
+    fn submit_when_room(&self, mut req: ScsiRequest, wait_until: Instant) -> Result<(), Error> {
         loop {
-            let r = req
-                .take()
-                .ok_or(Error::Timeout("room in the session's inbox"))?;
-            match self.handle.submit(r) {
-                Ok(()) => return Ok(pending),
-                Err(back) => {
-                    req = Some(back);
-                    let ended = self.shared.lock().ended.clone();
-                    if let Some(why) = ended {
-                        return Err(Error::Ended(why));
-                    }
-                    if Instant::now() >= wait_until {
-                        return Err(Error::Timeout("room in the session's inbox"));
-                    }
-                    let b = self.shared.lock();
-                    drop(self.shared.sleep(b, Duration::from_millis(2)));
-                }
+            let ended = self.shared.lock().ended.clone();
+            if let Some(why) = ended {
+                return Err(Error::Ended(why));
+            }
+            if Instant::now() >= wait_until {
+                return Err(Error::Timeout("room in the session's inbox"));
+            }
+            let b = self.shared.lock();
+            drop(self.shared.sleep(b, Duration::from_millis(2)));
+            match self.handle.submit(req) {
+                Ok(()) => return Ok(()),
+                Err(back) => req = back,
             }
         }
     }
