@@ -5,7 +5,9 @@
 
 use core::task::Waker;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+
+use isboot_executor::host::StdLock;
+use isboot_executor::Mutex;
 
 /// Wakers waiting for readiness, filled by the task and emptied by the reactor, and a count of
 /// readiness events per direction. The socket is registered edge-triggered, so after a
@@ -23,11 +25,28 @@ pub(crate) struct Wakers {
 /// Where one direction's waiting task leaves its waker. Every readiness event reports both
 /// directions, and one of them nearly always has nobody waiting (a reader rarely waits for room
 /// to write): `armed` says whether a waker may be in, so the reactor skips the lock of an empty
-/// slot.
-#[derive(Debug, Default)]
+/// slot. The lock is the executor's (a short spin, no poisoning): the waker is cloned, woken
+/// and dropped outside it, as that lock requires.
 pub(crate) struct Slot {
-    waker: Mutex<Option<Waker>>,
+    waker: Mutex<StdLock, Option<Waker>>,
     armed: AtomicBool,
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            waker: Mutex::new(None),
+            armed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("armed", &self.armed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Slot {
@@ -35,12 +54,18 @@ impl Slot {
     /// looks at the event count after this; the reactor counts before it looks at `armed`, so
     /// one of them sees the other.
     pub(crate) fn store(&self, w: &Waker) {
-        let mut s = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
-        match s.as_ref() {
-            Some(old) if old.will_wake(w) => {}
-            _ => *s = Some(w.clone()),
-        }
-        self.armed.store(true, Ordering::SeqCst);
+        // The reactor took the last waker (it wakes a task once per park), so the slot is
+        // nearly always empty here and the clone needed: made before the lock, the one that
+        // is left over (the new one, or the one it replaced) dropped after it.
+        let mut new = Some(w.clone());
+        self.waker.lock(|s| {
+            match s {
+                Some(old) if old.will_wake(w) => {}
+                _ => core::mem::swap(s, &mut new),
+            }
+            self.armed.store(true, Ordering::SeqCst);
+        });
+        drop(new);
     }
 
     /// Wakes the task parked here, if any.
@@ -48,10 +73,10 @@ impl Slot {
         if !self.armed.load(Ordering::SeqCst) {
             return;
         }
-        let mut s = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
-        let w = s.take();
-        self.armed.store(false, Ordering::SeqCst);
-        drop(s);
+        let w = self.waker.lock(|s| {
+            self.armed.store(false, Ordering::SeqCst);
+            s.take()
+        });
         if let Some(w) = w {
             w.wake();
         }
