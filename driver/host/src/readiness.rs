@@ -68,9 +68,14 @@ impl Slot {
         drop(new);
     }
 
+    /// Whether a waker is in (cleared when the reactor takes it).
+    pub(crate) fn armed(&self) -> bool {
+        self.armed.load(Ordering::SeqCst)
+    }
+
     /// Wakes the task parked here, if any.
-    fn wake(&self) {
-        if !self.armed.load(Ordering::SeqCst) {
+    pub(crate) fn wake(&self) {
+        if !self.armed() {
             return;
         }
         let w = self.waker.lock(|s| {
