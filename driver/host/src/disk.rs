@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,8 +28,8 @@ use isboot_core::chap::ChapConfig;
 use isboot_core::lun::Lun;
 use isboot_core::port::{Events, Level, Log, Portal, Random};
 use isboot_core::scsi::{
-    cdb, status, Cdb, Completion, Direction, Inquiry, ScsiRequest, Sense, TransportError,
-    STANDARD_INQUIRY_LEN,
+    cdb, status, Cdb, Completion, Direction, Inquiry, ScsiRequest, ScsiResult, Sense,
+    TransportError, STANDARD_INQUIRY_LEN,
 };
 use isboot_core::session::{
     End, Handle, Isid, Session, SessionConfig, State, Stats, TargetConfig, Timeouts, TmfError,
@@ -264,14 +265,21 @@ struct Board {
     ups: u64,
     /// The session's last high-level message (why a login failed, what was violated).
     last_note: Option<String>,
-    /// Threads asleep on `Shared::cond`: a completion nobody sleeps for needs no futex wake
-    /// (the caller driving the loop sees it when its poll returns).
-    sleepers: usize,
 }
 
 struct Shared {
     board: Mutex<Board>,
     cond: Condvar,
+    /// Threads asleep on `cond`: a completion nobody sleeps for needs no futex wake (the caller
+    /// driving the loop sees it when its poll returns). Changed only under the board's lock,
+    /// before a sleep and after it, so whoever files a completion under that lock reads it
+    /// right; a caller that stops driving reads it without the lock, and a sleeper it misses
+    /// there looks again within its `PATIENCE`.
+    sleepers: AtomicUsize,
+    /// Counts the board's news a driving caller waits for (a completion filed, the session's
+    /// end), raised under the board's lock: while it stands, a look at the board would find
+    /// what the last look found, so the caller skips the lock after each executor poll.
+    news: AtomicU64,
     /// Set once the runtime runs: waiting callers drive its loop themselves.
     helper: OnceLock<Helper>,
 }
@@ -286,14 +294,14 @@ impl Shared {
     }
 
     /// Sleeps on the condition variable for at most `d`, counted in `sleepers`.
-    fn sleep<'a>(&'a self, mut b: MutexGuard<'a, Board>, d: Duration) -> MutexGuard<'a, Board> {
-        b.sleepers += 1;
-        let mut b = self
+    fn sleep<'a>(&'a self, b: MutexGuard<'a, Board>, d: Duration) -> MutexGuard<'a, Board> {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let b = self
             .cond
             .wait_timeout(b, d)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
-        b.sleepers -= 1;
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
         b
     }
 
@@ -304,47 +312,69 @@ impl Shared {
         what: &'static str,
         mut f: impl FnMut(&mut Board) -> Option<T>,
     ) -> Result<T, Error> {
-        self.wait_driving(deadline, what, true, &mut f)
+        self.wait_driving(deadline, what, true, None, &mut f)
     }
 
     /// As [`Shared::wait_for`]; `drive` false leaves the loop to the runtime's thread (asked to
     /// take it at once), which then receives in parallel with what this thread does next.
+    /// `seen`: the news count when `f` last could not have found its answer (a command's
+    /// submission), for an `f` that looks only for news; while the count stands, a driving
+    /// caller does not lock the board to run `f`. `None` runs `f` at every look.
     fn wait_driving<T>(
         &self,
         deadline: Instant,
         what: &'static str,
         drive: bool,
+        mut seen: Option<u64>,
         mut f: impl FnMut(&mut Board) -> Option<T>,
     ) -> Result<T, Error> {
+        // Whether there may be news since `seen` (which then moves up to the count).
+        let news = |seen: &mut Option<u64>| match seen {
+            None => true,
+            Some(at) => {
+                let now = self.news.load(Ordering::SeqCst);
+                std::mem::replace(at, now) != now
+            }
+        };
         // The first look needs no clock when this thread drives: it finds its answer in that
         // drive, and `drive_until` stops at the deadline by itself.
         let mut first = true;
         loop {
-            let mut b = self.lock();
-            if let Some(v) = f(&mut b) {
-                return Ok(v);
-            }
             let driver = self.helper.get().filter(|_| drive);
-            if !(first && driver.is_some()) && Instant::now() >= deadline {
-                return Err(Error::Timeout(what));
-            }
-            first = false;
             let Some(helper) = driver else {
+                let mut b = self.lock();
+                if let Some(v) = f(&mut b) {
+                    return Ok(v);
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Timeout(what));
+                }
                 if let Some(h) = self.helper.get() {
                     h.hand_off();
                 }
                 drop(self.sleep(b, deadline.saturating_duration_since(Instant::now())));
                 continue;
             };
-            drop(b);
+            if news(&mut seen) {
+                if let Some(v) = f(&mut self.lock()) {
+                    return Ok(v);
+                }
+            }
+            if !first && Instant::now() >= deadline {
+                return Err(Error::Timeout(what));
+            }
+            first = false;
             // Run the session on this thread until the answer is there: no wake of another
             // thread to send the command, none to hand the completion back.
             let mut got = None;
             let drove = helper.drive_until(deadline, PATIENCE, || {
+                if !news(&mut seen) {
+                    return false;
+                }
                 got = f(&mut self.lock());
                 got.is_some()
             });
-            if drove && self.lock().sleepers > 0 {
+            if drove && self.sleepers.load(Ordering::SeqCst) > 0 {
                 // Callers asleep here while this one drove can drive now.
                 self.cond.notify_all();
             }
@@ -374,7 +404,8 @@ impl Events for HostEvents {
     fn complete(&mut self, completion: Completion) {
         let mut b = self.shared.lock();
         b.done.put(completion);
-        let sleepers = b.sleepers;
+        self.shared.news.fetch_add(1, Ordering::SeqCst);
+        let sleepers = self.shared.sleepers.load(Ordering::SeqCst);
         drop(b);
         if sleepers > 0 {
             self.shared.cond.notify_all();
@@ -433,6 +464,9 @@ pub struct Pending {
     wait_until: Instant,
     /// Set once the command's slot on the board is given back.
     done: bool,
+    /// The board's news count when the command got its slot (its completion comes after);
+    /// `None` if the session had ended by then, which a look must find at once.
+    seen: Option<u64>,
 }
 
 /// The largest transfer whose caller drives the session while it waits (see
@@ -476,37 +510,51 @@ impl Pending {
     /// command: a read's filled with the data (all of it transferred, or [`Error::Short`]), a
     /// write's as it was.
     pub fn wait_buffer(self) -> Result<Vec<u8>, Error> {
-        let (c, dir) = self.finish()?;
-        let r = c.result.map_err(Error::Transport)?;
-        if !r.is_good() {
-            return Err(Error::Scsi {
-                status: r.status,
-                sense: Box::new(r.sense),
-            });
-        }
-        let got = r.transferred as usize;
+        // The completion is read where it lands: a `Completion` (sense bytes inline) is large
+        // enough that each move through the layers of the wait costs as much as the checks.
+        let mut slot = None;
+        let dir = self.finish_into(&mut slot)?;
+        let good = match &slot {
+            Some(Completion { result: Ok(r), .. }) if r.is_good() => Some(r.transferred as usize),
+            _ => None,
+        };
+        let (Some(got), Some(c)) = (good, slot.as_mut()) else {
+            return Err(slot.map_or(Error::Timeout("a command to complete"), |c| {
+                failure(c.result)
+            }));
+        };
         if dir == Direction::In && got < c.data.len() {
             return Err(Error::Short {
                 wanted: c.data.len(),
                 got,
             });
         }
-        Ok(c.data)
+        Ok(std::mem::take(&mut c.data))
     }
 
     /// The completion after the UNIT ATTENTION retries, with the command's direction.
-    fn finish(mut self) -> Result<(Completion, Direction), Error> {
+    fn finish(self) -> Result<(Completion, Direction), Error> {
+        let mut slot = None;
+        let dir = self.finish_into(&mut slot)?;
+        slot.map(|c| (c, dir))
+            .ok_or(Error::Timeout("a command to complete"))
+    }
+
+    /// As [`Pending::finish`], the completion left in `slot` (always filled on success).
+    fn finish_into(mut self, slot: &mut Option<Completion>) -> Result<Direction, Error> {
         let mut retries = 0;
         loop {
-            let c = self.completion()?;
-            let ua = matches!(&c.result, Ok(r) if r.status == status::CHECK_CONDITION
+            self.take_completion(slot)?;
+            let ua = matches!(slot, Some(Completion { result: Ok(r), .. })
+                if r.status == status::CHECK_CONDITION
                 && r.sense.key_asc_ascq().is_some_and(|(k, _, _)| k == UNIT_ATTENTION));
             if ua && retries < UNIT_ATTENTION_RETRIES {
                 retries += 1;
-                self = self.resubmit(c.data)?;
+                let data = slot.take().map(|c| c.data).unwrap_or_default();
+                self = self.resubmit(data)?;
                 continue;
             }
-            return Ok((c, self.direction));
+            return Ok(self.direction);
         }
     }
 
@@ -529,20 +577,51 @@ impl Pending {
     /// Waits for the raw completion.
     pub fn completion(&self) -> Result<Completion, Error> {
         let tag = self.tag;
+        let mut slot = None;
+        self.wait_board(|b| {
+            slot = b.done.get(tag);
+            slot.is_some()
+        })?;
+        slot.ok_or(Error::Timeout("a command to complete"))
+    }
+
+    /// As [`Pending::completion`], into `slot`, and gives the command's slot on the board back
+    /// in the same hold of the board that takes the completion out of it (one lock fewer per
+    /// command than a release when the `Pending` is dropped).
+    fn take_completion(&mut self, slot: &mut Option<Completion>) -> Result<(), Error> {
+        let tag = self.tag;
+        self.wait_board(|b| {
+            *slot = b.done.get(tag);
+            if slot.is_some() {
+                b.done.release(tag);
+            }
+            slot.is_some()
+        })?;
+        self.done = true;
+        Ok(())
+    }
+
+    /// Waits until `take` finds the completion on the board (and says so), or the session
+    /// ends.
+    fn wait_board(&self, mut take: impl FnMut(&mut Board) -> bool) -> Result<(), Error> {
         // Small commands are latency-bound: this thread runs the session itself. Large ones
         // are copy-bound: the runtime's thread receives them while this one goes on (allocating
         // and submitting the next, checking the last), which keeps both cores busy. Alone in
         // flight, a large one has nothing to overlap with: handing it over would only add a
         // wake of each thread (1 MiB reads at QD1: 7 % more CPU per command, 2.4 futex calls).
         let drive = self.len <= DRIVE_MAX || self.inner.shared.lock().done.outstanding() <= 1;
-        self.inner
-            .shared
-            .wait_driving(self.wait_until, "a command to complete", drive, |b| {
-                if let Some(c) = b.done.get(tag) {
-                    return Some(Ok(c));
+        self.inner.shared.wait_driving(
+            self.wait_until,
+            "a command to complete",
+            drive,
+            self.seen,
+            |b| {
+                if take(b) {
+                    return Some(Ok(()));
                 }
                 b.ended.clone().map(|why| Err(Error::Ended(why)))
-            })?
+            },
+        )?
     }
 
     /// Gives the command's slot on the board back (its completion, if it comes later, is
@@ -563,13 +642,10 @@ impl Drop for Pending {
 /// The data of a good completion: what was transferred, at least `want` bytes (for a write or a
 /// command without data, nothing).
 fn into_data(c: Completion, want: usize) -> Result<Vec<u8>, Error> {
-    let r = c.result.map_err(Error::Transport)?;
-    if !r.is_good() {
-        return Err(Error::Scsi {
-            status: r.status,
-            sense: Box::new(r.sense),
-        });
-    }
+    let r = match c.result {
+        Ok(r) if r.is_good() => r,
+        other => return Err(failure(other)),
+    };
     if c.data.is_empty() || r.transferred == 0 && want == 0 {
         return Ok(Vec::new());
     }
@@ -580,6 +656,18 @@ fn into_data(c: Completion, want: usize) -> Result<Vec<u8>, Error> {
     let mut data = c.data;
     data.truncate(got);
     Ok(data)
+}
+
+/// The error for a completion that did not end GOOD.
+#[cold]
+fn failure(result: Result<ScsiResult, TransportError>) -> Error {
+    match result {
+        Ok(r) => Error::Scsi {
+            status: r.status,
+            sense: Box::new(r.sense),
+        },
+        Err(e) => Error::Transport(e),
+    }
 }
 
 /// One iSCSI session used as a block device (see the module documentation).
@@ -635,11 +723,26 @@ impl Inner {
             data
         };
         let len = data.len();
-        let tag = self.shared.lock().done.take();
+        let (tag, seen) = {
+            let mut b = self.shared.lock();
+            let seen = b.ended.is_none();
+            (
+                b.done.take(),
+                seen.then(|| self.shared.news.load(Ordering::SeqCst)),
+            )
+        };
         // Kept for a resend after a UNIT ATTENTION; a CDB of up to 16 bytes is copied inline.
         let mut req = ScsiRequest::with_data(tag, self.lun, cdb.clone(), direction, data);
         req.timeout = timeout;
-        let pending = Pending {
+        if let Err(back) = self.handle.submit(req) {
+            if let Err(e) = self.submit_when_room(back, wait_until) {
+                self.shared.lock().done.release(tag);
+                return Err(e);
+            }
+        }
+        // Built in place once the request is in: a request and a Pending moved around a retry
+        // loop cost a copy of each per command.
+        Ok(Pending {
             inner: self.clone(),
             tag,
             cdb,
@@ -648,28 +751,27 @@ impl Inner {
             expires: timeout.map(|t| deadline_from(now, t)),
             wait_until,
             done: false,
-        };
-        let mut req = Some(req);
-        // The inbox is bounded; when it is full, wait for any completion (which frees room in
-        // the session) and try again.
+            seen,
+        })
+    }
+
+    /// The session's inbox is bounded: while it is full, waits for any completion (which
+    /// frees room in the session) and tries again, until the session ends or `wait_until`.
+    #[cold]
+    fn submit_when_room(&self, mut req: ScsiRequest, wait_until: Instant) -> Result<(), Error> {
         loop {
-            let r = req
-                .take()
-                .ok_or(Error::Timeout("room in the session's inbox"))?;
-            match self.handle.submit(r) {
-                Ok(()) => return Ok(pending),
-                Err(back) => {
-                    req = Some(back);
-                    let ended = self.shared.lock().ended.clone();
-                    if let Some(why) = ended {
-                        return Err(Error::Ended(why));
-                    }
-                    if Instant::now() >= wait_until {
-                        return Err(Error::Timeout("room in the session's inbox"));
-                    }
-                    let b = self.shared.lock();
-                    drop(self.shared.sleep(b, Duration::from_millis(2)));
-                }
+            let ended = self.shared.lock().ended.clone();
+            if let Some(why) = ended {
+                return Err(Error::Ended(why));
+            }
+            if Instant::now() >= wait_until {
+                return Err(Error::Timeout("room in the session's inbox"));
+            }
+            let b = self.shared.lock();
+            drop(self.shared.sleep(b, Duration::from_millis(2)));
+            match self.handle.submit(req) {
+                Ok(()) => return Ok(()),
+                Err(back) => req = back,
             }
         }
     }
@@ -703,6 +805,8 @@ impl HostDisk {
         let shared = Arc::new(Shared {
             board: Mutex::new(Board::default()),
             cond: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+            news: AtomicU64::new(0),
             helper: OnceLock::new(),
         });
         let mut random = OsRandom::new();
@@ -733,6 +837,7 @@ impl HostDisk {
                     Err(e) => {
                         let mut b = board.lock();
                         b.ended = Some(format!("cannot start the executor: {e}"));
+                        board.news.fetch_add(1, Ordering::SeqCst);
                         drop(b);
                         board.cond.notify_all();
                         return;
@@ -751,6 +856,7 @@ impl HostDisk {
                         Err(e) => {
                             let mut b = board.lock();
                             b.ended = Some(format!("cannot start the session: {e}"));
+                            board.news.fetch_add(1, Ordering::SeqCst);
                             drop(b);
                             board.cond.notify_all();
                             return;
@@ -769,6 +875,7 @@ impl HostDisk {
                 };
                 b.ended = Some(why);
                 b.state = State::Closed;
+                board.news.fetch_add(1, Ordering::SeqCst);
                 drop(b);
                 board.cond.notify_all();
             })

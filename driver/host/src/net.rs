@@ -70,14 +70,6 @@ impl WakerId {
     }
 }
 
-fn store(slot: &Mutex<Option<Waker>>, w: &Waker) {
-    let mut s = slot.lock().unwrap_or_else(PoisonError::into_inner);
-    match s.as_ref() {
-        Some(old) if old.will_wake(w) => {}
-        _ => *s = Some(w.clone()),
-    }
-}
-
 /// One TCP connection to a target.
 #[derive(Debug)]
 pub struct HostTransport {
@@ -88,9 +80,11 @@ pub struct HostTransport {
     /// The event count at the last `WouldBlock` of a read and of a write.
     read_idle: Option<u64>,
     write_idle: Option<u64>,
-    /// The event count and the waker (its identity) of the last read and write that parked: while
-    /// the count stays, the reactor has not taken that waker (it counts first), so a poll with the
-    /// same waker finds it in place without locking the slot.
+    /// The event count and the waker (its identity) of the last read and write that parked: a
+    /// poll with the same waker while the count stays and the slot is still armed finds it in
+    /// place without locking the slot. The count alone does not say so: a reactor thread of its
+    /// own may count an event, then take the waker stored after it (and wake the task, which
+    /// then parks again with the same count and an empty slot).
     read_parked: Option<(u64, WakerId)>,
     write_parked: Option<(u64, WakerId)>,
     /// The socket's receive low-water mark as last set (1, the default, at first).
@@ -210,10 +204,12 @@ impl HostTransport {
                 // Bytes that came below an old, higher mark rang nothing: after lowering it,
                 // read instead of waiting.
                 let lowered = read && set_lowat(&self.stream, &mut self.lowat, lowat_for(need));
-                if !lowered {
+                // An event since `at` (the reactor then took the waker, too): try the socket
+                // without storing a waker first.
+                if !lowered && events.load(Ordering::SeqCst) == at {
                     let me = WakerId::of(cx.waker());
-                    if *parked != Some((at, me)) {
-                        store(slot, cx.waker());
+                    if *parked != Some((at, me)) || !slot.armed() {
+                        slot.store(cx.waker());
                     }
                     if events.load(Ordering::SeqCst) == at {
                         *idle = Some(at);
@@ -536,6 +532,44 @@ mod tests {
         assert_eq!(&small[..n], b"next");
         assert_eq!(t.lowat, 1);
         drop(writer.join().unwrap());
+    }
+
+    /// The reactor thread counts an event, then takes the waker the task stored after that
+    /// count (waking it); the task, polled by that wake, parks again with the same count. Its
+    /// slot is empty now, so it must store its waker again, or the next data wakes nobody.
+    #[test]
+    fn a_read_reparked_after_the_reactor_took_its_waker_is_woken_by_the_next_data() {
+        use std::sync::atomic::AtomicUsize;
+        use std::task::Wake;
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (mut t, mut peer) = pair();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 4];
+        // The reactor's count of an event whose bytes are gone by the time the task reads.
+        t.wakers.read_events.fetch_add(1, Ordering::SeqCst);
+        assert!(t.poll_read(&mut cx, &mut buf).is_pending());
+        // The reactor goes on: it takes the waker stored after its count and wakes it.
+        t.wakers.read.wake();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(t.poll_read(&mut cx, &mut buf).is_pending());
+        peer.write_all(b"data").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while count.0.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            2,
+            "the data woke the reader"
+        );
+        assert_eq!(t.poll_read(&mut cx, &mut buf), Poll::Ready(Ok(4)));
     }
 
     #[test]

@@ -125,19 +125,18 @@ impl Reactor {
             .retain(|(t, _)| *t != token);
     }
 
+    /// Wakes the tasks waiting for the sockets `events` reports, all under one hold of the
+    /// socket list (a wake only schedules a task and pends this loop, which takes no lock of
+    /// the list), without a reference count taken and dropped per event.
     fn dispatch(&self, events: &Events) {
+        let mut sockets = None;
         for ev in events.iter() {
             if ev.token() == WAKE {
                 continue;
             }
-            let w = self
-                .sockets
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .find(|(t, _)| *t == ev.token())
-                .map(|(_, w)| w.clone());
-            if let Some(w) = w {
+            let list = sockets
+                .get_or_insert_with(|| self.sockets.lock().unwrap_or_else(PoisonError::into_inner));
+            if let Some((_, w)) = list.iter().find(|(t, _)| *t == ev.token()) {
                 w.ready(
                     ev.is_readable() || ev.is_read_closed() || ev.is_error(),
                     ev.is_writable() || ev.is_write_closed() || ev.is_error(),
