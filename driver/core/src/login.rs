@@ -392,7 +392,9 @@ pub struct Login<'a> {
 }
 
 impl<'a> Login<'a> {
-    /// Prepares a login; fails only on a configuration the RFC cannot carry.
+    /// Prepares a login; fails only on a configuration the RFC cannot carry. Not inlined, as
+    /// [`Login::handle`] and for the same reason: into the closure that runs it (`connect.rs`).
+    #[inline(never)]
     pub fn new(cfg: &'a LoginConfig, attempt: Attempt, itt: u32) -> Result<Self, LoginError> {
         let chap = match &cfg.chap {
             Some(c) if attempt.chap_md5_only => Some(Chap::with_algorithms(c, &MD5_ONLY)?),
@@ -424,6 +426,7 @@ impl<'a> Login<'a> {
     }
 
     /// The first Login Request.
+    #[inline(never)]
     pub fn start(&mut self) -> Result<LoginPdu, LoginError> {
         let mut t = TextBuilder::new(LOGIN_MAX_DATA as usize);
         t.push("InitiatorName", &self.cfg.initiator_name)?;
