@@ -200,6 +200,7 @@ impl InitiatorError {
         }
     }
 
+    #[inline(never)]
     fn from_detail(d: u8) -> Self {
         match d {
             0x00 => Self::Generic,
@@ -391,7 +392,9 @@ pub struct Login<'a> {
 }
 
 impl<'a> Login<'a> {
-    /// Prepares a login; fails only on a configuration the RFC cannot carry.
+    /// Prepares a login; fails only on a configuration the RFC cannot carry. Not inlined, as
+    /// [`Login::handle`] and for the same reason: into the closure that runs it (`connect.rs`).
+    #[inline(never)]
     pub fn new(cfg: &'a LoginConfig, attempt: Attempt, itt: u32) -> Result<Self, LoginError> {
         let chap = match &cfg.chap {
             Some(c) if attempt.chap_md5_only => Some(Chap::with_algorithms(c, &MD5_ONLY)?),
@@ -417,11 +420,13 @@ impl<'a> Login<'a> {
         })
     }
 
+    #[inline(never)]
     fn mutual(&self) -> bool {
         self.cfg.chap.as_ref().is_some_and(|c| c.is_mutual())
     }
 
     /// The first Login Request.
+    #[inline(never)]
     pub fn start(&mut self) -> Result<LoginPdu, LoginError> {
         let mut t = TextBuilder::new(LOGIN_MAX_DATA as usize);
         t.push("InitiatorName", &self.cfg.initiator_name)?;
@@ -445,6 +450,7 @@ impl<'a> Login<'a> {
         }
     }
 
+    #[inline(never)]
     fn request(&mut self, csg: Stage, nsg: Stage, transit: bool, t: TextBuilder) -> LoginPdu {
         self.first_sent = true;
         self.last = (csg, nsg, transit);
@@ -467,6 +473,7 @@ impl<'a> Login<'a> {
         }
     }
 
+    #[inline(never)]
     fn operational_offer(&mut self) -> Result<LoginPdu, LoginError> {
         let mut t = TextBuilder::new(LOGIN_MAX_DATA as usize);
         self.cfg.offer.encode(&mut t)?;
@@ -476,6 +483,11 @@ impl<'a> Login<'a> {
 
     /// Handles one Login Response with its data segment. `random` fills the mutual CHAP
     /// challenge.
+    ///
+    /// It and the steps it takes (`on_*`, `request`, ...) are `#[inline(never)]`: inlined into
+    /// their one caller, the kernel module's login closure, the shared steps were compiled at
+    /// each call site (768 bytes more code in isboot.ko).
+    #[inline(never)]
     pub fn handle(
         &mut self,
         resp: &LoginResponse,
@@ -609,6 +621,7 @@ impl<'a> Login<'a> {
     /// continues a session (`Attempt::tsih` non-zero) keeps that TSIH throughout. A target may
     /// show its TSIH before the final response, but not change it: either would leave the
     /// session we are logging in to undefined.
+    #[inline(never)]
     fn check_tsih(&mut self, resp: &LoginResponse) -> Result<(), LoginError> {
         let ours = self.attempt.tsih;
         if ours != 0 && resp.tsih != ours {
@@ -634,6 +647,7 @@ impl<'a> Login<'a> {
         Ok(())
     }
 
+    #[inline(never)]
     fn redirect(&self, resp: &LoginResponse, data: &[u8]) -> Result<Step, LoginError> {
         let pairs = text::parse_pairs(data)?;
         let value = pairs
@@ -648,6 +662,7 @@ impl<'a> Login<'a> {
         })
     }
 
+    #[inline(never)]
     fn on_auth_method(
         &mut self,
         resp: &LoginResponse,
@@ -681,6 +696,7 @@ impl<'a> Login<'a> {
         }
     }
 
+    #[inline(never)]
     fn on_chap_a(
         &mut self,
         pairs: &[(&str, &str)],
@@ -726,6 +742,7 @@ impl<'a> Login<'a> {
         )))
     }
 
+    #[inline(never)]
     fn on_chap_done(
         &mut self,
         resp: &LoginResponse,
@@ -742,6 +759,7 @@ impl<'a> Login<'a> {
     /// The security stage is done on our side: on to the operational offer if the target
     /// transited, else ask to transit again with an empty request (it wants another round
     /// trip without keys).
+    #[inline(never)]
     fn leave_security_stage(&mut self, resp: &LoginResponse) -> Result<Step, LoginError> {
         if resp.transit {
             return self.operational_offer().map(Step::Send);
@@ -755,6 +773,7 @@ impl<'a> Login<'a> {
         )))
     }
 
+    #[inline(never)]
     fn on_operational(
         &mut self,
         resp: &LoginResponse,

@@ -445,7 +445,11 @@ impl Drop for KSocket {
     }
 }
 
-/// The session's view of a socket error.
+/// The session's view of a socket error. Cold and out of line: inlined, each read and write
+/// (and the connect) carried its own jump table for the classification.
+#[cold]
+#[optimize(size)]
+#[inline(never)]
 pub fn io_error(e: Errno) -> IoError {
     match errno::classify(e.0) {
         SockErr::Reset => IoError::Reset,

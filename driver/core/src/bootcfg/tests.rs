@@ -770,6 +770,8 @@ fn the_digest_setting_comes_from_the_environment() {
     assert_eq!(read(None), Ok(DigestOffer::PreferNone));
     assert_eq!(read(Some("")), Ok(DigestOffer::PreferNone));
     assert_eq!(read(Some(" require ")), Ok(DigestOffer::Crc32c));
+    assert_eq!(read(Some("\tforbid\n")), Ok(DigestOffer::None));
+    assert!(read(Some("forbid\u{3000}")).is_err());
     assert_eq!(read(Some("forbid")), Ok(DigestOffer::None));
     assert_eq!(read(Some("prefer")), Ok(DigestOffer::PreferCrc32c));
     assert_eq!(read(Some("allow")), Ok(DigestOffer::PreferNone));
@@ -819,6 +821,12 @@ fn tunables_from_the_environment_say_what_they_replaced() {
     ));
     assert_eq!(tunables::NOP_TIMEOUT.read(None), Ok(15));
     assert_eq!(tunables::NOP_TIMEOUT.read(Some("+20")), Ok(20));
+    // Blanks are ASCII ones, as the kernel's own tunables (strtoq's isspace) take them.
+    assert_eq!(tunables::NOP_TIMEOUT.read(Some("\t20\r\n")), Ok(20));
+    assert!(matches!(
+        tunables::NOP_TIMEOUT.read(Some("\u{a0}20")),
+        Err(Problem::NotANumber { used: 15, .. })
+    ));
 }
 
 #[test]

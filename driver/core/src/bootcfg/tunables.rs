@@ -95,9 +95,10 @@ impl Tunable {
     }
 
     /// The value of the tunable as the environment gives it (`None`: unset, the default).
-    /// Decimal, with surrounding blanks allowed; anything else is reported and the default used.
+    /// Decimal, with surrounding ASCII blanks allowed (as strtoq(3) skips them for the kernel's
+    /// own tunables); anything else is reported and the default used.
     pub fn read(&self, raw: Option<&str>) -> Result<u32, Problem> {
-        let Some(text) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
+        let Some(text) = raw.map(str::trim_ascii).filter(|t| !t.is_empty()) else {
             return Ok(self.default);
         };
         let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
@@ -231,7 +232,7 @@ pub fn digests_from_env(env: &dyn super::Env) -> Result<DigestOffer, BadDigests>
     let Some(raw) = env.get(DIGESTS) else {
         return Ok(DigestOffer::default());
     };
-    let word = raw.trim();
+    let word = raw.trim_ascii();
     if word.is_empty() {
         return Ok(DigestOffer::default());
     }

@@ -150,6 +150,8 @@ impl Ibft {
         })
     }
 
+    // Not inlined into `boot_config`: 160 bytes less of the module.
+    #[inline(never)]
     fn usable(&self, t: &Target) -> Result<&Nic, SkipReason> {
         if !t.is_valid() {
             return Err(SkipReason::NotValid);

@@ -168,11 +168,24 @@ impl core::error::Error for Error {}
 macro_rules! pdu_kinds {
     ($($name:ident = $code:literal $($flag:ident)*,)*) => {
         /// The opcode in BHS byte 0 (6 bits).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Opcode {
             $($name,)*
             /// Any other value (vendor-specific or undefined); the low 6 bits of byte 0.
             Unknown(u8),
+        }
+
+        /// What `#[derive(Debug)]` writes, but never inlined: the derived one is small enough
+        /// for rustc to compile it again in every crate that formats an opcode, and the
+        /// kernel module then carried it twice (once per opt-level), each with its jump table.
+        impl fmt::Debug for Opcode {
+            #[inline(never)]
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Opcode::$name => f.write_str(stringify!($name)),)*
+                    Opcode::Unknown(v) => f.debug_tuple("Unknown").field(v).finish(),
+                }
+            }
         }
 
         impl From<u8> for Opcode {
@@ -450,6 +463,7 @@ mod tests {
     use super::testutil::*;
     use super::*;
     use crate::sn::Sn;
+    use alloc::format;
     use alloc::vec;
 
     #[test]
@@ -466,6 +480,22 @@ mod tests {
         assert_eq!(Opcode::from(0x43), Opcode::LoginRequest);
         assert!(Opcode::R2t.is_target_opcode());
         assert!(!Opcode::DataOut.is_target_opcode());
+    }
+
+    /// The written-out `Debug` says what the derived one did: log lines and test failures
+    /// name opcodes with it.
+    #[test]
+    fn opcode_debug_is_the_derived_text() {
+        assert_eq!(format!("{:?}", Opcode::from(0x43)), "LoginRequest");
+        assert_eq!(format!("{:?}", Opcode::from(0x21)), "ScsiResponse");
+        assert_eq!(format!("{:?}", Opcode::Reject), "Reject");
+        assert_eq!(format!("{:?}", Opcode::from(0x15)), "Unknown(21)");
+        assert_eq!(format!("{:#?}", Opcode::Unknown(7)), "Unknown(\n    7,\n)");
+        assert_eq!(
+            format!("{:?}", Some(Opcode::NopIn)),
+            "Some(NopIn)",
+            "nested in a derived Debug"
+        );
     }
 
     #[test]

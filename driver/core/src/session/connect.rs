@@ -560,7 +560,9 @@ impl Exchange<'_> {
     }
 }
 
-/// The portal a TargetAddress names: an IP literal (no name resolution in the kernel).
+/// The portal a TargetAddress names: an IP literal (no name resolution in the kernel). Not
+/// inlined into the closure that runs it: compiled there it was larger.
+#[inline(never)]
 fn redirect_portal(a: &TargetAddress, nic: u8) -> Result<Portal, AttemptError> {
     let ip: IpAddr = a
         .host

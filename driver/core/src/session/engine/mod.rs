@@ -511,7 +511,7 @@ impl<B: DataBuf> Engine<B> {
             }
         }
         let tasks = &self.tasks;
-        heap_sort_by_key(self.cmd_queue.make_contiguous(), |s| {
+        heap_sort_by_key(&mut self.cmd_queue, |s| {
             tasks.get(s).map_or(u64::MAX, |t| t.seq)
         });
         if self.phase == Phase::Down {
@@ -813,11 +813,12 @@ impl<B: DataBuf> Engine<B> {
 
 /// Sorts `v` by `key`, unstably, in O(n log n) without allocating: as `sort_unstable_by_key`,
 /// in ~300 bytes of code where that one's monomorphised quicksort took 13 KiB of the kernel
-/// module for a sort run once per reconnect.
-fn heap_sort_by_key(v: &mut [u16], key: impl Fn(u16) -> u64) {
-    let k = |v: &[u16], i: usize| v.get(i).map_or(u64::MAX, |&s| key(s));
+/// module for a sort run once per reconnect. It sorts the deque where it lies:
+/// `make_contiguous` first would link `ptr_rotate` (~1 KiB of the module) for it.
+fn heap_sort_by_key(v: &mut VecDeque<u16>, key: impl Fn(u16) -> u64) {
+    let k = |v: &VecDeque<u16>, i: usize| v.get(i).map_or(u64::MAX, |&s| key(s));
     // Moves v[root] down the max-heap held in v[..end].
-    let sift_down = |v: &mut [u16], mut root: usize, end: usize| loop {
+    let sift_down = |v: &mut VecDeque<u16>, mut root: usize, end: usize| loop {
         let left = root.saturating_mul(2).saturating_add(1);
         if left >= end {
             break;

@@ -255,7 +255,22 @@ fn heap_sort_orders_like_sort_unstable() {
             let mut want = v.clone();
             want.sort_unstable_by_key(|&s| key(s));
             let mut same_items = v.clone();
-            heap_sort_by_key(&mut v, key);
+            // Half pushed at the front: the deque wraps around its buffer, as the engine's
+            // queue does after it ran a while.
+            let mut deque = alloc::collections::VecDeque::with_capacity(v.len());
+            for (i, &s) in v.iter().enumerate() {
+                if i % 2 == 0 {
+                    deque.push_back(s);
+                } else {
+                    deque.push_front(s);
+                }
+            }
+            if n >= 2 {
+                let (front, back) = deque.as_slices();
+                assert!(!front.is_empty() && !back.is_empty(), "n={n}: not wrapped");
+            }
+            heap_sort_by_key(&mut deque, key);
+            v = deque.into_iter().collect();
             let got_keys: Vec<u64> = v.iter().map(|&s| key(s)).collect();
             let want_keys: Vec<u64> = want.iter().map(|&s| key(s)).collect();
             assert_eq!(got_keys, want_keys, "n={n} modulo={modulo}");
