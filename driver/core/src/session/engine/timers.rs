@@ -65,7 +65,10 @@ impl<B: DataBuf> Engine<B> {
             Phase::Down | Phase::Closed => {}
         }
         if self.phase != Phase::Closed {
-            for (_, t) in self.tasks.iter() {
+            // Stops at the last occupied slot instead of walking the free ones behind it: this
+            // runs every round of the session, and in the module (queue depth 16) the walk of
+            // the whole table was ~60 instructions per I/O.
+            for (_, t) in self.tasks.iter().take(self.tasks.len()) {
                 if let Some(d) = t.deadline {
                     consider(d);
                 }
