@@ -207,7 +207,7 @@ fn load() -> Result<(), LoadError> {
             klog!(ALWAYS, "boot configuration: {line}");
         }
     }
-    let handle = boot::start(&cfg, timeouts, digests).map_err(LoadError::Start)?;
+    let handle = boot::start(cfg, timeouts, digests).map_err(LoadError::Start)?;
     let loaded = match try_box(Loaded {
         boot: handle,
         shutdown_tag: ptr::null_mut(),
