@@ -60,38 +60,20 @@ macro_rules! read_or_return {
     };
 }
 
-/// Where a data segment goes: [`RxSink`] as plain fields, so that the stage is `Copy` (the
-/// derived `Clone` of a stage holding a `Range` was ~70 instructions per 4 KiB read, as every
-/// step of a PDU cloned the stage out of `self`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sink {
-    Scratch,
-    Task { slot: u16, start: usize, end: usize },
-}
-
-impl From<RxSink> for Sink {
-    fn from(s: RxSink) -> Self {
-        match s {
-            RxSink::Scratch => Sink::Scratch,
-            RxSink::Task { slot, range } => Sink::Task {
-                slot,
-                start: range.start,
-                end: range.end,
-            },
-        }
-    }
-}
-
 /// Where the receive path is within the current PDU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RxStage {
     /// Reading BHS (then AHS and header digest) into `hdr[..need]`.
     Header { need: usize },
     /// Reading the `len`-byte data segment into `sink`; `have` bytes are in.
-    Data { sink: Sink, len: usize, have: usize },
+    Data {
+        sink: RxSink,
+        len: usize,
+        have: usize,
+    },
     /// Padding and data digest.
     Trailer {
-        sink: Sink,
+        sink: RxSink,
         pad: usize,
         need: usize,
         have: usize,
@@ -243,9 +225,9 @@ impl Rx {
         if let Some(log) = io.trace {
             trace_pdu(log, "<-", header);
         }
-        let sink = Sink::from(io.engine.rx_header(io.now, header)?);
+        let sink = io.engine.rx_header(io.now, header)?;
         let len = info.data_len as usize;
-        if matches!(sink, Sink::Scratch) && self.scratch.len() < len {
+        if matches!(sink, RxSink::Scratch) && self.scratch.len() < len {
             // At most our MaxRecvDataSegmentLength (checked above); grown once and kept.
             mem::reserve_total(&mut self.scratch, len).map_err(|_| Disconnect::NoMemory)?;
             if !mem::set_len_within(&mut self.scratch, len) {
@@ -261,19 +243,19 @@ impl Rx {
     fn read_data<T: Transport, G: Log, B: DataBuf>(
         &mut self,
         io: &mut Io<'_, '_, '_, T, G, B>,
-        sink: Sink,
+        sink: RxSink,
         len: usize,
         have: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if have < len {
             let dst = match sink {
                 // The piece of the request's buffer the next bytes go to.
-                Sink::Task { slot, start, end } => io
+                RxSink::Task { slot, start, end } => io
                     .engine
                     .rx_task_chunk(slot, start..end, start.saturating_add(have))
                     .ok_or_else(|| Disconnect::internal(TASK_GONE))?,
                 // have < len and the scratch buffer is at least the segment's length.
-                Sink::Scratch => self
+                RxSink::Scratch => self
                     .scratch
                     .get_mut(have..len)
                     .ok_or_else(|| Disconnect::internal("scratch buffer below the segment"))?,
@@ -318,7 +300,7 @@ impl Rx {
     fn read_trailer<T: Transport, G: Log, B: DataBuf>(
         &mut self,
         io: &mut Io<'_, '_, '_, T, G, B>,
-        sink: Sink,
+        sink: RxSink,
         pad: usize,
         need: usize,
         have: usize,
@@ -345,7 +327,7 @@ impl Rx {
     fn finish_pdu<T: Transport, G: Log, B: DataBuf>(
         &mut self,
         io: &mut Io<'_, '_, '_, T, G, B>,
-        sink: Sink,
+        sink: RxSink,
         pad: usize,
         need: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
@@ -371,11 +353,11 @@ impl Rx {
         self.have = 0;
         self.stage = RxStage::Header { need: BHS_LEN };
         let data = match sink {
-            Sink::Scratch => self
+            RxSink::Scratch => self
                 .scratch
                 .get(..len)
                 .ok_or_else(|| Disconnect::internal("scratch buffer below the segment"))?,
-            Sink::Task { .. } => &[],
+            RxSink::Task { .. } => &[],
         };
         Poll::Ready(io.engine.rx_finish(io.now, data).map(|()| Progress::Pdu))
     }

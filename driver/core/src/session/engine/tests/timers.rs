@@ -117,7 +117,7 @@ fn command_timeout_while_closing_aborts_at_the_target_and_keeps_the_buffer_for_d
     let wire = emit_with(&data_in(ITT0, 0, 0), &[7u8; 1024], Digests::default());
     let (raw, _) = RawPdu::split(&wire, Digests::default(), u32::MAX).expect("splits");
     let sink = s.e.rx_header(s.now, raw.header).expect("accepted");
-    let RxSink::Task { slot, range } = sink else {
+    let RxSink::Task { slot, start, end } = sink else {
         panic!("Data-In goes to the task, got {sink:?}");
     };
     assert_eq!(s.advance(Duration::from_secs(2)), Ok(()));
@@ -135,7 +135,7 @@ fn command_timeout_while_closing_aborts_at_the_target_and_keeps_the_buffer_for_d
     assert!(out.iter().all(|(p, _)| !matches!(p, Pdu::LogoutRequest(_))));
     // The data segment under way still has somewhere to go.
     let buf =
-        s.e.rx_task_chunk(slot, range.clone(), range.start)
+        s.e.rx_task_chunk(slot, start..end, start)
             .expect("the task keeps its buffer");
     assert_eq!(buf.len(), 1024);
     buf.copy_from_slice(&[7u8; 1024]);
