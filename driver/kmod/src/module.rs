@@ -125,7 +125,7 @@ fn from_ibft() -> Result<BootConfig, LoadError> {
     for warning in &parsed.warnings {
         klog!(HIGH, "iBFT: {warning}");
     }
-    parsed.ibft.boot_config().map_err(LoadError::Config)
+    parsed.ibft.into_boot_config().map_err(LoadError::Config)
 }
 
 /// The boot configuration by `net.isboot.source` (see the module documentation).

@@ -310,7 +310,7 @@ pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
     };
     // The checks a firmware table gets. Everything they refuse was refused above with the
     // variable's name; should one still fail, its reason is the best there is.
-    let mut config = table.boot_config().map_err(|e| LoaderError::Invalid {
+    let mut config = table.into_boot_config().map_err(|e| LoaderError::Invalid {
         var: ROOT_PATH,
         value: None,
         why: e.to_string(),
