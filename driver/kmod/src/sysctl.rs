@@ -12,7 +12,7 @@
 use isboot_core::bootcfg::tunables::Timeouts;
 use isboot_core::ibft::BootConfig;
 use isboot_core::text::DigestOffer;
-use isboot_kmod_logic::sysfmt::{ibft_values, IbftField};
+use isboot_kmod_logic::sysfmt::{ibft_value, IbftField};
 
 use crate::bindings as sys;
 
@@ -97,10 +97,13 @@ pub fn set_digests(d: DigestOffer) {
 }
 
 /// Fills `hw.ibft.*` from the boot pair of `cfg` (from the iBFT or the loader tunables).
+// One value at a time, and not inlined into `module::load`: the collected `Vec` of values
+// was unrolled there, a call and a drop per field.
 #[optimize(size)]
+#[inline(never)]
 pub fn publish_ibft(cfg: &BootConfig) {
-    for (field, value) in ibft_values(cfg) {
-        set(ibft_index(field), &value);
+    for field in IbftField::ALL {
+        set(ibft_index(field), &ibft_value(cfg, field));
     }
 }
 
