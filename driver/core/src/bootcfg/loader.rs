@@ -32,9 +32,9 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr};
 
 use super::rootpath::{RootPath, Server};
-use super::{BootConfig, Source};
+use super::{BootCandidate, BootConfig, Source};
 use crate::escape::Quoted;
-use crate::ibft::{flags, ChapType, Ibft, Initiator, Nic, Origin, PciBdf, Target};
+use crate::ibft::{flags, ChapType, Initiator, Nic, Origin, PciBdf, Target};
 use crate::ipfmt::Ip;
 use crate::iscsi_name;
 use crate::secret::Secret;
@@ -282,43 +282,38 @@ pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
     let (reverse_chap_name, reverse_chap_secret) =
         reverse.map_or((None, None), |(n, s)| (Some(n), Some(s)));
     let selected = flags::BLOCK_VALID | flags::FIRMWARE_BOOT_SELECTED;
-    let table = Ibft {
-        signature: *b"iBFT",
-        oem_id: *b"loader",
-        oem_table_id: *b"isboot\0\0",
-        control_flags: 0,
-        initiator: Some(Initiator {
+    // What `Ibft::into_boot_config` makes of a table holding this one pair, built directly:
+    // every check it makes was made above with the variable's name (a test runs the firmware
+    // checks on what comes out), and building the table only to take it apart was code.
+    let config = BootConfig {
+        source: Source::Loader,
+        initiator: Initiator {
             flags: selected,
-            name: Some(initiator_name),
+            name: Some(initiator_name.clone()),
             ..Initiator::default()
-        }),
-        nics: vec![Some(nic)],
-        targets: vec![Some(Target {
-            index: 0,
-            flags: selected,
-            ip: Some(target_ip),
-            port: root.port,
-            lun: root.lun,
-            chap_type,
-            nic_index: 0,
-            name: Some(root.target),
-            chap_name,
-            chap_secret,
-            reverse_chap_name,
-            reverse_chap_secret,
-        })],
+        },
+        initiator_name,
+        candidates: vec![BootCandidate {
+            pair: 0,
+            nic,
+            target: Target {
+                index: 0,
+                flags: selected,
+                ip: Some(target_ip),
+                port: root.port,
+                lun: root.lun,
+                chap_type,
+                nic_index: 0,
+                name: Some(root.target),
+                chap_name,
+                chap_secret,
+                reverse_chap_name,
+                reverse_chap_secret,
+            },
+            ifname,
+        }],
+        skipped: vec![],
     };
-    // The checks a firmware table gets. Everything they refuse was refused above with the
-    // variable's name; should one still fail, its reason is the best there is.
-    let mut config = table.into_boot_config().map_err(|e| LoaderError::Invalid {
-        var: ROOT_PATH,
-        value: None,
-        why: e.to_string(),
-    })?;
-    config.source = Source::Loader;
-    if let Some(c) = config.candidates.first_mut() {
-        c.ifname = ifname;
-    }
     Ok(Loaded { config, nic_source })
 }
 
