@@ -105,6 +105,15 @@ impl Line<'_> {
             }
         }
     }
+
+    // `fmt::Write`'s own `write_char` encodes the character before `write_str`, once per
+    // capacity; this is compiled once.
+    #[inline(never)]
+    fn write_char(mut self, c: char) {
+        if !*self.truncated && !self.push_char(c) {
+            self.mark_truncated();
+        }
+    }
 }
 
 impl<const N: usize> fmt::Write for LineBuf<N> {
@@ -116,6 +125,16 @@ impl<const N: usize> fmt::Write for LineBuf<N> {
             truncated: &mut self.truncated,
         }
         .write(s);
+        Ok(())
+    }
+
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        Line {
+            buf: &mut self.buf,
+            len: &mut self.len,
+            truncated: &mut self.truncated,
+        }
+        .write_char(c);
         Ok(())
     }
 }
@@ -168,5 +187,19 @@ mod tests {
         let mut b = LineBuf::<32>::new();
         write!(b, "a\nb\x1b[2Jc\0").unwrap();
         assert_eq!(b.as_str(), "a?b?[2Jc?");
+    }
+
+    #[test]
+    fn characters_written_one_at_a_time_read_as_the_same_text() {
+        for text in ["abc", "a\nbé", "aaaaaé tail", "xxxxxxxxxxxxxxxxxxxx"] {
+            let mut whole = LineBuf::<9>::new();
+            whole.write_str(text).unwrap();
+            let mut chars = LineBuf::<9>::new();
+            for c in text.chars() {
+                chars.write_char(c).unwrap();
+            }
+            assert_eq!(chars.as_str(), whole.as_str(), "{text:?}");
+            assert_eq!(chars.is_truncated(), whole.is_truncated(), "{text:?}");
+        }
     }
 }
