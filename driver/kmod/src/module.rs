@@ -203,9 +203,9 @@ fn load() -> Result<(), LoadError> {
     };
     sysctl::publish_ibft(&cfg);
     if sysctl::verbose() {
-        for line in sysfmt::summary(&cfg) {
+        sysfmt::summary_lines(&cfg, &mut |line| {
             klog!(ALWAYS, "boot configuration: {line}");
-        }
+        });
     }
     let handle = boot::start(cfg, timeouts, digests).map_err(LoadError::Start)?;
     let loaded = match try_box(Loaded {
