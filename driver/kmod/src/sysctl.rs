@@ -12,7 +12,9 @@
 use isboot_core::bootcfg::tunables::Timeouts;
 use isboot_core::ibft::BootConfig;
 use isboot_core::text::DigestOffer;
-use isboot_kmod_logic::sysfmt::{ibft_value, IbftField};
+use alloc::string::String;
+
+use isboot_kmod_logic::sysfmt::{write_ibft_value, IbftField};
 
 use crate::bindings as sys;
 
@@ -102,8 +104,12 @@ pub fn set_digests(d: DigestOffer) {
 #[optimize(size)]
 #[inline(never)]
 pub fn publish_ibft(cfg: &BootConfig) {
+    let mut value = String::new();
     for field in IbftField::ALL {
-        set(ibft_index(field), &ibft_value(cfg, field));
+        value.clear();
+        // A String's write never fails.
+        let _ = write_ibft_value(&mut value, cfg, field);
+        set(ibft_index(field), &value);
     }
 }
 

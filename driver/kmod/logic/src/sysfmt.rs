@@ -56,28 +56,37 @@ impl IbftField {
     }
 }
 
-fn ip(a: Option<IpAddr>) -> String {
-    a.map(|a| Ip(a).to_string()).unwrap_or_default()
-}
-
 /// The value of `field` for the boot pair of `cfg`.
 pub fn ibft_value(cfg: &BootConfig, field: IbftField) -> String {
+    let mut value = String::new();
+    // A String's write never fails.
+    let _ = write_ibft_value(&mut value, cfg, field);
+    value
+}
+
+/// [`ibft_value`], written into `out`: the module formats each value into one buffer, with
+/// core's integer and address formatting, instead of building a `String` per value.
+pub fn write_ibft_value(
+    out: &mut dyn fmt::Write,
+    cfg: &BootConfig,
+    field: IbftField,
+) -> fmt::Result {
     let Some(boot) = cfg.boot() else {
         return match field {
-            IbftField::InitiatorName => cfg.initiator_name.clone(),
-            _ => String::new(),
+            IbftField::InitiatorName => out.write_str(&cfg.initiator_name),
+            _ => Ok(()),
         };
     };
     let (nic, target) = (&boot.nic, &boot.target);
     match field {
-        IbftField::InitiatorName => cfg.initiator_name.clone(),
-        IbftField::InitiatorAddress => ip(nic.ip),
-        IbftField::TargetName => target.name.clone().unwrap_or_default(),
-        IbftField::TargetAddress => ip(target.ip),
-        IbftField::TargetPort => target.port_or_default().to_string(),
-        IbftField::TargetLun => target.lun.to_string(),
-        IbftField::NicPrefix => nic.prefix_len.to_string(),
-        IbftField::NicGateway => ip(nic.gateway),
+        IbftField::InitiatorName => out.write_str(&cfg.initiator_name),
+        IbftField::InitiatorAddress => write!(out, "{}", OptIp(nic.ip)),
+        IbftField::TargetName => out.write_str(target.name.as_deref().unwrap_or_default()),
+        IbftField::TargetAddress => write!(out, "{}", OptIp(target.ip)),
+        IbftField::TargetPort => write!(out, "{}", target.port_or_default()),
+        IbftField::TargetLun => write!(out, "{}", target.lun),
+        IbftField::NicPrefix => write!(out, "{}", nic.prefix_len),
+        IbftField::NicGateway => write!(out, "{}", OptIp(nic.gateway)),
     }
 }
 
