@@ -201,6 +201,7 @@ impl fmt::Display for LoaderError {
 
 impl core::error::Error for LoaderError {}
 
+// `why` as `format_args!` where it has parts: a `String` made for it would be copied again.
 fn invalid(var: &'static str, value: &str, why: impl fmt::Display) -> LoaderError {
     invalid_dyn(var, value, &why)
 }
@@ -252,7 +253,7 @@ pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
             return Err(invalid(
                 ROOT_PATH,
                 &rp_text,
-                alloc::format!(
+                format_args!(
                     "server {} is a host name, and the kernel has no resolver: give its address",
                     Quoted(n)
                 ),
@@ -571,7 +572,7 @@ pub fn parse_prefix(var: &'static str, s: &str, ip: IpAddr) -> Result<u8, Loader
             Err(invalid(
                 var,
                 s,
-                alloc::format!("a prefix length for {} is 0-{max}", Ip(ip)),
+                format_args!("a prefix length for {} is 0-{max}", Ip(ip)),
             ))
         };
     }
@@ -587,7 +588,7 @@ pub fn parse_prefix(var: &'static str, s: &str, ip: IpAddr) -> Result<u8, Loader
         _ => Err(invalid(
             var,
             s,
-            alloc::format!("a prefix length (0-{max}) or an IPv4 netmask"),
+            format_args!("a prefix length (0-{max}) or an IPv4 netmask"),
         )),
     }
 }
@@ -604,7 +605,7 @@ fn gateway(var: &'static str, s: &str, ip: IpAddr) -> Result<Option<IpAddr>, Loa
         return Err(invalid(
             var,
             s,
-            alloc::format!(
+            format_args!(
                 "not of the address family of the interface address {}",
                 Ip(ip)
             ),
