@@ -104,6 +104,20 @@ impl Mtx {
         }
         r
     }
+
+    /// [`with`](Self::with) for a spin mutex (made with `spin` set): without the test of the
+    /// kind, `f` is compiled once at each lock site instead of once per kind (LLVM copied it
+    /// into both paths of `with`).
+    pub fn with_spin<R>(&self, f: impl FnOnce() -> R) -> R {
+        debug_assert!(self.spin);
+        // SAFETY: the mutex is initialised (invariant) as a spin mutex (the caller's
+        // precondition); lock and unlock are paired around `f`.
+        unsafe { sys::isboot_mtx_lock_spin(self.as_ptr()) };
+        let r = f();
+        // SAFETY: we hold the lock taken above.
+        unsafe { sys::isboot_mtx_unlock_spin(self.as_ptr()) };
+        r
+    }
 }
 
 impl Drop for Mtx {
@@ -142,7 +156,8 @@ impl Default for KSpin {
 // kernel's spin-lock timeout panics.
 unsafe impl isboot_executor::RawLock for KSpin {
     fn lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.mtx.with(f)
+        // `mtx` is a spin mutex (`default`).
+        self.mtx.with_spin(f)
     }
 }
 
