@@ -82,32 +82,22 @@ impl Mtx {
         self.raw.get()
     }
 
-    /// Runs `f` with the mutex held. `f` must not sleep (and, for a spin mutex, must not take
-    /// default mutexes either).
+    /// Runs `f` with the default (not spin) mutex held. `f` must not sleep. Spin mutexes are
+    /// held through [`with_spin`](Self::with_spin): a test of the kind here made LLVM copy `f`
+    /// into a path per kind at every lock site.
     pub fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: the mutex is initialised (invariant); lock and unlock are paired around `f`.
-        unsafe {
-            if self.spin {
-                sys::isboot_mtx_lock_spin(self.as_ptr());
-            } else {
-                sys::isboot_mtx_lock(self.as_ptr());
-            }
-        }
+        debug_assert!(!self.spin);
+        // SAFETY: the mutex is initialised (invariant) as a default mutex (the caller's
+        // precondition); lock and unlock are paired around `f`.
+        unsafe { sys::isboot_mtx_lock(self.as_ptr()) };
         let r = f();
         // SAFETY: we hold the lock taken above.
-        unsafe {
-            if self.spin {
-                sys::isboot_mtx_unlock_spin(self.as_ptr());
-            } else {
-                sys::isboot_mtx_unlock(self.as_ptr());
-            }
-        }
+        unsafe { sys::isboot_mtx_unlock(self.as_ptr()) };
         r
     }
 
-    /// [`with`](Self::with) for a spin mutex (made with `spin` set): without the test of the
-    /// kind, `f` is compiled once at each lock site instead of once per kind (LLVM copied it
-    /// into both paths of `with`).
+    /// Runs `f` with the spin mutex (made with `spin` set) held. `f` must not sleep nor take
+    /// default mutexes.
     pub fn with_spin<R>(&self, f: impl FnOnce() -> R) -> R {
         debug_assert!(self.spin);
         // SAFETY: the mutex is initialised (invariant) as a spin mutex (the caller's
