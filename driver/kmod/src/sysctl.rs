@@ -9,10 +9,10 @@
 //! out under a mutex. Nothing here ever receives a CHAP name or secret: [`publish_ibft`] takes
 //! its text from `isboot_kmod_logic::sysfmt`, which has none.
 
+use alloc::string::String;
 use isboot_core::bootcfg::tunables::Timeouts;
 use isboot_core::ibft::BootConfig;
 use isboot_core::text::DigestOffer;
-use alloc::string::String;
 
 use isboot_kmod_logic::sysfmt::{write_ibft_value, IbftField};
 

@@ -112,8 +112,8 @@ pub fn plan4(
     }
     let mask = mask4(prefix).ok_or(PlanError::PrefixTooLong(prefix))?;
     let gateway = gateway.filter(|g| *g != [0; 4]);
-    let broadcast =
-        (prefix <= 30).then(|| (u32::from_be_bytes(addr) | !u32::from_be_bytes(mask)).to_be_bytes());
+    let broadcast = (prefix <= 30)
+        .then(|| (u32::from_be_bytes(addr) | !u32::from_be_bytes(mask)).to_be_bytes());
     let reach = reach(&addr, &mask, gateway, &target)?;
     Ok(Plan4 {
         addr,

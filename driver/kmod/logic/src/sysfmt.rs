@@ -7,9 +7,9 @@
 //! CHAP names and secrets appear nowhere here.
 
 use alloc::format;
-use core::fmt;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::fmt;
 use core::net::IpAddr;
 
 use isboot_core::bootcfg::Source;
