@@ -7,13 +7,13 @@
 //! CHAP names and secrets appear nowhere here.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
 
 use isboot_core::bootcfg::Source;
-use isboot_core::ibft::{BootCandidate, BootConfig, ChapType, Nic, Target};
+use isboot_core::ibft::{BootCandidate, BootConfig, ChapType, Nic};
 use isboot_core::ipfmt::Ip;
 
 /// One `hw.ibft.*` value, in the order of the C side's `enum isboot_str`.
