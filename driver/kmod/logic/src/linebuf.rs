@@ -116,25 +116,26 @@ impl Line<'_> {
     }
 }
 
-impl<const N: usize> fmt::Write for LineBuf<N> {
-    /// Never fails: a formatting error would abort the rest of a log line or panic message.
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+impl<const N: usize> LineBuf<N> {
+    /// The capacity-free view the writers work on.
+    fn line(&mut self) -> Line<'_> {
         Line {
             buf: &mut self.buf,
             len: &mut self.len,
             truncated: &mut self.truncated,
         }
-        .write(s);
+    }
+}
+
+impl<const N: usize> fmt::Write for LineBuf<N> {
+    /// Never fails: a formatting error would abort the rest of a log line or panic message.
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.line().write(s);
         Ok(())
     }
 
     fn write_char(&mut self, c: char) -> fmt::Result {
-        Line {
-            buf: &mut self.buf,
-            len: &mut self.len,
-            truncated: &mut self.truncated,
-        }
-        .write_char(c);
+        self.line().write_char(c);
         Ok(())
     }
 }
