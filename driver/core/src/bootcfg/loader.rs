@@ -203,15 +203,16 @@ impl core::error::Error for LoaderError {}
 
 // `why` as `format_args!` where it has parts: a `String` made for it would be copied again.
 fn invalid(var: &'static str, value: &str, why: impl fmt::Display) -> LoaderError {
-    invalid_dyn(var, value, &why)
+    invalid_dyn(var, Some(value), &why)
 }
 
-// Not inlined: built at each of its 20 callers, the two copies cost module code.
+// Not inlined: built at each of its 20 callers, the two copies cost module code. `value` is
+// `None` for a secret, which is never shown.
 #[inline(never)]
-fn invalid_dyn(var: &'static str, value: &str, why: &dyn fmt::Display) -> LoaderError {
+fn invalid_dyn(var: &'static str, value: Option<&str>, why: &dyn fmt::Display) -> LoaderError {
     LoaderError::Invalid {
         var,
-        value: Some(value.to_string()),
+        value: value.map(str::to_string),
         why: why.to_string(),
     }
 }
@@ -339,15 +340,15 @@ fn chap_secret(env: &dyn Env, var: &'static str) -> Result<Option<Secret>, Loade
         return Ok(None);
     };
     if s.len() < CHAP_SECRET_MIN || s.len() > CHAP_SECRET_MAX {
-        return Err(LoaderError::Invalid {
+        return Err(invalid_dyn(
             var,
-            value: None,
-            why: alloc::format!(
+            None,
+            &format_args!(
                 "{} bytes; a CHAP secret has {CHAP_SECRET_MIN} to {CHAP_SECRET_MAX} \
                  (RFC 7143 section 9.2.1 wants 96 bits or more without IPsec)",
                 s.len()
             ),
-        });
+        ));
     }
     Ok(Some(s))
 }
