@@ -394,39 +394,43 @@ fn give_up(ctx: &Ctx, why: &str) {
 /// up, or `net.isboot.root_wait` passed.
 async fn root_watcher(ctx: Arc<Ctx>, luns: Vec<u64>) {
     let timer = ctx.exec.timer();
-    let root_wait = ctx.timeouts.root_wait;
     let deadline = timer
         .now()
-        .saturating_add(Duration::from_secs(u64::from(root_wait)));
-    loop {
-        if ctx.closed.load(Ordering::Acquire) {
-            give_up(
-                &ctx,
-                "the iSCSI session ended before the boot disk appeared",
-            );
-            return;
-        }
-        let unit = sim_of(&ctx).and_then(|s| luns.iter().find_map(|&l| s.disk_unit(l)));
-        if let Some(unit) = unit {
-            let mut name = isboot_kmod_logic::linebuf::LineBuf::<16>::new();
-            // LineBuf's write never fails.
-            let _ = core::fmt::Write::write_fmt(&mut name, format_args!("da{unit}"));
-            crate::sysctl::set_device(name.as_str());
-            crate::klog!(0, "boot disk attached as {}", name.as_str());
-            drop(ctx.root.lock(Option::take));
-            return;
-        }
-        if timer.now() >= deadline {
-            crate::klog!(
-                0,
-                "no disk on the boot LUN after {} s (check the target's LUN mapping and ACLs); root may not be found",
-                root_wait
-            );
-            drop(ctx.root.lock(Option::take));
-            return;
-        }
+        .saturating_add(Duration::from_secs(u64::from(ctx.timeouts.root_wait)));
+    while !root_settled(&ctx, &luns, deadline) {
         timer.sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// One look of the root watcher: whether it is done (the hold released or given up).
+/// Not inlined into the watcher's future, which async code builds at opt-level 2.
+#[optimize(size)]
+#[inline(never)]
+fn root_settled(ctx: &Ctx, luns: &[u64], deadline: isboot_executor::Instant) -> bool {
+    if ctx.closed.load(Ordering::Acquire) {
+        give_up(ctx, "the iSCSI session ended before the boot disk appeared");
+        return true;
+    }
+    let unit = sim_of(ctx).and_then(|s| luns.iter().find_map(|&l| s.disk_unit(l)));
+    if let Some(unit) = unit {
+        let mut name = isboot_kmod_logic::linebuf::LineBuf::<16>::new();
+        // LineBuf's write never fails.
+        let _ = core::fmt::Write::write_fmt(&mut name, format_args!("da{unit}"));
+        crate::sysctl::set_device(name.as_str());
+        crate::klog!(0, "boot disk attached as {}", name.as_str());
+        drop(ctx.root.lock(Option::take));
+        return true;
+    }
+    if ctx.exec.now() >= deadline {
+        crate::klog!(
+            0,
+            "no disk on the boot LUN after {} s (check the target's LUN mapping and ACLs); root may not be found",
+            ctx.timeouts.root_wait
+        );
+        drop(ctx.root.lock(Option::take));
+        return true;
+    }
+    false
 }
 
 /// Takes CAM's requests and hands them to the session.

@@ -82,26 +82,30 @@ impl Mtx {
         self.raw.get()
     }
 
-    /// Runs `f` with the mutex held. `f` must not sleep (and, for a spin mutex, must not take
-    /// default mutexes either).
+    /// Runs `f` with the default (not spin) mutex held. `f` must not sleep. Spin mutexes are
+    /// held through [`with_spin`](Self::with_spin): a test of the kind here made LLVM copy `f`
+    /// into a path per kind at every lock site.
     pub fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: the mutex is initialised (invariant); lock and unlock are paired around `f`.
-        unsafe {
-            if self.spin {
-                sys::isboot_mtx_lock_spin(self.as_ptr());
-            } else {
-                sys::isboot_mtx_lock(self.as_ptr());
-            }
-        }
+        debug_assert!(!self.spin);
+        // SAFETY: the mutex is initialised (invariant) as a default mutex (the caller's
+        // precondition); lock and unlock are paired around `f`.
+        unsafe { sys::isboot_mtx_lock(self.as_ptr()) };
         let r = f();
         // SAFETY: we hold the lock taken above.
-        unsafe {
-            if self.spin {
-                sys::isboot_mtx_unlock_spin(self.as_ptr());
-            } else {
-                sys::isboot_mtx_unlock(self.as_ptr());
-            }
-        }
+        unsafe { sys::isboot_mtx_unlock(self.as_ptr()) };
+        r
+    }
+
+    /// Runs `f` with the spin mutex (made with `spin` set) held. `f` must not sleep nor take
+    /// default mutexes.
+    pub fn with_spin<R>(&self, f: impl FnOnce() -> R) -> R {
+        debug_assert!(self.spin);
+        // SAFETY: the mutex is initialised (invariant) as a spin mutex (the caller's
+        // precondition); lock and unlock are paired around `f`.
+        unsafe { sys::isboot_mtx_lock_spin(self.as_ptr()) };
+        let r = f();
+        // SAFETY: we hold the lock taken above.
+        unsafe { sys::isboot_mtx_unlock_spin(self.as_ptr()) };
         r
     }
 }
@@ -142,7 +146,8 @@ impl Default for KSpin {
 // kernel's spin-lock timeout panics.
 unsafe impl isboot_executor::RawLock for KSpin {
     fn lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.mtx.with(f)
+        // `mtx` is a spin mutex (`default`).
+        self.mtx.with_spin(f)
     }
 }
 

@@ -51,6 +51,27 @@ fn curthread() -> *mut c_void {
 /// may sleep and holds no lock (no mutex, not in an upcall, callout, SIM action or epoch). If
 /// all slots are taken (not expected), `f` runs with `M_NOWAIT` allocations, as everywhere.
 pub fn sleepable<R>(f: impl FnOnce() -> R) -> R {
+    let _leave = enter();
+    f()
+}
+
+/// Leaves [`sleepable`]'s scope when dropped, also if `f` unwinds (host tests of the glue).
+struct Leave(&'static Sleeper);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        if self.0.depth.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.td.store(ptr::null_mut(), Ordering::Release);
+        }
+    }
+}
+
+/// Enters [`sleepable`]'s scope: this thread's slot (taken if it has none yet), or `None` when
+/// every slot is taken. Once, not inlined into each `sleepable` instance, where `f` was also
+/// compiled twice (with a slot and without).
+#[optimize(size)]
+#[inline(never)]
+fn enter() -> Option<Leave> {
     let td = curthread();
     let slot = SLEEPERS
         .iter()
@@ -60,22 +81,9 @@ pub fn sleepable<R>(f: impl FnOnce() -> R) -> R {
                 s.td.compare_exchange(ptr::null_mut(), td, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             })
-        });
-    let Some(slot) = slot else {
-        return f();
-    };
+        })?;
     slot.depth.fetch_add(1, Ordering::AcqRel);
-    /// Leaves the scope also if `f` unwinds (host tests of the glue).
-    struct Leave(&'static Sleeper);
-    impl Drop for Leave {
-        fn drop(&mut self) {
-            if self.0.depth.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.0.td.store(ptr::null_mut(), Ordering::Release);
-            }
-        }
-    }
-    let _leave = Leave(slot);
-    f()
+    Some(Leave(slot))
 }
 
 /// Whether the calling thread is inside [`sleepable`].

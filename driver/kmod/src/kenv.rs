@@ -34,22 +34,36 @@ fn c_name(name: &str) -> Option<[u8; NAME_MAX]> {
     Some(b)
 }
 
-/// Runs `f` on the value of `name`, if set, then zeroes and frees the kernel's copy.
-#[optimize(size)]
-fn with_value<R>(name: &str, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    let cname = c_name(name)?;
-    // SAFETY: `cname` is NUL-terminated; kern_getenv may sleep (M_WAITOK), which the thread
-    // contexts the module reads its configuration from (MOD_LOAD) allow. It returns NULL or a
-    // NUL-terminated copy that we own until freeenv.
-    let p: *mut c_char = unsafe { sys::kern_getenv(cname.as_ptr().cast()) };
-    if p.is_null() {
-        return None;
+/// The kernel's copy of a value, zeroed and freed when dropped.
+struct Value(*mut c_char);
+
+impl Value {
+    /// The value of `name`, if set.
+    // Once, not in each reader's instance.
+    #[optimize(size)]
+    #[inline(never)]
+    fn get(name: &str) -> Option<Value> {
+        let cname = c_name(name)?;
+        // SAFETY: `cname` is NUL-terminated; kern_getenv may sleep (M_WAITOK), which the thread
+        // contexts the module reads its configuration from (MOD_LOAD) allow. It returns NULL or
+        // a NUL-terminated copy that we own until freeenv.
+        let p: *mut c_char = unsafe { sys::kern_getenv(cname.as_ptr().cast()) };
+        (!p.is_null()).then_some(Value(p))
     }
-    // SAFETY: `p` is a NUL-terminated string from kern_getenv, alive until freeenv below.
-    let r = f(unsafe { CStr::from_ptr(p) }.to_bytes());
-    // SAFETY: `p` came from kern_getenv and is released once; freeenv zeroes it first.
-    unsafe { sys::freeenv(p) };
-    Some(r)
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `self.0` is a NUL-terminated string from kern_getenv, alive until freeenv in
+        // drop.
+        unsafe { CStr::from_ptr(self.0) }.to_bytes()
+    }
+}
+
+impl Drop for Value {
+    #[optimize(size)]
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from kern_getenv and is released once; freeenv zeroes it first.
+        unsafe { sys::freeenv(self.0) };
+    }
 }
 
 /// The kernel environment.
@@ -61,12 +75,12 @@ impl Env for KernelEnv {
     fn get(&self, name: &str) -> Option<String> {
         // A value that is not UTF-8 is read with replacement characters: the core then refuses
         // it naming the variable, as it does any other wrong value.
-        with_value(name, |v| String::from_utf8_lossy(v).into_owned())
+        Value::get(name).map(|v| String::from_utf8_lossy(v.bytes()).into_owned())
     }
 
     #[optimize(size)]
     fn get_secret(&self, name: &str) -> Option<Secret> {
-        with_value(name, Secret::new)
+        Value::get(name).map(|v| Secret::new(v.bytes()))
     }
 }
 

@@ -125,7 +125,7 @@ fn from_ibft() -> Result<BootConfig, LoadError> {
     for warning in &parsed.warnings {
         klog!(HIGH, "iBFT: {warning}");
     }
-    parsed.ibft.boot_config().map_err(LoadError::Config)
+    parsed.ibft.into_boot_config().map_err(LoadError::Config)
 }
 
 /// The boot configuration by `net.isboot.source` (see the module documentation).
@@ -203,9 +203,9 @@ fn load() -> Result<(), LoadError> {
     };
     sysctl::publish_ibft(&cfg);
     if sysctl::verbose() {
-        for line in sysfmt::summary(&cfg) {
+        sysfmt::summary_lines(&cfg, &mut |line| {
             klog!(ALWAYS, "boot configuration: {line}");
-        }
+        });
     }
     let handle = boot::start(cfg, timeouts, digests).map_err(LoadError::Start)?;
     let loaded = match try_box(Loaded {

@@ -486,9 +486,11 @@ pub fn bring_up(nic: &Nic, ifname: Option<&str>, target: IpAddr) -> Result<BootN
     let mut waited = 0;
     let wanted = ifname.map(|n| {
         let mut b = [0u8; IFNAMSIZ];
-        // The last byte stays NUL; the core allows IFNAMSIZ - 1 bytes.
-        for (d, s) in b.iter_mut().take(IFNAMSIZ.saturating_sub(1)).zip(n.bytes()) {
-            *d = s;
+        // The last byte stays NUL; the core allows IFNAMSIZ - 1 bytes. One copy: a byte loop
+        // was unrolled 15 times.
+        let len = n.len().min(IFNAMSIZ.saturating_sub(1));
+        if let (Some(d), Some(s)) = (b.get_mut(..len), n.as_bytes().get(..len)) {
+            d.copy_from_slice(s);
         }
         b
     });

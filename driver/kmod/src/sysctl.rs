@@ -9,10 +9,12 @@
 //! out under a mutex. Nothing here ever receives a CHAP name or secret: [`publish_ibft`] takes
 //! its text from `isboot_kmod_logic::sysfmt`, which has none.
 
+use alloc::string::String;
 use isboot_core::bootcfg::tunables::Timeouts;
 use isboot_core::ibft::BootConfig;
 use isboot_core::text::DigestOffer;
-use isboot_kmod_logic::sysfmt::{ibft_values, IbftField};
+
+use isboot_kmod_logic::sysfmt::{write_ibft_value, IbftField};
 
 use crate::bindings as sys;
 
@@ -97,9 +99,16 @@ pub fn set_digests(d: DigestOffer) {
 }
 
 /// Fills `hw.ibft.*` from the boot pair of `cfg` (from the iBFT or the loader tunables).
+// One value at a time, and not inlined into `module::load`: the collected `Vec` of values
+// was unrolled there, a call and a drop per field.
 #[optimize(size)]
+#[inline(never)]
 pub fn publish_ibft(cfg: &BootConfig) {
-    for (field, value) in ibft_values(cfg) {
+    let mut value = String::new();
+    for field in IbftField::ALL {
+        value.clear();
+        // A String's write never fails.
+        let _ = write_ibft_value(&mut value, cfg, field);
         set(ibft_index(field), &value);
     }
 }

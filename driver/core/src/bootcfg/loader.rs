@@ -32,9 +32,9 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr};
 
 use super::rootpath::{RootPath, Server};
-use super::{BootConfig, Source};
+use super::{BootCandidate, BootConfig, Source};
 use crate::escape::Quoted;
-use crate::ibft::{flags, ChapType, Ibft, Initiator, Nic, Origin, PciBdf, Target};
+use crate::ibft::{flags, ChapType, Initiator, Nic, Origin, PciBdf, Target};
 use crate::ipfmt::Ip;
 use crate::iscsi_name;
 use crate::secret::Secret;
@@ -201,16 +201,18 @@ impl fmt::Display for LoaderError {
 
 impl core::error::Error for LoaderError {}
 
+// `why` as `format_args!` where it has parts: a `String` made for it would be copied again.
 fn invalid(var: &'static str, value: &str, why: impl fmt::Display) -> LoaderError {
-    invalid_dyn(var, value, &why)
+    invalid_dyn(var, Some(value), &why)
 }
 
-// Not inlined: built at each of its 20 callers, the two copies cost module code.
+// Not inlined: built at each of its 20 callers, the two copies cost module code. `value` is
+// `None` for a secret, which is never shown.
 #[inline(never)]
-fn invalid_dyn(var: &'static str, value: &str, why: &dyn fmt::Display) -> LoaderError {
+fn invalid_dyn(var: &'static str, value: Option<&str>, why: &dyn fmt::Display) -> LoaderError {
     LoaderError::Invalid {
         var,
-        value: Some(value.to_string()),
+        value: value.map(str::to_string),
         why: why.to_string(),
     }
 }
@@ -252,7 +254,7 @@ pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
             return Err(invalid(
                 ROOT_PATH,
                 &rp_text,
-                alloc::format!(
+                format_args!(
                     "server {} is a host name, and the kernel has no resolver: give its address",
                     Quoted(n)
                 ),
@@ -282,43 +284,38 @@ pub fn from_env(env: &dyn Env) -> Result<Loaded, LoaderError> {
     let (reverse_chap_name, reverse_chap_secret) =
         reverse.map_or((None, None), |(n, s)| (Some(n), Some(s)));
     let selected = flags::BLOCK_VALID | flags::FIRMWARE_BOOT_SELECTED;
-    let table = Ibft {
-        signature: *b"iBFT",
-        oem_id: *b"loader",
-        oem_table_id: *b"isboot\0\0",
-        control_flags: 0,
-        initiator: Some(Initiator {
+    // What `Ibft::into_boot_config` makes of a table holding this one pair, built directly:
+    // every check it makes was made above with the variable's name (a test runs the firmware
+    // checks on what comes out), and building the table only to take it apart was code.
+    let config = BootConfig {
+        source: Source::Loader,
+        initiator: Initiator {
             flags: selected,
-            name: Some(initiator_name),
+            name: Some(initiator_name.clone()),
             ..Initiator::default()
-        }),
-        nics: vec![Some(nic)],
-        targets: vec![Some(Target {
-            index: 0,
-            flags: selected,
-            ip: Some(target_ip),
-            port: root.port,
-            lun: root.lun,
-            chap_type,
-            nic_index: 0,
-            name: Some(root.target),
-            chap_name,
-            chap_secret,
-            reverse_chap_name,
-            reverse_chap_secret,
-        })],
+        },
+        initiator_name,
+        candidates: vec![BootCandidate {
+            pair: 0,
+            nic,
+            target: Target {
+                index: 0,
+                flags: selected,
+                ip: Some(target_ip),
+                port: root.port,
+                lun: root.lun,
+                chap_type,
+                nic_index: 0,
+                name: Some(root.target),
+                chap_name,
+                chap_secret,
+                reverse_chap_name,
+                reverse_chap_secret,
+            },
+            ifname,
+        }],
+        skipped: vec![],
     };
-    // The checks a firmware table gets. Everything they refuse was refused above with the
-    // variable's name; should one still fail, its reason is the best there is.
-    let mut config = table.boot_config().map_err(|e| LoaderError::Invalid {
-        var: ROOT_PATH,
-        value: None,
-        why: e.to_string(),
-    })?;
-    config.source = Source::Loader;
-    if let Some(c) = config.candidates.first_mut() {
-        c.ifname = ifname;
-    }
     Ok(Loaded { config, nic_source })
 }
 
@@ -343,15 +340,15 @@ fn chap_secret(env: &dyn Env, var: &'static str) -> Result<Option<Secret>, Loade
         return Ok(None);
     };
     if s.len() < CHAP_SECRET_MIN || s.len() > CHAP_SECRET_MAX {
-        return Err(LoaderError::Invalid {
+        return Err(invalid_dyn(
             var,
-            value: None,
-            why: alloc::format!(
+            None,
+            &format_args!(
                 "{} bytes; a CHAP secret has {CHAP_SECRET_MIN} to {CHAP_SECRET_MAX} \
                  (RFC 7143 section 9.2.1 wants 96 bits or more without IPsec)",
                 s.len()
             ),
-        });
+        ));
     }
     Ok(Some(s))
 }
@@ -576,7 +573,7 @@ pub fn parse_prefix(var: &'static str, s: &str, ip: IpAddr) -> Result<u8, Loader
             Err(invalid(
                 var,
                 s,
-                alloc::format!("a prefix length for {} is 0-{max}", Ip(ip)),
+                format_args!("a prefix length for {} is 0-{max}", Ip(ip)),
             ))
         };
     }
@@ -592,7 +589,7 @@ pub fn parse_prefix(var: &'static str, s: &str, ip: IpAddr) -> Result<u8, Loader
         _ => Err(invalid(
             var,
             s,
-            alloc::format!("a prefix length (0-{max}) or an IPv4 netmask"),
+            format_args!("a prefix length (0-{max}) or an IPv4 netmask"),
         )),
     }
 }
@@ -609,7 +606,7 @@ fn gateway(var: &'static str, s: &str, ip: IpAddr) -> Result<Option<IpAddr>, Loa
         return Err(invalid(
             var,
             s,
-            alloc::format!(
+            format_args!(
                 "not of the address family of the interface address {}",
                 Ip(ip)
             ),

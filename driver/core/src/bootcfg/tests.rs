@@ -11,7 +11,7 @@ use super::loader::*;
 use super::rootpath::{Field, RootPath, RootPathError, Server};
 use super::tunables::{self, Clamped, Problem, Timeouts};
 use super::{Mode, Source};
-use crate::ibft::ChapType;
+use crate::ibft::{ChapType, Ibft};
 use crate::iscsi_name::NameError;
 use crate::lun::Lun;
 use crate::secret::Secret;
@@ -323,8 +323,29 @@ fn base() -> Kenv {
     ])
 }
 
+/// `from_env`'s configuration, checked against what the firmware path makes of a table holding
+/// the same pair: `from_env` builds it without the table, so every accepted environment must
+/// pass the table's checks and come out the same.
 fn loaded(env: &Kenv) -> Loaded {
-    from_env(env).unwrap_or_else(|e| panic!("{e}"))
+    let l = from_env(env).unwrap_or_else(|e| panic!("{e}"));
+    let c = &l.config;
+    let b = c.boot().unwrap();
+    let table = Ibft {
+        signature: *b"iBFT",
+        oem_id: *b"loader",
+        oem_table_id: *b"isboot\0\0",
+        control_flags: 0,
+        initiator: Some(c.initiator.clone()),
+        nics: alloc::vec![Some(b.nic.clone())],
+        targets: alloc::vec![Some(b.target.clone())],
+    };
+    let mut firmware = table
+        .into_boot_config()
+        .unwrap_or_else(|e| panic!("the firmware checks refuse it: {e}"));
+    firmware.source = Source::Loader;
+    firmware.candidates[0].ifname = b.ifname.clone();
+    assert_eq!(&firmware, c);
+    l
 }
 
 fn err(env: &Kenv) -> LoaderError {

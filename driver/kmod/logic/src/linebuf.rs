@@ -105,17 +105,37 @@ impl Line<'_> {
             }
         }
     }
+
+    // `fmt::Write`'s own `write_char` encodes the character before `write_str`, once per
+    // capacity; this is compiled once.
+    #[inline(never)]
+    fn write_char(mut self, c: char) {
+        if !*self.truncated && !self.push_char(c) {
+            self.mark_truncated();
+        }
+    }
 }
 
-impl<const N: usize> fmt::Write for LineBuf<N> {
-    /// Never fails: a formatting error would abort the rest of a log line or panic message.
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+impl<const N: usize> LineBuf<N> {
+    /// The capacity-free view the writers work on.
+    fn line(&mut self) -> Line<'_> {
         Line {
             buf: &mut self.buf,
             len: &mut self.len,
             truncated: &mut self.truncated,
         }
-        .write(s);
+    }
+}
+
+impl<const N: usize> fmt::Write for LineBuf<N> {
+    /// Never fails: a formatting error would abort the rest of a log line or panic message.
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.line().write(s);
+        Ok(())
+    }
+
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        self.line().write_char(c);
         Ok(())
     }
 }
@@ -168,5 +188,19 @@ mod tests {
         let mut b = LineBuf::<32>::new();
         write!(b, "a\nb\x1b[2Jc\0").unwrap();
         assert_eq!(b.as_str(), "a?b?[2Jc?");
+    }
+
+    #[test]
+    fn characters_written_one_at_a_time_read_as_the_same_text() {
+        for text in ["abc", "a\nbé", "aaaaaé tail", "xxxxxxxxxxxxxxxxxxxx"] {
+            let mut whole = LineBuf::<9>::new();
+            whole.write_str(text).unwrap();
+            let mut chars = LineBuf::<9>::new();
+            for c in text.chars() {
+                chars.write_char(c).unwrap();
+            }
+            assert_eq!(chars.as_str(), whole.as_str(), "{text:?}");
+            assert_eq!(chars.is_truncated(), whole.is_truncated(), "{text:?}");
+        }
     }
 }

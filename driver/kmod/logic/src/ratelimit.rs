@@ -36,13 +36,16 @@ struct Slot {
     key: u64,
     printed_ns: u64,
     left_out: u32,
-    used: bool,
 }
 
 /// The remembered lines.
 #[derive(Debug)]
 pub struct Repeats {
     slots: [Slot; SLOTS],
+    /// `slots[..used]` hold lines; slots are taken in order and only `clear` frees them. The
+    /// searches run over that many, not over a constant 8: the log's writer inlines `check`,
+    /// and this crate's opt-level unrolled the constant ones there.
+    used: usize,
 }
 
 impl Default for Repeats {
@@ -58,14 +61,15 @@ impl Repeats {
                 key: 0,
                 printed_ns: 0,
                 left_out: 0,
-                used: false,
             }; SLOTS],
+            used: 0,
         }
     }
 
     /// The verdict for a line with `key` at `now_ns` (a monotonic clock).
     pub fn check(&mut self, key: u64, now_ns: u64) -> Verdict {
-        if let Some(s) = self.slots.iter_mut().find(|s| s.used && s.key == key) {
+        let used = self.used;
+        if let Some(s) = self.lines().iter_mut().find(|s| s.key == key) {
             if now_ns.saturating_sub(s.printed_ns) < INTERVAL_NS {
                 s.left_out = s.left_out.saturating_add(1);
                 return Verdict::Quiet;
@@ -75,16 +79,25 @@ impl Repeats {
             return Verdict::Print { left_out };
         }
         // A new line: an unused slot, else the one printed longest ago.
-        let victim = self.slots.iter_mut().min_by_key(|s| (s.used, s.printed_ns));
+        let victim = if used < SLOTS {
+            self.used = used.saturating_add(1);
+            self.slots.get_mut(used)
+        } else {
+            self.lines().iter_mut().min_by_key(|s| s.printed_ns)
+        };
         if let Some(s) = victim {
             *s = Slot {
                 key,
                 printed_ns: now_ns,
                 left_out: 0,
-                used: true,
             };
         }
         Verdict::Print { left_out: 0 }
+    }
+
+    fn lines(&mut self) -> &mut [Slot] {
+        let used = self.used;
+        self.slots.get_mut(..used).unwrap_or_default()
     }
 
     /// Forgets every line: after the session recovered, its next failure is news again.

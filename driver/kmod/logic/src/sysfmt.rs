@@ -7,12 +7,13 @@
 //! CHAP names and secrets appear nowhere here.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 use core::net::IpAddr;
 
 use isboot_core::bootcfg::Source;
-use isboot_core::ibft::{BootCandidate, BootConfig, ChapType, Nic, Target};
+use isboot_core::ibft::{BootCandidate, BootConfig, ChapType, Nic};
 use isboot_core::ipfmt::Ip;
 
 /// One `hw.ibft.*` value, in the order of the C side's `enum isboot_str`.
@@ -55,28 +56,37 @@ impl IbftField {
     }
 }
 
-fn ip(a: Option<IpAddr>) -> String {
-    a.map(|a| Ip(a).to_string()).unwrap_or_default()
-}
-
 /// The value of `field` for the boot pair of `cfg`.
 pub fn ibft_value(cfg: &BootConfig, field: IbftField) -> String {
+    let mut value = String::new();
+    // A String's write never fails.
+    let _ = write_ibft_value(&mut value, cfg, field);
+    value
+}
+
+/// [`ibft_value`], written into `out`: the module formats each value into one buffer, with
+/// core's integer and address formatting, instead of building a `String` per value.
+pub fn write_ibft_value(
+    out: &mut dyn fmt::Write,
+    cfg: &BootConfig,
+    field: IbftField,
+) -> fmt::Result {
     let Some(boot) = cfg.boot() else {
         return match field {
-            IbftField::InitiatorName => cfg.initiator_name.clone(),
-            _ => String::new(),
+            IbftField::InitiatorName => out.write_str(&cfg.initiator_name),
+            _ => Ok(()),
         };
     };
     let (nic, target) = (&boot.nic, &boot.target);
     match field {
-        IbftField::InitiatorName => cfg.initiator_name.clone(),
-        IbftField::InitiatorAddress => ip(nic.ip),
-        IbftField::TargetName => target.name.clone().unwrap_or_default(),
-        IbftField::TargetAddress => ip(target.ip),
-        IbftField::TargetPort => target.port_or_default().to_string(),
-        IbftField::TargetLun => target.lun.to_string(),
-        IbftField::NicPrefix => nic.prefix_len.to_string(),
-        IbftField::NicGateway => ip(nic.gateway),
+        IbftField::InitiatorName => out.write_str(&cfg.initiator_name),
+        IbftField::InitiatorAddress => write!(out, "{}", OptIp(nic.ip)),
+        IbftField::TargetName => out.write_str(target.name.as_deref().unwrap_or_default()),
+        IbftField::TargetAddress => write!(out, "{}", OptIp(target.ip)),
+        IbftField::TargetPort => write!(out, "{}", target.port_or_default()),
+        IbftField::TargetLun => write!(out, "{}", target.lun),
+        IbftField::NicPrefix => write!(out, "{}", nic.prefix_len),
+        IbftField::NicGateway => write!(out, "{}", OptIp(nic.gateway)),
     }
 }
 
@@ -88,74 +98,107 @@ pub fn ibft_values(cfg: &BootConfig) -> Vec<(IbftField, String)> {
         .collect()
 }
 
-fn chap(t: ChapType) -> String {
-    match t {
-        ChapType::None => "none".into(),
-        ChapType::Chap => "CHAP".into(),
-        ChapType::Mutual => "mutual CHAP".into(),
-        ChapType::Unknown(raw) => format!("unknown ({raw})"),
+/// The authentication method, never a CHAP name.
+struct Auth(ChapType);
+
+impl fmt::Display for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ChapType::None => f.write_str("none"),
+            ChapType::Chap => f.write_str("CHAP"),
+            ChapType::Mutual => f.write_str("mutual CHAP"),
+            ChapType::Unknown(raw) => write!(f, "unknown ({raw})"),
+        }
     }
 }
 
-fn nic_line(pair: usize, nic: &Nic, ifname: Option<&str>) -> String {
-    let m = nic.mac;
-    let which = match ifname {
-        Some(name) => format!("interface {name}"),
-        None => format!(
-            "mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} pci {}",
-            m[0], m[1], m[2], m[3], m[4], m[5], nic.pci_bdf
-        ),
-    };
-    let mut s = format!(
-        "pair {pair} nic {}: {which} address {}/{}",
+/// An address, or nothing.
+struct OptIp(Option<IpAddr>);
+
+impl fmt::Display for OptIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(a) => Ip(a).fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How a NIC is found, and what it has beyond its address: the middle and the end of its line.
+struct NicWhich<'a>(&'a Nic, Option<&'a str>);
+struct NicExtras<'a>(&'a Nic);
+
+impl fmt::Display for NicWhich<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0.mac;
+        match self.1 {
+            Some(name) => write!(f, "interface {name}"),
+            None => write!(
+                f,
+                "mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} pci {}",
+                m[0], m[1], m[2], m[3], m[4], m[5], self.0.pci_bdf
+            ),
+        }
+    }
+}
+
+impl fmt::Display for NicExtras<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(gw) = self.0.gateway {
+            write!(f, " gateway {}", Ip(gw))?;
+        }
+        if let Some(vlan) = self.0.vlan_id() {
+            write!(f, " vlan {vlan}")?;
+        }
+        Ok(())
+    }
+}
+
+fn candidate_lines(c: &BootCandidate, line: &mut dyn FnMut(fmt::Arguments<'_>)) {
+    let (pair, nic, t) = (c.pair, &c.nic, &c.target);
+    line(format_args!(
+        "pair {pair} nic {}: {} address {}/{}{}",
         nic.index,
-        ip(nic.ip),
-        nic.prefix_len
-    );
-    if let Some(gw) = nic.gateway {
-        s.push_str(&format!(" gateway {}", Ip(gw)));
-    }
-    if let Some(vlan) = nic.vlan_id() {
-        s.push_str(&format!(" vlan {vlan}"));
-    }
-    s
-}
-
-fn target_line(pair: usize, t: &Target) -> String {
-    format!(
+        NicWhich(nic, c.ifname.as_deref()),
+        OptIp(nic.ip),
+        nic.prefix_len,
+        NicExtras(nic)
+    ));
+    line(format_args!(
         "pair {pair} target {}: {} at {}:{} lun {} auth {}",
         t.index,
         t.name.as_deref().unwrap_or("(no name)"),
-        ip(t.ip),
+        OptIp(t.ip),
         t.port_or_default(),
         t.lun,
-        chap(t.chap_type)
-    )
+        Auth(t.chap_type)
+    ));
 }
 
-fn candidate_lines(c: &BootCandidate, out: &mut Vec<String>) {
-    out.push(nic_line(c.pair, &c.nic, c.ifname.as_deref()));
-    out.push(target_line(c.pair, &c.target));
-}
-
-/// The `hw.ibft.verbose` summary: one console line per item, boot pair first. Names of CHAP
-/// users and their secrets are left out; only the authentication method is shown. A
+/// The `hw.ibft.verbose` summary: one console line per item, boot pair first, each handed to
+/// `line` as it is formatted (the module logs it; no line is built as a `String` first). Names
+/// of CHAP users and their secrets are left out; only the authentication method is shown. A
 /// configuration from the loader's tunables says so first.
-pub fn summary(cfg: &BootConfig) -> Vec<String> {
-    let mut out = Vec::new();
+pub fn summary_lines(cfg: &BootConfig, line: &mut dyn FnMut(fmt::Arguments<'_>)) {
     if cfg.source == Source::Loader {
-        out.push("from loader tunables (net.isboot.root_path)".into());
+        line(format_args!("from loader tunables (net.isboot.root_path)"));
     }
-    out.push(format!("initiator {}", cfg.initiator_name));
+    line(format_args!("initiator {}", cfg.initiator_name));
     for (i, c) in cfg.candidates.iter().enumerate() {
         if i == 1 {
-            out.push("alternates for failover:".into());
+            line(format_args!("alternates for failover:"));
         }
-        candidate_lines(c, &mut out);
+        candidate_lines(c, line);
     }
     for s in &cfg.skipped {
-        out.push(format!("skipped: {s}"));
+        line(format_args!("skipped: {s}"));
     }
+}
+
+/// [`summary_lines`], collected.
+pub fn summary(cfg: &BootConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    summary_lines(cfg, &mut |l| out.push(format!("{l}")));
     out
 }
 
@@ -252,6 +295,59 @@ mod tests {
             "pair 0 nic 0: interface vtnet0 address 10.0.2.15/24 gateway 10.0.2.2"
         );
     }
+
+    /// Every kind of summary line, with and without its optional parts.
+    fn summary_variants() -> std::vec::Vec<String> {
+        let mut out = std::vec::Vec::new();
+        for table in [CHAP, MUTUAL, TWO] {
+            out.extend(summary(&config(table)));
+        }
+        let mut cfg = config(TWO);
+        cfg.source = Source::Loader;
+        cfg.candidates[0].ifname = Some("vtnet0".into());
+        cfg.candidates[0].nic.gateway = None;
+        cfg.candidates[0].nic.vlan = 0x2064;
+        cfg.candidates[0].nic.ip = None;
+        cfg.candidates[0].target.ip = Some("fd00::1:2".parse().unwrap());
+        cfg.candidates[0].target.name = None;
+        cfg.candidates[0].target.chap_type = ChapType::Unknown(7);
+        cfg.candidates[0].target.port = 0;
+        cfg.skipped.push(isboot_core::ibft::Skipped {
+            pair: 3,
+            reason: isboot_core::ibft::SkipReason::NoNic { nic_index: 2 },
+        });
+        out.extend(summary(&cfg));
+        out
+    }
+
+    #[test]
+    fn summary_lines_read_as_they_always_did() {
+        let lines = summary_variants();
+        assert_eq!(lines, GOLDEN);
+    }
+
+    const GOLDEN: &[&str] = &[
+        "initiator iqn.2025-01.test.rig:initiator-ipxe",
+        "pair 0 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
+        "pair 0 target 0: iqn.2025-01.test.rig:tgt-chap at 10.0.2.2:3260 lun 1 auth CHAP",
+        "initiator iqn.2025-01.test.rig:initiator-ipxe",
+        "pair 0 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
+        "pair 0 target 0: iqn.2025-01.test.rig:tgt-mutual at 10.0.2.2:3260 lun 1 auth mutual CHAP",
+        "initiator iqn.2025-01.test.rig:initiator-ipxe",
+        "pair 0 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
+        "pair 0 target 0: iqn.2025-01.test.rig:tgt-nochap at 10.0.2.2:3260 lun 1 auth none",
+        "alternates for failover:",
+        "pair 1 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
+        "pair 1 target 1: iqn.2025-01.test.rig.istgt:disk-mutual at 10.0.2.2:3261 lun 0 auth mutual CHAP",
+        "from loader tunables (net.isboot.root_path)",
+        "initiator iqn.2025-01.test.rig:initiator-ipxe",
+        "pair 0 nic 0: interface vtnet0 address /24 vlan 100",
+        "pair 0 target 0: (no name) at fd00::1:2:3260 lun 1 auth unknown (7)",
+        "alternates for failover:",
+        "pair 1 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
+        "pair 1 target 1: iqn.2025-01.test.rig.istgt:disk-mutual at 10.0.2.2:3261 lun 0 auth mutual CHAP",
+        "skipped: iBFT target3 skipped: no NIC with index 2",
+    ];
 
     #[test]
     fn summary_lists_the_boot_pair_first_then_alternates() {
