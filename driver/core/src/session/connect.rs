@@ -454,7 +454,20 @@ fn parse_login(header: &[u8]) -> Result<LoginResponse, AttemptError> {
     }
 }
 
+/// What a poll that has no result yet returns; `Ready` carries the result to the caller.
+macro_rules! ready_ok {
+    ($e:expr) => {
+        match $e {
+            Poll::Ready(Ok(v)) => v,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    };
+}
+
 impl Exchange<'_> {
+    /// One place ends the exchange: each of `advance`'s results, written out as
+    /// `self.phase = Phase::Over` at every return, was a drop of the old phase of its own.
     #[inline(never)]
     fn poll(
         &mut self,
@@ -465,98 +478,89 @@ impl Exchange<'_> {
         steps: &mut (dyn StepRunner + Send),
         rng: &mut dyn Random,
     ) -> Poll<Result<Step, AttemptError>> {
+        let r = self.advance(cx, codec, bufs, t, steps, rng);
+        if r.is_ready() {
+            self.phase = Phase::Over;
+        }
+        r
+    }
+
+    fn advance(
+        &mut self,
+        cx: &mut Context<'_>,
+        codec: &LoginCodec,
+        bufs: &mut LoginBufs,
+        t: &mut dyn Transport,
+        steps: &mut (dyn StepRunner + Send),
+        rng: &mut dyn Random,
+    ) -> Poll<Result<Step, AttemptError>> {
+        let err = |e| Poll::Ready(Err(e));
         loop {
-            let next = match &self.phase {
+            let (next, pos) = match &self.phase {
                 Phase::Emit(req) => {
                     bufs.out.clear();
                     // A Login Request holds at most LOGIN_MAX_DATA bytes of text, so it fits
                     // the room reserved for it and emitting cannot allocate.
                     if req.data.len() > LOGIN_MAX_DATA as usize {
-                        return self
-                            .end(Err(AttemptError::internal("login request beyond its room")));
+                        return err(AttemptError::internal("login request beyond its room"));
                     }
                     if let Err(e) = (codec.emit)(req, &mut bufs.out) {
-                        return self.end(Err(AttemptError::Pdu(e)));
+                        return err(AttemptError::Pdu(e));
                     }
-                    Phase::Write
+                    (Phase::Write, 0)
                 }
                 Phase::Write => {
-                    match poll_write_all(cx, t, &bufs.out, &mut self.pos) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return self.end(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
+                    ready_ok!(poll_write_all(cx, t, &bufs.out, &mut self.pos));
                     if !mem::set_len_within(&mut bufs.header, BHS_LEN) {
-                        return self.end(Err(AttemptError::internal(ROOM)));
+                        return err(AttemptError::internal(ROOM));
                     }
-                    Phase::Bhs
+                    (Phase::Bhs, 0)
                 }
                 Phase::Bhs => {
-                    match poll_fill(cx, t, &mut bufs.header, &mut self.pos) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return self.end(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
+                    ready_ok!(poll_fill(cx, t, &mut bufs.header, &mut self.pos));
                     let info = match HeaderInfo::parse(&bufs.header)
                         .and_then(|i| i.check_data_len(LOGIN_MAX_DATA).map(|()| i))
                     {
                         Ok(info) => info,
-                        Err(e) => return self.end(Err(AttemptError::Pdu(e))),
+                        Err(e) => return err(AttemptError::Pdu(e)),
                     };
                     if !mem::set_len_within(&mut bufs.header, info.header_len()) {
-                        return self.end(Err(AttemptError::internal(ROOM)));
+                        return err(AttemptError::internal(ROOM));
                     }
-                    self.pos = BHS_LEN;
-                    self.phase = Phase::Ahs(info);
-                    continue;
+                    (Phase::Ahs(info), BHS_LEN)
                 }
                 Phase::Ahs(info) => {
                     let info = *info;
-                    match poll_fill(cx, t, &mut bufs.header, &mut self.pos) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return self.end(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
+                    ready_ok!(poll_fill(cx, t, &mut bufs.header, &mut self.pos));
                     if !mem::set_len_within(&mut bufs.data, info.padded_data_len()) {
-                        return self.end(Err(AttemptError::internal(ROOM)));
+                        return err(AttemptError::internal(ROOM));
                     }
-                    Phase::Data(info)
+                    (Phase::Data(info), 0)
                 }
                 Phase::Data(info) => {
                     let info = *info;
-                    match poll_fill(cx, t, &mut bufs.data, &mut self.pos) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return self.end(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
+                    ready_ok!(poll_fill(cx, t, &mut bufs.data, &mut self.pos));
                     bufs.data.truncate(info.data_len as usize);
                     let resp = match (codec.parse)(&bufs.header) {
                         Ok(r) => r,
-                        Err(e) => return self.end(Err(e)),
+                        Err(e) => return err(e),
                     };
                     let (login, data) = (&mut self.login, &bufs.data);
                     let step = step(steps, || {
                         login.handle(&resp, data, &mut |b: &mut [u8]| rng.fill(b))
                     });
                     match step {
-                        Some(Ok(Step::Send(next))) => Phase::Emit(next),
-                        Some(Ok(done)) => return self.end(Ok(done)),
-                        Some(Err(e)) => return self.end(Err(AttemptError::Login(e))),
-                        None => return self.end(Err(AttemptError::internal(STEP_NOT_RUN))),
+                        Some(Ok(Step::Send(next))) => (Phase::Emit(next), 0),
+                        Some(Ok(done)) => return Poll::Ready(Ok(done)),
+                        Some(Err(e)) => return err(AttemptError::Login(e)),
+                        None => return err(AttemptError::internal(STEP_NOT_RUN)),
                     }
                 }
-                Phase::Over => {
-                    return Poll::Ready(Err(AttemptError::internal("login exchange polled again")))
-                }
+                Phase::Over => return err(AttemptError::internal("login exchange polled again")),
             };
-            self.pos = 0;
+            self.pos = pos;
             self.phase = next;
         }
-    }
-
-    fn end(&mut self, r: Result<Step, AttemptError>) -> Poll<Result<Step, AttemptError>> {
-        self.phase = Phase::Over;
-        Poll::Ready(r)
     }
 }
 
