@@ -3,7 +3,7 @@
 //! [`TextBuilder`], decoded by [`parse_pairs`], joined across PDUs with the C bit by
 //! [`Accumulator`] and split for them by [`split_for_pdus`]; numerical, boolean and list values.
 
-use alloc::string::ToString;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::{Error, DEFAULT_MAX_TEXT_LEN, MAX_KEYS, MAX_KEY_LEN, MAX_VALUE_LEN};
@@ -268,9 +268,18 @@ pub fn check_list_answer<'a>(
     if offered.contains(&answer) {
         Ok(answer)
     } else {
+        // Joined by hand: `[&str]::join` is a 512-byte generic copy loop in the module, for
+        // two error messages.
+        let mut list = String::new();
+        for (i, v) in offered.iter().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            list.push_str(v);
+        }
         Err(Error::AnswerNotOffered {
             key,
-            offered: offered.join(","),
+            offered: list,
             value: answer.to_string(),
         })
     }
