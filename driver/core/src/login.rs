@@ -39,7 +39,8 @@ use crate::escape::Untrusted;
 use crate::pdu::{self, LoginRequest, LoginResponse, Stage, TargetSns};
 use crate::sn::Sn;
 use crate::text::{
-    self, Accumulator, DigestOffer, Key, Negotiation, Offer, Params, TargetAddress, TextBuilder,
+    self, Accumulator, DigestOffer, Key, Negotiation, Offer, Params, Reply, TargetAddress,
+    TextBuilder,
 };
 
 /// Data segment limit during login (RFC 7143 §12.12: 8192 until negotiated).
@@ -779,8 +780,14 @@ impl<'a> Login<'a> {
         resp: &LoginResponse,
         pairs: &[(&str, &str)],
     ) -> Result<Step, LoginError> {
-        let replies = self.negotiation.handle_all(pairs)?;
-        self.replies.extend(replies);
+        // Each reply straight into ours: `handle_all` would collect them in a vector of its
+        // own first, to be appended and dropped here.
+        for (k, v) in pairs {
+            match self.negotiation.handle(k, v)? {
+                Reply::None => {}
+                r => self.replies.push(r),
+            }
+        }
         if resp.transit && resp.nsg == Stage::FullFeature {
             let negotiation = core::mem::replace(
                 &mut self.negotiation,
