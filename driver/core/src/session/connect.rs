@@ -345,13 +345,30 @@ impl DialState {
         target: &TargetConfig,
         tries: &mut Tries,
     ) -> Result<Option<Established>, AttemptError> {
-        match result {
-            Ok(Step::Done(est)) => {
-                self.logins = self.logins.saturating_add(1);
-                Ok(Some(est))
-            }
-            Ok(Step::Redirect { address, permanent }) => {
+        // The transport is the session's only after a login; closed here in one place.
+        let est = match result {
+            Ok(Step::Done(est)) => est,
+            other => {
                 transport.close();
+                return self.retry_or_fail(other, steps, log, target, tries);
+            }
+        };
+        self.logins = self.logins.saturating_add(1);
+        Ok(Some(est))
+    }
+
+    /// [`DialState::after_login`] for every result but a login: `Ok(None)` to try again at
+    /// once (redirected, or a login choice relearned), else the attempt's error.
+    fn retry_or_fail(
+        &mut self,
+        result: Result<Step, AttemptError>,
+        steps: &mut (dyn StepRunner + Send),
+        log: &dyn Log,
+        target: &TargetConfig,
+        tries: &mut Tries,
+    ) -> Result<Option<Established>, AttemptError> {
+        match result {
+            Ok(Step::Redirect { address, permanent }) => {
                 tries.redirects = tries.redirects.saturating_add(1);
                 if tries.redirects > self.cfg.max_redirects {
                     return Err(AttemptError::TooManyRedirects);
@@ -379,16 +396,12 @@ impl DialState {
                 tries.portal = new;
                 Ok(None)
             }
-            Ok(Step::Send(_)) => {
-                transport.close();
-                Err(AttemptError::Login(LoginError::Unexpected(
-                    "login ended early",
-                )))
-            }
+            Ok(Step::Send(_) | Step::Done(_)) => Err(AttemptError::Login(LoginError::Unexpected(
+                "login ended early",
+            ))),
             Err(AttemptError::Login(
                 e @ (LoginError::ChapListRefused | LoginError::SecurityStageRequired),
             )) if tries.relearned < 2 => {
-                transport.close();
                 tries.relearned = tries.relearned.saturating_add(1);
                 log!(log, Level::Note, "isboot: {}", e);
                 if let Some(f) = self.flags.get_mut(self.current) {
@@ -399,10 +412,7 @@ impl DialState {
                 }
                 Ok(None)
             }
-            Err(e) => {
-                transport.close();
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 }
@@ -438,7 +448,8 @@ enum Phase {
 /// twice (`Pdu::parse` and, through `Header`'s vtables, every header's `emit`).
 struct LoginCodec {
     emit: fn(&LoginPdu, &mut Vec<u8>) -> Result<(), pdu::Error>,
-    parse: fn(&[u8]) -> Result<LoginResponse, AttemptError>,
+    /// `None` for a PDU of another kind (the exchange names it by its header's opcode).
+    parse: fn(&[u8]) -> Result<Option<LoginResponse>, pdu::Error>,
 }
 
 #[inline]
@@ -447,10 +458,10 @@ fn emit_login(req: &LoginPdu, out: &mut Vec<u8>) -> Result<(), pdu::Error> {
 }
 
 #[inline]
-fn parse_login(header: &[u8]) -> Result<LoginResponse, AttemptError> {
-    match Pdu::parse(header).map_err(AttemptError::Pdu)? {
-        Pdu::LoginResponse(r) => Ok(r),
-        other => Err(AttemptError::NotLoginResponse(pdu::Header::opcode(&other))),
+fn parse_login(header: &[u8]) -> Result<Option<LoginResponse>, pdu::Error> {
+    match Pdu::parse(header)? {
+        Pdu::LoginResponse(r) => Ok(Some(r)),
+        _ => Ok(None),
     }
 }
 
@@ -541,9 +552,12 @@ impl Exchange<'_> {
                     let info = *info;
                     ready_ok!(poll_fill(cx, t, &mut bufs.data, &mut self.pos));
                     bufs.data.truncate(info.data_len as usize);
+                    // Not the parsed PDU's opcode, a match over every kind of PDU (its jump
+                    // table in the module for this one message): the header's, the same.
                     let resp = match (codec.parse)(&bufs.header) {
-                        Ok(r) => r,
-                        Err(e) => return err(e),
+                        Ok(Some(r)) => r,
+                        Ok(None) => return err(AttemptError::NotLoginResponse(info.opcode)),
+                        Err(e) => return err(AttemptError::Pdu(e)),
                     };
                     let (login, data) = (&mut self.login, &bufs.data);
                     let step = step(steps, || {
@@ -618,4 +632,95 @@ fn poll_fill(
         }
     }
     Poll::Ready(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::login::{Attempt, LoginConfig};
+    use crate::pdu::NopIn;
+    use crate::text::Offer;
+    use core::task::Waker;
+
+    /// Takes what the exchange writes; hands it the bytes of `reply` to read.
+    struct Scripted {
+        reply: Vec<u8>,
+        pos: usize,
+    }
+
+    impl Transport for Scripted {
+        fn poll_read(
+            &mut self,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<Result<usize, IoError>> {
+            let rest = self.reply.get(self.pos..).unwrap_or_default();
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.pos += n;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_write_vectored(
+            &mut self,
+            cx: &mut Context<'_>,
+            bufs: &[&[u8]],
+        ) -> Poll<Result<usize, IoError>> {
+            self.poll_write(cx, bufs.first().copied().unwrap_or_default())
+        }
+        fn close(&mut self) {}
+    }
+
+    struct Inline;
+    impl StepRunner for Inline {
+        fn run_step(&mut self, f: &mut dyn FnMut()) {
+            f();
+        }
+    }
+
+    struct Zeros;
+    impl Random for Zeros {
+        fn fill(&mut self, buf: &mut [u8]) {
+            buf.fill(0);
+        }
+    }
+
+    #[test]
+    fn another_pdu_during_login_ends_the_attempt_naming_its_opcode() {
+        let lc = Some(LoginConfig {
+            initiator_name: String::from("iqn.2026-01.org.isboot:host"),
+            target_name: String::from("iqn.2026-01.org.example:disk"),
+            isid: [0x80, 0x12, 0x34, 0x56, 0x78, 0x9a],
+            chap: None,
+            offer: Offer::default(),
+        });
+        let mut login = Login::new(lc.as_ref().unwrap(), Attempt::default(), 1).unwrap();
+        let req = login.start().unwrap();
+        let mut ex = Exchange {
+            login,
+            phase: Phase::Emit(req),
+            pos: 0,
+        };
+        let mut reply = Vec::new();
+        pdu::emit_pdu(&NopIn::default(), &[], Digests::default(), &mut reply).unwrap();
+        let mut t = Scripted { reply, pos: 0 };
+        let mut bufs = LoginBufs {
+            out: Vec::with_capacity(LOGIN_PDU_MAX),
+            header: Vec::with_capacity(BHS_LEN + MAX_AHS_LEN),
+            data: Vec::with_capacity(LOGIN_DATA_MAX),
+        };
+        let codec = LoginCodec {
+            emit: emit_login,
+            parse: parse_login,
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let r = ex.poll(&mut cx, &codec, &mut bufs, &mut t, &mut Inline, &mut Zeros);
+        let Poll::Ready(Err(e)) = r else {
+            panic!("the exchange goes on after a NOP-In")
+        };
+        assert_eq!(alloc::format!("{e}"), "NopIn during login");
+        assert!(matches!(ex.phase, Phase::Over), "the exchange is over");
+    }
 }
