@@ -65,10 +65,15 @@ macro_rules! keys {
                 }
             }
 
+            /// From a table, not a `match`: the kinds carry their ranges, so a `match` is
+            /// a jump table and code to build each.
+            #[expect(
+                clippy::indexing_slicing,
+                reason = "a Key's discriminant is below Key::COUNT, the array's length"
+            )]
             pub(super) fn kind(self) -> Kind {
-                match self {
-                    $(Key::$key => $kind,)*
-                }
+                const KINDS: [Kind; Key::COUNT] = [$($kind,)*];
+                KINDS[self as usize]
             }
 
             /// The value RFC 7143 §13 gives a key that was not negotiated (booleans and
