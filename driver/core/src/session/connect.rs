@@ -465,17 +465,6 @@ fn parse_login(header: &[u8]) -> Result<Option<LoginResponse>, pdu::Error> {
     }
 }
 
-/// What a poll that has no result yet returns; `Ready` carries the result to the caller.
-macro_rules! ready_ok {
-    ($e:expr) => {
-        match $e {
-            Poll::Ready(Ok(v)) => v,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        }
-    };
-}
-
 impl Exchange<'_> {
     /// One place ends the exchange: each of `advance`'s results, written out as
     /// `self.phase = Phase::Over` at every return, was a drop of the old phase of its own.
@@ -496,6 +485,8 @@ impl Exchange<'_> {
         r
     }
 
+    /// Each turn first does the I/O the phase waits for (one call site for every phase,
+    /// its error turned into the attempt's in one place), then the phase's own step.
     fn advance(
         &mut self,
         cx: &mut Context<'_>,
@@ -507,6 +498,22 @@ impl Exchange<'_> {
     ) -> Poll<Result<Step, AttemptError>> {
         let err = |e| Poll::Ready(Err(e));
         loop {
+            let io = match &self.phase {
+                Phase::Write => Some((&mut bufs.out, true)),
+                Phase::Bhs | Phase::Ahs(_) => Some((&mut bufs.header, false)),
+                Phase::Data(_) => Some((&mut bufs.data, false)),
+                Phase::Emit(_) | Phase::Over => None,
+            };
+            if let Some((buf, write)) = io {
+                match poll_io(cx, t, buf, write, &mut self.pos) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(Some(e))) => return err(AttemptError::Io(e)),
+                    Poll::Ready(Err(None)) => {
+                        return err(AttemptError::internal(TRANSPORT_OVERRAN))
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
             let (next, pos) = match &self.phase {
                 Phase::Emit(req) => {
                     bufs.out.clear();
@@ -521,14 +528,12 @@ impl Exchange<'_> {
                     (Phase::Write, 0)
                 }
                 Phase::Write => {
-                    ready_ok!(poll_write_all(cx, t, &bufs.out, &mut self.pos));
                     if !mem::set_len_within(&mut bufs.header, BHS_LEN) {
                         return err(AttemptError::internal(ROOM));
                     }
                     (Phase::Bhs, 0)
                 }
                 Phase::Bhs => {
-                    ready_ok!(poll_fill(cx, t, &mut bufs.header, &mut self.pos));
                     let info = match HeaderInfo::parse(&bufs.header)
                         .and_then(|i| i.check_data_len(LOGIN_MAX_DATA).map(|()| i))
                     {
@@ -541,16 +546,12 @@ impl Exchange<'_> {
                     (Phase::Ahs(info), BHS_LEN)
                 }
                 Phase::Ahs(info) => {
-                    let info = *info;
-                    ready_ok!(poll_fill(cx, t, &mut bufs.header, &mut self.pos));
                     if !mem::set_len_within(&mut bufs.data, info.padded_data_len()) {
                         return err(AttemptError::internal(ROOM));
                     }
-                    (Phase::Data(info), 0)
+                    (Phase::Data(*info), 0)
                 }
                 Phase::Data(info) => {
-                    let info = *info;
-                    ready_ok!(poll_fill(cx, t, &mut bufs.data, &mut self.pos));
                     bufs.data.truncate(info.data_len as usize);
                     // Not the parsed PDU's opcode, a match over every kind of PDU (its jump
                     // table in the module for this one message): the header's, the same.
@@ -592,42 +593,27 @@ fn redirect_portal(a: &TargetAddress, nic: u8) -> Result<Portal, AttemptError> {
     })
 }
 
-/// Writes `buf` from `*pos` on; `*pos` is how much was written.
-fn poll_write_all(
-    cx: &mut Context<'_>,
-    t: &mut dyn Transport,
-    buf: &[u8],
-    pos: &mut usize,
-) -> Poll<Result<(), AttemptError>> {
-    while let Some(rest) = buf.get(*pos..).filter(|r| !r.is_empty()) {
-        match t.poll_write(cx, rest) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
-            Poll::Ready(Ok(n)) if n <= rest.len() => *pos = pos.saturating_add(n),
-            Poll::Ready(Ok(_)) => {
-                return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN)))
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
-            Poll::Pending => return Poll::Pending,
-        }
-    }
-    Poll::Ready(Ok(()))
-}
-
-/// Reads into `buf` from `*pos` until it is full; `*pos` is how much it holds.
-fn poll_fill(
+/// Writes `buf` (`write`) or reads into it until it is full, from `*pos` on; `*pos` is how
+/// much was written or read. The error is the transport's, or `None` when it reported more
+/// bytes than it was given.
+fn poll_io(
     cx: &mut Context<'_>,
     t: &mut dyn Transport,
     buf: &mut [u8],
+    write: bool,
     pos: &mut usize,
-) -> Poll<Result<(), AttemptError>> {
-    while let Some(dst) = buf.get_mut(*pos..).filter(|d| !d.is_empty()) {
-        match t.poll_read(cx, dst) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
-            Poll::Ready(Ok(n)) if n <= dst.len() => *pos = pos.saturating_add(n),
-            Poll::Ready(Ok(_)) => {
-                return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN)))
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
+) -> Poll<Result<(), Option<IoError>>> {
+    while let Some(rest) = buf.get_mut(*pos..).filter(|r| !r.is_empty()) {
+        let r = if write {
+            t.poll_write(cx, rest)
+        } else {
+            t.poll_read(cx, rest)
+        };
+        match r {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(Some(IoError::Closed))),
+            Poll::Ready(Ok(n)) if n <= rest.len() => *pos = pos.saturating_add(n),
+            Poll::Ready(Ok(_)) => return Poll::Ready(Err(None)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(Some(e))),
             Poll::Pending => return Poll::Pending,
         }
     }
