@@ -219,14 +219,19 @@ pub fn is_security_key(key: &str) -> bool {
 
 /// Parses an RFC 7143 numerical value: decimal or `0x` hex, no sign.
 pub fn parse_number(key: &'static str, value: &str) -> Result<u64, Error> {
+    number(value).ok_or_else(|| Error::BadNumber {
+        key,
+        value: value.to_string(),
+    })
+}
+
+/// [`parse_number`] without the error, for callers that report their own (CHAP's).
+pub(crate) fn number(value: &str) -> Option<u64> {
     let (digits, radix) = match value.get(..2) {
         Some("0x") | Some("0X") => (value.get(2..).unwrap_or(""), 16),
         _ => (value, 10),
     };
-    digits_value(digits, radix).ok_or_else(|| Error::BadNumber {
-        key,
-        value: value.to_string(),
-    })
+    digits_value(digits, radix)
 }
 
 /// The number `digits` write in `radix`: at least one digit, no sign; `None` past `u64`.
