@@ -801,9 +801,12 @@ impl<'a> Login<'a> {
             }));
         }
         let mut t = TextBuilder::new(LOGIN_MAX_DATA as usize);
-        for r in self.replies.drain(..) {
+        // Encoded in place, then cleared: a drain's iterator and drop glue for this one loop.
+        // On an error the login ends, and the replies with it.
+        for r in &self.replies {
             r.encode(&mut t)?;
         }
+        self.replies.clear();
         Ok(Step::Send(self.request(
             Stage::Operational,
             Stage::FullFeature,
