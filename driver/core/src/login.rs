@@ -789,11 +789,7 @@ impl<'a> Login<'a> {
             }
         }
         if resp.transit && resp.nsg == Stage::FullFeature {
-            let negotiation = core::mem::replace(
-                &mut self.negotiation,
-                Negotiation::new(self.cfg.offer.clone())?,
-            );
-            let params = negotiation.finish()?;
+            let params = self.negotiation.finish_in_place()?;
             return Ok(Step::Done(Established {
                 params,
                 tsih: resp.tsih,

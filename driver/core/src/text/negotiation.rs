@@ -286,6 +286,12 @@ impl Negotiation {
     /// FirstBurstLength the target did not give (it is irrelevant with InitialR2T=Yes and
     /// ImmediateData=No) is lowered to MaxBurstLength instead; one it gave is its error.
     pub fn finish(mut self) -> Result<Params, Error> {
+        self.finish_in_place()
+    }
+
+    /// [`Negotiation::finish`] for a caller that keeps the negotiation (the login, whose
+    /// field it is: taking it out meant building a fresh one in its place).
+    pub(crate) fn finish_in_place(&mut self) -> Result<Params, Error> {
         for k in Key::ALL {
             if self.answered & (1 << (k as u32)) == 0 {
                 if k.kind() == Kind::Digest && !self.offer.digest(k).allows("None") {
