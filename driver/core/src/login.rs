@@ -39,7 +39,8 @@ use crate::escape::Untrusted;
 use crate::pdu::{self, LoginRequest, LoginResponse, Stage, TargetSns};
 use crate::sn::Sn;
 use crate::text::{
-    self, Accumulator, DigestOffer, Key, Negotiation, Offer, Params, TargetAddress, TextBuilder,
+    self, Accumulator, DigestOffer, Key, Negotiation, Offer, Params, Reply, TargetAddress,
+    TextBuilder,
 };
 
 /// Data segment limit during login (RFC 7143 §12.12: 8192 until negotiated).
@@ -779,14 +780,16 @@ impl<'a> Login<'a> {
         resp: &LoginResponse,
         pairs: &[(&str, &str)],
     ) -> Result<Step, LoginError> {
-        let replies = self.negotiation.handle_all(pairs)?;
-        self.replies.extend(replies);
+        // Each reply straight into ours: `handle_all` would collect them in a vector of its
+        // own first, to be appended and dropped here.
+        for (k, v) in pairs {
+            match self.negotiation.handle(k, v)? {
+                Reply::None => {}
+                r => self.replies.push(r),
+            }
+        }
         if resp.transit && resp.nsg == Stage::FullFeature {
-            let negotiation = core::mem::replace(
-                &mut self.negotiation,
-                Negotiation::new(self.cfg.offer.clone())?,
-            );
-            let params = negotiation.finish()?;
+            let params = self.negotiation.finish_in_place()?;
             return Ok(Step::Done(Established {
                 params,
                 tsih: resp.tsih,
@@ -794,9 +797,12 @@ impl<'a> Login<'a> {
             }));
         }
         let mut t = TextBuilder::new(LOGIN_MAX_DATA as usize);
-        for r in self.replies.drain(..) {
+        // Encoded in place, then cleared: a drain's iterator and drop glue for this one loop.
+        // On an error the login ends, and the replies with it.
+        for r in &self.replies {
             r.encode(&mut t)?;
         }
+        self.replies.clear();
         Ok(Step::Send(self.request(
             Stage::Operational,
             Stage::FullFeature,

@@ -295,8 +295,8 @@ pub fn offer_value(algs: &[Algorithm]) -> String {
 
 /// The target's `CHAP_A` answer: one of the algorithms we `offered`.
 pub fn parse_algorithm(value: &str, offered: &[Algorithm]) -> Result<Algorithm, Error> {
-    let n = crate::text::parse_number("CHAP_A", value)
-        .map_err(|_| Error::BadAlgorithm(value.to_string()))?;
+    // The number alone: a text error built here would only be dropped for CHAP's own.
+    let n = crate::text::number(value).ok_or_else(|| Error::BadAlgorithm(value.to_string()))?;
     Algorithm::from_number(n)
         .filter(|a| offered.contains(a))
         .ok_or(Error::AlgorithmNotOffered(n))
@@ -304,8 +304,7 @@ pub fn parse_algorithm(value: &str, offered: &[Algorithm]) -> Result<Algorithm, 
 
 /// Parses `CHAP_I`: a number in 0..=255.
 pub fn parse_identifier(value: &str) -> Result<u8, Error> {
-    crate::text::parse_number("CHAP_I", value)
-        .ok()
+    crate::text::number(value)
         .and_then(|n| u8::try_from(n).ok())
         .ok_or_else(|| Error::BadIdentifier(value.to_string()))
 }

@@ -345,13 +345,30 @@ impl DialState {
         target: &TargetConfig,
         tries: &mut Tries,
     ) -> Result<Option<Established>, AttemptError> {
-        match result {
-            Ok(Step::Done(est)) => {
-                self.logins = self.logins.saturating_add(1);
-                Ok(Some(est))
-            }
-            Ok(Step::Redirect { address, permanent }) => {
+        // The transport is the session's only after a login; closed here in one place.
+        let est = match result {
+            Ok(Step::Done(est)) => est,
+            other => {
                 transport.close();
+                return self.retry_or_fail(other, steps, log, target, tries);
+            }
+        };
+        self.logins = self.logins.saturating_add(1);
+        Ok(Some(est))
+    }
+
+    /// [`DialState::after_login`] for every result but a login: `Ok(None)` to try again at
+    /// once (redirected, or a login choice relearned), else the attempt's error.
+    fn retry_or_fail(
+        &mut self,
+        result: Result<Step, AttemptError>,
+        steps: &mut (dyn StepRunner + Send),
+        log: &dyn Log,
+        target: &TargetConfig,
+        tries: &mut Tries,
+    ) -> Result<Option<Established>, AttemptError> {
+        match result {
+            Ok(Step::Redirect { address, permanent }) => {
                 tries.redirects = tries.redirects.saturating_add(1);
                 if tries.redirects > self.cfg.max_redirects {
                     return Err(AttemptError::TooManyRedirects);
@@ -379,16 +396,12 @@ impl DialState {
                 tries.portal = new;
                 Ok(None)
             }
-            Ok(Step::Send(_)) => {
-                transport.close();
-                Err(AttemptError::Login(LoginError::Unexpected(
-                    "login ended early",
-                )))
-            }
+            Ok(Step::Send(_) | Step::Done(_)) => Err(AttemptError::Login(LoginError::Unexpected(
+                "login ended early",
+            ))),
             Err(AttemptError::Login(
                 e @ (LoginError::ChapListRefused | LoginError::SecurityStageRequired),
             )) if tries.relearned < 2 => {
-                transport.close();
                 tries.relearned = tries.relearned.saturating_add(1);
                 log!(log, Level::Note, "isboot: {}", e);
                 if let Some(f) = self.flags.get_mut(self.current) {
@@ -399,10 +412,7 @@ impl DialState {
                 }
                 Ok(None)
             }
-            Err(e) => {
-                transport.close();
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 }
@@ -438,7 +448,8 @@ enum Phase {
 /// twice (`Pdu::parse` and, through `Header`'s vtables, every header's `emit`).
 struct LoginCodec {
     emit: fn(&LoginPdu, &mut Vec<u8>) -> Result<(), pdu::Error>,
-    parse: fn(&[u8]) -> Result<LoginResponse, AttemptError>,
+    /// `None` for a PDU of another kind (the exchange names it by its header's opcode).
+    parse: fn(&[u8]) -> Result<Option<LoginResponse>, pdu::Error>,
 }
 
 #[inline]
@@ -447,14 +458,16 @@ fn emit_login(req: &LoginPdu, out: &mut Vec<u8>) -> Result<(), pdu::Error> {
 }
 
 #[inline]
-fn parse_login(header: &[u8]) -> Result<LoginResponse, AttemptError> {
-    match Pdu::parse(header).map_err(AttemptError::Pdu)? {
-        Pdu::LoginResponse(r) => Ok(r),
-        other => Err(AttemptError::NotLoginResponse(pdu::Header::opcode(&other))),
+fn parse_login(header: &[u8]) -> Result<Option<LoginResponse>, pdu::Error> {
+    match Pdu::parse(header)? {
+        Pdu::LoginResponse(r) => Ok(Some(r)),
+        _ => Ok(None),
     }
 }
 
 impl Exchange<'_> {
+    /// One place ends the exchange: each of `advance`'s results, written out as
+    /// `self.phase = Phase::Over` at every return, was a drop of the old phase of its own.
     #[inline(never)]
     fn poll(
         &mut self,
@@ -465,98 +478,104 @@ impl Exchange<'_> {
         steps: &mut (dyn StepRunner + Send),
         rng: &mut dyn Random,
     ) -> Poll<Result<Step, AttemptError>> {
+        let r = self.advance(cx, codec, bufs, t, steps, rng);
+        if r.is_ready() {
+            self.phase = Phase::Over;
+        }
+        r
+    }
+
+    /// Each turn first does the I/O the phase waits for (one call site for every phase,
+    /// its error turned into the attempt's in one place), then the phase's own step.
+    fn advance(
+        &mut self,
+        cx: &mut Context<'_>,
+        codec: &LoginCodec,
+        bufs: &mut LoginBufs,
+        t: &mut dyn Transport,
+        steps: &mut (dyn StepRunner + Send),
+        rng: &mut dyn Random,
+    ) -> Poll<Result<Step, AttemptError>> {
+        let err = |e| Poll::Ready(Err(e));
         loop {
-            let next = match &self.phase {
+            let io = match &self.phase {
+                Phase::Write => Some((&mut bufs.out, true)),
+                Phase::Bhs | Phase::Ahs(_) => Some((&mut bufs.header, false)),
+                Phase::Data(_) => Some((&mut bufs.data, false)),
+                Phase::Emit(_) | Phase::Over => None,
+            };
+            if let Some((buf, write)) = io {
+                match poll_io(cx, t, buf, write, &mut self.pos) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(Some(e))) => return err(AttemptError::Io(e)),
+                    Poll::Ready(Err(None)) => {
+                        return err(AttemptError::internal(TRANSPORT_OVERRAN))
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let (next, pos) = match &self.phase {
                 Phase::Emit(req) => {
                     bufs.out.clear();
                     // A Login Request holds at most LOGIN_MAX_DATA bytes of text, so it fits
                     // the room reserved for it and emitting cannot allocate.
                     if req.data.len() > LOGIN_MAX_DATA as usize {
-                        return self
-                            .end(Err(AttemptError::internal("login request beyond its room")));
+                        return err(AttemptError::internal("login request beyond its room"));
                     }
                     if let Err(e) = (codec.emit)(req, &mut bufs.out) {
-                        return self.end(Err(AttemptError::Pdu(e)));
+                        return err(AttemptError::Pdu(e));
                     }
-                    Phase::Write
+                    (Phase::Write, 0)
                 }
                 Phase::Write => {
-                    match poll_write_all(cx, t, &bufs.out, &mut self.pos) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return self.end(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
                     if !mem::set_len_within(&mut bufs.header, BHS_LEN) {
-                        return self.end(Err(AttemptError::internal(ROOM)));
+                        return err(AttemptError::internal(ROOM));
                     }
-                    Phase::Bhs
+                    (Phase::Bhs, 0)
                 }
                 Phase::Bhs => {
-                    match poll_fill(cx, t, &mut bufs.header, &mut self.pos) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return self.end(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
                     let info = match HeaderInfo::parse(&bufs.header)
                         .and_then(|i| i.check_data_len(LOGIN_MAX_DATA).map(|()| i))
                     {
                         Ok(info) => info,
-                        Err(e) => return self.end(Err(AttemptError::Pdu(e))),
+                        Err(e) => return err(AttemptError::Pdu(e)),
                     };
                     if !mem::set_len_within(&mut bufs.header, info.header_len()) {
-                        return self.end(Err(AttemptError::internal(ROOM)));
+                        return err(AttemptError::internal(ROOM));
                     }
-                    self.pos = BHS_LEN;
-                    self.phase = Phase::Ahs(info);
-                    continue;
+                    (Phase::Ahs(info), BHS_LEN)
                 }
                 Phase::Ahs(info) => {
-                    let info = *info;
-                    match poll_fill(cx, t, &mut bufs.header, &mut self.pos) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return self.end(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
                     if !mem::set_len_within(&mut bufs.data, info.padded_data_len()) {
-                        return self.end(Err(AttemptError::internal(ROOM)));
+                        return err(AttemptError::internal(ROOM));
                     }
-                    Phase::Data(info)
+                    (Phase::Data(*info), 0)
                 }
                 Phase::Data(info) => {
-                    let info = *info;
-                    match poll_fill(cx, t, &mut bufs.data, &mut self.pos) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return self.end(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
                     bufs.data.truncate(info.data_len as usize);
+                    // Not the parsed PDU's opcode, a match over every kind of PDU (its jump
+                    // table in the module for this one message): the header's, the same.
                     let resp = match (codec.parse)(&bufs.header) {
-                        Ok(r) => r,
-                        Err(e) => return self.end(Err(e)),
+                        Ok(Some(r)) => r,
+                        Ok(None) => return err(AttemptError::NotLoginResponse(info.opcode)),
+                        Err(e) => return err(AttemptError::Pdu(e)),
                     };
                     let (login, data) = (&mut self.login, &bufs.data);
                     let step = step(steps, || {
                         login.handle(&resp, data, &mut |b: &mut [u8]| rng.fill(b))
                     });
                     match step {
-                        Some(Ok(Step::Send(next))) => Phase::Emit(next),
-                        Some(Ok(done)) => return self.end(Ok(done)),
-                        Some(Err(e)) => return self.end(Err(AttemptError::Login(e))),
-                        None => return self.end(Err(AttemptError::internal(STEP_NOT_RUN))),
+                        Some(Ok(Step::Send(next))) => (Phase::Emit(next), 0),
+                        Some(Ok(done)) => return Poll::Ready(Ok(done)),
+                        Some(Err(e)) => return err(AttemptError::Login(e)),
+                        None => return err(AttemptError::internal(STEP_NOT_RUN)),
                     }
                 }
-                Phase::Over => {
-                    return Poll::Ready(Err(AttemptError::internal("login exchange polled again")))
-                }
+                Phase::Over => return err(AttemptError::internal("login exchange polled again")),
             };
-            self.pos = 0;
+            self.pos = pos;
             self.phase = next;
         }
-    }
-
-    fn end(&mut self, r: Result<Step, AttemptError>) -> Poll<Result<Step, AttemptError>> {
-        self.phase = Phase::Over;
-        Poll::Ready(r)
     }
 }
 
@@ -574,44 +593,120 @@ fn redirect_portal(a: &TargetAddress, nic: u8) -> Result<Portal, AttemptError> {
     })
 }
 
-/// Writes `buf` from `*pos` on; `*pos` is how much was written.
-fn poll_write_all(
+/// Writes `buf` (`write`) or reads into it until it is full, from `*pos` on; `*pos` is how
+/// much was written or read. The error is the transport's, or `None` when it reported more
+/// bytes than it was given.
+fn poll_io(
     cx: &mut Context<'_>,
     t: &mut dyn Transport,
-    buf: &[u8],
+    buf: &mut [u8],
+    write: bool,
     pos: &mut usize,
-) -> Poll<Result<(), AttemptError>> {
-    while let Some(rest) = buf.get(*pos..).filter(|r| !r.is_empty()) {
-        match t.poll_write(cx, rest) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
+) -> Poll<Result<(), Option<IoError>>> {
+    while let Some(rest) = buf.get_mut(*pos..).filter(|r| !r.is_empty()) {
+        let r = if write {
+            t.poll_write(cx, rest)
+        } else {
+            t.poll_read(cx, rest)
+        };
+        match r {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(Some(IoError::Closed))),
             Poll::Ready(Ok(n)) if n <= rest.len() => *pos = pos.saturating_add(n),
-            Poll::Ready(Ok(_)) => {
-                return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN)))
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
+            Poll::Ready(Ok(_)) => return Poll::Ready(Err(None)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(Some(e))),
             Poll::Pending => return Poll::Pending,
         }
     }
     Poll::Ready(Ok(()))
 }
 
-/// Reads into `buf` from `*pos` until it is full; `*pos` is how much it holds.
-fn poll_fill(
-    cx: &mut Context<'_>,
-    t: &mut dyn Transport,
-    buf: &mut [u8],
-    pos: &mut usize,
-) -> Poll<Result<(), AttemptError>> {
-    while let Some(dst) = buf.get_mut(*pos..).filter(|d| !d.is_empty()) {
-        match t.poll_read(cx, dst) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(AttemptError::Io(IoError::Closed))),
-            Poll::Ready(Ok(n)) if n <= dst.len() => *pos = pos.saturating_add(n),
-            Poll::Ready(Ok(_)) => {
-                return Poll::Ready(Err(AttemptError::internal(TRANSPORT_OVERRAN)))
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(AttemptError::Io(e))),
-            Poll::Pending => return Poll::Pending,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::login::{Attempt, LoginConfig};
+    use crate::pdu::NopIn;
+    use crate::text::Offer;
+    use core::task::Waker;
+
+    /// Takes what the exchange writes; hands it the bytes of `reply` to read.
+    struct Scripted {
+        reply: Vec<u8>,
+        pos: usize,
+    }
+
+    impl Transport for Scripted {
+        fn poll_read(
+            &mut self,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<Result<usize, IoError>> {
+            let rest = self.reply.get(self.pos..).unwrap_or_default();
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.pos += n;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_write_vectored(
+            &mut self,
+            cx: &mut Context<'_>,
+            bufs: &[&[u8]],
+        ) -> Poll<Result<usize, IoError>> {
+            self.poll_write(cx, bufs.first().copied().unwrap_or_default())
+        }
+        fn close(&mut self) {}
+    }
+
+    struct Inline;
+    impl StepRunner for Inline {
+        fn run_step(&mut self, f: &mut dyn FnMut()) {
+            f();
         }
     }
-    Poll::Ready(Ok(()))
+
+    struct Zeros;
+    impl Random for Zeros {
+        fn fill(&mut self, buf: &mut [u8]) {
+            buf.fill(0);
+        }
+    }
+
+    #[test]
+    fn another_pdu_during_login_ends_the_attempt_naming_its_opcode() {
+        let lc = Some(LoginConfig {
+            initiator_name: String::from("iqn.2026-01.org.isboot:host"),
+            target_name: String::from("iqn.2026-01.org.example:disk"),
+            isid: [0x80, 0x12, 0x34, 0x56, 0x78, 0x9a],
+            chap: None,
+            offer: Offer::default(),
+        });
+        let mut login = Login::new(lc.as_ref().unwrap(), Attempt::default(), 1).unwrap();
+        let req = login.start().unwrap();
+        let mut ex = Exchange {
+            login,
+            phase: Phase::Emit(req),
+            pos: 0,
+        };
+        let mut reply = Vec::new();
+        pdu::emit_pdu(&NopIn::default(), &[], Digests::default(), &mut reply).unwrap();
+        let mut t = Scripted { reply, pos: 0 };
+        let mut bufs = LoginBufs {
+            out: Vec::with_capacity(LOGIN_PDU_MAX),
+            header: Vec::with_capacity(BHS_LEN + MAX_AHS_LEN),
+            data: Vec::with_capacity(LOGIN_DATA_MAX),
+        };
+        let codec = LoginCodec {
+            emit: emit_login,
+            parse: parse_login,
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let r = ex.poll(&mut cx, &codec, &mut bufs, &mut t, &mut Inline, &mut Zeros);
+        let Poll::Ready(Err(e)) = r else {
+            panic!("the exchange goes on after a NOP-In")
+        };
+        assert_eq!(alloc::format!("{e}"), "NopIn during login");
+        assert!(matches!(ex.phase, Phase::Over), "the exchange is over");
+    }
 }

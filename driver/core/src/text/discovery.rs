@@ -50,36 +50,54 @@ pub struct TargetAddress {
 
 impl TargetAddress {
     pub fn parse(value: &str) -> Result<TargetAddress, Error> {
-        let bad = || Error::BadTargetAddress(value.to_string());
-        let (addr, tpgt) = match value.rsplit_once(',') {
-            Some((a, t)) => (a, Some(t.parse::<u16>().map_err(|_| bad())?)),
+        // The parts are found by `Option`s and the one error is built here: each `?` on a
+        // `Result` copied the error (as large as `Error`'s largest variant) on its way out.
+        TargetAddress::parts(value).ok_or_else(|| Error::BadTargetAddress(value.to_string()))
+    }
+
+    /// `host[:port][,tpgt]`; the separators are ASCII, so they are found as bytes (a `char`
+    /// pattern brings the general UTF-8 searcher, inlined at each use).
+    fn parts(value: &str) -> Option<TargetAddress> {
+        let (addr, tpgt) = match value.bytes().rposition(|b| b == b',') {
+            Some(i) => {
+                let (a, t) = split_at_byte(value, i)?;
+                (a, Some(t.parse::<u16>().ok()?))
+            }
             None => (value, None),
         };
         let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
-            let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+            let (h, after) = split_at_byte(rest, rest.bytes().position(|b| b == b']')?)?;
             match after {
                 "" => (h, None),
-                p => (h, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+                p => (h, Some(p.strip_prefix(':')?)),
             }
         } else {
-            match addr.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
+            match addr.bytes().position(|b| b == b':') {
+                Some(i) => {
+                    let (h, p) = split_at_byte(addr, i)?;
+                    (h, Some(p))
+                }
                 None => (addr, None),
             }
         };
         if host.is_empty() {
-            return Err(bad());
+            return None;
         }
         let port = match port {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| bad())?),
+            Some(p) => Some(p.parse::<u16>().ok()?),
             None => None,
         };
-        Ok(TargetAddress {
+        Some(TargetAddress {
             host: host.to_string(),
             port,
             portal_group_tag: tpgt,
         })
     }
+}
+
+/// `s` before and after its byte `i` (an ASCII separator), without the separator.
+fn split_at_byte(s: &str, i: usize) -> Option<(&str, &str)> {
+    Some((s.get(..i)?, s.get(i.checked_add(1)?..)?))
 }
 
 #[cfg(test)]
@@ -108,6 +126,23 @@ mod tests {
             }
         );
         assert_eq!(t("[::1]").unwrap().host, "::1");
+        // The separators are found as bytes: a host beyond ASCII keeps its characters whole.
+        assert_eq!(
+            t("[fe80::1]:3261,2").unwrap(),
+            TargetAddress {
+                host: "fe80::1".into(),
+                port: Some(3261),
+                portal_group_tag: Some(2)
+            }
+        );
+        assert_eq!(
+            t("hôte,é:3260,7").unwrap(),
+            TargetAddress {
+                host: "hôte,é".into(),
+                port: Some(3260),
+                portal_group_tag: Some(7)
+            }
+        );
         for bad in [
             "",
             ":3260",

@@ -69,6 +69,7 @@ mod discovery;
 mod negotiation;
 mod params;
 
+pub(crate) use codec::number;
 pub use codec::{
     bool_str, check_list_answer, is_security_key, parse_bool, parse_number, parse_pairs,
     select_from_list, split_for_pdus, Accumulator, TextBuilder,

@@ -156,31 +156,33 @@ impl Negotiation {
     /// Keys that are not negotiated: the target's declarations, and RFC 3720's markers.
     /// `None` for every other key.
     fn handle_declarative(&mut self, key: &str, value: &str) -> Result<Option<Reply>, Error> {
-        Ok(Some(match key {
+        // The markers' answers are picked here and sent in one place below.
+        let (name, answer) = match key {
             "TargetAlias" => {
                 self.target_alias = Some(value.to_string());
-                Reply::None
+                return Ok(Some(Reply::None));
             }
             "TargetPortalGroupTag" => {
                 let v = number_in("TargetPortalGroupTag", value, 0, 65535)?;
                 self.target_portal_group_tag = u16::try_from(v).ok();
-                Reply::None
+                return Ok(Some(Reply::None));
             }
             "TargetAddress" => {
                 self.target_address = Some(TargetAddress::parse(value)?);
-                Reply::None
+                return Ok(Some(Reply::None));
             }
             // Markers were dropped by RFC 7143 but RFC 3720 targets still offer them:
             // "No" is the AND result whatever they offered, and intervals are then moot.
-            "OFMarker" => Reply::Send("OFMarker", "No".to_string()),
-            "IFMarker" => Reply::Send("IFMarker", "No".to_string()),
-            "OFMarkInt" => Reply::Send("OFMarkInt", IRRELEVANT.to_string()),
-            "IFMarkInt" => Reply::Send("IFMarkInt", IRRELEVANT.to_string()),
+            "OFMarker" => ("OFMarker", "No"),
+            "IFMarker" => ("IFMarker", "No"),
+            "OFMarkInt" => ("OFMarkInt", IRRELEVANT),
+            "IFMarkInt" => ("IFMarkInt", IRRELEVANT),
             "InitiatorName" => return Err(Error::InitiatorOnlyKey("InitiatorName")),
             "InitiatorAlias" => return Err(Error::InitiatorOnlyKey("InitiatorAlias")),
             "SessionType" => return Err(Error::InitiatorOnlyKey("SessionType")),
             _ => return Ok(None),
-        }))
+        };
+        Ok(Some(Reply::Send(name, answer.to_string())))
     }
 
     /// The result of `k` when the target answered our offer with `value`, checked against the
@@ -284,6 +286,12 @@ impl Negotiation {
     /// FirstBurstLength the target did not give (it is irrelevant with InitialR2T=Yes and
     /// ImmediateData=No) is lowered to MaxBurstLength instead; one it gave is its error.
     pub fn finish(mut self) -> Result<Params, Error> {
+        self.finish_in_place()
+    }
+
+    /// [`Negotiation::finish`] for a caller that keeps the negotiation (the login, whose
+    /// field it is: taking it out meant building a fresh one in its place).
+    pub(crate) fn finish_in_place(&mut self) -> Result<Params, Error> {
         for k in Key::ALL {
             if self.answered & (1 << (k as u32)) == 0 {
                 if k.kind() == Kind::Digest && !self.offer.digest(k).allows("None") {

@@ -65,10 +65,15 @@ macro_rules! keys {
                 }
             }
 
+            /// From a table, not a `match`: the kinds carry their ranges, so a `match` is
+            /// a jump table and code to build each.
+            #[expect(
+                clippy::indexing_slicing,
+                reason = "a Key's discriminant is below Key::COUNT, the array's length"
+            )]
             pub(super) fn kind(self) -> Kind {
-                match self {
-                    $(Key::$key => $kind,)*
-                }
+                const KINDS: [Kind; Key::COUNT] = [$($kind,)*];
+                KINDS[self as usize]
             }
 
             /// The value RFC 7143 §13 gives a key that was not negotiated (booleans and
@@ -330,10 +335,11 @@ impl Offer {
             .collect()
     }
 
-    /// [`Offer::pairs`] encoded as text data.
+    /// [`Offer::pairs`] encoded as text data: each pushed as it is written, not collected in
+    /// a vector of pairs first.
     pub fn encode(&self, out: &mut TextBuilder) -> Result<(), Error> {
-        for (k, v) in self.pairs() {
-            out.push(k, &v)?;
+        for key in Key::ALL {
+            out.push(key.name(), &self.value_text(key))?;
         }
         Ok(())
     }
@@ -520,6 +526,15 @@ mod tests {
         let p = o.pairs();
         assert_eq!(p[0], ("HeaderDigest", "CRC32C,None".to_string()));
         assert_eq!(p[1], ("DataDigest", "CRC32C".to_string()));
+        // encode writes the pairs as they are listed.
+        let mut b = TextBuilder::default();
+        o.encode(&mut b).unwrap();
+        let text = b.into_bytes();
+        let encoded = parse_pairs(&text).unwrap();
+        assert!(encoded
+            .iter()
+            .map(|&(k, v)| (k, v))
+            .eq(p.iter().map(|(k, v)| (*k, v.as_str()))));
         assert_eq!(o.digest(Key::MaxBurstLength), DigestOffer::None);
     }
 
