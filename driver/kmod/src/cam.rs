@@ -444,7 +444,7 @@ impl SimShared {
     #[optimize(size)]
     pub fn new(inq: PathInq) -> Arc<SimShared> {
         Arc::new(SimShared {
-            mtx: Mtx::new(c"isboot sim", false),
+            mtx: Mtx::new(c"isboot sim"),
             requests: Channel::new(),
             closing: AtomicBool::new(false),
             inq: isboot_executor::Mutex::new(inq),

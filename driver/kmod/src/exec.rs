@@ -40,88 +40,105 @@ pub fn pause_ms(ms: u32) {
     unsafe { sys::isboot_pause_ms(c"isboot".as_ptr(), ms) };
 }
 
-/// A `struct mtx` that never moves after `mtx_init`.
+/// A `struct mtx` that never moves after `mtx_init`, of the kind its owner (`Mtx` or `SpinMtx`)
+/// locks it as: the kind is the type, so no lock site tests it (a test made LLVM copy the locked
+/// closure into a path per kind at every site) and none can take a mutex as the wrong kind.
 ///
 /// # Invariants
-/// `raw` was initialised by `mtx_init` with the kind in `spin` and is destroyed only in `Drop`.
-pub struct Mtx {
+/// `raw` was initialised by `mtx_init` (spin exactly when owned by a `SpinMtx`) and is destroyed
+/// only in `Drop`.
+struct RawMtx {
     raw: Box<UnsafeCell<sys::mtx>>,
-    spin: bool,
 }
 
 // SAFETY: a kernel mutex is designed to be shared between threads; all access goes through the
 // kernel's lock functions.
-unsafe impl Send for Mtx {}
+unsafe impl Send for RawMtx {}
 // SAFETY: as above.
-unsafe impl Sync for Mtx {}
+unsafe impl Sync for RawMtx {}
 
-impl core::fmt::Debug for Mtx {
+impl core::fmt::Debug for RawMtx {
     #[optimize(size)]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Mtx")
-            .field("spin", &self.spin)
-            .finish_non_exhaustive()
+        f.write_str("RawMtx")
     }
 }
 
-impl Mtx {
-    /// A default (sleepable-context) mutex, or a spin mutex when `spin` is set.
+impl RawMtx {
     #[optimize(size)]
-    pub fn new(name: &'static CStr, spin: bool) -> Mtx {
+    fn new(name: &'static CStr, spin: bool) -> RawMtx {
         // SAFETY: `struct mtx` is plain data for which all-zero is the state `mtx_init` expects.
         let raw = Box::new(UnsafeCell::new(unsafe { core::mem::zeroed::<sys::mtx>() }));
         // SAFETY: `raw` is zeroed, boxed (stable address) and not yet initialised; the name is
         // static as `mtx_init` requires.
         unsafe { sys::isboot_mtx_init(raw.get(), name.as_ptr(), c_int::from(spin)) };
-        // INVARIANT: initialised above with the kind recorded in `spin`.
-        Mtx { raw, spin }
+        // INVARIANT: initialised above, of the kind the caller (`Mtx` or `SpinMtx`) locks.
+        RawMtx { raw }
+    }
+}
+
+impl Drop for RawMtx {
+    #[optimize(size)]
+    fn drop(&mut self) {
+        // SAFETY: initialised (invariant) and, with `&mut self`, nobody holds or waits for it.
+        unsafe { sys::isboot_mtx_destroy(self.raw.get()) };
+    }
+}
+
+/// A default (`MTX_DEF`) kernel mutex.
+#[derive(Debug)]
+pub struct Mtx(RawMtx);
+
+impl Mtx {
+    #[optimize(size)]
+    pub fn new(name: &'static CStr) -> Mtx {
+        Mtx(RawMtx::new(name, false))
     }
 
     /// The `struct mtx *` for KPIs such as `cam_sim_alloc` and `callout_init_mtx`.
     pub fn as_ptr(&self) -> *mut sys::mtx {
-        self.raw.get()
+        self.0.raw.get()
     }
 
-    /// Runs `f` with the default (not spin) mutex held. `f` must not sleep. Spin mutexes are
-    /// held through [`with_spin`](Self::with_spin): a test of the kind here made LLVM copy `f`
-    /// into a path per kind at every lock site.
+    /// Runs `f` with the mutex held. `f` must not sleep.
     pub fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-        debug_assert!(!self.spin);
-        // SAFETY: the mutex is initialised (invariant) as a default mutex (the caller's
-        // precondition); lock and unlock are paired around `f`.
+        // SAFETY: initialised as a default mutex (`RawMtx`'s invariant, made by `new`); lock and
+        // unlock are paired around `f`.
         unsafe { sys::isboot_mtx_lock(self.as_ptr()) };
         let r = f();
         // SAFETY: we hold the lock taken above.
         unsafe { sys::isboot_mtx_unlock(self.as_ptr()) };
         r
     }
-
-    /// Runs `f` with the spin mutex (made with `spin` set) held. `f` must not sleep nor take
-    /// default mutexes.
-    pub fn with_spin<R>(&self, f: impl FnOnce() -> R) -> R {
-        debug_assert!(self.spin);
-        // SAFETY: the mutex is initialised (invariant) as a spin mutex (the caller's
-        // precondition); lock and unlock are paired around `f`.
-        unsafe { sys::isboot_mtx_lock_spin(self.as_ptr()) };
-        let r = f();
-        // SAFETY: we hold the lock taken above.
-        unsafe { sys::isboot_mtx_unlock_spin(self.as_ptr()) };
-        r
-    }
 }
 
-impl Drop for Mtx {
+/// A spin (`MTX_SPIN`) kernel mutex.
+#[derive(Debug)]
+pub struct SpinMtx(RawMtx);
+
+impl SpinMtx {
     #[optimize(size)]
-    fn drop(&mut self) {
-        // SAFETY: initialised (invariant) and, with `&mut self`, nobody holds or waits for it.
-        unsafe { sys::isboot_mtx_destroy(self.as_ptr()) };
+    pub fn new(name: &'static CStr) -> SpinMtx {
+        SpinMtx(RawMtx::new(name, true))
+    }
+
+    /// Runs `f` with the mutex held. `f` must not sleep nor take default mutexes.
+    pub fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        let m = self.0.raw.get();
+        // SAFETY: initialised as a spin mutex (`RawMtx`'s invariant, made by `new`); lock and
+        // unlock are paired around `f`.
+        unsafe { sys::isboot_mtx_lock_spin(m) };
+        let r = f();
+        // SAFETY: we hold the lock taken above.
+        unsafe { sys::isboot_mtx_unlock_spin(m) };
+        r
     }
 }
 
 /// The executor's platform lock: a kernel spin mutex, usable from every context the executor is
 /// entered from (upcalls, callouts, CAM's action routine, the taskqueue thread).
 pub struct KSpin {
-    mtx: Mtx,
+    mtx: SpinMtx,
 }
 
 impl core::fmt::Debug for KSpin {
@@ -135,19 +152,18 @@ impl Default for KSpin {
     #[optimize(size)]
     fn default() -> Self {
         KSpin {
-            mtx: Mtx::new(c"isboot executor", true),
+            mtx: SpinMtx::new(c"isboot executor"),
         }
     }
 }
 
-// SAFETY: `Mtx::with` on a spin mutex gives mutual exclusion across CPUs with acquire/release
+// SAFETY: `SpinMtx::with` gives mutual exclusion across CPUs with acquire/release
 // ordering. The mutex is not initialised with MTX_RECURSE, so a nested lock of the same instance
 // never runs its closure: it panics in the INVARIANTS recursion check or spins until the
 // kernel's spin-lock timeout panics.
 unsafe impl isboot_executor::RawLock for KSpin {
     fn lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        // `mtx` is a spin mutex (`default`).
-        self.mtx.with_spin(f)
+        self.mtx.with(f)
     }
 }
 
@@ -267,7 +283,7 @@ impl Host {
             poll_task: UnsafeCell::new(unsafe { core::mem::zeroed() }),
             // SAFETY: as above.
             callout: UnsafeCell::new(unsafe { core::mem::zeroed() }),
-            callout_mtx: Mtx::new(c"isboot callout", false),
+            callout_mtx: Mtx::new(c"isboot callout"),
             stopping: AtomicBool::new(false),
             pends: AtomicUsize::new(0),
             poll_fn: UnsafeCell::new(None),
