@@ -116,26 +116,30 @@ pub enum Error {
 }
 
 impl fmt::Display for Error {
-    #[inline]
+    // Not `#[inline]`, and one `write!` for each message shape: cold code, smaller so.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Error::Truncated { needed, got } => {
-                write!(f, "PDU truncated: need {needed} bytes, got {got}")
-            }
-            Error::BufferTooSmall { needed, got } => {
-                write!(f, "buffer too small: need {needed} bytes, got {got}")
+            Error::Truncated { needed, got } | Error::BufferTooSmall { needed, got } => {
+                let what = match *self {
+                    Error::Truncated { .. } => "PDU truncated",
+                    _ => "buffer too small",
+                };
+                write!(f, "{what}: need {needed} bytes, got {got}")
             }
             Error::DataSegmentTooLong { len, max } => {
                 write!(f, "DataSegmentLength {len} above the maximum {max}")
             }
-            Error::HeaderDigestMismatch { received, computed } => write!(
-                f,
-                "header digest mismatch: received {received:#010x}, computed {computed:#010x}"
-            ),
-            Error::DataDigestMismatch { received, computed } => write!(
-                f,
-                "data digest mismatch: received {received:#010x}, computed {computed:#010x}"
-            ),
+            Error::HeaderDigestMismatch { received, computed }
+            | Error::DataDigestMismatch { received, computed } => {
+                let what = match *self {
+                    Error::HeaderDigestMismatch { .. } => "header",
+                    _ => "data",
+                };
+                write!(
+                    f,
+                    "{what} digest mismatch: received {received:#010x}, computed {computed:#010x}"
+                )
+            }
             Error::WrongOpcode { expected, got } => {
                 write!(f, "expected opcode {expected:?}, got {got:?}")
             }
