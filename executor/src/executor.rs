@@ -123,8 +123,13 @@ impl<L: RawLock, P: Pender> Shared<L, P> {
         }
         let old = self.run.lock(move |rq| {
             if rq.queue.capacity() < want {
-                // Within the reservation: `fresh` holds at least `want` > the queue's length.
-                fresh.extend(rq.queue.drain(..));
+                // Within the reservation: `fresh` holds at least `want` > the queue's length, so
+                // no push grows it. Moved one by one with the queue's own `pop_front` and
+                // `push_back` (compiled for `schedule` already), not `extend(drain(..))`, whose
+                // drain and extend were ~1 KiB of code in the kernel module for this cold path.
+                while let Some(r) = rq.queue.pop_front() {
+                    fresh.push_back(r);
+                }
                 mem::swap(&mut rq.queue, &mut fresh);
             }
             fresh

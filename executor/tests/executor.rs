@@ -69,6 +69,28 @@ fn poll_runs_a_bounded_batch_and_reports_more_work() {
 }
 
 #[test]
+fn tasks_run_in_spawn_order_across_run_queue_growth() {
+    // Three run first, so the queue's head has moved on when it grows; the queue then grows
+    // several times while it holds tasks, and must keep them in the order they were queued.
+    let (ex, rec) = executor_with_budget(3);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let spawn = |i: usize| {
+        let order = order.clone();
+        ex.spawn(async move { order.lock().unwrap().push(i) })
+    };
+    let mut handles: Vec<_> = (0..5).map(spawn).collect();
+    assert!(poll(&ex, &rec));
+    handles.extend((5..40).map(spawn));
+    let mut polls = 0;
+    while poll(&ex, &rec) {
+        polls += 1;
+        assert!(polls < 40, "the queue never drained");
+    }
+    assert_eq!(*order.lock().unwrap(), (0..40).collect::<Vec<_>>());
+    assert!(handles.iter().all(|h| h.is_finished()));
+}
+
+#[test]
 fn a_task_that_wakes_itself_runs_once_per_poll_not_forever() {
     let (ex, rec) = executor();
     let polls = Arc::new(AtomicUsize::new(0));
