@@ -4,9 +4,10 @@
 # harness): tgtd with a file, tgtd with its null backing store and istgt, each with target PDUs
 # (MaxRecvDataSegmentLength, with tgtd also MaxXmitDataSegmentLength) of 8 KiB and 256 KiB;
 # 1 MiB sequential write and read at queue depth 1 and 8, 4 KiB random read at 1 and 32. Prints
-# a Markdown table: MB/s or IOPS and the ratio isboot / libiscsi, CPU µs per I/O, and from one
-# counted run per initiator (tests/bench/count.c preloaded) allocations per I/O and bytes copied
-# and zero-filled per payload byte.
+# a Markdown table: MB/s or IOPS and the ratio isboot / libiscsi, CPU µs per I/O of each
+# initiator and of the target serving it (with the target's busy share: near 100 % it is the
+# target that bounds the rate), and from one counted run per initiator (tests/bench/count.c
+# preloaded) allocations per I/O and bytes copied and zero-filled per payload byte.
 #
 #   tests/bench/compare.sh [SECONDS_PER_RUN] [tgtd|tgtd-null|istgt ...]
 #

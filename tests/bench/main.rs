@@ -143,10 +143,10 @@ impl Result {
     }
 }
 
-/// CPU time of this process: (ns on a CPU over all threads, user ticks, system ticks).
-fn cpu() -> (u64, u64, u64) {
+/// Nanoseconds the threads of a process (`/proc/PID`) have spent on a CPU.
+fn tasks_ns(proc_dir: &str) -> u64 {
     let mut ns = 0;
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+    if let Ok(dir) = std::fs::read_dir(format!("{proc_dir}/task")) {
         for e in dir.flatten() {
             let p = e.path().join("schedstat");
             if let Some(v) = std::fs::read_to_string(p)
@@ -157,6 +157,12 @@ fn cpu() -> (u64, u64, u64) {
             }
         }
     }
+    ns
+}
+
+/// CPU time of this process: (ns on a CPU over all threads, user ticks, system ticks).
+fn cpu() -> (u64, u64, u64) {
+    let ns = tasks_ns("/proc/self");
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields 14 and 15 (utime, stime), counted after the command name's closing parenthesis.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -370,6 +376,37 @@ impl Setup {
     }
 }
 
+/// The target's side of one run: its CPU time over the initiator's whole life (login and
+/// logout included, which take milliseconds of a run of seconds), in microseconds per I/O at
+/// the run's rate, and as a share of the wall time (near 1: the target is what bounds the rate).
+#[derive(Clone, Copy, Debug)]
+struct TargetCpu {
+    us_per_io: f64,
+    busy: f64,
+}
+
+/// Runs `cmd` as [`spawn`] does, measuring the CPU time of the target process `pid` meanwhile.
+fn spawn_measured(
+    cmd: Command,
+    pid: Option<u32>,
+) -> std::result::Result<(Result, Option<TargetCpu>), String> {
+    let dir = pid.map(|p| format!("/proc/{p}"));
+    let before = (Instant::now(), dir.as_deref().map(tasks_ns));
+    let r = spawn(cmd, None)?;
+    let secs = before.0.elapsed().as_secs_f64();
+    let t = match (dir.as_deref().map(tasks_ns), before.1) {
+        (Some(after), Some(b)) if secs > 0.0 && r.iops() > 0.0 => {
+            let ns = after.saturating_sub(b) as f64;
+            Some(TargetCpu {
+                us_per_io: ns / 1e3 / (r.iops() * secs),
+                busy: ns / 1e9 / secs,
+            })
+        }
+        _ => None,
+    };
+    Ok((r, t))
+}
+
 /// Runs one initiator program and reads its result line. `count` preloads the counting library
 /// (`lib`, `file`).
 fn spawn(mut cmd: Command, count: Option<(&str, &str)>) -> std::result::Result<Result, String> {
@@ -561,7 +598,8 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
         "(median of {reps} alternating runs of {secs} s each; [min-max] of the per-repetition \
          ratios; CPU = user+sys µs per I/O of the initiator process, user share in parentheses; \
          allocs per I/O, bulk copies (>= 512 B; all copies) and zero fills per payload byte from \
-         one counted run each; {placement})"
+         one counted run each; target CPU = the target process's µs per I/O over each run, its \
+         busy share of the wall time in parentheses; {placement})"
     );
     let place = |c: Command| match pin {
         Some(p) => p.initiator(c),
@@ -569,10 +607,10 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
     };
     println!(
         "| target | target PDU | workload | libiscsi | isboot | isboot/libiscsi | CPU µs/IO libiscsi | \
-         CPU µs/IO isboot | CPU isboot/libiscsi | allocs/IO lib / isb | copied B/B lib / isb | \
-         zeroed B/B lib / isb |"
+         CPU µs/IO isboot | CPU isboot/libiscsi | target CPU µs/IO lib / isb | allocs/IO lib / isb | \
+         copied B/B lib / isb | zeroed B/B lib / isb |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in setups {
         let t = Target::start(
             s.kind,
@@ -600,25 +638,33 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
             }
             let mut theirs: Vec<Result> = Vec::new();
             let mut ours: Vec<Result> = Vec::new();
+            let (mut tcpu_t, mut tcpu_o): (Vec<TargetCpu>, Vec<TargetCpu>) = (vec![], vec![]);
             for rep in 0..reps {
                 // Alternate the two initiators, and which goes first, so that a change in the
                 // machine's load hits both.
                 for first in [rep % 2 == 0, rep % 2 != 0] {
                     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-                    let (who, r) = if first {
-                        let r = spawn(
-                            place(peer_cmd(peer_path, &url, mode, block, depth, secs)),
-                            None,
-                        )?;
-                        theirs.push(r);
-                        ("libiscsi", r)
+                    let (who, (r, tc)) = if first {
+                        let cmd = place(peer_cmd(peer_path, &url, mode, block, depth, secs));
+                        let m = spawn_measured(cmd, t.pid())?;
+                        theirs.push(m.0);
+                        tcpu_t.extend(m.1);
+                        ("libiscsi", m)
                     } else {
-                        let r = spawn(place(ours_cmd(&t, mode, block, depth, secs)), None)?;
-                        ours.push(r);
-                        ("isboot", r)
+                        let cmd = place(ours_cmd(&t, mode, block, depth, secs));
+                        let m = spawn_measured(cmd, t.pid())?;
+                        ours.push(m.0);
+                        tcpu_o.extend(m.1);
+                        ("isboot", m)
                     };
+                    let tc = tc.map_or(String::new(), |c| {
+                        format!(
+                            " target_us_per_io={:.2} target_busy={:.2}",
+                            c.us_per_io, c.busy
+                        )
+                    });
                     log_line(format!(
-                        "target={} pdu={} workload={label:?} initiator={who} rep={rep} load={:?} {}",
+                        "target={} pdu={} workload={label:?} initiator={who} rep={rep} load={:?} {}{tc}",
                         s.name().replace(' ', "-"),
                         s.pdu,
                         load.split_whitespace().next().unwrap_or(""),
@@ -656,12 +702,21 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
             let user_o = median(&ours.iter().map(Result::user_share).collect::<Vec<_>>());
             let cpu_ratios: Vec<f64> = cpu_o.iter().zip(&cpu_t).map(|(o, t)| o / t).collect();
             let (clo, chi) = spread(&cpu_ratios);
+            let target_cpu = |v: &[TargetCpu]| {
+                if v.is_empty() {
+                    return "-".to_string();
+                }
+                let us = median(&v.iter().map(|c| c.us_per_io).collect::<Vec<_>>());
+                let busy = median(&v.iter().map(|c| c.busy).collect::<Vec<_>>());
+                format!("{us:.1} ({:.0}%)", busy * 100.0)
+            };
+            let (tct, tco) = (target_cpu(&tcpu_t), target_cpu(&tcpu_o));
             let (at, bt, zt) = fmt_counts(ct.as_ref());
             let (ao, bo, zo) = fmt_counts(co.as_ref());
             println!(
                 "| {} | {} KiB | {label} | {:.0} {unit} | {:.0} {unit} | {:.2} [{lo:.2}-{hi:.2}] | \
-                 {:.1} ({:.0}% user) | {:.1} ({:.0}% user) | {:.2} [{clo:.2}-{chi:.2}] | {at} / {ao} | \
-                 {bt} / {bo} | {zt} / {zo} |",
+                 {:.1} ({:.0}% user) | {:.1} ({:.0}% user) | {:.2} [{clo:.2}-{chi:.2}] | {tct} / {tco} | \
+                 {at} / {ao} | {bt} / {bo} | {zt} / {zo} |",
                 s.name(),
                 s.pdu / 1024,
                 median(&rt),
