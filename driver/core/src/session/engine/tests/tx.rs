@@ -211,3 +211,90 @@ fn full_table_gives_the_request_back() {
     assert!(e.submit(read(2, 1), T0).is_ok());
     assert!(matches!(e.submit(read(3, 1), T0), Err(SubmitError::Full(r)) if r.tag == 3));
 }
+
+/// What the engine sends now, batch by batch as the session's flush lays them out and writes
+/// them: per batch, each PDU's ITT (`RESERVED_TAG` for a NOP-Out answering a ping).
+fn batches(s: &mut Script) -> Vec<Vec<u32>> {
+    let d = s.e.params().digests();
+    let mut out = Vec::new();
+    while s.e.fill_tx(s.now) {
+        let mut bytes = Vec::new();
+        while s.e.tx_pending() {
+            let mut iov: [&[u8]; 64] = [&[]; 64];
+            let n = s.e.tx_slices(&mut iov).unwrap();
+            let len: usize = iov[..n].iter().map(|b| b.len()).sum();
+            for b in &iov[..n] {
+                bytes.extend_from_slice(b);
+            }
+            s.e.tx_sent(len);
+        }
+        let mut itts = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let (raw, used) = RawPdu::split(&bytes[at..], d, u32::MAX).unwrap();
+            itts.push(match raw.parse().unwrap() {
+                Pdu::ScsiCommand(c) => c.itt,
+                Pdu::NopOut(n) => n.itt,
+                other => panic!("unexpected PDU {other:?}"),
+            });
+            at += used;
+        }
+        out.push(itts);
+    }
+    out
+}
+
+#[test]
+fn a_deep_queue_sends_new_commands_in_batches() {
+    use super::super::tx::{HOLD_AT, HOLD_BATCH};
+    assert_eq!(
+        (HOLD_AT, HOLD_BATCH),
+        (16, 8),
+        "the figures below assume these"
+    );
+    let mut e = Engine::try_new(32, Timeouts::default()).unwrap();
+    e.connected(params(), SNS, T0).unwrap();
+    let mut s = Script { e, now: T0 };
+    let mut tag = 0;
+    let mut submit = |s: &mut Script, n: usize| {
+        for _ in 0..n {
+            s.submit(read(tag, 0));
+            tag += 1;
+        }
+    };
+    // Up to HOLD_AT at the target, every command goes at once.
+    submit(&mut s, 16);
+    let first = batches(&mut s);
+    assert_eq!(first.iter().map(Vec::len).collect::<Vec<_>>(), [16]);
+    let mut sent: Vec<u32> = first.concat();
+    // Beyond, new ones wait until HOLD_BATCH of them can go together.
+    submit(&mut s, 7);
+    assert!(batches(&mut s).is_empty(), "7 held with 16 out");
+    submit(&mut s, 1);
+    let b = batches(&mut s);
+    assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [8]);
+    sent.extend(b.concat());
+    // Or until fewer than HOLD_AT are out: answers release them.
+    submit(&mut s, 3);
+    let mut stat = 99;
+    let mut answer = |s: &mut Script, itt: u32| {
+        send!(s, scsi_response(itt, stat, 0).window(10, 200));
+        stat += 1;
+    };
+    for &itt in &sent[..8] {
+        answer(&mut s, itt);
+    }
+    assert!(batches(&mut s).is_empty(), "3 held with 16 out");
+    answer(&mut s, sent[8]);
+    let b = batches(&mut s);
+    assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [3]);
+    assert_eq!(s.completions().len(), 9);
+    // Anything else going out takes the held commands along in its batch.
+    submit(&mut s, 2);
+    assert!(batches(&mut s).is_empty(), "2 held with 18 out");
+    send!(s, nop_in_ping(0x77, lun1()).with_sns(sns(stat, 10, 200)));
+    let b = batches(&mut s);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].len(), 3);
+    assert_eq!(b[0][0], RESERVED_TAG, "the ping's answer first");
+}
