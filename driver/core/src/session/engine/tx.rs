@@ -260,11 +260,11 @@ impl<B: DataBuf> Engine<B> {
     }
 
     /// Whether new commands wait for more of their kind before a batch of their own: while
-    /// [`HOLD_AT`] or more are at the target, each answer is another round's work for it
-    /// anyway, and [`HOLD_BATCH`] commands in one segment cost both ends one segment's work
-    /// instead of that many (4 KiB reads at queue depth 32 on loopback: one command per
-    /// segment was a third of the initiator's CPU). Never holds what the target must answer
-    /// first: the held commands go once fewer than [`HOLD_AT`] are out, so shallow queues
+    /// [`HOLD_AT`] or more are at the target it has work queued for a while, and
+    /// [`HOLD_BATCH`] commands in one segment cost both ends one segment's work instead of
+    /// that many (4 KiB reads at queue depth 32 on loopback: one command per segment was a
+    /// third of the initiator's CPU). It cannot stall: the answers to the commands at the
+    /// target bring the count below [`HOLD_AT`], and the held ones go then, so shallow queues
     /// send at once; anything else laid out in the batch takes them along.
     fn holds_commands(&self) -> bool {
         let queued = self.cmd_queue.len();
