@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """Rewrites an iBFT image for the in-process harness (tests/kmodsim).
 
-The fixtures in tests/data/ibft point at 10.0.2.2, qemu's slirp host. The harness reaches
+The fixtures in tests/data/ibft point at loopback (127.0.0.1; iPXE wrote 10.0.2.2, rewritten). The harness reaches
 only loopback, so every target it may connect to is rewritten here:
 
     ibft.py IN OUT --target 0=127.0.0.1:3260[:LUN] [--target 1=...] [--vlan ID]

@@ -11,7 +11,7 @@
 #   run.sh --rules [RELEASE]       the rules and the FreeBSD source each is written from
 #
 # Targets (tgtd, istgt, the scripted fake target) listen on 127.0.0.1 only and are stopped by
-# PID; the iBFT fixtures are rewritten to them (their 10.0.2.2 is never contacted: the harness
+# PID; the iBFT fixtures are rewritten to them (and the harness
 # refuses every connect outside loopback). KMODSIM_KEEP=1 keeps the work directory,
 # KMODSIM_VERBOSE=1 logs every KPI call, KMODSIM_FAILMALLOC_SAMPLE=K runs every K-th N only.
 set -euo pipefail

@@ -70,13 +70,13 @@ fn json_of_the_nochap_table_is_exactly_what_ipxe_wrote() {
   "nics": [
     {{
       "index": 0,
-      "ip": "10.0.2.15",
+      "ip": "127.0.0.15",
       "prefix": 24,
-      "gateway": "10.0.2.2",
+      "gateway": "127.0.0.1",
       "dns": [
-        "10.0.2.3"
+        "127.0.0.3"
       ],
-      "dhcp_server": "10.0.2.2",
+      "dhcp_server": "127.0.0.1",
       "vlan": 0,
       "mac": "52:54:00:12:34:56",
       "origin": "dhcp",
@@ -89,7 +89,7 @@ fn json_of_the_nochap_table_is_exactly_what_ipxe_wrote() {
   "targets": [
     {{
       "index": 0,
-      "ip": "10.0.2.2",
+      "ip": "127.0.0.1",
       "port": 3260,
       "lun": 1,
       "lun_raw": "0001000000000000",
@@ -158,8 +158,8 @@ fn text_output_of_the_chap_table() {
     );
     assert_eq!(&lines[1..], [
         "initiator: iqn.2025-01.test.rig:initiator-ipxe",
-        "nic0: 10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3 dhcp 10.0.2.2 mac 52:54:00:12:34:56 pci 00:02.0 origin dhcp [valid, boot-selected]",
-        "target0: iqn.2025-01.test.rig:tgt-chap at 10.0.2.2:3260 lun 1 via nic index 0 auth chap user rigin secret <redacted> [valid, boot-selected]",
+        "nic0: 127.0.0.15/24 gateway 127.0.0.1 dns 127.0.0.3 dhcp 127.0.0.1 mac 52:54:00:12:34:56 pci 00:02.0 origin dhcp [valid, boot-selected]",
+        "target0: iqn.2025-01.test.rig:tgt-chap at 127.0.0.1:3260 lun 1 via nic index 0 auth chap user rigin secret <redacted> [valid, boot-selected]",
         "boot: nic0 -> target0",
     ]);
 }
@@ -210,7 +210,7 @@ fn memory_image_scan_skips_decoys_and_finds_ipxes_table() {
         "{out}"
     );
     assert!(
-        out.contains("target0: iqn.2025-01.test.rig:tgt-chap at 10.0.2.2:3260 lun 1"),
+        out.contains("target0: iqn.2025-01.test.rig:tgt-chap at 127.0.0.1:3260 lun 1"),
         "{out}"
     );
 }
@@ -289,7 +289,7 @@ fn rewrite_points_the_boot_target_at_a_local_portal_and_keeps_the_rest() {
     ] {
         assert!(j.contains(want), "missing {want} in {j}");
     }
-    assert!(!j.contains("10.0.2.2\",\n      \"port\": 3260"), "{j}");
+    assert!(!j.contains("127.0.0.1\",\n      \"port\": 3260"), "{j}");
 }
 
 #[test]

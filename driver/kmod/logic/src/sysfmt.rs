@@ -224,14 +224,14 @@ mod tests {
             get(IbftField::InitiatorName),
             "iqn.2025-01.test.rig:initiator-ipxe"
         );
-        assert_eq!(get(IbftField::InitiatorAddress), "10.0.2.15");
+        assert_eq!(get(IbftField::InitiatorAddress), "127.0.0.15");
         assert_eq!(get(IbftField::TargetName), "iqn.2025-01.test.rig:tgt-chap");
-        assert_eq!(get(IbftField::TargetAddress), "10.0.2.2");
+        assert_eq!(get(IbftField::TargetAddress), "127.0.0.1");
         assert_eq!(get(IbftField::TargetPort), "3260");
         // iPXE writes LUN 1 as 00 01 00..; isboot showed 256.
         assert_eq!(get(IbftField::TargetLun), "1");
         assert_eq!(get(IbftField::NicPrefix), "24");
-        assert_eq!(get(IbftField::NicGateway), "10.0.2.2");
+        assert_eq!(get(IbftField::NicGateway), "127.0.0.1");
         assert_eq!(values.len(), 8);
     }
 
@@ -292,7 +292,7 @@ mod tests {
         assert_eq!(lines[0], "from loader tunables (net.isboot.root_path)");
         assert_eq!(
             lines[2],
-            "pair 0 nic 0: interface vtnet0 address 10.0.2.15/24 gateway 10.0.2.2"
+            "pair 0 nic 0: interface vtnet0 address 127.0.0.15/24 gateway 127.0.0.1"
         );
     }
 
@@ -328,24 +328,24 @@ mod tests {
 
     const GOLDEN: &[&str] = &[
         "initiator iqn.2025-01.test.rig:initiator-ipxe",
-        "pair 0 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
-        "pair 0 target 0: iqn.2025-01.test.rig:tgt-chap at 10.0.2.2:3260 lun 1 auth CHAP",
+        "pair 0 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 127.0.0.15/24 gateway 127.0.0.1",
+        "pair 0 target 0: iqn.2025-01.test.rig:tgt-chap at 127.0.0.1:3260 lun 1 auth CHAP",
         "initiator iqn.2025-01.test.rig:initiator-ipxe",
-        "pair 0 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
-        "pair 0 target 0: iqn.2025-01.test.rig:tgt-mutual at 10.0.2.2:3260 lun 1 auth mutual CHAP",
+        "pair 0 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 127.0.0.15/24 gateway 127.0.0.1",
+        "pair 0 target 0: iqn.2025-01.test.rig:tgt-mutual at 127.0.0.1:3260 lun 1 auth mutual CHAP",
         "initiator iqn.2025-01.test.rig:initiator-ipxe",
-        "pair 0 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
-        "pair 0 target 0: iqn.2025-01.test.rig:tgt-nochap at 10.0.2.2:3260 lun 1 auth none",
+        "pair 0 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 127.0.0.15/24 gateway 127.0.0.1",
+        "pair 0 target 0: iqn.2025-01.test.rig:tgt-nochap at 127.0.0.1:3260 lun 1 auth none",
         "alternates for failover:",
-        "pair 1 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
-        "pair 1 target 1: iqn.2025-01.test.rig.istgt:disk-mutual at 10.0.2.2:3261 lun 0 auth mutual CHAP",
+        "pair 1 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 127.0.0.15/24 gateway 127.0.0.1",
+        "pair 1 target 1: iqn.2025-01.test.rig.istgt:disk-mutual at 127.0.0.1:3261 lun 0 auth mutual CHAP",
         "from loader tunables (net.isboot.root_path)",
         "initiator iqn.2025-01.test.rig:initiator-ipxe",
         "pair 0 nic 0: interface vtnet0 address /24 vlan 100",
         "pair 0 target 0: (no name) at fd00::1:2:3260 lun 1 auth unknown (7)",
         "alternates for failover:",
-        "pair 1 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 10.0.2.15/24 gateway 10.0.2.2",
-        "pair 1 target 1: iqn.2025-01.test.rig.istgt:disk-mutual at 10.0.2.2:3261 lun 0 auth mutual CHAP",
+        "pair 1 nic 0: mac 52:54:00:12:34:56 pci 00:02.0 address 127.0.0.15/24 gateway 127.0.0.1",
+        "pair 1 target 1: iqn.2025-01.test.rig.istgt:disk-mutual at 127.0.0.1:3261 lun 0 auth mutual CHAP",
         "skipped: iBFT target3 skipped: no NIC with index 2",
     ];
 
@@ -355,7 +355,7 @@ mod tests {
         let lines = summary(&cfg);
         assert!(lines[0].starts_with("initiator iqn."), "{lines:?}");
         assert!(lines[1].contains("mac 52:54:00:12:34:56"), "{lines:?}");
-        assert!(lines[2].contains(" at 10.0.2.2:3260 lun "), "{lines:?}");
+        assert!(lines[2].contains(" at 127.0.0.1:3260 lun "), "{lines:?}");
         if cfg.candidates.len() > 1 {
             assert_eq!(lines[3], "alternates for failover:");
         }

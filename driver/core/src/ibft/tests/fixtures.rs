@@ -66,7 +66,7 @@ fn fixture_two_targets_decodes_as_ipxe_was_told() {
         Target {
             index: 1,
             flags: 0x03,
-            ip: v4(10, 0, 2, 2),
+            ip: v4(127, 0, 0, 1),
             port: 3261,
             lun: Lun([0; 8]),
             chap_type: ChapType::Mutual,
@@ -88,7 +88,10 @@ fn fixture_two_targets_decodes_as_ipxe_was_told() {
         .map(|c| (c.pair, c.target.port))
         .collect();
     assert_eq!(order, [(0, 3260), (1, 3261)]);
-    assert!(boot.candidates.iter().all(|c| c.nic.ip == v4(10, 0, 2, 15)));
+    assert!(boot
+        .candidates
+        .iter()
+        .all(|c| c.nic.ip == v4(127, 0, 0, 15)));
     assert_eq!(boot.skipped, []);
 }
 

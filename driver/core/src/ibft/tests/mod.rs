@@ -43,7 +43,7 @@ pub(super) fn parse_ok(bytes: &[u8]) -> Ibft {
 }
 
 /// The parts every iPXE fixture shares: header, initiator and the one DHCP NIC
-/// (ip=10.0.2.15/24 origin=dhcp gw=10.0.2.2 dns1=10.0.2.3 dhcp=10.0.2.2 mac 52:54:00:12:34:56
+/// (ip=127.0.0.15/24 origin=dhcp gw=127.0.0.1 dns1=127.0.0.3 dhcp=127.0.0.1 mac 52:54:00:12:34:56
 /// at PCI 00:02.0).
 pub(super) fn assert_ipxe_common(t: &Ibft, length: usize, bytes: &[u8]) {
     assert_eq!(bytes.len(), length);
@@ -71,13 +71,13 @@ pub(super) fn assert_ipxe_common(t: &Ibft, length: usize, bytes: &[u8]) {
         Nic {
             index: 0,
             flags: 0x03,
-            ip: v4(10, 0, 2, 15),
+            ip: v4(127, 0, 0, 15),
             prefix_len: 24,
             origin: Origin::Dhcp,
-            gateway: v4(10, 0, 2, 2),
-            primary_dns: v4(10, 0, 2, 3),
+            gateway: v4(127, 0, 0, 1),
+            primary_dns: v4(127, 0, 0, 3),
             secondary_dns: None,
-            dhcp_server: v4(10, 0, 2, 2),
+            dhcp_server: v4(127, 0, 0, 1),
             vlan: 0,
             mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
             pci_bdf: PciBdf {
@@ -97,7 +97,7 @@ pub(super) fn tgtd_target(name: &str, chap_type: ChapType) -> Target {
     Target {
         index: 0,
         flags: 0x03,
-        ip: v4(10, 0, 2, 2),
+        ip: v4(127, 0, 0, 1),
         port: 3260,
         lun: Lun([0, 1, 0, 0, 0, 0, 0, 0]),
         chap_type,

@@ -24,7 +24,7 @@ fn config_from_a_real_ibft_with_mutual_chap() {
     assert_eq!(cfg.targets.len(), 1);
     let t = &cfg.targets[0];
     assert_eq!(t.name, "iqn.2025-01.test.rig:tgt-mutual");
-    assert_eq!(t.portal.addr, "10.0.2.2:3260".parse().unwrap());
+    assert_eq!(t.portal.addr, "127.0.0.1:3260".parse().unwrap());
     let chap = t.chap.as_ref().expect("CHAP configured");
     assert_eq!(chap.initiator.name, "rigin");
     assert_eq!(chap.initiator.secret.expose(), b"rigin-secret-12");
