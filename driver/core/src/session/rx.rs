@@ -180,7 +180,8 @@ impl Rx {
         self.have = 0;
         self.info = None;
         self.stage = RxStage::Header { need: BHS_LEN };
-        self.guess = DataGuess::default();
+        // What it learned was this connection's; `placed` is cleared where a header begins.
+        self.guess.seg = 0;
     }
 
     /// Advances through one PDU: `Ready(Ok)` once a whole PDU went to the engine, `Pending`
@@ -228,10 +229,15 @@ impl Rx {
         need: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if self.have < need {
-            let guess = match io.t.guess_data_in() && self.have == 0 && self.ahead.is_empty() {
-                true => self.guess_for(io.engine),
-                false => None,
-            };
+            let mut guess = None;
+            if io.t.guess_data_in() && self.have == 0 {
+                // Nothing is placed before a header's first read (an error may have left
+                // something from the last connection).
+                self.guess.placed = None;
+                if self.ahead.is_empty() {
+                    guess = self.guess_for(io.engine);
+                }
+            }
             if let Some((slot, at, len)) = guess {
                 match self.read_guessed(io, slot, at, len) {
                     Poll::Ready(Ok(n)) => self.have = n,
