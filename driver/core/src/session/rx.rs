@@ -22,6 +22,12 @@
 //! traffic) do reads go further through [`ReadAhead`], one transport read for a burst of small
 //! PDUs (R2Ts, responses).
 //!
+//! One exception saves a system call per Data-In where reads are system calls (the host, not
+//! the module): while the session holds a single command, a read waiting for data, the first
+//! read of a header also takes the segment it most likely carries, straight into that read's
+//! buffer at its next offset, and a short look-ahead ([`DataGuess`]). What the header then
+//! does not claim is copied into [`ReadAhead`] in stream order and read from there as above.
+//!
 //! Buffers are allocated when the session starts ([`Rx::try_new`]) and kept across
 //! connections: the read-ahead buffer, and a scratch buffer for the data segments that are not
 //! Data-In (sense data, NOP-In data, Reject headers), which grows fallibly when a target sends a
