@@ -105,7 +105,7 @@ struct Io<'a, 'c, 'w, T, G, B> {
 }
 
 /// The receive path of one connection.
-pub(super) struct Rx {
+pub(crate) struct Rx {
     ahead: ReadAhead,
     /// BHS, AHS and header digest of the PDU being read ([`HDR_MAX`] bytes; on the heap, so
     /// that the session's future stays small to move).
@@ -166,7 +166,7 @@ const SCRATCH: usize = 8 * 1024;
 
 impl Rx {
     /// The receive path's buffers; `NoMemory` if they cannot be allocated.
-    pub(super) fn try_new() -> Result<Self, NoMemory> {
+    pub(crate) fn try_new() -> Result<Self, NoMemory> {
         Ok(Rx {
             ahead: ReadAhead::try_new()?,
             hdr: mem::try_vec(HDR_MAX, 0)?,
@@ -181,7 +181,7 @@ impl Rx {
     }
 
     /// Starts over for a new connection (the buffers stay).
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.ahead.clear();
         self.have = 0;
         self.info = None;
@@ -192,7 +192,7 @@ impl Rx {
 
     /// Advances through one PDU: `Ready(Ok)` once a whole PDU went to the engine, `Pending`
     /// when the transport has nothing more now.
-    pub(super) fn poll<T: Transport, G: Log, B: DataBuf>(
+    pub(crate) fn poll<T: Transport, G: Log, B: DataBuf>(
         &mut self,
         cx: &mut Context<'_>,
         t: &mut T,
