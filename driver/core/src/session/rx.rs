@@ -137,7 +137,9 @@ pub(crate) struct Rx {
 /// read-ahead buffer in stream order, ahead of the look-ahead bytes, and the normal stages
 /// read it from there. The guess is at most the read's remaining transfer and the largest
 /// Data-In segment seen on this connection (no guess before one is seen), and never more than
-/// the read-ahead buffer can take beside the look-ahead, so a miss can always be parked.
+/// the read-ahead buffer can take beside the look-ahead ([`GUESS_MAX`]), so a miss can always
+/// be parked. A segment expected to be longer than that is guessed in part and without the
+/// look-ahead, which would only take payload: the data stage reads the rest.
 #[derive(Clone, Copy, Debug, Default)]
 struct DataGuess {
     /// The largest Data-In segment seen on this connection (0: none yet, no guess).
@@ -244,8 +246,8 @@ impl Rx {
                     guess = self.guess_for(io.engine);
                 }
             }
-            if let Some((slot, at, len)) = guess {
-                match self.read_guessed(io, slot, at, len) {
+            if let Some((slot, at, len, look)) = guess {
+                match self.read_guessed(io, slot, at, len, look) {
                     Poll::Ready(Ok(n)) => self.have = n,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => return Poll::Pending,
@@ -324,19 +326,21 @@ impl Rx {
         Poll::Ready(Ok(Progress::Stage))
     }
 
-    /// What [`DataGuess`] guesses now: `(slot, at, len)`, or `None` when it does not.
-    fn guess_for<B: DataBuf>(&self, engine: &Engine<B>) -> Option<(u16, usize, usize)> {
-        let seg = self.guess.seg;
-        if seg == 0 || seg > GUESS_MAX {
-            // Nothing learned yet, or segments the buffer cannot park: two reads each.
+    /// What [`DataGuess`] guesses now: the read's slot, its next offset, the guess and the
+    /// look-ahead; `None` when it does not guess.
+    fn guess_for<B: DataBuf>(&self, engine: &Engine<B>) -> Option<(u16, usize, usize, usize)> {
+        if self.guess.seg == 0 {
             return None;
         }
         let (slot, at, left) = engine.rx_guess(self.guess.hint)?;
-        Some((slot, at, left.min(seg)))
+        let want = left.min(self.guess.seg);
+        let len = want.min(GUESS_MAX);
+        let look = if len < want { 0 } else { GUESS_LOOK };
+        Some((slot, at, len, look))
     }
 
     /// One transport call for the header (with its digest), `len` bytes of the guessed segment
-    /// into `slot`'s buffer at `at`, and [`GUESS_LOOK`] bytes into the read-ahead buffer.
+    /// into `slot`'s buffer at `at`, and `look` bytes into the read-ahead buffer.
     /// Returns the header bytes read; the rest is `placed` or read ahead.
     fn read_guessed<T: Transport, G: Log, B: DataBuf>(
         &mut self,
@@ -344,6 +348,7 @@ impl Rx {
         slot: u16,
         at: usize,
         len: usize,
+        look: usize,
     ) -> Poll<Result<usize, Disconnect>> {
         let hl = BHS_LEN.saturating_add(if io.digests.header { DIGEST_LEN } else { 0 });
         let hdr = self.hdr.get_mut(..hl);
@@ -357,7 +362,7 @@ impl Rx {
             (Err(e), _) | (_, Err(e)) => return Poll::Ready(Err(e)),
         };
         let guessed = dst.len();
-        let n = read_or_return!(self.ahead.read_three(io.cx, io.t, hdr, dst, GUESS_LOOK));
+        let n = read_or_return!(self.ahead.read_three(io.cx, io.t, hdr, dst, look));
         let h = n.min(hl);
         let placed = n.saturating_sub(h).min(guessed);
         if placed > 0 {

@@ -530,3 +530,38 @@ fn a_header_with_an_ahs_is_read_whole_from_the_parked_bytes() {
     assert!(matches!(raw.parse(), Ok(Pdu::NopOut(n)) if n.ttt == 4));
     assert_eq!(raw.data, &pattern(64, 2)[..]);
 }
+
+#[test]
+fn segments_longer_than_the_buffer_are_guessed_in_part_and_short_reads_stay_guessed() {
+    for digests in [false, true] {
+        let mut r = rig(digests, true);
+        // 64 KiB segments: more than the read-ahead buffer could park beside its look-ahead.
+        let itt = r.read(1, 3 * 65536);
+        let data = pattern(3 * 65536, 12);
+        for i in 0..3u32 {
+            let at = 65536 * i as usize;
+            r.data_in(itt, i, at as u32, &data[at..at + 65536], i == 2);
+            r.wire.reads = 0;
+            r.wire.reads3 = 0;
+            assert_eq!(r.run(), 1);
+            // The first is read as BHS, header digest (if any), then data; the others as the
+            // guess (header and the segment but its last 48 bytes, no look-ahead), then the
+            // rest.
+            let want = match i {
+                0 => (2 + usize::from(digests), 0),
+                _ => (2, 1),
+            };
+            assert_eq!((r.wire.reads, r.wire.reads3), want, "segment {i}");
+        }
+        r.done(1, &data);
+        // A 4 KiB read on the same connection is still one call.
+        let itt = r.read(2, 4096);
+        let data = pattern(4096, 13);
+        r.data_in(itt, 0, 0, &data, true);
+        r.wire.reads = 0;
+        r.wire.reads3 = 0;
+        assert_eq!(r.run(), 1);
+        assert_eq!((r.wire.reads, r.wire.reads3), (1, 1));
+        r.done(2, &data);
+    }
+}
