@@ -32,11 +32,10 @@ use std::time::Duration;
 
 use isboot_core::lun::Lun;
 use isboot_core::pdu::{Pdu, RawPdu, TargetSns, BHS_LEN};
-use isboot_core::port::{IoError, Transport};
 use isboot_core::scsi::{cdb, Direction, ScsiRequest};
 use isboot_core::session::{Engine, Event, Phase, Timeouts};
 use isboot_core::sn::Sn;
-use isboot_core::testing::Receiver;
+use isboot_core::testing::{Receiver, Wire};
 use isboot_core::text::{Key, Params};
 use isboot_crc32c::Crc32c;
 use isboot_executor::Instant;
@@ -80,73 +79,6 @@ const MAX_BUF: usize = 96 * 1024;
 /// the events not yet taken.
 const HEAP_SLACK: usize = 4 << 20;
 const TARGET_OPCODES: [u8; 10] = [0x20, 0x21, 0x22, 0x23, 0x25, 0x26, 0x31, 0x32, 0x3f, 0x3c];
-
-/// The target's byte stream, handed to the receive path at most `pieces[i]` bytes per read.
-struct Wire {
-    bytes: Vec<u8>,
-    pos: usize,
-    pieces: [usize; 4],
-    piece: usize,
-    guess: bool,
-    /// For FUZZ_TRACE: three-buffer (guessed) reads.
-    guessed: u32,
-}
-
-impl Wire {
-    fn take(&mut self, bufs: &mut [&mut [u8]]) -> Poll<Result<usize, IoError>> {
-        assert!(!bufs[0].is_empty(), "a read with nothing needed");
-        let left = self.bytes.len() - self.pos;
-        if left == 0 {
-            return Poll::Pending;
-        }
-        let mut limit = left.min(self.pieces[self.piece % 4]);
-        self.piece += 1;
-        let mut n = 0;
-        for b in bufs.iter_mut() {
-            let k = b.len().min(limit);
-            b[..k].copy_from_slice(&self.bytes[self.pos..self.pos + k]);
-            self.pos += k;
-            n += k;
-            limit -= k;
-            if k < b.len() {
-                break;
-            }
-        }
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl Transport for Wire {
-    fn poll_read(&mut self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>> {
-        self.take(&mut [buf])
-    }
-    fn poll_read_pair(
-        &mut self,
-        _: &mut Context<'_>,
-        first: &mut [u8],
-        second: &mut [u8],
-    ) -> Poll<Result<usize, IoError>> {
-        self.take(&mut [first, second])
-    }
-    fn guess_data_in(&self) -> bool {
-        self.guess
-    }
-    fn poll_read_three(
-        &mut self,
-        _: &mut Context<'_>,
-        first: &mut [u8],
-        second: &mut [u8],
-        third: &mut [u8],
-    ) -> Poll<Result<usize, IoError>> {
-        assert!(self.guess, "a three-buffer read without the opt-in");
-        self.guessed += 1;
-        self.take(&mut [first, second, third])
-    }
-    fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn close(&mut self) {}
-}
 
 /// What the harness knows besides the engine.
 struct Model {
@@ -350,8 +282,7 @@ impl Model {
 
     fn lost(&mut self) {
         self.rx.reset();
-        self.wire.bytes.clear();
-        self.wire.pos = 0;
+        self.wire.clear();
         self.e.disconnected();
         self.drain_events();
     }
@@ -467,12 +398,15 @@ impl Model {
         }
         let how = inp.u8();
         self.wire.guess = how & 1 == 0;
-        for p in &mut self.wire.pieces {
-            *p = match how >> 1 & 3 {
-                0 => usize::MAX,
-                1 => 1 + usize::from(inp.u8() % 64),
-                _ => 1 + usize::from(inp.u16()),
-            };
+        self.wire.pieces.clear();
+        if how >> 1 & 3 != 0 {
+            for _ in 0..4 {
+                let p = match how >> 1 & 3 {
+                    1 => 1 + usize::from(inp.u8() % 64),
+                    _ => 1 + usize::from(inp.u16()),
+                };
+                self.wire.pieces.push(p);
+            }
         }
         let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..100_000 {
@@ -480,13 +414,8 @@ impl Model {
                 Poll::Ready(Ok(())) => self.accepted += 1,
                 Poll::Ready(Err(_)) => return false,
                 Poll::Pending => {
-                    assert_eq!(
-                        self.wire.pos,
-                        self.wire.bytes.len(),
-                        "pending with bytes left"
-                    );
-                    self.wire.bytes.clear();
-                    self.wire.pos = 0;
+                    assert!(self.wire.drained(), "pending with bytes left");
+                    self.wire.clear();
                     return true;
                 }
             }
@@ -553,14 +482,7 @@ fuzz_target!(|data: &[u8]| {
     let mut m = Model {
         e: Engine::try_new(SLOTS, timeouts).expect("memory for the engine"),
         rx: Receiver::new(),
-        wire: Wire {
-            bytes: Vec::new(),
-            pos: 0,
-            pieces: [usize::MAX; 4],
-            piece: 0,
-            guess: true,
-            guessed: 0,
-        },
+        wire: Wire::new(true),
         now: Instant::from_nanos(1_000_000_000),
         open: HashMap::new(),
         resets: HashMap::new(),
@@ -587,7 +509,7 @@ fuzz_target!(|data: &[u8]| {
             m.pdus,
             m.accepted,
             m.good,
-            m.wire.guessed,
+            m.wire.reads3,
             m.e.phase()
         );
     }

@@ -17,6 +17,7 @@
 
 pub mod pdu;
 mod target;
+mod wire;
 
 use core::task::{Context, Poll};
 
@@ -69,3 +70,4 @@ pub use target::{
     inquiry_data, pattern, ConnectionEnd, FakeConfig, FakeConnection, FakeTarget, Fault, OnLogout,
     Redirect, Stats, BLOCK, POISON, WINDOW,
 };
+pub use wire::Wire;

@@ -14,91 +14,15 @@ use crate::pdu::testutil::emit_with;
 use crate::pdu::{
     AsyncEvent, DataIn, Digests, Header, NopIn, Pdu, RawPdu, Residual, ScsiResponse, RESERVED_TAG,
 };
-use crate::port::{IoError, NoLog, Transport};
+use crate::port::NoLog;
 use crate::scsi::{cdb, status, Completion, ScsiRequest};
 use crate::session::engine::{Engine, Event, Timeouts};
 use crate::session::rx::Rx;
 use crate::testing::pdu::{async_message, data_in, nop_in_ping, scsi_response, sns, TargetPdu};
+use crate::testing::Wire;
 use crate::text::{Key, Params};
 
 const T0: Instant = Instant::from_nanos(1_000_000_000);
-
-/// The target's bytes, handed out at most `pieces[i]` per read (cycling; empty: no limit).
-struct Wire {
-    bytes: Vec<u8>,
-    pos: usize,
-    pieces: Vec<usize>,
-    piece: usize,
-    /// Reads that returned bytes, and how many of them were three-buffer reads.
-    reads: usize,
-    reads3: usize,
-    guess: bool,
-}
-
-impl Wire {
-    fn take(&mut self, bufs: &mut [&mut [u8]]) -> Poll<Result<usize, IoError>> {
-        let left = self.bytes.len() - self.pos;
-        if left == 0 {
-            return Poll::Pending;
-        }
-        let mut limit = match self.pieces.get(self.piece % self.pieces.len().max(1)) {
-            Some(&p) => left.min(p),
-            None => left,
-        };
-        self.piece += 1;
-        self.reads += 1;
-        let mut n = 0;
-        for b in bufs.iter_mut() {
-            let k = b.len().min(limit);
-            b[..k].copy_from_slice(&self.bytes[self.pos..self.pos + k]);
-            self.pos += k;
-            n += k;
-            limit -= k;
-            if k < b.len() {
-                break;
-            }
-        }
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl Transport for Wire {
-    fn poll_read(&mut self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>> {
-        self.take(&mut [buf])
-    }
-    fn poll_read_pair(
-        &mut self,
-        _: &mut Context<'_>,
-        first: &mut [u8],
-        second: &mut [u8],
-    ) -> Poll<Result<usize, IoError>> {
-        self.take(&mut [first, second])
-    }
-    fn guess_data_in(&self) -> bool {
-        self.guess
-    }
-    fn poll_read_three(
-        &mut self,
-        _: &mut Context<'_>,
-        first: &mut [u8],
-        second: &mut [u8],
-        third: &mut [u8],
-    ) -> Poll<Result<usize, IoError>> {
-        assert!(
-            self.guess,
-            "a three-buffer read on a transport that did not opt in"
-        );
-        let r = self.take(&mut [first, second, third]);
-        if matches!(r, Poll::Ready(Ok(_))) {
-            self.reads3 += 1;
-        }
-        r
-    }
-    fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn close(&mut self) {}
-}
 
 struct Rig {
     e: Engine,
@@ -129,15 +53,7 @@ fn rig(digests: bool, guess: bool) -> Rig {
     Rig {
         e,
         rx: Rx::try_new().unwrap(),
-        wire: Wire {
-            bytes: Vec::new(),
-            pos: 0,
-            pieces: Vec::new(),
-            piece: 0,
-            reads: 0,
-            reads3: 0,
-            guess,
-        },
+        wire: Wire::new(guess),
         digests,
         stat_sn: 100,
         cmd_sn: 10,
