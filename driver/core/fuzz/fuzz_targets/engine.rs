@@ -85,6 +85,9 @@ struct Model {
     e: Engine,
     rx: Receiver,
     wire: Wire,
+    /// DataSN and buffer offset the next Data-In of an ITT must carry, as far as the streamed
+    /// Data-In accepted so far tell: a hint that gets reads to the guessed Data-In read.
+    data_in: HashMap<u32, (u32, u32)>,
     now: Instant,
     /// Submitted and not completed: tag -> buffer length.
     open: HashMap<u64, usize>,
@@ -283,6 +286,7 @@ impl Model {
     fn lost(&mut self) {
         self.rx.reset();
         self.wire.clear();
+        self.data_in.clear();
         self.e.disconnected();
         self.drain_events();
     }
@@ -368,7 +372,21 @@ impl Model {
         h[5..8].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
         let data = inp.bytes(len);
         if stream {
-            return self.stream(inp, &h, &ahs, &data);
+            let itt = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+            let data_in = h[0] & 0x3f == 0x25;
+            let (sn, offset) = self.data_in.get(&itt).copied().unwrap_or((0, 0));
+            if data_in && hints & 128 != 0 {
+                h[36..40].copy_from_slice(&sn.to_be_bytes());
+                h[40..44].copy_from_slice(&offset.to_be_bytes());
+            }
+            let ok = self.stream(inp, &h, &ahs, &data);
+            if ok && data_in {
+                let sn = u32::from_be_bytes([h[36], h[37], h[38], h[39]]);
+                let offset = u32::from_be_bytes([h[40], h[41], h[42], h[43]]);
+                let next = (sn.wrapping_add(1), offset.wrapping_add(len as u32));
+                self.data_in.insert(itt, next);
+            }
+            return ok;
         }
         let ok = self.e.receive(self.now, &h, &data).is_ok();
         self.accepted += u32::from(ok);
@@ -483,6 +501,7 @@ fuzz_target!(|data: &[u8]| {
         e: Engine::try_new(SLOTS, timeouts).expect("memory for the engine"),
         rx: Receiver::new(),
         wire: Wire::new(true),
+        data_in: HashMap::new(),
         now: Instant::from_nanos(1_000_000_000),
         open: HashMap::new(),
         resets: HashMap::new(),
