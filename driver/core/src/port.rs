@@ -130,6 +130,32 @@ pub trait Transport: Send {
         let _ = second;
         self.poll_read(cx, first)
     }
+    /// Whether the receive path may read a header together with the Data-In segment it most
+    /// likely carries, with [`Transport::poll_read_three`] (the receive path's `DataGuess`):
+    /// worth it where every read is a system call (the host's `readv`), as it saves one per
+    /// Data-In PDU, and not where a read is a function call (the kernel's `soreceive`), which
+    /// would only pay the code. A transport that says so reads all three buffers in one call.
+    /// A constant per type (a method only so that the trait stays usable as `dyn`): the
+    /// default's `false` compiles the path away.
+    #[inline(always)]
+    fn guess_data_in(&self) -> bool {
+        false
+    }
+    /// Reads into `first`, then `second`, then `third`, in one call as `readv(2)` does (`first`
+    /// never empty). `first` is what the reader needs (as `buf` of [`Transport::poll_read`]);
+    /// `second` and `third` take only what is already there. A read that returns less than all
+    /// three hold tells the transport the stream is drained. The default reads into `first`
+    /// and `second` only.
+    fn poll_read_three(
+        &mut self,
+        cx: &mut Context<'_>,
+        first: &mut [u8],
+        second: &mut [u8],
+        third: &mut [u8],
+    ) -> Poll<Result<usize, IoError>> {
+        let _ = third;
+        self.poll_read_pair(cx, first, second)
+    }
     /// Closes the stream at once (no lingering); later polls fail. Idempotent.
     fn close(&mut self);
 }

@@ -311,6 +311,31 @@ impl Transport for HostTransport {
         self.poll_io(cx, true, want, need, |s| s.read_vectored(&mut iov))
     }
 
+    /// Every read is a system call here: reading a header with the data it likely carries
+    /// saves one per Data-In PDU.
+    fn guess_data_in(&self) -> bool {
+        true
+    }
+
+    fn poll_read_three(
+        &mut self,
+        cx: &mut Context<'_>,
+        first: &mut [u8],
+        second: &mut [u8],
+        third: &mut [u8],
+    ) -> Poll<Result<usize, IoError>> {
+        let need = first.len();
+        let want = need
+            .saturating_add(second.len())
+            .saturating_add(third.len());
+        let mut iov = [
+            IoSliceMut::new(first),
+            IoSliceMut::new(second),
+            IoSliceMut::new(third),
+        ];
+        self.poll_io(cx, true, want, need, |s| s.read_vectored(&mut iov))
+    }
+
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,

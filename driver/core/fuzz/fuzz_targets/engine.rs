@@ -7,7 +7,9 @@
 //! selector byte and its arguments from the bytes that follow. Target PDUs are built from the
 //! input with a hint or two (a target opcode, an ITT the engine used, sequence numbers near the
 //! window, a DataSegmentLength that matches the data) so that deep paths run, but every other
-//! byte is the fuzzer's.
+//! byte is the fuzzer's. Some PDUs go to the engine whole, others (AHS and digests included)
+//! as a byte stream through the session's receive path (`testing::Receiver`), from a transport
+//! that returns the fuzzer's byte counts per read and may opt in to the guessed Data-In read.
 //!
 //! Checked after every step:
 //! - every non-immediate PDU the engine sends has a CmdSN inside the window `[ExpCmdSN,
@@ -18,12 +20,14 @@
 //!   its buffer at its submitted length and no more bytes transferred than it holds; every LUN
 //!   reset is answered exactly once; after `close` nothing is left;
 //! - bounded memory: the task table within its capacity, and the live heap (a counting
-//!   allocator) within a fixed bound above the request buffers the fuzzer handed in.
+//!   allocator) within a fixed bound above the request buffers the fuzzer handed in;
+//! - the receive path reads every byte of the stream, and only those.
 #![no_main]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use isboot_core::lun::Lun;
@@ -31,7 +35,9 @@ use isboot_core::pdu::{Pdu, RawPdu, TargetSns, BHS_LEN};
 use isboot_core::scsi::{cdb, Direction, ScsiRequest};
 use isboot_core::session::{Engine, Event, Phase, Timeouts};
 use isboot_core::sn::Sn;
+use isboot_core::testing::{Receiver, Wire};
 use isboot_core::text::{Key, Params};
+use isboot_crc32c::Crc32c;
 use isboot_executor::Instant;
 use libfuzzer_sys::fuzz_target;
 
@@ -77,6 +83,11 @@ const TARGET_OPCODES: [u8; 10] = [0x20, 0x21, 0x22, 0x23, 0x25, 0x26, 0x31, 0x32
 /// What the harness knows besides the engine.
 struct Model {
     e: Engine,
+    rx: Receiver,
+    wire: Wire,
+    /// DataSN and buffer offset the next Data-In of an ITT must carry, as far as the streamed
+    /// Data-In accepted so far tell: a hint that gets reads to the guessed Data-In read.
+    data_in: HashMap<u32, (u32, u32)>,
     now: Instant,
     /// Submitted and not completed: tag -> buffer length.
     open: HashMap<u64, usize>,
@@ -112,6 +123,8 @@ fn params_from(inp: &mut Input<'_>) -> Params {
         .with(Key::InitialR2T, u32::from(flags & 1))
         .with(Key::ImmediateData, u32::from(flags >> 1 & 1))
         .with(Key::MaxOutstandingR2T, u32::from(flags >> 2 & 3) + 1)
+        .with(Key::HeaderDigest, u32::from(flags >> 4 & 1))
+        .with(Key::DataDigest, u32::from(flags >> 5 & 1))
 }
 
 fn sns_from(inp: &mut Input<'_>) -> TargetSns {
@@ -271,6 +284,9 @@ impl Model {
     }
 
     fn lost(&mut self) {
+        self.rx.reset();
+        self.wire.clear();
+        self.data_in.clear();
         self.e.disconnected();
         self.drain_events();
     }
@@ -320,7 +336,16 @@ impl Model {
         if hints & 1 != 0 {
             h[0] = TARGET_OPCODES[usize::from(h[0]) % TARGET_OPCODES.len()];
         }
-        h[4] = 0; // no AHS: the engine takes BHS-only headers from its reader
+        // No AHS for the engine directly (the receive path hands it BHS and AHS together).
+        h[4] = 0;
+        let stream = hints & 32 != 0;
+        let ahs = if stream && hints & 64 != 0 {
+            let words = inp.u8() % 4;
+            h[4] = words;
+            inp.bytes(usize::from(words) * 4)
+        } else {
+            Vec::new()
+        };
         if hints & 2 != 0 && !self.itts.is_empty() {
             let itt = self.itts[usize::from(h[17]) % self.itts.len()];
             h[16..20].copy_from_slice(&itt.to_be_bytes());
@@ -346,9 +371,74 @@ impl Model {
         };
         h[5..8].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
         let data = inp.bytes(len);
+        if stream {
+            let itt = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+            let data_in = h[0] & 0x3f == 0x25;
+            let (sn, offset) = self.data_in.get(&itt).copied().unwrap_or((0, 0));
+            if data_in && hints & 128 != 0 {
+                h[36..40].copy_from_slice(&sn.to_be_bytes());
+                h[40..44].copy_from_slice(&offset.to_be_bytes());
+            }
+            let ok = self.stream(inp, &h, &ahs, &data);
+            if ok && data_in {
+                let sn = u32::from_be_bytes([h[36], h[37], h[38], h[39]]);
+                let offset = u32::from_be_bytes([h[40], h[41], h[42], h[43]]);
+                let next = (sn.wrapping_add(1), offset.wrapping_add(len as u32));
+                self.data_in.insert(itt, next);
+            }
+            return ok;
+        }
         let ok = self.e.receive(self.now, &h, &data).is_ok();
         self.accepted += u32::from(ok);
         ok
+    }
+
+    /// The PDU as bytes on the wire (digests as negotiated) through the receive path, read in
+    /// pieces the fuzzer chooses; false when the connection must end.
+    fn stream(&mut self, inp: &mut Input<'_>, bhs: &[u8], ahs: &[u8], data: &[u8]) -> bool {
+        let d = self.e.params().digests();
+        let w = &mut self.wire.bytes;
+        w.extend_from_slice(bhs);
+        w.extend_from_slice(ahs);
+        if d.header {
+            let crc = Crc32c::new().update(bhs).update(ahs).finish();
+            w.extend_from_slice(&crc.to_le_bytes());
+        }
+        let pad = [0u8; 3];
+        let pad = &pad[..(4 - data.len() % 4) % 4];
+        w.extend_from_slice(data);
+        w.extend_from_slice(pad);
+        if d.data && !data.is_empty() {
+            let crc = Crc32c::new().update(data).update(pad).finish();
+            // Now and then a wrong one: the receive path must refuse it.
+            let crc = if inp.u8() == 0xdd { !crc } else { crc };
+            w.extend_from_slice(&crc.to_le_bytes());
+        }
+        let how = inp.u8();
+        self.wire.guess = how & 1 == 0;
+        self.wire.pieces.clear();
+        if how >> 1 & 3 != 0 {
+            for _ in 0..4 {
+                let p = match how >> 1 & 3 {
+                    1 => 1 + usize::from(inp.u8() % 64),
+                    _ => 1 + usize::from(inp.u16()),
+                };
+                self.wire.pieces.push(p);
+            }
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..100_000 {
+            match self.rx.poll(&mut cx, &mut self.wire, &mut self.e, self.now) {
+                Poll::Ready(Ok(())) => self.accepted += 1,
+                Poll::Ready(Err(_)) => return false,
+                Poll::Pending => {
+                    assert!(self.wire.drained(), "pending with bytes left");
+                    self.wire.clear();
+                    return true;
+                }
+            }
+        }
+        panic!("the receive path does not settle")
     }
 
     fn step(&mut self, inp: &mut Input<'_>) {
@@ -409,6 +499,9 @@ fuzz_target!(|data: &[u8]| {
     let baseline = LIVE.load(Ordering::Relaxed);
     let mut m = Model {
         e: Engine::try_new(SLOTS, timeouts).expect("memory for the engine"),
+        rx: Receiver::new(),
+        wire: Wire::new(true),
+        data_in: HashMap::new(),
         now: Instant::from_nanos(1_000_000_000),
         open: HashMap::new(),
         resets: HashMap::new(),
@@ -431,10 +524,11 @@ fuzz_target!(|data: &[u8]| {
     if std::env::var_os("FUZZ_TRACE").is_some() {
         eprintln!(
             "engine: {steps} steps, {} PDUs sent, {} target PDUs accepted, {} good completions, \
-             phase {:?}",
+             {} guessed reads, phase {:?}",
             m.pdus,
             m.accepted,
             m.good,
+            m.wire.reads3,
             m.e.phase()
         );
     }

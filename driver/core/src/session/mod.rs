@@ -68,7 +68,7 @@ mod driver;
 mod engine;
 mod recovery;
 mod report;
-mod rx;
+pub(crate) mod rx;
 mod table;
 
 #[cfg(test)]

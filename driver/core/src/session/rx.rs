@@ -22,6 +22,12 @@
 //! traffic) do reads go further through [`ReadAhead`], one transport read for a burst of small
 //! PDUs (R2Ts, responses).
 //!
+//! One exception saves a system call per Data-In where reads are system calls (the host, not
+//! the module): while the session holds a single command, a read waiting for data, the first
+//! read of a header also takes the segment it most likely carries, straight into that read's
+//! buffer at its next offset, and a short look-ahead ([`DataGuess`]). What the header then
+//! does not claim is copied into [`ReadAhead`] in stream order and read from there as above.
+//!
 //! Buffers are allocated when the session starts ([`Rx::try_new`]) and kept across
 //! connections: the read-ahead buffer, and a scratch buffer for the data segments that are not
 //! Data-In (sense data, NOP-In data, Reject headers), which grows fallibly when a target sends a
@@ -99,7 +105,7 @@ struct Io<'a, 'c, 'w, T, G, B> {
 }
 
 /// The receive path of one connection.
-pub(super) struct Rx {
+pub(crate) struct Rx {
     ahead: ReadAhead,
     /// BHS, AHS and header digest of the PDU being read ([`HDR_MAX`] bytes; on the heap, so
     /// that the session's future stays small to move).
@@ -110,14 +116,59 @@ pub(super) struct Rx {
     scratch: Vec<u8>,
     crc: Crc32c,
     trailer: [u8; 3 + DIGEST_LEN],
+    guess: DataGuess,
 }
+
+/// Reading a header together with the Data-In segment it most likely carries, in one transport
+/// call (one `readv` on a host instead of two: the header alone, then its data), for
+/// transports that opt in ([`Transport::guess_data_in`]).
+///
+/// Only when the session holds exactly one command, a read still waiting for data
+/// ([`Engine::rx_guess`]): whatever PDU comes is then that read's or a control PDU, so bytes
+/// placed on a wrong guess can never be another request's data. The header goes into `hdr`,
+/// the guess straight into the read's buffer at the offset its next Data-In must start at, and
+/// [`GUESS_LOOK`] bytes more into the (empty) read-ahead buffer, so that a read that drains the
+/// socket comes back short and the transport knows it is drained. Once the header is parsed
+/// and its sink is that read at that offset, the bytes in place count as its data, up to the
+/// segment's length.
+///
+/// A miss (a NOP-In, Reject, Async Message or SCSI Response first; a shorter segment than
+/// guessed) costs a copy of at most the guess: every byte not validly in place moves into the
+/// read-ahead buffer in stream order, ahead of the look-ahead bytes, and the normal stages
+/// read it from there. The guess is at most the read's remaining transfer and the largest
+/// Data-In segment seen on this connection (no guess before one is seen), and never more than
+/// the read-ahead buffer can take beside the look-ahead ([`GUESS_MAX`]), so a miss can always
+/// be parked. A segment expected to be longer than that is guessed in part and without the
+/// look-ahead, which would only take payload: the data stage reads the rest.
+#[derive(Clone, Copy, Debug, Default)]
+struct DataGuess {
+    /// The largest Data-In segment seen on this connection (0: none yet, no guess).
+    seg: usize,
+    /// The slot of the last Data-In: the read to look at first.
+    hint: u16,
+    /// Bytes read into a task's buffer that its header has not claimed yet.
+    placed: Option<Placed>,
+}
+
+/// Bytes a guess read into `slot`'s buffer at `at..at + len`.
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    slot: u16,
+    at: usize,
+    len: usize,
+}
+
+/// The look-ahead behind a guessed segment: the SCSI Response that may follow it.
+const GUESS_LOOK: usize = BHS_LEN;
+/// The largest guess: a miss must fit the read-ahead buffer beside the look-ahead bytes.
+const GUESS_MAX: usize = READ_AHEAD - GUESS_LOOK;
 
 /// The scratch buffer's first size: sense data, NOP-In data and Reject headers are far smaller.
 const SCRATCH: usize = 8 * 1024;
 
 impl Rx {
     /// The receive path's buffers; `NoMemory` if they cannot be allocated.
-    pub(super) fn try_new() -> Result<Self, NoMemory> {
+    pub(crate) fn try_new() -> Result<Self, NoMemory> {
         Ok(Rx {
             ahead: ReadAhead::try_new()?,
             hdr: mem::try_vec(HDR_MAX, 0)?,
@@ -127,20 +178,23 @@ impl Rx {
             scratch: mem::try_with_capacity(SCRATCH)?,
             crc: Crc32c::new(),
             trailer: [0; 3 + DIGEST_LEN],
+            guess: DataGuess::default(),
         })
     }
 
     /// Starts over for a new connection (the buffers stay).
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.ahead.clear();
         self.have = 0;
         self.info = None;
         self.stage = RxStage::Header { need: BHS_LEN };
+        // What it learned was this connection's; `placed` is cleared where a header begins.
+        self.guess.seg = 0;
     }
 
     /// Advances through one PDU: `Ready(Ok)` once a whole PDU went to the engine, `Pending`
     /// when the transport has nothing more now.
-    pub(super) fn poll<T: Transport, G: Log, B: DataBuf>(
+    pub(crate) fn poll<T: Transport, G: Log, B: DataBuf>(
         &mut self,
         cx: &mut Context<'_>,
         t: &mut T,
@@ -183,12 +237,29 @@ impl Rx {
         need: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if self.have < need {
-            let Some(buf) = self.hdr.get_mut(self.have..need) else {
-                return Poll::Ready(Err(Disconnect::internal(HEADER_BOUNDS)));
-            };
-            let ahead = ahead_of(io.engine.expects_data_in());
-            let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, ahead));
-            self.have = self.have.saturating_add(n);
+            let mut guess = None;
+            if io.t.guess_data_in() && self.have == 0 {
+                // Nothing is placed before a header's first read (an error may have left
+                // something from the last connection).
+                self.guess.placed = None;
+                if self.ahead.is_empty() {
+                    guess = self.guess_for(io.engine);
+                }
+            }
+            if let Some((slot, at, len, look)) = guess {
+                match self.read_guessed(io, slot, at, len, look) {
+                    Poll::Ready(Ok(n)) => self.have = n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            } else {
+                let Some(buf) = self.hdr.get_mut(self.have..need) else {
+                    return Poll::Ready(Err(Disconnect::internal(HEADER_BOUNDS)));
+                };
+                let ahead = ahead_of(io.engine.expects_data_in());
+                let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, ahead));
+                self.have = self.have.saturating_add(n);
+            }
             if self.have < need {
                 return Poll::Ready(Ok(Progress::Stage));
             }
@@ -206,6 +277,10 @@ impl Rx {
                 } else {
                     0
                 });
+                if io.t.guess_data_in() && full > self.have {
+                    // An AHS follows: what a guess placed is AHS and beyond.
+                    self.park(io.engine, 0)?;
+                }
                 if full > need {
                     self.stage = RxStage::Header { need: full };
                     return Poll::Ready(Ok(Progress::Stage));
@@ -227,6 +302,10 @@ impl Rx {
         }
         let sink = io.engine.rx_header(io.now, header)?;
         let len = info.data_len as usize;
+        let mut have = 0;
+        if io.t.guess_data_in() {
+            have = self.claim_guess(io.engine, sink)?;
+        }
         if matches!(sink, RxSink::Scratch) && self.scratch.len() < len {
             // At most our MaxRecvDataSegmentLength (checked above); grown once and kept.
             mem::reserve_total(&mut self.scratch, len).map_err(|_| Disconnect::NoMemory)?;
@@ -235,8 +314,111 @@ impl Rx {
             }
         }
         self.crc = Crc32c::new();
-        self.stage = RxStage::Data { sink, len, have: 0 };
+        if have > 0 && io.digests.data {
+            if let RxSink::Task { slot, start, end } = sink {
+                let got = io.engine.rx_task_chunk(slot, start..end, start);
+                let got = got.and_then(|c| c.get(..have));
+                let got = got.ok_or_else(|| Disconnect::internal(TASK_GONE))?;
+                self.crc = self.crc.update(got);
+            }
+        }
+        self.stage = RxStage::Data { sink, len, have };
         Poll::Ready(Ok(Progress::Stage))
+    }
+
+    /// What [`DataGuess`] guesses now: the read's slot, its next offset, the guess and the
+    /// look-ahead; `None` when it does not guess.
+    fn guess_for<B: DataBuf>(&self, engine: &Engine<B>) -> Option<(u16, usize, usize, usize)> {
+        if self.guess.seg == 0 {
+            return None;
+        }
+        let (slot, at, left) = engine.rx_guess(self.guess.hint)?;
+        let want = left.min(self.guess.seg);
+        let len = want.min(GUESS_MAX);
+        let look = if len < want { 0 } else { GUESS_LOOK };
+        Some((slot, at, len, look))
+    }
+
+    /// One transport call for the header (with its digest), `len` bytes of the guessed segment
+    /// into `slot`'s buffer at `at`, and `look` bytes into the read-ahead buffer.
+    /// Returns the header bytes read; the rest is `placed` or read ahead.
+    fn read_guessed<T: Transport, G: Log, B: DataBuf>(
+        &mut self,
+        io: &mut Io<'_, '_, '_, T, G, B>,
+        slot: u16,
+        at: usize,
+        len: usize,
+        look: usize,
+    ) -> Poll<Result<usize, Disconnect>> {
+        let hl = BHS_LEN.saturating_add(if io.digests.header { DIGEST_LEN } else { 0 });
+        let hdr = self.hdr.get_mut(..hl);
+        let hdr = hdr.ok_or_else(|| Disconnect::internal(HEADER_BOUNDS));
+        let dst = io
+            .engine
+            .rx_task_chunk(slot, at..at.saturating_add(len), at);
+        let dst = dst.ok_or_else(|| Disconnect::internal(TASK_GONE));
+        let (hdr, dst) = match (hdr, dst) {
+            (Ok(h), Ok(d)) => (h, d),
+            (Err(e), _) | (_, Err(e)) => return Poll::Ready(Err(e)),
+        };
+        let guessed = dst.len();
+        let n = read_or_return!(self.ahead.read_three(io.cx, io.t, hdr, dst, look));
+        let h = n.min(hl);
+        let placed = n.saturating_sub(h).min(guessed);
+        if placed > 0 {
+            self.guess.placed = Some(Placed {
+                slot,
+                at,
+                len: placed,
+            });
+        }
+        Poll::Ready(Ok(h))
+    }
+
+    /// Settles a guess once the header's `sink` is known: the bytes that are the start of this
+    /// PDU's segment stay where they are (their count is returned), the rest is parked. Learns
+    /// the segment length of every Data-In.
+    fn claim_guess<B: DataBuf>(
+        &mut self,
+        engine: &mut Engine<B>,
+        sink: RxSink,
+    ) -> Result<usize, Disconnect> {
+        let mut valid = 0;
+        if let RxSink::Task { slot, start, end } = sink {
+            let seg = end.saturating_sub(start);
+            self.guess.seg = self.guess.seg.max(seg);
+            self.guess.hint = slot;
+            if let Some(p) = self.guess.placed {
+                if p.slot == slot && p.at == start {
+                    valid = p.len.min(seg);
+                }
+            }
+        }
+        self.park(engine, valid)?;
+        Ok(valid)
+    }
+
+    /// Moves what a guess placed beyond its first `valid` bytes into the read-ahead buffer,
+    /// ahead of what was read behind it: a copy of at most the guess, on a miss only.
+    fn park<B: DataBuf>(&mut self, engine: &mut Engine<B>, valid: usize) -> Result<(), Disconnect> {
+        let Some(p) = self.guess.placed.take() else {
+            return Ok(());
+        };
+        if valid >= p.len {
+            return Ok(());
+        }
+        let end = p.at.saturating_add(p.len);
+        let from = p.at.saturating_add(valid);
+        let misplaced = engine.rx_task_chunk(p.slot, p.at..end, from);
+        let misplaced = misplaced.filter(|m| m.len() == end.saturating_sub(from));
+        let misplaced = misplaced.ok_or_else(|| Disconnect::internal(TASK_GONE))?;
+        if self.ahead.park_front(misplaced) {
+            Ok(())
+        } else {
+            Err(Disconnect::internal(
+                "a missed guess beyond the read-ahead buffer",
+            ))
+        }
     }
 
     /// The data segment, into the request's buffer or the scratch buffer.
@@ -377,6 +559,52 @@ struct ReadAhead {
 const READ_AHEAD: usize = 64 * 1024;
 
 impl ReadAhead {
+    fn is_empty(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    /// One transport call into `hdr`, `guess` and up to `look` bytes of the (empty) buffer:
+    /// the read of [`DataGuess`]. Returns the bytes read into all three.
+    fn read_three<T: Transport>(
+        &mut self,
+        cx: &mut Context<'_>,
+        t: &mut T,
+        hdr: &mut [u8],
+        guess: &mut [u8],
+        look: usize,
+    ) -> Poll<Result<usize, IoError>> {
+        self.pos = 0;
+        self.end = 0;
+        let limit = look.min(self.buf.len());
+        let next = self.buf.get_mut(..limit).unwrap_or_default();
+        let before = hdr.len().saturating_add(guess.len());
+        match t.poll_read_three(cx, hdr, guess, next) {
+            Poll::Ready(Ok(n)) => {
+                self.end = n.saturating_sub(before).min(limit);
+                Poll::Ready(Ok(n.min(before.saturating_add(limit))))
+            }
+            other => other,
+        }
+    }
+
+    /// Puts `bytes` in front of what the buffer holds: the bytes a missed guess placed come
+    /// before those read behind them. False if they do not fit (the guess is bounded so that
+    /// they do) or the buffer was read from since.
+    fn park_front(&mut self, bytes: &[u8]) -> bool {
+        let m = bytes.len();
+        let end = self.end.saturating_add(m);
+        if self.pos != 0 || end > self.buf.len() {
+            return false;
+        }
+        self.buf.copy_within(0..self.end, m);
+        match self.buf.get_mut(..m) {
+            Some(front) => front.copy_from_slice(bytes),
+            None => return false,
+        }
+        self.end = end;
+        true
+    }
+
     fn try_new() -> Result<Self, NoMemory> {
         Ok(ReadAhead {
             buf: mem::try_vec(READ_AHEAD, 0)?,

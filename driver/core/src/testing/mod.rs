@@ -17,8 +17,57 @@
 
 pub mod pdu;
 mod target;
+mod wire;
+
+use core::task::{Context, Poll};
+
+use isboot_executor::Instant;
+
+use crate::port::{NoLog, Transport};
+use crate::scsi::DataBuf;
+use crate::session::{rx::Rx, Disconnect, Engine};
+
+/// The session's receive path on its own, for fuzzing it with a transport of the fuzzer's:
+/// reads PDUs from `t` and hands them to `engine` as a running session does.
+pub struct Receiver(Rx);
+
+impl Receiver {
+    pub fn new() -> Receiver {
+        Receiver(Rx::try_new().expect("memory for the receive path"))
+    }
+
+    /// Starts over for a new connection.
+    pub fn reset(&mut self) {
+        self.0.reset();
+    }
+
+    /// Reads until a whole PDU went to `engine` (`Ready(Ok)`), the transport has nothing more
+    /// (`Pending`) or the connection must end (`Ready(Err)`).
+    pub fn poll<T: Transport, B: DataBuf>(
+        &mut self,
+        cx: &mut Context<'_>,
+        t: &mut T,
+        engine: &mut Engine<B>,
+        now: Instant,
+    ) -> Poll<Result<(), Disconnect>> {
+        self.0.poll(cx, t, engine, now, None::<&NoLog>)
+    }
+}
+
+impl core::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}
+
+impl Default for Receiver {
+    fn default() -> Self {
+        Receiver::new()
+    }
+}
 
 pub use target::{
     inquiry_data, pattern, ConnectionEnd, FakeConfig, FakeConnection, FakeTarget, Fault, OnLogout,
     Redirect, Stats, BLOCK, POISON, WINDOW,
 };
+pub use wire::Wire;

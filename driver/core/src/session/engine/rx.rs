@@ -76,6 +76,28 @@ impl<B: DataBuf> Engine<B> {
         chunk.get_mut(..n).filter(|c| !c.is_empty())
     }
 
+    /// The read a receive path may guess the next Data-In for: `Some((slot, at, left))` when
+    /// the session holds exactly one command and it is a read sent on this connection still
+    /// waiting for data, `at` being the offset its next Data-In must start at and `left` the
+    /// bytes it still expects. Then any PDU that comes is that command's or a control PDU,
+    /// never another request's data. `hint` is the slot to look at first (the last Data-In's).
+    pub fn rx_guess(&self, hint: u16) -> Option<(u16, usize, usize)> {
+        if self.tasks.len() != 1 || self.reading != 1 {
+            return None;
+        }
+        let slot = match self.tasks.get(hint) {
+            Some(t) if t.awaits_data() => hint,
+            _ => self.tasks.iter().find(|(_, t)| t.awaits_data())?.0,
+        };
+        let t = self.tasks.get(slot)?;
+        // received < edtl <= the buffer's length, which fits usize.
+        Some((
+            slot,
+            t.received as usize,
+            t.edtl.saturating_sub(t.received) as usize,
+        ))
+    }
+
     /// Finishes the PDU begun by [`Engine::rx_header`]; `data` is the data segment when it went
     /// to scratch (empty for [`RxSink::Task`]).
     pub fn rx_finish(&mut self, now: Instant, data: &[u8]) -> Result<(), Disconnect> {

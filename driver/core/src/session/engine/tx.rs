@@ -348,10 +348,18 @@ impl<B: DataBuf> Engine<B> {
                     t.deadline = None;
                 }
                 self.abort_deadlines.retain(|(i, _)| *i != itt);
-                // One deadline per aborting task: the list has a place for each.
+                // A place per slot, but an abort whose command completed across it keeps its
+                // entry until the target answers it (or its deadline drops the connection),
+                // while the slot serves the next command: with the list full, the target has
+                // left more aborts unanswered than the session holds commands. Its oldest
+                // deadline falls due now, so the connection goes at the next timer look and
+                // the commands are sent again on the next one, rather than this abort going
+                // without a deadline (found by the engine fuzz target).
                 let due = now.saturating_add(self.timeouts.tmf_timeout);
                 if crate::mem::push(&mut self.abort_deadlines, (itt, due)).is_err() {
-                    debug_assert!(false, "internal error: abort deadlines full");
+                    if let Some(oldest) = self.abort_deadlines.first_mut() {
+                        oldest.1 = now;
+                    }
                 }
                 self.lay_out(&tmf, Payload::None, d);
             }

@@ -37,6 +37,7 @@ mod config;
 mod io;
 mod logout;
 mod recovery;
+mod rx;
 
 pub(super) const WAIT: Duration = Duration::from_secs(20);
 
@@ -101,6 +102,31 @@ impl Transport for FakeTransport {
             Poll::Ready(Ok(n)) if n == first.len() && !self.out.is_empty() => {
                 let m = second.len().min(self.out.len());
                 for (dst, src) in second.iter_mut().zip(self.out.drain(..m)) {
+                    *dst = src;
+                }
+                Poll::Ready(Ok(n + m))
+            }
+            other => other,
+        }
+    }
+
+    fn guess_data_in(&self) -> bool {
+        true
+    }
+
+    /// As readv(2) of three: the session's tests run the guessed Data-In read, too.
+    fn poll_read_three(
+        &mut self,
+        cx: &mut Context<'_>,
+        first: &mut [u8],
+        second: &mut [u8],
+        third: &mut [u8],
+    ) -> Poll<Result<usize, IoError>> {
+        let want = first.len() + second.len();
+        match self.poll_read_pair(cx, first, second) {
+            Poll::Ready(Ok(n)) if n == want && !self.out.is_empty() => {
+                let m = third.len().min(self.out.len());
+                for (dst, src) in third.iter_mut().zip(self.out.drain(..m)) {
                     *dst = src;
                 }
                 Poll::Ready(Ok(n + m))

@@ -272,3 +272,54 @@ fn unsent_requests_abort_and_time_out_locally() {
     );
     assert_eq!(e.outstanding(), 0);
 }
+
+/// Aborts whose commands completed before the target answered them keep their deadline until
+/// the answer (or the timeout), while their slots serve new commands. More of them than there
+/// are slots once overflowed the deadline list (a debug assertion, and in release an abort
+/// without a deadline; found by the engine fuzz target): now the connection goes at once, and
+/// up to then every abort is still answerable.
+#[test]
+fn more_unanswered_aborts_than_slots_drop_the_connection() {
+    // Crossed aborts: each command answered BUSY after its abort went out, the abort not.
+    fn crossed(s: &mut Script, tag: u64, stat: u32) -> u32 {
+        s.submit(read(tag, 512));
+        let out = s.transmit();
+        let Some((Pdu::ScsiCommand(c), _)) = out.last() else {
+            panic!("the command went out: {out:?}")
+        };
+        let itt = c.itt;
+        assert!(s.e.abort(tag));
+        let out = s.transmit();
+        let Some((Pdu::TaskMgmtRequest(t), _)) = out.last() else {
+            panic!("the abort went out: {out:?}")
+        };
+        let resp =
+            scsi_response(itt, stat, 8).with_sns(sns(stat, 11 + tag as u32, 42 + tag as u32));
+        send!(s, resp);
+        assert_eq!(s.completions().len(), 1);
+        t.itt
+    }
+    let mut s = session_in_ffp(params());
+    let slots = s.e.capacity();
+    let mut stat = 100;
+    let mut aborts = Vec::new();
+    for tag in 0..slots as u64 {
+        aborts.push(crossed(&mut s, tag, stat));
+        stat += 1;
+    }
+    // As many as there are slots: nothing is due before the TMF timeout.
+    assert_eq!(s.advance(Duration::from_millis(1)), Ok(()));
+    // Every one is still answerable; answering the first makes room for one more.
+    let resp = tmf_response(aborts[0], TmfResponse::TaskDoesNotExist).with_sns(sns(
+        stat,
+        11 + slots as u32,
+        42 + slots as u32,
+    ));
+    assert_eq!(s.deliver(&resp, &[]), Ok(()));
+    aborts.push(crossed(&mut s, slots as u64, stat));
+    stat += 1;
+    assert_eq!(s.advance(Duration::from_millis(1)), Ok(()));
+    // One more than the list holds: the connection goes now, not after the TMF timeout.
+    crossed(&mut s, slots as u64 + 1, stat);
+    assert_eq!(s.advance(Duration::ZERO), Err(Disconnect::TmfTimeout));
+}
