@@ -991,7 +991,10 @@ impl HostDisk {
 
     /// Submits a READ of `blocks` blocks at `lba` into `buf`, which is made exactly that long
     /// (growing it zero-fills only what it lacked): a buffer reused from the last read of the
-    /// same size is neither allocated nor cleared.
+    /// same size is neither allocated nor cleared. Only the bytes the command transferred are
+    /// its data: past them (a short read, a failed one) the buffer holds what it held, or
+    /// bytes the receive path read into it before their header said they were not this
+    /// read's data (a guessed Data-In, see `session::rx`), never another request's data.
     pub fn submit_read_into(
         &self,
         lba: u64,
