@@ -322,7 +322,7 @@ setup() {
 		# A secret of 5 bytes (RFC 7143 wants 12 or more); a good reverse secret beside it.
 		ARGS=(--kenv "net.isboot.root_path=iscsi:127.0.0.1::$(free_port):1:iqn.2026-11.org.isboot:bad"
 			--kenv net.isboot.initiator_name=iqn.2025-01.test.rig:initiator-tunables
-			--kenv net.isboot.nic_name=em0 --kenv net.isboot.nic_address=10.0.2.15
+			--kenv net.isboot.nic_name=em0 --kenv net.isboot.nic_address=127.0.0.15
 			--kenv net.isboot.nic_prefix=24 --kenv net.isboot.chap_name=rigin
 			--kenv net.isboot.chap_secret=sh0rt --kenv net.isboot.reverse_chap_name=rigout
 			--kenv net.isboot.reverse_chap_secret=rigout-secret-12)
@@ -341,16 +341,16 @@ setup() {
 			--kenv net.isboot.root_wait=99999)
 		case $auth in
 		nochap)
-			ARGS+=(--kenv net.isboot.nic_mac=52:54:00:12:34:56 --kenv net.isboot.nic_address=10.0.2.15
-				--kenv net.isboot.nic_prefix=24 --kenv net.isboot.nic_gateway=10.0.2.2) ;;
+			ARGS+=(--kenv net.isboot.nic_mac=52:54:00:12:34:56 --kenv net.isboot.nic_address=127.0.0.15
+				--kenv net.isboot.nic_prefix=24 --kenv net.isboot.nic_gateway=127.0.0.1) ;;
 		chap)
 			# What stand/common/dev_net.c exports after a network boot of the loader.
-			ARGS+=(--kenv boot.netif.hwaddr=52:54:00:12:34:56 --kenv boot.netif.ip=10.0.2.15
-				--kenv boot.netif.netmask=255.255.255.0 --kenv boot.netif.gateway=10.0.2.2
+			ARGS+=(--kenv boot.netif.hwaddr=52:54:00:12:34:56 --kenv boot.netif.ip=127.0.0.15
+				--kenv boot.netif.netmask=255.255.255.0 --kenv boot.netif.gateway=127.0.0.1
 				--kenv "net.isboot.chap_name=${CHAP[0]}" --kenv "net.isboot.chap_secret=${CHAP[1]}") ;;
 		mutual)
-			ARGS+=(--kenv net.isboot.nic_name=em0 --kenv net.isboot.nic_address=10.0.2.15
-				--kenv net.isboot.nic_prefix=255.255.255.0 --kenv net.isboot.nic_gateway=10.0.2.2
+			ARGS+=(--kenv net.isboot.nic_name=em0 --kenv net.isboot.nic_address=127.0.0.15
+				--kenv net.isboot.nic_prefix=255.255.255.0 --kenv net.isboot.nic_gateway=127.0.0.1
 				--kenv "net.isboot.chap_name=${MUTUAL[0]}" --kenv "net.isboot.chap_secret=${MUTUAL[1]}"
 				--kenv "net.isboot.reverse_chap_name=${MUTUAL[2]}"
 				--kenv "net.isboot.reverse_chap_secret=${MUTUAL[3]}") ;;

@@ -110,9 +110,9 @@ mod tests {
     fn target_address_forms() {
         let t = |s| TargetAddress::parse(s);
         assert_eq!(
-            t("10.0.2.2:3260,1").unwrap(),
+            t("127.0.0.2:3260,1").unwrap(),
             TargetAddress {
-                host: "10.0.2.2".into(),
+                host: "127.0.0.2".into(),
                 port: Some(3260),
                 portal_group_tag: Some(1)
             }
