@@ -156,6 +156,15 @@ pub trait Transport: Send {
         let _ = third;
         self.poll_read_pair(cx, first, second)
     }
+    /// Told before the session reads a PDU header: `answers` commands are in the session, each
+    /// owing an answer. A transport whose reader wakes cost the target (the host's: a target
+    /// thread that wakes a sleeping reader pays for the wake-up) may, while many are owed, look
+    /// at the stream on a short timer instead of waiting to be woken. The default ignores it,
+    /// and then the call compiles away.
+    #[inline(always)]
+    fn awaiting(&mut self, answers: usize) {
+        let _ = answers;
+    }
     /// Closes the stream at once (no lingering); later polls fail. Idempotent.
     fn close(&mut self);
 }

@@ -257,6 +257,7 @@ impl Rx {
                     return Poll::Ready(Err(Disconnect::internal(HEADER_BOUNDS)));
                 };
                 let ahead = ahead_of(io.engine.expects_data_in());
+                io.t.awaiting(io.engine.outstanding());
                 let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, ahead));
                 self.have = self.have.saturating_add(n);
             }

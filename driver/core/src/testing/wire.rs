@@ -20,6 +20,8 @@ pub struct Wire {
     pub reads3: usize,
     /// Whether the transport opts in to the guessed Data-In read.
     pub guess: bool,
+    /// Every [`Transport::awaiting`] count, in order.
+    pub awaiting: Vec<usize>,
 }
 
 impl Wire {
@@ -103,6 +105,10 @@ impl Transport for Wire {
 
     fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
         Poll::Ready(Ok(buf.len()))
+    }
+
+    fn awaiting(&mut self, answers: usize) {
+        self.awaiting.push(answers);
     }
 
     fn close(&mut self) {}

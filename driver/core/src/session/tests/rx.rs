@@ -377,6 +377,21 @@ fn two_commands_outstanding_are_never_guessed_for() {
 }
 
 #[test]
+fn header_reads_tell_the_transport_how_many_answers_are_owed() {
+    let mut r = rig(false, false);
+    r.warm_up();
+    let tags: Vec<_> = (2..5).map(|lba| r.read(lba, 4096)).collect();
+    r.wire.awaiting.clear();
+    for (i, &t) in tags.iter().enumerate() {
+        r.data_in(t, 0, 0, &pattern(4096, i as u8), true);
+    }
+    assert_eq!(r.run(), 3);
+    // One header read per PDU, each told what is still owed before it, and the read that
+    // finds the stream empty (a NOP-In or an Async Message may still come) told 0.
+    assert_eq!(r.wire.awaiting, [3, 2, 1, 0]);
+}
+
+#[test]
 fn the_guess_follows_the_targets_segment_length() {
     let mut r = rig(false, true);
     // A 64 KiB read in 8 KiB segments: the first guess (nothing learned) is no guess, the
