@@ -20,6 +20,8 @@ pub(crate) struct Wakers {
     pub(crate) read_events: AtomicU64,
     pub(crate) write_events: AtomicU64,
     pub(crate) stop: AtomicBool,
+    /// The connection reads on the runtime loop's timer (`Reactor::set_timed`).
+    pub(crate) timed: AtomicBool,
 }
 
 /// Where one direction's waiting task leaves its waker. Every readiness event reports both

@@ -44,6 +44,13 @@ pub const GRACE: Duration = Duration::from_millis(1);
 /// it may take over once they stop (timers and keepalives are seconds apart).
 pub const LOOK_MAX: Duration = Duration::from_millis(16);
 
+/// How long the loop sleeps, instead of waiting for readiness, while a connection reads on a
+/// timer (see [`Reactor::set_timed`]). At QD32 against tgtd's null store an answer comes every
+/// ~15 µs: a tick this short finds the next answers there (sleeps are at least this long and
+/// the kernel's timer slack may add up to 50 µs), and the latency it adds is small beside the
+/// ~500 µs each of 32 commands waits for its answer.
+pub const TICK: Duration = Duration::from_micros(20);
+
 /// Nobody drives the loop.
 const FREE: u8 = 0;
 /// A thread drives it and will poll the executor again before it sleeps.
@@ -86,6 +93,10 @@ pub struct Reactor {
     callers: AtomicUsize,
     /// A caller asked the runtime's thread to take the free loop at once (no grace).
     handoff: AtomicBool,
+    /// Connections reading on the timer: while any do, the loop sleeps [`TICK`] at a time.
+    timed: AtomicUsize,
+    /// Ticks slept, for tests.
+    ticks: AtomicUsize,
 }
 
 impl Reactor {
@@ -110,6 +121,54 @@ impl Reactor {
             return Err(e);
         }
         Ok(token)
+    }
+
+    /// Stops readiness events for `stream` but keeps its wakers and token, so that the target's
+    /// data no longer wakes this loop; [`Reactor::resume`] undoes it. The socket's wait queue
+    /// is then empty, and the target thread that queues data on it wakes nobody: Linux's
+    /// `sock_def_readable` wakes only the sleepers on that queue, and an epoll registration is
+    /// one for as long as it lasts.
+    pub(crate) fn pause(&self, stream: &mut mio::net::TcpStream) -> io::Result<()> {
+        self.registry.deregister(stream)
+    }
+
+    /// Registers `stream` again under `token` after [`Reactor::pause`]. Data already there
+    /// is reported at once (epoll looks at the socket when it is added), so none goes unseen.
+    pub(crate) fn resume(&self, stream: &mut mio::net::TcpStream, token: Token) -> io::Result<()> {
+        self.registry.register(
+            stream,
+            token,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )
+    }
+
+    /// Marks `wakers`' connection as reading on the timer (or no longer): every [`TICK`] the
+    /// loop reports it readable, whether or not bytes came, and the reader looks.
+    pub(crate) fn set_timed(&self, wakers: &Wakers, on: bool) {
+        if wakers.timed.swap(on, Ordering::SeqCst) != on {
+            if on {
+                self.timed.fetch_add(1, Ordering::SeqCst);
+            } else {
+                self.timed.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Ticks slept so far.
+    #[cfg(test)]
+    pub(crate) fn ticks(&self) -> usize {
+        self.ticks.load(Ordering::Relaxed)
+    }
+
+    /// Reports every connection that reads on the timer readable.
+    fn tick(&self) {
+        self.ticks.fetch_add(1, Ordering::Relaxed);
+        let list = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, w) in list.iter() {
+            if w.timed.load(Ordering::SeqCst) {
+                w.ready(true, false);
+            }
+        }
     }
 
     /// Stops events for `stream` and forgets its wakers.
@@ -212,10 +271,22 @@ impl Reactor {
             if self.pending.load(Ordering::SeqCst) {
                 continue;
             }
-            match lp.poll.poll(&mut lp.events, timeout) {
+            let timed = self.timed.load(Ordering::SeqCst) > 0;
+            let res = if timed {
+                // A sleep, not an epoll wait with a timeout: epoll's timeout is in milliseconds.
+                // A pend meanwhile writes the eventfd, seen just after.
+                thread::sleep(timeout.map_or(TICK, |t| t.min(TICK)));
+                lp.poll.poll(&mut lp.events, Some(Duration::ZERO))
+            } else {
+                lp.poll.poll(&mut lp.events, timeout)
+            };
+            match res {
                 Ok(()) => {
                     self.state.store(RUNNING, Ordering::SeqCst);
                     self.dispatch(&lp.events);
+                    if timed {
+                        self.tick();
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return (t, Err(e)),
@@ -344,6 +415,8 @@ impl HostRuntime {
             pending: AtomicBool::new(false),
             callers: AtomicUsize::new(0),
             handoff: AtomicBool::new(false),
+            timed: AtomicUsize::new(0),
+            ticks: AtomicUsize::new(0),
         });
         let executor = Arc::new(Executor::with_config(
             reactor.clone(),
@@ -581,5 +654,114 @@ mod tests {
             rt.reactor().sockets.lock().unwrap().is_empty(),
             "closed transports deregister"
         );
+    }
+
+    /// Whether epoll descriptor `ep`'s set holds descriptor `fd` (its `/proc` fdinfo lists one
+    /// `tfd:` line per registration).
+    fn watched(ep: i32, fd: i32) -> bool {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{ep}")).unwrap();
+        info.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["tfd:", &fd.to_string()]))
+    }
+
+    fn epoll_fd(rt: &HostRuntime) -> i32 {
+        use std::os::fd::AsRawFd;
+        rt.reactor().registry.as_raw_fd()
+    }
+
+    /// A peer that writes one byte every `gap` for `bytes` bytes, on a thread of its own.
+    fn trickle(mut peer: TcpStream, bytes: u8, gap: Duration) -> thread::JoinHandle<()> {
+        thread::spawn(move || {
+            for b in 0..bytes {
+                let at = Instant::now();
+                peer.write_all(&[b]).unwrap();
+                while at.elapsed() < gap {
+                    std::hint::spin_loop();
+                }
+            }
+            // Held open until the reader is done, so a read never sees the end of the stream.
+            thread::sleep(Duration::from_millis(200));
+        })
+    }
+
+    /// Reads `bytes` bytes in reads of at most 16 (each drains the socket, so the next waits),
+    /// told `owed` answers are due; returns them with the ticks the loop slept meanwhile.
+    fn read_owed(rt: &HostRuntime, mut t: HostTransport, owed: usize, bytes: usize) -> Vec<u8> {
+        let task = rt.spawn(async move {
+            t.awaiting(owed);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 16];
+            while got.len() < bytes {
+                let n = poll_fn(|cx| t.poll_read(cx, &mut buf)).await.unwrap();
+                assert!(n > 0, "the peer closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            t.close();
+            got
+        });
+        rt.block_on(task)
+    }
+
+    #[test]
+    fn a_read_owed_many_answers_looks_on_the_timer_out_of_the_epoll_set() {
+        let rt = HostRuntime::new().unwrap();
+        let (t, peer) = connected(&rt);
+        let (ep, fd) = (epoll_fd(&rt), t.raw_fd());
+        assert!(watched(ep, fd), "registered when connected");
+        // A byte every 5 µs: each tick finds some, so the reader stays on the timer.
+        let writer = trickle(peer, 200, Duration::from_micros(5));
+        let seen_out = Arc::new(AtomicBool::new(false));
+        let out = seen_out.clone();
+        let look = thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < until && !out.load(Ordering::SeqCst) {
+                if !watched(ep, fd) {
+                    out.store(true, Ordering::SeqCst);
+                }
+            }
+        });
+        let got = read_owed(&rt, t, 32, 200);
+        assert_eq!(got, (0..200u8).collect::<Vec<_>>(), "every byte, in order");
+        look.join().unwrap();
+        assert!(
+            seen_out.load(Ordering::SeqCst),
+            "the socket left the epoll set while the read waited on the timer"
+        );
+        assert!(rt.reactor().ticks() > 0, "the loop ticked");
+        assert_eq!(
+            rt.reactor().timed.load(Ordering::SeqCst),
+            0,
+            "closed: no ticks"
+        );
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_read_owed_few_answers_never_ticks() {
+        let rt = HostRuntime::new().unwrap();
+        let (t, peer) = connected(&rt);
+        let writer = trickle(peer, 50, Duration::from_micros(5));
+        let got = read_owed(&rt, t, 15, 50);
+        assert_eq!(got.len(), 50);
+        assert_eq!(
+            rt.reactor().ticks(),
+            0,
+            "below TICK_AT every wait is for readiness"
+        );
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn an_empty_tick_sends_the_read_back_to_readiness() {
+        // A slow target: a byte every 2 ms. Each wait may look once on the timer, then waits
+        // for readiness; ticking all along would be ~100 looks per byte.
+        let rt = HostRuntime::new().unwrap();
+        let (t, peer) = connected(&rt);
+        let writer = trickle(peer, 20, Duration::from_millis(2));
+        let got = read_owed(&rt, t, 32, 20);
+        assert_eq!(got, (0..20u8).collect::<Vec<_>>());
+        let ticks = rt.reactor().ticks();
+        assert!(ticks <= 2 * 20 + 4, "{ticks} ticks for 20 waits");
+        writer.join().unwrap();
     }
 }
