@@ -52,7 +52,7 @@ pub const GRACE: Duration = Duration::from_millis(1);
 pub const LOOK_MAX: Duration = Duration::from_millis(16);
 
 /// How long the loop sleeps, instead of waiting for readiness, while a connection reads on a
-/// timer (see [`Reactor::set_timed`]). At QD32 against tgtd's null store an answer comes every
+/// timer (`Reactor::set_timed`). At QD32 against tgtd's null store an answer comes every
 /// ~15 µs: a tick this short finds the next answers there (sleeps are at least this long and
 /// the kernel's timer slack may add up to 50 µs), and the latency it adds is small beside the
 /// ~500 µs each of 32 commands waits for its answer.
