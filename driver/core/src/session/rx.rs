@@ -237,6 +237,7 @@ impl Rx {
         need: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if self.have < need {
+            io.t.awaiting(io.engine.outstanding());
             let mut guess = None;
             if io.t.guess_data_in() && self.have == 0 {
                 // Nothing is placed before a header's first read (an error may have left
@@ -257,7 +258,6 @@ impl Rx {
                     return Poll::Ready(Err(Disconnect::internal(HEADER_BOUNDS)));
                 };
                 let ahead = ahead_of(io.engine.expects_data_in());
-                io.t.awaiting(io.engine.outstanding());
                 let n = read_or_return!(self.ahead.read(io.cx, io.t, buf, ahead));
                 self.have = self.have.saturating_add(n);
             }

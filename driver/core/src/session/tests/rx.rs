@@ -392,6 +392,19 @@ fn header_reads_tell_the_transport_how_many_answers_are_owed() {
 }
 
 #[test]
+fn a_guessed_read_tells_the_transport_too() {
+    // A count left over from a busier moment must not outlive it: the guessed read's header
+    // read is told as well.
+    let mut r = rig(false, true);
+    r.warm_up();
+    r.wire.awaiting.clear();
+    let t = r.read(2, 4096);
+    r.data_in(t, 0, 0, &pattern(4096, 3), true);
+    assert_eq!(r.run(), 1);
+    assert_eq!(r.wire.awaiting.first(), Some(&1));
+}
+
+#[test]
 fn the_guess_follows_the_targets_segment_length() {
     let mut r = rig(false, true);
     // A 64 KiB read in 8 KiB segments: the first guess (nothing learned) is no guess, the
