@@ -715,8 +715,8 @@ mod tests {
         let (t, peer) = connected(&rt);
         let (ep, fd) = (epoll_fd(&rt), t.raw_fd());
         assert!(watched(ep, fd), "registered when connected");
-        // A byte every 5 µs: each tick finds some, so the reader stays on the timer.
-        let writer = trickle(peer, 200, Duration::from_micros(5));
+        // A byte every 10 µs for 2.5 ms: ticks find some, so the reader stays on the timer.
+        let writer = trickle(peer, 250, Duration::from_micros(10));
         let seen_out = Arc::new(AtomicBool::new(false));
         let out = seen_out.clone();
         let look = thread::spawn(move || {
@@ -727,8 +727,8 @@ mod tests {
                 }
             }
         });
-        let got = read_owed(&rt, t, 32, 200);
-        assert_eq!(got, (0..200u8).collect::<Vec<_>>(), "every byte, in order");
+        let got = read_owed(&rt, t, 32, 250);
+        assert_eq!(got, (0..250u8).collect::<Vec<_>>(), "every byte, in order");
         look.join().unwrap();
         assert!(
             seen_out.load(Ordering::SeqCst),
@@ -743,32 +743,29 @@ mod tests {
         writer.join().unwrap();
     }
 
-    #[test]
-    fn a_read_owed_few_answers_never_ticks() {
+    /// Reads `bytes` bytes trickled at one per `gap`, told `owed` answers are due; checks
+    /// them and returns the ticks the loop slept meanwhile.
+    fn ticks_reading(bytes: u8, gap: Duration, owed: usize) -> usize {
         let rt = HostRuntime::new().unwrap();
         let (t, peer) = connected(&rt);
-        let writer = trickle(peer, 50, Duration::from_micros(5));
-        let got = read_owed(&rt, t, 15, 50);
-        assert_eq!(got.len(), 50);
-        assert_eq!(
-            rt.reactor().ticks(),
-            0,
-            "below TICK_AT every wait is for readiness"
-        );
+        let writer = trickle(peer, bytes, gap);
+        let got = read_owed(&rt, t, owed, bytes.into());
+        assert_eq!(got, (0..bytes).collect::<Vec<_>>(), "every byte, in order");
         writer.join().unwrap();
+        rt.reactor().ticks()
+    }
+
+    #[test]
+    fn a_read_owed_few_answers_never_ticks() {
+        let ticks = ticks_reading(50, Duration::from_micros(5), 15);
+        assert_eq!(ticks, 0, "below TICK_AT every wait is for readiness");
     }
 
     #[test]
     fn an_empty_tick_sends_the_read_back_to_readiness() {
         // A slow target: a byte every 2 ms. Each wait may look once on the timer, then waits
         // for readiness; ticking all along would be ~100 looks per byte.
-        let rt = HostRuntime::new().unwrap();
-        let (t, peer) = connected(&rt);
-        let writer = trickle(peer, 20, Duration::from_millis(2));
-        let got = read_owed(&rt, t, 32, 20);
-        assert_eq!(got, (0..20u8).collect::<Vec<_>>());
-        let ticks = rt.reactor().ticks();
+        let ticks = ticks_reading(20, Duration::from_millis(2), 32);
         assert!(ticks <= 2 * 20 + 4, "{ticks} ticks for 20 waits");
-        writer.join().unwrap();
     }
 }
