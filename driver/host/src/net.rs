@@ -91,10 +91,9 @@ pub struct HostTransport {
     lowat: usize,
     /// Commands owing an answer, as the session last said ([`Transport::awaiting`]).
     awaiting: usize,
-    /// The socket is out of the runtime loop's epoll set ([`Reactor::pause`]).
+    /// The socket is out of the runtime loop's epoll set ([`Reactor::pause`]), and its reads
+    /// wait on the loop's timer instead of readiness.
     paused: bool,
-    /// The last read that waited, waits on the loop's timer instead of readiness.
-    ticking: bool,
     /// A read after a tick found nothing: the next wait is for readiness.
     tick_missed: bool,
 }
@@ -134,7 +133,6 @@ impl HostTransport {
             lowat: 1,
             awaiting: 0,
             paused: false,
-            ticking: false,
             tick_missed: false,
         })
     }
@@ -156,7 +154,6 @@ impl HostTransport {
             lowat: 1,
             awaiting: 0,
             paused: false,
-            ticking: false,
             tick_missed: false,
         })
     }
@@ -240,7 +237,7 @@ impl HostTransport {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => wait = None,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if read && woken && self.ticking {
+                    if read && woken && self.paused {
                         self.tick_missed = true;
                     }
                     wait = Some(seen);
@@ -307,12 +304,8 @@ impl HostTransport {
             // A failed resume leaves the socket on the timer, which still finds its bytes.
             if res.is_ok() {
                 self.paused = tick;
+                reactor.set_timed(&self.wakers, tick);
             }
-        }
-        let timed = self.paused;
-        if timed != self.ticking {
-            reactor.set_timed(&self.wakers, timed);
-            self.ticking = timed;
         }
     }
 }

@@ -119,11 +119,7 @@ impl Reactor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((token, wakers));
-        if let Err(e) = self.registry.register(
-            stream,
-            token,
-            mio::Interest::READABLE | mio::Interest::WRITABLE,
-        ) {
+        if let Err(e) = self.resume(stream, token) {
             self.forget(token);
             return Err(e);
         }
@@ -139,8 +135,9 @@ impl Reactor {
         self.registry.deregister(stream)
     }
 
-    /// Registers `stream` again under `token` after [`Reactor::pause`]. Data already there
-    /// is reported at once (epoll looks at the socket when it is added), so none goes unseen.
+    /// Registers `stream` under `token` for read and write readiness, the first time or again
+    /// after [`Reactor::pause`]. Data already there is reported at once (epoll looks at the
+    /// socket when it is added), so none goes unseen.
     pub(crate) fn resume(&self, stream: &mut mio::net::TcpStream, token: Token) -> io::Result<()> {
         self.registry.register(
             stream,
@@ -692,7 +689,7 @@ mod tests {
     }
 
     /// Reads `bytes` bytes in reads of at most 16 (each drains the socket, so the next waits),
-    /// told `owed` answers are due; returns them with the ticks the loop slept meanwhile.
+    /// told `owed` answers are due; returns them.
     fn read_owed(rt: &HostRuntime, mut t: HostTransport, owed: usize, bytes: usize) -> Vec<u8> {
         let task = rt.spawn(async move {
             t.awaiting(owed);
