@@ -157,13 +157,18 @@ pub trait Transport: Send {
         self.poll_read_pair(cx, first, second)
     }
     /// Told before the session reads a PDU header: `answers` commands are in the session, each
-    /// owing an answer. A transport whose reader wakes cost the target (the host's: a target
-    /// thread that wakes a sleeping reader pays for the wake-up) may, while many are owed, look
-    /// at the stream on a short timer instead of waiting to be woken. The default ignores it,
-    /// and then the call compiles away.
+    /// owing an answer, and `data_in()` gives the most Data-In bytes one read sent on this
+    /// connection still expects (0 if none does): bytes the target owes, unless it ends that
+    /// command early (an error, a short transfer). A transport whose reader wakes cost CPU may
+    /// use them: while many answers are owed, look at the stream on a short timer instead of
+    /// waiting to be woken (a target thread that wakes a sleeping reader pays for the wake-up);
+    /// while a long read streams in, be woken once a good part of its data is there instead of
+    /// at every piece, with a bound on the wait for a target that sends less. `data_in` looks
+    /// at every command, so it is a function, called only by a transport that wants it. The
+    /// default ignores both, and then the call compiles away.
     #[inline(always)]
-    fn awaiting(&mut self, answers: usize) {
-        let _ = answers;
+    fn awaiting(&mut self, answers: usize, data_in: &dyn Fn() -> usize) {
+        let _ = (answers, data_in);
     }
     /// Closes the stream at once (no lingering); later polls fail. Idempotent.
     fn close(&mut self);

@@ -392,7 +392,7 @@ impl Transport for HostTransport {
         self.poll_io(cx, false, buf.len(), 0, |s| s.write(buf))
     }
 
-    fn awaiting(&mut self, answers: usize) {
+    fn awaiting(&mut self, answers: usize, _data_in: &dyn Fn() -> usize) {
         self.awaiting = answers;
     }
 

@@ -692,7 +692,7 @@ mod tests {
     /// told `owed` answers are due; returns them.
     fn read_owed(rt: &HostRuntime, mut t: HostTransport, owed: usize, bytes: usize) -> Vec<u8> {
         let task = rt.spawn(async move {
-            t.awaiting(owed);
+            t.awaiting(owed, &|| 0);
             let mut got = Vec::new();
             let mut buf = [0u8; 16];
             while got.len() < bytes {

@@ -237,7 +237,8 @@ impl Rx {
         need: usize,
     ) -> Poll<Result<Progress, Disconnect>> {
         if self.have < need {
-            io.t.awaiting(io.engine.outstanding());
+            let engine = &*io.engine;
+            io.t.awaiting(engine.outstanding(), &|| engine.data_in_due());
             let mut guess = None;
             if io.t.guess_data_in() && self.have == 0 {
                 // Nothing is placed before a header's first read (an error may have left

@@ -22,6 +22,8 @@ pub struct Wire {
     pub guess: bool,
     /// Every [`Transport::awaiting`] count, in order.
     pub awaiting: Vec<usize>,
+    /// Every [`Transport::awaiting`] Data-In due, in order.
+    pub data_in: Vec<usize>,
 }
 
 impl Wire {
@@ -107,8 +109,9 @@ impl Transport for Wire {
         Poll::Ready(Ok(buf.len()))
     }
 
-    fn awaiting(&mut self, answers: usize) {
+    fn awaiting(&mut self, answers: usize, data_in: &dyn Fn() -> usize) {
         self.awaiting.push(answers);
+        self.data_in.push(data_in());
     }
 
     fn close(&mut self) {}

@@ -425,6 +425,22 @@ impl<B: DataBuf> Engine<B> {
         self.tasks.len()
     }
 
+    /// The most Data-In bytes one read sent on this connection still expects (0 if none
+    /// does): what the target owes for it unless it ends the command early. A look at every
+    /// command; for [`Transport::awaiting`](crate::port::Transport::awaiting).
+    pub fn data_in_due(&self) -> usize {
+        if self.reading == 0 {
+            return 0;
+        }
+        self.tasks
+            .iter()
+            .filter(|(_, t)| t.awaits_data())
+            // received < edtl <= the buffer's length, which fits usize.
+            .map(|(_, t)| t.edtl.saturating_sub(t.received) as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether Data-In may arrive now: a read command is out and has not received all its data.
     /// The receive path then reads headers exactly, so that data goes straight into buffers.
     pub fn expects_data_in(&self) -> bool {

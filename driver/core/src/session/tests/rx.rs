@@ -392,6 +392,23 @@ fn header_reads_tell_the_transport_how_many_answers_are_owed() {
 }
 
 #[test]
+fn header_reads_tell_the_transport_the_most_data_one_read_still_expects() {
+    let mut r = rig(false, false);
+    r.warm_up();
+    let long = r.read(2, 16384);
+    let short = r.read(3, 4096);
+    r.wire.data_in.clear();
+    let d = pattern(16384, 4);
+    r.data_in(long, 0, 0, &d[..8192], false);
+    r.data_in(long, 1, 8192, &d[8192..], true);
+    r.data_in(short, 0, 0, &pattern(4096, 5), true);
+    assert_eq!(r.run(), 3);
+    // The long read's remainder while it streams in, then the short one's, then nothing: a
+    // transport may wait for that much without waiting for bytes nobody owes.
+    assert_eq!(r.wire.data_in, [16384, 8192, 4096, 0]);
+}
+
+#[test]
 fn a_guessed_read_tells_the_transport_too() {
     // A count left over from a busier moment must not outlive it: the guessed read's header
     // read is told as well.
