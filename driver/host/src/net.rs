@@ -96,6 +96,16 @@ pub struct HostTransport {
     paused: bool,
     /// A read after a tick found nothing: the next wait is for readiness.
     tick_missed: bool,
+    /// Data-In bytes one read still expects, as the session last said
+    /// ([`Transport::awaiting`]), less the bytes read since: the target still owes at least
+    /// this many (unless it ends that read early). 0 when the wait should not look ahead.
+    due: usize,
+    /// The wait set is for a mark above the bytes the reader needs, which the runtime loop
+    /// bounds ([`Reactor::set_ahead`]).
+    ahead: bool,
+    /// A read woken by that bound found nothing: waits are for the bytes the reader needs
+    /// until a read finds some.
+    ahead_missed: bool,
 }
 
 fn prepare(stream: TcpStream) -> io::Result<mio::net::TcpStream> {
@@ -134,6 +144,9 @@ impl HostTransport {
             awaiting: 0,
             paused: false,
             tick_missed: false,
+            due: 0,
+            ahead: false,
+            ahead_missed: false,
         })
     }
 
@@ -155,6 +168,9 @@ impl HostTransport {
             awaiting: 0,
             paused: false,
             tick_missed: false,
+            due: 0,
+            ahead: false,
+            ahead_missed: false,
         })
     }
 
@@ -204,10 +220,10 @@ impl HostTransport {
         loop {
             let woken = wait.is_some();
             if let Some(at) = wait {
-                self.choose_wait(read, need);
+                let mark = self.choose_wait(read, need);
                 // Bytes that came below an old, higher mark rang nothing: after lowering it,
                 // read instead of waiting.
-                let lowered = read && set_lowat(&self.stream, &mut self.lowat, lowat_for(need));
+                let lowered = read && set_lowat(&self.stream, &mut self.lowat, mark);
                 let (slot, events, idle, parked) = self.side(read);
                 // An event since `at` (the reactor then took the waker, too): try the socket
                 // without storing a waker first.
@@ -229,6 +245,11 @@ impl HostTransport {
                 Ok(n) => {
                     if read {
                         self.tick_missed = false;
+                        self.ahead_missed = false;
+                        self.due = self.due.saturating_sub(n);
+                        if self.ahead {
+                            self.set_ahead(false);
+                        }
                     }
                     // Edge-triggered readiness: data or room that comes after `seen` raises
                     // the count, so waiting for a change cannot miss it.
@@ -239,6 +260,11 @@ impl HostTransport {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if read && woken && self.paused {
                         self.tick_missed = true;
+                    }
+                    if read && woken && self.ahead {
+                        // Woken by the bound, not by the mark: the owed bytes are not coming
+                        // (yet). Wait for what the reader needs.
+                        self.ahead_missed = true;
                     }
                     wait = Some(seen);
                 }
@@ -273,12 +299,25 @@ impl HostTransport {
         }
     }
 
-    /// Before a wait: whether a read waits on the runtime loop's timer (out of its epoll set)
-    /// or for readiness. On the timer when the session owes [`TICK_AT`] answers or more, the
-    /// read needs no low-water mark (a header: long segments keep theirs), no write waits
-    /// (that one needs readiness), and the last tick found bytes: against a slow target the
-    /// read waits for readiness after one empty tick, so a tick costs at most one look per
-    /// wait.
+    /// Before a wait: the receive low-water mark a read waits for, and whether it waits on the
+    /// runtime loop's timer (out of its epoll set) or for readiness.
+    ///
+    /// The mark: the `need` bytes the reader cannot do without ([`lowat_for`]), or, while a
+    /// long read streams in (the session said one read still expects [`LOWAT_MIN`] or more),
+    /// that read's bytes up to [`LOWAT_MAX`], however few the reader needs now (a header,
+    /// the end of a segment). A reader that keeps up with the target otherwise drains the
+    /// socket and sleeps every few segments; 1 MiB reads against istgt's 8 KiB segments at QD8
+    /// slept ~10 times per MiB, libiscsi (slower per byte, so it found more waiting) ~6. The
+    /// target owes those bytes, so the wait ends when it sends them; one that ends the read
+    /// early (an error, a short transfer) leaves the reader to the loop's bound
+    /// ([`crate::runtime::MARK_WAIT`]), after which it reads what is there and waits for what it
+    /// needs. Only on the runtime loop, which keeps that bound; small reads (a 4 KiB command)
+    /// never look ahead, and answers owed at [`TICK_AT`] or more go to the timer instead.
+    ///
+    /// The timer: when the session owes [`TICK_AT`] answers or more, the mark is 1 (a header:
+    /// long segments keep theirs), no write waits (that one needs readiness), and the last
+    /// tick found bytes: against a slow target the read waits for readiness after one empty
+    /// tick, so a tick costs at most one look per wait.
     ///
     /// Why: a target thread that queues data on a socket whose reader sleeps pays for waking
     /// it. At QD32 against tgtd's null store, tgtd is the bottleneck (99 % of a CPU with
@@ -286,15 +325,27 @@ impl HostTransport {
     /// (`sock_def_readable`, from its own `send`) took ~10 % of its CPU. Reading on the timer,
     /// that fell to ~0.3 % and tgtd served ~25 % more I/O per second; our CPU per I/O fell too,
     /// as a tick's read takes several answers at once.
-    fn choose_wait(&mut self, read: bool, need: usize) {
-        let Watch::Shared { reactor, token } = &self.watch else {
-            return;
-        };
+    fn choose_wait(&mut self, read: bool, need: usize) -> usize {
+        let mut mark = lowat_for(need);
+        if !matches!(self.watch, Watch::Shared { .. }) {
+            return mark;
+        }
+        let ahead = read && !self.ahead_missed && lowat_for(self.due) > mark;
+        if ahead {
+            mark = lowat_for(self.due);
+        }
+        // Set again at every such wait: the bound runs from the wait's start.
+        if ahead || self.ahead {
+            self.set_ahead(ahead);
+        }
         let tick = read
             && self.write_idle.is_none()
             && !self.tick_missed
             && self.awaiting >= TICK_AT
-            && lowat_for(need) == 1;
+            && mark == 1;
+        let Watch::Shared { reactor, token } = &self.watch else {
+            return mark;
+        };
         if tick != self.paused {
             let res = if tick {
                 reactor.pause(&mut self.stream)
@@ -306,6 +357,15 @@ impl HostTransport {
                 self.paused = tick;
                 reactor.set_timed(&self.wakers, tick);
             }
+        }
+        mark
+    }
+
+    /// Starts (or ends) the loop's bound on a wait for a mark above the reader's need.
+    fn set_ahead(&mut self, on: bool) {
+        if let Watch::Shared { reactor, .. } = &self.watch {
+            reactor.set_ahead(&self.wakers, on);
+            self.ahead = on;
         }
     }
 }
@@ -392,8 +452,15 @@ impl Transport for HostTransport {
         self.poll_io(cx, false, buf.len(), 0, |s| s.write(buf))
     }
 
-    fn awaiting(&mut self, answers: usize, _data_in: &dyn Fn() -> usize) {
+    fn awaiting(&mut self, answers: usize, data_in: &dyn Fn() -> usize) {
         self.awaiting = answers;
+        // At TICK_AT or more the timer looks at the stream anyway; a connection of its own
+        // has no loop to bound a wait on a mark ahead.
+        self.due = if answers < TICK_AT && matches!(self.watch, Watch::Shared { .. }) {
+            data_in()
+        } else {
+            0
+        };
     }
 
     fn poll_read_pair(
@@ -464,8 +531,10 @@ impl Transport for HostTransport {
                 }
             }
             Watch::Shared { reactor, token } => {
-                // The loop sleeps in ticks while any connection reads on them.
+                // The loop sleeps in ticks while any connection reads on them, and bounds
+                // sleeps while any waits on a mark ahead.
                 reactor.set_timed(&self.wakers, false);
+                reactor.set_ahead(&self.wakers, false);
                 reactor.deregister(&mut self.stream, *token);
             }
         }
@@ -585,6 +654,49 @@ mod tests {
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         (HostTransport::new(c).unwrap(), s)
+    }
+
+    #[test]
+    fn a_long_read_due_raises_the_mark_and_bytes_read_lower_it() {
+        let rt = crate::runtime::HostRuntime::new().unwrap();
+        let (c, mut peer) = {
+            let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            (c, l.accept().unwrap().0)
+        };
+        let mut t = HostTransport::with_reactor(c, rt.reactor().clone()).unwrap();
+        // A 4 KiB command's answer wakes the reader at its first byte.
+        t.awaiting(1, &|| 4096);
+        assert_eq!(t.choose_wait(true, 48), 1);
+        assert!(!t.ahead);
+        // A long read streaming in: its bytes, up to LOWAT_MAX, however few the reader needs.
+        t.awaiting(1, &|| 100_000);
+        assert_eq!(t.choose_wait(true, 48), 100_000);
+        assert!(t.ahead, "bounded by the loop");
+        t.awaiting(2, &|| 4 << 20);
+        assert_eq!(t.choose_wait(true, 48), LOWAT_MAX);
+        // A write's wait is for room, whatever is due.
+        t.choose_wait(false, 0);
+        assert!(!t.ahead);
+        // Bytes read since the header count against what is due: the mark never asks for
+        // more than the target still owes.
+        t.awaiting(1, &|| 100_000);
+        peer.write_all(&[7; 40_000]).unwrap();
+        let mut buf = vec![0u8; 40_000];
+        let mut got = 0;
+        while got < buf.len() {
+            got += block_on(poll_fn(|cx| t.poll_read(cx, &mut buf[got..]))).unwrap();
+        }
+        assert_eq!(t.choose_wait(true, 48), 60_000);
+        // At TICK_AT answers or more the loop's timer looks instead.
+        t.awaiting(TICK_AT, &|| 4 << 20);
+        assert_eq!(t.choose_wait(true, 48), 1);
+        assert!(!t.ahead);
+        t.close();
+        // A connection with a reactor thread of its own has no loop to bound the wait.
+        let (mut own, _peer) = pair();
+        own.awaiting(1, &|| 4 << 20);
+        assert_eq!(own.choose_wait(true, 48), 1);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub(crate) struct Wakers {
     pub(crate) stop: AtomicBool,
     /// The connection reads on the runtime loop's timer (`Reactor::set_timed`).
     pub(crate) timed: AtomicBool,
+    /// When the loop wakes the reader waiting on a mark ahead of its need
+    /// (`Reactor::set_ahead`): nanoseconds from the reactor's epoch, 0 for none.
+    pub(crate) ahead_until: AtomicU64,
 }
 
 /// Where one direction's waiting task leaves its waker. Every readiness event reports both

@@ -21,6 +21,11 @@
 //! `HostTransport::choose_wait` in `net`). A tick that finds nothing sends the read back to
 //! readiness.
 //!
+//! While a long read streams in, a reader waits for a receive low-water mark above what it
+//! needs now (see `HostTransport::choose_wait`); the loop bounds that wait: after
+//! [`MARK_WAIT`] it wakes the reader, which then reads what is there, so a target that sends
+//! less than it owed (an error, a short transfer) delays the reader by that much at most.
+//!
 //! Pends are merged through two flags: a pend while the driver runs costs nothing (it polls again
 //! before sleeping), a pend while it sleeps in `epoll_wait` writes the eventfd, and a pend while
 //! nobody drives leaves the work for the next driver (a waiting caller at once, else the
@@ -57,6 +62,13 @@ pub const LOOK_MAX: Duration = Duration::from_millis(16);
 /// the kernel's timer slack may add up to 50 µs), and the latency it adds is small beside the
 /// ~500 µs each of 32 commands waits for its answer.
 pub const TICK: Duration = Duration::from_micros(20);
+
+/// The longest a reader waits for a low-water mark above the bytes it needs before the loop
+/// wakes it to read what is there (`Reactor::set_ahead`). The bytes are owed, so the bound
+/// only matters when a target ends a read early: then the command's answer waits this long.
+/// Long beside the ~0.3 ms 256 KiB take to come at loopback rates, short beside any command
+/// timeout.
+pub const MARK_WAIT: Duration = Duration::from_millis(1);
 
 /// Nobody drives the loop.
 const FREE: u8 = 0;
@@ -104,6 +116,13 @@ pub struct Reactor {
     timed: AtomicUsize,
     /// Ticks slept, for tests.
     ticks: AtomicUsize,
+    /// Connections waiting on a mark ahead of their need: while any do, the loop sleeps at
+    /// most [`MARK_WAIT`] at a time and wakes those whose bound passed.
+    ahead: AtomicUsize,
+    /// Readers the loop woke at their bound, for tests.
+    bounded: AtomicUsize,
+    /// What the bounds (`Wakers::ahead_until`) are reckoned from.
+    epoch: Instant,
 }
 
 impl Reactor {
@@ -156,6 +175,56 @@ impl Reactor {
                 self.timed.fetch_sub(1, Ordering::SeqCst);
             }
         }
+    }
+
+    /// Starts (`on`) or ends the bound on `wakers`' reader waiting for a mark above its need:
+    /// [`MARK_WAIT`] from now the loop reports it readable, and its read then takes what is
+    /// there. Started again at each such wait.
+    pub(crate) fn set_ahead(&self, wakers: &Wakers, on: bool) {
+        let until = if on {
+            // At least 1: 0 means no bound.
+            u64::try_from((self.epoch.elapsed() + MARK_WAIT).as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1)
+        } else {
+            0
+        };
+        let was = wakers.ahead_until.swap(until, Ordering::SeqCst);
+        match (was != 0, on) {
+            (false, true) => {
+                self.ahead.fetch_add(1, Ordering::SeqCst);
+            }
+            (true, false) => {
+                self.ahead.fetch_sub(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+    }
+
+    /// Wakes the readers whose bound on a wait ahead passed at `t`.
+    fn bound_ahead(&self, t: Instant) {
+        let now =
+            u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        let list = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, w) in list.iter() {
+            let until = w.ahead_until.load(Ordering::SeqCst);
+            if until != 0
+                && until <= now
+                && w.ahead_until
+                    .compare_exchange(until, 0, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                self.ahead.fetch_sub(1, Ordering::SeqCst);
+                self.bounded.fetch_add(1, Ordering::Relaxed);
+                w.ready(true, false);
+            }
+        }
+    }
+
+    /// Readers woken at their bound so far.
+    #[cfg(test)]
+    pub(crate) fn bounded(&self) -> usize {
+        self.bounded.load(Ordering::Relaxed)
     }
 
     /// Ticks slept so far.
@@ -241,6 +310,9 @@ impl Reactor {
             // come out longer by the poll's own duration, which no timer of the session (all
             // in milliseconds or more) can tell.
             let t = Instant::now();
+            if self.ahead.load(Ordering::SeqCst) > 0 {
+                self.bound_ahead(t);
+            }
             let tick = at(t);
             executor.on_tick(tick);
             let more = executor.poll();
@@ -261,10 +333,13 @@ impl Reactor {
             if limit == Some(Duration::ZERO) {
                 return (t, Ok(()));
             }
-            let timeout = match (timer, limit) {
+            let mut timeout = match (timer, limit) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            if self.ahead.load(Ordering::SeqCst) > 0 {
+                timeout = Some(timeout.map_or(MARK_WAIT, |t| t.min(MARK_WAIT)));
+            }
             if timeout == Some(Duration::ZERO) {
                 continue;
             }
@@ -421,6 +496,9 @@ impl HostRuntime {
             handoff: AtomicBool::new(false),
             timed: AtomicUsize::new(0),
             ticks: AtomicUsize::new(0),
+            ahead: AtomicUsize::new(0),
+            bounded: AtomicUsize::new(0),
+            epoch: Instant::now(),
         });
         let executor = Arc::new(Executor::with_config(
             reactor.clone(),
@@ -764,5 +842,76 @@ mod tests {
         // for readiness; ticking all along would be ~100 looks per byte.
         let ticks = ticks_reading(20, Duration::from_millis(2), 32);
         assert!(ticks <= 2 * 20 + 4, "{ticks} ticks for 20 waits");
+    }
+
+    /// Reads `total` bytes from `t` in pieces of a 48-byte "header" and up to 64 KiB after it
+    /// (the session's header-and-data reads), told one answer is owed with `due` bytes of
+    /// Data-In; returns the bytes and how many times a read waited.
+    fn read_counting(
+        rt: &HostRuntime,
+        mut t: HostTransport,
+        due: usize,
+        total: usize,
+    ) -> (Vec<u8>, usize) {
+        let task = rt.spawn(async move {
+            t.awaiting(1, &|| due);
+            let (mut got, mut waits) = (Vec::new(), 0);
+            let mut head = [0u8; 48];
+            let mut rest = vec![0u8; 64 * 1024];
+            while got.len() < total {
+                let want = (total - got.len()).min(48);
+                let n = poll_fn(|cx| {
+                    let r = t.poll_read_pair(cx, &mut head[..want], &mut rest);
+                    waits += usize::from(r.is_pending());
+                    r
+                })
+                .await
+                .unwrap();
+                assert!(n > 0, "the peer closed early");
+                got.extend_from_slice(&head[..n.min(want)]);
+                got.extend_from_slice(&rest[..n.saturating_sub(want)]);
+            }
+            t.close();
+            (got, waits)
+        });
+        rt.block_on(task)
+    }
+
+    #[test]
+    fn a_read_waiting_ahead_for_bytes_that_never_come_is_woken_at_the_bound() {
+        // The session expects 256 KiB more, but the target ends the read early: 100 bytes (its
+        // answer) come 20 ms after the reader began to wait, then nothing, the connection
+        // held open. Without the loop's bound the reader would wait for its mark until the
+        // peer closes (5 s); woken by the bound and finding nothing, it waits for readiness,
+        // so it is bounded once, not every MARK_WAIT until the bytes come.
+        let rt = HostRuntime::new().unwrap();
+        let (t, mut peer) = connected(&rt);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let reactor = rt.reactor().clone();
+        let writer = thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(5);
+            while reactor.ahead.load(Ordering::SeqCst) == 0
+                && reactor.bounded() == 0
+                && Instant::now() < until
+            {
+                thread::sleep(Duration::from_micros(50));
+            }
+            thread::sleep(Duration::from_millis(20));
+            peer.write_all(&[9; 100]).unwrap();
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        });
+        let at = Instant::now();
+        let (got, _) = read_counting(&rt, t, 256 * 1024, 100);
+        let took = at.elapsed();
+        drop(tx);
+        writer.join().unwrap();
+        assert_eq!(got, [9; 100]);
+        assert!(took < Duration::from_secs(2), "read after {took:?}");
+        assert_eq!(rt.reactor().bounded(), 1, "one bound, then readiness");
+        assert_eq!(
+            rt.reactor().ahead.load(Ordering::SeqCst),
+            0,
+            "closed: no bound left"
+        );
     }
 }
