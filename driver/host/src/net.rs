@@ -327,16 +327,17 @@ impl HostTransport {
     /// as a tick's read takes several answers at once.
     fn choose_wait(&mut self, read: bool, need: usize) -> usize {
         let mut mark = lowat_for(need);
-        if !matches!(self.watch, Watch::Shared { .. }) {
-            return mark;
-        }
-        let ahead = read && !self.ahead_missed && lowat_for(self.due) > mark;
-        if ahead {
-            mark = lowat_for(self.due);
-        }
-        // Set again at every such wait: the bound runs from the wait's start.
-        if ahead || self.ahead {
-            self.set_ahead(ahead);
+        // Only a read's wait touches its bound: a write may wait while the read waits too.
+        // `due` is 0 on a connection with a reactor of its own (no loop to bound the wait).
+        if read {
+            let ahead = !self.ahead_missed && lowat_for(self.due) > mark;
+            if ahead {
+                mark = lowat_for(self.due);
+            }
+            // Set again at every such wait: the bound runs from the wait's start.
+            if ahead || self.ahead {
+                self.set_ahead(ahead);
+            }
         }
         let tick = read
             && self.write_idle.is_none()
@@ -675,9 +676,9 @@ mod tests {
         assert!(t.ahead, "bounded by the loop");
         t.awaiting(2, &|| 4 << 20);
         assert_eq!(t.choose_wait(true, 48), LOWAT_MAX);
-        // A write's wait is for room, whatever is due.
-        t.choose_wait(false, 0);
-        assert!(!t.ahead);
+        // A write that waits meanwhile leaves the read's mark and bound alone.
+        assert_eq!(t.choose_wait(false, 0), 1);
+        assert!(t.ahead, "the read's bound stays");
         // Bytes read since the header count against what is due: the mark never asks for
         // more than the target still owes.
         t.awaiting(1, &|| 100_000);
