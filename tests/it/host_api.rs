@@ -153,3 +153,34 @@ fn unit_attention_retries_stay_within_the_command_timeout() {
         "the 1 s bound held for {took:?}"
     );
 }
+
+#[test]
+fn a_long_read_refused_behind_another_completes_at_once() {
+    // A 1 MiB read in range, then one 1 MiB past the end, sent together. While the first
+    // streams in, the session expects the second's 1 MiB too, so once the first is read the
+    // host's reader may wait for a mark of 256 KiB (a long read's bytes); the target answers
+    // the second with CHECK CONDITION and no data, 48 bytes and the sense. The runtime loop's
+    // bound (MARK_WAIT, 1 ms) then wakes the reader to read them: without it the command
+    // would wait for its I/O timeout (120 s).
+    let t = FakeTarget::start(FakeConfig::new(4 << 20, Fault::None)).unwrap();
+    let disk = open(&t, 8);
+    let (blocks, _) = disk.read_capacity().unwrap();
+    let want: Vec<u8> = (0..2048 * BLOCK).map(pattern).collect();
+    for round in 0..10 {
+        let at = std::time::Instant::now();
+        let good = disk.submit_read(0, 2048).unwrap();
+        let refused = disk.submit_read(blocks - 1, 2048).unwrap();
+        assert_eq!(good.wait().unwrap(), want, "round {round}");
+        match refused.wait() {
+            Err(Error::Scsi { status, .. }) => assert_eq!(status, 0x02),
+            other => panic!("round {round}: expected CHECK CONDITION, got {other:?}"),
+        }
+        let took = at.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "round {round}: both done after {took:?}"
+        );
+    }
+    disk.close().unwrap();
+    assert!(t.stats().violations.is_empty());
+}
