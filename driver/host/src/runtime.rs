@@ -66,8 +66,8 @@ pub const TICK: Duration = Duration::from_micros(20);
 /// The longest a reader waits for a low-water mark above the bytes it needs before the loop
 /// wakes it to read what is there (`Reactor::set_ahead`). The bytes are owed, so the bound
 /// only matters when a target ends a read early: then the command's answer waits this long.
-/// Long beside the ~0.3 ms 256 KiB take to come at loopback rates, short beside any command
-/// timeout.
+/// Long beside the ~0.3 ms that 256 KiB take to arrive at loopback rates, short beside any
+/// command timeout.
 pub const MARK_WAIT: Duration = Duration::from_millis(1);
 
 /// Nobody drives the loop.
