@@ -809,7 +809,7 @@ impl core::fmt::Display for CappedWait {
 /// Writes what the engine has to send: batches laid out by [`Engine::fill_tx`], each handed to
 /// the transport as slices (headers from the engine, data straight from the requests'
 /// buffers), until nothing is left or the transport pushes back (its waker registered).
-fn flush<T: Transport, G: Log, B: crate::scsi::DataBuf>(
+pub(super) fn flush<T: Transport, G: Log, B: crate::scsi::DataBuf>(
     cx: &mut Context<'_>,
     t: &mut T,
     engine: &mut Engine<B>,

@@ -298,3 +298,82 @@ fn a_deep_queue_sends_new_commands_in_batches() {
     assert_eq!(b[0].len(), 3);
     assert_eq!(b[0][0], RESERVED_TAG, "the ping's answer first");
 }
+
+/// A transport that takes every byte of each vectored write and records how many slices it
+/// was given.
+#[derive(Default)]
+struct Vectored {
+    bytes: Vec<u8>,
+    slices: Vec<usize>,
+}
+
+impl crate::port::Transport for Vectored {
+    fn poll_read(
+        &mut self,
+        _cx: &mut core::task::Context<'_>,
+        _buf: &mut [u8],
+    ) -> core::task::Poll<Result<usize, crate::port::IoError>> {
+        core::task::Poll::Pending
+    }
+
+    fn poll_write(
+        &mut self,
+        cx: &mut core::task::Context<'_>,
+        buf: &[u8],
+    ) -> core::task::Poll<Result<usize, crate::port::IoError>> {
+        self.poll_write_vectored(cx, &[buf])
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        _cx: &mut core::task::Context<'_>,
+        bufs: &[&[u8]],
+    ) -> core::task::Poll<Result<usize, crate::port::IoError>> {
+        self.slices.push(bufs.len());
+        let before = self.bytes.len();
+        for b in bufs {
+            self.bytes.extend_from_slice(b);
+        }
+        core::task::Poll::Ready(Ok(self.bytes.len() - before))
+    }
+
+    fn close(&mut self) {}
+}
+
+/// The session's flush hands a batch to the transport as one vectored write of all its
+/// slices, headers from the engine and data from the requests' buffers, in order.
+#[test]
+fn a_batch_goes_out_in_one_write_of_all_its_slices() {
+    use super::super::super::driver::flush;
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    for writes in [1usize, 6] {
+        let mut s = session_in_ffp(params().with(Key::ImmediateData, 1));
+        // 1001 bytes: each PDU's data is followed by 3 bytes of padding, so headers and data
+        // alternate in the batch: 2 slices per write and the last padding (13 for six).
+        let reqs: Vec<_> = (0..writes as u64).map(|t| write(t + 1, 1001)).collect();
+        for r in &reqs {
+            s.submit(r.clone());
+        }
+        let mut t = Vectored::default();
+        flush::<_, crate::port::NoLog, _>(&mut cx, &mut t, &mut s.e, s.now, None).unwrap();
+        assert_eq!(
+            t.slices,
+            [2 * writes + 1],
+            "{writes} writes: one write of every slice"
+        );
+        let d = s.e.params().digests();
+        let (mut at, mut seen) = (0, 0);
+        while at < t.bytes.len() {
+            let (raw, used) = RawPdu::split(&t.bytes[at..], d, u32::MAX).unwrap();
+            assert!(matches!(raw.parse().unwrap(), Pdu::ScsiCommand(_)));
+            assert_eq!(
+                raw.data,
+                &reqs[seen].data[..],
+                "write {seen}'s immediate data"
+            );
+            at += used;
+            seen += 1;
+        }
+        assert_eq!(seen, writes);
+    }
+}
