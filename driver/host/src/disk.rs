@@ -618,7 +618,7 @@ impl Pending {
         let shared = &self.inner.shared;
         let drive =
             self.len <= DRIVE_MAX || !shared.parallel || shared.lock().done.outstanding() <= 1;
-        self.inner.shared.wait_driving(
+        shared.wait_driving(
             self.wait_until,
             "a command to complete",
             drive,

@@ -330,9 +330,10 @@ impl HostTransport {
         // Only a read's wait touches its bound: a write may wait while the read waits too.
         // `due` is 0 on a connection with a reactor of its own (no loop to bound the wait).
         if read {
-            let ahead = !self.ahead_missed && lowat_for(self.due) > mark;
+            let due = lowat_for(self.due);
+            let ahead = !self.ahead_missed && due > mark;
             if ahead {
-                mark = lowat_for(self.due);
+                mark = due;
             }
             // Set again at every such wait: the bound runs from the wait's start.
             if ahead || self.ahead {
