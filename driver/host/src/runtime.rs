@@ -326,16 +326,20 @@ impl Reactor {
             if more {
                 continue;
             }
+            if until.is_some_and(|u| u <= t) {
+                return (t, Ok(()));
+            }
             let timer = executor
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(tick));
-            let limit = until.map(|u| u.saturating_duration_since(t));
-            if limit == Some(Duration::ZERO) {
-                return (t, Ok(()));
-            }
-            let mut timeout = match (timer, limit) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            // The shorter of the two waits. A session always has a timer armed, nearly always
+            // sooner than the caller's `until`: that is settled by comparing instants, and the
+            // difference `until - t` (a subtraction of std's that is not inlined, and dearer
+            // than the addition) is taken only when it is the wait.
+            let mut timeout = match (timer, until) {
+                (Some(a), Some(u)) if t.checked_add(a).is_some_and(|end| end <= u) => Some(a),
+                (_, Some(u)) => Some(u.saturating_duration_since(t)),
+                (a, None) => a,
             };
             if self.ahead.load(Ordering::SeqCst) > 0 {
                 timeout = Some(timeout.map_or(MARK_WAIT, |t| t.min(MARK_WAIT)));
