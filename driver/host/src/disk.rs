@@ -239,6 +239,29 @@ impl Slots {
         s.1.take()
     }
 
+    /// Moves the completion for `tag`, if it is in, into `dst` and frees the command's slot
+    /// ([`Slots::get`] then [`Slots::release`], with one look for the slot). Whatever `dst`
+    /// held is dropped.
+    fn take_into(&mut self, tag: u64, dst: &mut Option<Completion>) -> bool {
+        let (slot, generation) = Slots::split(tag);
+        let Some(s) = self.slots.get_mut(slot).filter(|s| s.0 == generation) else {
+            *dst = None;
+            return false;
+        };
+        if s.1.is_none() {
+            *dst = None;
+            return false;
+        }
+        // Swapped rather than assigned: the completion is large (sense bytes inline), and an
+        // assignment went through a copy on the stack. What `dst` held is dropped with the
+        // slot's emptying below.
+        std::mem::swap(dst, &mut s.1);
+        s.0 = s.0.wrapping_add(1);
+        s.1 = None;
+        self.free.push(slot as u32);
+        true
+    }
+
     /// Commands handed out and not yet finished with.
     fn outstanding(&self) -> usize {
         self.slots.len().saturating_sub(self.free.len())
@@ -593,13 +616,7 @@ impl Pending {
     /// command than a release when the `Pending` is dropped).
     fn take_completion(&mut self, slot: &mut Option<Completion>) -> Result<(), Error> {
         let tag = self.tag;
-        self.wait_board(|b| {
-            *slot = b.done.get(tag);
-            if slot.is_some() {
-                b.done.release(tag);
-            }
-            slot.is_some()
-        })?;
+        self.wait_board(|b| b.done.take_into(tag, slot))?;
         self.done = true;
         Ok(())
     }
