@@ -651,10 +651,18 @@ impl Pending {
 
     /// Gives the command's slot on the board back (its completion, if it comes later, is
     /// dropped).
+    #[inline]
     fn release(&mut self) {
+        // A waited-for command gave its slot back already (`take_completion`): every drop
+        // after a wait only needs this check, without a call.
         if !std::mem::replace(&mut self.done, true) {
-            self.inner.shared.lock().done.release(self.tag);
+            self.release_slot();
         }
+    }
+
+    #[inline(never)]
+    fn release_slot(&self) {
+        self.inner.shared.lock().done.release(self.tag);
     }
 }
 
