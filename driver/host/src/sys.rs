@@ -142,6 +142,51 @@ pub(crate) fn set_rcvlowat(socket: &impl AsRawFd, bytes: usize) -> bool {
     rc == 0
 }
 
+/// A non-blocking, close-on-exec timer on the monotonic clock (timerfd_create(2)), for the
+/// runtime's loop to wake at its next deadline without a timeout on every `epoll_wait`.
+#[allow(unsafe_code)]
+pub(crate) fn timer_fd() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: timerfd_create takes no pointers; a non-negative result is a new descriptor that
+    // nothing else owns.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created above and is owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Arms `timer` to expire once, `after` from now (at least 1 ns: a zero value would disarm it).
+/// Setting it also clears expirations not read yet, so an expiry is reported once per arming.
+#[allow(unsafe_code)]
+pub(crate) fn arm_timer(timer: &impl AsRawFd, after: std::time::Duration) -> std::io::Result<()> {
+    let after = after.max(std::time::Duration::from_nanos(1));
+    let value = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(after.subsec_nanos()),
+        },
+    };
+    // SAFETY: `timer` is an open timerfd borrowed for the call; `value` is a live itimerspec on
+    // the stack and the old value is not asked for (null), as timerfd_settime(2) allows.
+    let rc = unsafe { libc::timerfd_settime(timer.as_raw_fd(), 0, &value, std::ptr::null_mut()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
