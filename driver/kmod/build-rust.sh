@@ -191,6 +191,9 @@ kernel_cargo() {
 	# crates compiled against the old core in OUT ("can't find crate"). Its stamp in the flags
 	# makes cargo rebuild them.
 	flags="$flags$sep-Cmetadata=isboot-sysroot-$(cksum <"$sysroot_dir/stamp" | awk '{ print $1 }')"
+	# isboot-core builds its cold generic code (login, recovery, shutdown, control PDUs) for
+	# size under this cfg: instantiated here, it would otherwise get this crate's opt-level 2.
+	flags="$flags$sep--cfg${sep}isboot_kernel"
 	cd "$here"
 	export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$out" CARGO_ENCODED_RUSTFLAGS="$flags" RUSTC
 	cargo_run "$sub" "$@"

@@ -21,6 +21,11 @@
 //! exchanges with infallible collections.)
 #![no_std]
 #![forbid(unsafe_code)]
+// The kernel module's build (driver/kmod/build-rust.sh, always a nightly-enabled rustc) sets
+// `isboot_kernel`: the generic session code it instantiates is compiled in the module's crate,
+// at its opt-level 2, so the cold parts of it (login, recovery, shutdown, control PDUs) ask
+// for size themselves. Host builds (stable) never see the attribute.
+#![cfg_attr(isboot_kernel, feature(optimize_attribute))]
 #![cfg_attr(
     not(test),
     deny(

@@ -137,6 +137,7 @@ impl core::fmt::Display for AttemptError {
 }
 
 impl<C: Connector, R: Random, G: Log> Dialer<C, R, G> {
+    #[cfg_attr(isboot_kernel, optimize(size))]
     pub(super) fn try_new(
         cfg: SessionConfig,
         connector: C,
@@ -453,11 +454,13 @@ struct LoginCodec {
 }
 
 #[inline]
+#[cfg_attr(isboot_kernel, optimize(size))]
 fn emit_login(req: &LoginPdu, out: &mut Vec<u8>) -> Result<(), pdu::Error> {
     pdu::emit_pdu(&req.header, &req.data, Digests::default(), out)
 }
 
 #[inline]
+#[cfg_attr(isboot_kernel, optimize(size))]
 fn parse_login(header: &[u8]) -> Result<Option<LoginResponse>, pdu::Error> {
     match Pdu::parse(header)? {
         Pdu::LoginResponse(r) => Ok(Some(r)),

@@ -127,6 +127,7 @@ where
     /// from now on is allocated here, fallibly (`NoMemory`), except the small state shared with
     /// the handles: that one `Arc` has no fallible constructor in stable Rust, so call this where
     /// an allocation may wait for memory (the kernel does, at module load).
+    #[cfg_attr(isboot_kernel, optimize(size))]
     pub fn try_new(
         cfg: SessionConfig,
         connector: C,
@@ -240,6 +241,7 @@ where
 }
 
 /// A connect or login attempt failed: give up, or wait and try the next candidate.
+#[cfg_attr(isboot_kernel, optimize(size))]
 fn on_attempt_failure<L: RawLock, C: Connector, E: Events, R: Random, G: Log>(
     serving: &mut Serving<L, E, G>,
     dialer: &mut Dialer<C, R, G>,
@@ -392,6 +394,8 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     /// A login succeeded: the engine adopts the connection, the platform hears `Up`. Returns
     /// when the connection came up; `NoMemory` when the engine cannot make the room this
     /// connection's parameters need (the attempt then counts as failed).
+    #[cfg_attr(isboot_kernel, optimize(size))]
+    #[inline(never)]
     fn up<C: Connector, R: Random>(
         &mut self,
         dialer: &Dialer<C, R, G>,
@@ -414,6 +418,8 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
 
     /// A connection in full feature phase ended: `None` after the logout of an orderly
     /// shutdown, else why it was dropped. Decides between ending the session and recovering.
+    #[cfg_attr(isboot_kernel, optimize(size))]
+    #[inline(never)]
     fn on_connection_end<C: Connector, R: Random>(
         &mut self,
         end: Option<Disconnect>,
@@ -463,11 +469,14 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     }
 
     /// Hands a failure to the platform: in the status, and through [`Events::error`].
+    #[cfg_attr(isboot_kernel, optimize(size))]
     fn publish_error(&mut self, last: &LastError) {
         self.shared.status.lock(|s| s.last_error = Some(*last));
         self.events.error(last);
     }
 
+    #[cfg_attr(isboot_kernel, optimize(size))]
+    #[inline(never)]
     fn set_state(&mut self, state: State, target: usize) {
         let stats = self.engine.stats();
         self.shared.status.lock(|s| {
@@ -502,6 +511,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     }
 
     /// Ends the session: nothing more is accepted, everything still held completes.
+    #[cfg_attr(isboot_kernel, optimize(size))]
     fn finish(&mut self) {
         self.shared
             .shutdown_requested
@@ -588,6 +598,8 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     }
 
     /// Ends the session for `stop`.
+    #[cfg_attr(isboot_kernel, optimize(size))]
+    #[inline(never)]
     fn stop(&mut self, stop: Stop) -> End {
         match stop {
             Stop::Shutdown => {
@@ -626,6 +638,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
     /// One poll of [`Serving::serve_while`], the same code for every future it serves (one
     /// instance instead of one per future; serving while down is not the I/O path).
     #[inline(never)]
+    #[cfg_attr(isboot_kernel, optimize(size))]
     fn poll_serving<'t>(
         &mut self,
         cx: &mut Context<'_>,

@@ -479,6 +479,8 @@ impl<B: DataBuf> Engine<B> {
     /// `NoMemory` when the room this connection's parameters need (bursts for
     /// MaxOutstandingR2T) cannot be allocated: nothing changed, the connection must be dropped
     /// and the login retried later.
+    #[cfg_attr(isboot_kernel, optimize(size))]
+    #[inline(never)]
     pub fn connected(
         &mut self,
         params: Params,
@@ -551,6 +553,8 @@ impl<B: DataBuf> Engine<B> {
     }
 
     /// The connection is gone. Tasks stay for replay; nothing is sent until [`Engine::connected`].
+    #[cfg_attr(isboot_kernel, optimize(size))]
+    #[inline(never)]
     pub fn disconnected(&mut self) {
         if self.phase == Phase::Up {
             self.phase = Phase::Down;
@@ -648,6 +652,8 @@ impl<B: DataBuf> Engine<B> {
 
     /// Starts an orderly shutdown: requests not yet sent complete with `SessionClosed`, the
     /// outstanding ones may finish, then Logout is sent.
+    #[cfg_attr(isboot_kernel, optimize(size))]
+    #[inline(never)]
     pub fn shutdown(&mut self, now: Instant) {
         match self.phase {
             Phase::Closing | Phase::Closed => return,
@@ -666,6 +672,8 @@ impl<B: DataBuf> Engine<B> {
     }
 
     /// Gives up: every request completes with `SessionClosed`.
+    #[cfg_attr(isboot_kernel, optimize(size))]
+    #[inline(never)]
     pub fn close(&mut self) {
         self.fail_all(TransportError::SessionClosed);
         self.phase = Phase::Closed;
@@ -674,6 +682,8 @@ impl<B: DataBuf> Engine<B> {
         self.tx_discard();
     }
 
+    #[cfg_attr(isboot_kernel, optimize(size))]
+    #[inline(never)]
     fn fail_all(&mut self, e: TransportError) {
         for slot in self.slots() {
             self.complete_err(slot, e);
@@ -736,6 +746,7 @@ impl<B: DataBuf> Engine<B> {
         itt
     }
 
+    #[cfg_attr(isboot_kernel, optimize(size))]
     fn start_abort(&mut self, slot: u16, error: TransportError) {
         let Some(t) = self.tasks.get_mut(slot) else {
             return;
@@ -831,6 +842,7 @@ impl<B: DataBuf> Engine<B> {
 /// in ~300 bytes of code where that one's monomorphised quicksort took 13 KiB of the kernel
 /// module for a sort run once per reconnect. It sorts the deque where it lies:
 /// `make_contiguous` first would link `ptr_rotate` (~1 KiB of the module) for it.
+#[cfg_attr(isboot_kernel, optimize(size))]
 fn heap_sort_by_key(v: &mut VecDeque<u16>, key: impl Fn(u16) -> u64) {
     let k = |v: &VecDeque<u16>, i: usize| v.get(i).map_or(u64::MAX, |&s| key(s));
     // Moves v[root] down the max-heap held in v[..end].

@@ -272,6 +272,7 @@ impl<B: DataBuf> Engine<B> {
     }
 
     /// Lays out the control PDU at the front of the queue if the batch has room for it.
+    #[cfg_attr(isboot_kernel, optimize(size))]
     fn emit_ctl(&mut self, now: Instant) -> CtlOutcome {
         let d = self.params.digests();
         let echo_len = match self.ctl.front() {
