@@ -622,13 +622,7 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
         let mut deadline = Instant::MAX;
         let mut sleep = pin!(timer.sleep_until(deadline));
         let mut out = None;
-        let mut poll_fut = |cx: &mut Context<'_>| match fut.as_mut().poll(cx) {
-            Poll::Ready(v) => {
-                out = Some(v);
-                Poll::Ready(())
-            }
-            Poll::Pending => Poll::Pending,
-        };
+        let mut poll_fut = |cx: &mut Context<'_>| poll_into(fut.as_mut(), &mut out, cx);
         poll_fn(|cx| self.poll_serving(cx, &mut poll_fut, &timer, &mut deadline, sleep.as_mut()))
             .await?;
         // `poll_serving` returns Ok only once `poll_fut` stored the output.
@@ -798,6 +792,25 @@ impl<L: RawLock, E: Events, G: Log> Serving<L, E, G> {
             Poll::Pending
         })
         .await
+    }
+}
+
+/// Polls the future [`Serving::serve_while`] serves, keeping its output. Not a closure: the
+/// attempt's future (connect and login), which LLVM inlines here, is then built for size in the
+/// kernel module, where closures and async bodies would not take `#[optimize]`.
+#[cfg_attr(isboot_kernel, optimize(size))]
+#[inline(never)]
+fn poll_into<F: Future>(
+    fut: Pin<&mut F>,
+    out: &mut Option<F::Output>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    match fut.poll(cx) {
+        Poll::Ready(v) => {
+            *out = Some(v);
+            Poll::Ready(())
+        }
+        Poll::Pending => Poll::Pending,
     }
 }
 
