@@ -844,9 +844,23 @@ impl<B: DataBuf> Engine<B> {
 /// `make_contiguous` first would link `ptr_rotate` (~1 KiB of the module) for it.
 #[cfg_attr(isboot_kernel, optimize(size))]
 fn heap_sort_by_key(v: &mut VecDeque<u16>, key: impl Fn(u16) -> u64) {
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift_down(v, &key, root, n);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift_down(v, &key, 0, end);
+    }
+}
+
+/// Moves v[root] down the max-heap held in v[..end]. A function, not a closure, so that the
+/// kernel module builds it for size with the rest of the replay (closures do not take
+/// `#[optimize]`).
+#[cfg_attr(isboot_kernel, optimize(size))]
+fn sift_down(v: &mut VecDeque<u16>, key: &impl Fn(u16) -> u64, mut root: usize, end: usize) {
     let k = |v: &VecDeque<u16>, i: usize| v.get(i).map_or(u64::MAX, |&s| key(s));
-    // Moves v[root] down the max-heap held in v[..end].
-    let sift_down = |v: &mut VecDeque<u16>, mut root: usize, end: usize| loop {
+    loop {
         let left = root.saturating_mul(2).saturating_add(1);
         if left >= end {
             break;
@@ -862,14 +876,6 @@ fn heap_sort_by_key(v: &mut VecDeque<u16>, key: impl Fn(u16) -> u64) {
         }
         v.swap(root, child);
         root = child;
-    };
-    let n = v.len();
-    for root in (0..n / 2).rev() {
-        sift_down(v, root, n);
-    }
-    for end in (1..n).rev() {
-        v.swap(0, end);
-        sift_down(v, 0, end);
     }
 }
 
