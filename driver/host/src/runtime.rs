@@ -34,8 +34,8 @@
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -87,12 +87,8 @@ struct Loop {
     events: Events,
     /// When the reactor's timerfd expires, if it is armed and has not been seen to expire.
     armed: Option<Instant>,
-}
-
-/// The loop while nobody drives it, and when it was last released.
-#[derive(Debug)]
-struct Slot {
-    idle: Option<Loop>,
+    /// When the loop was last polled before it was let go (read by the runtime's thread to
+    /// reckon its grace).
     released: Instant,
 }
 
@@ -106,8 +102,16 @@ pub struct Reactor {
     sockets: Mutex<Vec<(Token, Arc<Wakers>)>>,
     next_token: AtomicUsize,
     stop: AtomicBool,
-    slot: Mutex<Slot>,
-    /// Signalled when the loop is put back into the slot while callers want it, and at stop.
+    /// The loop, locked by whoever drives it for as long as it does. Only ever `try_lock`ed,
+    /// never waited for: taking the free loop is one compare-and-swap, and giving it back
+    /// one swap, with no second lock and no move of the loop in or out of a slot. A thread
+    /// that finds it held waits on `freed` under `slot` instead.
+    lp: Mutex<Loop>,
+    /// Pairs with `freed`: a thread that waits for the loop tries it again under this lock
+    /// before each sleep, and a thread that lets the loop go while callers want it takes this
+    /// lock before it signals, so the signal cannot fall between a failed try and the sleep.
+    slot: Mutex<()>,
+    /// Signalled when the loop is let go while callers want it, and at stop.
     freed: Condvar,
     /// FREE, RUNNING or SLEEPING.
     state: AtomicU8,
@@ -287,19 +291,59 @@ impl Reactor {
         }
     }
 
-    fn slot(&self) -> MutexGuard<'_, Slot> {
+    fn slot(&self) -> MutexGuard<'_, ()> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts the loop back; `at` is when it was last polled (a clock read of its own per release
-    /// would be one more per command, for a grace time in milliseconds).
-    fn put_back(&self, lp: Loop, at: Instant) {
-        self.state.store(FREE, Ordering::SeqCst);
+    /// The loop, if nobody holds it now.
+    fn try_take(&self) -> Option<MutexGuard<'_, Loop>> {
+        match self.lp.try_lock() {
+            Ok(lp) => Some(lp),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Waits for the loop until `until` or `patience` from now, or the runtime stops.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_loop(&self, until: Instant, patience: Duration) -> Option<MutexGuard<'_, Loop>> {
         let mut s = self.slot();
-        s.idle = Some(lp);
-        s.released = at;
-        drop(s);
+        let mut give_up = None;
+        loop {
+            // The caller counted itself in `callers` before this try; `put_back` lets the loop
+            // go before it reads `callers`. With a fence on each side, either this try sees
+            // the loop free or `put_back` sees the caller and signals under `slot`, which this
+            // thread holds until it sleeps: no signal is lost (a store-load pair, as Dekker's).
+            fence(Ordering::SeqCst);
+            if let Some(lp) = self.try_take() {
+                return Some(lp);
+            }
+            let now = Instant::now();
+            let give_up = *give_up.get_or_insert_with(|| until.min(now + patience));
+            if now >= give_up || self.stop.load(Ordering::Acquire) {
+                return None;
+            }
+            s = self
+                .freed
+                .wait_timeout(s, give_up - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Lets the loop go; `at` is when it was last polled (a clock read of its own per release
+    /// would be one more per command, for a grace time in milliseconds).
+    fn put_back(&self, mut lp: MutexGuard<'_, Loop>, at: Instant) {
+        self.state.store(FREE, Ordering::SeqCst);
+        lp.released = at;
+        drop(lp);
+        // Pairs with the fence in `wait_for_loop` (see there). A caller that counts itself
+        // after this read finds the loop free on its own try; the runtime's thread is not
+        // signalled, it looks on its own schedule.
+        fence(Ordering::SeqCst);
         if self.callers.load(Ordering::SeqCst) > 0 || self.stop.load(Ordering::Acquire) {
+            drop(self.slot());
             self.freed.notify_all();
         }
     }
@@ -457,25 +501,11 @@ impl Helper {
         r.callers.fetch_add(1, Ordering::SeqCst);
         // The runtime's thread may sleep in epoll_wait with the loop: ask it to give it back.
         r.pend();
-        let mut s = r.slot();
-        // Read the clock only if the loop is not free at once (the common case is that it is).
-        let mut give_up = None;
-        let lp = loop {
-            if let Some(lp) = s.idle.take() {
-                break Some(lp);
-            }
-            let now = Instant::now();
-            let give_up = *give_up.get_or_insert_with(|| until.min(now + patience));
-            if now >= give_up || r.stop.load(Ordering::Acquire) {
-                break None;
-            }
-            s = r
-                .freed
-                .wait_timeout(s, give_up - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        // The common case is that the loop is free: one try, no clock read, no wait.
+        let lp = match r.try_take() {
+            Some(lp) => Some(lp),
+            None => r.wait_for_loop(until, patience),
         };
-        drop(s);
         let Some(mut lp) = lp else {
             r.callers.fetch_sub(1, Ordering::SeqCst);
             return false;
@@ -533,14 +563,13 @@ impl HostRuntime {
             sockets: Mutex::new(Vec::new()),
             next_token: AtomicUsize::new(2),
             stop: AtomicBool::new(false),
-            slot: Mutex::new(Slot {
-                idle: Some(Loop {
-                    poll,
-                    events: Events::with_capacity(64),
-                    armed: None,
-                }),
+            lp: Mutex::new(Loop {
+                poll,
+                events: Events::with_capacity(64),
+                armed: None,
                 released: Instant::now(),
             }),
+            slot: Mutex::new(()),
             freed: Condvar::new(),
             state: AtomicU8::new(FREE),
             pending: AtomicBool::new(false),
@@ -615,27 +644,38 @@ fn fallback(executor: &ReactorExecutor, reactor: &Reactor) {
         // of this thread: at GRACE apart while a caller runs one large command after another
         // they cost more CPU per command than the command's own bookkeeping.
         let mut look = GRACE;
-        let mut seen = s.released;
+        // When the loop was let go as of the last look that found it free (the first look
+        // finding it free sets it).
+        let mut seen = None;
+        let mut first = true;
         let mut lp = loop {
             if reactor.stop.load(Ordering::Acquire) {
                 return;
             }
-            let idle_for = s.released.elapsed();
-            if reactor.callers.load(Ordering::SeqCst) == 0
-                && (idle_for >= GRACE || reactor.handoff.load(Ordering::SeqCst))
-            {
-                if let Some(lp) = s.idle.take() {
+            // A look takes the loop if it is free and keeps it only to drive it. A caller that
+            // tries it meanwhile finds it held and waits under `slot`, which this thread holds
+            // until it sleeps or drives: it then finds the loop free, or held to be driven.
+            let idle = reactor.try_take();
+            let released = idle.as_ref().map(|lp| lp.released);
+            let idle_for = released.map_or(Duration::ZERO, |r| r.elapsed());
+            if let Some(lp) = idle {
+                if reactor.callers.load(Ordering::SeqCst) == 0
+                    && (idle_for >= GRACE || reactor.handoff.load(Ordering::SeqCst))
+                {
                     reactor.handoff.store(false, Ordering::SeqCst);
                     break lp;
                 }
             }
-            if s.idle.is_none() || s.released != seen {
+            if std::mem::take(&mut first) && released.is_some() {
+                seen = released;
+            }
+            if released.is_none() || released != seen {
                 look = look.saturating_mul(2).min(LOOK_MAX);
-                seen = s.released;
+                seen = released.or(seen);
             }
             // Polled rather than signalled: a signal on every release would cost a wake per
             // command, which is what callers driving the loop avoid.
-            let wait = if s.idle.is_some() {
+            let wait = if released.is_some() {
                 look.saturating_sub(idle_for).max(GRACE / 4)
             } else {
                 look
@@ -1003,6 +1043,60 @@ mod tests {
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(20), "woke after {took:?}");
         assert!(took < Duration::from_secs(2), "woke after {took:?}");
+    }
+
+    #[test]
+    fn a_caller_waiting_for_the_loop_gets_it_when_the_holder_lets_it_go() {
+        // Caller A drives until told to stop; caller B asks for the loop meanwhile, with a long
+        // patience. When A lets the loop go, B must be signalled and drive at once, not wait
+        // out its patience (nor lose the loop to the runtime's thread's grace).
+        let rt = HostRuntime::new().unwrap();
+        let (a, b) = (rt.helper(), rt.helper());
+        let (holding, release) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (h, rel) = (holding.clone(), release.clone());
+        let holder = thread::spawn(move || {
+            a.drive_until(
+                Instant::now() + Duration::from_secs(20),
+                Duration::from_secs(1),
+                || {
+                    h.store(true, Ordering::SeqCst);
+                    rel.load(Ordering::SeqCst)
+                },
+            )
+        });
+        let until = Instant::now() + Duration::from_secs(5);
+        while !holding.load(Ordering::SeqCst) && Instant::now() < until {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(holding.load(Ordering::SeqCst), "A never drove");
+        let waiter = thread::spawn(move || {
+            let drove = b.drive_until(
+                Instant::now() + Duration::from_secs(20),
+                Duration::from_secs(10),
+                || true,
+            );
+            (drove, Instant::now())
+        });
+        // Let B find the loop held and sleep for it.
+        while rt.reactor().callers.load(Ordering::SeqCst) < 2 && Instant::now() < until {
+            thread::sleep(Duration::from_millis(1));
+        }
+        thread::sleep(Duration::from_millis(50));
+        release.store(true, Ordering::SeqCst);
+        let released = Instant::now();
+        // A pend makes A poll again and see that it is released.
+        rt.reactor().pend();
+        assert!(holder.join().unwrap(), "A drove");
+        let (drove, at) = waiter.join().unwrap();
+        assert!(drove, "B gave up waiting for the loop");
+        let took = at.saturating_duration_since(released);
+        assert!(
+            took < Duration::from_secs(2),
+            "B drove {took:?} after A let go"
+        );
     }
 
     #[test]
