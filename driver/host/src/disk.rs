@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -240,9 +240,9 @@ impl Slots {
     }
 
     /// Moves the completion for `tag`, if it is in, into `dst` and frees the command's slot
-    /// ([`Slots::get`] then [`Slots::release`], with one look for the slot). Whatever `dst`
-    /// held is dropped.
-    fn take_into(&mut self, tag: u64, dst: &mut Option<Completion>) -> bool {
+    /// ([`Slots::get`] then [`Slots::release`], with one look for the slot), as the `spare` if
+    /// there is none. Whatever `dst` held is dropped.
+    fn take_into(&mut self, tag: u64, dst: &mut Option<Completion>, spare: &AtomicU64) -> bool {
         let (slot, generation) = Slots::split(tag);
         let Some(s) = self.slots.get_mut(slot).filter(|s| s.0 == generation) else {
             *dst = None;
@@ -258,13 +258,27 @@ impl Slots {
         std::mem::swap(dst, &mut s.1);
         s.0 = s.0.wrapping_add(1);
         s.1 = None;
-        self.free.push(slot as u32);
+        // The slot's next life, with its generation moved on, becomes the spare if there is
+        // none: the next submission takes it without the board's lock (`Shared::new_tag`).
+        // Only this hold of the board sets the spare; a submission only empties it.
+        let next = u64::from(s.0) << 32 | slot as u64;
+        if spare
+            .compare_exchange(NO_SPARE, next, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            self.free.push(slot as u32);
+        }
         true
     }
 
-    /// Commands handed out and not yet finished with.
-    fn outstanding(&self) -> usize {
-        self.slots.len().saturating_sub(self.free.len())
+    /// Commands handed out and not yet finished with; `spare` is [`Shared::spare`] (read under
+    /// the board's lock: a submission that empties it meanwhile hands its slot out).
+    fn outstanding(&self, spare: &AtomicU64) -> usize {
+        let spare = usize::from(spare.load(Ordering::SeqCst) != NO_SPARE);
+        self.slots
+            .len()
+            .saturating_sub(self.free.len())
+            .saturating_sub(spare)
     }
 
     /// The command with `tag` is finished with (waited for, or abandoned): its slot is free.
@@ -303,6 +317,13 @@ struct Shared {
     /// end), raised under the board's lock: while it stands, a look at the board would find
     /// what the last look found, so the caller skips the lock after each executor poll.
     news: AtomicU64,
+    /// A free slot's tag (or [`NO_SPARE`]), set aside by the last completion taken: a caller
+    /// running one command after another submits the next without locking the board. Free
+    /// all the same: not counted in [`Slots::outstanding`].
+    spare: AtomicU64,
+    /// Set (under the board's lock, before `news` moves) once `Board::ended` is: a submission
+    /// that took the spare without the lock reads it after `news`.
+    over: AtomicBool,
     /// Set once the runtime runs: waiting callers drive its loop themselves.
     helper: OnceLock<Helper>,
     /// This process may run on two CPUs or more at once (its affinity mask and CPU quota, as
@@ -314,9 +335,53 @@ struct Shared {
 /// completion while another thread drives) before it looks again.
 const PATIENCE: Duration = Duration::from_millis(1);
 
+/// No spare tag: a slot's index stays far below 2^32 - 1, so no tag is all ones.
+const NO_SPARE: u64 = u64::MAX;
+
 impl Shared {
+    fn new(parallel: bool) -> Shared {
+        Shared {
+            board: Mutex::new(Board::default()),
+            cond: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+            news: AtomicU64::new(0),
+            spare: AtomicU64::new(NO_SPARE),
+            over: AtomicBool::new(false),
+            helper: OnceLock::new(),
+            parallel,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Board> {
         self.board.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records why the session ended and wakes every waiter.
+    fn end(&self, mut b: MutexGuard<'_, Board>, why: String) {
+        b.ended = Some(why);
+        self.over.store(true, Ordering::SeqCst);
+        self.news.fetch_add(1, Ordering::SeqCst);
+        drop(b);
+        self.cond.notify_all();
+    }
+
+    /// A tag for a new command, and the news count its completion comes after (`None` if the
+    /// session has ended: a wait must look at the board at once).
+    fn new_tag(&self) -> (u64, Option<u64>) {
+        let tag = self.spare.swap(NO_SPARE, Ordering::SeqCst);
+        if tag != NO_SPARE {
+            // `over` is read after `news`: if it is not set yet, `end` sets it later, so it
+            // moves `news` after the count read here and the wait looks. A completion for the
+            // tag comes after its submission, after this read too.
+            let seen = self.news.load(Ordering::SeqCst);
+            return (tag, (!self.over.load(Ordering::SeqCst)).then_some(seen));
+        }
+        let mut b = self.lock();
+        let seen = b.ended.is_none();
+        (
+            b.done.take(),
+            seen.then(|| self.news.load(Ordering::SeqCst)),
+        )
     }
 
     /// Sleeps on the condition variable for at most `d`, counted in `sleepers`.
@@ -616,7 +681,8 @@ impl Pending {
     /// command than a release when the `Pending` is dropped).
     fn take_completion(&mut self, slot: &mut Option<Completion>) -> Result<(), Error> {
         let tag = self.tag;
-        self.wait_board(|b| b.done.take_into(tag, slot))?;
+        let spare = &self.inner.shared.spare;
+        self.wait_board(|b| b.done.take_into(tag, slot, spare))?;
         self.done = true;
         Ok(())
     }
@@ -633,8 +699,9 @@ impl Pending {
         // it (1 MiB reads at QD8 pinned to one CPU, tgtd: ~10 % more CPU per command handed
         // over, ~2.3 futex calls and 5.7 context switches per command).
         let shared = &self.inner.shared;
-        let drive =
-            self.len <= DRIVE_MAX || !shared.parallel || shared.lock().done.outstanding() <= 1;
+        let drive = self.len <= DRIVE_MAX
+            || !shared.parallel
+            || shared.lock().done.outstanding(&shared.spare) <= 1;
         shared.wait_driving(
             self.wait_until,
             "a command to complete",
@@ -756,14 +823,7 @@ impl Inner {
             data
         };
         let len = data.len();
-        let (tag, seen) = {
-            let mut b = self.shared.lock();
-            let seen = b.ended.is_none();
-            (
-                b.done.take(),
-                seen.then(|| self.shared.news.load(Ordering::SeqCst)),
-            )
-        };
+        let (tag, seen) = self.shared.new_tag();
         // Kept for a resend after a UNIT ATTENTION; a CDB of up to 16 bytes is copied inline.
         let mut req = ScsiRequest::with_data(tag, self.lun, cdb.clone(), direction, data);
         req.timeout = timeout;
@@ -835,14 +895,9 @@ impl HostDisk {
     pub fn open(cfg: DiskConfig) -> Result<HostDisk, Error> {
         let lun = Lun::from_number(u64::from(cfg.lun))
             .ok_or_else(|| Error::Invalid(format!("LUN {} cannot be addressed", cfg.lun)))?;
-        let shared = Arc::new(Shared {
-            board: Mutex::new(Board::default()),
-            cond: Condvar::new(),
-            sleepers: AtomicUsize::new(0),
-            news: AtomicU64::new(0),
-            helper: OnceLock::new(),
-            parallel: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
-        });
+        let shared = Arc::new(Shared::new(
+            std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+        ));
         let mut random = OsRandom::new();
         let isid = Isid::random(&mut random as &mut dyn Random);
         let session_cfg = cfg.session_config(isid);
@@ -869,11 +924,7 @@ impl HostDisk {
                 let rt = match HostRuntime::new() {
                     Ok(rt) => rt,
                     Err(e) => {
-                        let mut b = board.lock();
-                        b.ended = Some(format!("cannot start the executor: {e}"));
-                        board.news.fetch_add(1, Ordering::SeqCst);
-                        drop(b);
-                        board.cond.notify_all();
+                        board.end(board.lock(), format!("cannot start the executor: {e}"));
                         return;
                     }
                 };
@@ -888,11 +939,7 @@ impl HostDisk {
                     {
                         Ok(s) => s,
                         Err(e) => {
-                            let mut b = board.lock();
-                            b.ended = Some(format!("cannot start the session: {e}"));
-                            board.news.fetch_add(1, Ordering::SeqCst);
-                            drop(b);
-                            board.cond.notify_all();
+                            board.end(board.lock(), format!("cannot start the session: {e}"));
                             return;
                         }
                     };
@@ -907,11 +954,8 @@ impl HostDisk {
                         b.last_note.as_deref().unwrap_or("no login succeeded")
                     ),
                 };
-                b.ended = Some(why);
                 b.state = State::Closed;
-                board.news.fetch_add(1, Ordering::SeqCst);
-                drop(b);
-                board.cond.notify_all();
+                board.end(b, why);
             })
             .map_err(|e| Error::Ended(format!("cannot start the session thread: {e}")))?;
         let handle = match rx.recv_timeout(cfg.io_timeout) {
@@ -1194,6 +1238,55 @@ mod tests {
             .chap
             .as_ref()
             .is_some_and(|c| c.target.is_none()));
+    }
+
+    #[test]
+    fn a_spare_tag_is_free_until_taken_and_sees_the_session_end() {
+        let completion = |tag| Completion {
+            tag,
+            data: vec![1],
+            result: Err(TransportError::Timeout),
+        };
+        let shared = Shared::new(false);
+        let (first, seen) = shared.new_tag();
+        assert_eq!(
+            seen,
+            Some(0),
+            "a live session: wait for news after the submission"
+        );
+        shared.lock().done.put(completion(first));
+        let mut got = None;
+        assert!(shared.lock().done.take_into(first, &mut got, &shared.spare));
+        assert_eq!(got.as_ref().map(|c| c.tag), Some(first));
+        assert_eq!(
+            shared.lock().done.outstanding(&shared.spare),
+            0,
+            "the spare is free"
+        );
+        // A late completion of the slot's last life must not land in its next.
+        shared.lock().done.put(completion(first));
+        let (next, seen) = shared.new_tag();
+        assert_ne!(next, first);
+        assert_eq!(
+            Slots::split(next).0,
+            Slots::split(first).0,
+            "the slot came back"
+        );
+        assert_eq!(seen, Some(0));
+        assert_eq!(shared.lock().done.outstanding(&shared.spare), 1);
+        assert!(!shared.lock().done.take_into(next, &mut got, &shared.spare));
+        // Taken again, the slot is the spare again; a submission after the session ended must
+        // look at the board at once even though it takes the spare without the lock.
+        shared.lock().done.put(completion(next));
+        assert!(shared.lock().done.take_into(next, &mut got, &shared.spare));
+        shared.end(shared.lock(), "logged out".into());
+        let (last, seen) = shared.new_tag();
+        assert_eq!(
+            Slots::split(last).0,
+            Slots::split(first).0,
+            "the spare was taken"
+        );
+        assert_eq!(seen, None, "the session had ended: no news to wait for");
     }
 
     #[test]
