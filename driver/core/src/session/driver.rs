@@ -47,6 +47,8 @@ use crate::scsi::{Completion, TransportError};
 
 /// Slices handed to one vectored write.
 const IOV: usize = 64;
+/// Slices a write is first laid out into (see `flush`).
+const FEW: usize = 8;
 /// PDUs received per round of the connection loop.
 const RX_PER_ROUND: usize = 32;
 /// Rounds of the connection loop per poll before yielding to other tasks.
@@ -853,11 +855,21 @@ pub(super) fn flush<T: Transport, G: Log, B: crate::scsi::DataBuf>(
                 }
             }
         }
-        let mut iov: [&[u8]; IOV] = [&[]; IOV];
-        let n = engine
-            .tx_slices(&mut iov)
-            .ok_or_else(|| Disconnect::internal("a buffer in the transmit batch is gone"))?;
-        let slices = iov.get(..n).unwrap_or_default();
+        // Most writes are a few slices (a command, or a header and its data): laid out into a
+        // small array first, as clearing the full one for every write was 2 % of the user
+        // instructions per command at queue depth 1. A batch that fills it is laid out again
+        // into the full one, so that it still goes out in one write.
+        let gone = || Disconnect::internal("a buffer in the transmit batch is gone");
+        let mut few: [&[u8]; FEW] = [&[]; FEW];
+        let mut iov: [&[u8]; IOV];
+        let n = engine.tx_slices(&mut few).ok_or_else(gone)?;
+        let slices = if n < FEW {
+            few.get(..n).unwrap_or_default()
+        } else {
+            iov = [&[]; IOV];
+            let n = engine.tx_slices(&mut iov).ok_or_else(gone)?;
+            iov.get(..n).unwrap_or_default()
+        };
         let len = slices.iter().fold(0usize, |a, s| a.saturating_add(s.len()));
         if len == 0 {
             return Err(Disconnect::internal("an empty transmit batch"));
