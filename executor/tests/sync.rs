@@ -223,3 +223,80 @@ fn select_reports_the_first_ready_future_and_prefers_the_left_one() {
         Poll::Ready(vec!["item", "bell", "item", "timeout"])
     );
 }
+
+/// A waker that counts its clones and wakes (both sides of a `RawWaker` the test owns).
+mod cloning {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    #[derive(Default)]
+    pub struct Counts {
+        pub clones: AtomicUsize,
+        pub wakes: AtomicUsize,
+    }
+
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+
+    fn counts(p: *const ()) -> &'static Counts {
+        // SAFETY: every RawWaker of this vtable points at a leaked `Counts` (see `waker`).
+        unsafe { &*p.cast::<Counts>() }
+    }
+    fn clone(p: *const ()) -> RawWaker {
+        counts(p).clones.fetch_add(1, Ordering::SeqCst);
+        RawWaker::new(p, &VTABLE)
+    }
+    fn wake(p: *const ()) {
+        wake_by_ref(p);
+    }
+    fn wake_by_ref(p: *const ()) {
+        counts(p).wakes.fetch_add(1, Ordering::SeqCst);
+    }
+    fn drop(_: *const ()) {}
+
+    pub fn waker() -> (&'static Counts, Waker) {
+        let c: &'static Counts = Box::leak(Box::default());
+        let raw = RawWaker::new(std::ptr::from_ref(c).cast(), &VTABLE);
+        // SAFETY: the vtable's functions uphold RawWaker's contract for a 'static `Counts`.
+        (c, unsafe { Waker::from_raw(raw) })
+    }
+}
+
+#[test]
+fn polling_the_inbox_clones_the_waker_only_to_register_it() {
+    let chan: Chan<u32, 4> = Chan::new();
+    let (n, waker) = cloning::waker();
+    let mut cx = Context::from_waker(&waker);
+    let clones = || n.clones.load(Ordering::SeqCst);
+    chan.try_send(1).unwrap();
+    assert_eq!(chan.poll_recv(&mut cx), Poll::Ready(Some(1)));
+    assert_eq!(clones(), 0, "an item is taken without a waker");
+    assert_eq!(chan.poll_recv(&mut cx), Poll::Pending);
+    assert_eq!(clones(), 1, "an empty inbox keeps the waker");
+    assert_eq!(chan.poll_recv(&mut cx), Poll::Pending);
+    assert_eq!(
+        clones(),
+        1,
+        "the waker it holds is not replaced by the same one"
+    );
+    chan.try_send(2).unwrap();
+    assert_eq!(n.wakes.load(Ordering::SeqCst), 1);
+    assert_eq!(chan.poll_recv(&mut cx), Poll::Ready(Some(2)));
+    assert_eq!(chan.poll_recv(&mut cx), Poll::Pending);
+    assert_eq!(
+        clones(),
+        2,
+        "the send took the waker: the next wait keeps a new one"
+    );
+    // Another task's poll displaces the waker, and the next send wakes that task only.
+    let (other, other_waker) = cloning::waker();
+    assert_eq!(
+        chan.poll_recv(&mut Context::from_waker(&other_waker)),
+        Poll::Pending
+    );
+    chan.try_send(3).unwrap();
+    assert_eq!(other.wakes.load(Ordering::SeqCst), 1);
+    assert_eq!(n.wakes.load(Ordering::SeqCst), 1);
+    chan.close();
+    assert_eq!(chan.poll_recv(&mut cx), Poll::Ready(Some(3)));
+    assert_eq!(chan.poll_recv(&mut cx), Poll::Ready(None));
+}
