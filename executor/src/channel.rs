@@ -175,26 +175,8 @@ impl<L: RawLock, T, const N: usize> Channel<L, T, N> {
     /// The poll form of [`Channel::recv`]: the oldest item, `None` once closed and drained, or
     /// `Pending` with `cx`'s waker registered for the next send or close.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // The waker is cloned only when the channel must keep a new one: a task polling its
-        // inbox nearly always finds an item, or its own waker still registered. Cloning runs
-        // foreign code, so it happens outside the (spin) lock, and the look is taken again.
-        let waker = cx.waker();
-        let ready = self.state.lock(|s| {
-            if let Some(t) = s.items.pop_front() {
-                return Some(Poll::Ready(Some(t)));
-            }
-            if s.closed {
-                return Some(Poll::Ready(None));
-            }
-            match &s.receiver {
-                Some(w) if w.will_wake(waker) => Some(Poll::Pending),
-                _ => None,
-            }
-        });
-        if let Some(ready) = ready {
-            return ready;
-        }
-        let mut fresh = Some(waker.clone());
+        // Cloned before locking so that no foreign code runs under the (spin) lock.
+        let mut fresh = Some(cx.waker().clone());
         let (ready, displaced) = self.state.lock(|s| {
             if let Some(t) = s.items.pop_front() {
                 return (Poll::Ready(Some(t)), None);
@@ -202,10 +184,11 @@ impl<L: RawLock, T, const N: usize> Channel<L, T, N> {
             if s.closed {
                 return (Poll::Ready(None), None);
             }
-            (
-                Poll::Pending,
-                core::mem::replace(&mut s.receiver, fresh.take()),
-            )
+            let displaced = match (&s.receiver, &fresh) {
+                (Some(w), Some(f)) if w.will_wake(f) => None,
+                _ => core::mem::replace(&mut s.receiver, fresh.take()),
+            };
+            (Poll::Pending, displaced)
         });
         drop(fresh);
         // Dropping a waker may free a task: never under the lock.
