@@ -112,6 +112,12 @@ impl<B: DataBuf> Engine<B> {
         !self.tx.is_empty()
     }
 
+    /// Pieces of the batch left to send: at least as many slices as
+    /// [`Engine::tx_slices`] makes of them (a request's buffer may give more than one).
+    pub fn tx_pieces(&self) -> usize {
+        self.tx.unsent().1.len()
+    }
+
     /// The unsent rest of the batch as slices for one vectored write, at most `out.len()` of
     /// them; returns how many. `None` if a request whose data the batch names has gone, which
     /// the engine never lets happen (an internal error: drop the connection).
