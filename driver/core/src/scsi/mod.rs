@@ -339,37 +339,10 @@ mod tests {
         assert!(Sense::default().is_empty());
     }
 
-    /// A buffer in three pieces of 3, 1 and 4 bytes.
-    #[derive(Default)]
-    struct Pieces([Vec<u8>; 3]);
-
-    impl DataBuf for Pieces {
-        fn len(&self) -> usize {
-            self.0.iter().map(Vec::len).sum()
-        }
-        fn chunk(&self, mut offset: usize) -> &[u8] {
-            for p in &self.0 {
-                if offset < p.len() {
-                    return &p[offset..];
-                }
-                offset -= p.len();
-            }
-            &[]
-        }
-        fn chunk_mut(&mut self, mut offset: usize) -> &mut [u8] {
-            for p in &mut self.0 {
-                if offset < p.len() {
-                    return &mut p[offset..];
-                }
-                offset -= p.len();
-            }
-            &mut []
-        }
-    }
-
     #[test]
     fn copies_cross_pieces_and_stop_at_the_end() {
-        let mut b = Pieces([vec![0; 3], vec![0; 1], vec![0; 4]]);
+        // Three pieces of 3, 1 and 4 bytes.
+        let mut b = crate::testing::Pieces(vec![vec![0; 3], vec![0; 1], vec![0; 4]]);
         assert_eq!(copy_into(&mut b, 2, &[1, 2, 3, 4]), 4);
         assert_eq!(b.0, [vec![0, 0, 1], vec![2], vec![3, 4, 0, 0]]);
         assert_eq!(copy_into(&mut b, 6, &[9, 9, 9, 9]), 2, "short at the end");

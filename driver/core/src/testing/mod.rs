@@ -27,6 +27,34 @@ use crate::port::{NoLog, Transport};
 use crate::scsi::DataBuf;
 use crate::session::{rx::Rx, Disconnect, Engine};
 
+/// A buffer in pieces, as a kernel buffer may come in pages: each `chunk` ends at its piece.
+#[derive(Debug, Default)]
+pub struct Pieces(pub alloc::vec::Vec<alloc::vec::Vec<u8>>);
+
+impl DataBuf for Pieces {
+    fn len(&self) -> usize {
+        self.0.iter().map(alloc::vec::Vec::len).sum()
+    }
+    fn chunk(&self, mut offset: usize) -> &[u8] {
+        for p in &self.0 {
+            if offset < p.len() {
+                return &p[offset..];
+            }
+            offset -= p.len();
+        }
+        &[]
+    }
+    fn chunk_mut(&mut self, mut offset: usize) -> &mut [u8] {
+        for p in &mut self.0 {
+            if offset < p.len() {
+                return &mut p[offset..];
+            }
+            offset -= p.len();
+        }
+        &mut []
+    }
+}
+
 /// The session's receive path on its own, for fuzzing it with a transport of the fuzzer's:
 /// reads PDUs from `t` and hands them to `engine` as a running session does.
 pub struct Receiver(Rx);

@@ -378,45 +378,18 @@ fn a_batch_goes_out_in_one_write_of_all_its_slices() {
     }
 }
 
-/// A buffer in pieces of 100 bytes, as a kernel buffer may come in pages.
-#[derive(Default)]
-struct Pieces(Vec<Vec<u8>>);
-
-impl crate::scsi::DataBuf for Pieces {
-    fn len(&self) -> usize {
-        self.0.iter().map(Vec::len).sum()
-    }
-    fn chunk(&self, mut offset: usize) -> &[u8] {
-        for p in &self.0 {
-            if offset < p.len() {
-                return &p[offset..];
-            }
-            offset -= p.len();
-        }
-        &[]
-    }
-    fn chunk_mut(&mut self, mut offset: usize) -> &mut [u8] {
-        for p in &mut self.0 {
-            if offset < p.len() {
-                return &mut p[offset..];
-            }
-            offset -= p.len();
-        }
-        &mut []
-    }
-}
-
 /// A batch of few pieces whose buffer gives more slices than the small array holds still
 /// goes out in one write, in order.
 #[test]
 fn a_buffer_in_many_pieces_goes_out_in_one_write() {
     use super::super::super::driver::flush;
     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
-    let mut e: Engine<Pieces> = Engine::try_new(8, Timeouts::default()).unwrap();
+    let mut e: Engine<crate::testing::Pieces> = Engine::try_new(8, Timeouts::default()).unwrap();
     e.connected(params().with(Key::ImmediateData, 1), SNS, T0)
         .unwrap();
     let data: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
-    let pieces = Pieces(data.chunks(100).map(<[u8]>::to_vec).collect());
+    // Pieces of 100 bytes, as a kernel buffer may come in pages.
+    let pieces = crate::testing::Pieces(data.chunks(100).map(<[u8]>::to_vec).collect());
     let req = ScsiRequest::write(1, lun1(), write16(2), pieces);
     assert!(e.submit(req, T0).is_ok());
     let mut t = Vectored::default();
