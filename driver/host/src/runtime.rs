@@ -423,7 +423,8 @@ impl Reactor {
                 (_, Some(u)) => Some(u.saturating_duration_since(t)),
                 (a, None) => a,
             };
-            if self.ahead.load(Ordering::SeqCst) > 0 {
+            let ahead = self.ahead.load(Ordering::SeqCst) > 0;
+            if ahead {
                 timeout = Some(timeout.map_or(MARK_WAIT, |t| t.min(MARK_WAIT)));
             }
             if timeout == Some(Duration::ZERO) {
@@ -442,7 +443,7 @@ impl Reactor {
                 // A pend meanwhile writes the eventfd, seen just after.
                 thread::sleep(timeout.map_or(TICK, |t| t.min(TICK)));
                 lp.poll.poll(&mut lp.events, Some(Duration::ZERO))
-            } else if self.ahead.load(Ordering::SeqCst) > 0 {
+            } else if ahead {
                 // Bounds of a millisecond come and go with every long read: epoll's own timeout.
                 lp.poll.poll(&mut lp.events, timeout)
             } else {

@@ -863,17 +863,18 @@ pub(super) fn flush<T: Transport, G: Log, B: crate::scsi::DataBuf>(
         let gone = || Disconnect::internal("a buffer in the transmit batch is gone");
         let mut few: [&[u8]; FEW] = [&[]; FEW];
         let mut iov: [&[u8]; IOV];
-        let n = if engine.tx_pieces() < FEW {
-            engine.tx_slices(&mut few).ok_or_else(gone)?
+        let in_few = if engine.tx_pieces() < FEW {
+            Some(engine.tx_slices(&mut few).ok_or_else(gone)?).filter(|&n| n < FEW)
         } else {
-            FEW
+            None
         };
-        let slices = if n < FEW {
-            few.get(..n).unwrap_or_default()
-        } else {
-            iov = [&[]; IOV];
-            let n = engine.tx_slices(&mut iov).ok_or_else(gone)?;
-            iov.get(..n).unwrap_or_default()
+        let slices = match in_few {
+            Some(n) => few.get(..n).unwrap_or_default(),
+            None => {
+                iov = [&[]; IOV];
+                let n = engine.tx_slices(&mut iov).ok_or_else(gone)?;
+                iov.get(..n).unwrap_or_default()
+            }
         };
         let len = slices.iter().fold(0usize, |a, s| a.saturating_add(s.len()));
         if len == 0 {
