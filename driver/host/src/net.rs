@@ -189,7 +189,7 @@ impl HostTransport {
             want += b.len();
         }
         let iov = &iov[..n];
-        self.poll_io(cx, false, want, 0, |s| s.write_vectored(iov))
+        self.poll_io(cx, false, want, 0, |s| crate::sys::send_slices(s, iov))
     }
 
     /// Runs `op` on the socket unless it is known to block (no readiness event since its last
@@ -494,7 +494,9 @@ impl Transport for HostTransport {
         let need = first.len();
         let want = need.saturating_add(second.len());
         let mut iov = [IoSliceMut::new(first), IoSliceMut::new(second)];
-        self.poll_io(cx, true, want, need, |s| s.read_vectored(&mut iov))
+        self.poll_io(cx, true, want, need, |s| {
+            crate::sys::read_slices(s, &mut iov)
+        })
     }
 
     /// Every read is a system call here: reading a header with the data it likely carries
@@ -519,7 +521,9 @@ impl Transport for HostTransport {
             IoSliceMut::new(second),
             IoSliceMut::new(third),
         ];
-        self.poll_io(cx, true, want, need, |s| s.read_vectored(&mut iov))
+        self.poll_io(cx, true, want, need, |s| {
+            crate::sys::read_slices(s, &mut iov)
+        })
     }
 
     fn poll_write_vectored(
