@@ -149,6 +149,27 @@ static void window_start(struct bench *b)
 
 static void issue(struct slot *s);
 
+#ifdef PEER_EXTRA_CODE
+/*
+ * A control for tests/README.md, built by hand only (cc -DPEER_EXTRA_CODE): 32 KiB of
+ * straight-line code (4,096 eight-byte NOPs) run before every command, more than isboot's whole
+ * hot path per command, to see whether a longer user path slows the kernel's through the caches.
+ */
+#define NOP_8B ".byte 0x0f,0x1f,0x84,0x00,0x00,0x00,0x00,0x00\n"
+#define NOP_64B NOP_8B NOP_8B NOP_8B NOP_8B NOP_8B NOP_8B NOP_8B NOP_8B
+#define NOP_512B NOP_64B NOP_64B NOP_64B NOP_64B NOP_64B NOP_64B NOP_64B NOP_64B
+#define NOP_4K NOP_512B NOP_512B NOP_512B NOP_512B NOP_512B NOP_512B NOP_512B NOP_512B
+#define NOP_32K NOP_4K NOP_4K NOP_4K NOP_4K NOP_4K NOP_4K NOP_4K NOP_4K
+__attribute__((noinline)) static void extra_code(void)
+{
+	__asm__ volatile(NOP_32K);
+}
+#else
+static void extra_code(void)
+{
+}
+#endif
+
 static void done(struct iscsi_context *iscsi, int status, void *command_data, void *private_data)
 {
 	struct slot *s = private_data;
@@ -174,6 +195,7 @@ static void done(struct iscsi_context *iscsi, int status, void *command_data, vo
 static void issue(struct slot *s)
 {
 	struct bench *b = s->b;
+	extra_code();
 	uint64_t per = b->block_size / b->lba_size;
 	uint64_t slots = b->lbas / per;
 	uint64_t lba;

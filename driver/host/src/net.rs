@@ -174,7 +174,7 @@ impl HostTransport {
         })
     }
 
-    /// One writev(2) of the non-empty slices of `bufs`, at most `N` of them.
+    /// One sendmsg(2) of the non-empty slices of `bufs`, at most `N` of them.
     fn write_with<const N: usize>(
         &mut self,
         cx: &mut Context<'_>,
@@ -531,7 +531,7 @@ impl Transport for HostTransport {
         cx: &mut Context<'_>,
         bufs: &[&[u8]],
     ) -> Poll<Result<usize, IoError>> {
-        // One writev(2) of at most IOV_MAX_HERE slices; the session gives no more than that.
+        // One sendmsg(2) of at most IOV_MAX_HERE slices; the session gives no more than that.
         // A small batch gets a small array: clearing all 64 for a command's one or two
         // slices cost more than the copying.
         const IOV_MAX_HERE: usize = 64;
