@@ -534,6 +534,31 @@ fn spread(v: &[f64]) -> (f64, f64) {
     (lo, hi)
 }
 
+/// A distribution-free interval for the median of `v`: the order statistics whose ranks a
+/// fair coin's binomial puts 2.5 % beyond each end, so it covers the true median with at least
+/// 95 % confidence (for fewer than 6 values it is the whole range, which covers less).
+fn median_interval(v: &[f64]) -> (f64, f64) {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    // P(X < k) for X ~ Binomial(n, 1/2), summed until it passes 2.5 %.
+    let mut below = 0.0;
+    let mut term = 0.5f64.powi(i32::try_from(n).unwrap_or(i32::MAX));
+    let mut k = 0;
+    while k < n / 2 && below + term <= 0.025 {
+        below += term;
+        // C(n, k + 1) = C(n, k) * (n - k) / (k + 1)
+        term *= (n - k) as f64 / (k + 1) as f64;
+        k += 1;
+    }
+    // The k-th smallest (1-based) and its mirror; with no rank that far out, the extremes.
+    let lo = k.saturating_sub(1);
+    (v[lo], v[n - 1 - lo])
+}
+
 /// Per-I/O figures of a counted run: (allocations, bulk bytes copied per payload byte, bytes
 /// zero-filled per payload byte, all bytes copied per payload byte).
 fn per_io(r: &Result) -> Option<(f64, f64, f64, f64)> {
@@ -611,6 +636,8 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
          copied B/B lib / isb | zeroed B/B lib / isb |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    // Every repetition's two ratios per workload, over all targets and PDU sizes.
+    let mut pooled: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     for s in setups {
         let t = Target::start(
             s.kind,
@@ -702,6 +729,13 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
             let user_o = median(&ours.iter().map(Result::user_share).collect::<Vec<_>>());
             let cpu_ratios: Vec<f64> = cpu_o.iter().zip(&cpu_t).map(|(o, t)| o / t).collect();
             let (clo, chi) = spread(&cpu_ratios);
+            match pooled.iter_mut().find(|(l, _, _)| *l == label) {
+                Some((_, r, c)) => {
+                    r.extend(&ratios);
+                    c.extend(&cpu_ratios);
+                }
+                None => pooled.push((label.clone(), ratios.clone(), cpu_ratios.clone())),
+            }
             let target_cpu = |v: &[TargetCpu]| {
                 if v.is_empty() {
                     return "-".to_string();
@@ -731,6 +765,26 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
         }
     }
     let _ = std::fs::remove_file(&count_file);
+    // One run's swing at 4 KiB QD1 (±10-15 % here) is wider than the difference between the
+    // initiators, so a row's median alone says little there: all rows' repetitions together,
+    // with an interval for their median, say which side of 1 each workload is on.
+    println!(
+        "\n(each workload over every target and PDU size above: the median of all per-repetition \
+         ratios, and an interval covering the true median with at least 95 % confidence when \
+         there are 6 ratios or more)"
+    );
+    println!("| workload | ratios | isboot/libiscsi rate | CPU isboot/libiscsi |");
+    println!("|---|---|---|---|");
+    for (label, r, c) in &pooled {
+        let (rlo, rhi) = median_interval(r);
+        let (clo, chi) = median_interval(c);
+        println!(
+            "| {label} | {} | {:.2} [{rlo:.2}-{rhi:.2}] | {:.2} [{clo:.2}-{chi:.2}] |",
+            r.len(),
+            median(r),
+            median(c)
+        );
+    }
     Ok(())
 }
 
@@ -791,5 +845,28 @@ fn main() {
     if let Err(e) = res {
         eprintln!("isboot-bench: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_interval_takes_the_binomial_ranks() {
+        let v: Vec<f64> = (1..=30).map(f64::from).collect();
+        // n = 30: P(X <= 9) = 0.021, P(X <= 10) = 0.049, so ranks 10 and 21.
+        assert_eq!(median_interval(&v), (10.0, 21.0));
+        let v: Vec<f64> = (1..=6).rev().map(f64::from).collect();
+        assert_eq!(
+            median_interval(&v),
+            (1.0, 6.0),
+            "n = 6: the extremes, 96.9 %"
+        );
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        // n = 100: the textbook ranks 40 and 61.
+        assert_eq!(median_interval(&v), (40.0, 61.0));
+        assert_eq!(median_interval(&[0.9, 1.1, 1.0]), (0.9, 1.1));
+        assert!(median_interval(&[]).0.is_nan());
     }
 }
