@@ -729,12 +729,17 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
             let user_o = median(&ours.iter().map(Result::user_share).collect::<Vec<_>>());
             let cpu_ratios: Vec<f64> = cpu_o.iter().zip(&cpu_t).map(|(o, t)| o / t).collect();
             let (clo, chi) = spread(&cpu_ratios);
-            match pooled.iter_mut().find(|(l, _, _)| *l == label) {
-                Some((_, r, c)) => {
-                    r.extend(&ratios);
-                    c.extend(&cpu_ratios);
+            // The null store's rows again on their own: there the target's CPU per command is
+            // least, and the rate most the initiator's doing.
+            let null_label = s.null.then(|| format!("{label}, null store"));
+            for key in std::iter::once(&label).chain(null_label.as_ref()) {
+                match pooled.iter_mut().find(|(l, _, _)| l == key) {
+                    Some((_, r, c)) => {
+                        r.extend(&ratios);
+                        c.extend(&cpu_ratios);
+                    }
+                    None => pooled.push((key.clone(), ratios.clone(), cpu_ratios.clone())),
                 }
-                None => pooled.push((label.clone(), ratios.clone(), cpu_ratios.clone())),
             }
             let target_cpu = |v: &[TargetCpu]| {
                 if v.is_empty() {
@@ -769,8 +774,8 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
     // initiators, so a row's median alone says little there: all rows' repetitions together,
     // with an interval for their median, say which side of 1 each workload is on.
     println!(
-        "\n(each workload over every target and PDU size above: the median of all per-repetition \
-         ratios, and an interval covering the true median with at least 95 % confidence when \
+        "\n(each workload over every target and PDU size above, and over the null store's alone: \
+         the median of all per-repetition ratios, and an interval covering the true median with at least 95 % confidence when \
          there are 6 ratios or more)"
     );
     println!("| workload | ratios | isboot/libiscsi rate | CPU isboot/libiscsi |");
