@@ -6,12 +6,13 @@
  *
  *   cc -O2 -o /tmp/pingpong tests/bench/pingpong.c     (-DPINGPONG_URING -luring adds "uring")
  *   taskset -c 0 /tmp/pingpong server PORT &
- *   taskset -c 1 /tmp/pingpong epoll|poll|block|readv|uring PORT SECONDS
+ *   taskset -c 1 /tmp/pingpong epoll|poll|readv|peek|block|uring PORT SECONDS
  *
  * Client modes: "epoll", isboot's host loop (send, then epoll_wait, then readv of the header with
  * the data); "poll", libiscsi's (poll, send, poll, recv of the header, recv of the data); "readv",
  * a blocking readv of the header with the data after the send (the thread sleeps in the read
- * itself); "block", one blocking recvmsg with MSG_WAITALL; "uring", the send and the receive
+ * itself); "peek", a blocking one-byte MSG_PEEK recv, then a non-blocking read of what came (asleep
+ * in the socket, but with as many system calls as "epoll"); "block", one blocking recvmsg with MSG_WAITALL; "uring", the send and the receive
  * submitted together to io_uring and waited for in one call.
  *
  * Output: "MODE ops=N iops=F cpu_us=F", CPU being the process's user+sys time per answer.
@@ -197,6 +198,22 @@ int main(int argc, char **argv)
 				if (r <= 0)
 					return 1;
 				got += (int)r;
+			}
+		} else if (strcmp(m, "peek") == 0) {
+			/* Asleep in the socket, as "readv", but reading as "epoll" does after its wait. */
+			char b;
+			struct iovec v[2];
+			struct msghdr mh = { .msg_iov = v };
+
+			send(fd, req, REQ, MSG_NOSIGNAL);
+			while (got < ANS) {
+				ssize_t r;
+
+				recv(fd, &b, 1, MSG_PEEK);
+				mh.msg_iovlen = (size_t)rest(v, hdr, data, got);
+				r = recvmsg(fd, &mh, MSG_DONTWAIT);
+				if (r > 0)
+					got += (int)r;
 			}
 		} else if (strcmp(m, "block") == 0) {
 			struct iovec v[2] = { { hdr, HDR }, { data, DATA } };
