@@ -6,14 +6,16 @@
  *
  *   cc -O2 -o /tmp/pingpong tests/bench/pingpong.c     (-DPINGPONG_URING -luring adds "uring")
  *   taskset -c 0 /tmp/pingpong server PORT &
- *   taskset -c 1 /tmp/pingpong epoll|poll|readv|peek|block|uring PORT SECONDS
+ *   taskset -c 1 /tmp/pingpong epoll|poll|pollset|readv|peek|block|uring PORT SECONDS
  *
  * Client modes: "epoll", isboot's host loop (send, then epoll_wait, then readv of the header with
- * the data); "poll", libiscsi's (poll, send, poll, recv of the header, recv of the data); "readv",
+ * the data); "poll", libiscsi's (poll, send, poll, recv of the header, recv of the data);
+ * "pollset", ours with poll(2) over the socket, an eventfd and a timerfd for epoll_wait; "readv",
  * a blocking readv of the header with the data after the send (the thread sleeps in the read
- * itself); "peek", a blocking one-byte MSG_PEEK recv, then a non-blocking read of what came (asleep
- * in the socket, but with as many system calls as "epoll"); "block", one blocking recvmsg with MSG_WAITALL; "uring", the send and the receive
- * submitted together to io_uring and waited for in one call.
+ * itself); "peek", a blocking one-byte MSG_PEEK recv, then a non-blocking read of what came
+ * (asleep in the socket, with as many system calls as "epoll"); "block", one blocking recvmsg
+ * with MSG_WAITALL; "uring", the send and the receive submitted together to io_uring and waited
+ * for in one call.
  *
  * Output: "MODE ops=N iops=F cpu_us=F", CPU being the process's user+sys time per answer.
  */
@@ -27,8 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,7 +141,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (strcmp(m, "epoll") == 0 || strcmp(m, "poll") == 0)
+	if (strcmp(m, "epoll") == 0 || strcmp(m, "poll") == 0 || strcmp(m, "pollset") == 0)
 		fcntl(fd, F_SETFL, O_NONBLOCK);
 	if (strcmp(m, "epoll") == 0) {
 		struct epoll_event e = { .events = EPOLLIN | EPOLLET, .data.fd = fd };
@@ -198,6 +202,27 @@ int main(int argc, char **argv)
 				if (r <= 0)
 					return 1;
 				got += (int)r;
+			}
+		} else if (strcmp(m, "pollset") == 0) {
+			/* What a loop on poll(2) instead of epoll would watch: the socket, its eventfd for
+			 * other threads and its timerfd. */
+			static int efd = -1, tfd = -1;
+			struct iovec o = { req, REQ };
+			struct msghdr mh = { .msg_iov = &o, .msg_iovlen = 1 };
+
+			if (efd < 0) {
+				efd = eventfd(0, EFD_NONBLOCK);
+				tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+			}
+			sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+			while (got < ANS) {
+				struct pollfd p[3] = { { fd, POLLIN, 0 }, { efd, POLLIN, 0 }, { tfd, POLLIN, 0 } };
+				struct iovec v[2];
+				ssize_t r;
+
+				poll(p, 3, -1);
+				while (got < ANS && (r = readv(fd, v, rest(v, hdr, data, got))) > 0)
+					got += (int)r;
 			}
 		} else if (strcmp(m, "peek") == 0) {
 			/* Asleep in the socket, as "readv", but reading as "epoll" does after its wait. */
