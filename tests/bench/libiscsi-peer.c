@@ -195,11 +195,12 @@ static void done(struct iscsi_context *iscsi, int status, void *command_data, vo
 static void issue(struct slot *s)
 {
 	struct bench *b = s->b;
-	extra_code();
 	uint64_t per = b->block_size / b->lba_size;
 	uint64_t slots = b->lbas / per;
 	uint64_t lba;
 	struct scsi_task *t;
+
+	extra_code();
 
 	if (b->mode == RAND_READ) {
 		lba = (xorshift(&b->rng) % slots) * per;

@@ -774,9 +774,9 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
     // initiators, so a row's median alone says little there: all rows' repetitions together,
     // with an interval for their median, say which side of 1 each workload is on.
     println!(
-        "\n(each workload over every target and PDU size above, and over the null store's alone: \
-         the median of all per-repetition ratios, and an interval covering the true median with at least 95 % confidence when \
-         there are 6 ratios or more)"
+        "\n(each workload over every target and PDU size above, and over the null store's \
+         alone: the median of all per-repetition ratios, and an interval covering the true \
+         median with at least 95 % confidence when there are 6 ratios or more)"
     );
     println!("| workload | ratios | isboot/libiscsi rate | CPU isboot/libiscsi |");
     println!("|---|---|---|---|");

@@ -45,14 +45,14 @@ fn a_4k_read_at_queue_depth_1_is_one_read_system_call() {
         // Every command's data checked against what was written.
         verify_range(&disk, 5, 0, blocks, per_cmd, 1).unwrap();
         let calls = read_calls() - before;
-        // Two per command without the guess (header, then data); a few more than one for
-        // data that reached the socket in two pieces.
-        // And at least one: a read the kernel does not count here (recvmsg(2) is not in
-        // `syscr`) would make the bound above hold for nothing.
+        // At least one per command: a read the kernel does not count here (recvmsg(2) is not
+        // in `syscr`) would make the bound below hold for nothing.
         assert!(
             calls >= commands,
             "digests {digests}: {calls} read calls counted for {commands} reads"
         );
+        // Two per command without the guess (header, then data); a few more than one for
+        // data that reached the socket in two pieces.
         assert!(
             calls * 4 <= commands * 5,
             "digests {digests}: {calls} read calls for {commands} reads of 4 KiB at QD1"

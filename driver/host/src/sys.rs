@@ -272,6 +272,26 @@ mod tests {
         (a, b)
     }
 
+    /// `read_slices` on a non-blocking socket, tried again while it would block, for up to 5 s
+    /// (bytes take a moment to cross loopback).
+    fn read_soon(
+        s: &std::net::TcpStream,
+        bufs: &mut [std::io::IoSliceMut<'_>],
+    ) -> std::io::Result<usize> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match read_slices(s, bufs) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < until =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                r => return r,
+            }
+        }
+    }
+
     #[test]
     fn slices_go_out_in_order_and_come_back_into_the_readers_pieces() {
         use std::io::{IoSlice, IoSliceMut};
@@ -287,18 +307,7 @@ mod tests {
         );
         assert_eq!(sent.unwrap(), 9);
         let (mut x, mut y) = ([0u8; 3], [0u8; 16]);
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let mut got = 0;
-        // Nonblocking: the bytes may take a moment to cross loopback.
-        while got == 0 && std::time::Instant::now() < until {
-            match read_slices(&b, &mut [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)]) {
-                Ok(n) => got = n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(std::time::Duration::from_millis(1))
-                }
-                Err(e) => panic!("recv: {e}"),
-            }
-        }
+        let got = read_soon(&b, &mut [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)]).unwrap();
         assert_eq!(got, 9);
         assert_eq!(&x, b"hea");
         assert_eq!(&y[..6], b"d-tail");
@@ -317,18 +326,7 @@ mod tests {
             "never a blocking wait"
         );
         drop(a);
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let end = loop {
-            match read_slices(&b, &mut [IoSliceMut::new(&mut buf)]) {
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        && std::time::Instant::now() < until =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(1))
-                }
-                r => break r,
-            }
-        };
+        let end = read_soon(&b, &mut [IoSliceMut::new(&mut buf)]);
         assert_eq!(end.unwrap(), 0);
     }
 
