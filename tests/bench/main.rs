@@ -4,6 +4,7 @@
 //! ```text
 //! isboot-bench run PORTAL IQN LUN read|write|randread BLOCK_BYTES QUEUE_DEPTH SECONDS
 //! isboot-bench compare PEER [SECONDS] [tgtd|tgtd-null|istgt ...]
+//! isboot-bench pool LOG...
 //! ```
 //!
 //! `run` drives one workload over a session to a target that is already running and prints the
@@ -14,6 +15,9 @@
 //! `tests/bench/count.c`) allocations, bulk copies and zero fills per I/O. Throughput here is
 //! CPU-bound (initiator, target and TCP share two cores) and swings from run to run, which is
 //! why both initiators run side by side in one invocation, repeatedly, and medians are shown.
+//! `pool` reads the run logs of several `compare` invocations (ISBOOT_BENCH_LOG) and pools
+//! their per-repetition ratios, by row and by workload, so that evidence gathered in different
+//! sittings adds up.
 //!
 //! Both initiators measure themselves the same way over the same window (from the first
 //! completion after a warm-up to the last completion): CPU as the time the process's threads
@@ -343,7 +347,8 @@ fn run(
 fn usage() -> ! {
     eprintln!(
         "usage: isboot-bench run PORTAL IQN LUN read|write|randread BLOCK_BYTES QUEUE_DEPTH SECONDS\n       \
-         isboot-bench compare PEER [SECONDS] [tgtd|tgtd-null|istgt ...]"
+         isboot-bench compare PEER [SECONDS] [tgtd|tgtd-null|istgt ...]\n       \
+         isboot-bench pool LOG..."
     );
     std::process::exit(2)
 }
@@ -637,7 +642,7 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     // Every repetition's two ratios per workload, over all targets and PDU sizes.
-    let mut pooled: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut pooled = Pool::default();
     for s in setups {
         let t = Target::start(
             s.kind,
@@ -733,13 +738,7 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
             // least, and the rate most the initiator's doing.
             let null_label = s.null.then(|| format!("{label}, null store"));
             for key in std::iter::once(&label).chain(null_label.as_ref()) {
-                match pooled.iter_mut().find(|(l, _, _)| l == key) {
-                    Some((_, r, c)) => {
-                        r.extend(&ratios);
-                        c.extend(&cpu_ratios);
-                    }
-                    None => pooled.push((key.clone(), ratios.clone(), cpu_ratios.clone())),
-                }
+                pooled.add(key, &ratios, &cpu_ratios);
             }
             let target_cpu = |v: &[TargetCpu]| {
                 if v.is_empty() {
@@ -778,19 +777,118 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
          alone: the median of all per-repetition ratios, and an interval covering the true \
          median with at least 95 % confidence when there are 6 ratios or more)"
     );
-    println!("| workload | ratios | isboot/libiscsi rate | CPU isboot/libiscsi |");
-    println!("|---|---|---|---|");
-    for (label, r, c) in &pooled {
-        let (rlo, rhi) = median_interval(r);
-        let (clo, chi) = median_interval(c);
-        println!(
-            "| {label} | {} | {:.2} [{rlo:.2}-{rhi:.2}] | {:.2} [{clo:.2}-{chi:.2}] |",
-            r.len(),
-            median(r),
-            median(c)
-        );
-    }
+    pooled.print("workload");
     Ok(())
+}
+
+/// Per-repetition ratios (isboot / libiscsi) gathered under labels, in the order the labels
+/// first came.
+#[derive(Debug, Default)]
+struct Pool {
+    /// Label, rate ratios, CPU ratios.
+    rows: Vec<(String, Vec<f64>, Vec<f64>)>,
+}
+
+impl Pool {
+    fn add(&mut self, label: &str, rates: &[f64], cpus: &[f64]) {
+        match self.rows.iter_mut().find(|(l, _, _)| l == label) {
+            Some((_, r, c)) => {
+                r.extend(rates);
+                c.extend(cpus);
+            }
+            None => self
+                .rows
+                .push((label.to_string(), rates.to_vec(), cpus.to_vec())),
+        }
+    }
+
+    /// A Markdown table: each label's count of ratios, and the median of each kind with its
+    /// >= 95 % interval.
+    fn print(&self, what: &str) {
+        println!("| {what} | ratios | isboot/libiscsi rate | CPU isboot/libiscsi |");
+        println!("{}|", "|---".repeat(what.matches('|').count() + 4));
+        for (label, r, c) in &self.rows {
+            let (rlo, rhi) = median_interval(r);
+            let (clo, chi) = median_interval(c);
+            println!(
+                "| {label} | {} | {:.2} [{rlo:.2}-{rhi:.2}] | {:.2} [{clo:.2}-{chi:.2}] |",
+                r.len(),
+                median(r),
+                median(c)
+            );
+        }
+    }
+}
+
+/// One run as `compare` logs it (ISBOOT_BENCH_LOG): where, what, whose, which repetition.
+#[derive(Debug)]
+struct Logged {
+    target: String,
+    pdu: u32,
+    workload: String,
+    isboot: bool,
+    rep: usize,
+    result: Result,
+}
+
+impl Logged {
+    /// `target=T pdu=N workload="W" initiator=I rep=R load="L" ops=...`; `None` for anything
+    /// else (the counted runs' lines among them).
+    fn parse(line: &str) -> Option<Logged> {
+        let rest = line.strip_prefix("target=")?;
+        let (target, rest) = rest.split_once(" pdu=")?;
+        let (pdu, rest) = rest.split_once(" workload=\"")?;
+        let (workload, rest) = rest.split_once("\" initiator=")?;
+        let (who, rest) = rest.split_once(" rep=")?;
+        let (rep, rest) = rest.split_once(' ')?;
+        let result = Result::parse(&rest[rest.find("ops=")?..])?;
+        Some(Logged {
+            target: target.to_string(),
+            pdu: pdu.parse().ok()?,
+            workload: workload.to_string(),
+            isboot: match who {
+                "isboot" => true,
+                "libiscsi" => false,
+                _ => return None,
+            },
+            rep: rep.parse().ok()?,
+            result,
+        })
+    }
+
+    fn same_run(&self, o: &Logged) -> bool {
+        (&self.target, self.pdu, &self.workload, self.rep) == (&o.target, o.pdu, &o.workload, o.rep)
+    }
+}
+
+/// The ratios of the logs `compare` wrote (each file one invocation: a repetition pairs the two
+/// initiators' runs of the same file), by target, PDU size and workload, and by workload as
+/// `compare`'s last table has them: evidence from several invocations pooled.
+fn pool_logs(logs: &[String]) -> (Pool, Pool) {
+    let (mut rows, mut workloads) = (Pool::default(), Pool::default());
+    for log in logs {
+        let runs: Vec<Logged> = log.lines().filter_map(Logged::parse).collect();
+        for ours in runs.iter().filter(|l| l.isboot) {
+            let Some(theirs) = runs.iter().find(|l| !l.isboot && l.same_run(ours)) else {
+                continue;
+            };
+            let (o, t) = (&ours.result, &theirs.result);
+            let rate = if ours.workload.contains("MiB") {
+                o.mbps() / t.mbps()
+            } else {
+                o.iops() / t.iops()
+            };
+            let cpu = o.cpu_us() / t.cpu_us();
+            let w = &ours.workload;
+            let row = format!("{} | {} KiB | {w}", ours.target, ours.pdu / 1024);
+            rows.add(&row, &[rate], &[cpu]);
+            workloads.add(w, &[rate], &[cpu]);
+            if ours.target == "tgtd-null" {
+                workloads.add(&format!("{w}, null store"), &[rate], &[cpu]);
+            }
+        }
+    }
+    (rows, workloads)
 }
 
 /// The targets of `compare`: each named kind at each target PDU size of ISBOOT_BENCH_PDU
@@ -845,6 +943,22 @@ fn main() {
             let secs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5.0);
             compare(&args[1], secs, &setups(args.get(3..).unwrap_or(&[])))
         }
+        Some("pool") if args.len() >= 2 => args[1..]
+            .iter()
+            .map(|p| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}")))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(|logs| {
+                let (rows, workloads) = pool_logs(&logs);
+                println!(
+                    "(per-repetition ratios isboot/libiscsi from {} log(s) of `compare`: median \
+                     and an interval covering the true median with at least 95 % confidence \
+                     when there are 6 ratios or more)",
+                    logs.len()
+                );
+                rows.print("target | target PDU | workload");
+                println!();
+                workloads.print("workload");
+            }),
         _ => usage(),
     };
     if let Err(e) = res {
@@ -873,5 +987,60 @@ mod tests {
         assert_eq!(median_interval(&v), (40.0, 61.0));
         assert_eq!(median_interval(&[0.9, 1.1, 1.0]), (0.9, 1.1));
         assert!(median_interval(&[]).0.is_nan());
+    }
+
+    fn logged(target: &str, who: &str, rep: usize, ops: u64, cpu_ms: u64) -> String {
+        format!(
+            "target={target} pdu=8192 workload=\"randread 4 KiB QD1\" initiator={who} rep={rep} \
+             load=\"1.50\" ops={ops} bytes={} secs=2.000 mbps=1.0 iops=1 cpu_ns={}000000 \
+             utick=1 stick=9 target_us_per_io=30.00 target_busy=0.45",
+            ops * 4096,
+            cpu_ms
+        )
+    }
+
+    #[test]
+    fn pooled_logs_pair_each_repetition_within_its_own_log() {
+        let a = [
+            logged("tgtd-null", "libiscsi", 0, 1000, 100),
+            logged("tgtd-null", "isboot", 0, 1100, 99),
+            logged("tgtd-null", "isboot", 1, 1200, 120),
+            logged("tgtd-null", "libiscsi", 1, 1000, 100),
+            // A counted run and a run without its pair count for nothing.
+            "counted initiator=isboot workload=\"randread 4 KiB QD1\" ops=5 bytes=5 secs=1.0 \
+             cpu_ns=5 utick=0 stick=0 allocs=0 copied=0 copied_bulk=0 zeroed=0"
+                .to_string(),
+            logged("tgtd-null", "isboot", 2, 900, 90),
+        ]
+        .join("\n");
+        // The same repetition number in another log is another repetition.
+        let b = [
+            logged("istgt", "isboot", 0, 500, 60),
+            logged("istgt", "libiscsi", 0, 1000, 100),
+            logged("tgtd-null", "libiscsi", 2, 1000, 100),
+        ]
+        .join("\n");
+        let (rows, workloads) = pool_logs(&[a, b]);
+        let close = |v: &[f64], want: &[f64]| {
+            v.len() == want.len() && v.iter().zip(want).all(|(x, y)| (x - y).abs() < 1e-9)
+        };
+        let find = |p: &Pool, label: &str| {
+            p.rows
+                .iter()
+                .find(|(l, _, _)| l == label)
+                .map(|(_, r, c)| (r.clone(), c.clone()))
+                .unwrap_or_else(|| panic!("no row {label:?} in {p:?}"))
+        };
+        let (r, c) = find(&rows, "tgtd-null | 8 KiB | randread 4 KiB QD1");
+        assert!(close(&r, &[1.1, 1.2]), "rates {r:?}");
+        // CPU per I/O: 99 ms / 1100 against 100 ms / 1000, 120 / 1200 against 100 / 1000.
+        assert!(close(&c, &[0.9, 1.0]), "cpu {c:?}");
+        let (r, c) = find(&rows, "istgt | 8 KiB | randread 4 KiB QD1");
+        assert!(close(&r, &[0.5]) && close(&c, &[1.2]), "{r:?} {c:?}");
+        let (r, _) = find(&workloads, "randread 4 KiB QD1");
+        assert!(close(&r, &[1.1, 1.2, 0.5]), "{r:?}");
+        let (r, _) = find(&workloads, "randread 4 KiB QD1, null store");
+        assert!(close(&r, &[1.1, 1.2]), "{r:?}");
+        assert_eq!(rows.rows.len(), 2);
     }
 }
