@@ -734,12 +734,7 @@ fn compare(peer_path: &str, secs: f64, setups: &[Setup]) -> std::result::Result<
             let user_o = median(&ours.iter().map(Result::user_share).collect::<Vec<_>>());
             let cpu_ratios: Vec<f64> = cpu_o.iter().zip(&cpu_t).map(|(o, t)| o / t).collect();
             let (clo, chi) = spread(&cpu_ratios);
-            // The null store's rows again on their own: there the target's CPU per command is
-            // least, and the rate most the initiator's doing.
-            let null_label = s.null.then(|| format!("{label}, null store"));
-            for key in std::iter::once(&label).chain(null_label.as_ref()) {
-                pooled.add(key, &ratios, &cpu_ratios);
-            }
+            pooled.add_workload(&label, s.null, &ratios, &cpu_ratios);
             let target_cpu = |v: &[TargetCpu]| {
                 if v.is_empty() {
                     return "-".to_string();
@@ -799,6 +794,16 @@ impl Pool {
             None => self
                 .rows
                 .push((label.to_string(), rates.to_vec(), cpus.to_vec())),
+        }
+    }
+
+    /// Under the workload's label, and when the target had the null store, under that label
+    /// again with ", null store": there the target's CPU per command is least, and the rate
+    /// most the initiator's doing.
+    fn add_workload(&mut self, workload: &str, null: bool, rates: &[f64], cpus: &[f64]) {
+        self.add(workload, rates, cpus);
+        if null {
+            self.add(&format!("{workload}, null store"), rates, cpus);
         }
     }
 
@@ -882,10 +887,8 @@ fn pool_logs(logs: &[String]) -> (Pool, Pool) {
             let w = &ours.workload;
             let row = format!("{} | {} KiB | {w}", ours.target, ours.pdu / 1024);
             rows.add(&row, &[rate], &[cpu]);
-            workloads.add(w, &[rate], &[cpu]);
-            if ours.target == "tgtd-null" {
-                workloads.add(&format!("{w}, null store"), &[rate], &[cpu]);
-            }
+            // `compare` logs a setup's name with '-' for ' ': "tgtd null" is "tgtd-null".
+            workloads.add_workload(w, ours.target == "tgtd-null", &[rate], &[cpu]);
         }
     }
     (rows, workloads)
