@@ -241,6 +241,22 @@ pub(crate) fn arm_timer(timer: &impl AsRawFd, after: std::time::Duration) -> std
     }
 }
 
+/// Sets the calling thread's timer slack (prctl(2) `PR_SET_TIMERSLACK`), which threads it
+/// starts inherit: how late the kernel may end its sleeps to batch wake-ups.
+#[cfg(test)]
+#[allow(unsafe_code)]
+pub(crate) fn set_timer_slack(slack: std::time::Duration) {
+    let ns = libc::c_ulong::try_from(slack.as_nanos()).unwrap_or(libc::c_ulong::MAX);
+    // SAFETY: PR_SET_TIMERSLACK takes its value by value and no pointers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) };
+    assert_eq!(
+        rc,
+        0,
+        "prctl(PR_SET_TIMERSLACK): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
