@@ -460,7 +460,11 @@ impl Reactor {
                 Ok(()) => {
                     self.state.store(RUNNING, Ordering::SeqCst);
                     self.dispatch(&lp.events);
-                    if timed {
+                    // Only the timer's expiry is the tick. A pend from another thread that ends
+                    // the sleep early leaves the timerfd armed for the rest of it: a look at
+                    // every such submission would mostly find nothing, and an empty look sends
+                    // the read back to readiness.
+                    if timed && lp.events.iter().any(|e| e.token() == TIMER) {
                         self.tick();
                     }
                 }
